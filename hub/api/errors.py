@@ -1,0 +1,61 @@
+"""One JSON error shape for every error: ``{"error": {"code", "message", "details"}}``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException
+
+log = logging.getLogger("hub.api")
+
+
+class ApiError(HTTPException):
+    """An error the API answers with its own code and message."""
+
+    def __init__(
+        self, status_code: int, code: str, message: str, details: Any = None
+    ) -> None:
+        super().__init__(status_code=status_code, detail=message)
+        self.code = code
+        self.details = details
+
+
+CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "invalid",
+    429: "rate_limited",
+}
+
+
+def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    """The error shape."""
+    return {"error": {"code": code, "message": message, "details": details}}
+
+
+def http_exception_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    """Map Litestar's HTTP exceptions (404 and 405 included) to the hub's error shape."""
+    status = exc.status_code
+    code = getattr(exc, "code", None) or CODES.get(status, "error")
+    details = getattr(exc, "details", None)
+    if details is None and isinstance(exc.extra, dict | list) and exc.extra:
+        details = exc.extra
+    return Response(
+        error_body(code, str(exc.detail), details), status_code=status, headers=exc.headers
+    )
+
+
+def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """Log an unexpected error and answer 500 without leaking internals."""
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return Response(
+        error_body("internal", "internal server error"), status_code=500
+    )

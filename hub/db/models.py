@@ -1,0 +1,248 @@
+"""SQLAlchemy 2 models: the source of truth for flows, versions, runs, steps and connections.
+
+Every workspace-owned table carries ``workspace_id`` from the first migration. Times are
+stored as epoch microseconds (BigInteger, UTC): exact, timezone-free by construction and
+cheap to compare on the hot path (the step handoff is measured in milliseconds).
+The engine runs SQLAlchemy Core statements against ``Model.__table__``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+def now_us() -> int:
+    """Now, in epoch microseconds (how every time is stored)."""
+    return time.time_ns() // 1000
+
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Declarative base with a naming convention (stable names for migrations)."""
+
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {dict[str, Any]: JSON, Any: JSON}
+
+
+class Workspace(Base):
+    """A tenant. An embedded hub has one: ``default``."""
+
+    __tablename__ = "workspaces"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class User(Base):
+    """A person who logs in to the UI or owns API tokens."""
+
+    __tablename__ = "users"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    password_hash: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class Membership(Base):
+    """A user's role in a workspace: owner, editor or viewer."""
+
+    __tablename__ = "memberships"
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id"), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))
+
+
+class ApiToken(Base):
+    """An API token, stored hashed."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id"), index=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    token_hash: Mapped[str] = mapped_column(String(128), unique=True)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    last_used_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class FlowRow(Base):
+    """A flow's identity, enabled state and published version."""
+
+    __tablename__ = "flows"
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id"), primary_key=True)
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    trigger_type: Mapped[str] = mapped_column(String(100), default="manual")
+    published_version: Mapped[int | None] = mapped_column(Integer)
+    latest_version: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class FlowVersion(Base):
+    """One immutable version of a flow document."""
+
+    __tablename__ = "flow_versions"
+    workspace_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    flow_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    document: Mapped[dict[str, Any]] = mapped_column(JSON)
+    source: Mapped[str] = mapped_column(Text, default="")
+    checksum: Mapped[str] = mapped_column(String(64))
+    author: Mapped[str] = mapped_column(String(200), default="")
+    message: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    __table_args__ = (
+        ForeignKeyConstraint(["workspace_id", "flow_id"], ["flows.workspace_id", "flows.id"]),
+    )
+
+
+class RunRow(Base):
+    """One execution of a flow version."""
+
+    __tablename__ = "runs"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    workspace_id: Mapped[str] = mapped_column(String(64))
+    flow_id: Mapped[str] = mapped_column(String(100))
+    flow_version: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    trigger_type: Mapped[str] = mapped_column(String(100), default="manual")
+    trigger: Mapped[Any] = mapped_column(JSON, nullable=True)
+    output: Mapped[Any] = mapped_column(JSON, nullable=True)
+    error: Mapped[Any] = mapped_column(JSON, nullable=True)
+    parent_run_id: Mapped[str | None] = mapped_column(String(32))
+    parent_step_key: Mapped[str | None] = mapped_column(String(200))
+    depth: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    started_at: Mapped[int | None] = mapped_column(BigInteger)
+    finished_at: Mapped[int | None] = mapped_column(BigInteger)
+    __table_args__ = (
+        Index("ix_runs_list", "workspace_id", "flow_id", "created_at", "id"),
+        Index("ix_runs_workspace_created", "workspace_id", "created_at", "id"),
+        Index("ix_runs_status", "status"),
+        Index("ix_runs_parent", "parent_run_id", "parent_step_key"),
+    )
+
+
+class StepRow(Base):
+    """One attempt of one step (or one item of a ``for_each`` step) of a run."""
+
+    __tablename__ = "steps"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"))
+    key: Mapped[str] = mapped_column(String(200))
+    step_id: Mapped[str] = mapped_column(String(100))
+    item_index: Mapped[int | None] = mapped_column(Integer)
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
+    status: Mapped[str] = mapped_column(String(16))
+    due_at: Mapped[int | None] = mapped_column(BigInteger)
+    submitted_at: Mapped[int | None] = mapped_column(BigInteger)
+    resubmissions: Mapped[int] = mapped_column(Integer, default=0)
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_expires_at: Mapped[int | None] = mapped_column(BigInteger)
+    input: Mapped[Any] = mapped_column(JSON, nullable=True)
+    output: Mapped[Any] = mapped_column(JSON, nullable=True)
+    error: Mapped[Any] = mapped_column(JSON, nullable=True)
+    state: Mapped[Any] = mapped_column(JSON, nullable=True)
+    items_left: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    started_at: Mapped[int | None] = mapped_column(BigInteger)
+    finished_at: Mapped[int | None] = mapped_column(BigInteger)
+    __table_args__ = (
+        UniqueConstraint("run_id", "key", "attempt"),
+        Index("ix_steps_run_status", "run_id", "status"),
+        Index("ix_steps_run_step", "run_id", "step_id", "status", "item_index"),
+        Index("ix_steps_status_due", "status", "due_at"),
+        Index(
+            "ix_steps_running_lease",
+            "lease_expires_at",
+            sqlite_where=text("status = 'running'"),
+            postgresql_where=text("status = 'running'"),
+        ),
+    )
+
+
+class Connection(Base):
+    """A stored connection: encrypted secrets and non-secret settings."""
+
+    __tablename__ = "connections"
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    connector: Mapped[str] = mapped_column(String(100))
+    secrets: Mapped[str] = mapped_column(Text, default="")
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    oauth_tokens: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class TriggerState(Base):
+    """Poll cursors, subscription offsets, a schedule's last tick."""
+
+    __tablename__ = "trigger_state"
+    workspace_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    flow_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    state: Mapped[Any] = mapped_column(JSON, nullable=True)
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class WebhookKey(Base):
+    """An ``Idempotency-Key`` seen on a webhook, with the request hash and its run."""
+
+    __tablename__ = "webhook_keys"
+    workspace_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    flow_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    run_id: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class AuditEntry(Base):
+    """Who changed what, when."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    workspace_id: Mapped[str] = mapped_column(String(64), index=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(100))
+    target: Mapped[str] = mapped_column(String(300))
+    details: Mapped[Any] = mapped_column(JSON, nullable=True)
+    at: Mapped[int] = mapped_column(BigInteger)
+
+
+workspaces = Workspace.__table__
+flows = FlowRow.__table__
+flow_versions = FlowVersion.__table__
+runs = RunRow.__table__
+steps = StepRow.__table__
+connections = Connection.__table__
+trigger_state = TriggerState.__table__
+webhook_keys = WebhookKey.__table__
+audit_log = AuditEntry.__table__

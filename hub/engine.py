@@ -1,0 +1,698 @@
+"""The engine: runs one step (claim, render, validate, call, store, schedule successors).
+
+Every executor calls :meth:`Engine.execute` with a :class:`~hub.executors.base.StepJob`. The
+state transitions themselves are in :mod:`hub.transitions`, one transaction each; this module
+does the work between them: rendering expressions, validating against schemas, calling the
+action with its timeout, classifying errors, and redacting secrets before anything is stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pluggy
+from cachetools import LRUCache
+from sqlalchemy import Connection, select
+
+from hub.cache import Cache
+from hub.connectors import Action, ActionError, Registry
+from hub.context import RedactingLogger, StepContext, Suspend
+from hub.db import store
+from hub.db.database import Database
+from hub.db.models import steps
+from hub.executors.base import Executor, StepJob
+from hub.expressions import ExpressionError, Expressions
+from hub.flows import Flow, StepSpec, load_flow
+from hub.plugins import call_observers, has_observers
+from hub.schemas import schema_errors
+from hub.secrets import Redactor, SecretBox, secret_fields, secret_values
+from hub.settings import Settings
+from hub.transitions import (
+    Outcome,
+    RunInfo,
+    Transitions,
+    claim,
+    load_outputs,
+    now_us,
+    run_info,
+)
+
+log = logging.getLogger("hub.engine")
+step_log = logging.getLogger("hub.step")
+
+Listener = Callable[[dict[str, Any]], None]
+
+
+class RunNotFound(LookupError):
+    """No run (or flow) with that id in this workspace."""
+
+
+class StepFailure(Exception):
+    """A step attempt failed; ``retryable`` says whether its retry policy applies."""
+
+    def __init__(
+        self, message: str, *, kind: str, retryable: bool = False, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+
+def new_run_id() -> str:
+    """A time-ordered run id: 12 hex digits of epoch milliseconds, then 20 random ones."""
+    return f"{time.time_ns() // 1_000_000:012x}{uuid.uuid4().hex[:20]}"
+
+
+class _Claimed:
+    """A claimed step attempt and what is known about it."""
+
+    __slots__ = ("attempt", "item_index", "job", "row_id", "spec", "state", "step_id")
+
+    def __init__(self, job: StepJob, row: dict[str, Any], spec: StepSpec) -> None:
+        self.job = job
+        self.row_id: int = row["id"]
+        self.step_id: str = row["step_id"]
+        self.item_index: int | None = row["item_index"]
+        self.state: dict[str, Any] = dict(row["state"] or {})
+        self.attempt = job.attempt
+        self.spec = spec
+
+
+class Engine:
+    """Executes steps of runs; one per hub process."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        db: Database,
+        registry: Registry,
+        expressions: Expressions,
+        pm: pluggy.PluginManager,
+        executor: Executor,
+        cache: Cache,
+        http: httpx.AsyncClient,
+        secrets: SecretBox,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.registry = registry
+        self.expressions = expressions
+        self.pm = pm
+        self.executor = executor
+        self.cache = cache
+        self.http = http
+        self.secrets = secrets
+        self.boot_id = uuid.uuid4().hex
+        self.transitions = Transitions(self.boot_id)
+        self._runs: LRUCache[str, RunInfo] = LRUCache(maxsize=10_000)
+        self._outputs: LRUCache[tuple[str, str], Any] = LRUCache(maxsize=50_000)
+        self._flows: LRUCache[tuple[str, str, int], Flow] = LRUCache(maxsize=1_000)
+        self._running: dict[int, tuple[float, StepJob]] = {}
+        self._waiters: dict[str, list[asyncio.Future[dict[str, Any]]]] = {}
+        self.listeners: list[Listener] = []
+        self._observe_steps = False
+        self._observe_runs = False
+
+    async def start(self) -> None:
+        """Start executing jobs."""
+        self._observe_steps = has_observers(self.pm, "hub_before_step") or has_observers(
+            self.pm, "hub_after_step"
+        )
+        self._observe_runs = has_observers(self.pm, "hub_run_finished")
+        await self.executor.start(self.execute)
+
+    # -- flows and runs ---------------------------------------------------------------------
+
+    async def get_flow(self, workspace_id: str, flow_id: str, version: int) -> Flow:
+        """The compiled flow of one version (versions are immutable: cached freely)."""
+        key = (workspace_id, flow_id, version)
+        flow = self._flows.get(key)
+        if flow is None:
+            document = await self.db.read(
+                lambda c: store.version_document(c, workspace_id, flow_id, version)
+            )
+            if document is None:
+                raise RunNotFound(f"flow {flow_id!r} has no version {version}")
+            flow = load_flow(document, expressions=self.expressions, registry=self.registry)
+            self._flows[key] = flow
+        return flow
+
+    async def start_run(
+        self,
+        workspace_id: str,
+        flow_id: str,
+        trigger: Any = None,
+        *,
+        version: int | None = None,
+        trigger_type: str = "manual",
+        parent: tuple[str, str, int] | None = None,
+    ) -> str:
+        """Create a run of ``flow_id`` (its published version unless ``version``); return its id.
+
+        The run row and its root steps are inserted in one transaction; the root steps are
+        submitted after it commits. ``parent`` is (run id, step key, depth) for a child run.
+        """
+        if version is None:
+            version = await self.db.read(lambda c: store.published_version(c, workspace_id, flow_id))
+            if version is None:
+                raise RunNotFound(f"flow {flow_id!r} has no published version")
+        flow = await self.get_flow(workspace_id, flow_id, version)
+        run_id = new_run_id()
+        now = now_us()
+        row = {
+            "id": run_id,
+            "workspace_id": workspace_id,
+            "flow_id": flow_id,
+            "flow_version": version,
+            "status": "running",
+            "trigger_type": trigger_type,
+            "trigger": trigger,
+            "parent_run_id": parent[0] if parent else None,
+            "parent_step_key": parent[1] if parent else None,
+            "depth": parent[2] if parent else 0,
+            "created_at": now,
+            "started_at": now,
+        }
+        outcome = await self.db.write(lambda c: self.transitions.create_run(c, row, flow))
+        self._runs[run_id] = RunInfo(
+            id=run_id,
+            workspace_id=workspace_id,
+            flow_id=flow_id,
+            flow_version=version,
+            trigger=trigger,
+            depth=row["depth"],
+            parent_run_id=row["parent_run_id"],
+            parent_step_key=row["parent_step_key"],
+            created_at=now,
+        )
+        self._emit({"type": "run", "run_id": run_id, "status": "running", "flow_id": flow_id})
+        await self._after(outcome)
+        return run_id
+
+    async def cancel_run(self, run_id: str, reason: str = "cancelled") -> bool:
+        """Cancel a run: queued and waiting steps never start, running ones are interrupted."""
+        outcome = await self.db.write(lambda c: self.transitions.cancel_run(c, run_id, reason))
+        for finished in outcome.finished:
+            self.executor.cancel_run(finished["id"])
+        await self._after(outcome)
+        return bool(outcome.finished)
+
+    async def wait_for_run(self, run_id: str, timeout: float | None = None) -> dict[str, Any]:
+        """Wait until a run has a final status; return its record."""
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(run_id, []).append(future)
+        try:
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while True:
+                record = await self.db.read(lambda c: store.run_record(c, run_id))
+                if record is None:
+                    raise RunNotFound(f"no run {run_id!r}")
+                if record["status"] in ("succeeded", "failed", "cancelled"):
+                    return record
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise TimeoutError(f"run {run_id} still {record['status']} after {timeout}s")
+                # Runs finished by another process are seen by polling.
+                wait = 1.0 if remaining is None else min(1.0, remaining)
+                try:
+                    await asyncio.wait_for(asyncio.shield(future), wait)
+                except TimeoutError:
+                    continue
+        finally:
+            waiters = self._waiters.get(run_id, [])
+            if future in waiters:
+                waiters.remove(future)
+            if not waiters:
+                self._waiters.pop(run_id, None)
+
+    # -- executing one step -----------------------------------------------------------------
+
+    async def execute(self, job: StepJob) -> None:
+        """Claim and run one step job; a job whose claim fails does nothing."""
+        owner, lease = self.boot_id, self.settings.lease_seconds
+        row = await self.db.write(
+            lambda c: claim(c, job.run_id, job.key, job.attempt, owner, lease)
+        )
+        if row is None:
+            return
+        run = await self._run_info(job.run_id)
+        flow = await self.get_flow(run.workspace_id, run.flow_id, run.flow_version)
+        claimed = _Claimed(job, row, flow.steps[row["step_id"]])
+        self._running[claimed.row_id] = (time.monotonic(), job)
+        try:
+            outcome = await self._run_claimed(run, flow, claimed)
+        finally:
+            self._running.pop(claimed.row_id, None)
+        await self._after(outcome)
+
+    async def _run_claimed(self, run: RunInfo, flow: Flow, claimed: _Claimed) -> Outcome:
+        spec = claimed.spec
+        is_item = claimed.item_index is not None
+        is_handler = ":" in claimed.job.key
+        redactor = Redactor()
+        rendered: Any = None
+        try:
+            context = await self._context(run, flow, spec, claimed)
+            if spec.when is not None and not is_item and not is_handler and claimed.attempt == 1:
+                if not spec.when.render(context):
+                    return await self._complete(run, flow, claimed, "skipped", None, None)
+            if spec.for_each is not None and not is_item and not is_handler:
+                return await self._expand(run, claimed, spec.for_each.render(context))
+            action = self._action(spec)
+            connection, redactor = await self._connection(run, spec)
+            rendered = spec.input.render(context)
+            errors = schema_errors(action.input_schema, rendered, f"steps.{spec.id}.input")
+            if errors:
+                raise StepFailure("; ".join(errors), kind="input")
+            ctx = self._make_ctx(run, claimed, connection, redactor)
+            ctx.input = rendered
+            output = await self._call(action, ctx, spec, rendered)
+            errors = schema_errors(action.output_schema, output, f"steps.{spec.id}.output")
+            if errors:
+                raise StepFailure("; ".join(errors), kind="output")
+            return await self._complete(
+                run, flow, claimed, "done", redactor.data(rendered), redactor.data(output), ctx
+            )
+        except Suspend as suspend:
+            return await self._suspend(run, claimed, suspend, redactor.data(rendered))
+        except asyncio.CancelledError:
+            # Interrupted by cancel_run (the row is already cancelled) or by shutdown: the
+            # step stays running until its lease expires and the sweeper hands it back.
+            raise
+        except Exception as exc:
+            failure = self._classify(exc, spec)
+            return await self._fail(run, flow, claimed, failure, redactor, rendered)
+
+    async def _call(self, action: Action, ctx: StepContext, spec: StepSpec, rendered: Any) -> Any:
+        if self._observe_steps:
+            await call_observers(self.pm, "hub_before_step", self.settings.observer_timeout, ctx=ctx)
+        timeout = spec.timeout or action.timeout or self.settings.default_step_timeout
+        try:
+            async with asyncio.timeout(timeout):
+                return await action.run(ctx, rendered)
+        except TimeoutError:
+            raise StepFailure(
+                f"the action {spec.action} timed out after {timeout:g}s",
+                kind="timeout",
+                retryable=True,
+            ) from None
+
+    def _classify(self, exc: Exception, spec: StepSpec) -> StepFailure:
+        if isinstance(exc, StepFailure):
+            return exc
+        if isinstance(exc, ExpressionError):
+            return StepFailure(str(exc), kind="expression")
+        if isinstance(exc, ActionError):
+            return StepFailure(
+                str(exc), kind="action", retryable=exc.retryable, retry_after=exc.retry_after
+            )
+        action = self.registry.action(spec.action)
+        declared = action.retryable_errors if action else ()
+        if isinstance(exc, ConnectionError | httpx.TransportError | TimeoutError | declared):
+            return StepFailure(f"{type(exc).__name__}: {exc}", kind="connection", retryable=True)
+        log.debug("action %s raised", spec.action, exc_info=exc)
+        return StepFailure(f"{type(exc).__name__}: {exc}", kind="error")
+
+    def _action(self, spec: StepSpec) -> Action:
+        action = self.registry.action(spec.action)
+        if action is None:
+            raise StepFailure(f"unknown action {spec.action!r} (is its plugin installed?)", kind="input")
+        return action
+
+    async def _connection(
+        self, run: RunInfo, spec: StepSpec
+    ) -> tuple[dict[str, Any] | None, Redactor]:
+        if not spec.connection:
+            return None, Redactor()
+        row = await self.db.read(lambda c: store.get_connection(c, run.workspace_id, spec.connection or ""))
+        if row is None:
+            raise StepFailure(f"no connection named {spec.connection!r}", kind="input")
+        secrets = self.secrets.decrypt(row["secrets"]) if row["secrets"] else {}
+        connector = self.registry.connector_of(spec.action)
+        schema = connector.connection_schema if connector else None
+        marked = {k: v for k, v in row["settings"].items() if k in secret_fields(schema)}
+        values = {**row["settings"], **secrets}
+        return values, Redactor(secret_values(secrets) | secret_values(marked))
+
+    def _make_ctx(
+        self, run: RunInfo, claimed: _Claimed, connection: dict[str, Any] | None, redactor: Redactor
+    ) -> StepContext:
+        logger: logging.Logger | logging.LoggerAdapter[logging.Logger] = step_log
+        if redactor:
+            logger = RedactingLogger(step_log, redactor.text, {"run_id": run.id})
+        return StepContext(
+            run_id=run.id,
+            flow_id=run.flow_id,
+            workspace_id=run.workspace_id,
+            step_key=claimed.job.key,
+            step_id=claimed.step_id,
+            attempt=claimed.attempt,
+            connection=connection,
+            http=self.http,
+            cache=self.cache,
+            log=logger,
+            state=claimed.state,
+            settings=self.settings,
+            services=self,
+            depth=run.depth,
+        )
+
+    async def _context(
+        self, run: RunInfo, flow: Flow, spec: StepSpec, claimed: _Claimed
+    ) -> dict[str, Any]:
+        refs: set[str] = set()
+        for compiled in (spec.input, spec.when, spec.for_each):
+            if compiled is None:
+                continue
+            if compiled.step_refs is None:
+                refs |= set(flow.ancestors.get(spec.id, ()))
+            else:
+                refs |= compiled.step_refs
+        context: dict[str, Any] = {
+            "trigger": run.trigger,
+            "steps": await self._outputs_of(run.id, refs),
+            "run": {"id": run.id, "flow_id": run.flow_id, "flow_version": run.flow_version},
+        }
+        state = claimed.state
+        if "item" in state:
+            context["item"] = state["item"]
+            context["index"] = claimed.item_index
+        if "error" in state:
+            context["error"] = state["error"]
+            if "item" in state:
+                context["index"] = _index_of(state.get("handles", ""))
+        return context
+
+    async def _outputs_of(self, run_id: str, refs: set[str]) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        missing = []
+        for ref in refs:
+            key = (run_id, ref)
+            if key in self._outputs:
+                found[ref] = {"output": self._outputs[key]}
+            else:
+                missing.append(ref)
+        if missing:
+            loaded = await self.db.read(lambda c: load_outputs(c, run_id, missing))
+            for ref, output in loaded.items():
+                self._outputs[(run_id, ref)] = output
+                found[ref] = {"output": output}
+        return found
+
+    async def _run_info(self, run_id: str) -> RunInfo:
+        info = self._runs.get(run_id)
+        if info is None:
+            info = await self.db.read(lambda c: run_info(c, run_id))
+            if info is None:
+                raise RunNotFound(f"no run {run_id!r}")
+            self._runs[run_id] = info
+        return info
+
+    # -- recording the result ---------------------------------------------------------------
+
+    def _output_renderer(self, run: RunInfo, flow: Flow) -> Callable[[Connection], Any]:
+        def render(conn: Connection) -> tuple[str, Any, Any]:
+            if flow.output is None:
+                rows = conn.execute(
+                    select(steps.c.key, steps.c.output).where(
+                        steps.c.run_id == run.id,
+                        steps.c.status == "done",
+                        steps.c.item_index.is_(None),
+                    )
+                ).all()
+                ran = [r for r in rows if r.key in flow.steps and not flow.steps[r.key].is_handler]
+                if not ran:
+                    return "succeeded", None, None
+                last = max(ran, key=lambda r: flow.steps[r.key].index)
+                return "succeeded", last.output, None
+            refs = flow.output.step_refs
+            keys = [s for s in flow.steps if not flow.steps[s].is_handler] if refs is None else refs
+            outputs = load_outputs(conn, run.id, keys)
+            context = {
+                "trigger": run.trigger,
+                "steps": {k: {"output": v} for k, v in outputs.items()},
+                "run": {"id": run.id, "flow_id": run.flow_id, "flow_version": run.flow_version},
+            }
+            try:
+                return "succeeded", flow.output.render(context), None
+            except ExpressionError as exc:
+                return "failed", None, {"message": str(exc), "kind": "expression"}
+
+        return render
+
+    async def _complete(
+        self,
+        run: RunInfo,
+        flow: Flow,
+        claimed: _Claimed,
+        status: str,
+        input: Any,
+        output: Any,
+        ctx: StepContext | None = None,
+    ) -> Outcome:
+        renderer = self._output_renderer(run, flow)
+        key = claimed.job.key
+        outcome = await self.db.write(
+            lambda c: self.transitions.complete(
+                c, flow, run, claimed.row_id, key, claimed.attempt, status, input, output, renderer
+            )
+        )
+        if not outcome.lost:
+            self._outputs[(run.id, key)] = output
+            await self._step_event(ctx, run, key, claimed.attempt, status, output=output)
+        return outcome
+
+    async def _expand(self, run: RunInfo, claimed: _Claimed, items: Any) -> Outcome:
+        spec = claimed.spec
+        if not isinstance(items, list):
+            raise StepFailure(
+                f"steps.{spec.id}.for_each: must give a list, not {type(items).__name__}",
+                kind="expression",
+            )
+        if len(items) > self.settings.max_for_each_items:
+            raise StepFailure(
+                f"steps.{spec.id}.for_each: {len(items)} items is over the limit of "
+                f"{self.settings.max_for_each_items}",
+                kind="expression",
+            )
+        if not items:
+            flow = await self.get_flow(run.workspace_id, run.flow_id, run.flow_version)
+            return await self._complete(run, flow, claimed, "done", None, [])
+        outcome = await self.db.write(
+            lambda c: self.transitions.expand(
+                c, run, claimed.row_id, spec.id, claimed.attempt, items, spec.concurrency
+            )
+        )
+        if not outcome.lost:
+            await self._step_event(None, run, claimed.job.key, claimed.attempt, "waiting")
+        return outcome
+
+    async def _suspend(self, run: RunInfo, claimed: _Claimed, suspend: Suspend, input: Any) -> Outcome:
+        until = None if suspend.until is None else int(suspend.until * 1_000_000)
+        if until is not None and until <= now_us():
+            until = now_us()
+        child = getattr(suspend, "child_run", None)
+        outcome = await self.db.write(
+            lambda c: self.transitions.suspend(
+                c, run, claimed.row_id, claimed.attempt, until, suspend.state, input, child
+            )
+        )
+        if not outcome.lost:
+            await self._step_event(None, run, claimed.job.key, claimed.attempt, "waiting")
+        return outcome
+
+    async def _fail(
+        self,
+        run: RunInfo,
+        flow: Flow,
+        claimed: _Claimed,
+        failure: StepFailure,
+        redactor: Redactor,
+        rendered: Any,
+    ) -> Outcome:
+        spec = claimed.spec
+        message = redactor.text(str(failure))
+        error = {"message": message, "kind": failure.kind, "attempt": claimed.attempt}
+        delay = None
+        if failure.retryable and claimed.attempt < spec.retry.max_attempts:
+            delay = spec.retry.delay(claimed.attempt)
+            if failure.retry_after is not None:
+                delay = max(delay, min(failure.retry_after, spec.retry.max * 10))
+        renderer = self._output_renderer(run, flow)
+        key = claimed.job.key
+        outcome = await self.db.write(
+            lambda c: self.transitions.fail(
+                c,
+                flow,
+                run,
+                claimed.row_id,
+                key,
+                claimed.attempt,
+                error,
+                redactor.data(rendered),
+                delay,
+                renderer,
+            )
+        )
+        if not outcome.lost:
+            status = "retrying" if delay is not None else "failed"
+            await self._step_event(None, run, key, claimed.attempt, status, error=error)
+        return outcome
+
+    async def _after(self, outcome: Outcome) -> None:
+        """After a transition committed: submit its jobs, announce finished runs."""
+        if outcome.jobs:
+            await self.executor.submit(outcome.jobs)
+        for finished in outcome.finished:
+            self._emit({"type": "run", "run_id": finished["id"], **finished})
+            for future in self._waiters.get(finished["id"], []):
+                if not future.done():
+                    future.set_result(finished)
+            if self._observe_runs:
+                await call_observers(
+                    self.pm, "hub_run_finished", self.settings.observer_timeout, run=finished
+                )
+
+    async def _step_event(
+        self,
+        ctx: StepContext | None,
+        run: RunInfo,
+        key: str,
+        attempt: int,
+        status: str,
+        *,
+        output: Any = None,
+        error: Any = None,
+    ) -> None:
+        if self.listeners:
+            self._emit(
+                {
+                    "type": "step",
+                    "run_id": run.id,
+                    "key": key,
+                    "attempt": attempt,
+                    "status": status,
+                    "error": error,
+                }
+            )
+        if self._observe_steps and ctx is not None:
+            result = {"status": status, "output": output, "error": error}
+            await call_observers(
+                self.pm, "hub_after_step", self.settings.observer_timeout, ctx=ctx, result=result
+            )
+
+    def _emit(self, event: dict[str, Any]) -> None:
+        for listener in list(self.listeners):
+            try:
+                listener(event)
+            except Exception:
+                log.exception("event listener failed")
+
+    # -- child runs (the action context's start_flow) -----------------------------------------
+
+    async def start_child_run(
+        self, ctx: StepContext, flow_id: str, input: Any, wait: bool
+    ) -> Any:
+        """Start (or find again) the child run of a step; see StepContext.start_flow."""
+        child = await self.db.read(lambda c: store.child_run(c, ctx.run_id, ctx.step_key))
+        if child is None:
+            if ctx.depth + 1 > self.settings.max_subflow_depth:
+                raise ActionError(
+                    f"sub-flow depth limit reached ({self.settings.max_subflow_depth}): "
+                    f"{flow_id!r} not started"
+                )
+            try:
+                run_id = await self.start_run(
+                    ctx.workspace_id,
+                    flow_id,
+                    input,
+                    trigger_type="flow",
+                    parent=(ctx.run_id, ctx.step_key, ctx.depth + 1),
+                )
+            except RunNotFound as exc:
+                raise ActionError(str(exc)) from exc
+            child = {"id": run_id, "status": "running", "output": None, "error": None}
+        if not wait:
+            return {"run_id": child["id"]}
+        if child["status"] == "succeeded":
+            return child["output"]
+        if child["status"] in ("failed", "cancelled"):
+            message = (child["error"] or {}).get("message", child["status"])
+            raise ActionError(f"sub-flow {flow_id!r} (run {child['id']}) {child['status']}: {message}")
+        suspend = Suspend(None, ctx.state)
+        suspend.child_run = child["id"]  # type: ignore[attr-defined]
+        raise suspend
+
+    # -- recovery ---------------------------------------------------------------------------
+
+    async def sweep(self, *, startup: bool = False) -> int:
+        """Re-submit what the executor may have lost; return how many jobs were submitted.
+
+        Expired leases become failed attempts (retried by policy); ``queued`` steps never
+        submitted, or submitted long ago (all of them at start-up), are submitted again under
+        a new resubmission number; ``waiting`` steps coming due are submitted deferred.
+        """
+        horizon = now_us() + int(self.settings.sweep_interval * 1_000_000)
+        resubmit_before = 0 if startup else now_us() - int(self.settings.resubmit_after * 1e6)
+        if startup:
+            resubmit_before = now_us() + 1
+        found = await self.db.write(
+            lambda c: store.sweep_candidates(c, horizon, resubmit_before, now_us())
+        )
+        jobs = [StepJob(*entry) for entry in found.submit]
+        for expired in found.expired:
+            outcome = await self._expire(expired)
+            jobs.extend(outcome.jobs)
+            await self._after(Outcome(finished=outcome.finished))
+        if jobs:
+            await self.executor.submit(jobs)
+        return len(jobs)
+
+    async def _expire(self, expired: dict[str, Any]) -> Outcome:
+        run = await self._run_info(expired["run_id"])
+        flow = await self.get_flow(run.workspace_id, run.flow_id, run.flow_version)
+        spec = flow.steps[expired["step_id"]]
+        error = {
+            "message": "the worker running this step stopped (its lease expired)",
+            "kind": "lease",
+            "attempt": expired["attempt"],
+        }
+        delay = spec.retry.delay(expired["attempt"]) if expired["attempt"] < spec.retry.max_attempts else None
+        renderer = self._output_renderer(run, flow)
+        return await self.db.write(
+            lambda c: self.transitions.fail(
+                c,
+                flow,
+                run,
+                expired["id"],
+                expired["key"],
+                expired["attempt"],
+                error,
+                None,
+                delay,
+                renderer,
+                owner_check=False,
+            )
+        )
+
+    async def heartbeat(self) -> None:
+        """Renew the leases of steps running here for longer than a third of the lease."""
+        threshold = time.monotonic() - self.settings.lease_seconds / 3
+        ids = [row_id for row_id, (since, _job) in self._running.items() if since < threshold]
+        if ids:
+            expires = now_us() + int(self.settings.lease_seconds * 1_000_000)
+            await self.db.write(lambda c: store.renew_leases(c, ids, self.boot_id, expires))
+
+
+def _index_of(key: str) -> int | None:
+    if key.endswith("]") and "[" in key:
+        return int(key[key.rindex("[") + 1 : -1])
+    return None

@@ -1,0 +1,56 @@
+"""The executor interface: how ready steps reach the code that runs them.
+
+A job is a hint to run a step; the claim in SQL decides whether it runs. Jobs are submitted
+only after the transaction that made the step ready has committed.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from collections.abc import Awaitable, Callable, Sequence
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StepJob:
+    """Run step ``key`` (attempt ``attempt``) of run ``run_id``, not before ``due_at``.
+
+    ``resubmission`` counts how often the sweeper re-submitted it: together they make the
+    deterministic job id (queues drop an id they still hold).
+    """
+
+    run_id: str
+    key: str
+    attempt: int
+    resubmission: int = 0
+    due_at: float | None = None
+
+    @property
+    def job_id(self) -> str:
+        """The deterministic id of this submission."""
+        return f"{self.run_id}:{self.key}:{self.attempt}:{self.resubmission}"
+
+
+StepRunner = Callable[[StepJob], Awaitable[None]]
+
+
+class Executor(abc.ABC):
+    """Submits step jobs; an executor never decides *whether* a step runs, only where."""
+
+    #: True when jobs run in this process (so a completed step's successor can run at once).
+    in_process: bool = False
+
+    @abc.abstractmethod
+    async def start(self, runner: StepRunner) -> None:
+        """Start accepting jobs; ``runner`` executes one job."""
+
+    @abc.abstractmethod
+    async def submit(self, jobs: Sequence[StepJob]) -> None:
+        """Submit jobs (deferred ones run at their ``due_at``)."""
+
+    @abc.abstractmethod
+    async def stop(self, grace: float = 10.0) -> None:
+        """Stop taking jobs; let running ones finish within ``grace`` seconds."""
+
+    def cancel_run(self, run_id: str) -> None:  # noqa: B027 - optional for executors
+        """Interrupt the steps of ``run_id`` running here, if the executor can."""

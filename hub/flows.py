@@ -1,0 +1,883 @@
+"""The flow document: parse, validate (with locations), and the step graph.
+
+:func:`parse_document` reads YAML or JSON text (errors give a line and column);
+:func:`load_flow` validates a document, collecting every issue before it raises one
+:class:`FlowError`, and builds the :class:`Flow` the engine runs; :func:`diff_documents`
+describes what changed between two versions. The document's format is
+``schemas/flow.schema.json``, explained field by field in ``docs/flow-reference.md``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+import re
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Literal
+
+import yaml
+
+from hub import flowcheck
+from hub.expressions import Compiled, ExpressionError, Expressions
+
+if TYPE_CHECKING:
+    from hub.connectors import Registry
+
+class FlowError(ValueError):
+    """A flow document could not be read or is invalid.
+
+    ``issues`` lists every problem found, each with its location (``steps[1].input.email``)
+    and message; ``str(error)`` shows them all, one a line.
+    """
+
+    def __init__(self, issues: list[FlowIssue], source: str = "") -> None:
+        self.issues = issues
+        self.source = source
+        prefix = f"{source}: " if source else ""
+        super().__init__("\n".join(f"{prefix}{issue}" for issue in issues))
+
+
+@dataclasses.dataclass(frozen=True)
+class FlowIssue:
+    """One problem in a flow document: where it is and what is wrong."""
+
+    location: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.location}: {self.message}" if self.location else self.message
+
+
+@dataclasses.dataclass(frozen=True)
+class RetryPolicy:
+    """``max_attempts`` counts the first try; delays grow from ``initial`` up to ``max``."""
+
+    max_attempts: int = 1
+    backoff: Literal["constant", "exponential"] = "exponential"
+    initial: float = 1.0
+    max: float = 60.0
+    jitter: bool = True
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
+        if self.backoff == "constant":
+            base = self.initial
+        else:
+            base = min(self.max, self.initial * (2 ** (attempt - 1)))
+        base = min(base, self.max)
+        if self.jitter:
+            # "Equal jitter": keeps at least half the delay, spreads the rest.
+            return base / 2 + random.uniform(0, base / 2)
+        return base
+
+
+@dataclasses.dataclass
+class StepSpec:
+    """One step of a flow, with its expressions compiled."""
+
+    id: str
+    action: str
+    index: int
+    input: Compiled
+    connection: str | None = None
+    when: Compiled | None = None
+    for_each: Compiled | None = None
+    concurrency: int | None = None
+    needs: tuple[str, ...] = ()
+    on_error: str = "fail"
+    retry: RetryPolicy = dataclasses.field(default_factory=RetryPolicy)
+    timeout: float | None = None
+    is_handler: bool = False
+    name: str = ""
+    # The steps whose on_error names this step (empty unless is_handler).
+    handles: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass
+class TriggerSpec:
+    """The flow's trigger: its type (``manual``, ``webhook``, ``schedule``, ...) and config."""
+
+    type: str = "manual"
+    config: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class Flow:
+    """A validated flow: the document and its compiled step graph."""
+
+    id: str
+    name: str
+    document: dict[str, Any]
+    trigger: TriggerSpec
+    steps: dict[str, StepSpec]
+    output: Compiled | None
+    successors: dict[str, tuple[str, ...]]
+    ancestors: dict[str, frozenset[str]]
+    roots: tuple[str, ...]
+    description: str = ""
+
+
+# --- Reading the text --------------------------------------------------------------------
+
+_YAML_BASE: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class _FlowLoader(_YAML_BASE):  # type: ignore[misc,valid-type]
+    """PyYAML's safe loader (the C one when available), refusing duplicate keys.
+
+    Dates stay strings: a flow document is JSON data, and ``2024-01-01`` read as a
+    ``datetime.date`` could not be stored or validated as JSON.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        """Build a mapping, raising a located error on a key that appears twice."""
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, Any] = {}
+            for key_node, _value_node in node.value:
+                if key_node.tag == _MERGE_TAG:
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.get(key)
+                except TypeError:  # unhashable: the base constructor reports it
+                    continue
+                if first is not None:
+                    raise yaml.constructor.ConstructorError(
+                        None,
+                        None,
+                        f"duplicate key {key!r} (first at line {first.line + 1})",
+                        key_node.start_mark,
+                    )
+                seen[key] = key_node.start_mark
+        result: dict[Any, Any] = super().construct_mapping(node, deep=deep)
+        return result
+
+
+_FlowLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != _TIMESTAMP_TAG]
+    for first, resolvers in _YAML_BASE.yaml_implicit_resolvers.items()
+}
+
+
+class _DuplicateKeyError(ValueError):
+    """A JSON object has the same key twice (the json module gives no position)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise _DuplicateKeyError(key)
+        result[key] = value
+    return result
+
+
+def _line_column(text: str, position: int) -> str:
+    line = text.count("\n", 0, position) + 1
+    column = position - (text.rfind("\n", 0, position) + 1) + 1
+    return f"line {line}, column {column}"
+
+
+def _load_yaml(text: str, source: str) -> Any:
+    try:
+        return yaml.load(text, Loader=_FlowLoader)  # noqa: S506 - a safe loader
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        location = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        message = exc.problem or exc.context or "invalid YAML"
+        if exc.problem and exc.context:
+            where = ""
+            cmark = exc.context_mark
+            if cmark is not None and mark is not None and cmark.line != mark.line:
+                where = f" at line {cmark.line + 1}, column {cmark.column + 1}"
+            message = f"{exc.problem} ({exc.context}{where})"
+        raise FlowError([FlowIssue(location, message)], source) from exc
+    except yaml.reader.ReaderError as exc:
+        message = f"character {exc.character!r} is not allowed ({exc.reason})"
+        raise FlowError([FlowIssue(_line_column(text, exc.position), message)], source) from exc
+    except yaml.YAMLError as exc:
+        raise FlowError([FlowIssue("", f"invalid YAML: {exc}")], source) from exc
+
+
+def _load_json(text: str, source: str) -> Any:
+    try:
+        return json.loads(text, object_pairs_hook=_unique_pairs)
+    except json.JSONDecodeError as exc:
+        raise FlowError(
+            [FlowIssue(f"line {exc.lineno}, column {exc.colno}", exc.msg)], source
+        ) from exc
+    except _DuplicateKeyError as exc:
+        # JSON is YAML: the YAML reader of the same text gives the duplicate's position.
+        try:
+            _load_yaml(text, source)
+        except FlowError as located:
+            if "duplicate key" in str(located):
+                raise located from exc
+        raise FlowError([FlowIssue("", f"duplicate key {exc.key!r}")], source) from exc
+
+
+def _kind(value: Any) -> str:
+    names = {list: "a list", str: "a string", bool: "a boolean", int: "a number"}
+    return names.get(type(value), "a number" if isinstance(value, float) else "a scalar")
+
+
+def parse_document(text: str, source: str = "") -> dict[str, Any]:
+    """Read a flow document from YAML or JSON text.
+
+    Text starting with ``{`` is read as JSON (exact JSON errors); anything else as YAML with
+    the safe loader. Malformed text, a key given twice, an empty document or a top level
+    that is not a mapping raise :class:`FlowError` located as ``line L, column C``
+    (1-based). Scalar keys become strings as JSON would write them (``200:`` -> ``"200"``).
+    This checks only the syntax; :func:`load_flow` validates the content.
+    """
+    text = text.removeprefix("\ufeff")
+    data = _load_json(text, source) if text.lstrip().startswith("{") else _load_yaml(text, source)
+    if data is None:
+        message = "the document is empty: a flow is a mapping with id, trigger and steps"
+        raise FlowError([FlowIssue("line 1, column 1", message)], source)
+    if not isinstance(data, dict):
+        line, column = flowcheck.first_content_position(text)
+        message = f"a flow document must be a mapping (id, trigger, steps), not {_kind(data)}"
+        raise FlowError([FlowIssue(f"line {line}, column {column}", message)], source)
+    problems: list[flowcheck.Problem] = []
+    document: dict[str, Any] = flowcheck.to_json_data(data, [], problems)
+    if problems:
+        raise FlowError([FlowIssue(loc, msg) for loc, msg in problems], source)
+    return document
+
+
+# --- Durations ---------------------------------------------------------------------------
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)")
+_DURATION_TEXT = re.compile(r"^\s*(\d+(\.\d+)?\s*(ms|s|m|h|d)\s*)+$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+DURATION_HELP = (
+    "must be a duration: seconds as a number (>= 0), or a string like 500ms, 30s, 1m, 2h, 1d"
+)
+
+
+def parse_duration(value: Any, location: str) -> float:
+    """Seconds of a duration: a number of seconds, or text such as ``500ms``, ``1h30m``.
+
+    Units: ``ms``, ``s``, ``m``, ``h``, ``d``; parts add up. Raises :class:`FlowError` at
+    ``location`` for anything else (a negative number, a boolean, an unknown unit).
+    """
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+        if seconds >= 0 and seconds != float("inf"):
+            return seconds
+    elif isinstance(value, str) and _DURATION_TEXT.match(value):
+        return sum(float(n) * _UNIT_SECONDS[unit] for n, unit in _DURATION_PART.findall(value))
+    raise FlowError([FlowIssue(location, f"{DURATION_HELP} (got {json.dumps(value, default=str)})")])
+
+
+# --- Validation --------------------------------------------------------------------------
+
+STEP_ID_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+ACTION_RE = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
+ON_ERROR_KEYWORDS = frozenset({"fail", "continue"})
+_EXPRESSION_FIELDS = ("input", "when", "for_each")
+
+
+@dataclasses.dataclass
+class _RawStep:
+    """A step of the document with a valid, unique id, as written."""
+
+    index: int
+    id: str
+    data: dict[str, Any]
+
+    @property
+    def location(self) -> str:
+        return f"steps[{self.index}]"
+
+
+class _FlowChecker:
+    """Validates one document, collecting every issue, and builds its :class:`Flow`."""
+
+    def __init__(
+        self,
+        document: Mapping[str, Any],
+        expressions: Expressions,
+        registry: Registry | None,
+        connections: Mapping[str, str] | None,
+    ) -> None:
+        self.document = document
+        self.expressions = expressions
+        self.registry = registry
+        self.connections = connections
+        self.issues: list[FlowIssue] = []
+        self.schema_locations: set[str] = set()
+        self.steps: dict[str, _RawStep] = {}
+        self.handles: dict[str, list[str]] = {}
+        self.needs: dict[str, tuple[str, ...]] = {}
+        self.ancestors: dict[str, frozenset[str]] = {}
+        self.compiled: dict[str, dict[str, Compiled]] = {}
+        self.output: Compiled | None = None
+        self._template_memo: dict[str, bool] = {}
+
+    # Recording -----------------------------------------------------------------------
+
+    def add(self, location: str, message: str) -> None:
+        """Record an issue."""
+        self.issues.append(FlowIssue(location, message))
+
+    def reported(self, location: str) -> bool:
+        """True when the schema already reported ``location`` or a field containing it."""
+        return any(
+            location == done or location.startswith((done + ".", done + "["))
+            for done in self.schema_locations
+        )
+
+    # The checks, in order ------------------------------------------------------------
+
+    def check_schema(self) -> None:
+        """Validate the document against ``flow.schema.json``."""
+        for location, message in flowcheck.schema_problems(
+            flowcheck.flow_validator(), self.document
+        ):
+            self.schema_locations.add(location)
+            self.add(location, message)
+
+    def collect_steps(self) -> None:
+        """Index the steps by id; report duplicates (the first one counts)."""
+        raw_steps = self.document.get("steps")
+        if not isinstance(raw_steps, list):
+            return
+        first_index: dict[str, int] = {}
+        for index, data in enumerate(raw_steps):
+            if not isinstance(data, dict):
+                continue
+            step_id = data.get("id")
+            if not isinstance(step_id, str) or not STEP_ID_RE.match(step_id):
+                continue
+            if step_id in ON_ERROR_KEYWORDS:
+                continue
+            if step_id in first_index:
+                self.add(
+                    f"steps[{index}].id",
+                    f"duplicate step id '{step_id}' (also steps[{first_index[step_id]}])",
+                )
+                continue
+            first_index[step_id] = index
+            self.steps[step_id] = _RawStep(index, step_id, data)
+
+    def resolve_handlers(self) -> None:
+        """Find the handler steps named by ``on_error``; refuse unknown targets.
+
+        A handler's own ``on_error`` may be ``fail`` or ``continue`` only: handlers do not
+        chain (the engine runs one handler for a failed step).
+        """
+        for step in self.steps.values():
+            target = step.data.get("on_error", "fail")
+            if not isinstance(target, str) or target in ON_ERROR_KEYWORDS:
+                continue
+            location = f"{step.location}.on_error"
+            if target == step.id:
+                self.add(location, "a step cannot be its own error handler")
+            elif target not in self.steps:
+                self.add(
+                    location,
+                    f"no step '{target}' in this flow (on_error is fail, continue or the id "
+                    f"of a handler step){flowcheck.suggest(target, self.steps)}",
+                )
+            else:
+                self.handles.setdefault(target, []).append(step.id)
+        for handler in self.handles:
+            step = self.steps[handler]
+            target = step.data.get("on_error", "fail")
+            if isinstance(target, str) and target not in ON_ERROR_KEYWORDS and target != handler:
+                self.add(
+                    f"{step.location}.on_error",
+                    f"'{handler}' is an error handler: its own on_error may be fail or "
+                    "continue, not another handler",
+                )
+
+    def resolve_needs(self) -> None:
+        """Resolve ``needs`` (explicit, ``[]``, or absent: the previous non-handler step)."""
+        previous: str | None = None
+        for step in self.steps.values():
+            raw = step.data.get("needs")
+            if step.id in self.handles:
+                if "needs" in step.data:
+                    handled = ", ".join(f"'{s}'" for s in self.handles[step.id])
+                    self.add(
+                        f"{step.location}.needs",
+                        f"'{step.id}' is an error handler (named by on_error of {handled}): it "
+                        "runs when that step fails, so it takes no needs",
+                    )
+                self.needs[step.id] = ()
+                continue
+            if isinstance(raw, list):
+                resolved: list[str] = []
+                for position, name in enumerate(raw):
+                    if not isinstance(name, str) or name in resolved:
+                        continue
+                    location = f"{step.location}.needs[{position}]"
+                    if name not in self.steps:
+                        hint = flowcheck.suggest(name, self.steps)
+                        self.add(location, f"no step '{name}' in this flow{hint}")
+                    elif name in self.handles:
+                        self.add(
+                            location,
+                            f"'{name}' is an error handler: it runs only when the step it "
+                            "handles fails, so no step can need it",
+                        )
+                    else:
+                        resolved.append(name)
+                self.needs[step.id] = tuple(resolved)
+            else:
+                self.needs[step.id] = (previous,) if previous else ()
+            previous = step.id
+
+    def find_cycles(self) -> None:
+        """Report each cycle of ``needs`` once, naming its steps in order."""
+        white, gray, black = 0, 1, 2
+        color = dict.fromkeys(self.needs, white)
+        seen: set[frozenset[str]] = set()
+        for start in self.needs:
+            if color[start] != white:
+                continue
+            color[start] = gray
+            path = [start]
+            stack = [iter(self.needs[start])]
+            while stack:
+                following = next(stack[-1], None)
+                if following is None:
+                    color[path.pop()] = black
+                    stack.pop()
+                elif color.get(following) == white:
+                    color[following] = gray
+                    path.append(following)
+                    stack.append(iter(self.needs[following]))
+                elif color.get(following) == gray:
+                    loop = path[path.index(following) :]
+                    if frozenset(loop) in seen:
+                        continue
+                    seen.add(frozenset(loop))
+                    first = min(loop, key=lambda s: self.steps[s].index)
+                    at = loop.index(first)
+                    loop = loop[at:] + loop[:at]
+                    self.add("steps", f"needs form a cycle: {' -> '.join([*loop, first])}")
+
+    def compute_ancestors(self) -> None:
+        """Transitive ancestors; a handler's are those common to the steps it handles."""
+        for step_id, direct in self.needs.items():
+            if step_id in self.handles:
+                continue
+            found: set[str] = set()
+            pending = list(direct)
+            while pending:
+                current = pending.pop()
+                if current not in found:
+                    found.add(current)
+                    pending.extend(self.needs.get(current, ()))
+            self.ancestors[step_id] = frozenset(found)
+        for handler, handled in self.handles.items():
+            # A handler may run after any of the steps it handles: it may read only what
+            # precedes (or is) every one of them.
+            sets = [self.ancestors.get(s, frozenset()) | {s} for s in handled]
+            self.ancestors[handler] = frozenset.intersection(*sets)
+
+    def compile(self, value: Any, location: str) -> Compiled | None:
+        """Compile ``value``; record an :class:`ExpressionError` as an issue."""
+        try:
+            return self.expressions.compile(value, location)
+        except ExpressionError as exc:
+            self.add(exc.location or location, exc.message)
+            return None
+
+    def compile_expressions(self) -> None:
+        """Compile every step's input, when and for_each, and the flow's output."""
+        raw_steps = self.document.get("steps")
+        if isinstance(raw_steps, list):
+            for index, data in enumerate(raw_steps):
+                if not isinstance(data, dict):
+                    continue
+                step_id = data.get("id")
+                step = self.steps.get(step_id) if isinstance(step_id, str) else None
+                owned = step is not None and step.index == index
+                pieces: dict[str, Compiled] = {}
+                for field in _EXPRESSION_FIELDS:
+                    if field != "input" and data.get(field) is None:
+                        continue
+                    compiled = self.compile(data.get(field, {}), f"steps[{index}].{field}")
+                    if compiled is not None:
+                        pieces[field] = compiled
+                if owned and isinstance(step_id, str):
+                    self.compiled[step_id] = pieces
+        if self.document.get("output") is not None:
+            self.output = self.compile(self.document["output"], "output")
+
+    def locate_ref(self, value: Any, base: str, ref: str) -> str:
+        """The location of the string inside ``value`` that reads ``steps.<ref>``."""
+        if isinstance(value, str):
+            return base
+        for location, text in flowcheck.iter_leaves(value, base):
+            try:
+                refs = self.expressions.compile(text, location).step_refs
+            except ExpressionError:
+                continue
+            if refs is not None and ref in refs:
+                return location
+        return base
+
+    def check_refs(self) -> None:
+        """Expressions may read ``steps.X`` only where X is an ancestor (output: any step)."""
+        for step_id, pieces in self.compiled.items():
+            step = self.steps[step_id]
+            allowed = self.ancestors.get(step_id, frozenset())
+            for field, compiled in pieces.items():
+                refs = compiled.step_refs
+                if refs is None:
+                    continue
+                for ref in sorted(refs - allowed):
+                    raw = step.data.get(field, {})
+                    location = self.locate_ref(raw, f"{step.location}.{field}", ref)
+                    self.add(location, self.ref_message(step_id, ref))
+        if self.output is not None and self.output.step_refs is not None:
+            for ref in sorted(self.output.step_refs):
+                location = self.locate_ref(self.document.get("output"), "output", ref)
+                if ref not in self.steps:
+                    hint = flowcheck.suggest(ref, self.steps)
+                    self.add(location, f"reads steps.{ref}, but there is no step '{ref}'{hint}")
+                elif ref in self.handles:
+                    self.add(
+                        location,
+                        f"reads steps.{ref}, an error handler: the output may read only steps "
+                        "that run in the normal order",
+                    )
+
+    def ref_message(self, step_id: str, ref: str) -> str:
+        """Why ``step_id`` may not read ``steps.<ref>``."""
+        if ref not in self.steps:
+            hint = flowcheck.suggest(ref, self.steps)
+            return f"reads steps.{ref}, but there is no step '{ref}' in this flow{hint}"
+        if ref == step_id:
+            return f"reads steps.{ref}, its own output: a step reads only its ancestors"
+        message = f"reads steps.{ref}, which is not an ancestor of this step"
+        if ref in self.handles:
+            return message + f" ('{ref}' is an error handler)"
+        if step_id in self.handles:
+            handled = ", ".join(f"'{s}'" for s in self.handles[step_id])
+            return message + f" (a handler reads what precedes the step it handles: {handled})"
+        return message + f"; add '{ref}' to its needs if it must run first"
+
+    def check_trigger(self) -> TriggerSpec:
+        """Check the trigger's type and config against the registry; return its spec."""
+        raw = self.document.get("trigger")
+        if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
+            return TriggerSpec()
+        config = raw.get("config")
+        spec = TriggerSpec(raw["type"], dict(config) if isinstance(config, dict) else {})
+        if self.registry is None:
+            return spec
+        trigger = self.registry.triggers.get(spec.type)
+        if trigger is None:
+            if spec.type != "manual":
+                known = ", ".join(sorted({"manual", *self.registry.triggers}))
+                hint = flowcheck.suggest(spec.type, self.registry.triggers)
+                self.add(
+                    "trigger.type", f"unknown trigger type '{spec.type}'{hint} (known: {known})"
+                )
+        elif trigger.config_schema and not self.reported("trigger.config"):
+            validator = flowcheck.validator_for(trigger.config_schema)
+            for location, message in flowcheck.schema_problems(
+                validator, spec.config, "trigger.config"
+            ):
+                self.add(location, message)
+        return spec
+
+    def is_template(self, text: str) -> bool:
+        """True when ``text`` holds a template (so its rendered value is unknown here)."""
+        if text not in self._template_memo:
+            try:
+                static = self.expressions.compile(text, "").is_static
+            except ExpressionError:
+                static = False
+            self._template_memo[text] = not static
+        return self._template_memo[text]
+
+    def check_actions(self) -> None:
+        """Actions exist, connections fit them, and literal input meets the input schema."""
+        for step in self.steps.values():
+            action_name = step.data.get("action")
+            if not isinstance(action_name, str) or not ACTION_RE.match(action_name):
+                continue
+            connector = action_name.split(".", 1)[0]
+            self.check_connection(step, action_name, connector)
+            if self.registry is None:
+                continue
+            action = self.registry.action(action_name)
+            if action is None:
+                hint = flowcheck.suggest(action_name, self.registry.actions)
+                if connector not in self.registry.connectors:
+                    why = f"no connector '{connector}' is installed"
+                else:
+                    why = f"connector '{connector}' has no action '{action_name.split('.')[1]}'"
+                self.add(f"{step.location}.action", f"unknown action '{action_name}': {why}{hint}")
+                continue
+            if action.needs_connection and "connection" not in step.data:
+                self.add(
+                    f"{step.location}.connection", f"action {action_name} needs a connection"
+                )
+            compiled = self.compiled.get(step.id, {}).get("input")
+            if not action.input_schema or compiled is None:
+                continue
+            validator = flowcheck.validator_for(action.input_schema)
+            raw_input = step.data.get("input", {})
+            base = f"{step.location}.input"
+            if compiled.is_static:
+                problems = flowcheck.schema_problems(validator, raw_input, base)
+            else:
+                problems = flowcheck.partial_problems(validator, raw_input, base, self.is_template)
+            for location, message in problems:
+                self.add(location, message)
+
+    def check_connection(self, step: _RawStep, action_name: str, connector: str) -> None:
+        """A named connection exists and belongs to the action's connector."""
+        name = step.data.get("connection")
+        if not isinstance(name, str) or self.connections is None:
+            return
+        location = f"{step.location}.connection"
+        owner = self.connections.get(name)
+        if owner is None:
+            same = [n for n, c in self.connections.items() if c == connector]
+            hint = flowcheck.suggest(name, same) or (
+                f" (connections of '{connector}': {', '.join(sorted(same))})" if same else ""
+            )
+            self.add(location, f"no connection named '{name}'{hint}")
+        elif owner != connector:
+            self.add(
+                location,
+                f"connection '{name}' belongs to connector '{owner}', but action "
+                f"'{action_name}' needs a connection of '{connector}'",
+            )
+
+    def duration(self, value: Any, location: str) -> float | None:
+        """Parse a duration, recording an issue unless the schema already reported it."""
+        try:
+            return parse_duration(value, location)
+        except FlowError as exc:
+            if not self.reported(location):
+                self.issues.extend(exc.issues)
+            return None
+
+    def build_retry(self, step: _RawStep) -> RetryPolicy:
+        """The step's retry policy (defaults for what is absent or invalid)."""
+        raw = step.data.get("retry")
+        if not isinstance(raw, dict):
+            return RetryPolicy()
+        base = f"{step.location}.retry"
+        attempts = raw.get("max_attempts", 1)
+        backoff = raw.get("backoff", "exponential")
+        policy = RetryPolicy(
+            max_attempts=attempts if isinstance(attempts, int) and attempts >= 1 else 1,
+            backoff="constant" if backoff == "constant" else "exponential",
+            jitter=raw.get("jitter") is not False,
+        )
+        initial = self.duration(raw["initial"], f"{base}.initial") if "initial" in raw else None
+        largest = self.duration(raw["max"], f"{base}.max") if "max" in raw else None
+        policy = dataclasses.replace(
+            policy,
+            initial=policy.initial if initial is None else initial,
+            max=policy.max if largest is None else largest,
+        )
+        if policy.initial > policy.max:
+            if largest is not None:
+                self.add(f"{base}.max", f"is less than retry.initial ({policy.initial:g}s)")
+            elif initial is not None and "max" not in raw:
+                self.add(
+                    f"{base}.initial",
+                    f"is more than retry.max ({policy.max:g}s, the default): set max too",
+                )
+        return policy
+
+    def build_steps(self) -> dict[str, StepSpec]:
+        """The step specs (meaningful once no issue was found)."""
+        specs: dict[str, StepSpec] = {}
+        for step in self.steps.values():
+            data = step.data
+            pieces = self.compiled.get(step.id, {})
+            timeout = None
+            if "timeout" in data:
+                timeout = self.duration(data["timeout"], f"{step.location}.timeout")
+                if timeout == 0:
+                    self.add(f"{step.location}.timeout", "a timeout must be more than 0 seconds")
+            concurrency = data.get("concurrency")
+            if concurrency is not None and data.get("for_each") is None:
+                self.add(
+                    f"{step.location}.concurrency",
+                    "concurrency caps the items of for_each, and this step has no for_each",
+                )
+            on_error = data.get("on_error", "fail")
+            connection = data.get("connection")
+            name = data.get("name")
+            retry = self.build_retry(step)
+            if "input" not in pieces:
+                continue  # its input did not compile: reported
+            specs[step.id] = StepSpec(
+                id=step.id,
+                action=str(data.get("action", "")),
+                index=step.index,
+                input=pieces["input"],
+                connection=connection if isinstance(connection, str) else None,
+                when=pieces.get("when"),
+                for_each=pieces.get("for_each"),
+                concurrency=concurrency if isinstance(concurrency, int) else None,
+                needs=self.needs.get(step.id, ()),
+                on_error=on_error if isinstance(on_error, str) else "fail",
+                retry=retry,
+                timeout=timeout,
+                is_handler=step.id in self.handles,
+                name=name if isinstance(name, str) else "",
+                handles=tuple(self.handles.get(step.id, ())),
+            )
+        return specs
+
+    def run(self, source: str) -> Flow:
+        """Run every check; raise one :class:`FlowError` with all issues, or build the Flow."""
+        self.check_schema()
+        self.collect_steps()
+        self.resolve_handlers()
+        self.resolve_needs()
+        self.find_cycles()
+        self.compute_ancestors()
+        self.compile_expressions()
+        self.check_refs()
+        trigger = self.check_trigger()
+        self.check_actions()
+        specs = self.build_steps()
+        if self.issues:
+            unique = list(dict.fromkeys(self.issues))
+            unique.sort(key=lambda issue: flowcheck.location_key(issue.location))
+            raise FlowError(unique, source)
+        normal = [s for s in specs if not specs[s].is_handler]
+        flow_id = str(self.document["id"])
+        name = self.document.get("name")
+        description = self.document.get("description")
+        document = self.document if isinstance(self.document, dict) else dict(self.document)
+        return Flow(
+            id=flow_id,
+            name=name if isinstance(name, str) and name else flow_id,
+            document=document,
+            trigger=trigger,
+            steps=specs,
+            output=self.output,
+            successors={s: tuple(n for n in normal if s in specs[n].needs) for s in specs},
+            ancestors={s: self.ancestors.get(s, frozenset()) for s in specs},
+            roots=tuple(s for s in normal if not specs[s].needs),
+            description=description if isinstance(description, str) else "",
+        )
+
+
+def load_flow(
+    document: Mapping[str, Any],
+    *,
+    expressions: Expressions,
+    registry: Registry | None = None,
+    connections: Mapping[str, str] | None = None,
+    source: str = "",
+) -> Flow:
+    """Validate a flow document and build its :class:`Flow`.
+
+    Every check runs and every issue is collected before one :class:`FlowError` is raised:
+    the JSON Schema, duplicate step ids, ``needs`` (unknown steps, cycles), ``on_error``
+    handlers, expressions (syntax, and reading only ancestor steps), and, when ``registry``
+    is given, actions, the trigger type and config, required connections, and literal input
+    against each action's input schema. ``connections`` maps the stored connection names to
+    their connector; when given, a step's ``connection`` must be one of the action's
+    connector. ``source`` (a file name) prefixes the error's text.
+    """
+    if not isinstance(document, Mapping):
+        message = f"a flow document must be a mapping (id, trigger, steps), not {_kind(document)}"
+        raise FlowError([FlowIssue("", message)], source)
+    return _FlowChecker(document, expressions, registry, connections).run(source)
+
+
+def load_flow_text(text: str, source: str = "", **kwargs: Any) -> Flow:
+    """Parse YAML or JSON text and load it: ``load_flow(parse_document(text), ...)``."""
+    return load_flow(parse_document(text, source), source=source, **kwargs)
+
+
+# --- Comparing versions ------------------------------------------------------------------
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    return flowcheck.shorten(json.dumps(value, default=str, ensure_ascii=False), limit)
+
+
+def _trigger_of(document: Mapping[str, Any]) -> tuple[Any, Any]:
+    raw = document.get("trigger")
+    if not isinstance(raw, dict):
+        return "manual", {}
+    return raw.get("type", "manual"), raw.get("config") or {}
+
+
+def _steps_of(document: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    raw = document.get("steps")
+    steps: dict[str, dict[str, Any]] = {}
+    for index, step in enumerate(raw if isinstance(raw, list) else []):
+        if isinstance(step, dict):
+            key = step.get("id")
+            steps.setdefault(key if isinstance(key, str) else f"steps[{index}]", step)
+    return steps
+
+
+def diff_documents(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """Human-readable lines saying what changed from ``old`` to ``new`` (``[]``: nothing).
+
+    Steps are matched by id: ``step added: notify (slack.post_message)``, ``step removed:
+    x``, ``step changed: create (input, retry)``, ``steps reordered: ...``; also the id,
+    name, description, trigger (type or config), output and extension fields.
+    """
+    lines: list[str] = []
+    for field in ("id", "name", "description"):
+        if old.get(field) != new.get(field):
+            lines.append(f"{field} changed: {_short(old.get(field))} -> {_short(new.get(field))}")
+    (old_type, old_config), (new_type, new_config) = _trigger_of(old), _trigger_of(new)
+    if old_type != new_type:
+        lines.append(f"trigger changed: {old_type} -> {new_type}")
+    elif old_config != new_config:
+        changed = sorted(
+            str(k)
+            for k in set(old_config) | set(new_config)
+            if not isinstance(old_config, dict)
+            or not isinstance(new_config, dict)
+            or old_config.get(k) != new_config.get(k)
+        )
+        lines.append(f"trigger config changed ({old_type}): {', '.join(changed)}")
+    old_steps, new_steps = _steps_of(old), _steps_of(new)
+    for step_id, step in old_steps.items():
+        if step_id not in new_steps:
+            lines.append(f"step removed: {step_id} ({step.get('action', '?')})")
+    for step_id, step in new_steps.items():
+        before = old_steps.get(step_id)
+        if before is None:
+            lines.append(f"step added: {step_id} ({step.get('action', '?')})")
+        elif before != step:
+            fields = sorted(k for k in set(before) | set(step) if before.get(k) != step.get(k))
+            lines.append(f"step changed: {step_id} ({', '.join(fields)})")
+    kept_old = [s for s in old_steps if s in new_steps]
+    kept_new = [s for s in new_steps if s in old_steps]
+    if kept_old != kept_new:
+        lines.append(f"steps reordered: {', '.join(kept_new)}")
+    if old.get("output") != new.get("output"):
+        if "output" not in old:
+            lines.append("output added")
+        elif "output" not in new:
+            lines.append("output removed")
+        else:
+            lines.append("output changed")
+    known = {"id", "name", "description", "trigger", "steps", "output"}
+    for key in sorted((set(old) | set(new)) - known):
+        if old.get(key) != new.get(key):
+            lines.append(f"{key} changed")
+    return lines

@@ -1,0 +1,146 @@
+"""Every setting of the hub, in one place.
+
+Settings come from environment variables (``HUB_*``), optionally from a ``hub.toml`` in the
+data folder (environment wins), and from keyword arguments in tests. The same names are used
+in the docs, the CLI flags and the tests.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+
+class SettingsError(ValueError):
+    """A setting has a value the hub cannot use; the message names the setting."""
+
+
+def _split(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """The hub's settings. Build with :meth:`from_env`; tests pass overrides."""
+
+    data_dir: Path = Path(".hub")
+    database_url: str = ""
+    redis_url: str = ""
+    secret_key: tuple[str, ...] = ()
+    load_plugins: tuple[str, ...] | None = None
+    disable_plugins: tuple[str, ...] = ()
+    plugin_modules: tuple[str, ...] = ()
+    host: str = "127.0.0.1"
+    port: int = 8000
+    allow_hosts: tuple[str, ...] = ()
+    workspace: str = "default"
+    # Execution
+    lease_seconds: float = 30.0
+    sweep_interval: float = 5.0
+    resubmit_after: float = 60.0
+    default_step_timeout: float = 300.0
+    max_subflow_depth: int = 10
+    observer_timeout: float = 5.0
+    # Limits of the expression sandbox and of the HTTP action
+    max_render_output: int = 1_000_000
+    max_loop_iterations: int = 100_000
+    max_range: int = 100_000
+    max_repeat: int = 1_000_000
+    max_for_each_items: int = 100_000
+    http_max_response_bytes: int = 10_000_000
+    http_timeout: float = 30.0
+    # Webhooks
+    webhook_max_body_bytes: int = 1_000_000
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The SQLAlchemy URL; SQLite in the data folder unless one is set."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'hub.db').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        """True when the database is SQLite (the embedded default)."""
+        return self.resolved_database_url.startswith("sqlite")
+
+    @property
+    def allowed_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        """The entries of ``HUB_ALLOW_HOSTS`` that are addresses or networks."""
+        nets = []
+        for entry in self.allow_hosts:
+            try:
+                nets.append(ipaddress.ip_network(entry, strict=False))
+            except ValueError:
+                continue
+        return nets
+
+    @property
+    def allowed_hostnames(self) -> set[str]:
+        """The entries of ``HUB_ALLOW_HOSTS`` that are host names."""
+        names = set()
+        for entry in self.allow_hosts:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                names.add(entry.lower().rstrip("."))
+        return names
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some settings changed."""
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read settings from the environment, then ``hub.toml``, then overrides."""
+        env = dict(os.environ if env is None else env)
+        data_dir = Path(overrides.pop("data_dir", None) or env.get("HUB_DATA_DIR") or ".hub")
+        values: dict[str, Any] = {"data_dir": data_dir}
+        toml_path = data_dir / "hub.toml"
+        if toml_path.exists():
+            try:
+                file_values = tomllib.loads(toml_path.read_text())
+            except tomllib.TOMLDecodeError as exc:
+                raise SettingsError(f"{toml_path}: {exc}") from exc
+            for key, value in file_values.items():
+                values[key] = value
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        for name, field in fields.items():
+            var = f"HUB_{name.upper()}"
+            if var in env and name != "data_dir":
+                values[name] = env[var]
+        values.update(overrides)
+        converted: dict[str, Any] = {}
+        for name, value in values.items():
+            if name not in fields:
+                raise SettingsError(f"unknown setting {name!r}")
+            converted[name] = _convert(name, fields[name], value)
+        return cls(**converted)
+
+
+def _convert(name: str, field: dataclasses.Field[Any], value: Any) -> Any:
+    default = field.default
+    var = f"HUB_{name.upper()}"
+    try:
+        if name == "data_dir":
+            return Path(value)
+        if name == "load_plugins":
+            if value is None:
+                return None
+            return tuple(_split(value) if isinstance(value, str) else value)
+        if isinstance(default, tuple):
+            return tuple(_split(value) if isinstance(value, str) else value)
+        if isinstance(default, bool):
+            return value if isinstance(value, bool) else str(value).lower() in {"1", "true", "yes"}
+        if isinstance(default, int):
+            return int(value)
+        if isinstance(default, float):
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError) as exc:
+        raise SettingsError(f"{var}: {value!r} is not a valid value ({exc})") from exc

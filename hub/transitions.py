@@ -1,0 +1,557 @@
+"""The state transitions of runs and steps, each one database transaction.
+
+Every function here is a synchronous function of a SQLAlchemy ``Connection`` that the engine
+runs through :meth:`hub.db.database.Database.write`, so each transition is all-or-nothing:
+a step is marked done *and* its ready successors are inserted in the same transaction, and
+the UPDATE that completes a step checks the attempt, the lease owner and ``running``, so a
+worker that lost its lease cannot complete a step someone else has taken over.
+
+The functions return :class:`Outcome` objects: the jobs to submit once the transaction has
+committed (never before: a job must never reach a queue before its row exists) and the runs
+that reached a final status.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import Connection, and_, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from hub.db.models import now_us, runs, steps
+from hub.executors.base import StepJob
+from hub.flows import Flow
+
+ACTIVE = ("queued", "running", "waiting", "pending")
+SATISFIED = ("done", "skipped")
+FINAL_RUN = ("succeeded", "failed", "cancelled")
+
+
+@dataclasses.dataclass
+class Outcome:
+    """What a transition produced: jobs to submit after commit, and finished runs."""
+
+    jobs: list[StepJob] = dataclasses.field(default_factory=list)
+    finished: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    lost: bool = False
+
+    def merge(self, other: Outcome) -> None:
+        """Add another outcome's jobs and finished runs to this one."""
+        self.jobs.extend(other.jobs)
+        self.finished.extend(other.finished)
+
+
+@dataclasses.dataclass
+class RunInfo:
+    """The immutable facts of a run that the engine needs on every step."""
+
+    id: str
+    workspace_id: str
+    flow_id: str
+    flow_version: int
+    trigger: Any
+    depth: int
+    parent_run_id: str | None
+    parent_step_key: str | None
+    created_at: int
+
+
+def _insert(conn: Connection) -> Any:
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(steps).on_conflict_do_nothing()
+    return sqlite.insert(steps).on_conflict_do_nothing()
+
+
+def lock_run(conn: Connection, run_id: str) -> str | None:
+    """Lock the run row (PostgreSQL; SQLite has one writer) and return its status."""
+    stmt = select(runs.c.status).where(runs.c.id == run_id)
+    if conn.dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    return conn.execute(stmt).scalar()
+
+
+def step_row(run_id: str, key: str, step_id: str, now: int, **values: Any) -> dict[str, Any]:
+    """The column values of a new step row (queued and submitted now unless overridden)."""
+    row: dict[str, Any] = {
+        "run_id": run_id,
+        "key": key,
+        "step_id": step_id,
+        "item_index": None,
+        "attempt": 1,
+        "status": "queued",
+        "due_at": None,
+        "submitted_at": now,
+        "resubmissions": 0,
+        "state": None,
+        "items_left": None,
+        "created_at": now,
+    }
+    row.update(values)
+    return row
+
+
+def insert_steps(conn: Connection, rows: list[dict[str, Any]]) -> list[StepJob]:
+    """Insert step rows (ignoring ones that exist) and return jobs for the submittable ones."""
+    if not rows:
+        return []
+    conn.execute(_insert(conn), rows)
+    return [
+        StepJob(r["run_id"], r["key"], r["attempt"], 0, _to_seconds(r["due_at"]))
+        for r in rows
+        if r["status"] in ("queued", "waiting") and not (r["status"] == "waiting" and r["due_at"] is None)
+    ]
+
+
+def _to_seconds(us: int | None) -> float | None:
+    return None if us is None else us / 1_000_000
+
+
+def create_run(conn: Connection, run: dict[str, Any], flow: Flow) -> Outcome:
+    """Insert the run row and the rows of its root steps (one transaction)."""
+    conn.execute(runs.insert(), run)
+    now = run["created_at"]
+    rows = [step_row(run["id"], root, root, now) for root in flow.roots]
+    return Outcome(jobs=insert_steps(conn, rows))
+
+
+def claim(
+    conn: Connection, run_id: str, key: str, attempt: int, owner: str, lease_s: float
+) -> dict[str, Any] | None:
+    """Claim a step: ``queued``/due ``waiting`` -> ``running`` with our lease, or None."""
+    now = now_us()
+    stmt = (
+        update(steps)
+        .where(
+            steps.c.run_id == run_id,
+            steps.c.key == key,
+            steps.c.attempt == attempt,
+            steps.c.status.in_(("queued", "waiting")),
+            (steps.c.due_at.is_(None) & (steps.c.status == "queued")) | (steps.c.due_at <= now),
+        )
+        .values(
+            status="running",
+            lease_owner=owner,
+            lease_expires_at=now + int(lease_s * 1_000_000),
+            started_at=func.coalesce(steps.c.started_at, now),
+        )
+        .returning(steps.c.id, steps.c.step_id, steps.c.item_index, steps.c.state)
+    )
+    row = conn.execute(stmt).first()
+    return None if row is None else dict(row._mapping)
+
+
+def run_info(conn: Connection, run_id: str) -> RunInfo | None:
+    """The immutable facts of a run."""
+    row = conn.execute(
+        select(
+            runs.c.id,
+            runs.c.workspace_id,
+            runs.c.flow_id,
+            runs.c.flow_version,
+            runs.c.trigger,
+            runs.c.depth,
+            runs.c.parent_run_id,
+            runs.c.parent_step_key,
+            runs.c.created_at,
+        ).where(runs.c.id == run_id)
+    ).first()
+    return None if row is None else RunInfo(**row._mapping)
+
+
+def load_outputs(conn: Connection, run_id: str, keys: Iterable[str]) -> dict[str, Any]:
+    """The outputs of the given step keys that are done or skipped (latest attempt)."""
+    key_list = list(keys)
+    if not key_list:
+        return {}
+    rows = conn.execute(
+        select(steps.c.key, steps.c.output).where(
+            steps.c.run_id == run_id,
+            steps.c.key.in_(key_list),
+            steps.c.status.in_(SATISFIED),
+        )
+    )
+    return {r.key: r.output for r in rows}
+
+
+def _finish_update(
+    conn: Connection, row_id: int, attempt: int, owner: str, values: dict[str, Any]
+) -> bool:
+    result = conn.execute(
+        update(steps)
+        .where(
+            steps.c.id == row_id,
+            steps.c.attempt == attempt,
+            steps.c.lease_owner == owner,
+            steps.c.status == "running",
+        )
+        .values(lease_owner=None, lease_expires_at=None, **values)
+    )
+    return result.rowcount == 1
+
+
+class Transitions:
+    """Transitions that need the flow graph; one instance per engine."""
+
+    def __init__(self, owner: str) -> None:
+        self.owner = owner
+
+    # -- completing, failing, suspending a claimed step ------------------------------------
+
+    def complete(
+        self,
+        conn: Connection,
+        flow: Flow,
+        run: RunInfo,
+        row_id: int,
+        key: str,
+        attempt: int,
+        status: str,
+        input: Any,
+        output: Any,
+        render_output: Any,
+    ) -> Outcome:
+        """Mark a claimed step done (or skipped) and insert the successors that became ready."""
+        lock_run(conn, run.id)
+        now = now_us()
+        values = {"status": status, "input": input, "output": output, "finished_at": now}
+        if not _finish_update(conn, row_id, attempt, self.owner, values):
+            return Outcome(lost=True)
+        return self._after_satisfied(conn, flow, run, key, now, render_output)
+
+    def suspend(
+        self,
+        conn: Connection,
+        run: RunInfo,
+        row_id: int,
+        attempt: int,
+        until_us: int | None,
+        state: Any,
+        input: Any,
+        child_run: str | None = None,
+    ) -> Outcome:
+        """Make a claimed step ``waiting`` until a time, or until a child run finishes.
+
+        Waiting on a child that has finished meanwhile (between the action's look and this
+        transaction) makes the step due at once, so the wake-up cannot be missed.
+        """
+        lock_run(conn, run.id)
+        if child_run is not None:
+            status = conn.execute(select(runs.c.status).where(runs.c.id == child_run)).scalar()
+            if status in FINAL_RUN:
+                until_us = now_us()
+        values = {"status": "waiting", "due_at": until_us, "state": state, "input": input}
+        if not _finish_update(conn, row_id, attempt, self.owner, values):
+            return Outcome(lost=True)
+        if until_us is None:
+            return Outcome()
+        key = conn.execute(select(steps.c.key).where(steps.c.id == row_id)).scalar_one()
+        return Outcome(jobs=[StepJob(run.id, key, attempt, 0, until_us / 1_000_000)])
+
+    def fail(
+        self,
+        conn: Connection,
+        flow: Flow,
+        run: RunInfo,
+        row_id: int,
+        key: str,
+        attempt: int,
+        error: dict[str, Any],
+        input: Any,
+        retry_delay: float | None,
+        render_output: Any,
+        *,
+        owner_check: bool = True,
+    ) -> Outcome:
+        """Record a failed attempt: retry later, or apply the step's ``on_error``."""
+        lock_run(conn, run.id)
+        now = now_us()
+        values = {"status": "failed", "error": error, "input": input, "finished_at": now}
+        if owner_check:
+            if not _finish_update(conn, row_id, attempt, self.owner, values):
+                return Outcome(lost=True)
+        else:  # the sweeper: only a step whose lease has expired
+            changed = conn.execute(
+                update(steps)
+                .where(
+                    steps.c.id == row_id,
+                    steps.c.status == "running",
+                    steps.c.lease_expires_at < now,
+                )
+                .values(lease_owner=None, lease_expires_at=None, **values)
+            ).rowcount
+            if changed != 1:
+                return Outcome(lost=True)
+        old = conn.execute(
+            select(steps.c.step_id, steps.c.item_index, steps.c.state).where(steps.c.id == row_id)
+        ).one()
+        if retry_delay is not None:
+            due = now + int(retry_delay * 1_000_000)
+            row = step_row(
+                run.id,
+                key,
+                old.step_id,
+                now,
+                item_index=old.item_index,
+                attempt=attempt + 1,
+                status="waiting",
+                due_at=due,
+                state=_carry_state(old.state),
+            )
+            return Outcome(jobs=insert_steps(conn, [row]))
+        return self._final_failure(conn, flow, run, key, old.step_id, error, now, render_output)
+
+    def _final_failure(
+        self,
+        conn: Connection,
+        flow: Flow,
+        run: RunInfo,
+        key: str,
+        step_id: str,
+        error: dict[str, Any],
+        now: int,
+        render_output: Any,
+    ) -> Outcome:
+        spec = flow.steps[step_id]
+        if spec.on_error == "continue":
+            self._mark_latest(conn, run.id, key, "done")
+            return self._after_satisfied(conn, flow, run, key, now, render_output)
+        if spec.on_error not in ("fail", "continue") and not spec.is_handler:
+            handler_key = f"{spec.on_error}:{key}"
+            state = {"error": error, "handles": key}
+            latest_state = conn.execute(
+                select(steps.c.state)
+                .where(steps.c.run_id == run.id, steps.c.key == key)
+                .order_by(steps.c.attempt.desc())
+                .limit(1)
+            ).scalar()
+            if isinstance(latest_state, dict) and "item" in latest_state:
+                state["item"] = latest_state["item"]
+            row = step_row(run.id, handler_key, spec.on_error, now, state=state)
+            return Outcome(jobs=insert_steps(conn, [row]))
+        return self.finish_run(conn, run, "failed", None, {**error, "step": key}, now)
+
+    def _mark_latest(self, conn: Connection, run_id: str, key: str, status: str) -> None:
+        latest = (
+            select(func.max(steps.c.attempt))
+            .where(steps.c.run_id == run_id, steps.c.key == key)
+            .scalar_subquery()
+        )
+        conn.execute(
+            update(steps)
+            .where(steps.c.run_id == run_id, steps.c.key == key, steps.c.attempt == latest)
+            .values(status=status, output=None)
+        )
+
+    def _after_satisfied(
+        self, conn: Connection, flow: Flow, run: RunInfo, key: str, now: int, render_output: Any
+    ) -> Outcome:
+        """A step key counts as done: handle handlers, fan-in of items, then successors."""
+        if ":" in key:  # a handler finished: the step it handled counts as done
+            handled = key.split(":", 1)[1]
+            self._mark_latest(conn, run.id, handled, "done")
+            return self._after_satisfied(conn, flow, run, handled, now, render_output)
+        if key.endswith("]"):
+            return self._item_satisfied(conn, flow, run, key, now, render_output)
+        return self._successors(conn, flow, run, key, now, render_output)
+
+    def _item_satisfied(
+        self, conn: Connection, flow: Flow, run: RunInfo, key: str, now: int, render_output: Any
+    ) -> Outcome:
+        step_id = key[: key.index("[")]
+        outcome = Outcome()
+        nxt = conn.execute(
+            select(steps.c.id, steps.c.key, steps.c.attempt)
+            .where(
+                steps.c.run_id == run.id,
+                steps.c.step_id == step_id,
+                steps.c.status == "pending",
+            )
+            .order_by(steps.c.item_index)
+            .limit(1)
+        ).first()
+        if nxt is not None:
+            conn.execute(
+                update(steps).where(steps.c.id == nxt.id).values(status="queued", submitted_at=now)
+            )
+            outcome.jobs.append(StepJob(run.id, nxt.key, nxt.attempt, 0, None))
+        left = conn.execute(
+            update(steps)
+            .where(steps.c.run_id == run.id, steps.c.key == step_id, steps.c.status == "waiting")
+            .values(items_left=steps.c.items_left - 1)
+            .returning(steps.c.items_left, steps.c.id)
+        ).first()
+        if left is None or left.items_left > 0:
+            return outcome
+        items = conn.execute(
+            select(steps.c.item_index, steps.c.output, steps.c.attempt, steps.c.status).where(
+                steps.c.run_id == run.id,
+                steps.c.step_id == step_id,
+                steps.c.item_index.is_not(None),
+            )
+        ).all()
+        latest: dict[int, Any] = {}
+        for item in sorted(items, key=lambda r: r.attempt):
+            latest[item.item_index] = item.output if item.status in SATISFIED else None
+        output = [latest[i] for i in sorted(latest)]
+        conn.execute(
+            update(steps)
+            .where(steps.c.id == left.id)
+            .values(status="done", output=output, finished_at=now)
+        )
+        outcome.merge(self._successors(conn, flow, run, step_id, now, render_output))
+        return outcome
+
+    def _successors(
+        self, conn: Connection, flow: Flow, run: RunInfo, step_id: str, now: int, render_output: Any
+    ) -> Outcome:
+        rows = []
+        for succ in flow.successors.get(step_id, ()):
+            needs = flow.steps[succ].needs
+            if len(needs) > 1:
+                found = conn.execute(
+                    select(steps.c.key, steps.c.status, steps.c.attempt).where(
+                        steps.c.run_id == run.id, steps.c.key.in_(needs)
+                    )
+                ).all()
+                current: dict[str, tuple[int, str]] = {}
+                for r in found:
+                    if r.key not in current or r.attempt > current[r.key][0]:
+                        current[r.key] = (r.attempt, r.status)
+                if not all(current.get(n, (0, ""))[1] in SATISFIED for n in needs):
+                    continue
+            rows.append(step_row(run.id, succ, succ, now))
+        if rows:
+            return Outcome(jobs=insert_steps(conn, rows))
+        return self._maybe_finish(conn, run, now, render_output)
+
+    def _maybe_finish(self, conn: Connection, run: RunInfo, now: int, render_output: Any) -> Outcome:
+        active = conn.execute(
+            select(steps.c.id)
+            .where(steps.c.run_id == run.id, steps.c.status.in_(ACTIVE))
+            .limit(1)
+        ).first()
+        if active is not None:
+            return Outcome()
+        status, output, error = render_output(conn)
+        return self.finish_run(conn, run, status, output, error, now)
+
+    # -- for_each ---------------------------------------------------------------------------
+
+    def expand(
+        self,
+        conn: Connection,
+        run: RunInfo,
+        row_id: int,
+        step_id: str,
+        attempt: int,
+        items: list[Any],
+        concurrency: int | None,
+    ) -> Outcome:
+        """Fan a claimed ``for_each`` step out into item rows; the step waits for them."""
+        lock_run(conn, run.id)
+        now = now_us()
+        values = {"status": "waiting", "due_at": None, "items_left": len(items)}
+        if not _finish_update(conn, row_id, attempt, self.owner, values):
+            return Outcome(lost=True)
+        cap = concurrency or len(items)
+        rows = [
+            step_row(
+                run.id,
+                f"{step_id}[{i}]",
+                step_id,
+                now,
+                item_index=i,
+                status="queued" if i < cap else "pending",
+                submitted_at=now if i < cap else None,
+                state={"item": item},
+            )
+            for i, item in enumerate(items)
+        ]
+        return Outcome(jobs=insert_steps(conn, rows))
+
+    # -- runs -------------------------------------------------------------------------------
+
+    def finish_run(
+        self,
+        conn: Connection,
+        run: RunInfo,
+        status: str,
+        output: Any,
+        error: Any,
+        now: int,
+    ) -> Outcome:
+        """Give a run its final status; cancel what is left; wake a waiting parent step."""
+        changed = conn.execute(
+            update(runs)
+            .where(runs.c.id == run.id, runs.c.status.not_in(FINAL_RUN))
+            .values(status=status, output=output, error=error, finished_at=now)
+        ).rowcount
+        if not changed:
+            return Outcome()
+        conn.execute(
+            update(steps)
+            .where(steps.c.run_id == run.id, steps.c.status.in_(ACTIVE))
+            .values(status="cancelled", lease_owner=None, finished_at=now)
+        )
+        outcome = Outcome(
+            finished=[
+                {
+                    "id": run.id,
+                    "flow_id": run.flow_id,
+                    "workspace_id": run.workspace_id,
+                    "status": status,
+                    "output": output,
+                    "error": error,
+                    "parent_run_id": run.parent_run_id,
+                }
+            ]
+        )
+        if run.parent_run_id and run.parent_step_key:
+            woke = conn.execute(
+                update(steps)
+                .where(
+                    steps.c.run_id == run.parent_run_id,
+                    steps.c.key == run.parent_step_key,
+                    steps.c.status == "waiting",
+                    steps.c.due_at.is_(None),
+                )
+                .values(due_at=now)
+                .returning(steps.c.attempt)
+            ).first()
+            if woke is not None:
+                outcome.jobs.append(
+                    StepJob(run.parent_run_id, run.parent_step_key, woke.attempt, 0, None)
+                )
+        return outcome
+
+    def cancel_run(self, conn: Connection, run_id: str, reason: str) -> Outcome:
+        """Cancel a run and, recursively, its unfinished child runs."""
+        now = now_us()
+        outcome = Outcome()
+        pending = [run_id]
+        while pending:
+            current = pending.pop()
+            info = run_info(conn, current)
+            if info is None:
+                continue
+            lock_run(conn, current)
+            outcome.merge(
+                self.finish_run(conn, info, "cancelled", None, {"message": reason}, now)
+            )
+            children = conn.execute(
+                select(runs.c.id).where(
+                    and_(runs.c.parent_run_id == current, runs.c.status.not_in(FINAL_RUN))
+                )
+            ).scalars()
+            pending.extend(children)
+        outcome.jobs.clear()  # a cancelled child must not wake its cancelled parent
+        return outcome
+
+
+def _carry_state(state: Any) -> Any:
+    """What a new attempt inherits from the last one: the item of a for_each item."""
+    if isinstance(state, dict) and "item" in state:
+        return {"item": state["item"]}
+    return None
