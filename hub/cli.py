@@ -50,16 +50,19 @@ def _settings(ctx: click.Context) -> Settings:
 
 
 def with_hub(
-    ctx: click.Context, fn: Callable[[Hub], Awaitable[T]], *, background: bool = False
+    ctx: click.Context, fn: Callable[[Hub], Awaitable[T]], *, execute: bool = False
 ) -> T:
-    """Start a hub on the configured settings, run ``fn(hub)``, stop the hub."""
+    """Start a hub on the configured settings, run ``fn(hub)``, stop the hub.
+
+    Only commands that run flows (``execute``) start the executor and the sweeper.
+    """
 
     async def main() -> T:
         try:
             hub = Hub(_settings(ctx))
         except RegistrationError as exc:
             raise click.ClickException(str(exc)) from exc
-        await hub.start(background=background)
+        await hub.start(background=execute, execute=execute)
         try:
             return await fn(hub)
         finally:
@@ -164,7 +167,7 @@ def run(ctx: click.Context, flow_file: str, input_: str | None, timeout: float |
         record["elapsed"] = time.perf_counter() - started
         return record
 
-    record = with_hub(ctx, go, background=True)
+    record = with_hub(ctx, go, execute=True)
     if not quiet:
         click.echo(f"{record['status']} in {record['elapsed'] * 1000:.1f} ms", err=True)
     if record["status"] == "succeeded":

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import yaml
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
@@ -55,7 +56,7 @@ _SHAPE_KEYWORDS = frozenset(
 
 
 def join_location(base: str, path: Iterable[str | int]) -> str:
-    """Append a JSON path to a location: ``("steps[1]", ["retry", "max"])`` -> ``steps[1].retry.max``.
+    """Append a JSON path to a location: ``steps[1]`` + ``["retry", "max"]`` -> ``...retry.max``.
 
     Integers become ``[i]``; keys that are identifier-like become ``.key``; any other key is
     quoted (``["X Header"]``) so that the location stays unambiguous.
@@ -249,7 +250,7 @@ def first_content_position(text: str) -> tuple[int, int]:
 
 
 def _json_key(key: Any) -> str:
-    """The key JSON would write for a YAML scalar key (``200`` -> ``"200"``, ``true`` -> ``"true"``)."""
+    """The key JSON would write for a YAML scalar key (``200`` -> ``"200"``, ``true``)."""
     return key if isinstance(key, str) else json.dumps(key, default=str)
 
 
@@ -261,8 +262,7 @@ def to_json_data(value: Any, path: Sequence[str | int], problems: list[Problem])
     """
     if isinstance(value, dict):
         return {
-            _json_key(k): to_json_data(v, [*path, _json_key(k)], problems)
-            for k, v in value.items()
+            _json_key(k): to_json_data(v, [*path, _json_key(k)], problems) for k, v in value.items()
         }
     if isinstance(value, list):
         return [to_json_data(v, [*path, i], problems) for i, v in enumerate(value)]
@@ -275,3 +275,168 @@ def to_json_data(value: Any, path: Sequence[str | int], problems: list[Problem])
             )
         )
     return value
+
+
+# --- Reading text with line and column locations ----------------------------------------
+
+
+class TextError(ValueError):
+    """Text that is not a readable document; ``location`` is ``line L, column C`` (1-based)."""
+
+    def __init__(self, location: str, message: str) -> None:
+        super().__init__(f"{location}: {message}" if location else message)
+        self.location = location
+        self.message = message
+
+
+_YAML_BASE: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class _FlowLoader(_YAML_BASE):
+    """PyYAML's safe loader (the C one when available), refusing duplicate keys.
+
+    Dates stay strings: a flow document is JSON data, and ``2024-01-01`` read as a
+    ``datetime.date`` could not be stored or validated as JSON.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        """Build a mapping, raising a located error on a key that appears twice."""
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, Any] = {}
+            for key_node, _value_node in node.value:
+                if key_node.tag == _MERGE_TAG:
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.get(key)
+                except TypeError:  # unhashable: the base constructor reports it
+                    continue
+                if first is not None:
+                    raise yaml.constructor.ConstructorError(
+                        None,
+                        None,
+                        f"duplicate key {key!r} (first at line {first.line + 1})",
+                        key_node.start_mark,
+                    )
+                seen[key] = key_node.start_mark
+        result: dict[Any, Any] = super().construct_mapping(node, deep=deep)
+        return result
+
+
+_FlowLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != _TIMESTAMP_TAG]
+    for first, resolvers in _YAML_BASE.yaml_implicit_resolvers.items()
+}
+
+
+class _DuplicateKeyError(ValueError):
+    """A JSON object has the same key twice (the json module gives no position)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise _DuplicateKeyError(key)
+        result[key] = value
+    return result
+
+
+def _line_column(text: str, position: int) -> str:
+    line = text.count("\n", 0, position) + 1
+    column = position - (text.rfind("\n", 0, position) + 1) + 1
+    return f"line {line}, column {column}"
+
+
+def read_yaml(text: str) -> Any:
+    """Read YAML with the safe loader; raise :class:`TextError` with the line and column."""
+    try:
+        return yaml.load(text, Loader=_FlowLoader)  # a safe loader (see _FlowLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        location = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        message = exc.problem or exc.context or "invalid YAML"
+        if exc.problem and exc.context:
+            where = ""
+            cmark = exc.context_mark
+            if cmark is not None and mark is not None and cmark.line != mark.line:
+                where = f" at line {cmark.line + 1}, column {cmark.column + 1}"
+            message = f"{exc.problem} ({exc.context}{where})"
+        raise TextError(location, message) from exc
+    except yaml.reader.ReaderError as exc:
+        message = f"character {exc.character!r} is not allowed ({exc.reason})"
+        raise TextError(_line_column(text, exc.position), message) from exc
+    except yaml.YAMLError as exc:
+        raise TextError("", f"invalid YAML: {exc}") from exc
+
+
+def read_json(text: str) -> Any:
+    """Read JSON (refusing duplicate keys); raise :class:`TextError` with the line and column."""
+    try:
+        return json.loads(text, object_pairs_hook=_unique_pairs)
+    except json.JSONDecodeError as exc:
+        raise TextError(f"line {exc.lineno}, column {exc.colno}", exc.msg) from exc
+    except _DuplicateKeyError as exc:
+        # JSON is YAML: the YAML reader of the same text gives the duplicate's position.
+        try:
+            read_yaml(text)
+        except TextError as located:
+            if "duplicate key" in located.message:
+                raise located from exc
+        raise TextError("", f"duplicate key {exc.key!r}") from exc
+
+
+# --- The step graph ------------------------------------------------------------------------
+
+
+def find_cycles(needs: Mapping[str, Sequence[str]], order: Mapping[str, int]) -> list[list[str]]:
+    """Cycles of the ``needs`` graph, each once, starting at its first step in ``order``.
+
+    ``needs`` maps a step to the steps it waits for (names outside ``needs`` are ignored);
+    a cycle ``[a, b]`` reads "a needs b, b needs a". Depth-first and iterative, so a long
+    chain of steps cannot exhaust the recursion limit.
+    """
+    white, gray, black = 0, 1, 2
+    color = dict.fromkeys(needs, white)
+    cycles: list[list[str]] = []
+    seen: set[frozenset[str]] = set()
+    for start in needs:
+        if color[start] != white:
+            continue
+        color[start] = gray
+        path = [start]
+        stack = [iter(needs[start])]
+        while stack:
+            following = next(stack[-1], None)
+            if following is None:
+                color[path.pop()] = black
+                stack.pop()
+            elif color.get(following) == white:
+                color[following] = gray
+                path.append(following)
+                stack.append(iter(needs[following]))
+            elif color.get(following) == gray:
+                loop = path[path.index(following) :]
+                if frozenset(loop) not in seen:
+                    seen.add(frozenset(loop))
+                    at = loop.index(min(loop, key=lambda s: order.get(s, 0)))
+                    cycles.append(loop[at:] + loop[:at])
+    return cycles
+
+
+def transitive_needs(needs: Mapping[str, Sequence[str]], start: str) -> frozenset[str]:
+    """Every step ``start`` waits for, directly or not (terminates on cycles too)."""
+    found: set[str] = set()
+    pending = list(needs.get(start, ()))
+    while pending:
+        current = pending.pop()
+        if current not in found:
+            found.add(current)
+            pending.extend(needs.get(current, ()))
+    return frozenset(found)

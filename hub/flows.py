@@ -13,16 +13,15 @@ import dataclasses
 import json
 import random
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
-
-import yaml
 
 from hub import flowcheck
 from hub.expressions import Compiled, ExpressionError, Expressions
 
 if TYPE_CHECKING:
     from hub.connectors import Registry
+
 
 class FlowError(ValueError):
     """A flow document could not be read or is invalid.
@@ -120,108 +119,6 @@ class Flow:
 
 # --- Reading the text --------------------------------------------------------------------
 
-_YAML_BASE: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
-_MERGE_TAG = "tag:yaml.org,2002:merge"
-
-
-class _FlowLoader(_YAML_BASE):  # type: ignore[misc,valid-type]
-    """PyYAML's safe loader (the C one when available), refusing duplicate keys.
-
-    Dates stay strings: a flow document is JSON data, and ``2024-01-01`` read as a
-    ``datetime.date`` could not be stored or validated as JSON.
-    """
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        """Build a mapping, raising a located error on a key that appears twice."""
-        if isinstance(node, yaml.MappingNode):
-            seen: dict[Any, Any] = {}
-            for key_node, _value_node in node.value:
-                if key_node.tag == _MERGE_TAG:
-                    continue
-                key = self.construct_object(key_node, deep=True)
-                try:
-                    first = seen.get(key)
-                except TypeError:  # unhashable: the base constructor reports it
-                    continue
-                if first is not None:
-                    raise yaml.constructor.ConstructorError(
-                        None,
-                        None,
-                        f"duplicate key {key!r} (first at line {first.line + 1})",
-                        key_node.start_mark,
-                    )
-                seen[key] = key_node.start_mark
-        result: dict[Any, Any] = super().construct_mapping(node, deep=deep)
-        return result
-
-
-_FlowLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != _TIMESTAMP_TAG]
-    for first, resolvers in _YAML_BASE.yaml_implicit_resolvers.items()
-}
-
-
-class _DuplicateKeyError(ValueError):
-    """A JSON object has the same key twice (the json module gives no position)."""
-
-    def __init__(self, key: str) -> None:
-        super().__init__(key)
-        self.key = key
-
-
-def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise _DuplicateKeyError(key)
-        result[key] = value
-    return result
-
-
-def _line_column(text: str, position: int) -> str:
-    line = text.count("\n", 0, position) + 1
-    column = position - (text.rfind("\n", 0, position) + 1) + 1
-    return f"line {line}, column {column}"
-
-
-def _load_yaml(text: str, source: str) -> Any:
-    try:
-        return yaml.load(text, Loader=_FlowLoader)  # noqa: S506 - a safe loader
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        location = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        message = exc.problem or exc.context or "invalid YAML"
-        if exc.problem and exc.context:
-            where = ""
-            cmark = exc.context_mark
-            if cmark is not None and mark is not None and cmark.line != mark.line:
-                where = f" at line {cmark.line + 1}, column {cmark.column + 1}"
-            message = f"{exc.problem} ({exc.context}{where})"
-        raise FlowError([FlowIssue(location, message)], source) from exc
-    except yaml.reader.ReaderError as exc:
-        message = f"character {exc.character!r} is not allowed ({exc.reason})"
-        raise FlowError([FlowIssue(_line_column(text, exc.position), message)], source) from exc
-    except yaml.YAMLError as exc:
-        raise FlowError([FlowIssue("", f"invalid YAML: {exc}")], source) from exc
-
-
-def _load_json(text: str, source: str) -> Any:
-    try:
-        return json.loads(text, object_pairs_hook=_unique_pairs)
-    except json.JSONDecodeError as exc:
-        raise FlowError(
-            [FlowIssue(f"line {exc.lineno}, column {exc.colno}", exc.msg)], source
-        ) from exc
-    except _DuplicateKeyError as exc:
-        # JSON is YAML: the YAML reader of the same text gives the duplicate's position.
-        try:
-            _load_yaml(text, source)
-        except FlowError as located:
-            if "duplicate key" in str(located):
-                raise located from exc
-        raise FlowError([FlowIssue("", f"duplicate key {exc.key!r}")], source) from exc
-
 
 def _kind(value: Any) -> str:
     names = {list: "a list", str: "a string", bool: "a boolean", int: "a number"}
@@ -238,7 +135,14 @@ def parse_document(text: str, source: str = "") -> dict[str, Any]:
     This checks only the syntax; :func:`load_flow` validates the content.
     """
     text = text.removeprefix("\ufeff")
-    data = _load_json(text, source) if text.lstrip().startswith("{") else _load_yaml(text, source)
+    try:
+        data = (
+            flowcheck.read_json(text)
+            if text.lstrip().startswith("{")
+            else flowcheck.read_yaml(text)
+        )
+    except flowcheck.TextError as exc:
+        raise FlowError([FlowIssue(exc.location, exc.message)], source) from exc
     if data is None:
         message = "the document is empty: a flow is a mapping with id, trigger and steps"
         raise FlowError([FlowIssue("line 1, column 1", message)], source)
@@ -275,7 +179,9 @@ def parse_duration(value: Any, location: str) -> float:
             return seconds
     elif isinstance(value, str) and _DURATION_TEXT.match(value):
         return sum(float(n) * _UNIT_SECONDS[unit] for n, unit in _DURATION_PART.findall(value))
-    raise FlowError([FlowIssue(location, f"{DURATION_HELP} (got {json.dumps(value, default=str)})")])
+    raise FlowError(
+        [FlowIssue(location, f"{DURATION_HELP} (got {json.dumps(value, default=str)})")]
+    )
 
 
 # --- Validation --------------------------------------------------------------------------
@@ -439,47 +345,15 @@ class _FlowChecker:
 
     def find_cycles(self) -> None:
         """Report each cycle of ``needs`` once, naming its steps in order."""
-        white, gray, black = 0, 1, 2
-        color = dict.fromkeys(self.needs, white)
-        seen: set[frozenset[str]] = set()
-        for start in self.needs:
-            if color[start] != white:
-                continue
-            color[start] = gray
-            path = [start]
-            stack = [iter(self.needs[start])]
-            while stack:
-                following = next(stack[-1], None)
-                if following is None:
-                    color[path.pop()] = black
-                    stack.pop()
-                elif color.get(following) == white:
-                    color[following] = gray
-                    path.append(following)
-                    stack.append(iter(self.needs[following]))
-                elif color.get(following) == gray:
-                    loop = path[path.index(following) :]
-                    if frozenset(loop) in seen:
-                        continue
-                    seen.add(frozenset(loop))
-                    first = min(loop, key=lambda s: self.steps[s].index)
-                    at = loop.index(first)
-                    loop = loop[at:] + loop[:at]
-                    self.add("steps", f"needs form a cycle: {' -> '.join([*loop, first])}")
+        order = {step_id: step.index for step_id, step in self.steps.items()}
+        for loop in flowcheck.find_cycles(self.needs, order):
+            self.add("steps", f"needs form a cycle: {' -> '.join([*loop, loop[0]])}")
 
     def compute_ancestors(self) -> None:
         """Transitive ancestors; a handler's are those common to the steps it handles."""
-        for step_id, direct in self.needs.items():
-            if step_id in self.handles:
-                continue
-            found: set[str] = set()
-            pending = list(direct)
-            while pending:
-                current = pending.pop()
-                if current not in found:
-                    found.add(current)
-                    pending.extend(self.needs.get(current, ()))
-            self.ancestors[step_id] = frozenset(found)
+        for step_id in self.needs:
+            if step_id not in self.handles:
+                self.ancestors[step_id] = flowcheck.transitive_needs(self.needs, step_id)
         for handler, handled in self.handles.items():
             # A handler may run after any of the steps it handles: it may read only what
             # precedes (or is) every one of them.
@@ -625,9 +499,7 @@ class _FlowChecker:
                 self.add(f"{step.location}.action", f"unknown action '{action_name}': {why}{hint}")
                 continue
             if action.needs_connection and "connection" not in step.data:
-                self.add(
-                    f"{step.location}.connection", f"action {action_name} needs a connection"
-                )
+                self.add(f"{step.location}.connection", f"action {action_name} needs a connection")
             compiled = self.compiled.get(step.id, {}).get("input")
             if not action.input_schema or compiled is None:
                 continue

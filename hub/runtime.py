@@ -87,11 +87,19 @@ class Hub:
         """Bring the database schema up to date and make sure the workspace exists."""
         upgrade(self.db.sync_engine)
 
-    async def start(self, *, migrate: bool = True, background: bool = True) -> Hub:
-        """Migrate, start the executor, recover lost work, start the background loops."""
+    async def start(
+        self, *, migrate: bool = True, background: bool = True, execute: bool = True
+    ) -> Hub:
+        """Migrate, start the executor, recover lost work, start the background loops.
+
+        With ``execute=False`` (read-only commands such as ``hub runs list``) only the
+        database is prepared: this process runs no step.
+        """
         if migrate:
             await asyncio.to_thread(self.migrate) if not self.db.is_sqlite else self.migrate()
         await self.db.write(lambda c: store.ensure_workspace(c, self.workspace))
+        if not execute:
+            return self
         await self.engine.start()
         self._started = True
         await self.engine.sweep(startup=True)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import functools
 import json
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -45,15 +44,21 @@ def schema_errors(schema: Any, value: Any, location: str) -> list[str]:
     return [f"{location_of(location, e.absolute_path)}: {e.message}" for e in errors]
 
 
+def shipped_path(folder: str) -> Path:
+    """A folder the wheel ships inside the package (``schemas``, ``ui``).
+
+    In a wheel it is ``hub/<folder>/`` (beside this module: the data folder ``hub/schemas/``
+    has no ``__init__.py``, so ``import hub.schemas`` still finds this module); in a source
+    checkout it is the repository's top-level folder.
+    """
+    here = Path(__file__).resolve().parent
+    inside = here / folder
+    return inside if inside.is_dir() else here.parent / folder
+
+
 def schema_path(name: str) -> Path:
     """The path of a JSON Schema that the hub ships (``flow.schema.json`` ...)."""
-    try:
-        candidate = resources.files("hub.schemas").joinpath(name)
-        if candidate.is_file():
-            return Path(str(candidate))
-    except ModuleNotFoundError:
-        pass
-    return Path(__file__).resolve().parent.parent / "schemas" / name
+    return shipped_path("schemas") / name
 
 
 @functools.cache

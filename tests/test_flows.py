@@ -545,9 +545,7 @@ def test_expression_syntax_error_is_located(expressions: Expressions) -> None:
 # --- Actions, triggers, connections ------------------------------------------------------------
 
 
-def test_unknown_action_suggests_close_names(
-    expressions: Expressions, registry: Registry
-) -> None:
+def test_unknown_action_suggests_close_names(expressions: Expressions, registry: Registry) -> None:
     issues = issues_of(
         "id: x\nsteps:\n  - {id: a, action: crm.find_contacts, connection: c}\n",
         expressions,
@@ -668,7 +666,9 @@ def test_literal_input_breaking_the_schema_is_located(
 def test_missing_input_is_checked_against_the_schema(
     expressions: Expressions, registry: Registry
 ) -> None:
-    issues = issues_of("id: x\nsteps:\n  - {id: call, action: http.request}\n", expressions, registry)
+    issues = issues_of(
+        "id: x\nsteps:\n  - {id: call, action: http.request}\n", expressions, registry
+    )
     assert issues == [FlowIssue("steps[0].input", "'url' is a required property")]
 
 
@@ -761,7 +761,9 @@ def test_retry_timeout_and_for_each_are_built(expressions: Expressions) -> None:
 
 
 def test_concurrency_without_for_each_is_refused(expressions: Expressions) -> None:
-    issues = issues_of("id: x\nsteps:\n  - {id: a, action: flow.noop, concurrency: 3}\n", expressions)
+    issues = issues_of(
+        "id: x\nsteps:\n  - {id: a, action: flow.noop, concurrency: 3}\n", expressions
+    )
     assert locations(issues) == ["steps[0].concurrency"]
 
 
@@ -774,7 +776,9 @@ def test_retry_initial_above_max_is_refused(expressions: Expressions) -> None:
 
 
 def test_flow_keeps_its_document_and_metadata(expressions: Expressions) -> None:
-    document = parse_document("id: x\nname: X flow\ndescription: d\nsteps:\n  - {id: a, action: flow.noop}\n")
+    document = parse_document(
+        "id: x\nname: X flow\ndescription: d\nsteps:\n  - {id: a, action: flow.noop}\n"
+    )
     flow = load_flow(document, expressions=expressions)
     assert flow.document is document
     assert (flow.id, flow.name, flow.description) == ("x", "X flow", "d")
@@ -795,10 +799,15 @@ def test_all_issues_are_reported_at_once(expressions: Expressions, registry: Reg
         expressions,
         registry,
     )
-    assert locations(issues) == ["steps[0].action", "steps[1].needs[0]", "steps[2].retry.max_attempts"]
+    assert locations(issues) == [
+        "steps[0].action",
+        "steps[1].needs[0]",
+        "steps[2].retry.max_attempts",
+    ]
     with pytest.raises(FlowError) as caught:
         load(
-            "id: x\nsteps:\n  - {id: a, action: flow.nop}\n  - {id: b, action: flow.noop, needs: [z]}\n",
+            "id: x\nsteps:\n  - {id: a, action: flow.nop}\n"
+            "  - {id: b, action: flow.noop, needs: [z]}\n",
             expressions,
             registry,
         )

@@ -1,0 +1,63 @@
+"""Shared fixtures: a hub on a fresh SQLite data folder with the test plugin loaded."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hub.runtime import Hub
+from hub.settings import Settings
+from tests import kit
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite database, made once and copied for each test (migrations are slow)."""
+    folder = tmp_path_factory.mktemp("template")
+    hub = Hub(Settings(data_dir=folder), entry_points=False)
+    hub.migrate()
+    hub.db.sync_engine.dispose()
+    return folder / "hub.db"
+
+
+@pytest.fixture
+def settings(tmp_path: Path, template_db: Path) -> Settings:
+    """Settings on a fresh data folder holding a migrated database."""
+    shutil.copy(template_db, tmp_path / "hub.db")
+    return Settings(data_dir=tmp_path, sweep_interval=0.2, lease_seconds=2.0)
+
+
+@pytest.fixture(autouse=True)
+def _reset_kit() -> Iterator[None]:
+    kit.reset()
+    yield
+
+
+def make_hub(settings: Settings, plugins: Any = (kit,), **kwargs: Any) -> Hub:
+    """A hub with the test plugin (entry points off, so the suite sees only what it loads)."""
+    return Hub(settings, plugins=plugins, entry_points=False, **kwargs)
+
+
+@pytest.fixture
+async def hub(settings: Settings) -> AsyncIterator[Hub]:
+    """A started hub (SQLite, in-process executor) with the test plugin."""
+    instance = make_hub(settings)
+    await instance.start(migrate=False)
+    try:
+        yield instance
+    finally:
+        await instance.stop(grace=1.0)
+
+
+async def run_flow(hub: Hub, document: dict[str, Any], input: Any = None, timeout: float = 10) -> dict[str, Any]:
+    """Save and publish a document, run it, and return the finished run with its steps."""
+    saved = await hub.save_flow(document, publish=True)
+    run_id = await hub.start_run(saved.flow_id, input)
+    await hub.wait_for_run(run_id, timeout)
+    return await hub.get_run(run_id)
