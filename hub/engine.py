@@ -38,6 +38,7 @@ from hub.transitions import (
     RunInfo,
     Transitions,
     claim,
+    create_run,
     load_outputs,
     now_us,
     run_info,
@@ -181,7 +182,7 @@ class Engine:
             "created_at": now,
             "started_at": now,
         }
-        outcome = await self.db.write(lambda c: self.transitions.create_run(c, row, flow))
+        outcome = await self.db.write(lambda c: create_run(c, row, flow))
         self._runs[run_id] = RunInfo(
             id=run_id,
             workspace_id=workspace_id,
@@ -316,7 +317,7 @@ class Engine:
             )
         action = self.registry.action(spec.action)
         declared = action.retryable_errors if action else ()
-        if isinstance(exc, ConnectionError | httpx.TransportError | TimeoutError | declared):
+        if isinstance(exc, (ConnectionError, httpx.TransportError, TimeoutError, *declared)):
             return StepFailure(f"{type(exc).__name__}: {exc}", kind="connection", retryable=True)
         log.debug("action %s raised", spec.action, exc_info=exc)
         return StepFailure(f"{type(exc).__name__}: {exc}", kind="error")

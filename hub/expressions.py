@@ -20,27 +20,37 @@ import base64
 import dataclasses
 import functools
 import hashlib
+import itertools
 import json
 import re
 import threading
 import time
 import types
-from collections.abc import Callable, ItemsView, Iterable, Iterator, KeysView, Mapping
-from collections.abc import ValuesView
+from collections.abc import Callable, ItemsView, Iterable, Iterator, KeysView, Mapping, ValuesView
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
 from cachetools import LRUCache
-from jinja2 import nodes
 from jinja2 import filters as jfilters
+from jinja2 import nodes
 from jinja2.compiler import CodeGenerator, Frame
-from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
-from jinja2.runtime import ChainableUndefined, Context, LoopContext, Macro, StrictUndefined
-from jinja2.runtime import Undefined
+from jinja2.exceptions import (
+    FilterArgumentError,
+    SecurityError,
+    TemplateSyntaxError,
+    UndefinedError,
+)
+from jinja2.runtime import (
+    ChainableUndefined,
+    Context,
+    LoopContext,
+    Macro,
+    StrictUndefined,
+    Undefined,
+)
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedFormatter
 from jinja2.utils import Namespace, pass_environment, pass_eval_context
-from markupsafe import EscapeFormatter, Markup
 
 
 class ExpressionError(ValueError):
@@ -92,6 +102,7 @@ _PADDING_METHODS = frozenset({"center", "ljust", "rjust", "zfill"})
 _PERCENT = re.compile(r"%(?:\(([^)]*)\))?[#0\- +]*(\*|\d+)?(?:\.(\*|\d+))?[hlL]?(.)", re.S)
 _DIGITS = re.compile(r"\d+")
 _PLAIN = frozenset({str, int, float, bool, type(None)})
+_LAZY = (range, Iterator, KeysView, ValuesView, ItemsView)
 
 
 def _size(value: Any, limit: int) -> int:
@@ -116,7 +127,7 @@ def _size(value: Any, limit: int) -> int:
             stack.extend(v.keys())
             stack.extend(v.values())
         elif isinstance(v, Namespace):
-            stack.append(v._Namespace__attrs)  # type: ignore[attr-defined]
+            stack.append(v._Namespace__attrs)
         elif isinstance(v, int) and not isinstance(v, bool):
             total += v.bit_length() // 3 + 1
         else:
@@ -126,25 +137,20 @@ def _size(value: Any, limit: int) -> int:
     return total
 
 
-class _Counted(nodes.Expr):
-    """Wraps the iterable of a ``{% for %}`` so that each iteration is counted."""
-
-    fields = ("node",)
-    node: nodes.Expr
-
-
 class _CodeGenerator(CodeGenerator):
     """Jinja's code generator with hooks that count and bound what a template builds."""
 
-    def visit_For(self, node: nodes.For, frame: Frame) -> None:
-        if not isinstance(node.iter, _Counted):
-            node.iter = _Counted(node.iter, lineno=node.iter.lineno)
-        super().visit_For(node, frame)
-
-    def visit__Counted(self, node: _Counted, frame: Frame) -> None:
-        self.write("environment.hub_iter(")
-        self.visit(node.node, frame)
+    def visit(self, node: nodes.Node, *args: Any, **kwargs: Any) -> Any:
+        if id(node) not in getattr(self, "hub_counted", ()):
+            return super().visit(node, *args, **kwargs)
+        self.write("environment.hub_iter(")  # the iterable of a {% for %}: count it
+        super().visit(node, *args, **kwargs)
         self.write(")")
+
+    def visit_For(self, node: nodes.For, frame: Frame) -> None:
+        self.hub_counted: set[int] = getattr(self, "hub_counted", set())
+        self.hub_counted.add(id(node.iter))
+        super().visit_For(node, frame)
 
     def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
         self.write("environment.hub_concat((")
@@ -193,10 +199,6 @@ class _Formatter(SandboxedFormatter):
         self._total += len(rv)
         self._hub.check_length(self._total, "str.format()")
         return rv
-
-
-class _EscapeFormatter(_Formatter, EscapeFormatter):
-    """``Markup.format`` in the sandbox."""
 
 
 class _Environment(ImmutableSandboxedEnvironment):
@@ -249,8 +251,7 @@ class _Environment(ImmutableSandboxedEnvironment):
         budget = _BUDGET.get()
         if budget is not None:
             budget.out -= length
-            if budget.out < 0:
-                raise _LimitExceeded(f"output exceeds the limit of {self.limits.max_output}")
+            self.check_length(self.limits.max_output - budget.out, "the output")
 
     # -- hooks called by the generated code ---------------------------------------------
 
@@ -271,7 +272,7 @@ class _Environment(ImmutableSandboxedEnvironment):
 
     def hub_made(self, value: Any) -> Any:
         """A list, tuple or dict literal, bounded (repeated references count each time)."""
-        self.check_length(_size(value, self.limits.max_output), "the literal")
+        self.check_length(_size(value, self.limits.max_output), "the list or dict built")
         return value
 
     def hub_text(self, text: str) -> str:
@@ -306,7 +307,7 @@ class _Environment(ImmutableSandboxedEnvironment):
                 pass
             rv = super().getattr(obj, attribute)
             if isinstance(rv, Undefined) and not hasattr(obj, attribute):
-                keys = ", ".join(sorted(str(k) for k in list(obj)[:20])) or "none"
+                keys = ", ".join(sorted(str(k) for k in itertools.islice(obj, 20))) or "none"
                 return self.undefined(
                     hint=f"no key {attribute!r} (keys: {keys})", obj=obj, name=attribute
                 )
@@ -330,11 +331,7 @@ class _Environment(ImmutableSandboxedEnvironment):
         f_self = value.__self__
         if not isinstance(f_self, str):
             return None
-        formatter: _Formatter
-        if isinstance(f_self, Markup):
-            formatter = _EscapeFormatter(self, escape=f_self.escape)
-        else:
-            formatter = _Formatter(self)
+        formatter = _Formatter(self)  # (autoescape is off: Markup.format need not escape)
         is_map = value.__name__ == "format_map"
         str_type = type(f_self)
 
@@ -359,9 +356,8 @@ class _Environment(ImmutableSandboxedEnvironment):
         rv = super().call(context, obj, *args, **kwargs)
         if obj is dict or obj is Namespace:
             self.hub_made(rv)
-        elif isinstance(rv, str) and len(rv) > self.limits.max_output:
-            if not (isinstance(owner, str) and len(owner) >= len(rv)):
-                self.check_length(len(rv), "the result of a call")
+        elif isinstance(rv, str) and not (isinstance(owner, str) and len(owner) >= len(rv)):
+            self.check_length(len(rv), "the result of a call")
         return rv
 
     def _check_str_method(self, s: str, name: str, args: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -386,9 +382,9 @@ class _Environment(ImmutableSandboxedEnvironment):
         if operator == "*":
             return self._multiply(left, right)
         if operator == "**":
-            if isinstance(left, int) and isinstance(right, int) and abs(left) > 1 and right > 0:
-                if abs(left).bit_length() * right > _MAX_INT_BITS:
-                    raise _LimitExceeded(f"the result of {left} ** {right} is too large")
+            big = isinstance(left, int) and isinstance(right, int) and abs(left) > 1
+            if big and abs(left).bit_length() * right > _MAX_INT_BITS:
+                raise _LimitExceeded(f"the result of {left} ** {right} is too large")
         elif operator == "%" and isinstance(left, str):
             return self.percent(left, right)
         elif operator == "+":
@@ -410,9 +406,12 @@ class _Environment(ImmutableSandboxedEnvironment):
                 )
             lim = self.limits.max_output
             self.check_length(_size(left, lim // right) * right, "the repetition")
-        elif isinstance(left, int) and isinstance(right, int):
-            if left.bit_length() + right.bit_length() > _MAX_INT_BITS:
-                raise _LimitExceeded("the result of * is too large")
+        elif (
+            isinstance(left, int)
+            and isinstance(right, int)
+            and (left.bit_length() + right.bit_length() > _MAX_INT_BITS)
+        ):
+            raise _LimitExceeded("the result of * is too large")
         return left * right
 
     def percent(self, fmt: str, args: Any) -> str:
@@ -463,7 +462,8 @@ class _Environment(ImmutableSandboxedEnvironment):
             text = str(s)
             wrap = kw.get("wrapstring", args[1] if len(args) > 1 else None)
             sep = len(str(wrap)) if wrap is not None else 1
-            lines = len(text) // max(int(width), 1) + sum(c.isspace() for c in text) + 1
+            spaces = text.count(" ") + text.count("\n") + text.count("\t")
+            lines = len(text) // max(int(width), 1) + spaces + 1
             env.check_length(len(text) + lines * sep, "wordwrap()")
             return jfilters.do_wordwrap(environment, text, width, *args, **kw)
 
@@ -486,7 +486,7 @@ class _Environment(ImmutableSandboxedEnvironment):
 
         def format_(value: Any, *args: Any, **kwargs: Any) -> str:
             if args and kwargs:
-                raise jfilters.FilterArgumentError("can't handle positional and keyword args")
+                raise FilterArgumentError("can't handle positional and keyword args")
             return env.percent(str(value), kwargs or args)
 
         def filled(name: Any, count: int, fill_with: Any) -> None:
@@ -505,20 +505,25 @@ class _Environment(ImmutableSandboxedEnvironment):
 
         @pass_environment
         def sum_(environment: Any, iterable: Any, attribute: Any = None, start: Any = 0) -> Any:
-            if isinstance(start, (int, float)):
+            if not isinstance(start, (list, tuple)):
                 return jfilters.sync_do_sum(environment, iterable, attribute, start)
             if attribute is not None:
                 iterable = map(jfilters.make_attrgetter(env, attribute), iterable)
-            for item in iterable:
+            items, total = list(start), _size(start, lim)
+            for item in iterable:  # concatenation in linear time, bounded
                 env.tick()
-                start = env.call_binop(None, "+", start, item)  # type: ignore[arg-type]
-            return start
+                if type(item) is not type(start):
+                    raise TypeError(f"cannot add {type(item).__name__} to {type(start).__name__}")
+                total += _size(item, lim)
+                env.check_length(total, "sum()")
+                items.extend(item)
+            return type(start)(items)
 
         @pass_eval_context
         def tojson(eval_ctx: Any, value: Any, indent: Any = None) -> Any:
-            if indent is not None and (len(str(indent)) > 16 or str(indent).isdigit()):
-                if not (str(indent).isdigit() and int(str(indent)) <= 16):
-                    raise _LimitExceeded("tojson() indent larger than 16")
+            width = len(indent) if isinstance(indent, str) else indent
+            if indent is not None and not (isinstance(width, int) and width <= 16):
+                raise _LimitExceeded("tojson() indent must be at most 16")
             return jfilters.do_tojson(eval_ctx, value, indent)
 
         f.update(center=center, indent=indent, wordwrap=wordwrap, replace=replace, join=join)
@@ -526,9 +531,9 @@ class _Environment(ImmutableSandboxedEnvironment):
         f.update(fromjson=_fromjson, b64encode=_b64encode, b64decode=_b64decode)
         f.update(sha256=_hash("sha256"), md5=_hash("md5"))
         for name, func in list(f.items()):
-            f[name] = self._bounded(func)
+            f[name] = self._bounded(name, func)
 
-    def _bounded(self, func: Callable[..., Any]) -> Callable[..., Any]:
+    def _bounded(self, name: str, func: Callable[..., Any]) -> Callable[..., Any]:
         """Refuse a filter's string result above max_output, unless it did not grow."""
         index = 1 if getattr(func, "jinja_pass_arg", None) is not None else 0
         lim = self.limits.max_output
@@ -539,7 +544,7 @@ class _Environment(ImmutableSandboxedEnvironment):
             if isinstance(rv, str) and len(rv) > lim:
                 value = args[index] if len(args) > index else None
                 if not (isinstance(value, str) and len(value) >= len(rv)):
-                    self.check_length(len(rv), f"the result of |{func.__name__}")
+                    self.check_length(len(rv), f"the result of |{name}")
             return rv
 
         return bounded
@@ -568,14 +573,12 @@ def _fromjson(value: Any) -> Any:
 
 def _b64encode(value: Any, urlsafe: bool = False) -> str:
     """Base64 of the UTF-8 bytes of ``value``."""
-    encode = base64.urlsafe_b64encode if urlsafe else base64.b64encode
-    return encode(_bytes(value)).decode("ascii")
+    return (base64.urlsafe_b64encode if urlsafe else base64.b64encode)(_bytes(value)).decode()
 
 
 def _b64decode(value: Any, urlsafe: bool = False) -> str:
     """Decode base64 to a UTF-8 string."""
-    decode = base64.urlsafe_b64decode if urlsafe else base64.b64decode
-    return decode(_bytes(value)).decode("utf-8")
+    return (base64.urlsafe_b64decode if urlsafe else base64.b64decode)(_bytes(value)).decode()
 
 
 def _hash(name: str) -> Callable[[Any], str]:
@@ -604,25 +607,31 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _native(value: Any) -> Any:
-    """An expression's result as plain data; fails on undefined values inside it."""
+def _native(value: Any, deep: bool = True) -> Any:
+    """An expression's result as plain data: lazy sequences become lists, undefined values
+    (anywhere inside it when ``deep``) and functions are errors."""
     if type(value) in _PLAIN:
         return value
     if isinstance(value, Undefined):
         value._fail_with_undefined_error()
     if isinstance(value, str):
         return str(value)
-    if isinstance(value, (range, Iterator, KeysView, ValuesView, ItemsView)):
+    if isinstance(value, _LAZY):
         value = list(value)
-    stack = [value]
+    elif callable(value):
+        name = getattr(value, "__name__", type(value).__name__)
+        raise TypeError(f"the expression gives the function {name!r}: call it or read a key")
+    stack = [value] if deep else []
     while stack:
         v = stack.pop()
-        if isinstance(v, Undefined):
-            v._fail_with_undefined_error()
-        elif isinstance(v, (list, tuple)):
-            stack.extend(v)
-        elif isinstance(v, dict):
-            stack.extend(v.values())
+        pairs = v.items() if isinstance(v, dict) else enumerate(v)
+        for key, item in pairs:
+            if isinstance(item, Undefined):
+                item._fail_with_undefined_error()
+            if isinstance(item, _LAZY) and not isinstance(v, tuple):
+                v[key] = item = list(item)
+            if isinstance(item, (list, tuple, dict)):
+                stack.append(item)
     return value
 
 
@@ -636,9 +645,9 @@ def _step_refs(tree: nodes.Node) -> frozenset[str] | None:
     stack = [tree]
     while stack:
         parent = stack.pop()
-        if isinstance(parent, nodes.Call) and isinstance(parent.node, nodes.Getattr):
-            if _is_steps(parent.node.node):  # steps.items(), steps.get(...)
-                return None
+        callee = parent.node if isinstance(parent, nodes.Call) else None
+        if isinstance(callee, nodes.Getattr) and _is_steps(callee.node):
+            return None  # steps.items(), steps.get(...)
         for child in parent.iter_child_nodes():
             if not _is_steps(child):
                 stack.append(child)
@@ -687,16 +696,7 @@ def _as_path(expr: nodes.Expr) -> tuple[str, tuple[tuple[bool, Any], ...]] | Non
 
 
 Render = Callable[[Mapping[str, Any]], Any]
-
-
-class _Entry:
-    """One compiled template string (shared by every place that uses the same source)."""
-
-    __slots__ = ("render", "step_refs")
-
-    def __init__(self, render: Render, step_refs: frozenset[str] | None) -> None:
-        self.render = render
-        self.step_refs = step_refs
+_Entry = tuple[Render, frozenset[str] | None]  # a compiled source: its renderer, its step refs
 
 
 class Compiled:
@@ -787,7 +787,7 @@ class Expressions:
             if "{{" not in value and "{%" not in value:
                 return None, frozenset()
             entry = self._entry(value, location)
-            return self._leaf(entry.render, location), entry.step_refs
+            return self._leaf(entry[0], location), entry[1]
         if isinstance(value, (dict, list, tuple)):
             pairs = value.items() if isinstance(value, dict) else enumerate(value)
             parts: list[tuple[Any, Render | None, Any]] = []
@@ -839,7 +839,7 @@ class Expressions:
             raise ExpressionError(location, f"{exc.message} (line {exc.lineno})") from None
         except Exception as exc:
             raise ExpressionError(location, f"cannot compile: {_describe(exc)}") from None
-        entry = _Entry(render, refs)
+        entry = (render, refs)
         with self._lock:
             self.cache[source] = entry
         return entry
@@ -860,9 +860,7 @@ class Expressions:
                 value = env.globals.get(name, env.undefined(name=name))
             for is_attr, key in ops:
                 value = env.getattr(value, key) if is_attr else env.getitem(value, key)
-            if isinstance(value, Undefined):
-                value._fail_with_undefined_error()
-            return value
+            return _native(value, deep=False)
 
         return render
 

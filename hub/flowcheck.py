@@ -12,7 +12,6 @@ import functools
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -24,15 +23,7 @@ from hub import schemas
 Problem = tuple[str, str]
 """One problem found: ``(location, message)``, e.g. ``("steps[1].retry", "...")``."""
 
-_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 _MAX_MESSAGE = 300
-
-# Where the flow schema lives: inside the package once installed (the wheel ships
-# schemas/ as hub/schemas/), at the top of the repository in a source checkout.
-_SCHEMA_CANDIDATES = (
-    Path(__file__).resolve().parent / "schemas" / "flow.schema.json",
-    Path(__file__).resolve().parent.parent / "schemas" / "flow.schema.json",
-)
 
 # Keywords whose errors are decided by parts of the instance outside the error's own subtree
 # (``then``/``else`` depend on how ``if`` judged the parent): never trusted on templated input.
@@ -58,17 +49,17 @@ _SHAPE_KEYWORDS = frozenset(
 def join_location(base: str, path: Iterable[str | int]) -> str:
     """Append a JSON path to a location: ``steps[1]`` + ``["retry", "max"]`` -> ``...retry.max``.
 
-    Integers become ``[i]``; keys that are identifier-like become ``.key``; any other key is
-    quoted (``["X Header"]``) so that the location stays unambiguous.
+    Integers become ``[i]``; identifier keys become ``.key``; any other key is quoted
+    (``['X-Trace']``), as the expression errors of :mod:`hub.expressions` write it.
     """
     location = base
     for part in path:
         if isinstance(part, int):
             location += f"[{part}]"
-        elif _KEY_RE.match(part):
+        elif part.isidentifier():
             location += f".{part}" if location else part
         else:
-            location += f"[{json.dumps(part)}]"
+            location += f"[{part!r}]"
     return location
 
 
@@ -85,22 +76,9 @@ def shorten(text: str, limit: int = _MAX_MESSAGE) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def flow_schema_path() -> Path:
-    """The path of ``flow.schema.json`` (installed package first, then the source tree)."""
-    for candidate in _SCHEMA_CANDIDATES:
-        if candidate.is_file():
-            return candidate
-    raise FileNotFoundError(
-        "flow.schema.json not found in " + ", ".join(str(c) for c in _SCHEMA_CANDIDATES)
-    )
-
-
-@functools.cache
 def flow_schema() -> dict[str, Any]:
-    """The flow document's JSON Schema (read once)."""
-    with flow_schema_path().open(encoding="utf-8") as fh:
-        schema: dict[str, Any] = json.load(fh)
-    return schema
+    """The flow document's JSON Schema, ``schemas/flow.schema.json`` (read once)."""
+    return schemas.load_schema("flow.schema.json")
 
 
 @functools.cache
@@ -217,7 +195,9 @@ def iter_leaves(value: Any, base: str) -> Iterable[tuple[str, str]]:
             yield from iter_leaves(item, join_location(base, [index]))
 
 
-_LOCATION_TOKEN = re.compile(r'\[(\d+)\]|\["((?:[^"\\]|\\.)*)"\]|\.?([^.\[]+)')
+_LOCATION_TOKEN = re.compile(
+    r"""\[(\d+)\]|\[('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")\]|\.?([^.\[]+)"""
+)
 _TOP_ORDER = {"": 0, "id": 1, "name": 2, "description": 3, "trigger": 4, "steps": 5, "output": 6}
 
 
@@ -232,7 +212,7 @@ def location_key(location: str) -> tuple[tuple[int, int | str], ...]:
         if index is not None:
             parts.append((0, int(index)))
         else:
-            token = quoted if quoted is not None else name
+            token = quoted[1:-1] if quoted is not None else name
             if not parts:
                 parts.append((0, _TOP_ORDER.get(token, len(_TOP_ORDER))))
             parts.append((1, token))

@@ -656,7 +656,7 @@ def test_literal_input_breaking_the_schema_is_located(
         FlowIssue(
             "steps[0].input.extra", "unknown field (allowed: headers, method, tags, timeout, url)"
         ),
-        FlowIssue("steps[0].input.headers.X-Trace", "1 is not of type 'string'"),
+        FlowIssue("steps[0].input.headers['X-Trace']", "1 is not of type 'string'"),
         FlowIssue("steps[0].input.method", "'PUT' is not one of ['GET', 'POST']"),
         FlowIssue("steps[0].input.tags[1]", "2 is not of type 'string'"),
         FlowIssue("steps[0].input.timeout", "'soon' is not of type 'number'"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import types
 from typing import Any
 
 from sqlalchemy import select, update
@@ -118,26 +119,28 @@ async def test_queued_steps_lost_by_the_executor_are_found_at_start(hub: Hub, se
 async def test_failing_and_slow_observers_never_break_a_run(settings: Any) -> None:
     seen: list[str] = []
 
-    class Observers:
-        @staticmethod
-        def hub_before_step(ctx: Any) -> None:
-            raise RuntimeError("observer bug")
-
-        @staticmethod
-        async def hub_after_step(ctx: Any, result: dict[str, Any]) -> None:
-            seen.append(f"{ctx.step_key}:{result['status']}")
-
-        @staticmethod
-        async def hub_run_finished(run: dict[str, Any]) -> None:
-            await asyncio.sleep(10)  # longer than the observer timeout
-
     from hub.hookspecs import hookimpl
 
-    for name in ("hub_before_step", "hub_after_step", "hub_run_finished"):
-        setattr(Observers, name, hookimpl(getattr(Observers, name)))
+    @hookimpl
+    def hub_before_step(ctx: Any) -> None:
+        raise RuntimeError("observer bug")
+
+    @hookimpl
+    async def hub_after_step(ctx: Any, result: dict[str, Any]) -> None:
+        seen.append(f"{ctx.step_key}:{result['status']}")
+
+    @hookimpl
+    async def hub_run_finished(run: dict[str, Any]) -> None:
+        await asyncio.sleep(10)  # longer than the observer timeout
+
+    observers = types.SimpleNamespace(
+        hub_before_step=hub_before_step,
+        hub_after_step=hub_after_step,
+        hub_run_finished=hub_run_finished,
+    )
     from tests.conftest import make_hub
 
-    hub = make_hub(settings.replace(observer_timeout=0.2), plugins=[kit, Observers()])
+    hub = make_hub(settings.replace(observer_timeout=0.2), plugins=[kit, observers])
     await hub.start(migrate=False)
     try:
         await hub.save_flow(doc({"id": "a", "action": "data.set", "input": {"value": 1}}), publish=True)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 06:44:33.641448
+Create Date: 2026-11-23 06:58:04.022927
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def upgrade() -> None:
         sa.Column("actor", sa.String(length=200), nullable=False),
         sa.Column("action", sa.String(length=100), nullable=False),
         sa.Column("target", sa.String(length=300), nullable=False),
-        sa.Column("details", sa.JSON(), nullable=True),
+        sa.Column("details", sa.JSON(none_as_null=True), nullable=True),
         sa.Column("at", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_log")),
     )
@@ -44,9 +44,9 @@ def upgrade() -> None:
         sa.Column("flow_version", sa.Integer(), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("trigger_type", sa.String(length=100), nullable=False),
-        sa.Column("trigger", sa.JSON(), nullable=True),
-        sa.Column("output", sa.JSON(), nullable=True),
-        sa.Column("error", sa.JSON(), nullable=True),
+        sa.Column("trigger", sa.JSON(none_as_null=True), nullable=True),
+        sa.Column("output", sa.JSON(none_as_null=True), nullable=True),
+        sa.Column("error", sa.JSON(none_as_null=True), nullable=True),
         sa.Column("parent_run_id", sa.String(length=32), nullable=True),
         sa.Column("parent_step_key", sa.String(length=200), nullable=True),
         sa.Column("depth", sa.Integer(), nullable=False),
@@ -70,7 +70,7 @@ def upgrade() -> None:
         sa.Column("workspace_id", sa.String(length=64), nullable=False),
         sa.Column("flow_id", sa.String(length=100), nullable=False),
         sa.Column("key", sa.String(length=100), nullable=False),
-        sa.Column("state", sa.JSON(), nullable=True),
+        sa.Column("state", sa.JSON(none_as_null=True), nullable=True),
         sa.Column("updated_at", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("workspace_id", "flow_id", "key", name=op.f("pk_trigger_state")),
     )
@@ -182,10 +182,11 @@ def upgrade() -> None:
         sa.Column("resubmissions", sa.Integer(), nullable=False),
         sa.Column("lease_owner", sa.String(length=64), nullable=True),
         sa.Column("lease_expires_at", sa.BigInteger(), nullable=True),
-        sa.Column("input", sa.JSON(), nullable=True),
-        sa.Column("output", sa.JSON(), nullable=True),
-        sa.Column("error", sa.JSON(), nullable=True),
-        sa.Column("state", sa.JSON(), nullable=True),
+        sa.Column("input", sa.JSON(none_as_null=True), nullable=True),
+        sa.Column("output", sa.JSON(none_as_null=True), nullable=True),
+        sa.Column("error", sa.JSON(none_as_null=True), nullable=True),
+        sa.Column("state", sa.JSON(none_as_null=True), nullable=True),
+        sa.Column("items_left", sa.Integer(), nullable=True),
         sa.Column("created_at", sa.BigInteger(), nullable=False),
         sa.Column("started_at", sa.BigInteger(), nullable=True),
         sa.Column("finished_at", sa.BigInteger(), nullable=True),
@@ -194,7 +195,10 @@ def upgrade() -> None:
         sa.UniqueConstraint("run_id", "key", "attempt", name=op.f("uq_steps_run_id_key_attempt")),
     )
     with op.batch_alter_table("steps", schema=None) as batch_op:
-        batch_op.create_index("ix_steps_run_key", ["run_id", "key"], unique=False)
+        batch_op.create_index("ix_steps_run_status", ["run_id", "status"], unique=False)
+        batch_op.create_index(
+            "ix_steps_run_step", ["run_id", "step_id", "status", "item_index"], unique=False
+        )
         batch_op.create_index(
             "ix_steps_running_lease",
             ["lease_expires_at"],
@@ -238,7 +242,8 @@ def downgrade() -> None:
             sqlite_where=sa.text("status = 'running'"),
             postgresql_where=sa.text("status = 'running'"),
         )
-        batch_op.drop_index("ix_steps_run_key")
+        batch_op.drop_index("ix_steps_run_step")
+        batch_op.drop_index("ix_steps_run_status")
 
     op.drop_table("steps")
     op.drop_table("memberships")
