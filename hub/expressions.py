@@ -42,6 +42,7 @@ from jinja2.exceptions import (
     UndefinedError,
 )
 from jinja2.runtime import (
+    BlockReference,
     ChainableUndefined,
     Context,
     LoopContext,
@@ -346,7 +347,7 @@ class _Environment(ImmutableSandboxedEnvironment):
 
     def call(self, context: Context, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
         """Call from a template: count macro calls, bound string methods and results."""
-        if isinstance(obj, (Macro, LoopContext)):
+        if isinstance(obj, (Macro, LoopContext, BlockReference)):
             self.tick()
             if isinstance(obj, LoopContext) and args:  # a recursive loop's next level
                 args = (self.hub_iter(args[0]), *args[1:])
@@ -387,8 +388,10 @@ class _Environment(ImmutableSandboxedEnvironment):
                 raise _LimitExceeded(f"the result of {left} ** {right} is too large")
         elif operator == "%" and isinstance(left, str):
             return self.percent(left, right)
+        elif operator == "%" and isinstance(left, (bytes, bytearray)):
+            raise SecurityError("% formatting of bytes is not allowed")
         elif operator == "+":
-            if isinstance(left, str) and isinstance(right, str):
+            if isinstance(left, (str, bytes)) and isinstance(right, (str, bytes)):
                 self.check_length(len(left) + len(right), "the + concatenation")
             elif isinstance(left, (list, tuple)) and isinstance(right, (list, tuple)):
                 lim = self.limits.max_output

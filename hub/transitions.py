@@ -14,10 +14,11 @@ that reached a final status.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, select, update
+from sqlalchemy import Connection, and_, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from hub.db.models import now_us, runs, steps
@@ -58,18 +59,93 @@ class RunInfo:
     created_at: int
 
 
-def _insert(conn: Connection) -> Any:
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert(steps).on_conflict_do_nothing()
-    return sqlite.insert(steps).on_conflict_do_nothing()
+# The hot statements are built once, with bind parameters: building a SQLAlchemy statement
+# costs more than executing a cached one, and a step runs several of them.
+_INSERT_STEPS = {
+    "postgresql": postgresql.insert(steps).on_conflict_do_nothing(),
+    "sqlite": sqlite.insert(steps).on_conflict_do_nothing(),
+}
+_LOCK_RUN = select(runs.c.status).where(runs.c.id == bindparam("b_run")).with_for_update()
+_CLAIM = (
+    update(steps)
+    .where(
+        steps.c.run_id == bindparam("b_run"),
+        steps.c.key == bindparam("b_key"),
+        steps.c.attempt == bindparam("b_attempt"),
+        steps.c.status.in_(("queued", "waiting")),
+        (steps.c.due_at.is_(None) & (steps.c.status == "queued"))
+        | (steps.c.due_at <= bindparam("b_now")),
+    )
+    .values(
+        status="running",
+        lease_owner=bindparam("b_owner"),
+        lease_expires_at=bindparam("b_expires"),
+        started_at=func.coalesce(steps.c.started_at, bindparam("b_now")),
+    )
+    .returning(steps.c.id, steps.c.step_id, steps.c.item_index, steps.c.state)
+)
+_NEXT_PENDING = (
+    select(steps.c.id, steps.c.key, steps.c.attempt)
+    .where(
+        steps.c.run_id == bindparam("b_run"),
+        steps.c.step_id == bindparam("b_step"),
+        steps.c.status == "pending",
+    )
+    .order_by(steps.c.item_index)
+    .limit(1)
+)
+_QUEUE_PENDING = (
+    update(steps)
+    .where(steps.c.id == bindparam("b_id"))
+    .values(status="queued", submitted_at=bindparam("b_now"))
+)
+_ITEM_DONE = (
+    update(steps)
+    .where(
+        steps.c.run_id == bindparam("b_run"),
+        steps.c.key == bindparam("b_step"),
+        steps.c.status == "waiting",
+    )
+    .values(items_left=steps.c.items_left - 1)
+    .returning(steps.c.items_left, steps.c.id)
+)
+_ANY_ACTIVE = (
+    select(steps.c.id)
+    .where(steps.c.run_id == bindparam("b_run"), steps.c.status.in_(ACTIVE))
+    .limit(1)
+)
+_NEEDS_STATUS = select(steps.c.key, steps.c.status, steps.c.attempt).where(
+    steps.c.run_id == bindparam("b_run"), steps.c.key.in_(bindparam("b_keys", expanding=True))
+)
 
 
-def lock_run(conn: Connection, run_id: str) -> str | None:
-    """Lock the run row (PostgreSQL; SQLite has one writer) and return its status."""
-    stmt = select(runs.c.status).where(runs.c.id == run_id)
+@functools.cache
+def _finish_statement(columns: tuple[str, ...]) -> Any:
+    """UPDATE of a claimed step that checks id, attempt, lease owner and ``running``."""
+    return (
+        update(steps)
+        .where(
+            steps.c.id == bindparam("b_id"),
+            steps.c.attempt == bindparam("b_attempt"),
+            steps.c.lease_owner == bindparam("b_owner"),
+            steps.c.status == "running",
+        )
+        .values(
+            lease_owner=None,
+            lease_expires_at=None,
+            **{name: bindparam(f"v_{name}") for name in columns},
+        )
+    )
+
+
+def lock_run(conn: Connection, run_id: str) -> None:
+    """Lock the run row so that concurrent completions of one run serialise.
+
+    PostgreSQL takes a row lock; SQLite needs nothing: it has one writer, and every write
+    transaction starts with ``BEGIN IMMEDIATE``.
+    """
     if conn.dialect.name == "postgresql":
-        stmt = stmt.with_for_update()
-    return conn.execute(stmt).scalar()
+        conn.execute(_LOCK_RUN, {"b_run": run_id})
 
 
 def step_row(run_id: str, key: str, step_id: str, now: int, **values: Any) -> dict[str, Any]:
@@ -96,7 +172,7 @@ def insert_steps(conn: Connection, rows: list[dict[str, Any]]) -> list[StepJob]:
     """Insert step rows (ignoring ones that exist) and return jobs for the submittable ones."""
     if not rows:
         return []
-    conn.execute(_insert(conn), rows)
+    conn.execute(_INSERT_STEPS[conn.dialect.name], rows)
     return [
         StepJob(r["run_id"], r["key"], r["attempt"], 0, _to_seconds(r["due_at"]))
         for r in rows
@@ -121,24 +197,15 @@ def claim(
 ) -> dict[str, Any] | None:
     """Claim a step: ``queued``/due ``waiting`` -> ``running`` with our lease, or None."""
     now = now_us()
-    stmt = (
-        update(steps)
-        .where(
-            steps.c.run_id == run_id,
-            steps.c.key == key,
-            steps.c.attempt == attempt,
-            steps.c.status.in_(("queued", "waiting")),
-            (steps.c.due_at.is_(None) & (steps.c.status == "queued")) | (steps.c.due_at <= now),
-        )
-        .values(
-            status="running",
-            lease_owner=owner,
-            lease_expires_at=now + int(lease_s * 1_000_000),
-            started_at=func.coalesce(steps.c.started_at, now),
-        )
-        .returning(steps.c.id, steps.c.step_id, steps.c.item_index, steps.c.state)
-    )
-    row = conn.execute(stmt).first()
+    params = {
+        "b_run": run_id,
+        "b_key": key,
+        "b_attempt": attempt,
+        "b_now": now,
+        "b_owner": owner,
+        "b_expires": now + int(lease_s * 1_000_000),
+    }
+    row = conn.execute(_CLAIM, params).first()
     return None if row is None else dict(row._mapping)
 
 
@@ -178,17 +245,10 @@ def load_outputs(conn: Connection, run_id: str, keys: Iterable[str]) -> dict[str
 def _finish_update(
     conn: Connection, row_id: int, attempt: int, owner: str, values: dict[str, Any]
 ) -> bool:
-    result = conn.execute(
-        update(steps)
-        .where(
-            steps.c.id == row_id,
-            steps.c.attempt == attempt,
-            steps.c.lease_owner == owner,
-            steps.c.status == "running",
-        )
-        .values(lease_owner=None, lease_expires_at=None, **values)
-    )
-    return result.rowcount == 1
+    stmt = _finish_statement(tuple(values))
+    params = {"b_id": row_id, "b_attempt": attempt, "b_owner": owner}
+    params.update({f"v_{name}": value for name, value in values.items()})
+    return conn.execute(stmt, params).rowcount == 1
 
 
 class Transitions:
@@ -361,27 +421,13 @@ class Transitions:
     ) -> Outcome:
         step_id = key[: key.index("[")]
         outcome = Outcome()
-        nxt = conn.execute(
-            select(steps.c.id, steps.c.key, steps.c.attempt)
-            .where(
-                steps.c.run_id == run.id,
-                steps.c.step_id == step_id,
-                steps.c.status == "pending",
-            )
-            .order_by(steps.c.item_index)
-            .limit(1)
-        ).first()
-        if nxt is not None:
-            conn.execute(
-                update(steps).where(steps.c.id == nxt.id).values(status="queued", submitted_at=now)
-            )
-            outcome.jobs.append(StepJob(run.id, nxt.key, nxt.attempt, 0, None))
-        left = conn.execute(
-            update(steps)
-            .where(steps.c.run_id == run.id, steps.c.key == step_id, steps.c.status == "waiting")
-            .values(items_left=steps.c.items_left - 1)
-            .returning(steps.c.items_left, steps.c.id)
-        ).first()
+        ids = {"b_run": run.id, "b_step": step_id}
+        if flow.steps[step_id].concurrency:  # only a capped fan-out has pending items
+            nxt = conn.execute(_NEXT_PENDING, ids).first()
+            if nxt is not None:
+                conn.execute(_QUEUE_PENDING, {"b_id": nxt.id, "b_now": now})
+                outcome.jobs.append(StepJob(run.id, nxt.key, nxt.attempt, 0, None))
+        left = conn.execute(_ITEM_DONE, ids).first()
         if left is None or left.items_left > 0:
             return outcome
         items = conn.execute(
@@ -411,9 +457,7 @@ class Transitions:
             needs = flow.steps[succ].needs
             if len(needs) > 1:
                 found = conn.execute(
-                    select(steps.c.key, steps.c.status, steps.c.attempt).where(
-                        steps.c.run_id == run.id, steps.c.key.in_(needs)
-                    )
+                    _NEEDS_STATUS, {"b_run": run.id, "b_keys": list(needs)}
                 ).all()
                 current: dict[str, tuple[int, str]] = {}
                 for r in found:
@@ -427,11 +471,7 @@ class Transitions:
         return self._maybe_finish(conn, run, now, render_output)
 
     def _maybe_finish(self, conn: Connection, run: RunInfo, now: int, render_output: Any) -> Outcome:
-        active = conn.execute(
-            select(steps.c.id)
-            .where(steps.c.run_id == run.id, steps.c.status.in_(ACTIVE))
-            .limit(1)
-        ).first()
+        active = conn.execute(_ANY_ACTIVE, {"b_run": run.id}).first()
         if active is not None:
             return Outcome()
         status, output, error = render_output(conn)

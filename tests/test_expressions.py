@@ -266,6 +266,7 @@ def test_is_static_only_without_templates(ex: Expressions) -> None:
         "{{ trigger.body.update({'a': 1}) }}",
         "{{ (1).to_bytes(10, 'big') }}",
         "{{ 'x'.encode().center(10) }}",
+        "{{ 'x'.encode() % 1 }}",
     ],
 )
 def test_sandbox_escapes_are_refused(ex: Expressions, source: str) -> None:
@@ -322,6 +323,9 @@ def test_no_lipsum_cycler_or_joiner_globals(ex: Expressions) -> None:
         "{% for i in range(30) %}{% set ns.d = dict(l=ns.d, r=ns.d) %}{% endfor %}{{ 1 }}",
         "{% set ns = namespace(s='&' * 100000) %}"
         "{% for i in range(300) %}{% set ns.s = ns.s | forceescape %}{% endfor %}{{ 1 }}",
+        "{% set ns = namespace(d=0) %}{% block b %}{% if ns.d < 40 %}{% set ns.d = ns.d + 1 %}"
+        "{{ self.b() }}{{ self.b() }}{% set ns.d = ns.d - 1 %}{% endif %}{% endblock %}",
+        "{% set b = 'x'.encode() * 1000000 %}{% set b = b + b %}{{ 1 }}",
         "{% for i in range(100000) %}{{ 'x' * 1000 }}{% endfor %}",
         "{% for i in range(100000) %}" + "x" * 100 + "{% endfor %}",
         "{% set s %}{% for i in range(100000) %}{{ 'x' * 100000 }}{% endfor %}{% endset %}{{ 1 }}",
