@@ -87,7 +87,10 @@ def _duration(start: int | None, end: int | None) -> str:
 def _read_input(value: str | None) -> Any:
     if value is None:
         return None
-    text = Path(value[1:]).read_text() if value.startswith("@") else value
+    try:
+        text = Path(value[1:]).read_text() if value.startswith("@") else value
+    except OSError as exc:
+        raise click.BadParameter(f"cannot read {value[1:]}: {exc.strerror}", param_hint="--input") from exc
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
@@ -99,7 +102,10 @@ def _flow_files(paths: tuple[str, ...]) -> list[Path]:
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            files.extend(sorted(p for p in path.rglob("*") if p.suffix in FLOW_SUFFIXES))
+            # Only the folder's own files: subfolders (such as examples/inputs/) hold data.
+            files.extend(
+                sorted(p for p in path.iterdir() if p.is_file() and p.suffix in FLOW_SUFFIXES)
+            )
         elif path.exists():
             files.append(path)
         else:

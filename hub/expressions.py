@@ -51,7 +51,7 @@ from jinja2.runtime import (
     Undefined,
 )
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedFormatter
-from jinja2.utils import Namespace, pass_environment, pass_eval_context
+from jinja2.utils import Namespace, pass_context, pass_environment, pass_eval_context
 
 
 class ExpressionError(ValueError):
@@ -212,9 +212,10 @@ class _Environment(ImmutableSandboxedEnvironment):
         super().__init__(
             autoescape=False,
             undefined=_Undefined,
-            finalize=self.hub_finalize,
+            finalize=pass_context(lambda _context, value: self.hub_finalize(value)),
             keep_trailing_newline=True,
             cache_size=0,
+            optimized=False,  # no constant folding: filters run at render time, bounded
         )
         self.limits = limits
         for name in ("lipsum", "cycler", "joiner"):
@@ -803,7 +804,7 @@ class Expressions:
                 return None, frozenset()
             if isinstance(value, dict):
                 return lambda ctx: {k: v if r is None else r(ctx) for k, r, v in parts}, refs
-            kind = type(value)
+            kind = tuple if isinstance(value, tuple) else list
             return lambda ctx: kind([v if r is None else r(ctx) for _, r, v in parts]), refs
         return None, frozenset()
 

@@ -86,7 +86,7 @@ def make_plugin_manager(
 def build_registry(pm: pluggy.PluginManager) -> Registry:
     """Call each plugin's ``hub_connectors`` on its own and validate what it returns."""
     registry = Registry()
-    for impl in reversed(pm.hook.hub_connectors.get_hookimpls()):
+    for impl in pm.hook.hub_connectors.get_hookimpls():  # registration order
         name = pm.get_name(impl.plugin) or repr(impl.plugin)
         try:
             connectors = impl.function()
@@ -100,7 +100,7 @@ def collect_mapping(pm: pluggy.PluginManager, hook_name: str) -> dict[str, Any]:
     """Merge the dicts returned by a hook such as ``hub_template_filters``."""
     merged: dict[str, Any] = {}
     hook = getattr(pm.hook, hook_name)
-    for impl in reversed(hook.get_hookimpls()):
+    for impl in hook.get_hookimpls():  # registration order: later plugins override
         value = impl.function()
         if value is None:
             continue

@@ -374,3 +374,28 @@ async def test_secrets_are_redacted_in_run_records_and_logs(hub: Hub, caplog: py
 async def test_idempotency_key_is_stable_across_attempts(hub: Hub) -> None:
     run = await run_flow(hub, flow({"id": "k", "action": "test.count_key"}))
     assert run["output"] == {"key": f"{run['id']}:k"}
+
+
+@pytest.mark.parametrize(
+    "bomb",
+    [
+        "{{ 'a' * 10**9 }}",
+        "{{ [1] * 10**9 }}",
+        "{% for i in range(10**9) %}x{% endfor %}",
+        "{% for a in range(5000) %}{% for b in range(5000) %}x{% endfor %}{% endfor %}",
+        "{{ '%999999999s' | format(1) }}",
+        "{{ 'x' | center(10**9) }}",
+        "{{ 2 ** 100000000 }}",
+        "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+        "{{ cycler.__init__.__globals__ }}",
+        "{{ '{0.__class__}'.format(trigger) }}",
+    ],
+)
+async def test_expression_bombs_and_escapes_fail_the_step_and_the_hub_keeps_serving(hub: Hub, bomb: str) -> None:
+    started = time.perf_counter()
+    run = await run_flow(hub, flow({"id": "b", "action": "data.set", "input": {"value": bomb}}), {})
+    assert run["status"] == "failed"
+    assert run["error"]["message"].startswith("steps[0].input.value") or "steps" in run["error"]["message"]
+    assert time.perf_counter() - started < 5
+    fine = await run_flow(hub, flow({"id": "ok", "action": "data.set", "input": {"value": "{{ 6 * 7 }}"}}, id="g"))
+    assert fine["output"] == 42

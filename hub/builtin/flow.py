@@ -19,8 +19,8 @@ async def noop(ctx: StepContext, data: Any) -> Any:
 
 
 async def fail(ctx: StepContext, data: dict[str, Any]) -> Any:
-    """Fail the step with ``message``."""
-    raise ActionError(str(data.get("message") or "flow.fail"))
+    """Fail the step with ``message``; ``retryable: true`` lets its retry policy apply."""
+    raise ActionError(str(data.get("message") or "flow.fail"), retryable=bool(data.get("retryable")))
 
 
 async def delay(ctx: StepContext, data: dict[str, Any]) -> dict[str, Any]:
@@ -73,8 +73,12 @@ def hub_connectors() -> list[Connector]:
                     description="Fail the step (and, by default, the run) with a message.",
                     input_schema={
                         "type": "object",
-                        "properties": {"message": {"type": "string"}},
+                        "properties": {
+                            "message": {"type": "string"},
+                            "retryable": {"type": "boolean", "default": False},
+                        },
                         "required": ["message"],
+                        "additionalProperties": False,
                     },
                 ),
                 Action(
