@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import itertools
 import os
 import sqlite3
 import statistics
@@ -26,8 +27,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hub.runtime import Hub  # noqa: E402
-from hub.settings import Settings  # noqa: E402
+from hub.runtime import Hub
+from hub.settings import Settings
 
 
 def rss_mb() -> float:
@@ -80,14 +81,15 @@ async def handoffs(hub: Hub, run_id: str) -> list[float]:
     """Milliseconds from each step's end to the start of the next (chain runs)."""
     run = await hub.get_run(run_id)
     ordered = [s for s in run["steps"] if s["status"] == "done"]
-    return [
-        (b["started_at"] - a["finished_at"]) / 1000 for a, b in zip(ordered, ordered[1:], strict=False)
-    ]
+    return [(b["started_at"] - a["finished_at"]) / 1000 for a, b in itertools.pairwise(ordered)]
 
 
 async def main(quick: bool) -> None:
     folder = Path(tempfile.mkdtemp(prefix="hub-bench-"))
-    print(f"embedded benchmark, data in {folder}, python {sys.version.split()[0]}, {os.cpu_count()} cores")
+    print(
+        f"embedded benchmark, data in {folder}, "
+        f"python {sys.version.split()[0]}, {os.cpu_count()} cores"
+    )
     raw = raw_sqlite_rate(folder)
     settings = Settings(data_dir=folder, sweep_interval=5.0)
     hub = Hub(settings, entry_points=False)
@@ -98,7 +100,12 @@ async def main(quick: bool) -> None:
             {
                 "id": "fanout",
                 "steps": [
-                    {"id": "each", "action": "flow.noop", "for_each": "{{ trigger.items }}", "input": {"i": "{{ item }}"}}
+                    {
+                        "id": "each",
+                        "action": "flow.noop",
+                        "for_each": "{{ trigger.items }}",
+                        "input": {"i": "{{ item }}"},
+                    }
                 ],
             },
             publish=True,
@@ -122,7 +129,10 @@ async def main(quick: bool) -> None:
 
         waiting = 2000 if quick else 10_000
         await hub.save_flow(
-            {"id": "sleepy", "steps": [{"id": "wait", "action": "flow.delay", "input": {"seconds": 3600}}]},
+            {
+                "id": "sleepy",
+                "steps": [{"id": "wait", "action": "flow.delay", "input": {"seconds": 3600}}],
+            },
             publish=True,
         )
         gc.collect()
@@ -161,11 +171,15 @@ async def main(quick: bool) -> None:
     print(f"\n{'measure':{width}}  {'figure':>10}  target")
     for name, value, target in rows:
         print(f"{name:{width}}  {value:>10}  {target}")
-    print(f"\nratios: chain steps/s vs raw sqlite tx/s = {chain_rate / raw:.3f}; "
-          f"for_each steps/s vs raw = {fan_rate / raw:.3f}")
+    print(
+        f"\nratios: chain steps/s vs raw sqlite tx/s = {chain_rate / raw:.3f}; "
+        f"for_each steps/s vs raw = {fan_rate / raw:.3f}"
+    )
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true")
     asyncio.run(main(parser.parse_args().quick))

@@ -114,7 +114,9 @@ class Cache:
         now = time.monotonic()
         self._l1[key] = _Entry(value, now + ttl, now + ttl + swr)
 
-    async def set(self, key: str, value: Any, ttl: float, stale_while_revalidate: float = 0.0) -> None:
+    async def set(
+        self, key: str, value: Any, ttl: float, stale_while_revalidate: float = 0.0
+    ) -> None:
         """Write through both tiers (used when the hub itself writes, e.g. a published flow)."""
         self._store_l1(key, value, ttl, stale_while_revalidate)
         if self._l2 is not None:

@@ -46,12 +46,11 @@ def _settings(ctx: click.Context) -> Settings:
             obj["settings"] = Settings.from_env(**overrides)
         except SettingsError as exc:
             raise click.ClickException(str(exc)) from exc
-    return obj["settings"]  # type: ignore[no-any-return]
+    settings: Settings = obj["settings"]
+    return settings
 
 
-def with_hub(
-    ctx: click.Context, fn: Callable[[Hub], Awaitable[T]], *, execute: bool = False
-) -> T:
+def with_hub(ctx: click.Context, fn: Callable[[Hub], Awaitable[T]], *, execute: bool = False) -> T:
     """Start a hub on the configured settings, run ``fn(hub)``, stop the hub.
 
     Only commands that run flows (``execute``) start the executor and the sweeper.
@@ -90,7 +89,9 @@ def _read_input(value: str | None) -> Any:
     try:
         text = Path(value[1:]).read_text() if value.startswith("@") else value
     except OSError as exc:
-        raise click.BadParameter(f"cannot read {value[1:]}: {exc.strerror}", param_hint="--input") from exc
+        raise click.BadParameter(
+            f"cannot read {value[1:]}: {exc.strerror}", param_hint="--input"
+        ) from exc
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
@@ -135,7 +136,9 @@ def cli(ctx: click.Context, data_dir: str | None) -> None:
 @click.option("--timeout", type=float, default=None, help="Give up waiting after N seconds.")
 @click.option("--quiet", is_flag=True, help="Print only the output.")
 @click.pass_context
-def run(ctx: click.Context, flow_file: str, input_: str | None, timeout: float | None, quiet: bool) -> None:
+def run(
+    ctx: click.Context, flow_file: str, input_: str | None, timeout: float | None, quiet: bool
+) -> None:
     """Run FLOW_FILE to completion, showing each step; print the output.
 
     The file is saved as a new version of its flow (when it changed) and that version runs;
@@ -254,7 +257,11 @@ def flows_apply(ctx: click.Context, folder: str, dry_run: bool) -> None:
             )
             if saved.created:
                 click.echo(f"{saved.flow_id}: v{saved.version} published")
-                changes = diff_documents(saved.previous or {}, document) if saved.previous else ["new flow"]
+                changes = (
+                    diff_documents(saved.previous or {}, document)
+                    if saved.previous
+                    else ["new flow"]
+                )
                 for change in changes:
                     click.echo(f"  {change}")
             elif saved.published:
@@ -319,9 +326,10 @@ def runs_list(ctx: click.Context, flow_id: str | None, status: str | None, limit
     rows = with_hub(ctx, lambda hub: hub.list_runs(flow_id=flow_id, status=status, limit=limit))
     click.echo(f"{'RUN':32} {'FLOW':24} {'STATUS':10} {'STARTED':19} {'TOOK':>10}")
     for row in rows:
+        took = _duration(row["started_at"], row["finished_at"])
         click.echo(
             f"{row['id']:32} {row['flow_id']:24} {row['status']:10} "
-            f"{_fmt_time(row['created_at']):19} {_duration(row['started_at'], row['finished_at']):>10}"
+            f"{_fmt_time(row['created_at']):19} {took:>10}"
         )
 
 
@@ -427,6 +435,13 @@ def connections_set(ctx: click.Context, name: str, connector: str, values: tuple
         parsed[key] = value
 
     async def go(hub: Hub) -> None:
+        desc = hub.registry.connectors.get(connector)
+        if desc is not None and desc.connection_schema is None:
+            # Without a schema no field is known to be secret: everything would be stored
+            # in clear text.
+            raise click.ClickException(
+                f"connector {connector!r} takes no connection (it has no connection schema)"
+            )
         try:
             await hub.set_connection(name, connector, parsed)
         except LookupError as exc:
@@ -466,7 +481,9 @@ def secrets_new_key() -> None:
 @cli.command()
 @click.option("--host", default=None, help="HUB_HOST (default 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="HUB_PORT (default 8000).")
-@click.option("--examples", type=click.Path(exists=True, file_okay=False), help="Apply this folder first.")
+@click.option(
+    "--examples", type=click.Path(exists=True, file_okay=False), help="Apply this folder first."
+)
 @click.pass_context
 def serve(ctx: click.Context, host: str | None, port: int | None, examples: str | None) -> None:
     """Serve the hub: webhooks, health, the executor and the scheduler."""

@@ -162,7 +162,9 @@ class Engine:
         submitted after it commits. ``parent`` is (run id, step key, depth) for a child run.
         """
         if version is None:
-            version = await self.db.read(lambda c: store.published_version(c, workspace_id, flow_id))
+            version = await self.db.read(
+                lambda c: store.published_version(c, workspace_id, flow_id)
+            )
             if version is None:
                 raise RunNotFound(f"flow {flow_id!r} has no published version")
         flow = await self.get_flow(workspace_id, flow_id, version)
@@ -262,9 +264,9 @@ class Engine:
         rendered: Any = None
         try:
             context = await self._context(run, flow, spec, claimed)
-            if spec.when is not None and not is_item and not is_handler and claimed.attempt == 1:
-                if not spec.when.render(context):
-                    return await self._complete(run, flow, claimed, "skipped", None, None)
+            first_look = not is_item and not is_handler and claimed.attempt == 1
+            if spec.when is not None and first_look and not spec.when.render(context):
+                return await self._complete(run, flow, claimed, "skipped", None, None)
             if spec.for_each is not None and not is_item and not is_handler:
                 return await self._expand(run, claimed, spec.for_each.render(context))
             action = self._action(spec)
@@ -294,7 +296,9 @@ class Engine:
 
     async def _call(self, action: Action, ctx: StepContext, spec: StepSpec, rendered: Any) -> Any:
         if self._observe_steps:
-            await call_observers(self.pm, "hub_before_step", self.settings.observer_timeout, ctx=ctx)
+            await call_observers(
+                self.pm, "hub_before_step", self.settings.observer_timeout, ctx=ctx
+            )
         timeout = spec.timeout or action.timeout or self.settings.default_step_timeout
         try:
             async with asyncio.timeout(timeout):
@@ -325,7 +329,9 @@ class Engine:
     def _action(self, spec: StepSpec) -> Action:
         action = self.registry.action(spec.action)
         if action is None:
-            raise StepFailure(f"unknown action {spec.action!r} (is its plugin installed?)", kind="input")
+            raise StepFailure(
+                f"unknown action {spec.action!r} (is its plugin installed?)", kind="input"
+            )
         return action
 
     async def _connection(
@@ -333,7 +339,9 @@ class Engine:
     ) -> tuple[dict[str, Any] | None, Redactor]:
         if not spec.connection:
             return None, Redactor()
-        row = await self.db.read(lambda c: store.get_connection(c, run.workspace_id, spec.connection or ""))
+        row = await self.db.read(
+            lambda c: store.get_connection(c, run.workspace_id, spec.connection or "")
+        )
         if row is None:
             raise StepFailure(f"no connection named {spec.connection!r}", kind="input")
         secrets = self.secrets.decrypt(row["secrets"]) if row["secrets"] else {}
@@ -496,7 +504,9 @@ class Engine:
             await self._step_event(None, run, claimed.job.key, claimed.attempt, "waiting")
         return outcome
 
-    async def _suspend(self, run: RunInfo, claimed: _Claimed, suspend: Suspend, input: Any) -> Outcome:
+    async def _suspend(
+        self, run: RunInfo, claimed: _Claimed, suspend: Suspend, input: Any
+    ) -> Outcome:
         until = None if suspend.until is None else int(suspend.until * 1_000_000)
         if until is not None and until <= now_us():
             until = now_us()
@@ -599,9 +609,7 @@ class Engine:
 
     # -- child runs (the action context's start_flow) -----------------------------------------
 
-    async def start_child_run(
-        self, ctx: StepContext, flow_id: str, input: Any, wait: bool
-    ) -> Any:
+    async def start_child_run(self, ctx: StepContext, flow_id: str, input: Any, wait: bool) -> Any:
         """Start (or find again) the child run of a step; see StepContext.start_flow."""
         child = await self.db.read(lambda c: store.child_run(c, ctx.run_id, ctx.step_key))
         if child is None:
@@ -627,7 +635,9 @@ class Engine:
             return child["output"]
         if child["status"] in ("failed", "cancelled"):
             message = (child["error"] or {}).get("message", child["status"])
-            raise ActionError(f"sub-flow {flow_id!r} (run {child['id']}) {child['status']}: {message}")
+            raise ActionError(
+                f"sub-flow {flow_id!r} (run {child['id']}) {child['status']}: {message}"
+            )
         suspend = Suspend(None, ctx.state)
         suspend.child_run = child["id"]  # type: ignore[attr-defined]
         raise suspend
@@ -666,7 +676,11 @@ class Engine:
             "kind": "lease",
             "attempt": expired["attempt"],
         }
-        delay = spec.retry.delay(expired["attempt"]) if expired["attempt"] < spec.retry.max_attempts else None
+        delay = (
+            spec.retry.delay(expired["attempt"])
+            if expired["attempt"] < spec.retry.max_attempts
+            else None
+        )
         renderer = self._output_renderer(run, flow)
         return await self.db.write(
             lambda c: self.transitions.fail(

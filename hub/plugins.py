@@ -63,7 +63,9 @@ def make_plugin_manager(
             try:
                 pm.register(ep.load(), name=ep.name)
             except Exception as exc:
-                raise RegistrationError(f"plugin {ep.name!r} ({ep.value}) failed to load: {exc}")
+                raise RegistrationError(
+                    f"plugin {ep.name!r} ({ep.value}) failed to load: {exc}"
+                ) from exc
     for module_name in settings.plugin_modules:
         if not _selected(module_name, settings):
             continue
@@ -89,7 +91,7 @@ def build_registry(pm: pluggy.PluginManager) -> Registry:
     for impl in pm.hook.hub_connectors.get_hookimpls():  # registration order
         name = pm.get_name(impl.plugin) or repr(impl.plugin)
         try:
-            connectors = impl.function()
+            connectors: Any = impl.function()
         except Exception as exc:
             raise RegistrationError(f"plugin {name!r}: hub_connectors raised {exc!r}") from exc
         registry.add(name, connectors)

@@ -251,9 +251,7 @@ class Hub:
 
     # -- connections ------------------------------------------------------------------------
 
-    async def set_connection(
-        self, name: str, connector: str, values: dict[str, Any]
-    ) -> None:
+    async def set_connection(self, name: str, connector: str, values: dict[str, Any]) -> None:
         """Create or replace a connection; secret fields (by its schema) are encrypted."""
         desc = self.registry.connectors.get(connector)
         if desc is None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import logging
 import zoneinfo
 from typing import Any
@@ -28,7 +29,7 @@ STATE_KEY = "schedule"
 def next_tick(cron: str, timezone: str, after: dt.datetime) -> dt.datetime:
     """The first tick of ``cron`` (in ``timezone``) strictly after ``after``."""
     tz = zoneinfo.ZoneInfo(timezone)
-    return croniter(cron, after.astimezone(tz)).get_next(dt.datetime)  # type: ignore[no-any-return]
+    return croniter(cron, after.astimezone(tz)).get_next(dt.datetime)
 
 
 def claim_tick(
@@ -83,16 +84,17 @@ async def fire_due(hub: Hub, now: dt.datetime | None = None) -> list[str]:
             continue
         config = trigger.get("config") or {}
         ws, flow_id = flow["workspace_id"], flow["id"]
-        previous = await hub.db.read(lambda c, ws=ws, fid=flow_id: last_tick(c, ws, fid))
+        ids = {"workspace_id": ws, "flow_id": flow_id}
+        previous = await hub.db.read(functools.partial(last_tick, workspace_id=ws, flow_id=flow_id))
         try:
             if previous is None:
                 # First sight: start counting from now, do not back-fill.
                 stamp = now.isoformat()
-                await hub.db.write(
-                    lambda c, ws=ws, fid=flow_id, s=stamp: claim_tick(c, ws, fid, None, s)
-                )
+                await hub.db.write(functools.partial(claim_tick, **ids, previous=None, tick=stamp))
                 continue
-            tick = next_tick(config["cron"], config.get("timezone", "UTC"), dt.datetime.fromisoformat(previous))
+            tick = next_tick(
+                config["cron"], config.get("timezone", "UTC"), dt.datetime.fromisoformat(previous)
+            )
         except (KeyError, ValueError, zoneinfo.ZoneInfoNotFoundError) as exc:
             log.error("flow %s: bad schedule %r: %s", flow_id, config, exc)
             continue
@@ -106,7 +108,7 @@ async def fire_due(hub: Hub, now: dt.datetime | None = None) -> list[str]:
             tick = following
         stamp = tick.isoformat()
         won = await hub.db.write(
-            lambda c, ws=ws, fid=flow_id, p=previous, s=stamp: claim_tick(c, ws, fid, p, s)
+            functools.partial(claim_tick, **ids, previous=previous, tick=stamp)
         )
         if not won:
             continue

@@ -64,4 +64,5 @@ def schema_path(name: str) -> Path:
 @functools.cache
 def load_schema(name: str) -> dict[str, Any]:
     """A shipped JSON Schema, parsed once."""
-    return json.loads(schema_path(name).read_text())  # type: ignore[no-any-return]
+    schema: dict[str, Any] = json.loads(schema_path(name).read_text())
+    return schema

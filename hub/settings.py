@@ -110,7 +110,7 @@ class Settings:
             for key, value in file_values.items():
                 values[key] = value
         fields = {f.name: f for f in dataclasses.fields(cls)}
-        for name, field in fields.items():
+        for name in fields:
             var = f"HUB_{name.upper()}"
             if var in env and name != "data_dir":
                 values[name] = env[var]

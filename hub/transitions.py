@@ -176,7 +176,8 @@ def insert_steps(conn: Connection, rows: list[dict[str, Any]]) -> list[StepJob]:
     return [
         StepJob(r["run_id"], r["key"], r["attempt"], 0, _to_seconds(r["due_at"]))
         for r in rows
-        if r["status"] in ("queued", "waiting") and not (r["status"] == "waiting" and r["due_at"] is None)
+        if r["status"] in ("queued", "waiting")
+        and not (r["status"] == "waiting" and r["due_at"] is None)
     ]
 
 
@@ -456,9 +457,7 @@ class Transitions:
         for succ in flow.successors.get(step_id, ()):
             needs = flow.steps[succ].needs
             if len(needs) > 1:
-                found = conn.execute(
-                    _NEEDS_STATUS, {"b_run": run.id, "b_keys": list(needs)}
-                ).all()
+                found = conn.execute(_NEEDS_STATUS, {"b_run": run.id, "b_keys": list(needs)}).all()
                 current: dict[str, tuple[int, str]] = {}
                 for r in found:
                     if r.key not in current or r.attempt > current[r.key][0]:
@@ -470,7 +469,9 @@ class Transitions:
             return Outcome(jobs=insert_steps(conn, rows))
         return self._maybe_finish(conn, run, now, render_output)
 
-    def _maybe_finish(self, conn: Connection, run: RunInfo, now: int, render_output: Any) -> Outcome:
+    def _maybe_finish(
+        self, conn: Connection, run: RunInfo, now: int, render_output: Any
+    ) -> Outcome:
         active = conn.execute(_ANY_ACTIVE, {"b_run": run.id}).first()
         if active is not None:
             return Outcome()
@@ -577,9 +578,7 @@ class Transitions:
             if info is None:
                 continue
             lock_run(conn, current)
-            outcome.merge(
-                self.finish_run(conn, info, "cancelled", None, {"message": reason}, now)
-            )
+            outcome.merge(self.finish_run(conn, info, "cancelled", None, {"message": reason}, now))
             children = conn.execute(
                 select(runs.c.id).where(
                     and_(runs.c.parent_run_id == current, runs.c.status.not_in(FINAL_RUN))

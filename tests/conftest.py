@@ -55,7 +55,9 @@ async def hub(settings: Settings) -> AsyncIterator[Hub]:
         await instance.stop(grace=1.0)
 
 
-async def run_flow(hub: Hub, document: dict[str, Any], input: Any = None, timeout: float = 10) -> dict[str, Any]:
+async def run_flow(
+    hub: Hub, document: dict[str, Any], input: Any = None, timeout: float = 10
+) -> dict[str, Any]:
     """Save and publish a document, run it, and return the finished run with its steps."""
     saved = await hub.save_flow(document, publish=True)
     run_id = await hub.start_run(saved.flow_id, input)

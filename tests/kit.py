@@ -92,7 +92,10 @@ def hub_connectors() -> list[Connector]:
                 Action(
                     name="flaky",
                     run=flaky,
-                    input_schema={"type": "object", "properties": {"succeed_on": {"type": "integer"}}},
+                    input_schema={
+                        "type": "object",
+                        "properties": {"succeed_on": {"type": "integer"}},
+                    },
                 ),
                 Action(name="boom", run=boom),
                 Action(

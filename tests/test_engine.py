@@ -47,7 +47,19 @@ async def test_chain_runs_in_document_order_and_passes_outputs(hub: Hub) -> None
 async def test_native_types_and_text_that_looks_like_a_number_stays_text(hub: Hub) -> None:
     run = await run_flow(
         hub,
-        flow({"id": "a", "action": "data.set", "input": {"value": {"phone": "{{ trigger.phone }}", "n": "{{ trigger.n }}", "t": "n={{ trigger.n }}"}}}),
+        flow(
+            {
+                "id": "a",
+                "action": "data.set",
+                "input": {
+                    "value": {
+                        "phone": "{{ trigger.phone }}",
+                        "n": "{{ trigger.n }}",
+                        "t": "n={{ trigger.n }}",
+                    }
+                },
+            }
+        ),
         {"phone": "+15551234", "n": 7},
     )
     assert run["output"] == {"phone": "+15551234", "n": 7, "t": "n=7"}
@@ -57,7 +69,12 @@ async def test_independent_branches_run_concurrently(hub: Hub) -> None:
     document = flow(
         {"id": "left", "action": "test.sleep", "needs": [], "input": {"seconds": 0.4, "value": 1}},
         {"id": "right", "action": "test.sleep", "needs": [], "input": {"seconds": 0.4, "value": 2}},
-        {"id": "join", "action": "data.set", "needs": ["left", "right"], "input": {"value": "{{ steps.left.output + steps.right.output }}"}},
+        {
+            "id": "join",
+            "action": "data.set",
+            "needs": ["left", "right"],
+            "input": {"value": "{{ steps.left.output + steps.right.output }}"},
+        },
     )
     started = time.perf_counter()
     run = await run_flow(hub, document)
@@ -104,7 +121,8 @@ async def test_for_each_keeps_item_order_and_caps_concurrency(hub: Hub) -> None:
 
 async def test_for_each_over_empty_list_outputs_empty_list(hub: Hub) -> None:
     run = await run_flow(
-        hub, flow({"id": "each", "action": "data.set", "for_each": "{{ [] }}", "input": {"value": 1}})
+        hub,
+        flow({"id": "each", "action": "data.set", "for_each": "{{ [] }}", "input": {"value": 1}}),
     )
     assert run["status"] == "succeeded"
     assert run["output"] == []
@@ -152,7 +170,14 @@ async def test_retry_per_item_then_success(hub: Hub) -> None:
 async def test_raising_action_is_retried_by_policy_then_recorded_as_failed(hub: Hub) -> None:
     run = await run_flow(
         hub,
-        flow({"id": "f", "action": "test.flaky", "retry": {"max_attempts": 3, "backoff": "constant", "initial": "20ms"}, "input": {}}),
+        flow(
+            {
+                "id": "f",
+                "action": "test.flaky",
+                "retry": {"max_attempts": 3, "backoff": "constant", "initial": "20ms"},
+                "input": {},
+            }
+        ),
     )
     assert run["status"] == "failed"
     attempts = [s for s in run["steps"] if s["key"] == "f"]
@@ -164,7 +189,8 @@ async def test_raising_action_is_retried_by_policy_then_recorded_as_failed(hub: 
 
 async def test_non_retryable_error_is_not_retried(hub: Hub) -> None:
     run = await run_flow(
-        hub, flow({"id": "b", "action": "test.boom", "retry": {"max_attempts": 5, "initial": "10ms"}})
+        hub,
+        flow({"id": "b", "action": "test.boom", "retry": {"max_attempts": 5, "initial": "10ms"}}),
     )
     assert run["status"] == "failed"
     assert kit.CALLS["boom:b"] == 1
@@ -174,7 +200,8 @@ async def test_non_retryable_error_is_not_retried(hub: Hub) -> None:
 async def test_hung_action_is_stopped_by_its_timeout(hub: Hub) -> None:
     started = time.perf_counter()
     run = await run_flow(
-        hub, flow({"id": "hang", "action": "test.sleep", "timeout": "200ms", "input": {"seconds": 30}})
+        hub,
+        flow({"id": "hang", "action": "test.sleep", "timeout": "200ms", "input": {"seconds": 30}}),
     )
     assert run["status"] == "failed"
     assert "timed out after 0.2s" in run["error"]["message"]
@@ -184,12 +211,16 @@ async def test_hung_action_is_stopped_by_its_timeout(hub: Hub) -> None:
 async def test_output_that_breaks_its_schema_fails_the_step(hub: Hub) -> None:
     run = await run_flow(hub, flow({"id": "bad", "action": "test.bad_output"}))
     assert run["status"] == "failed"
-    assert "steps.bad.output.count: 'not a number' is not of type 'integer'" in run["error"]["message"]
+    assert (
+        "steps.bad.output.count: 'not a number' is not of type 'integer'" in run["error"]["message"]
+    )
 
 
 async def test_rendered_input_that_breaks_the_schema_fails_without_calling(hub: Hub) -> None:
     run = await run_flow(
-        hub, flow({"id": "s", "action": "test.sleep", "input": {"seconds": "{{ trigger.x }}"}}), {"x": "soon"}
+        hub,
+        flow({"id": "s", "action": "test.sleep", "input": {"seconds": "{{ trigger.x }}"}}),
+        {"x": "soon"},
     )
     assert run["status"] == "failed"
     assert "steps.s.input.seconds" in run["error"]["message"]
@@ -253,7 +284,10 @@ async def test_cancel_run_stops_waiting_and_running_steps(hub: Hub) -> None:
     assert await hub.cancel_run(run_id) is True
     run = await hub.get_run(run_id)
     assert run["status"] == "cancelled"
-    assert {s["key"]: s["status"] for s in run["steps"]} == {"wait": "cancelled", "busy": "cancelled"}
+    assert {s["key"]: s["status"] for s in run["steps"]} == {
+        "wait": "cancelled",
+        "busy": "cancelled",
+    }
     await asyncio.sleep(0.05)
     assert hub.executor.running == 0  # type: ignore[attr-defined]
     assert await hub.cancel_run(run_id) is False
@@ -265,7 +299,11 @@ async def test_delay_is_durable_and_survives_a_restart(settings: Settings) -> No
     await first.save_flow(
         flow(
             {"id": "wait", "action": "flow.delay", "input": {"seconds": 0.6}},
-            {"id": "after", "action": "data.set", "input": {"value": "{{ steps.wait.output.waited_until }}"}},
+            {
+                "id": "after",
+                "action": "data.set",
+                "input": {"value": "{{ steps.wait.output.waited_until }}"},
+            },
         ),
         publish=True,
     )
@@ -289,13 +327,20 @@ async def test_delay_is_durable_and_survives_a_restart(settings: Settings) -> No
 
 async def test_sub_flow_output_is_used_by_the_caller(hub: Hub) -> None:
     await hub.save_flow(
-        flow({"id": "double", "action": "data.set", "input": {"value": "{{ trigger.n * 2 }}"}}, id="child"),
+        flow(
+            {"id": "double", "action": "data.set", "input": {"value": "{{ trigger.n * 2 }}"}},
+            id="child",
+        ),
         publish=True,
     )
     run = await run_flow(
         hub,
         flow(
-            {"id": "call", "action": "flow.call", "input": {"flow": "child", "input": {"n": "{{ trigger.n }}"}}},
+            {
+                "id": "call",
+                "action": "flow.call",
+                "input": {"flow": "child", "input": {"n": "{{ trigger.n }}"}},
+            },
             {"id": "use", "action": "data.set", "input": {"value": "{{ steps.call.output + 1 }}"}},
         ),
         {"n": 20},
@@ -322,8 +367,13 @@ async def test_sub_flow_depth_is_bounded(settings: Settings) -> None:
 
 
 async def test_failing_sub_flow_fails_the_calling_step(hub: Hub) -> None:
-    await hub.save_flow(flow({"id": "x", "action": "flow.fail", "input": {"message": "inner"}}, id="child"), publish=True)
-    run = await run_flow(hub, flow({"id": "call", "action": "flow.call", "input": {"flow": "child"}}))
+    await hub.save_flow(
+        flow({"id": "x", "action": "flow.fail", "input": {"message": "inner"}}, id="child"),
+        publish=True,
+    )
+    run = await run_flow(
+        hub, flow({"id": "call", "action": "flow.call", "input": {"flow": "child"}})
+    )
     assert run["status"] == "failed"
     assert "inner" in run["error"]["message"]
 
@@ -350,13 +400,20 @@ async def test_run_is_pinned_to_the_version_it_started_with(hub: Hub) -> None:
     assert fresh["output"] == "v2"
 
 
-async def test_secrets_are_redacted_in_run_records_and_logs(hub: Hub, caplog: pytest.LogCaptureFixture) -> None:
+async def test_secrets_are_redacted_in_run_records_and_logs(
+    hub: Hub, caplog: pytest.LogCaptureFixture
+) -> None:
     secret = "s3cr3t-token-value"
     await hub.set_connection("svc", "test", {"token": secret, "region": "eu"})
     run = await run_flow(
         hub,
         flow(
-            {"id": "a", "action": "test.use_secret", "connection": "svc", "input": {"sent": "{{ 'x' }}"}},
+            {
+                "id": "a",
+                "action": "test.use_secret",
+                "connection": "svc",
+                "input": {"sent": "{{ 'x' }}"},
+            },
             {"id": "b", "action": "test.use_secret", "connection": "svc", "input": {"fail": True}},
         ),
     )
@@ -367,7 +424,9 @@ async def test_secrets_are_redacted_in_run_records_and_logs(hub: Hub, caplog: py
     assert "service refused token [redacted]" in run["error"]["message"]
     assert secret not in caplog.text
     assert "calling with token [redacted]" in caplog.text
-    stored = await hub.db.read(lambda c: c.exec_driver_sql("SELECT secrets FROM connections").scalar())
+    stored = await hub.db.read(
+        lambda c: c.exec_driver_sql("SELECT secrets FROM connections").scalar()
+    )
     assert secret not in stored
 
 
@@ -391,11 +450,18 @@ async def test_idempotency_key_is_stable_across_attempts(hub: Hub) -> None:
         "{{ '{0.__class__}'.format(trigger) }}",
     ],
 )
-async def test_expression_bombs_and_escapes_fail_the_step_and_the_hub_keeps_serving(hub: Hub, bomb: str) -> None:
+async def test_expression_bombs_and_escapes_fail_the_step_and_the_hub_keeps_serving(
+    hub: Hub, bomb: str
+) -> None:
     started = time.perf_counter()
     run = await run_flow(hub, flow({"id": "b", "action": "data.set", "input": {"value": bomb}}), {})
     assert run["status"] == "failed"
-    assert run["error"]["message"].startswith("steps[0].input.value") or "steps" in run["error"]["message"]
+    assert (
+        run["error"]["message"].startswith("steps[0].input.value")
+        or "steps" in run["error"]["message"]
+    )
     assert time.perf_counter() - started < 5
-    fine = await run_flow(hub, flow({"id": "ok", "action": "data.set", "input": {"value": "{{ 6 * 7 }}"}}, id="g"))
+    fine = await run_flow(
+        hub, flow({"id": "ok", "action": "data.set", "input": {"value": "{{ 6 * 7 }}"}}, id="g")
+    )
     assert fine["output"] == 42

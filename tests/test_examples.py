@@ -32,7 +32,9 @@ async def test_example_validates(hub: Hub, path: Path) -> None:
 async def test_new_order_prices_lines_and_flags_review(hub: Hub) -> None:
     await apply_examples(hub)
     order = json.loads((EXAMPLES / "inputs" / "order.json").read_text())
-    run_id = await hub.start_run("new-order", {"method": "POST", "body": order}, trigger_type="webhook")
+    run_id = await hub.start_run(
+        "new-order", {"method": "POST", "body": order}, trigger_type="webhook"
+    )
     record = await hub.wait_for_run(run_id, 10)
     assert record["status"] == "succeeded", record["error"]
     expected = round(sum(line["quantity"] * line["unit_price"] for line in order["lines"]), 2)
@@ -65,7 +67,9 @@ async def test_invoice_reminders_calls_the_sub_flow_per_overdue_invoice(hub: Hub
 
 async def test_retry_and_recover_retries_then_handles_the_failure(hub: Hub) -> None:
     await apply_examples(hub)
-    record = await hub.wait_for_run(await hub.start_run("retry-and-recover", {"delay": 0.05, "customer": "bob"}), 15)
+    record = await hub.wait_for_run(
+        await hub.start_run("retry-and-recover", {"delay": 0.05, "customer": "bob"}), 15
+    )
     assert record["status"] == "succeeded", record["error"]
     run = await hub.get_run(record["id"])
     charges = [s for s in run["steps"] if s["key"] == "charge"]

@@ -46,7 +46,9 @@ def test_built_in_plugins_are_registered_like_external_ones() -> None:
 
 def test_invalid_json_schema_is_refused_naming_the_plugin_connector_and_action() -> None:
     bad = connectors_plugin(
-        Connector(name="crm", actions=[Action(name="find", run=noop, input_schema={"type": "nonsense"})])
+        Connector(
+            name="crm", actions=[Action(name="find", run=noop, input_schema={"type": "nonsense"})]
+        )
     )
     pm = make_plugin_manager(Settings(), [bad], entry_points=False)
     with pytest.raises(RegistrationError) as err:
@@ -64,7 +66,9 @@ def test_a_connector_name_taken_by_another_plugin_is_refused() -> None:
 
 
 def test_an_action_needing_a_connection_needs_a_connection_schema() -> None:
-    bad = connectors_plugin(Connector(name="svc", actions=[Action(name="a", run=noop, needs_connection=True)]))
+    bad = connectors_plugin(
+        Connector(name="svc", actions=[Action(name="a", run=noop, needs_connection=True)])
+    )
     with pytest.raises(RegistrationError, match="needs a connection"):
         build_registry(make_plugin_manager(Settings(), [bad], entry_points=False))
 
@@ -92,13 +96,16 @@ def test_settings_read_plugin_lists_from_the_environment() -> None:
     assert settings.disable_plugins == ("http",)
 
 
-def test_entry_points_in_the_hub_group_are_loaded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_entry_points_in_the_hub_group_are_loaded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "acme_plugin.py").write_text(
         "from hub import Action, Connector, hookimpl\n"
         "async def ping(ctx, data):\n    return {'pong': True}\n"
         "@hookimpl\n"
         "def hub_connectors():\n"
-        "    return [Connector(name='acme', version='1.2', actions=[Action(name='ping', run=ping)])]\n"
+        "    ping_action = Action(name='ping', run=ping)\n"
+        "    return [Connector(name='acme', version='1.2', actions=[ping_action])]\n"
     )
     dist = tmp_path / "acme_plugin-1.2.dist-info"
     dist.mkdir()
@@ -113,7 +120,9 @@ def test_entry_points_in_the_hub_group_are_loaded(tmp_path: Path, monkeypatch: p
     sys.modules.pop("acme_plugin", None)
 
 
-def test_plugin_modules_named_in_the_settings_are_loaded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_plugin_modules_named_in_the_settings_are_loaded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "team_hooks.py").write_text(
         "from hub import hookimpl\n"
         "@hookimpl\n"
@@ -137,7 +146,16 @@ async def test_template_filters_and_globals_from_plugins_work_in_flows(settings:
     try:
         run = await run_flow(
             hub,
-            {"id": "f", "steps": [{"id": "a", "action": "data.set", "input": {"value": "{{ trigger | shout }} {{ company }}"}}]},
+            {
+                "id": "f",
+                "steps": [
+                    {
+                        "id": "a",
+                        "action": "data.set",
+                        "input": {"value": "{{ trigger | shout }} {{ company }}"},
+                    }
+                ],
+            },
             "hi",
         )
         assert run["output"] == "HI! ACME"
@@ -155,7 +173,12 @@ class Scored(msgspec.Struct):
     grade: str
 
 
-@action(title="Grade a lead", examples=[{"input": {"email": "a@b.c", "score": 80}, "output": {"email": "a@b.c", "grade": "A"}}])
+@action(
+    title="Grade a lead",
+    examples=[
+        {"input": {"email": "a@b.c", "score": 80}, "output": {"email": "a@b.c", "grade": "A"}}
+    ],
+)
 async def grade(ctx: Any, lead: Lead) -> Scored:
     """Grade a lead by its score."""
     return Scored(email=lead.email, grade="A" if lead.score >= 70 else "B")
@@ -172,7 +195,10 @@ def test_typed_actions_get_schemas_derived_from_msgspec_types() -> None:
 
 
 async def test_typed_action_runs_against_its_schemas() -> None:
-    assert await run_action(grade, {"email": "x@y.z", "score": 90}) == {"email": "x@y.z", "grade": "A"}
+    assert await run_action(grade, {"email": "x@y.z", "score": 90}) == {
+        "email": "x@y.z",
+        "grade": "A",
+    }
     with pytest.raises(ActionCheckError, match="input: 'email' is a required property"):
         await run_action(grade, {"score": 1})
 
@@ -195,7 +221,16 @@ async def test_typed_action_runs_in_a_flow(settings: Settings) -> None:
     try:
         run = await run_flow(
             hub,
-            {"id": "f", "steps": [{"id": "g", "action": "leads.grade", "input": {"email": "{{ trigger.e }}", "score": 75}}]},
+            {
+                "id": "f",
+                "steps": [
+                    {
+                        "id": "g",
+                        "action": "leads.grade",
+                        "input": {"email": "{{ trigger.e }}", "score": 75},
+                    }
+                ],
+            },
             {"e": "q@r.s"},
         )
         assert run["output"] == {"email": "q@r.s", "grade": "A"}
@@ -204,7 +239,9 @@ async def test_typed_action_runs_in_a_flow(settings: Settings) -> None:
 
 
 def test_registry_of_builds_a_registry_from_given_plugins_only() -> None:
-    registry = registry_of(connectors_plugin(Connector(name="solo", actions=[Action(name="a", run=noop)])))
+    registry = registry_of(
+        connectors_plugin(Connector(name="solo", actions=[Action(name="a", run=noop)]))
+    )
     assert set(registry.connectors) == {"solo"}
 
 
@@ -220,7 +257,9 @@ def test_startup_and_shutdown_hooks_are_called(settings: Settings) -> None:
         calls.append("stop")
 
     async def go() -> None:
-        hub = make_hub(settings, plugins=[plugin(hub_startup=hub_startup, hub_shutdown=hub_shutdown)])
+        hub = make_hub(
+            settings, plugins=[plugin(hub_startup=hub_startup, hub_shutdown=hub_shutdown)]
+        )
         await hub.start(migrate=False)
         await hub.stop()
 

@@ -20,7 +20,9 @@ def doc(*steps_: dict[str, Any]) -> dict[str, Any]:
 
 
 async def test_a_step_is_claimed_once(hub: Hub) -> None:
-    await hub.save_flow(doc({"id": "g", "action": "test.gate", "input": {"name": "c"}}), publish=True)
+    await hub.save_flow(
+        doc({"id": "g", "action": "test.gate", "input": {"name": "c"}}), publish=True
+    )
     await hub.executor.stop()  # keep the job from running: claim by hand
     run_id = await hub.start_run("p")
     first = await hub.db.write(lambda c: claim(c, run_id, "g", 1, "worker-a", 30))
@@ -39,7 +41,9 @@ async def test_the_same_job_submitted_twice_runs_the_action_once(hub: Hub) -> No
 
 
 async def test_a_worker_that_lost_its_lease_cannot_complete_the_step(hub: Hub) -> None:
-    await hub.save_flow(doc({"id": "g", "action": "test.gate", "input": {"name": "lease"}}), publish=True)
+    await hub.save_flow(
+        doc({"id": "g", "action": "test.gate", "input": {"name": "lease"}}), publish=True
+    )
     run_id = await hub.start_run("p")
     while not kit.CALLS["gate:lease"]:
         await asyncio.sleep(0.01)
@@ -52,7 +56,9 @@ async def test_a_worker_that_lost_its_lease_cannot_complete_the_step(hub: Hub) -
     kit.GATES["lease"].set()
     await asyncio.sleep(0.2)
     row = await hub.db.read(
-        lambda c: c.execute(select(steps.c.status, steps.c.lease_owner).where(steps.c.run_id == run_id)).one()
+        lambda c: c.execute(
+            select(steps.c.status, steps.c.lease_owner).where(steps.c.run_id == run_id)
+        ).one()
     )
     assert row.status == "running"
     assert row.lease_owner == "someone-else"
@@ -60,7 +66,9 @@ async def test_a_worker_that_lost_its_lease_cannot_complete_the_step(hub: Hub) -
 
 async def test_a_step_whose_worker_died_runs_again_after_its_lease(hub: Hub) -> None:
     await hub.save_flow(
-        doc({"id": "k", "action": "test.count_key", "retry": {"max_attempts": 2, "initial": "10ms"}}),
+        doc(
+            {"id": "k", "action": "test.count_key", "retry": {"max_attempts": 2, "initial": "10ms"}}
+        ),
         publish=True,
     )
     await hub.executor.stop()
@@ -104,7 +112,9 @@ async def test_join_runs_once_when_its_predecessors_finish_together(hub: Hub) ->
         assert len(joins) == 1
 
 
-async def test_queued_steps_lost_by_the_executor_are_found_at_start(hub: Hub, settings: Any) -> None:
+async def test_queued_steps_lost_by_the_executor_are_found_at_start(
+    hub: Hub, settings: Any
+) -> None:
     await hub.save_flow(doc({"id": "a", "action": "data.set", "input": {"value": 5}}), publish=True)
     await hub.executor.stop()
     run_id = await hub.start_run("p")  # the job is dropped: the executor is stopped
@@ -143,7 +153,9 @@ async def test_failing_and_slow_observers_never_break_a_run(settings: Any) -> No
     hub = make_hub(settings.replace(observer_timeout=0.2), plugins=[kit, observers])
     await hub.start(migrate=False)
     try:
-        await hub.save_flow(doc({"id": "a", "action": "data.set", "input": {"value": 1}}), publish=True)
+        await hub.save_flow(
+            doc({"id": "a", "action": "data.set", "input": {"value": 1}}), publish=True
+        )
         run_id = await hub.start_run("p")
         record = await hub.wait_for_run(run_id, 5)
         assert record["status"] == "succeeded"

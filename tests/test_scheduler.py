@@ -17,7 +17,9 @@ def schedule_flow(cron: str, tz: str = "UTC") -> dict:
     return {
         "id": "tick",
         "trigger": {"type": "schedule", "config": {"cron": cron, "timezone": tz}},
-        "steps": [{"id": "a", "action": "data.set", "input": {"value": "{{ trigger.scheduled_at }}"}}],
+        "steps": [
+            {"id": "a", "action": "data.set", "input": {"value": "{{ trigger.scheduled_at }}"}}
+        ],
     }
 
 

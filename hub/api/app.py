@@ -39,7 +39,10 @@ def create_app(hub: Hub, *, manage_hub: bool = True) -> Litestar:
     return Litestar(
         route_handlers=handlers,
         dependencies={"hub": Provide(provide_hub, use_cache=True)},
-        exception_handlers={HTTPException: http_exception_handler, Exception: internal_error_handler},
+        exception_handlers={
+            HTTPException: http_exception_handler,
+            Exception: internal_error_handler,
+        },
         on_startup=[on_startup],
         on_shutdown=[on_shutdown],
         openapi_config=OpenAPIConfig(title="Integration hub", version=__version__),

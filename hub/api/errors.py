@@ -14,9 +14,7 @@ log = logging.getLogger("hub.api")
 class ApiError(HTTPException):
     """An error the API answers with its own code and message."""
 
-    def __init__(
-        self, status_code: int, code: str, message: str, details: Any = None
-    ) -> None:
+    def __init__(self, status_code: int, code: str, message: str, details: Any = None) -> None:
         super().__init__(status_code=status_code, detail=message)
         self.code = code
         self.details = details
@@ -56,6 +54,4 @@ def http_exception_handler(request: Request[Any, Any, Any], exc: HTTPException) 
 def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     """Log an unexpected error and answer 500 without leaking internals."""
     log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return Response(
-        error_body("internal", "internal server error"), status_code=500
-    )
+    return Response(error_body("internal", "internal server error"), status_code=500)

@@ -20,17 +20,25 @@ from hub.runtime import Hub
 SKIP_HEADERS = {"authorization", "cookie", "proxy-authorization"}
 
 
+def _too_large(cap: int) -> ApiError:
+    error = ApiError(413, "payload_too_large", f"the body is over the limit of {cap} bytes")
+    # Close the connection after the answer: on a kept-alive connection the server would
+    # go on reading (and discarding) the rest of the oversized body.
+    error.headers = {"connection": "close"}
+    return error
+
+
 async def read_capped(request: Request[Any, Any, Any], cap: int) -> bytes:
     """The request body, refused with 413 once it passes ``cap`` bytes."""
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > cap:
-        raise ApiError(413, "payload_too_large", f"the body is over the limit of {cap} bytes")
+        raise _too_large(cap)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > cap:
-            raise ApiError(413, "payload_too_large", f"the body is over the limit of {cap} bytes")
+            raise _too_large(cap)
         chunks.append(chunk)
     return b"".join(chunks)
 

@@ -20,7 +20,9 @@ async def noop(ctx: StepContext, data: Any) -> Any:
 
 async def fail(ctx: StepContext, data: dict[str, Any]) -> Any:
     """Fail the step with ``message``; ``retryable: true`` lets its retry policy apply."""
-    raise ActionError(str(data.get("message") or "flow.fail"), retryable=bool(data.get("retryable")))
+    raise ActionError(
+        str(data.get("message") or "flow.fail"), retryable=bool(data.get("retryable"))
+    )
 
 
 async def delay(ctx: StepContext, data: dict[str, Any]) -> dict[str, Any]:

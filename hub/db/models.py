@@ -9,7 +9,7 @@ The engine runs SQLAlchemy Core statements against ``Model.__table__``.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
@@ -21,11 +21,13 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
 
 def now_us() -> int:
     """Now, in epoch microseconds (how every time is stored)."""
@@ -237,12 +239,12 @@ class AuditEntry(Base):
     at: Mapped[int] = mapped_column(BigInteger)
 
 
-workspaces = Workspace.__table__
-flows = FlowRow.__table__
-flow_versions = FlowVersion.__table__
-runs = RunRow.__table__
-steps = StepRow.__table__
-connections = Connection.__table__
-trigger_state = TriggerState.__table__
-webhook_keys = WebhookKey.__table__
-audit_log = AuditEntry.__table__
+workspaces = cast(Table, Workspace.__table__)
+flows = cast(Table, FlowRow.__table__)
+flow_versions = cast(Table, FlowVersion.__table__)
+runs = cast(Table, RunRow.__table__)
+steps = cast(Table, StepRow.__table__)
+connections = cast(Table, Connection.__table__)
+trigger_state = cast(Table, TriggerState.__table__)
+webhook_keys = cast(Table, WebhookKey.__table__)
+audit_log = cast(Table, AuditEntry.__table__)

@@ -249,7 +249,9 @@ def published_flows(conn: Connection) -> list[dict[str, Any]]:
 # -- runs -----------------------------------------------------------------------------------
 
 
-def run_record(conn: Connection, run_id: str, workspace_id: str | None = None) -> dict[str, Any] | None:
+def run_record(
+    conn: Connection, run_id: str, workspace_id: str | None = None
+) -> dict[str, Any] | None:
     """A run's row as a dict."""
     stmt = select(*RUN_COLUMNS).where(runs.c.id == run_id)
     if workspace_id is not None:
@@ -406,9 +408,7 @@ def sweep_candidates(
         .where(steps.c.status == "waiting", steps.c.due_at.is_not(None), steps.c.due_at <= horizon)
         .limit(limit)
     ).all()
-    jobs.extend(
-        (r.run_id, r.key, r.attempt, r.resubmissions, r.due_at / 1_000_000) for r in due
-    )
+    jobs.extend((r.run_id, r.key, r.attempt, r.resubmissions, r.due_at / 1_000_000) for r in due)
     expired = conn.execute(
         select(steps.c.id, steps.c.run_id, steps.c.key, steps.c.step_id, steps.c.attempt)
         .where(steps.c.status == "running", steps.c.lease_expires_at < now)

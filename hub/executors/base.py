@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -31,7 +32,7 @@ class StepJob:
         return f"{self.run_id}:{self.key}:{self.attempt}:{self.resubmission}"
 
 
-StepRunner = Callable[[StepJob], Awaitable[None]]
+StepRunner = Callable[[StepJob], Coroutine[Any, Any, None]]
 
 
 class Executor(abc.ABC):
