@@ -161,6 +161,32 @@ class Engine:
         The run row and its root steps are inserted in one transaction; the root steps are
         submitted after it commits. ``parent`` is (run id, step key, depth) for a child run.
         """
+        ids = await self.start_runs(
+            workspace_id,
+            flow_id,
+            [trigger],
+            version=version,
+            trigger_type=trigger_type,
+            parent=parent,
+        )
+        return ids[0]
+
+    async def start_runs(
+        self,
+        workspace_id: str,
+        flow_id: str,
+        triggers: list[Any],
+        *,
+        version: int | None = None,
+        trigger_type: str = "manual",
+        parent: tuple[str, str, int] | None = None,
+        also: Callable[[Connection], Any] | None = None,
+    ) -> list[str]:
+        """Create one run per trigger value in ONE transaction, with ``also(conn)`` in it too.
+
+        Poll triggers use ``also`` to store their new cursor with the runs it produced, so an
+        event is never lost nor started twice.
+        """
         if version is None:
             version = await self.db.read(
                 lambda c: store.published_version(c, workspace_id, flow_id)
@@ -168,37 +194,51 @@ class Engine:
             if version is None:
                 raise RunNotFound(f"flow {flow_id!r} has no published version")
         flow = await self.get_flow(workspace_id, flow_id, version)
-        run_id = new_run_id()
         now = now_us()
-        row = {
-            "id": run_id,
-            "workspace_id": workspace_id,
-            "flow_id": flow_id,
-            "flow_version": version,
-            "status": "running",
-            "trigger_type": trigger_type,
-            "trigger": trigger,
-            "parent_run_id": parent[0] if parent else None,
-            "parent_step_key": parent[1] if parent else None,
-            "depth": parent[2] if parent else 0,
-            "created_at": now,
-            "started_at": now,
-        }
-        outcome = await self.db.write(lambda c: create_run(c, row, flow))
-        self._runs[run_id] = RunInfo(
-            id=run_id,
-            workspace_id=workspace_id,
-            flow_id=flow_id,
-            flow_version=version,
-            trigger=trigger,
-            depth=row["depth"],
-            parent_run_id=row["parent_run_id"],
-            parent_step_key=row["parent_step_key"],
-            created_at=now,
-        )
-        self._emit({"type": "run", "run_id": run_id, "status": "running", "flow_id": flow_id})
+        rows = [
+            {
+                "id": new_run_id(),
+                "workspace_id": workspace_id,
+                "flow_id": flow_id,
+                "flow_version": version,
+                "status": "running",
+                "trigger_type": trigger_type,
+                "trigger": trigger,
+                "parent_run_id": parent[0] if parent else None,
+                "parent_step_key": parent[1] if parent else None,
+                "depth": parent[2] if parent else 0,
+                "created_at": now,
+                "started_at": now,
+            }
+            for trigger in triggers
+        ]
+
+        def write(conn: Connection) -> Outcome:
+            outcome = Outcome()
+            for row in rows:
+                outcome.merge(create_run(conn, row, flow))
+            if also is not None:
+                also(conn)
+            return outcome
+
+        outcome = await self.db.write(write)
+        for row in rows:
+            self._runs[row["id"]] = RunInfo(
+                id=row["id"],
+                workspace_id=workspace_id,
+                flow_id=flow_id,
+                flow_version=version,
+                trigger=row["trigger"],
+                depth=row["depth"],
+                parent_run_id=row["parent_run_id"],
+                parent_step_key=row["parent_step_key"],
+                created_at=now,
+            )
+            self._emit(
+                {"type": "run", "run_id": row["id"], "status": "running", "flow_id": flow_id}
+            )
         await self._after(outcome)
-        return run_id
+        return [row["id"] for row in rows]
 
     async def cancel_run(self, run_id: str, reason: str = "cancelled") -> bool:
         """Cancel a run: queued and waiting steps never start, running ones are interrupted."""
@@ -339,13 +379,20 @@ class Engine:
     ) -> tuple[dict[str, Any] | None, Redactor]:
         if not spec.connection:
             return None, Redactor()
-        row = await self.db.read(
-            lambda c: store.get_connection(c, run.workspace_id, spec.connection or "")
-        )
+        try:
+            return await self.connection_values(run.workspace_id, spec.connection)
+        except LookupError as exc:
+            raise StepFailure(str(exc), kind="input") from exc
+
+    async def connection_values(
+        self, workspace_id: str, name: str
+    ) -> tuple[dict[str, Any], Redactor]:
+        """A stored connection's settings and decrypted secrets, and a redactor for them."""
+        row = await self.db.read(lambda c: store.get_connection(c, workspace_id, name))
         if row is None:
-            raise StepFailure(f"no connection named {spec.connection!r}", kind="input")
+            raise LookupError(f"no connection named {name!r}")
         secrets = self.secrets.decrypt(row["secrets"]) if row["secrets"] else {}
-        connector = self.registry.connector_of(spec.action)
+        connector = self.registry.connectors.get(row["connector"])
         schema = connector.connection_schema if connector else None
         marked = {k: v for k, v in row["settings"].items() if k in secret_fields(schema)}
         values = {**row["settings"], **secrets}

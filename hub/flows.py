@@ -99,6 +99,7 @@ class TriggerSpec:
 
     type: str = "manual"
     config: dict[str, Any] = dataclasses.field(default_factory=dict)
+    connection: str | None = None
 
 
 @dataclasses.dataclass
@@ -450,9 +451,13 @@ class _FlowChecker:
         if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
             return TriggerSpec()
         config = raw.get("config")
-        spec = TriggerSpec(raw["type"], dict(config) if isinstance(config, dict) else {})
+        connection = raw.get("connection") if isinstance(raw.get("connection"), str) else None
+        spec = TriggerSpec(
+            raw["type"], dict(config) if isinstance(config, dict) else {}, connection
+        )
         if self.registry is None:
             return spec
+        self.check_trigger_connection(spec)
         trigger = self.registry.triggers.get(spec.type)
         if trigger is None:
             if spec.type != "manual":
@@ -468,6 +473,20 @@ class _FlowChecker:
             ):
                 self.add(location, message)
         return spec
+
+    def check_trigger_connection(self, spec: TriggerSpec) -> None:
+        """A trigger's connection exists and belongs to the trigger's connector."""
+        connector = spec.type.split(".", 1)[0] if "." in spec.type else None
+        if spec.connection is None or self.connections is None:
+            return
+        owner = self.connections.get(spec.connection)
+        if owner is None:
+            self.add("trigger.connection", f"no connection named '{spec.connection}'")
+        elif connector is not None and owner != connector:
+            self.add(
+                "trigger.connection",
+                f"connection '{spec.connection}' is for '{owner}', not '{connector}'",
+            )
 
     def is_template(self, text: str) -> bool:
         """True when ``text`` holds a template (so its rendered value is unknown here)."""

@@ -251,6 +251,13 @@ class Hub:
 
     # -- connections ------------------------------------------------------------------------
 
+    async def connection_values(self, name: str, workspace_id: str | None = None) -> dict[str, Any]:
+        """A connection's settings with its secrets decrypted (for triggers and tests)."""
+        values, _redactor = await self.engine.connection_values(
+            workspace_id or self.workspace, name
+        )
+        return values
+
     async def set_connection(self, name: str, connector: str, values: dict[str, Any]) -> None:
         """Create or replace a connection; secret fields (by its schema) are encrypted."""
         desc = self.registry.connectors.get(connector)

@@ -6,18 +6,41 @@ import asyncio
 import collections
 from typing import Any
 
-from hub import Action, ActionError, Connector, hookimpl
+from hub import Action, ActionError, Connector, Trigger, hookimpl
 
 CALLS: collections.Counter[str] = collections.Counter()
+EVENTS: list[Any] = []  # what the poll trigger finds, in order
+FEED: asyncio.Queue[Any] | None = None  # what the subscribe trigger receives
+ACKED: list[Any] = []
 IN_FLIGHT = {"now": 0, "max": 0}
 GATES: dict[str, asyncio.Event] = {}
 
 
 def reset() -> None:
     """Forget calls and gates between tests."""
+    global FEED
     CALLS.clear()
     IN_FLIGHT.update(now=0, max=0)
     GATES.clear()
+    EVENTS.clear()
+    ACKED.clear()
+    FEED = None
+
+
+async def poll_events(ctx: Any, config: dict[str, Any], cursor: Any) -> tuple[list[Any], Any]:
+    """Everything in EVENTS after the cursor (an index)."""
+    start = cursor or 0
+    return EVENTS[start:], len(EVENTS)
+
+
+async def subscribe_feed(ctx: Any, config: dict[str, Any], emit: Any) -> None:
+    """Consume FEED; acknowledge a message only once its run is recorded."""
+    global FEED
+    FEED = FEED or asyncio.Queue()
+    while True:
+        message = await FEED.get()
+        await emit(message)
+        ACKED.append(message)
 
 
 async def echo(ctx: Any, data: Any) -> Any:
@@ -118,6 +141,10 @@ def hub_connectors() -> list[Connector]:
                 ),
                 Action(name="use_secret", run=use_secret, needs_connection=True),
                 Action(name="count_key", run=count_key, idempotent=True),
+            ],
+            triggers=[
+                Trigger(name="events", kind="poll", poll=poll_events, interval=0.05),
+                Trigger(name="feed", kind="subscribe", subscribe=subscribe_feed),
             ],
         )
     ]

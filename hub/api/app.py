@@ -26,8 +26,10 @@ def create_app(hub: Hub, *, manage_hub: bool = True) -> Litestar:
         if manage_hub:
             await hub.start()
             from hub.scheduler import run_scheduler
+            from hub.trigger_runner import TriggerRunner
 
             hub.add_background(run_scheduler(hub))
+            hub.add_background(TriggerRunner(hub).run())
 
     async def on_shutdown() -> None:
         if manage_hub:

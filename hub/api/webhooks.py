@@ -79,7 +79,9 @@ async def webhook(
     config = trigger.get("config") or {}
     methods = config.get("methods") or ["POST"]
     if request.method not in methods:
-        raise ApiError(405, "method_not_allowed", f"this webhook accepts {', '.join(methods)}")
+        error = ApiError(405, "method_not_allowed", f"this webhook accepts {', '.join(methods)}")
+        error.headers = {"allow": ", ".join(methods)}  # a 405 must say what is allowed
+        raise error
     cap = min(
         int(config.get("max_body_bytes") or hub.settings.webhook_max_body_bytes),
         hub.settings.webhook_max_body_bytes,

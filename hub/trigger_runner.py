@@ -1,0 +1,222 @@
+"""Runs the poll and subscribe triggers of published flows for the life of a hub process.
+
+- **poll**: ``await trigger.poll(ctx, config, cursor) -> (events, new_cursor)`` every
+  ``config.interval`` seconds (default: the trigger's ``interval``). The runs of the events
+  and the new cursor are written in ONE transaction (``trigger_state``), so an event is
+  neither lost nor started twice, whatever crashes when.
+- **subscribe**: ``await trigger.subscribe(ctx, config, emit)`` is a long-lived consumer of a
+  broker. It calls ``run_id = await emit(event)`` for each message, and ``emit`` returns only
+  once the run is committed in the database: acknowledge the message after ``emit`` returns,
+  and a hub killed between receive and record loses nothing (the broker redelivers).
+  A consumer that raises is restarted with back-off.
+
+The runner reconciles every few seconds with the published flows: a new version restarts its
+trigger, an unpublished or disabled flow stops it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sqlalchemy import Connection, select, update
+
+from hub.connectors import Trigger
+from hub.db import store
+from hub.db.models import now_us, trigger_state
+from hub.runtime import Hub
+
+log = logging.getLogger("hub.triggers")
+CURSOR_KEY = "cursor"
+
+
+class TriggerContext:
+    """What a poll or subscribe trigger sees: its flow, connection, HTTP client and log."""
+
+    def __init__(
+        self,
+        *,
+        workspace_id: str,
+        flow_id: str,
+        connection: dict[str, Any] | None,
+        hub: Hub,
+    ) -> None:
+        self.workspace_id = workspace_id
+        self.flow_id = flow_id
+        self.connection = connection
+        self.http = hub.http
+        self.settings = hub.settings
+        self.cache = hub.cache
+        self.log = logging.getLogger(f"hub.trigger.{flow_id}")
+
+
+def load_cursor(conn: Connection, workspace_id: str, flow_id: str) -> Any:
+    """The stored cursor of a flow's poll trigger (None before the first poll)."""
+    state = conn.execute(
+        select(trigger_state.c.state).where(
+            trigger_state.c.workspace_id == workspace_id,
+            trigger_state.c.flow_id == flow_id,
+            trigger_state.c.key == CURSOR_KEY,
+        )
+    ).scalar()
+    return None if state is None else state.get("cursor")
+
+
+def save_cursor(conn: Connection, workspace_id: str, flow_id: str, cursor: Any) -> None:
+    """Store a poll trigger's cursor (inside the transaction that starts its runs)."""
+    where = (
+        (trigger_state.c.workspace_id == workspace_id)
+        & (trigger_state.c.flow_id == flow_id)
+        & (trigger_state.c.key == CURSOR_KEY)
+    )
+    changed = conn.execute(
+        update(trigger_state).where(where).values(state={"cursor": cursor}, updated_at=now_us())
+    ).rowcount
+    if not changed:
+        conn.execute(
+            trigger_state.insert().values(
+                workspace_id=workspace_id,
+                flow_id=flow_id,
+                key=CURSOR_KEY,
+                state={"cursor": cursor},
+                updated_at=now_us(),
+            )
+        )
+
+
+class TriggerRunner:
+    """Keeps one task per published flow whose trigger is a poll or a subscribe trigger."""
+
+    def __init__(self, hub: Hub, reconcile_interval: float = 5.0) -> None:
+        self.hub = hub
+        self.reconcile_interval = reconcile_interval
+        self._tasks: dict[tuple[str, str], tuple[int, asyncio.Task[None]]] = {}
+
+    async def run(self) -> None:
+        """Reconcile forever (until cancelled); stop every trigger task on the way out."""
+        try:
+            while True:
+                try:
+                    await self.reconcile()
+                except Exception:
+                    log.exception("trigger reconcile failed")
+                await asyncio.sleep(self.reconcile_interval)
+        finally:
+            for _version, task in self._tasks.values():
+                task.cancel()
+            for _version, task in self._tasks.values():
+                await asyncio.gather(task, return_exceptions=True)
+            self._tasks.clear()
+
+    async def reconcile(self) -> None:
+        """Start, restart or stop trigger tasks to match the published flows."""
+        wanted: dict[tuple[str, str], tuple[int, dict[str, Any], Trigger]] = {}
+        for flow in await self.hub.db.read(store.published_flows):
+            spec = flow["document"].get("trigger") or {}
+            trigger = self.hub.registry.triggers.get(spec.get("type", ""))
+            if trigger is not None and trigger.kind in ("poll", "subscribe"):
+                key = (flow["workspace_id"], flow["id"])
+                wanted[key] = (flow["published_version"], spec, trigger)
+        for key, (version, task) in list(self._tasks.items()):
+            if key not in wanted or wanted[key][0] != version or task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+                del self._tasks[key]
+        for key, (version, spec, trigger) in wanted.items():
+            if key not in self._tasks:
+                coro = self._run_trigger(key[0], key[1], version, spec, trigger)
+                self._tasks[key] = (version, asyncio.create_task(coro))
+
+    async def _context(
+        self, workspace_id: str, flow_id: str, spec: dict[str, Any]
+    ) -> TriggerContext:
+        connection = None
+        if spec.get("connection"):
+            connection = await self.hub.connection_values(spec["connection"], workspace_id)
+        return TriggerContext(
+            workspace_id=workspace_id, flow_id=flow_id, connection=connection, hub=self.hub
+        )
+
+    async def _run_trigger(
+        self, workspace_id: str, flow_id: str, version: int, spec: dict[str, Any], trigger: Trigger
+    ) -> None:
+        delay = 1.0
+        while True:
+            try:
+                ctx = await self._context(workspace_id, flow_id, spec)
+                config = spec.get("config") or {}
+                if trigger.kind == "poll":
+                    await self._poll_forever(ctx, version, config, trigger)
+                else:
+                    assert trigger.subscribe is not None
+                    emit = self._emitter(workspace_id, flow_id, version, spec["type"])
+                    await trigger.subscribe(ctx, config, emit)
+                delay = 1.0
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("trigger of flow %s failed; restarting in %.0fs", flow_id, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 60.0)
+
+    def _emitter(
+        self, workspace_id: str, flow_id: str, version: int, trigger_type: str
+    ) -> Callable[[Any], Awaitable[str]]:
+        async def emit(event: Any) -> str:
+            return await self.hub.engine.start_run(
+                workspace_id, flow_id, event, version=version, trigger_type=trigger_type
+            )
+
+        return emit
+
+    async def _poll_forever(
+        self, ctx: TriggerContext, version: int, config: dict[str, Any], trigger: Trigger
+    ) -> None:
+        assert trigger.poll is not None
+        interval = float(config.get("interval") or trigger.interval)
+        ws, flow_id = ctx.workspace_id, ctx.flow_id
+        while True:
+            cursor = await self.hub.db.read(
+                functools.partial(load_cursor, workspace_id=ws, flow_id=flow_id)
+            )
+            events, new_cursor = await trigger.poll(ctx, config, cursor)
+            if events or new_cursor != cursor:
+                await self.hub.engine.start_runs(
+                    ws,
+                    flow_id,
+                    list(events),
+                    version=version,
+                    trigger_type=f"poll:{trigger.name}",
+                    also=functools.partial(
+                        save_cursor, workspace_id=ws, flow_id=flow_id, cursor=new_cursor
+                    ),
+                )
+            await asyncio.sleep(interval)
+
+
+async def poll_once(hub: Hub, flow_id: str) -> list[str]:
+    """Poll a flow's trigger once now (for tests and ``hub triggers poll``); return run ids."""
+    ws = hub.workspace
+    found = await hub.db.read(lambda c: store.published_document(c, ws, flow_id))
+    if found is None:
+        raise LookupError(f"flow {flow_id!r} is not published")
+    version, document = found
+    spec = document.get("trigger") or {}
+    trigger = hub.registry.triggers.get(spec.get("type", ""))
+    if trigger is None or trigger.poll is None:
+        raise LookupError(f"flow {flow_id!r} has no poll trigger")
+    runner = TriggerRunner(hub)
+    ctx = await runner._context(ws, flow_id, spec)
+    cursor = await hub.db.read(functools.partial(load_cursor, workspace_id=ws, flow_id=flow_id))
+    events, new_cursor = await trigger.poll(ctx, spec.get("config") or {}, cursor)
+    return await hub.engine.start_runs(
+        ws,
+        flow_id,
+        list(events),
+        version=version,
+        trigger_type=f"poll:{trigger.name}",
+        also=functools.partial(save_cursor, workspace_id=ws, flow_id=flow_id, cursor=new_cursor),
+    )
