@@ -2,14 +2,19 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
-STAMP = $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+# Re-install when any pyproject.toml (the hub's or a plugin's) changes.
+PYPROJECTS = pyproject.toml $(wildcard plugins/hub-*/pyproject.toml)
+STAMP = $(VENV)/.installed-$(shell cat $(PYPROJECTS) | cksum | cut -d' ' -f1)
 
 .PHONY: run test lint bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): $(PYPROJECTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test,postgres]'
+	for d in plugins/hub-*/; do \
+	  if [ -f "$$d/pyproject.toml" ]; then $(BIN)/python -m pip install --quiet -e "$$d[test]" || exit 1; fi; \
+	done
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 

@@ -150,6 +150,7 @@ class Connector:
     triggers: list[Trigger] = dataclasses.field(default_factory=list)
     test_connection: Callable[[Any], Awaitable[Any]] | None = None
     oauth2: dict[str, Any] | None = None
+    notes: str = ""
 
     def describe(self) -> dict[str, Any]:
         """The JSON-friendly description (schemas/connector.schema.json)."""
@@ -161,6 +162,7 @@ class Connector:
             "description": self.description,
             "connection_schema": self.connection_schema,
             "oauth2": self.oauth2,
+            "notes": self.notes,
             "actions": [a.describe() for a in self.actions],
             "triggers": [t.describe() for t in self.triggers],
         }

@@ -94,6 +94,21 @@ def check_examples(action: Action) -> None:
             raise ActionCheckError(f"action {action.name}: " + "; ".join(problems))
 
 
+def check_flow_file(path: str | Path, *plugins: Any) -> Any:
+    """Validate a flow file against the built-in plugins plus ``plugins``.
+
+    Connections are not checked (a test has none stored); everything else is: the schema,
+    the graph, expressions, actions and literal inputs. Returns the loaded flow.
+    """
+    from hub.expressions import Expressions
+    from hub.flows import load_flow, parse_document
+    from hub.plugins import build_registry, make_plugin_manager
+
+    registry = build_registry(make_plugin_manager(Settings(), plugins, entry_points=False))
+    text = Path(path).read_text()
+    return load_flow(parse_document(text, str(path)), expressions=Expressions(), registry=registry)
+
+
 def registry_of(*plugins: Any) -> Registry:
     """A registry built from the given plugin modules (or objects) only."""
     from hub.plugins import build_registry, make_plugin_manager

@@ -261,10 +261,6 @@ def test_flows_export_as_json_gives_back_the_applied_document(applied: Path) -> 
     assert json.loads(result.stdout) == parse_document((EXAMPLES / "new-order.yaml").read_text())
 
 
-def test_flows_list_shows_applied_flows_published(applied: Path) -> None:
-    assert flow_versions(applied) == {name: ("1", "1") for name in EXAMPLE_FLOWS}
-
-
 # -- hub runs -------------------------------------------------------------------------------
 
 

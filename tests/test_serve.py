@@ -1,7 +1,8 @@
 """``hub serve`` as a real process: uvicorn on a free loopback port, SQLite in a temp folder.
 
 The server is started once for the module (``--examples examples`` applies the example
-flows); runs it starts are inspected with the ``hub`` CLI on the same data folder.
+flows); runs it starts are inspected with the ``hub`` CLI on the same data folder, and
+the number of runs is read from the SQLite file, opened read-only.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -69,9 +71,13 @@ class Server:
             time.sleep(0.2)
 
     def run_count(self) -> int:
-        result = self.hub("runs", "list", "--limit", "100000")
-        assert result.returncode == 0, result.stderr
-        return len(result.stdout.splitlines()) - 1
+        """How many runs the database holds (read-only: the server keeps the writing)."""
+        db = sqlite3.connect(f"file:{self.data_dir / 'hub.db'}?mode=ro", uri=True, timeout=5)
+        try:
+            count: int = db.execute("SELECT count(*) FROM runs").fetchone()[0]
+        finally:
+            db.close()
+        return count
 
 
 def free_port() -> int:
