@@ -415,6 +415,17 @@ def plugins_list(ctx: click.Context, as_json: bool) -> None:
                 click.echo(f"    trigger {trigger_name}")
 
 
+def _typed(value: str, schema: Any) -> Any:
+    """A ``key=value`` value converted to the type its connection schema field declares."""
+    kind = schema.get("type") if isinstance(schema, dict) else None
+    if kind in ("integer", "number", "boolean", "object", "array"):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value  # left as text: the schema check names the field
+    return value
+
+
 @cli.group()
 def connections() -> None:
     """Stored connections (secrets encrypted at rest)."""
@@ -436,15 +447,11 @@ def connections_set(ctx: click.Context, name: str, connector: str, values: tuple
 
     async def go(hub: Hub) -> None:
         desc = hub.registry.connectors.get(connector)
-        if desc is not None and desc.connection_schema is None:
-            # Without a schema no field is known to be secret: everything would be stored
-            # in clear text.
-            raise click.ClickException(
-                f"connector {connector!r} takes no connection (it has no connection schema)"
-            )
+        schema = (desc.connection_schema or {}) if desc else {}
+        typed = {k: _typed(v, schema.get("properties", {}).get(k)) for k, v in parsed.items()}
         try:
-            await hub.set_connection(name, connector, parsed)
-        except LookupError as exc:
+            await hub.set_connection(name, connector, typed)
+        except (LookupError, ValueError) as exc:
             raise click.ClickException(str(exc)) from exc
 
     with_hub(ctx, go)

@@ -81,7 +81,8 @@ def make_plugin_manager(
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
-        raise RegistrationError(f"plugin {exc.plugin!r}: {exc}") from exc
+        name = pm.get_name(exc.plugin) or repr(exc.plugin)
+        raise RegistrationError(f"plugin {name!r}: {exc}") from exc
     return pm
 
 

@@ -28,6 +28,7 @@ from hub.expressions import Expressions, Limits
 from hub.flows import Flow, load_flow
 from hub.netguard import make_http_client
 from hub.plugins import build_registry, call_observers, collect_mapping, make_plugin_manager
+from hub.schemas import schema_errors
 from hub.secrets import SecretBox, load_keys, secret_fields
 from hub.settings import Settings
 
@@ -263,6 +264,13 @@ class Hub:
         desc = self.registry.connectors.get(connector)
         if desc is None:
             raise LookupError(f"no connector {connector!r} is installed")
+        if desc.connection_schema is None:
+            raise ValueError(
+                f"connector {connector!r} takes no connection (it has no connection schema)"
+            )
+        problems = schema_errors(desc.connection_schema, values, f"connection {name!r}")
+        if problems:
+            raise ValueError("; ".join(problems))
         secret_names = secret_fields(desc.connection_schema)
         secrets = {k: v for k, v in values.items() if k in secret_names}
         plain = {k: v for k, v in values.items() if k not in secret_names}

@@ -39,6 +39,11 @@ class Settings:
     port: int = 8000
     allow_hosts: tuple[str, ...] = ()
     workspace: str = "default"
+    # Queue mode (with HUB_REDIS_URL)
+    queue_name: str = "hub"
+    queue_poll_delay: float = 0.005
+    worker_concurrency: int = 100
+    shutdown_grace: float = 10.0
     # Execution
     lease_seconds: float = 30.0
     sweep_interval: float = 5.0

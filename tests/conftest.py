@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import pytest
 from hub.runtime import Hub
 from hub.settings import Settings
 from tests import kit
+from tests.services import PostgresServer, RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -26,11 +28,51 @@ def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder / "hub.db"
 
 
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A throwaway PostgreSQL server for the session, with a migrated template database."""
+    server = PostgresServer()
+    server.start()
+    url = server.create_database("hub_template")
+    hub = Hub(Settings(data_dir=Path(server.dir), database_url=url), entry_points=False)
+    hub.migrate()
+    hub.db.sync_engine.dispose()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A throwaway Redis server for the session (no persistence)."""
+    server = RedisServer()
+    server.start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
-def settings(tmp_path: Path, template_db: Path) -> Settings:
-    """Settings on a fresh data folder holding a migrated database."""
-    shutil.copy(template_db, tmp_path / "hub.db")
-    return Settings(data_dir=tmp_path, sweep_interval=0.2, lease_seconds=2.0)
+def backend() -> str:
+    """Which shape the hub runs in; test modules override it to run in several shapes."""
+    return "sqlite"
+
+
+@pytest.fixture
+def settings(
+    request: pytest.FixtureRequest, tmp_path: Path, template_db: Path, backend: str
+) -> Settings:
+    """Settings on a fresh data folder (and a fresh database) for the chosen backend."""
+    base = Settings(data_dir=tmp_path, sweep_interval=0.2, lease_seconds=2.0)
+    if backend == "sqlite":
+        shutil.copy(template_db, tmp_path / "hub.db")
+        return base
+    pg: PostgresServer = request.getfixturevalue("postgres")
+    url = pg.create_database(f"hub_{uuid.uuid4().hex[:12]}", template="hub_template")
+    if backend == "postgres":
+        return base.replace(database_url=url)
+    redis: RedisServer = request.getfixturevalue("redis_server")
+    return base.replace(
+        database_url=url, redis_url=redis.url, queue_name=f"q{uuid.uuid4().hex[:8]}"
+    )
 
 
 @pytest.fixture(autouse=True)

@@ -14,6 +14,12 @@ from tests import kit
 from tests.conftest import make_hub, run_flow
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """The engine suite runs on each shape."""
+    return str(request.param)
+
+
 def flow(*steps: dict[str, Any], **extra: Any) -> dict[str, Any]:
     return {"id": extra.pop("id", "f"), "steps": list(steps), **extra}
 

@@ -24,7 +24,7 @@ def _too_large(cap: int) -> ApiError:
     error = ApiError(413, "payload_too_large", f"the body is over the limit of {cap} bytes")
     # Close the connection after the answer: on a kept-alive connection the server would
     # go on reading (and discarding) the rest of the oversized body.
-    pass
+    error.headers = {"connection": "close"}
     return error
 
 

@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 import msgspec
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
 
 log = logging.getLogger("hub.db")
 T = TypeVar("T")
@@ -72,6 +73,7 @@ class Database:
         self._pending: list[tuple[WriteFn, asyncio.Future[Any]]] = []
         self._flush_scheduled = False
         self._async_engine: AsyncEngine | None = None
+        self._sync_engine: Engine | None = None
         self._writer: Engine | None = None
         self._reader: Engine | None = None
         self._write_conn: Connection | None = None
@@ -97,8 +99,11 @@ class Database:
         """A synchronous engine for migrations and tools."""
         if self._writer is not None:
             return self._writer
-        assert self._async_engine is not None
-        return create_engine(self.url, json_serializer=_json_serializer)
+        if self._sync_engine is None:
+            self._sync_engine = create_engine(
+                _sync_url(self.url), json_serializer=_json_serializer, poolclass=NullPool
+            )
+        return self._sync_engine
 
     async def write(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn(conn)`` in a write transaction and return its result."""
@@ -200,6 +205,14 @@ class Database:
                 engine.dispose()
         if self._async_engine is not None:
             await self._async_engine.dispose()
+        if self._sync_engine is not None:
+            self._sync_engine.dispose()
+
+
+def _sync_url(url: str) -> str:
+    if url.startswith("postgres://"):
+        return "postgresql://" + url.split("://", 1)[1]
+    return url
 
 
 def _async_url(url: str) -> str:

@@ -109,6 +109,9 @@ def save_version(
         ).first()
         if last is not None:
             previous = last.document
+            if flow.published_version not in (None, latest):
+                # A deploy compares with what runs now: the published version.
+                previous = version_document(conn, workspace_id, flow_id, flow.published_version)
             if last.checksum == digest:
                 published = False
                 if publish and flow.published_version != latest:
