@@ -426,6 +426,61 @@ def _typed(value: str, schema: Any) -> Any:
     return value
 
 
+@plugins.command("docs")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default="docs/connectors",
+    show_default=True,
+    help="The folder to write the pages into.",
+)
+@click.option("--connector", "only", multiple=True, help="Only this connector (repeatable).")
+@click.pass_context
+def plugins_docs(ctx: click.Context, out: str, only: tuple[str, ...]) -> None:
+    """Write one markdown page per installed connector, from its description and notes."""
+    from hub.plugin_kit import PluginKitError, write_connector_docs
+
+    try:
+        hub = Hub(_settings(ctx))
+        written = write_connector_docs(hub.registry, out, only or None)
+    except (RegistrationError, PluginKitError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    for path in written:
+        click.echo(f"wrote {path}")
+
+
+@cli.command("new-plugin")
+@click.argument("name")
+@click.option(
+    "--dir",
+    "parent",
+    type=click.Path(file_okay=False),
+    default=".",
+    show_default=True,
+    help="Create the plugin's folder (hub-NAME) in this folder.",
+)
+@click.option("--description", default="", help="One line saying what the connector does.")
+@click.option("--force", is_flag=True, help="Write over an existing hub-NAME folder.")
+def new_plugin_command(name: str, parent: str, description: str, force: bool) -> None:
+    """Generate a pip-installable connector plugin hub-NAME from the hub's template.
+
+    NAME is a lowercase identifier: the connector name and the entry point name; the
+    package is hub_NAME and the distribution hub-NAME.
+    """
+    from hub.plugin_kit import PluginKitError, check_plugin_name, new_plugin
+
+    try:
+        check_plugin_name(name)
+    except PluginKitError as exc:
+        raise click.BadParameter(str(exc), param_hint="NAME") from exc
+    try:
+        target, files = new_plugin(name, parent, force=force, description=description)
+    except PluginKitError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"created {target} ({len(files)} files)")
+    click.echo(f'next: pip install -e "{target}[test]" && pytest {target}')
+
+
 @cli.group()
 def connections() -> None:
     """Stored connections (secrets encrypted at rest)."""
@@ -509,6 +564,35 @@ def serve(ctx: click.Context, host: str | None, port: int | None, examples: str 
         err=True,
     )
     uvicorn.run(app, host=host or settings.host, port=port or settings.port, log_level="info")
+
+
+@cli.command()
+@click.option("--concurrency", type=int, default=None, help="Steps run at once per queue.")
+@click.option(
+    "--queues",
+    default="high,default,low",
+    show_default=True,
+    help="Priority queues to serve, comma-separated.",
+)
+@click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
+@click.pass_context
+def worker(ctx: click.Context, concurrency: int | None, queues: str, burst: bool) -> None:
+    """Run steps from the Redis queues (queue mode: needs HUB_REDIS_URL)."""
+    from hub.executors.arq import PRIORITIES, run_worker
+
+    settings = _settings(ctx)
+    if not settings.redis_url:
+        raise click.ClickException("hub worker needs a Redis URL: set HUB_REDIS_URL")
+    chosen = [q.strip() for q in queues.split(",") if q.strip()]
+    unknown = [q for q in chosen if q not in PRIORITIES]
+    if unknown:
+        raise click.BadParameter(f"unknown queue(s) {unknown}; use {PRIORITIES}")
+
+    async def go(hub: Hub) -> None:
+        click.echo(f"hub worker {hub.engine.boot_id[:8]} serving {', '.join(chosen)}", err=True)
+        await run_worker(hub, queues=chosen, concurrency=concurrency, burst=burst)
+
+    with_hub(ctx, go, execute=True)
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ action with its timeout, classifying errors, and redacting secrets before anythi
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 import uuid
@@ -116,7 +117,8 @@ class Engine:
         self._runs: LRUCache[str, RunInfo] = LRUCache(maxsize=10_000)
         self._outputs: LRUCache[tuple[str, str], Any] = LRUCache(maxsize=50_000)
         self._flows: LRUCache[tuple[str, str, int], Flow] = LRUCache(maxsize=1_000)
-        self._running: dict[int, tuple[float, StepJob]] = {}
+        # row id -> (claimed at, job, the task running it): for heartbeats, hand-back, cancel
+        self._running: dict[int, tuple[float, StepJob, asyncio.Task[Any] | None]] = {}
         self._waiters: dict[str, list[asyncio.Future[dict[str, Any]]]] = {}
         self.listeners: list[Listener] = []
         self._observe_steps = False
@@ -244,7 +246,7 @@ class Engine:
         """Cancel a run: queued and waiting steps never start, running ones are interrupted."""
         outcome = await self.db.write(lambda c: self.transitions.cancel_run(c, run_id, reason))
         for finished in outcome.finished:
-            self.executor.cancel_run(finished["id"])
+            self.interrupt_run(finished["id"])
         await self._after(outcome)
         return bool(outcome.finished)
 
@@ -289,7 +291,7 @@ class Engine:
         run = await self._run_info(job.run_id)
         flow = await self.get_flow(run.workspace_id, run.flow_id, run.flow_version)
         claimed = _Claimed(job, row, flow.steps[row["step_id"]])
-        self._running[claimed.row_id] = (time.monotonic(), job)
+        self._running[claimed.row_id] = (time.monotonic(), job, asyncio.current_task())
         try:
             outcome = await self._run_claimed(run, flow, claimed)
         finally:
@@ -608,7 +610,12 @@ class Engine:
     async def _after(self, outcome: Outcome) -> None:
         """After a transition committed: submit its jobs, announce finished runs."""
         if outcome.jobs:
-            await self.executor.submit(outcome.jobs)
+            jobs = outcome.jobs
+            if not self.executor.in_process:
+                jobs = [
+                    dataclasses.replace(j, priority=await self._priority(j.run_id)) for j in jobs
+                ]
+            await self.executor.submit(jobs)
         for finished in outcome.finished:
             self._emit({"type": "run", "run_id": finished["id"], **finished})
             for future in self._waiters.get(finished["id"], []):
@@ -745,13 +752,52 @@ class Engine:
             )
         )
 
+    async def _priority(self, run_id: str) -> str:
+        run = await self._run_info(run_id)
+        flow = await self.get_flow(run.workspace_id, run.flow_id, run.flow_version)
+        return str(flow.document.get("priority") or "default")
+
+    @property
+    def running_count(self) -> int:
+        """How many steps this process is running now."""
+        return len(self._running)
+
+    async def hand_back(self) -> int:
+        """Give the steps running here back to ``queued`` (attempt unchanged) and resubmit.
+
+        Used on a graceful shutdown: a step handed back does not count as a failed attempt.
+        """
+        ids = list(self._running)
+        if not ids:
+            return 0
+        found = await self.db.write(lambda c: store.hand_back(c, ids, self.boot_id, now_us()))
+        await self._after(Outcome(jobs=[StepJob(*entry) for entry in found]))
+        return len(found)
+
+    async def drain(self, grace: float) -> None:
+        """Wait up to ``grace`` seconds for the steps running here to finish."""
+        deadline = time.monotonic() + grace
+        while self._running and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+
     async def heartbeat(self) -> None:
         """Renew the leases of steps running here for longer than a third of the lease."""
         threshold = time.monotonic() - self.settings.lease_seconds / 3
-        ids = [row_id for row_id, (since, _job) in self._running.items() if since < threshold]
+        ids = [row_id for row_id, (since, _job, _t) in self._running.items() if since < threshold]
         if ids:
             expires = now_us() + int(self.settings.lease_seconds * 1_000_000)
-            await self.db.write(lambda c: store.renew_leases(c, ids, self.boot_id, expires))
+            held = await self.db.write(lambda c: store.renew_leases(c, ids, self.boot_id, expires))
+            # A step we no longer hold was cancelled, or taken over: stop running it.
+            for row_id in set(ids) - set(held):
+                entry = self._running.get(row_id)
+                if entry is not None and entry[2] is not None:
+                    entry[2].cancel()
+
+    def interrupt_run(self, run_id: str) -> None:
+        """Cancel the steps of ``run_id`` that run in this process."""
+        for _since, job, task in list(self._running.values()):
+            if job.run_id == run_id and task is not None:
+                task.cancel()
 
 
 def _index_of(key: str) -> int | None:

@@ -66,7 +66,14 @@ class Hub:
         self.secrets = SecretBox(load_keys(s.secret_key, s.data_dir))
         self.cache = Cache()
         self.http = make_http_client(s)
-        self.executor = executor or LocalExecutor(horizon=max(60.0, s.sweep_interval * 2))
+        if executor is None:
+            if s.redis_url:
+                from hub.executors.arq import ArqExecutor
+
+                executor = ArqExecutor(s)
+            else:
+                executor = LocalExecutor(horizon=max(60.0, s.sweep_interval * 2))
+        self.executor = executor
         self.engine = Engine(
             settings=s,
             db=self.db,
@@ -140,7 +147,10 @@ class Hub:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
-        await self.executor.stop(grace)
+        self.executor.pause()
+        await self.engine.drain(grace)
+        await self.engine.hand_back()
+        await self.executor.stop(0)
         await self.http.aclose()
         await self.db.close()
         self._started = False

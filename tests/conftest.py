@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -86,15 +88,31 @@ def make_hub(settings: Settings, plugins: Any = (kit,), **kwargs: Any) -> Hub:
     return Hub(settings, plugins=plugins, entry_points=False, **kwargs)
 
 
-@pytest.fixture
-async def hub(settings: Settings) -> AsyncIterator[Hub]:
-    """A started hub (SQLite, in-process executor) with the test plugin."""
-    instance = make_hub(settings)
+@contextlib.asynccontextmanager
+async def started(settings: Settings, **kwargs: Any) -> AsyncIterator[Hub]:
+    """A started hub; in queue mode an arq worker runs in this process beside it."""
+    instance = make_hub(settings, **kwargs)
     await instance.start(migrate=False)
+    stop = asyncio.Event()
+    worker = None
+    if settings.redis_url:
+        from hub.executors.arq import PRIORITIES, run_worker
+
+        worker = asyncio.create_task(run_worker(instance, queues=PRIORITIES, stop=stop))
     try:
         yield instance
     finally:
+        stop.set()
+        if worker is not None:
+            await worker
         await instance.stop(grace=1.0)
+
+
+@pytest.fixture
+async def hub(settings: Settings) -> AsyncIterator[Hub]:
+    """A started hub (the backend's shape) with the test plugin."""
+    async with started(settings) as instance:
+        yield instance
 
 
 async def run_flow(

@@ -11,10 +11,10 @@ import pytest
 from hub.runtime import Hub
 from hub.settings import Settings
 from tests import kit
-from tests.conftest import make_hub, run_flow
+from tests.conftest import run_flow, started
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", "postgres", "queue"])
 def backend(request: pytest.FixtureRequest) -> str:
     """The engine suite runs on each shape."""
     return str(request.param)
@@ -295,40 +295,34 @@ async def test_cancel_run_stops_waiting_and_running_steps(hub: Hub) -> None:
         "busy": "cancelled",
     }
     await asyncio.sleep(0.05)
-    assert hub.executor.running == 0  # type: ignore[attr-defined]
+    assert hub.engine.running_count == 0
     assert await hub.cancel_run(run_id) is False
 
 
 async def test_delay_is_durable_and_survives_a_restart(settings: Settings) -> None:
-    first = make_hub(settings)
-    await first.start(migrate=False)
-    await first.save_flow(
-        flow(
-            {"id": "wait", "action": "flow.delay", "input": {"seconds": 0.6}},
-            {
-                "id": "after",
-                "action": "data.set",
-                "input": {"value": "{{ steps.wait.output.waited_until }}"},
-            },
-        ),
-        publish=True,
-    )
-    run_id = await first.start_run("f")
-    await asyncio.sleep(0.1)
-    assert (await first.get_run(run_id))["steps"][0]["status"] == "waiting"
-    await first.stop(grace=0.1)
+    async with started(settings) as first:
+        await first.save_flow(
+            flow(
+                {"id": "wait", "action": "flow.delay", "input": {"seconds": 0.6}},
+                {
+                    "id": "after",
+                    "action": "data.set",
+                    "input": {"value": "{{ steps.wait.output.waited_until }}"},
+                },
+            ),
+            publish=True,
+        )
+        run_id = await first.start_run("f")
+        await asyncio.sleep(0.1)
+        assert (await first.get_run(run_id))["steps"][0]["status"] == "waiting"
 
-    second = make_hub(settings)
-    await second.start(migrate=False)
-    try:
+    async with started(settings) as second:
         record = await second.wait_for_run(run_id, timeout=5)
         assert record["status"] == "succeeded"
         run = await second.get_run(run_id)
         wait = by_key(run)["wait"]
         assert (wait["finished_at"] - run["created_at"]) / 1e6 >= 0.6
         assert run["output"].startswith("20")
-    finally:
-        await second.stop()
 
 
 async def test_sub_flow_output_is_used_by_the_caller(hub: Hub) -> None:
@@ -358,9 +352,7 @@ async def test_sub_flow_output_is_used_by_the_caller(hub: Hub) -> None:
 
 
 async def test_sub_flow_depth_is_bounded(settings: Settings) -> None:
-    hub = make_hub(settings.replace(max_subflow_depth=3))
-    await hub.start(migrate=False)
-    try:
+    async with started(settings.replace(max_subflow_depth=3)) as hub:
         run = await run_flow(
             hub,
             flow({"id": "again", "action": "flow.call", "input": {"flow": "f", "input": None}}),
@@ -368,8 +360,6 @@ async def test_sub_flow_depth_is_bounded(settings: Settings) -> None:
         )
         assert run["status"] == "failed"
         assert "depth" in run["error"]["message"]
-    finally:
-        await hub.stop()
 
 
 async def test_failing_sub_flow_fails_the_calling_step(hub: Hub) -> None:

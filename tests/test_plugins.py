@@ -112,10 +112,13 @@ def test_entry_points_in_the_hub_group_are_loaded(
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-plugin\nVersion: 1.2\n")
     (dist / "entry_points.txt").write_text("[hub]\nacme = acme_plugin\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    registry = build_registry(make_plugin_manager(Settings()))
+    # Only this entry point (other installed plugins are not this test's business).
+    registry = build_registry(make_plugin_manager(Settings(load_plugins=("acme",))))
     assert registry.owners["acme"] == "acme"
     assert "acme.ping" in registry.actions
-    skipped = build_registry(make_plugin_manager(Settings(disable_plugins=("acme",))))
+    skipped = build_registry(
+        make_plugin_manager(Settings(load_plugins=("acme", "data"), disable_plugins=("acme",)))
+    )
     assert "acme" not in skipped.connectors
     sys.modules.pop("acme_plugin", None)
 

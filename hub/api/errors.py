@@ -7,6 +7,9 @@ from typing import Any
 
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
+from litestar.openapi.datastructures import ResponseSpec
+
+from hub.api.models import ErrorBody
 
 log = logging.getLogger("hub.api")
 
@@ -31,7 +34,33 @@ CODES = {
     415: "unsupported_media_type",
     422: "invalid",
     429: "rate_limited",
+    502: "bad_gateway",
+    503: "unavailable",
 }
+
+
+DESCRIPTIONS = {
+    400: "The request is malformed (the details name the field)",
+    401: "No valid credentials (an API token or a session cookie)",
+    403: "Authenticated, but the role does not allow this (or the CSRF token is missing)",
+    404: "No such thing in this workspace (other workspaces' ids answer 404 too)",
+    409: "The thing exists already, or is not in a state that allows this",
+    422: "The content is invalid: every issue with its location",
+    429: "Too many attempts; try again later",
+    502: "A service the hub called refused or failed",
+}
+
+
+def error_responses(*codes: int) -> dict[int, ResponseSpec]:
+    """OpenAPI entries for the errors a route answers, all in the one error shape."""
+    return {
+        code: ResponseSpec(
+            data_container=ErrorBody,
+            description=DESCRIPTIONS.get(code, "Error"),
+            generate_examples=False,
+        )
+        for code in codes
+    }
 
 
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:

@@ -420,11 +420,31 @@ def sweep_candidates(
     return SweepFound(jobs, [dict(r._mapping) for r in expired])
 
 
-def renew_leases(conn: Connection, ids: list[int], owner: str, expires: int) -> int:
-    """Extend the leases this process holds; return how many it still holds."""
-    result = conn.execute(
+def renew_leases(conn: Connection, ids: list[int], owner: str, expires: int) -> list[int]:
+    """Extend the leases this process holds; return the ids it still holds."""
+    rows = conn.execute(
         update(steps)
         .where(steps.c.id.in_(ids), steps.c.lease_owner == owner, steps.c.status == "running")
         .values(lease_expires_at=expires)
+        .returning(steps.c.id)
     )
-    return result.rowcount
+    return [r.id for r in rows]
+
+
+def hand_back(
+    conn: Connection, ids: list[int], owner: str, now: int
+) -> list[tuple[str, str, int, int, None]]:
+    """Return steps this process runs to ``queued`` (same attempt) for another worker."""
+    rows = conn.execute(
+        update(steps)
+        .where(steps.c.id.in_(ids), steps.c.lease_owner == owner, steps.c.status == "running")
+        .values(
+            status="queued",
+            lease_owner=None,
+            lease_expires_at=None,
+            submitted_at=now,
+            resubmissions=steps.c.resubmissions + 1,
+        )
+        .returning(steps.c.run_id, steps.c.key, steps.c.attempt, steps.c.resubmissions)
+    ).all()
+    return [(r.run_id, r.key, r.attempt, r.resubmissions, None) for r in rows]

@@ -25,6 +25,7 @@ class StepJob:
     attempt: int
     resubmission: int = 0
     due_at: float | None = None
+    priority: str = "default"
 
     @property
     def job_id(self) -> str:
@@ -53,5 +54,5 @@ class Executor(abc.ABC):
     async def stop(self, grace: float = 10.0) -> None:
         """Stop taking jobs; let running ones finish within ``grace`` seconds."""
 
-    def cancel_run(self, run_id: str) -> None:  # noqa: B027 - optional for executors
-        """Interrupt the steps of ``run_id`` running here, if the executor can."""
+    def pause(self) -> None:  # noqa: B027 - optional for executors
+        """Stop starting jobs in this process (the first step of a graceful stop)."""

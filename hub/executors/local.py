@@ -94,11 +94,9 @@ class LocalExecutor(Executor):
         """How many jobs wait in the timer heap."""
         return len(self._heap)
 
-    def cancel_run(self, run_id: str) -> None:
-        """Cancel the tasks of ``run_id`` running here."""
-        for task, job in list(self._tasks.items()):
-            if job.run_id == run_id:
-                task.cancel()
+    def pause(self) -> None:
+        """Start no more jobs: what is submitted now waits in the database for the sweeper."""
+        self._stopping = True
 
     async def stop(self, grace: float = 10.0) -> None:
         """Stop timers; wait for running jobs, then cancel what is left (it comes back)."""

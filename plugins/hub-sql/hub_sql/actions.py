@@ -9,6 +9,7 @@ the database and every value is a bound parameter.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Annotated, Any
 
@@ -37,6 +38,7 @@ Where = Annotated[
     ),
 ]
 MAX_ROWS_LIMIT = 100_000
+SELECT = re.compile(r"\s*select\b", re.IGNORECASE)
 
 
 class QueryInput(Struct, forbid_unknown_fields=True):
@@ -177,10 +179,14 @@ async def query(ctx: StepContext, data: QueryInput) -> QueryOutput:
     params = {name: _param(data.params[name]) for name in used}
 
     def work(conn: sa.Connection, target: Target) -> QueryOutput:
-        result = conn.execution_options(stream_results=True).execute(statement, params)
+        # A server-side cursor keeps a huge SELECT out of memory; only plain SELECTs may use one.
+        streamed = conn.execution_options(stream_results=True) if SELECT.match(data.sql) else conn
+        result = streamed.execute(statement, params)
         if not result.returns_rows:
-            return QueryOutput(rows=[], row_count=max(result.rowcount, 0), columns=[], truncated=False)
-        columns = [str(k) for k in result.keys()]
+            return QueryOutput(
+                rows=[], row_count=max(result.rowcount, 0), columns=[], truncated=False
+            )
+        columns = [str(k) for k in result.keys()]  # noqa: SIM118 (a Result, not a dict)
         fetched = result.fetchmany(data.max_rows + 1)
         result.close()
         truncated = len(fetched) > data.max_rows
@@ -222,15 +228,18 @@ async def insert(ctx: StepContext, data: InsertInput) -> InsertOutput:
 
     def work(conn: sa.Connection, target: Target) -> InsertOutput:
         tbl = table_for(conn, data.table, rows)
-        groups: dict[tuple[str, ...], list[tuple[int, dict[str, Any]]]] = {}
+        # Consecutive rows with the same columns go in one statement; rows go in in order.
+        groups: list[list[tuple[int, dict[str, Any]]]] = []
         for i, row in enumerate(rows):
             where = field if data.row is not None else f"rows[{i}]"
             check_columns(tbl, row, where)
-            groups.setdefault(tuple(sorted(row)), []).append((i, _bound(tbl, row, where)))
+            if not groups or set(groups[-1][0][1]) != set(row):
+                groups.append([])
+            groups[-1].append((i, _bound(tbl, row, where)))
         pk = list(tbl.primary_key.columns)
         keys: list[Row | None] = [None] * len(rows)
         dialect = conn.dialect
-        for group in groups.values():
+        for group in groups:
             indexes = [i for i, _ in group]
             values = [v for _, v in group]
             if not pk:
@@ -255,19 +264,26 @@ def _upsert_statement(tbl: sa.Table, target: Target, keys: list[str], update: li
     if target.family == "mysql":
         from sqlalchemy.dialects import mysql
 
-        stmt = mysql.insert(tbl)
+        my_stmt = mysql.insert(tbl)
         # MySQL picks the conflicting unique key itself; a no-op assignment keeps "do nothing".
         chosen = update or keys[:1]
-        return stmt.on_duplicate_key_update({c: stmt.inserted[c] for c in chosen})
+        return my_stmt.on_duplicate_key_update({c: my_stmt.inserted[c] for c in chosen})
     if target.family == "postgresql":
-        from sqlalchemy.dialects import postgresql as dialect_module
-    else:
-        from sqlalchemy.dialects import sqlite as dialect_module  # type: ignore[no-redef]
-    stmt = dialect_module.insert(tbl)
+        from sqlalchemy.dialects import postgresql
+
+        pg_stmt = postgresql.insert(tbl)
+        if not update:
+            return pg_stmt.on_conflict_do_nothing(index_elements=keys)
+        return pg_stmt.on_conflict_do_update(
+            index_elements=keys, set_={c: pg_stmt.excluded[c] for c in update}
+        )
+    from sqlalchemy.dialects import sqlite
+
+    lite_stmt = sqlite.insert(tbl)
     if not update:
-        return stmt.on_conflict_do_nothing(index_elements=keys)
-    return stmt.on_conflict_do_update(
-        index_elements=keys, set_={c: stmt.excluded[c] for c in update}
+        return lite_stmt.on_conflict_do_nothing(index_elements=keys)
+    return lite_stmt.on_conflict_do_update(
+        index_elements=keys, set_={c: lite_stmt.excluded[c] for c in update}
     )
 
 
@@ -317,7 +333,9 @@ async def upsert(ctx: StepContext, data: UpsertInput) -> UpsertOutput:
             update = list(data.update_columns)
             stray = [c for c in update if c not in columns]
             if stray:
-                raise ActionError(f"sql.upsert: update_columns: the rows have no {', '.join(stray)}")
+                raise ActionError(
+                    f"sql.upsert: update_columns: the rows have no {', '.join(stray)}"
+                )
         stmt = _upsert_statement(tbl, target, list(data.conflict_keys), update)
         conn.execute(stmt, [_bound(tbl, row, f"rows[{i}]") for i, row in enumerate(rows)])
         return UpsertOutput(upserted=len(rows))
@@ -349,9 +367,7 @@ def _where(tbl: sa.Table, where: Mapping[str, Any], what: str, allow_all: bool) 
     title="Update rows",
     needs_connection=True,
     idempotent=True,
-    examples=[
-        {"input": {"table": "orders", "values": {"status": "shipped"}, "where": {"id": 42}}}
-    ],
+    examples=[{"input": {"table": "orders", "values": {"status": "shipped"}, "where": {"id": 42}}}],
 )
 async def update(ctx: StepContext, data: UpdateInput) -> CountOutput:
     """Set `values` on the rows matching `where` (column equals value, all of them).

@@ -46,7 +46,15 @@ PG_NOT_FOUND_CODES = {"3D000"}  # the database does not exist
 PG_RETRY_CODES = {"40001", "40P01", "55P03", "57P03", "53300"}
 MYSQL_AUTH_CODES = {1044, 1045, 1698, 1251}
 MYSQL_NOT_FOUND_CODES = {1049}
+TIMEOUT_CODES = {"57014", 1969, 3024}  # statement_timeout / max_statement_time / max_execution_time
 MYSQL_RETRY_CODES = {1205, 1213, 1040, 1053, 2002, 2003, 2006, 2013}
+# libpq reports failures while connecting without a SQLSTATE: recognise them by their text.
+AUTH_TEXT = re.compile(
+    r"password authentication failed|authentication failed|role \".*\" does not exist"
+    r"|no pg_hba\.conf entry|no password supplied|access denied for user",
+    re.IGNORECASE,
+)
+MISSING_DB_TEXT = re.compile(r"database \".*\" does not exist|unknown database", re.IGNORECASE)
 
 
 class Target:
@@ -260,17 +268,28 @@ def map_error(exc: BaseException, target: Target, what: str) -> ActionError:
     if isinstance(exc, sa_exc.DBAPIError):
         code = _server_code(exc)
         lower = detail.lower()
-        if code in PG_AUTH_CODES or code in MYSQL_AUTH_CODES or "authentication failed" in lower:
+        connecting = isinstance(exc, sa_exc.OperationalError)
+        if (
+            code in PG_AUTH_CODES
+            or code in MYSQL_AUTH_CODES
+            or (connecting and AUTH_TEXT.search(detail))
+        ):
             return ActionError(f"{where}: the credentials were refused: {detail}")
         if code in PG_NOT_FOUND_CODES or code in MYSQL_NOT_FOUND_CODES:
             return ActionError(f"{where}: the database does not exist: {detail}")
+        if connecting and MISSING_DB_TEXT.search(detail):
+            return ActionError(f"{where}: the database does not exist: {detail}")
+        if code in TIMEOUT_CODES:
+            seconds = f"{target.statement_timeout:g}"
+            return ActionError(
+                f"{where}: the statement ran longer than statement_timeout ({seconds} s): {detail}",
+                retryable=True,
+            )
         if exc.connection_invalidated or code in PG_RETRY_CODES or code in MYSQL_RETRY_CODES:
             return ActionError(f"{where}: {detail}", retryable=True)
-        if isinstance(exc, sa_exc.OperationalError):
+        if connecting:
             if target.family == "sqlite" and "locked" not in lower and "busy" not in lower:
                 return ActionError(f"{where}: {detail}")
-            if "timeout" in lower and "statement" in lower:
-                return ActionError(f"{where}: the statement timed out: {detail}")
             # Connection refused, server gone, lock timeouts: another attempt may succeed.
             return ActionError(f"{where}: {detail}", retryable=True)
         if isinstance(exc, sa_exc.IntegrityError):
@@ -336,4 +355,3 @@ async def test_connection(connection: Mapping[str, Any]) -> dict[str, Any]:
         return {"ok": True, "dialect": target.family, "server_version": version}
 
     return await in_thread(connection, "sql connection test", probe)
-

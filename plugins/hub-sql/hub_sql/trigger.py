@@ -114,15 +114,15 @@ async def poll_new_rows(
         last = cursor.get("value") if started else None
         chosen = [tbl.c[c] for c in dict.fromkeys([*columns, cursor_column])] if columns else [tbl]
         after = col.is_not(None) if last is None else col > coerce(col, last, "cursor")
-        stmt = sa.select(*chosen).where(after).order_by(col).limit(batch)
+        stmt = sa.select(*chosen).where(after).order_by(col).limit(batch + 1)
         rows = list(conn.execute(stmt))
-        if len(rows) == batch:
+        if len(rows) > batch:
+            beyond, rows = rows[batch], rows[:batch]
             edge = rows[-1]._mapping[cursor_column]
-            kept = [r for r in rows if r._mapping[cursor_column] != edge]
-            if kept:
-                rows = kept  # the group at the edge may continue: take it whole next time
-            else:
-                rows = list(conn.execute(sa.select(*chosen).where(col == edge)))
+            if beyond._mapping[cursor_column] == edge:  # a group of equal values crosses the edge
+                # Leave the group for the next poll, or take it whole if it fills the batch.
+                kept = [r for r in rows if r._mapping[cursor_column] != edge]
+                rows = kept or list(conn.execute(sa.select(*chosen).where(col == edge)))
         if not rows:
             return [], {"value": last}
         return [row_to_json(r) for r in rows], {"value": to_json(rows[-1]._mapping[cursor_column])}

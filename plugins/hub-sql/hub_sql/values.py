@@ -63,7 +63,7 @@ def row_to_json(row: sa.Row[Any]) -> dict[str, Any]:
 
 def _python_type(column: sa.Column[Any]) -> type | None:
     try:
-        return column.type.python_type  # type: ignore[no-any-return]
+        return column.type.python_type
     except NotImplementedError:
         return None
 

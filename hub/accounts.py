@@ -1,0 +1,394 @@
+"""Accounts: users, workspace memberships, API tokens and the audit log.
+
+Passwords are hashed with argon2id (argon2-cffi's defaults). API tokens are random
+(``hub_`` and 43 url-safe characters, 256 bits), shown once when created, and stored as their
+SHA-256 digest: a token is found by its digest, so the table never holds one that works.
+
+Every storage function here is a synchronous function of a SQLAlchemy ``Connection``, run in
+one transaction by :class:`hub.db.database.Database` (like :mod:`hub.db.store`); the faces
+call them through named functions and never write SQL of their own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from typing import Any, cast
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from sqlalchemy import Connection, Table, and_, delete, func, select, update
+
+from hub.db.models import (
+    ApiToken,
+    AuditEntry,
+    Membership,
+    User,
+    now_us,
+    workspaces,
+)
+
+users = cast(Table, User.__table__)
+memberships = cast(Table, Membership.__table__)
+api_tokens = cast(Table, ApiToken.__table__)
+audit_log = cast(Table, AuditEntry.__table__)
+
+ROLES = ("viewer", "editor", "owner")
+ROLE_RANK = {role: rank for rank, role in enumerate(ROLES)}
+TOKEN_PREFIX = "hub_"
+
+_hasher = PasswordHasher()
+_dummy_hash: str | None = None
+
+
+class Conflict(ValueError):
+    """The thing to create exists already (a user's email, a workspace id)."""
+
+
+# -- secrets of accounts ------------------------------------------------------------------------
+
+
+def hash_password(password: str) -> str:
+    """An argon2id hash of ``password`` (slow on purpose: run it off the event loop)."""
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    """True when ``password`` matches; an empty or malformed hash never matches.
+
+    A missing user is checked against a dummy hash, so that the time taken does not tell
+    whether an email is registered.
+    """
+    global _dummy_hash
+    if not password_hash:
+        if _dummy_hash is None:
+            _dummy_hash = _hasher.hash(secrets.token_urlsafe(16))
+        password_hash = _dummy_hash
+        password = password + "\x00never"
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+def new_password() -> str:
+    """A random password (24 url-safe characters, 144 bits)."""
+    return secrets.token_urlsafe(18)
+
+
+def new_token() -> str:
+    """A new API token: ``hub_`` and 43 url-safe characters."""
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def token_digest(token: str) -> str:
+    """The SHA-256 hex digest a token is stored and looked up by."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_id() -> str:
+    """A random 32-hex-digit id."""
+    return uuid.uuid4().hex
+
+
+def normalize_email(email: str) -> str:
+    """Emails are compared case-insensitively: stored trimmed and lower-case."""
+    return email.strip().lower()
+
+
+def at_least(role: str | None, required: str) -> bool:
+    """True when ``role`` grants what ``required`` does (owner > editor > viewer)."""
+    return role is not None and ROLE_RANK.get(role, -1) >= ROLE_RANK[required]
+
+
+# -- users ----------------------------------------------------------------------------------
+
+
+def count_users(conn: Connection) -> int:
+    """How many users exist (0 on a fresh hub)."""
+    return int(conn.execute(select(func.count()).select_from(users)).scalar_one())
+
+
+def create_user(
+    conn: Connection, email: str, *, name: str = "", password_hash: str = ""
+) -> dict[str, Any]:
+    """Create a user; :class:`Conflict` when the email is taken."""
+    email = normalize_email(email)
+    if user_by_email(conn, email) is not None:
+        raise Conflict(f"a user with the email {email!r} exists already")
+    row = {
+        "id": new_id(),
+        "email": email,
+        "name": name,
+        "password_hash": password_hash,
+        "created_at": now_us(),
+    }
+    conn.execute(users.insert().values(**row))
+    return row
+
+
+def get_user(conn: Connection, user_id: str) -> dict[str, Any] | None:
+    """A user's row (with the password hash: never hand it to a face as is)."""
+    row = conn.execute(select(users).where(users.c.id == user_id)).first()
+    return None if row is None else dict(row._mapping)
+
+
+def user_by_email(conn: Connection, email: str) -> dict[str, Any] | None:
+    """A user by email (case-insensitive)."""
+    row = conn.execute(select(users).where(users.c.email == normalize_email(email))).first()
+    return None if row is None else dict(row._mapping)
+
+
+def set_password_hash(conn: Connection, user_id: str, password_hash: str) -> None:
+    """Replace a user's password hash (which also ends their other browser sessions)."""
+    conn.execute(update(users).where(users.c.id == user_id).values(password_hash=password_hash))
+
+
+# -- workspaces and memberships -------------------------------------------------------------
+
+
+def get_workspace(conn: Connection, workspace_id: str) -> dict[str, Any] | None:
+    """A workspace's row."""
+    row = conn.execute(select(workspaces).where(workspaces.c.id == workspace_id)).first()
+    return None if row is None else dict(row._mapping)
+
+
+def create_workspace(conn: Connection, workspace_id: str, name: str, owner_id: str) -> None:
+    """Create a workspace with its first owner; :class:`Conflict` when the id is taken."""
+    if get_workspace(conn, workspace_id) is not None:
+        raise Conflict(f"a workspace {workspace_id!r} exists already")
+    conn.execute(
+        workspaces.insert().values(id=workspace_id, name=name or workspace_id, created_at=now_us())
+    )
+    set_membership(conn, workspace_id, owner_id, "owner")
+
+
+def role_of(conn: Connection, workspace_id: str, user_id: str) -> str | None:
+    """The user's role in the workspace, or None when not a member."""
+    return conn.execute(
+        select(memberships.c.role).where(
+            memberships.c.workspace_id == workspace_id, memberships.c.user_id == user_id
+        )
+    ).scalar()
+
+
+def set_membership(conn: Connection, workspace_id: str, user_id: str, role: str) -> str | None:
+    """Give a user a role in a workspace; return the role they had (None: new member)."""
+    if role not in ROLE_RANK:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+    previous = role_of(conn, workspace_id, user_id)
+    if previous is None:
+        conn.execute(
+            memberships.insert().values(workspace_id=workspace_id, user_id=user_id, role=role)
+        )
+    elif previous != role:
+        conn.execute(
+            update(memberships)
+            .where(memberships.c.workspace_id == workspace_id, memberships.c.user_id == user_id)
+            .values(role=role)
+        )
+    return previous
+
+
+def remove_membership(conn: Connection, workspace_id: str, user_id: str) -> bool:
+    """Remove a member and revoke their tokens in that workspace; False if not a member."""
+    conn.execute(
+        delete(api_tokens).where(
+            api_tokens.c.workspace_id == workspace_id, api_tokens.c.user_id == user_id
+        )
+    )
+    removed = conn.execute(
+        delete(memberships).where(
+            memberships.c.workspace_id == workspace_id, memberships.c.user_id == user_id
+        )
+    ).rowcount
+    return bool(removed)
+
+
+def count_owners(conn: Connection, workspace_id: str) -> int:
+    """How many owners a workspace has (the last one cannot leave or be demoted)."""
+    return int(
+        conn.execute(
+            select(func.count())
+            .select_from(memberships)
+            .where(memberships.c.workspace_id == workspace_id, memberships.c.role == "owner")
+        ).scalar_one()
+    )
+
+
+def members(conn: Connection, workspace_id: str) -> list[dict[str, Any]]:
+    """The members of a workspace: user id, email, name and role, by email."""
+    rows = conn.execute(
+        select(users.c.id, users.c.email, users.c.name, memberships.c.role)
+        .join(memberships, memberships.c.user_id == users.c.id)
+        .where(memberships.c.workspace_id == workspace_id)
+        .order_by(users.c.email)
+    )
+    return [dict(r._mapping) for r in rows]
+
+
+def workspaces_of(conn: Connection, user_id: str) -> list[dict[str, Any]]:
+    """The workspaces a user belongs to, with their role, by id."""
+    rows = conn.execute(
+        select(workspaces.c.id, workspaces.c.name, memberships.c.role)
+        .join(memberships, memberships.c.workspace_id == workspaces.c.id)
+        .where(memberships.c.user_id == user_id)
+        .order_by(workspaces.c.id)
+    )
+    return [dict(r._mapping) for r in rows]
+
+
+# -- API tokens -----------------------------------------------------------------------------
+
+
+def create_token(
+    conn: Connection, workspace_id: str, user_id: str, name: str
+) -> tuple[str, dict[str, Any]]:
+    """Create a token for a member; return the token (its only appearance) and its row."""
+    token = new_token()
+    row = {
+        "id": new_id(),
+        "workspace_id": workspace_id,
+        "user_id": user_id,
+        "name": name,
+        "token_hash": token_digest(token),
+        "created_at": now_us(),
+        "last_used_at": None,
+    }
+    conn.execute(api_tokens.insert().values(**row))
+    return token, row
+
+
+def token_principal(conn: Connection, digest: str) -> dict[str, Any] | None:
+    """Who a token digest stands for: its id, workspace, user and the user's role there.
+
+    A token whose user is no longer a member of its workspace stands for no one.
+    """
+    row = conn.execute(
+        select(
+            api_tokens.c.id.label("token_id"),
+            api_tokens.c.workspace_id,
+            api_tokens.c.last_used_at,
+            users.c.id.label("user_id"),
+            users.c.email,
+            users.c.name,
+            memberships.c.role,
+        )
+        .join(users, users.c.id == api_tokens.c.user_id)
+        .join(
+            memberships,
+            and_(
+                memberships.c.user_id == api_tokens.c.user_id,
+                memberships.c.workspace_id == api_tokens.c.workspace_id,
+            ),
+        )
+        .where(api_tokens.c.token_hash == digest)
+    ).first()
+    return None if row is None else dict(row._mapping)
+
+
+def touch_token(conn: Connection, token_id: str, when: int) -> None:
+    """Record when a token was last used."""
+    conn.execute(update(api_tokens).where(api_tokens.c.id == token_id).values(last_used_at=when))
+
+
+def list_tokens(
+    conn: Connection, workspace_id: str, user_id: str | None = None
+) -> list[dict[str, Any]]:
+    """Tokens of a workspace (of one user when given), newest first; never their digests."""
+    stmt = (
+        select(
+            api_tokens.c.id,
+            api_tokens.c.name,
+            api_tokens.c.user_id,
+            users.c.email,
+            api_tokens.c.created_at,
+            api_tokens.c.last_used_at,
+        )
+        .join(users, users.c.id == api_tokens.c.user_id)
+        .where(api_tokens.c.workspace_id == workspace_id)
+        .order_by(api_tokens.c.created_at.desc(), api_tokens.c.id)
+    )
+    if user_id is not None:
+        stmt = stmt.where(api_tokens.c.user_id == user_id)
+    return [dict(r._mapping) for r in conn.execute(stmt)]
+
+
+def delete_token(
+    conn: Connection, workspace_id: str, token_id: str, user_id: str | None = None
+) -> bool:
+    """Revoke a token (only one of ``user_id`` when given); False when there is none."""
+    stmt = delete(api_tokens).where(
+        api_tokens.c.workspace_id == workspace_id, api_tokens.c.id == token_id
+    )
+    if user_id is not None:
+        stmt = stmt.where(api_tokens.c.user_id == user_id)
+    return bool(conn.execute(stmt).rowcount)
+
+
+# -- the audit log --------------------------------------------------------------------------
+
+
+def record(
+    conn: Connection,
+    workspace_id: str,
+    actor: str,
+    action: str,
+    target: str,
+    details: Any = None,
+) -> None:
+    """Append an entry: ``actor`` (an email, or ``cli``) did ``action`` to ``target``.
+
+    Run it in the transaction of the change it records, so neither exists without the other.
+    ``details`` must never hold a secret value (names of secret fields are fine).
+    """
+    conn.execute(
+        audit_log.insert().values(
+            workspace_id=workspace_id,
+            actor=actor,
+            action=action,
+            target=target,
+            details=details,
+            at=now_us(),
+        )
+    )
+
+
+def list_audit(
+    conn: Connection,
+    workspace_id: str,
+    *,
+    before_id: int | None = None,
+    action: str | None = None,
+    target: str | None = None,
+    limit: int = 50,
+) -> list[dict[str, Any]]:
+    """Audit entries of a workspace, newest first, keyset-paginated on the entry id."""
+    stmt = select(audit_log).where(audit_log.c.workspace_id == workspace_id)
+    if before_id is not None:
+        stmt = stmt.where(audit_log.c.id < before_id)
+    if action:
+        stmt = stmt.where(audit_log.c.action == action)
+    if target:
+        stmt = stmt.where(audit_log.c.target == target)
+    stmt = stmt.order_by(audit_log.c.id.desc()).limit(limit)
+    return [dict(r._mapping) for r in conn.execute(stmt)]
+
+
+# -- the first start ------------------------------------------------------------------------
+
+
+def bootstrap_owner(
+    conn: Connection, workspace_id: str, email: str, password_hash: str
+) -> dict[str, Any] | None:
+    """On a hub without users, create the first one as owner of ``workspace_id``.
+
+    Returns the new user's row, or None when users exist already (nothing is done).
+    """
+    if count_users(conn):
+        return None
+    user = create_user(conn, email, name="Owner", password_hash=password_hash)
+    set_membership(conn, workspace_id, user["id"], "owner")
+    record(conn, workspace_id, "hub", "member.add", email, {"role": "owner", "bootstrap": True})
+    return user

@@ -1,0 +1,235 @@
+"""Workspaces, members and API tokens."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from litestar import Controller, Request, delete, get, post, put
+
+from hub import accounts
+from hub.api.deps import (
+    OWNER,
+    PRINCIPAL_DEPENDENCIES,
+    SECURITY,
+    WORKSPACE_DEPENDENCIES,
+    Principal,
+    hub_of,
+    workspace_guard,
+)
+from hub.api.errors import ApiError, error_responses
+from hub.api.models import (
+    Member,
+    MemberPut,
+    MemberSaved,
+    TokenCreate,
+    TokenCreated,
+    TokenInfo,
+    WorkspaceCreate,
+    WorkspaceInfo,
+    ts,
+)
+from hub.api.workspace import WorkspaceHub
+
+
+class WorkspacesController(Controller):
+    """The caller's workspaces; creating one makes the caller its owner."""
+
+    path = "/api/workspaces"
+    tags = ["workspaces"]
+    security = SECURITY
+    dependencies = PRINCIPAL_DEPENDENCIES
+
+    @get("/", name="workspaces_list", operation_id="workspaces_list", responses=error_responses(401))
+    async def list_workspaces(
+        self, request: Request[Any, Any, Any], principal: Principal
+    ) -> list[WorkspaceInfo]:
+        """Workspaces the caller belongs to (a token: only its own)."""
+        rows = await hub_of(request).db.read(
+            lambda c: accounts.workspaces_of(c, principal.user_id)
+        )
+        if principal.via == "token":
+            rows = [r for r in rows if r["id"] == principal.token_workspace]
+        return [WorkspaceInfo(id=r["id"], name=r["name"], role=r["role"]) for r in rows]
+
+    @post(
+        "/",
+        name="workspaces_create",
+        operation_id="workspaces_create",
+        responses=error_responses(400, 401, 403, 409),
+    )
+    async def create_workspace(
+        self, request: Request[Any, Any, Any], principal: Principal, data: WorkspaceCreate
+    ) -> WorkspaceInfo:
+        """Create a workspace (people with a session only: a token is bound to its own)."""
+        if principal.via == "token":
+            raise ApiError(403, "forbidden", "an API token cannot create workspaces")
+        name = data.name or data.id
+
+        def write(conn: Any) -> None:
+            try:
+                accounts.create_workspace(conn, data.id, name, principal.user_id)
+            except accounts.Conflict as exc:
+                raise ApiError(409, "conflict", str(exc)) from exc
+            accounts.record(conn, data.id, principal.email, "workspace.create", data.id)
+
+        await hub_of(request).db.write(write)
+        return WorkspaceInfo(id=data.id, name=name, role="owner")
+
+
+class MembersController(Controller):
+    """Members of a workspace and their roles (owners change them)."""
+
+    path = "/api/w/{workspace:str}/members"
+    tags = ["members"]
+    security = SECURITY
+    guards = [workspace_guard]
+    dependencies = WORKSPACE_DEPENDENCIES
+
+    @get("/", name="members_list", operation_id="members_list", responses=error_responses(401, 404))
+    async def list_members(self, ws: WorkspaceHub) -> list[Member]:
+        """Every member with their role."""
+        rows = await ws.hub.db.read(lambda c: accounts.members(c, ws.workspace))
+        return [
+            Member(user_id=r["id"], email=r["email"], name=r["name"], role=r["role"]) for r in rows
+        ]
+
+    @put(
+        "/",
+        name="members_put",
+        operation_id="members_put",
+        opt=OWNER,
+        responses=error_responses(400, 401, 403, 404, 409),
+    )
+    async def put_member(self, ws: WorkspaceHub, data: MemberPut) -> MemberSaved:
+        """Add a member by email, or change a member's role.
+
+        A person without an account gets one with a random password, shown once here.
+        The last owner cannot be demoted.
+        """
+        existing = await ws.hub.db.read(lambda c: accounts.user_by_email(c, data.email))
+        password = password_hash = ""
+        if existing is None:  # hashing is slow: only for a new account
+            password = accounts.new_password()
+            password_hash = await asyncio.to_thread(accounts.hash_password, password)
+
+        def write(conn: Any) -> tuple[dict[str, Any], bool]:
+            user = accounts.user_by_email(conn, data.email)
+            created = user is None
+            if user is None:
+                if not password_hash:
+                    raise ApiError(409, "conflict", "the account changed meanwhile; try again")
+                try:
+                    user = accounts.create_user(
+                        conn, data.email, name=data.name, password_hash=password_hash
+                    )
+                except accounts.Conflict as exc:
+                    raise ApiError(409, "conflict", str(exc)) from exc
+            previous = accounts.role_of(conn, ws.workspace, user["id"])
+            if (
+                previous == "owner"
+                and data.role != "owner"
+                and accounts.count_owners(conn, ws.workspace) <= 1
+            ):
+                raise ApiError(409, "conflict", "the last owner of a workspace cannot be demoted")
+            accounts.set_membership(conn, ws.workspace, user["id"], data.role)
+            if previous != data.role:
+                action = "member.add" if previous is None else "member.role"
+                details = {"role": data.role, "previous": previous}
+                accounts.record(conn, ws.workspace, ws.actor, action, user["email"], details)
+            return user, created
+
+        user, created = await ws.hub.db.write(write)
+        member = Member(user_id=user["id"], email=user["email"], name=user["name"], role=data.role)
+        return MemberSaved(
+            member=member, created_account=created, password=password if created else None
+        )
+
+    @delete(
+        "/{user_id:str}",
+        name="members_delete",
+        operation_id="members_delete",
+        opt=OWNER,
+        responses=error_responses(401, 403, 404, 409),
+    )
+    async def remove_member(self, ws: WorkspaceHub, user_id: str) -> None:
+        """Remove a member (their tokens in this workspace are revoked)."""
+
+        def write(conn: Any) -> None:
+            role = accounts.role_of(conn, ws.workspace, user_id)
+            if role is None:
+                raise ApiError(404, "not_found", f"no member {user_id!r}")
+            if role == "owner" and accounts.count_owners(conn, ws.workspace) <= 1:
+                raise ApiError(409, "conflict", "the last owner of a workspace cannot be removed")
+            user = accounts.get_user(conn, user_id)
+            accounts.remove_membership(conn, ws.workspace, user_id)
+            target = user["email"] if user else user_id
+            accounts.record(conn, ws.workspace, ws.actor, "member.remove", target, {"role": role})
+
+        await ws.hub.db.write(write)
+
+
+class TokensController(Controller):
+    """API tokens of the caller in a workspace (owners see and revoke everyone's)."""
+
+    path = "/api/w/{workspace:str}/tokens"
+    tags = ["tokens"]
+    security = SECURITY
+    guards = [workspace_guard]
+    dependencies = WORKSPACE_DEPENDENCIES
+
+    @get("/", name="tokens_list", operation_id="tokens_list", responses=error_responses(401, 404))
+    async def list_tokens(self, ws: WorkspaceHub) -> list[TokenInfo]:
+        """The caller's tokens (an owner: every member's); never the tokens themselves."""
+        only = None if ws.role == "owner" else ws.user_id
+        rows = await ws.hub.db.read(lambda c: accounts.list_tokens(c, ws.workspace, only))
+        return [
+            TokenInfo(
+                id=r["id"],
+                name=r["name"],
+                user_id=r["user_id"],
+                email=r["email"],
+                created_at=ts(r["created_at"]),  # type: ignore[arg-type]
+                last_used_at=ts(r["last_used_at"]),
+            )
+            for r in rows
+        ]
+
+    @post(
+        "/",
+        name="tokens_create",
+        operation_id="tokens_create",
+        responses=error_responses(400, 401, 403, 404),
+    )
+    async def create_token(self, ws: WorkspaceHub, data: TokenCreate) -> TokenCreated:
+        """Create a token for the caller in this workspace: shown once, stored hashed.
+
+        It acts here with the caller's role (a viewer's token can only read).
+        """
+
+        def write(conn: Any) -> tuple[str, dict[str, Any]]:
+            token, row = accounts.create_token(conn, ws.workspace, ws.user_id, data.name)
+            accounts.record(conn, ws.workspace, ws.actor, "token.create", data.name)
+            return token, row
+
+        token, row = await ws.hub.db.write(write)
+        return TokenCreated(id=row["id"], name=row["name"], token=token)
+
+    @delete(
+        "/{token_id:str}",
+        name="tokens_delete",
+        operation_id="tokens_delete",
+        responses=error_responses(401, 403, 404),
+    )
+    async def delete_token(self, ws: WorkspaceHub, token_id: str) -> None:
+        """Revoke a token (one's own; an owner: anyone's)."""
+        only = None if ws.role == "owner" else ws.user_id
+
+        def write(conn: Any) -> bool:
+            deleted = accounts.delete_token(conn, ws.workspace, token_id, only)
+            if deleted:
+                accounts.record(conn, ws.workspace, ws.actor, "token.delete", token_id)
+            return deleted
+
+        if not await ws.hub.db.write(write):
+            raise ApiError(404, "not_found", f"no token {token_id!r}")

@@ -1,0 +1,163 @@
+"""The plugin kit: ``hub new-plugin`` refuses bad names, and what it generates installs with pip
+into a fresh virtual environment and passes its own tests there.
+
+The fresh-venv test builds the hub from a copy of this repository (so the template must ship
+as package data), installs it and its dependencies with pip (from PyPI, or pip's cache), runs
+that venv's ``hub new-plugin``, installs the generated plugin with its test extra and runs the
+plugin's tests with that venv's pytest. It takes tens of seconds; it runs in CI (never skipped).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from hub import cli as cli_module
+from hub.plugin_kit import PluginKitError, check_plugin_name, new_plugin
+
+ROOT = Path(__file__).resolve().parent.parent
+HUB_SOURCES = ("pyproject.toml", "README.md", "hub", "schemas", "ui")
+EXPECTED_FILES = {
+    "pyproject.toml",
+    "README.md",
+    "hub_acme/__init__.py",
+    "hub_acme/plugin.py",
+    "tests/conftest.py",
+    "tests/test_acme_plugin.py",
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("Acme", "lowercase identifier"),
+        ("my-plugin", "for example 'my_plugin'"),
+        ("1password", "lowercase identifier"),
+        ("", "lowercase identifier"),
+        ("class", "Python keyword"),
+        ("http", "built-in connector"),
+        ("a" * 41, "at most 40 characters"),
+    ],
+)
+def test_bad_plugin_names_are_refused_saying_why(name: str, reason: str) -> None:
+    with pytest.raises(PluginKitError, match="invalid plugin name") as err:
+        check_plugin_name(name)
+    assert reason in str(err.value)
+
+
+def test_new_plugin_writes_a_distribution_named_after_the_plugin(tmp_path: Path) -> None:
+    target, files = new_plugin("acme", tmp_path)
+    assert target == tmp_path / "hub-acme"
+    assert {p.relative_to(target).as_posix() for p in files} == EXPECTED_FILES
+    pyproject = (target / "pyproject.toml").read_text()
+    assert 'name = "hub-acme"' in pyproject
+    assert '[project.entry-points.hub]\nacme = "hub_acme.plugin"' in pyproject
+    assert 'test = ["pytest' in pyproject
+    plugin = (target / "hub_acme" / "plugin.py").read_text()
+    assert 'name="acme"' in plugin and '"writeOnly": True' in plugin
+    assert "{{" not in plugin and "{%" not in plugin  # every placeholder was rendered
+    readme = (target / "README.md").read_text()
+    assert '"{{ trigger.id }}"' in readme  # a flow expression survives rendering verbatim
+
+
+def test_an_existing_folder_is_refused_unless_forced(tmp_path: Path) -> None:
+    target, _ = new_plugin("acme", tmp_path)
+    (target / "hub_acme" / "plugin.py").write_text("# changed by hand\n")
+    (target / "NOTES.md").write_text("mine\n")
+    with pytest.raises(PluginKitError, match=r"already exists.*--force"):
+        new_plugin("acme", tmp_path)
+    assert (target / "hub_acme" / "plugin.py").read_text() == "# changed by hand\n"
+    new_plugin("acme", tmp_path, force=True)
+    assert "hub_connectors" in (target / "hub_acme" / "plugin.py").read_text()
+    assert (target / "NOTES.md").read_text() == "mine\n"  # --force leaves other files alone
+
+
+def test_the_cli_generates_a_plugin_and_refuses_a_bad_name(tmp_path: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(cli_module.cli, ["new-plugin", "acme", "--dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "created" in result.output and (tmp_path / "hub-acme" / "pyproject.toml").is_file()
+    again = runner.invoke(cli_module.cli, ["new-plugin", "acme", "--dir", str(tmp_path)])
+    assert again.exit_code == 1 and "already exists" in again.output
+    bad = runner.invoke(cli_module.cli, ["new-plugin", "My-Plugin", "--dir", str(tmp_path)])
+    assert bad.exit_code == 2
+    assert "invalid plugin name 'My-Plugin'" in bad.output and "NAME" in bad.output
+    assert not (tmp_path / "hub-My-Plugin").exists()
+
+
+def test_the_generated_code_is_lint_clean(tmp_path: Path) -> None:
+    target, _ = new_plugin("acme", tmp_path)
+    for args in (["check", "."], ["format", "--check", "."]):
+        done = subprocess.run(
+            [sys.executable, "-m", "ruff", *args],
+            cwd=target,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+
+
+def _clean_env(venv: Path) -> dict[str, str]:
+    """The environment without this session's Python, pytest or hub settings."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("HUB_", "PYTEST", "PYTHON", "VIRTUAL_ENV"))
+    }
+    env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    return env
+
+
+def _run(args: list[str], cwd: Path, env: dict[str, str], timeout: float) -> str:
+    done = subprocess.run(
+        args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, f"{' '.join(args)} failed ({done.returncode}):\n{output[-4000:]}"
+    return output
+
+
+def test_a_generated_plugin_passes_its_tests_in_a_fresh_venv(tmp_path: Path) -> None:
+    started = time.perf_counter()
+    source = tmp_path / "hub-src"  # a copy: building the wheel must not touch the checkout
+    source.mkdir()
+    for name in HUB_SOURCES:
+        path = ROOT / name
+        if path.is_dir():
+            shutil.copytree(path, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(path, source / name)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    python = str(venv / "bin" / "python")
+    env = _clean_env(venv)
+    # A regular (not editable) install: the plugin template must ship inside the wheel.
+    _run([python, "-m", "pip", "install", "--quiet", str(source)], tmp_path, env, 400)
+    installed = time.perf_counter()
+
+    _run([str(venv / "bin" / "hub"), "new-plugin", "acme"], tmp_path, env, 60)
+    plugin_dir = tmp_path / "hub-acme"
+    _run(
+        [python, "-m", "pip", "install", "--quiet", "-e", f"{plugin_dir}[test]"], tmp_path, env, 300
+    )
+    listed = _run([str(venv / "bin" / "hub"), "plugins", "list"], tmp_path, env, 60)
+    assert "acme.get_item" in listed  # found through its entry point
+
+    output = _run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider"], plugin_dir, env, 300)
+    summary = output.strip().splitlines()[-1]
+    assert re.search(r"\b(\d+) passed\b", summary), output[-4000:]
+    assert not re.search(r"failed|error|skipped", summary), output[-4000:]
+    print(
+        f"fresh venv: hub installed in {installed - started:.1f} s, "
+        f"plugin generated, installed and tested in {time.perf_counter() - installed:.1f} s"
+    )
