@@ -540,6 +540,117 @@ def secrets_new_key() -> None:
     click.echo(Fernet.generate_key().decode())
 
 
+@secrets.command("rotate")
+@click.pass_context
+def secrets_rotate(ctx: click.Context) -> None:
+    """Re-encrypt every connection's secrets with the newest key.
+
+    Put the new key first in HUB_SECRET_KEY ("NEW,OLD"), run this, then remove OLD.
+    """
+    from hub.api.bootstrap import rotate_secrets
+    from hub.secrets import SecretKeyError
+
+    async def go(hub: Hub) -> int:
+        try:
+            return await rotate_secrets(hub)
+        except SecretKeyError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+    count = with_hub(ctx, go)
+    click.echo(f"re-encrypted the secrets of {count} connection(s) with the newest key")
+
+
+# -- users and tokens -------------------------------------------------------------------------
+
+
+@cli.group()
+def users() -> None:
+    """People who log in (the UI, the API) and own API tokens."""
+
+
+@users.command("create")
+@click.argument("email")
+@click.option("--name", default="", help="The person's name.")
+@click.option("--workspace", default=None, help="Workspace to join (default: HUB_WORKSPACE).")
+@click.option(
+    "--role", type=click.Choice(["owner", "editor", "viewer"]), default="editor", show_default=True
+)
+@click.option("--password-stdin", is_flag=True, help="Read the password from stdin.")
+@click.pass_context
+def users_create(
+    ctx: click.Context,
+    email: str,
+    name: str,
+    workspace: str | None,
+    role: str,
+    password_stdin: bool,
+) -> None:
+    """Create a user with a role in a workspace; without --password-stdin the password is
+    generated and printed once."""
+    from hub import accounts
+    from hub.db import store
+
+    password = sys.stdin.readline().rstrip("\r\n") if password_stdin else accounts.new_password()
+    if len(password) < 12:
+        raise click.BadParameter("at least 12 characters", param_hint="password")
+
+    async def go(hub: Hub) -> str:
+        target = workspace or hub.workspace
+        password_hash = await asyncio.to_thread(accounts.hash_password, password)
+
+        def write(conn: Any) -> None:
+            store.ensure_workspace(conn, target)
+            try:
+                user = accounts.create_user(conn, email, name=name, password_hash=password_hash)
+            except accounts.Conflict as exc:
+                raise click.ClickException(str(exc)) from exc
+            accounts.set_membership(conn, target, user["id"], role)
+            accounts.record(conn, target, "cli", "member.add", user["email"], {"role": role})
+
+        await hub.db.write(write)
+        return target
+
+    target = with_hub(ctx, go)
+    click.echo(f"user {accounts.normalize_email(email)} created: {role} of workspace {target}")
+    if not password_stdin:
+        click.echo(f"password: {password}")
+        click.echo("(shown once: store it now, or change it after logging in)", err=True)
+
+
+@cli.group()
+def tokens() -> None:
+    """API tokens (shown once, stored hashed)."""
+
+
+@tokens.command("create")
+@click.option("--email", required=True, help="The user the token acts for.")
+@click.option("--name", required=True, help="What the token is for.")
+@click.option("--workspace", default=None, help="Its workspace (default: HUB_WORKSPACE).")
+@click.pass_context
+def tokens_create(ctx: click.Context, email: str, name: str, workspace: str | None) -> None:
+    """Create an API token for a member of a workspace and print it (shown once)."""
+    from hub import accounts
+
+    async def go(hub: Hub) -> str:
+        target = workspace or hub.workspace
+
+        def write(conn: Any) -> str:
+            user = accounts.user_by_email(conn, email)
+            if user is None:
+                raise click.ClickException(f"no user with the email {email!r}")
+            if accounts.role_of(conn, target, user["id"]) is None:
+                raise click.ClickException(f"{email} is not a member of workspace {target!r}")
+            token, _row = accounts.create_token(conn, target, user["id"], name)
+            accounts.record(conn, target, "cli", "token.create", name, {"user": user["email"]})
+            return token
+
+        return await hub.db.write(write)
+
+    token = with_hub(ctx, go)
+    click.echo(token)
+    click.echo("(shown once: use it as 'Authorization: Bearer <token>')", err=True)
+
+
 @cli.command()
 @click.option("--host", default=None, help="HUB_HOST (default 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="HUB_PORT (default 8000).")

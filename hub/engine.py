@@ -730,11 +730,9 @@ class Engine:
             "kind": "lease",
             "attempt": expired["attempt"],
         }
-        delay = (
-            spec.retry.delay(expired["attempt"])
-            if expired["attempt"] < spec.retry.max_attempts
-            else None
-        )
+        # A lost worker is not the step's fault: it gets at least lease_retry_attempts tries.
+        allowed = max(spec.retry.max_attempts, self.settings.lease_retry_attempts)
+        delay = spec.retry.delay(expired["attempt"]) if expired["attempt"] < allowed else None
         renderer = self._output_renderer(run, flow)
         return await self.db.write(
             lambda c: self.transitions.fail(

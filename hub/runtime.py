@@ -137,8 +137,14 @@ class Hub:
         """Run a coroutine for the life of the hub (cancelled on stop)."""
         self._tasks.append(asyncio.create_task(coro))
 
-    async def stop(self, grace: float = 10.0) -> None:
-        """Stop loops and executor (running steps get ``grace`` seconds), close everything."""
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop loops and executor, close everything.
+
+        Running steps get ``grace`` seconds (``HUB_SHUTDOWN_GRACE`` by default) to finish;
+        the rest are handed back to ``queued`` without using up an attempt.
+        """
+        if grace is None:
+            grace = self.settings.shutdown_grace
         if self._started:
             await call_observers(self.pm, "hub_shutdown", self.settings.observer_timeout, hub=self)
         for task in self._tasks:

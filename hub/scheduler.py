@@ -32,6 +32,18 @@ def next_tick(cron: str, timezone: str, after: dt.datetime) -> dt.datetime:
     return croniter(cron, after.astimezone(tz)).get_next(dt.datetime)
 
 
+class TickTaken(Exception):
+    """Another process fired this tick first."""
+
+
+def take_tick(
+    conn: Connection, workspace_id: str, flow_id: str, previous: str | None, tick: str
+) -> None:
+    """Claim a tick inside the transaction that starts its run; raise if it is taken."""
+    if not claim_tick(conn, workspace_id, flow_id, previous, tick):
+        raise TickTaken(tick)
+
+
 def claim_tick(
     conn: Connection, workspace_id: str, flow_id: str, previous: str | None, tick: str
 ) -> bool:
@@ -107,16 +119,20 @@ async def fire_due(hub: Hub, now: dt.datetime | None = None) -> list[str]:
                 break
             tick = following
         stamp = tick.isoformat()
-        won = await hub.db.write(
-            functools.partial(claim_tick, **ids, previous=previous, tick=stamp)
-        )
-        if not won:
-            continue
         data = {"scheduled_at": stamp, "fired_at": now.isoformat()}
-        run_id = await hub.engine.start_run(
-            ws, flow_id, data, version=flow["published_version"], trigger_type="schedule"
-        )
-        started.append(run_id)
+        try:
+            # The tick and its run are written in one transaction: never one without the other.
+            run_ids = await hub.engine.start_runs(
+                ws,
+                flow_id,
+                [data],
+                version=flow["published_version"],
+                trigger_type="schedule",
+                also=functools.partial(take_tick, **ids, previous=previous, tick=stamp),
+            )
+        except TickTaken:
+            continue
+        started.extend(run_ids)
     return started
 
 

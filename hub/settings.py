@@ -46,6 +46,7 @@ class Settings:
     shutdown_grace: float = 10.0
     # Execution
     lease_seconds: float = 30.0
+    lease_retry_attempts: int = 3
     sweep_interval: float = 5.0
     resubmit_after: float = 60.0
     default_step_timeout: float = 300.0

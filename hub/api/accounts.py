@@ -40,14 +40,14 @@ class WorkspacesController(Controller):
     security = SECURITY
     dependencies = PRINCIPAL_DEPENDENCIES
 
-    @get("/", name="workspaces_list", operation_id="workspaces_list", responses=error_responses(401))
+    @get(
+        "/", name="workspaces_list", operation_id="workspaces_list", responses=error_responses(401)
+    )
     async def list_workspaces(
         self, request: Request[Any, Any, Any], principal: Principal
     ) -> list[WorkspaceInfo]:
         """Workspaces the caller belongs to (a token: only its own)."""
-        rows = await hub_of(request).db.read(
-            lambda c: accounts.workspaces_of(c, principal.user_id)
-        )
+        rows = await hub_of(request).db.read(lambda c: accounts.workspaces_of(c, principal.user_id))
         if principal.via == "token":
             rows = [r for r in rows if r["id"] == principal.token_workspace]
         return [WorkspaceInfo(id=r["id"], name=r["name"], role=r["role"]) for r in rows]

@@ -1,35 +1,141 @@
-"""The app factory: one Litestar app per hub, with the plugins' routes mounted."""
+"""The app factory: one Litestar app per hub, with the plugins' routes mounted.
+
+Middleware, outermost first: the session cookie (loaded and saved), authentication (every
+route needs an API token or a session unless it says ``exclude_from_auth=True``: health,
+webhooks, login, the OpenAPI pages), then the CSRF check for cookie-authenticated unsafe
+requests. Plugins' routes (``hub_routes``) are authenticated too unless they opt out.
+The OpenAPI 3.1 document is at ``/schema/openapi.json``, an interactive page at ``/schema``.
+"""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from litestar import Litestar
+from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
+from litestar.handlers import HTTPRouteHandler
+from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme, Tag
 
 from hub import __version__
+from hub.api.accounts import MembersController, TokensController, WorkspacesController
+from hub.api.audit import AuditController
+from hub.api.auth import (
+    PUBLIC_PATHS,
+    AuthController,
+    CSRFUnlessBearer,
+    HubAuthMiddleware,
+    MeController,
+    csrf_config,
+    session_config,
+)
+from hub.api.bootstrap import ensure_first_owner, verify_secret_key
+from hub.api.connections import ConnectionsController, OAuth2Controller
+from hub.api.connectors import ConnectorsController
 from hub.api.errors import http_exception_handler, internal_error_handler
+from hub.api.flows import FlowsController
 from hub.api.health import HealthController
+from hub.api.runs import RunsController
+from hub.api.steps import StepTestsController
 from hub.api.webhooks import webhook
 from hub.runtime import Hub
 
+API_CONTROLLERS: list[Any] = [
+    AuthController,
+    MeController,
+    WorkspacesController,
+    MembersController,
+    TokensController,
+    FlowsController,
+    RunsController,
+    StepTestsController,
+    ConnectorsController,
+    ConnectionsController,
+    OAuth2Controller,
+    AuditController,
+]
 
-def create_app(hub: Hub, *, manage_hub: bool = True) -> Litestar:
-    """Build the app for ``hub``; with ``manage_hub`` the app starts and stops the hub."""
-    handlers: list[Any] = [HealthController, webhook]
+
+def openapi_config() -> OpenAPIConfig:
+    """OpenAPI 3.1 at /schema/openapi.json; Scalar at /schema, Swagger UI at /schema/swagger."""
+    return OpenAPIConfig(
+        title="Integration hub",
+        version=__version__,
+        description=(
+            "Flows, runs, connections and accounts of the integration hub. Authenticate with "
+            "`Authorization: Bearer hub_...` (an API token) or a session cookie from "
+            "`POST /api/auth/login` (then send the `csrftoken` cookie back as `X-CSRFToken` "
+            "on unsafe requests). Errors: `{error: {code, message, details}}`."
+        ),
+        path="/schema",
+        render_plugins=[ScalarRenderPlugin(path="/"), SwaggerRenderPlugin(path="/swagger")],
+        components=Components(
+            security_schemes={
+                "bearer": SecurityScheme(
+                    type="http", scheme="bearer", bearer_format="hub_ token", description="API"
+                ),
+                "session": SecurityScheme(
+                    type="apiKey",
+                    name="hub_session",
+                    security_scheme_in="cookie",
+                    description="Browser session from POST /api/auth/login",
+                ),
+            }
+        ),
+        tags=[
+            Tag(name="auth", description="Log in, sessions, CSRF, who am I"),
+            Tag(name="flows", description="Flow documents and their versions"),
+            Tag(name="runs", description="Runs, their steps, live events, step tests"),
+            Tag(name="connections", description="Credentials, write-only secrets, OAuth2"),
+        ],
+    )
+
+
+def per_method_operation_ids(handler: Any) -> Any:
+    """A copy of a multi-method route whose one ``operation_id`` gets a per-method suffix.
+
+    OpenAPI needs an id per operation (``webhook`` -> ``webhook_post``, ``webhook_get`` ...);
+    other handlers are returned as they are.
+    """
+    if not isinstance(handler, HTTPRouteHandler) or len(handler.http_methods) < 2:
+        return handler
+    base = handler.operation_id
+    if not isinstance(base, str):
+        return handler
+    fixed = copy.copy(handler)
+    fixed.operation_id = lambda _handler, method, _path: f"{base}_{method.lower()}"
+    return fixed
+
+
+def create_app(hub: Hub, *, manage_hub: bool = True, bootstrap: bool = True) -> Litestar:
+    """Build the app for ``hub``; with ``manage_hub`` the app starts and stops the hub.
+
+    On start the app checks that the secret key decrypts the stored secrets (failing loudly,
+    naming HUB_SECRET_KEY) and, with ``bootstrap``, creates the first owner of an empty hub.
+    """
+    handlers: list[Any] = [HealthController, webhook, *API_CONTROLLERS]
     for extra in hub.pm.hook.hub_routes():
         handlers.extend(extra or [])
+    handlers = [per_method_operation_ids(h) for h in handlers]
 
     async def on_startup() -> None:
         if manage_hub:
             await hub.start()
+            from hub.api.oauth2 import refresher
             from hub.scheduler import run_scheduler
             from hub.trigger_runner import TriggerRunner
 
             hub.add_background(run_scheduler(hub))
             hub.add_background(TriggerRunner(hub).run())
+            hub.add_background(refresher(hub))
+        await verify_secret_key(hub)
+        if bootstrap:
+            await ensure_first_owner(hub)
 
     async def on_shutdown() -> None:
         if manage_hub:
@@ -38,15 +144,22 @@ def create_app(hub: Hub, *, manage_hub: bool = True) -> Litestar:
     async def provide_hub() -> Hub:
         return hub
 
+    settings = hub.settings
     return Litestar(
         route_handlers=handlers,
         dependencies={"hub": Provide(provide_hub, use_cache=True)},
+        state=State({"hub": hub}),
+        middleware=[
+            session_config(settings).middleware,
+            DefineMiddleware(HubAuthMiddleware, exclude=PUBLIC_PATHS),
+            DefineMiddleware(CSRFUnlessBearer, config=csrf_config(settings)),
+        ],
         exception_handlers={
             HTTPException: http_exception_handler,
             Exception: internal_error_handler,
         },
         on_startup=[on_startup],
         on_shutdown=[on_shutdown],
-        openapi_config=OpenAPIConfig(title="Integration hub", version=__version__),
+        openapi_config=openapi_config(),
         debug=False,
     )

@@ -258,7 +258,7 @@ class FlowDiff(msgspec.Struct):
 class PublishBody(msgspec.Struct):
     """Which version to publish (default: the latest; for a roll back: the one before)."""
 
-    version: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    version: Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1)] | None = None
 
 
 class Published(msgspec.Struct):
@@ -277,7 +277,7 @@ class RunStart(msgspec.Struct):
 
     flow_id: FlowId
     input: Any = None
-    version: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    version: Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1)] | None = None
 
 
 class RunStarted(msgspec.Struct):

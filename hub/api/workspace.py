@@ -276,10 +276,8 @@ class WorkspaceHub:
             raise not_found(f"no connection {name!r}")
         return row
 
-    def _split(
-        self, connector: Connector, values: dict[str, Any]
-    ) -> tuple[str, dict[str, Any], list[str]]:
-        """Validate values; return (encrypted secrets, plain settings, secret names set)."""
+    def _split(self, connector: Connector, values: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """Validate values; return (encrypted secrets, plain settings)."""
         checked = values
         if connector.oauth2:  # the stored access token is the hub's, not the schema's
             declared = (connector.connection_schema or {}).get("properties") or {}
@@ -299,12 +297,14 @@ class WorkspaceHub:
         secrets = {k: v for k, v in values.items() if k in names}
         plain = {k: v for k, v in values.items() if k not in names}
         token = self.hub.secrets.encrypt(secrets) if secrets else ""
-        return token, plain, sorted(secrets)
+        return token, plain
 
-    async def create_connection(self, name: str, connector_name: str, values: dict[str, Any]) -> None:
+    async def create_connection(
+        self, name: str, connector_name: str, values: dict[str, Any]
+    ) -> None:
         """Create a connection; secret fields are encrypted; 409 when the name is taken."""
         connector = self.connector(connector_name)
-        token, plain, secret_set = self._split(connector, values)
+        token, plain = self._split(connector, values)
         ws, actor = self.workspace, self.actor
 
         def write(conn: Any) -> None:
@@ -334,7 +334,7 @@ class WorkspaceHub:
         merged = {**row["settings"], **self.decrypt(row["secrets"]), **values}
         for field in unset:
             merged.pop(field, None)
-        token, plain, _secret_set = self._split(connector, merged)
+        token, plain = self._split(connector, merged)
         ws, actor = self.workspace, self.actor
 
         def write(conn: Any) -> bool:

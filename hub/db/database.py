@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import msgspec
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -67,8 +69,9 @@ def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
 class Database:
     """Runs storage functions in transactions; see the module docstring for the data paths."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, reconnect_timeout: float = 60.0) -> None:
         self.url = url
+        self.reconnect_timeout = reconnect_timeout
         self.is_sqlite = url.startswith("sqlite")
         self._pending: list[tuple[WriteFn, asyncio.Future[Any]]] = []
         self._flush_scheduled = False
@@ -108,8 +111,7 @@ class Database:
     async def write(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn(conn)`` in a write transaction and return its result."""
         if self._async_engine is not None:
-            async with self._async_engine.begin() as conn:
-                return await conn.run_sync(fn)
+            return await self._with_reconnect(fn, write=True)
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._pending.append((fn, future))
         if not self._flush_scheduled:
@@ -120,9 +122,34 @@ class Database:
     async def read(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn(conn)`` in a read transaction and return its result."""
         if self._async_engine is not None:
-            async with self._async_engine.connect() as conn:
-                return await conn.run_sync(fn)
+            return await self._with_reconnect(fn, write=False)
         return self.read_sync(fn)
+
+    async def _with_reconnect(self, fn: Callable[[Connection], T], *, write: bool) -> T:
+        """Run on PostgreSQL; while the server is unreachable, retry with back-off.
+
+        A failed transaction was rolled back whole, so running it again is safe. After
+        ``reconnect_timeout`` seconds the error is raised.
+        """
+        assert self._async_engine is not None
+        delay = 0.05
+        deadline = time.monotonic() + self.reconnect_timeout
+        while True:
+            try:
+                if write:
+                    async with self._async_engine.begin() as conn:
+                        return await conn.run_sync(fn)
+                async with self._async_engine.connect() as conn:
+                    return await conn.run_sync(fn)
+            except (DBAPIError, OSError) as exc:
+                unreachable = isinstance(exc, OSError) or exc.connection_invalidated
+                if not unreachable or time.monotonic() + delay > deadline:
+                    raise
+                log.warning(
+                    "database unreachable (%s); retrying in %.2fs", type(exc).__name__, delay
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
 
     def read_sync(self, fn: Callable[[Connection], T]) -> T:
         """Run a read on SQLite directly (for the CLI and tests)."""

@@ -18,6 +18,7 @@ The only module that imports arq. Around arq's known gaps:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import signal
@@ -119,6 +120,52 @@ async def run_step(
         log.exception("step %s of run %s failed inside the engine", key, run_id)
 
 
+def _make_worker(hub: Any, priority: str, concurrency: int | None, burst: bool) -> Worker:
+    settings: Settings = hub.settings
+    return Worker(
+        functions=[run_step],
+        queue_name=queue_for(settings, priority),
+        redis_settings=redis_settings(settings.redis_url),
+        ctx={"hub": hub},
+        burst=burst,
+        handle_signals=False,
+        max_jobs=concurrency or settings.worker_concurrency,
+        job_timeout=86_400,
+        keep_result=0,
+        max_tries=1,
+        retry_jobs=False,
+        poll_delay=settings.queue_poll_delay,
+        job_serializer=_serialize,
+        job_deserializer=_deserialize,
+        log_results=False,
+    )
+
+
+async def _serve_queue(
+    hub: Any,
+    priority: str,
+    concurrency: int | None,
+    burst: bool,
+    stopping: asyncio.Event,
+    current: dict[str, Worker],
+) -> None:
+    """Serve one queue; when Redis goes away, start a fresh arq worker once it is back."""
+    delay = 0.5
+    while not stopping.is_set():
+        worker = _make_worker(hub, priority, concurrency, burst)
+        current[priority] = worker
+        try:
+            await worker.async_run()
+            if burst:
+                return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("queue %s: lost Redis (%s); reconnecting in %.1fs", priority, exc, delay)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 5.0)
+
+
 async def run_worker(
     hub: Any,
     *,
@@ -134,53 +181,41 @@ async def run_worker(
     hand the rest back (their attempt unchanged) and submit them again.
     """
     settings: Settings = hub.settings
-    workers = [
-        Worker(
-            functions=[run_step],
-            queue_name=queue_for(settings, priority),
-            redis_settings=redis_settings(settings.redis_url),
-            ctx={"hub": hub},
-            burst=burst,
-            handle_signals=False,
-            max_jobs=concurrency or settings.worker_concurrency,
-            job_timeout=86_400,
-            keep_result=0,
-            max_tries=1,
-            retry_jobs=False,
-            poll_delay=settings.queue_poll_delay,
-            job_serializer=_serialize,
-            job_deserializer=_deserialize,
-            log_results=False,
-        )
-        for priority in queues
-    ]
     loop = asyncio.get_running_loop()
     signals = stop is None
     stopping = stop or asyncio.Event()
     if signals:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stopping.set)
-    mains = [asyncio.create_task(w.async_run()) for w in workers]
+    current: dict[str, Worker] = {}
+    mains = [
+        asyncio.create_task(_serve_queue(hub, q, concurrency, burst, stopping, current))
+        for q in queues
+    ]
     stopper = asyncio.create_task(stopping.wait())
-    await asyncio.wait([*mains, stopper], return_when=asyncio.FIRST_COMPLETED)
-    for worker in workers:
+    waiting: list[asyncio.Future[Any]] = [stopper]
+    if burst:
+        waiting.append(asyncio.ensure_future(asyncio.gather(*mains)))
+    await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+    for worker in current.values():
         worker.allow_pick_jobs = False
     if stopping.is_set():
         log.info("stopping: waiting up to %ss for running steps", settings.shutdown_grace)
-        deadline = loop.time() + settings.shutdown_grace
-        while hub.engine.running_count and loop.time() < deadline:
-            await asyncio.sleep(0.05)
+        await hub.engine.drain(settings.shutdown_grace)
         handed = await hub.engine.hand_back()
         if handed:
             log.info("handed %d running steps back to the queue", handed)
-    for worker in workers:
+    for main in mains:
+        main.cancel()
+    for worker in current.values():
         for task in worker.tasks.values():
             task.cancel()
         if worker.main_task is not None:
             worker.main_task.cancel()
     await asyncio.gather(*mains, return_exceptions=True)
-    for worker in workers:
-        await worker.close()
+    for worker in current.values():
+        with contextlib.suppress(Exception):
+            await worker.close()
     stopper.cancel()
     if signals:
         for sig in (signal.SIGTERM, signal.SIGINT):

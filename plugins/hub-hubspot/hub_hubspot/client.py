@@ -213,4 +213,6 @@ class HubSpotClient:
         except ValueError:
             if status >= 300:
                 return status, None
-            raise ActionError(f"{what}: HubSpot answered HTTP {status} with a non-JSON body") from None
+            raise ActionError(
+                f"{what}: HubSpot answered HTTP {status} with a non-JSON body"
+            ) from None

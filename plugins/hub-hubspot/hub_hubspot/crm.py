@@ -432,7 +432,9 @@ async def fetch_owners(client: HubSpotClient, email: str | None = None) -> list[
             params["after"] = after
         if email:
             params["email"] = email
-        _, body = await client.request("GET", "/crm/v3/owners", "hubspot.list_owners", params=params)
+        _, body = await client.request(
+            "GET", "/crm/v3/owners", "hubspot.list_owners", params=params
+        )
         body = body or {}
         for o in body.get("results") or []:
             owners.append(

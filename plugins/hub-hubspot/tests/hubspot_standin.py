@@ -219,11 +219,11 @@ class HubSpotStandIn:
                 return record
         return None
 
-    def objects(
-        self, seen: Seen, object_type: str, rest: list[str], body: Any
-    ) -> tuple[int, Any]:
+    def objects(self, seen: Seen, object_type: str, rest: list[str], body: Any) -> tuple[int, Any]:
         if object_type not in self.records:
-            return error(400, f"Unable to infer object type from: {object_type}", "VALIDATION_ERROR")
+            return error(
+                400, f"Unable to infer object type from: {object_type}", "VALIDATION_ERROR"
+            )
         if rest == ["search"] and seen.method == "POST":
             return self.search(object_type, body or {})
         if not rest and seen.method == "GET":
@@ -234,7 +234,9 @@ class HubSpotStandIn:
         if len(rest) == 1 and seen.method in ("GET", "PATCH"):
             record = self._find(object_type, rest[0], seen.query.get("idProperty"))
             if record is None:
-                return error(404, "Object not found.  objectId are usually numeric.", "OBJECT_NOT_FOUND")
+                return error(
+                    404, "Object not found.  objectId are usually numeric.", "OBJECT_NOT_FOUND"
+                )
             if seen.method == "PATCH":
                 props = (body or {}).get("properties")
                 if not isinstance(props, dict):
@@ -283,7 +285,9 @@ class HubSpotStandIn:
         ]
         if body.get("query"):
             q = str(body["query"]).lower()
-            matches = [r for r in matches if any(q in str(v).lower() for v in r["properties"].values())]
+            matches = [
+                r for r in matches if any(q in str(v).lower() for v in r["properties"].values())
+            ]
         start = int(body.get("after") or 0)
         page = matches[start : start + limit]
         wanted = body.get("properties")
@@ -303,9 +307,15 @@ class HubSpotStandIn:
             specs = [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 0}]
         elif not default and len(parts) == 5:
             src, src_id, _, dst, dst_id = parts
-            if not isinstance(body, list) or not body or not all(
-                isinstance(s, dict) and s.get("associationCategory") and s.get("associationTypeId")
-                for s in body
+            if (
+                not isinstance(body, list)
+                or not body
+                or not all(
+                    isinstance(s, dict)
+                    and s.get("associationCategory")
+                    and s.get("associationTypeId")
+                    for s in body
+                )
             ):
                 return error(400, "A list of association types is required", "VALIDATION_ERROR")
             specs = body

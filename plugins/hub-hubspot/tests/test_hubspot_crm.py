@@ -14,7 +14,7 @@ import hubspot_standin
 import pytest
 from hub_hubspot import plugin
 from hub_hubspot.crm import owner_options, pipeline_options, stage_options
-from hub_hubspot.plugin import test_connection
+
 from jsonschema import Draft202012Validator
 
 from hub import ActionError
@@ -59,7 +59,9 @@ async def test_a_duplicate_contact_fails_without_retry_naming_the_existing_id(
 ) -> None:
     existing = hubspot_api.add("contacts", {"email": "ada@example.com"})
     with pytest.raises(ActionError) as caught:
-        await call("create_contact", {"properties": {"email": "ada@example.com"}}, connection, loopback)
+        await call(
+            "create_contact", {"properties": {"email": "ada@example.com"}}, connection, loopback
+        )
     assert not caught.value.retryable
     assert f"HTTP 409: Contact already exists. Existing ID: {existing}" in str(caught.value)
 
@@ -91,7 +93,9 @@ async def test_create_deal_merges_pipeline_stage_and_owner_into_properties(
 async def test_a_deal_without_its_required_properties_is_a_clear_validation_error(
     hubspot_api: Any, connection: dict[str, Any], loopback: Settings
 ) -> None:
-    with pytest.raises(ActionError, match=r"hubspot\.create_deal: HubSpot answered HTTP 400") as caught:
+    with pytest.raises(
+        ActionError, match=r"hubspot\.create_deal: HubSpot answered HTTP 400"
+    ) as caught:
         await call("create_deal", {"properties": {"amount": 5}}, connection, loopback)
     assert "dealname" in str(caught.value)
     assert not caught.value.retryable
@@ -357,9 +361,9 @@ async def test_test_connection(
 ) -> None:
     ctx = make_context(settings=loopback)
     try:
-        assert await test_connection(connection, ctx.http) == {"ok": True}
+        assert await plugin.test_connection(connection, ctx.http) == {"ok": True}
         with pytest.raises(ActionError, match="refused the credentials"):
-            await test_connection({**connection, "access_token": "nope-nope-nope"}, ctx.http)
+            await plugin.test_connection({**connection, "access_token": "nope-nope-nope"}, ctx.http)
     finally:
         await ctx.http.aclose()
     assert hubspot_api.requests[0].query == {"limit": "1"}

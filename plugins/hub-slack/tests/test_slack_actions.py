@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from hub_slack import plugin
-from hub_slack.plugin import channel_options, test_connection
+from hub_slack.plugin import channel_options
 
 from hub import ActionError
 from hub.settings import Settings
@@ -272,9 +272,9 @@ async def test_test_connection_calls_auth_test(
 ) -> None:
     ctx = make_context(settings=loopback)
     try:
-        found = await test_connection(connection, ctx.http)
+        found = await plugin.test_connection(connection, ctx.http)
         with pytest.raises(ActionError, match="refused the credentials"):
-            await test_connection({**connection, "bot_token": "xoxb-nope-00000"}, ctx.http)
+            await plugin.test_connection({**connection, "bot_token": "xoxb-nope-00000"}, ctx.http)
     finally:
         await ctx.http.aclose()
     assert found == {"team": "Stand-in", "team_id": "T0001", "user": "hubbot"}

@@ -42,7 +42,7 @@ SELECT = re.compile(r"\s*select\b", re.IGNORECASE)
 
 
 class QueryInput(Struct, forbid_unknown_fields=True):
-    """Input of ``sql.query``."""
+    """Input of `sql.query`."""
 
     sql: Annotated[
         str,
@@ -62,7 +62,7 @@ class QueryInput(Struct, forbid_unknown_fields=True):
 
 
 class QueryOutput(Struct):
-    """Output of ``sql.query``."""
+    """Output of `sql.query`."""
 
     rows: list[Row]
     row_count: Annotated[
@@ -73,7 +73,7 @@ class QueryOutput(Struct):
 
 
 class InsertInput(Struct, forbid_unknown_fields=True):
-    """Input of ``sql.insert``: give ``rows`` or ``row``."""
+    """Input of `sql.insert`: give `rows` or `row`."""
 
     table: TableName
     rows: Annotated[list[Row], Meta(description="Rows to insert (column -> value).")] = []
@@ -81,7 +81,7 @@ class InsertInput(Struct, forbid_unknown_fields=True):
 
 
 class InsertOutput(Struct):
-    """Output of ``sql.insert``."""
+    """Output of `sql.insert`."""
 
     inserted: int
     primary_keys: Annotated[
@@ -91,7 +91,7 @@ class InsertOutput(Struct):
 
 
 class UpsertInput(Struct, forbid_unknown_fields=True):
-    """Input of ``sql.upsert``."""
+    """Input of `sql.upsert`."""
 
     table: TableName
     rows: Annotated[list[Row], Meta(min_length=1, description="Rows (same columns in each).")]
@@ -109,13 +109,13 @@ class UpsertInput(Struct, forbid_unknown_fields=True):
 
 
 class UpsertOutput(Struct):
-    """Output of ``sql.upsert``."""
+    """Output of `sql.upsert`."""
 
     upserted: Annotated[int, Meta(description="Rows inserted or updated.")]
 
 
 class UpdateInput(Struct, forbid_unknown_fields=True):
-    """Input of ``sql.update``."""
+    """Input of `sql.update`."""
 
     table: TableName
     values: Annotated[Row, Meta(min_length=1, description="Column -> new value.")]
@@ -124,7 +124,7 @@ class UpdateInput(Struct, forbid_unknown_fields=True):
 
 
 class DeleteInput(Struct, forbid_unknown_fields=True):
-    """Input of ``sql.delete``."""
+    """Input of `sql.delete`."""
 
     table: TableName
     where: Where = {}
@@ -132,7 +132,7 @@ class DeleteInput(Struct, forbid_unknown_fields=True):
 
 
 class CountOutput(Struct):
-    """Rows changed by ``sql.update`` or ``sql.delete``."""
+    """Rows changed by `sql.update` or `sql.delete`."""
 
     row_count: int
 

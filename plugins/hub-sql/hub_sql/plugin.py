@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from hub import Connector, hookimpl
 from hub_sql import __version__
 from hub_sql.actions import ACTIONS
-from hub_sql.engines import test_connection
+from hub_sql.engines import ENGINES, test_connection
 from hub_sql.trigger import NEW_ROWS
 
 CONNECTION_SCHEMA: dict[str, Any] = {
@@ -78,14 +79,16 @@ check the table (`name` or `schema.name`, letters, digits, `_`, `$`) and every c
 the reflected table and refuse unknown ones by name.
 
 **Values.** Rows come back as JSON: dates and times as ISO 8601 strings, `Decimal` as a
-string (no digit lost; convert with `| float` when needed), bytes as base64, UUIDs as strings.
-Going in, an ISO string for a date/time column, base64 for a binary column and a number or
-string for a decimal column are converted for the column's type.
+string (no digit lost; convert with `| float` when needed), bytes as base64, UUIDs as strings,
+intervals as seconds. Going in, an ISO string for a date/time column, base64 for a binary
+column and a number or string for a decimal column are converted for the column's type.
+SQLite has no date or decimal types: `sql.query` returns what SQLite stored (dates as text,
+decimals as floats); the table actions and the trigger convert by the declared column type.
 
 **Errors.** Refused credentials or a missing database fail at once (not retried); connection
-errors, deadlocks, serialization failures and lock timeouts are retryable; a broken constraint,
-a syntax error or an unknown table are not. Messages carry the server's text, never the
-password or the URL.
+errors, deadlocks, serialization failures, lock waits and statement timeouts are retryable
+(the transaction was rolled back); a broken constraint, a syntax error or an unknown table or
+column are not. Messages carry the server's text, never the password or the URL.
 
 **Idempotency.** Databases take no idempotency key. `upsert`, `update` and `delete` are safe
 to retry; `insert` is not (a retry after a connection lost during COMMIT may insert twice):
@@ -126,3 +129,9 @@ def sql_connector() -> Connector:
 def hub_connectors() -> list[Connector]:
     """The ``sql`` connector."""
     return [sql_connector()]
+
+
+@hookimpl
+async def hub_shutdown(hub: Any) -> None:
+    """Close the pooled database connections when the hub stops."""
+    await asyncio.to_thread(ENGINES.clear)

@@ -12,7 +12,8 @@ Out (rows the actions and the trigger return):
 In (values given to insert, upsert, update, delete and the trigger cursor): a string given
 for a date/time column is parsed as ISO 8601, a string for a binary column is decoded from
 base64, a number for a decimal column becomes a ``Decimal``, and a mapping or list given for a
-column that is not JSON is stored as JSON text. Everything is bound as a parameter.
+column that is neither JSON nor an array is stored as JSON text. Everything is bound as a
+parameter.
 """
 
 from __future__ import annotations
@@ -92,8 +93,8 @@ def coerce(column: sa.Column[Any], value: Any, where: str) -> Any:
         elif isinstance(value, float | int) and not isinstance(value, bool):
             if kind is decimal.Decimal:
                 return decimal.Decimal(str(value))
-        elif isinstance(value, Mapping | list):
-            return json.dumps(value, ensure_ascii=False)
+        elif isinstance(value, Mapping | list) and kind not in (list, dict):
+            return json.dumps(value, ensure_ascii=False)  # e.g. a JSON document in a TEXT column
     except (ValueError, binascii.Error, decimal.InvalidOperation) as exc:
         type_name = kind.__name__ if kind else str(column.type)
         raise ActionError(f"{where}: {value!r} is not a valid {type_name}: {exc}") from None

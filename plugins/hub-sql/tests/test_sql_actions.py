@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -339,3 +340,38 @@ async def test_a_bad_value_for_a_typed_column_names_the_field(
 def test_every_declared_example_validates() -> None:
     for act in sql_connector().actions:
         check_examples(act)
+
+
+async def test_a_mapping_for_a_text_column_is_stored_as_json_text(
+    db: Any, unique: Callable[..., str]
+) -> None:
+    name = unique("docs")
+    table = sa.Table(
+        name,
+        db.metadata,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("body", sa.Text),
+    )
+    db.create(table)
+    await call(actions.insert, db, {"table": name, "row": {"id": 1, "body": {"a": [1, "é"]}}})
+    assert json.loads(db.rows(name)[0]["body"]) == {"a": [1, "é"]}
+
+
+async def test_postgresql_json_and_array_columns_round_trip(
+    pg: Any, unique: Callable[..., str]
+) -> None:
+    from sqlalchemy.dialects import postgresql
+
+    name = unique("docs")
+    table = sa.Table(
+        name,
+        pg.metadata,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("doc", postgresql.JSONB),
+        sa.Column("tags", postgresql.ARRAY(sa.Text)),
+    )
+    pg.create(table)
+    row = {"id": 1, "doc": {"k": {"n": 1.5}}, "tags": ["a", "b"]}
+    await call(actions.insert, pg, {"table": name, "row": row})
+    out = await call(actions.query, pg, {"sql": f"SELECT doc, tags FROM {name}"})
+    assert out["rows"] == [{"doc": {"k": {"n": 1.5}}, "tags": ["a", "b"]}]

@@ -12,7 +12,7 @@ import hub_sql.plugin
 import pytest
 import sqlalchemy as sa
 from hub_sql import actions
-from hub_sql.engines import EngineCache, resolve
+from hub_sql.engines import ENGINES, EngineCache, resolve
 from hub_sql.engines import test_connection as check_connection
 
 from hub import ActionError
@@ -112,7 +112,9 @@ def test_the_engine_cache_is_bounded_and_disposes_what_it_evicts(tmp_path: Path)
     first = cache.get(targets[0])
     with first.connect() as conn:
         conn.execute(sa.text("SELECT 1"))
-    assert first.pool.checkedin() == 1
+    pool = first.pool
+    assert isinstance(pool, sa.pool.QueuePool)
+    assert pool.checkedin() == 1
     assert cache.get(targets[0]) is first  # cached
     cache.get(targets[1])
     cache.get(targets[0])  # a is now the most recent: b goes next
@@ -121,7 +123,7 @@ def test_the_engine_cache_is_bounded_and_disposes_what_it_evicts(tmp_path: Path)
     assert targets[0] in cache and targets[2] in cache and targets[1] not in cache
     cache.get(targets[1])  # evicts a, the least recently used
     assert targets[0] not in cache
-    assert first.pool.checkedin() == 0  # disposed: its pooled connection is closed
+    assert pool.checkedin() == 0  # disposed: its pooled connection is closed
     cache.clear()
 
 
@@ -192,3 +194,16 @@ async def test_the_statement_timeout_stops_a_long_query_on_the_server(
     assert caught.value.retryable is True
     fine = await run_action(actions.query, {"sql": "SELECT 1 AS one"}, connection=connection)
     assert fine["rows"] == [{"one": 1}]
+
+
+async def test_stopping_the_hub_closes_the_pooled_connections(tmp_path: Path, db: Any) -> None:
+    instance = Hub(
+        Settings(data_dir=tmp_path / "hub"), plugins=[hub_sql.plugin], entry_points=False
+    )
+    await instance.start()
+    try:
+        await run_action(actions.query, {"sql": "SELECT 1 AS one"}, connection=db.connection)
+        assert resolve(db.connection) in ENGINES
+    finally:
+        await instance.stop(grace=1.0)
+    assert len(ENGINES) == 0

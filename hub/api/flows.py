@@ -1,0 +1,375 @@
+"""Flows: create, read, update (a new version), search, versions, diff, publish and roll back,
+enable and disable, import and export as YAML, validate."""
+
+from __future__ import annotations
+
+import difflib
+from typing import Annotated, Any
+
+import yaml
+from litestar import Controller, Response, get, post, put
+from litestar.params import Parameter
+
+from hub.api.deps import EDITOR, SECURITY, WORKSPACE_DEPENDENCIES, workspace_guard
+from hub.api.errors import ApiError, error_responses
+from hub.api.models import (
+    FlowDetail,
+    FlowDiff,
+    FlowImport,
+    FlowPage,
+    FlowSave,
+    FlowSummary,
+    Issue,
+    PublishBody,
+    Published,
+    SavedFlow,
+    Validation,
+    VersionDetail,
+    VersionInfo,
+    ts,
+)
+from hub.api.workspace import WorkspaceHub, flow_invalid, invalid
+from hub.flows import FlowError, diff_documents, parse_document
+
+FlowPath = Annotated[str, Parameter(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=100)]
+Version = Annotated[int, Parameter(ge=1, le=2**31 - 1)]
+
+
+def summary(row: dict[str, Any]) -> FlowSummary:
+    """A flow row as the API shows it."""
+    return FlowSummary(
+        id=row["id"],
+        name=row["name"],
+        enabled=bool(row["enabled"]),
+        trigger_type=row["trigger_type"],
+        published_version=row["published_version"],
+        latest_version=row["latest_version"],
+        created_at=ts(row["created_at"]),  # type: ignore[arg-type]
+        updated_at=ts(row["updated_at"]),  # type: ignore[arg-type]
+    )
+
+
+def version_info(row: dict[str, Any], published: int | None) -> VersionInfo:
+    """A version row as the API shows it."""
+    return VersionInfo(
+        version=row["version"],
+        author=row["author"],
+        message=row["message"],
+        checksum=row["checksum"],
+        created_at=ts(row["created_at"]),  # type: ignore[arg-type]
+        published=row["version"] == published,
+    )
+
+
+def to_yaml(document: dict[str, Any]) -> str:
+    """A document as block-style YAML, keys in document order."""
+    return yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=100)
+
+
+def document_of(data: FlowSave | FlowImport) -> tuple[dict[str, Any], str]:
+    """The document and source text of a save: parsed from ``source`` or given as data."""
+    source = data.source or ""
+    document = getattr(data, "document", None)
+    if document is not None and source:
+        raise invalid(
+            "give either document or source, not both",
+            [{"location": "source", "message": "not allowed together with document"}],
+        )
+    if document is None:
+        if not source:
+            raise invalid(
+                "a flow needs a document or its source text",
+                [{"location": "document", "message": "required (or source)"}],
+            )
+        try:
+            document = parse_document(source, "source")
+        except FlowError as exc:
+            raise flow_invalid(exc) from exc
+    if not isinstance(document.get("id"), str):
+        raise invalid(
+            "the flow has no id", [{"location": "id", "message": "required: a slug, as a string"}]
+        )
+    return document, source
+
+
+class FlowsController(Controller):
+    """Flows of a workspace; every save is a new immutable version."""
+
+    path = "/api/w/{workspace:str}/flows"
+    tags = ["flows"]
+    security = SECURITY
+    guards = [workspace_guard]
+    dependencies = WORKSPACE_DEPENDENCIES
+
+    @get(
+        "/", name="flows_list", operation_id="flows_list", responses=error_responses(400, 401, 404)
+    )
+    async def list_flows(
+        self,
+        ws: WorkspaceHub,
+        q: Annotated[str | None, Parameter(max_length=200)] = None,
+        enabled: bool | None = None,
+        cursor: Annotated[str | None, Parameter(max_length=100)] = None,
+        limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
+    ) -> FlowPage:
+        """Flows by id; ``q`` searches ids and names; ``cursor`` is the last id seen."""
+        rows = await ws.list_flows(q, enabled, cursor, limit + 1)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return FlowPage(
+            items=[summary(r) for r in rows], next_cursor=rows[-1]["id"] if more else None
+        )
+
+    async def _save(
+        self, ws: WorkspaceHub, data: FlowSave | FlowImport, must_exist: bool | None
+    ) -> tuple[SavedFlow, dict[str, Any]]:
+        document, source = document_of(data)
+        saved = await ws.save_flow(
+            document,
+            source=source,
+            message=data.message,
+            publish=data.publish,
+            must_exist=must_exist,
+        )
+        changes = (
+            diff_documents(saved.previous, document)
+            if saved.created and saved.previous is not None
+            else []
+        )
+        answer = SavedFlow(
+            flow_id=saved.flow_id,
+            version=saved.version,
+            created=saved.created,
+            published=saved.published,
+            changes=changes,
+        )
+        return answer, document
+
+    @post(
+        "/",
+        name="flows_create",
+        operation_id="flows_create",
+        opt=EDITOR,
+        responses=error_responses(400, 401, 403, 404, 409, 422),
+    )
+    async def create_flow(self, ws: WorkspaceHub, data: FlowSave) -> SavedFlow:
+        """Create a flow from a document or its YAML/JSON text (409 if the id exists)."""
+        answer, _doc = await self._save(ws, data, must_exist=False)
+        return answer
+
+    @post(
+        "/_import",
+        name="flows_import",
+        operation_id="flows_import",
+        opt=EDITOR,
+        responses=error_responses(400, 401, 403, 404, 422),
+    )
+    async def import_flow(self, ws: WorkspaceHub, data: FlowImport) -> SavedFlow:
+        """Import YAML (or JSON) text: a new flow, or a new version of the flow it names."""
+        answer, _doc = await self._save(ws, data, must_exist=None)
+        return answer
+
+    @post(
+        "/_validate",
+        name="flows_validate",
+        operation_id="flows_validate",
+        status_code=200,
+        responses=error_responses(400, 401, 404),
+    )
+    async def validate_flow(self, ws: WorkspaceHub, data: FlowSave) -> Validation:
+        """Validate a document without saving it: every issue with its location."""
+        try:
+            document, _source = document_of(data)
+            await ws.validate(document)
+        except FlowError as exc:
+            return Validation(
+                valid=False, issues=[Issue(i.location, i.message) for i in exc.issues]
+            )
+        except ApiError as exc:
+            if exc.status_code != 422:
+                raise
+            return Validation(valid=False, issues=[Issue(**i) for i in exc.details or []])
+        return Validation(valid=True, issues=[])
+
+    @get(
+        "/{flow_id:str}",
+        name="flows_get",
+        operation_id="flows_get",
+        responses=error_responses(400, 401, 404),
+    )
+    async def get_flow(self, ws: WorkspaceHub, flow_id: FlowPath) -> FlowDetail:
+        """A flow with the document of its published version (else its latest)."""
+        row = await ws.get_flow(flow_id)
+        version = row["published_version"] or row["latest_version"]
+        found = await ws.version(flow_id, version)
+        return FlowDetail(flow=summary(row), version=version, document=found["document"])
+
+    @put(
+        "/{flow_id:str}",
+        name="flows_update",
+        operation_id="flows_update",
+        opt=EDITOR,
+        responses=error_responses(400, 401, 403, 404, 422),
+    )
+    async def update_flow(self, ws: WorkspaceHub, flow_id: FlowPath, data: FlowSave) -> SavedFlow:
+        """Save a new version of a flow (nothing new when the document is unchanged)."""
+        document, _source = document_of(data)
+        if document["id"] != flow_id:
+            raise invalid(
+                f"the document's id {document['id']!r} is not the flow {flow_id!r}",
+                [{"location": "id", "message": f"must be {flow_id!r}"}],
+            )
+        answer, _doc = await self._save(ws, data, must_exist=True)
+        return answer
+
+    @get(
+        "/{flow_id:str}/versions",
+        name="flows_versions",
+        operation_id="flows_versions",
+        responses=error_responses(400, 401, 404),
+    )
+    async def versions(self, ws: WorkspaceHub, flow_id: FlowPath) -> list[VersionInfo]:
+        """Every version of the flow, newest first."""
+        flow = await ws.get_flow(flow_id)
+        rows = await ws.versions(flow_id)
+        return [version_info(r, flow["published_version"]) for r in rows]
+
+    @get(
+        "/{flow_id:str}/versions/{version:int}",
+        name="flows_version",
+        operation_id="flows_version",
+        responses=error_responses(400, 401, 404),
+    )
+    async def version(self, ws: WorkspaceHub, flow_id: FlowPath, version: Version) -> VersionDetail:
+        """One version with its document and the text it was saved from."""
+        flow = await ws.get_flow(flow_id)
+        row = await ws.version(flow_id, version)
+        return VersionDetail(
+            info=version_info(row, flow["published_version"]),
+            document=row["document"],
+            source=row["source"],
+        )
+
+    @get(
+        "/{flow_id:str}/diff",
+        name="flows_diff",
+        operation_id="flows_diff",
+        responses=error_responses(400, 401, 404),
+    )
+    async def diff(
+        self,
+        ws: WorkspaceHub,
+        flow_id: FlowPath,
+        from_version: Annotated[int, Parameter(query="from", ge=1, le=2**31 - 1)],
+        to_version: Annotated[int | None, Parameter(query="to", ge=1, le=2**31 - 1)] = None,
+    ) -> FlowDiff:
+        """What changed between two versions (``to`` defaults to the latest)."""
+        flow = await ws.get_flow(flow_id)
+        target = to_version or flow["latest_version"]
+        old = await ws.version(flow_id, from_version)
+        new = await ws.version(flow_id, target)
+        unified = "".join(
+            difflib.unified_diff(
+                to_yaml(old["document"]).splitlines(keepends=True),
+                to_yaml(new["document"]).splitlines(keepends=True),
+                fromfile=f"{flow_id}@v{from_version}",
+                tofile=f"{flow_id}@v{target}",
+            )
+        )
+        return FlowDiff(
+            flow_id=flow_id,
+            from_version=from_version,
+            to_version=target,
+            changes=diff_documents(old["document"], new["document"]),
+            unified=unified,
+        )
+
+    @post(
+        "/{flow_id:str}/publish",
+        name="flows_publish",
+        operation_id="flows_publish",
+        opt=EDITOR,
+        status_code=200,
+        responses=error_responses(400, 401, 403, 404),
+    )
+    async def publish(self, ws: WorkspaceHub, flow_id: FlowPath, data: PublishBody) -> Published:
+        """Publish a version (default: the latest); triggers use the published version."""
+        flow = await ws.get_flow(flow_id)
+        version, previous = await ws.publish(flow_id, data.version or flow["latest_version"])
+        return Published(flow_id=flow_id, published_version=version, previous_version=previous)
+
+    @post(
+        "/{flow_id:str}/rollback",
+        name="flows_rollback",
+        operation_id="flows_rollback",
+        opt=EDITOR,
+        status_code=200,
+        responses=error_responses(400, 401, 403, 404, 409),
+    )
+    async def rollback(self, ws: WorkspaceHub, flow_id: FlowPath, data: PublishBody) -> Published:
+        """Publish an older version (default: the one before the published one)."""
+        flow = await ws.get_flow(flow_id)
+        current = flow["published_version"]
+        if current is None:
+            raise ApiError(409, "not_published", f"flow {flow_id!r} has no published version")
+        target = data.version or current - 1
+        if target >= current or target < 1:
+            raise ApiError(
+                409, "conflict", f"a roll back publishes a version older than v{current}"
+            )
+        version, previous = await ws.publish(flow_id, target, action="flow.rollback")
+        return Published(flow_id=flow_id, published_version=version, previous_version=previous)
+
+    @post(
+        "/{flow_id:str}/enable",
+        name="flows_enable",
+        operation_id="flows_enable",
+        opt=EDITOR,
+        status_code=200,
+        responses=error_responses(400, 401, 403, 404),
+    )
+    async def enable(self, ws: WorkspaceHub, flow_id: FlowPath) -> FlowSummary:
+        """Turn the flow's trigger on."""
+        return summary(await ws.set_enabled(flow_id, True))
+
+    @post(
+        "/{flow_id:str}/disable",
+        name="flows_disable",
+        operation_id="flows_disable",
+        opt=EDITOR,
+        status_code=200,
+        responses=error_responses(400, 401, 403, 404),
+    )
+    async def disable(self, ws: WorkspaceHub, flow_id: FlowPath) -> FlowSummary:
+        """Turn the flow's trigger off (manual runs still work)."""
+        return summary(await ws.set_enabled(flow_id, False))
+
+    @get(
+        "/{flow_id:str}/export",
+        name="flows_export",
+        operation_id="flows_export",
+        media_type="application/yaml",
+        responses=error_responses(400, 401, 404),
+    )
+    async def export(
+        self,
+        ws: WorkspaceHub,
+        flow_id: FlowPath,
+        version: Annotated[int | None, Parameter(ge=1, le=2**31 - 1)] = None,
+    ) -> Response[str]:
+        """A version as YAML (default: the published one, else the latest).
+
+        The text it was saved from is returned as is when it was YAML (comments kept).
+        """
+        flow = await ws.get_flow(flow_id)
+        chosen = version or flow["published_version"] or flow["latest_version"]
+        row = await ws.version(flow_id, chosen)
+        source: str = row["source"] or ""
+        text = (
+            source if source and not source.lstrip().startswith("{") else to_yaml(row["document"])
+        )
+        return Response(
+            text,
+            media_type="application/yaml",
+            headers={"content-disposition": f'attachment; filename="{flow_id}.yaml"'},
+        )

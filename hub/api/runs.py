@@ -1,0 +1,292 @@
+"""Runs: start, list (filters, keyset pagination), detail, cancel, retry, replay, live events."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import datetime as dt
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, Literal
+
+import msgspec
+from litestar import Controller, get, post
+from litestar.params import Parameter
+from litestar.response import ServerSentEvent, ServerSentEventMessage
+
+from hub.api.deps import EDITOR, SECURITY, WORKSPACE_DEPENDENCIES, workspace_guard
+from hub.api.errors import ApiError, error_responses
+from hub.api.models import (
+    RunCancelled,
+    RunDetail,
+    RunPage,
+    RunRetried,
+    RunStart,
+    RunStarted,
+    RunSummary,
+    StepAttempt,
+    ms_between,
+    ts,
+)
+from hub.api.workspace import WorkspaceHub
+
+RunStatus = Literal["queued", "running", "waiting", "succeeded", "failed", "cancelled"]
+RunPath = Annotated[str, Parameter(max_length=64)]
+FINAL = ("succeeded", "failed", "cancelled")
+POLL_SECONDS = 0.5  # how often a live stream looks at the database (other processes' steps)
+
+
+def encode_cursor(created_at: int, run_id: str) -> str:
+    """An opaque cursor for the run after which the next page starts."""
+    return base64.urlsafe_b64encode(f"{created_at}:{run_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[int, str]:
+    """The (created_at, id) inside a cursor; 400 for anything else."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created, _, run_id = raw.partition(":")
+        value = int(created)
+        if not run_id or not 0 <= value < 2**62:
+            raise ValueError(cursor)
+        return value, run_id
+    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        raise ApiError(
+            400, "bad_request", "the cursor is not one this API gave", [{"key": "cursor"}]
+        ) from exc
+
+
+def to_us(when: dt.datetime | None) -> int | None:
+    """A datetime (naive means UTC) in epoch microseconds."""
+    if when is None:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return int(when.timestamp() * 1_000_000)
+
+
+def run_summary(row: dict[str, Any]) -> RunSummary:
+    """A run row in a list."""
+    return RunSummary(
+        id=row["id"],
+        flow_id=row["flow_id"],
+        flow_version=row["flow_version"],
+        status=row["status"],
+        trigger_type=row["trigger_type"],
+        parent_run_id=row["parent_run_id"],
+        created_at=ts(row["created_at"]),  # type: ignore[arg-type]
+        started_at=ts(row["started_at"]),
+        finished_at=ts(row["finished_at"]),
+        duration_ms=ms_between(row["started_at"], row["finished_at"]),
+        error=row["error"],
+    )
+
+
+def step_attempt(row: dict[str, Any]) -> StepAttempt:
+    """A step row as the API shows it (stored redacted)."""
+    return StepAttempt(
+        key=row["key"],
+        step_id=row["step_id"],
+        item_index=row["item_index"],
+        attempt=row["attempt"],
+        status=row["status"],
+        input=row["input"],
+        output=row["output"],
+        error=row["error"],
+        due_at=ts(row["due_at"]),
+        created_at=ts(row["created_at"]),  # type: ignore[arg-type]
+        started_at=ts(row["started_at"]),
+        finished_at=ts(row["finished_at"]),
+        duration_ms=ms_between(row["started_at"], row["finished_at"]),
+    )
+
+
+def run_detail(record: dict[str, Any]) -> RunDetail:
+    """A run record with its steps."""
+    return RunDetail(
+        id=record["id"],
+        flow_id=record["flow_id"],
+        flow_version=record["flow_version"],
+        status=record["status"],
+        trigger_type=record["trigger_type"],
+        trigger=record["trigger"],
+        output=record["output"],
+        error=record["error"],
+        parent_run_id=record["parent_run_id"],
+        parent_step_key=record["parent_step_key"],
+        depth=record["depth"],
+        created_at=ts(record["created_at"]),  # type: ignore[arg-type]
+        started_at=ts(record["started_at"]),
+        finished_at=ts(record["finished_at"]),
+        duration_ms=ms_between(record["started_at"], record["finished_at"]),
+        steps=[step_attempt(s) for s in record.get("steps", [])],
+    )
+
+
+async def run_events(
+    ws: WorkspaceHub, run_id: str, max_seconds: float
+) -> AsyncIterator[ServerSentEventMessage]:
+    """Events of a run: ``step`` for each attempt's new status, ``run`` for the run's.
+
+    Woken at once by this process's engine events, and polling the database every half
+    second for work done by other processes; ends when the run is final (or after
+    ``max_seconds``, with an ``end`` event: reconnect to go on).
+    """
+    engine = ws.hub.engine
+    wake = asyncio.Event()
+
+    def listener(event: dict[str, Any]) -> None:
+        if event.get("run_id") == run_id:
+            wake.set()
+
+    engine.listeners.append(listener)
+    try:
+        seen: dict[tuple[str, int], str] = {}
+        last_status = None
+        deadline = time.monotonic() + max_seconds
+        serial = 0
+        while True:
+            wake.clear()
+            record = await ws.get_run(run_id)
+            for step in record["steps"]:
+                ident = (step["key"], step["attempt"])
+                if seen.get(ident) == step["status"]:
+                    continue
+                seen[ident] = step["status"]
+                serial += 1
+                data = msgspec.json.encode(step_attempt(step)).decode()
+                yield ServerSentEventMessage(data=data, event="step", id=str(serial))
+            if record["status"] != last_status:
+                last_status = record["status"]
+                serial += 1
+                summary = run_summary(record)
+                data = msgspec.json.encode(summary).decode()
+                yield ServerSentEventMessage(data=data, event="run", id=str(serial))
+            if last_status in FINAL:
+                return
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                yield ServerSentEventMessage(data='{"reason": "time limit"}', event="end")
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), min(POLL_SECONDS, remaining))
+    finally:
+        if listener in engine.listeners:
+            engine.listeners.remove(listener)
+
+
+class RunsController(Controller):
+    """Runs of a workspace's flows."""
+
+    path = "/api/w/{workspace:str}/runs"
+    tags = ["runs"]
+    security = SECURITY
+    guards = [workspace_guard]
+    dependencies = WORKSPACE_DEPENDENCIES
+
+    @get("/", name="runs_list", operation_id="runs_list", responses=error_responses(400, 401, 404))
+    async def list_runs(
+        self,
+        ws: WorkspaceHub,
+        flow_id: Annotated[str | None, Parameter(max_length=100)] = None,
+        status: RunStatus | None = None,
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
+        cursor: Annotated[str | None, Parameter(max_length=200)] = None,
+        limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
+    ) -> RunPage:
+        """Runs newest first; filter by flow, status and creation time (``since`` <= t <
+        ``until``); pass ``next_cursor`` back as ``cursor`` for the next page."""
+        rows = await ws.runs_page(
+            flow_id=flow_id,
+            status=status,
+            since=to_us(since),
+            until=to_us(until),
+            cursor=decode_cursor(cursor) if cursor else None,
+            limit=limit + 1,
+        )
+        more = len(rows) > limit
+        rows = rows[:limit]
+        next_cursor = encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more else None
+        return RunPage(items=[run_summary(r) for r in rows], next_cursor=next_cursor)
+
+    @post(
+        "/",
+        name="runs_start",
+        operation_id="runs_start",
+        opt=EDITOR,
+        status_code=202,
+        responses=error_responses(400, 401, 403, 404, 409),
+    )
+    async def start_run(self, ws: WorkspaceHub, data: RunStart) -> RunStarted:
+        """Start a manual run of a flow with ``input`` as its trigger data."""
+        run_id = await ws.start_run(data.flow_id, data.input, data.version)
+        await ws.audit("run.start", run_id, {"flow_id": data.flow_id})
+        return RunStarted(run_id=run_id, status="running")
+
+    @get(
+        "/{run_id:str}",
+        name="runs_get",
+        operation_id="runs_get",
+        responses=error_responses(400, 401, 404),
+    )
+    async def get_run(self, ws: WorkspaceHub, run_id: RunPath) -> RunDetail:
+        """A run with every step attempt: inputs, outputs, errors, timings (secrets redacted)."""
+        return run_detail(await ws.get_run(run_id))
+
+    @post(
+        "/{run_id:str}/cancel",
+        name="runs_cancel",
+        operation_id="runs_cancel",
+        opt=EDITOR,
+        status_code=200,
+        responses=error_responses(400, 401, 403, 404),
+    )
+    async def cancel(self, ws: WorkspaceHub, run_id: RunPath) -> RunCancelled:
+        """Cancel a run and its child runs (``cancelled`` is false if it had finished)."""
+        return RunCancelled(run_id=run_id, cancelled=await ws.cancel_run(run_id))
+
+    @post(
+        "/{run_id:str}/retry",
+        name="runs_retry",
+        operation_id="runs_retry",
+        opt=EDITOR,
+        status_code=200,
+        responses=error_responses(400, 401, 403, 404, 409),
+    )
+    async def retry(self, ws: WorkspaceHub, run_id: RunPath) -> RunRetried:
+        """Retry a failed run from its failed step: a new attempt in the same run."""
+        keys = await ws.retry_run(run_id)
+        return RunRetried(run_id=run_id, status="running", retried=keys)
+
+    @post(
+        "/{run_id:str}/replay",
+        name="runs_replay",
+        operation_id="runs_replay",
+        opt=EDITOR,
+        status_code=202,
+        responses=error_responses(400, 401, 403, 404),
+    )
+    async def replay(self, ws: WorkspaceHub, run_id: RunPath) -> RunStarted:
+        """A new run of the same flow version with the same trigger data."""
+        new_id = await ws.replay_run(run_id)
+        return RunStarted(run_id=new_id, status="running")
+
+    @get(
+        "/{run_id:str}/events",
+        name="runs_events",
+        operation_id="runs_events",
+        media_type="text/event-stream",
+        responses=error_responses(400, 401, 404),
+    )
+    async def events(
+        self,
+        ws: WorkspaceHub,
+        run_id: RunPath,
+        max_seconds: Annotated[float, Parameter(gt=0, le=3600)] = 600.0,
+    ) -> ServerSentEvent:
+        """Live status as server-sent events (``step``, ``run``; ends when the run does)."""
+        await ws.get_run(run_id, with_steps=False)  # 404 before the stream starts
+        return ServerSentEvent(run_events(ws, run_id, max_seconds))
