@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import logging
 import time
 import uuid
@@ -17,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+import msgspec
 import pluggy
 from cachetools import LRUCache
 from sqlalchemy import Connection, select
@@ -29,6 +31,7 @@ from hub.db.database import Database
 from hub.db.models import steps
 from hub.executors.base import Executor, StepJob
 from hub.expressions import ExpressionError, Expressions
+from hub.flowcontrol import Limiter, LocalLimiter, StepGate
 from hub.flows import Flow, StepSpec, load_flow
 from hub.plugins import call_observers, has_observers
 from hub.schemas import schema_errors
@@ -102,6 +105,7 @@ class Engine:
         cache: Cache,
         http: httpx.AsyncClient,
         secrets: SecretBox,
+        limiter: Limiter | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
@@ -114,6 +118,9 @@ class Engine:
         self.secrets = secrets
         self.boot_id = uuid.uuid4().hex
         self.transitions = Transitions(self.boot_id)
+        self.gate = StepGate(
+            limiter or LocalLimiter(), settings.default_step_timeout + settings.lease_seconds
+        )
         self._runs: LRUCache[str, RunInfo] = LRUCache(maxsize=10_000)
         self._outputs: LRUCache[tuple[str, str], Any] = LRUCache(maxsize=50_000)
         self._flows: LRUCache[tuple[str, str, int], Flow] = LRUCache(maxsize=1_000)
@@ -319,7 +326,21 @@ class Engine:
                 raise StepFailure("; ".join(errors), kind="input")
             ctx = self._make_ctx(run, claimed, connection, redactor)
             ctx.input = rendered
-            output = await self._call(action, ctx, spec, rendered)
+            wait, held = await self.gate.enter(
+                workspace_id=run.workspace_id,
+                flow_id=run.flow_id,
+                flow_limit=flow.document.get("concurrency"),
+                action_name=spec.action,
+                rate=action.rate_limit,
+                connection=spec.connection,
+                connection_limit=(connection or {}).get("max_concurrency"),
+            )
+            if wait > 0:  # a limit says later: wait without using up an attempt
+                raise Suspend(time.time() + wait, claimed.state)
+            try:
+                output = await self._call_cached(action, ctx, spec, rendered)
+            finally:
+                await self.gate.leave(held)
             errors = schema_errors(action.output_schema, output, f"steps.{spec.id}.output")
             if errors:
                 raise StepFailure("; ".join(errors), kind="output")
@@ -351,6 +372,24 @@ class Engine:
                 kind="timeout",
                 retryable=True,
             ) from None
+
+    async def _call_cached(
+        self, action: Action, ctx: StepContext, spec: StepSpec, rendered: Any
+    ) -> Any:
+        """Call the action, through the data cache when its policy allows caching."""
+        policy = action.cache
+        if policy is None:
+            return await self._call(action, ctx, spec, rendered)
+        digest = hashlib.sha256(
+            msgspec.json.encode([spec.action, spec.connection, rendered], order="sorted")
+        ).hexdigest()
+        key = f"action:{ctx.workspace_id}:{digest}"
+        return await self.cache.get_or_load(
+            key,
+            lambda: self._call(action, ctx, spec, rendered),
+            policy.ttl,
+            policy.stale_while_revalidate,
+        )
 
     def _classify(self, exc: Exception, spec: StepSpec) -> StepFailure:
         if isinstance(exc, StepFailure):
@@ -579,6 +618,12 @@ class Engine:
         rendered: Any,
     ) -> Outcome:
         spec = claimed.spec
+        if failure.retry_after:
+            # The service said when to come back: every step of that connection waits.
+            action = self.registry.action(spec.action)
+            scope = action.rate_limit.scope if action and action.rate_limit else "connection"
+            key = self.gate.rate_key(run.workspace_id, spec.action, spec.connection, scope)
+            await self.gate.limiter.block(key, failure.retry_after)
         message = redactor.text(str(failure))
         error = {"message": message, "kind": failure.kind, "attempt": claimed.attempt}
         delay = None

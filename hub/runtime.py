@@ -74,6 +74,15 @@ class Hub:
             else:
                 executor = LocalExecutor(horizon=max(60.0, s.sweep_interval * 2))
         self.executor = executor
+        self.redis: Any = None
+        limiter = None
+        if s.redis_url:
+            import redis.asyncio
+
+            from hub.flowcontrol import RedisLimiter
+
+            self.redis = redis.asyncio.Redis.from_url(s.redis_url)
+            limiter = RedisLimiter(self.redis)
         self.engine = Engine(
             settings=s,
             db=self.db,
@@ -84,6 +93,7 @@ class Hub:
             cache=self.cache,
             http=self.http,
             secrets=self.secrets,
+            limiter=limiter,
         )
         self.workspace = s.workspace
         self._tasks: list[asyncio.Task[None]] = []
@@ -158,6 +168,8 @@ class Hub:
         await self.engine.hand_back()
         await self.executor.stop(0)
         await self.http.aclose()
+        if self.redis is not None:
+            await self.redis.aclose()
         await self.db.close()
         self._started = False
 

@@ -14,12 +14,14 @@ Installing the hub makes these fixtures available in every pytest session:
 Helpers: :func:`run_action` runs one action against its schemas, as the engine would, without
 a run; :func:`check_examples` checks that an action's declared examples validate;
 :func:`run_poll` calls a poll trigger once; :func:`run_flow` runs a flow document in a hub;
-:func:`check_flow_file` validates a flow file; :func:`service_missing` skips a test whose
-service is not running here, except in CI, where it fails.
+:func:`check_flow_file` validates a flow file; :func:`started_hub` starts a hub outside the
+fixtures; :func:`service_missing` skips a test whose service is not running here, except in
+CI, where it fails.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import uuid
@@ -235,20 +237,31 @@ def hub_settings(tmp_path: Path) -> Settings:
     return Settings(data_dir=tmp_path, sweep_interval=0.2, allow_hosts=LOOPBACK_HOSTS)
 
 
-@_async_fixture
-async def hub_app(hub_settings: Settings, hub_plugins: list[Any] | None) -> AsyncIterator[Hub]:
-    """A started hub (SQLite, in-process executor) with ``hub_plugins`` loaded."""
+@contextlib.asynccontextmanager
+async def started_hub(settings: Settings, plugins: list[Any] | None = None) -> AsyncIterator[Hub]:
+    """A started hub on ``settings``, stopped on exit (what ``hub_app`` yields).
+
+    ``plugins`` None loads every installed plugin (entry points, as selected by the
+    settings); a list loads the built-ins and those plugins only.
+    """
     from hub.runtime import Hub
 
-    if hub_plugins is None:
-        instance = Hub(hub_settings)
+    if plugins is None:
+        instance = Hub(settings)
     else:
-        instance = Hub(hub_settings, plugins=hub_plugins, entry_points=False)
+        instance = Hub(settings, plugins=plugins, entry_points=False)
     await instance.start()
     try:
         yield instance
     finally:
         await instance.stop(grace=1.0)
+
+
+@_async_fixture
+async def hub_app(hub_settings: Settings, hub_plugins: list[Any] | None) -> AsyncIterator[Hub]:
+    """A started hub (SQLite, in-process executor) with ``hub_plugins`` loaded."""
+    async with started_hub(hub_settings, hub_plugins) as instance:
+        yield instance
 
 
 @pytest.fixture

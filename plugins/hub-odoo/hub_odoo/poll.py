@@ -11,8 +11,13 @@ one-second *bucket*, and records are found in two parts:
    again, in id order, at the next poll), unless it is the only one, which is then read by id.
 
 So no record is emitted twice and none is skipped, whatever the batch size, even when many
-records share one second. (A transaction that commits after a later one with an earlier
-``write_date`` can still be missed: Odoo stamps ``write_date`` at the transaction's start.)
+records share one second.
+
+A bucket is read only once it is over: records written less than ``settle_seconds`` (default
+5) ago are left for a later poll. Otherwise a record written again within the second the
+cursor points at would keep its bucket and never be seen again. The margin also covers small
+clock differences between the hub and Odoo, and transactions shorter than it (Odoo stamps
+``write_date`` at the transaction's start, so a longer one that commits late can be missed).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from hub_odoo.client import OdooClient
 
 STAMP = "%Y-%m-%d %H:%M:%S"
 DEFAULT_BATCH = 100
+DEFAULT_SETTLE = 5.0
 
 
 def _bucket_end(write_date: str) -> str:
@@ -47,10 +53,13 @@ async def poll_changes(
     if fields:
         fields = list(dict.fromkeys([*fields, "id", "write_date"]))
     batch = int(config.get("batch_size") or DEFAULT_BATCH)
+    settle = float(config.get("settle_seconds", DEFAULT_SETTLE))
+    cutoff = (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=settle)).strftime(STAMP)
     what = f"odoo.changes ({model})"
 
     async def read(terms: list[Any], order: str, limit: int) -> list[dict[str, Any]]:
-        params: dict[str, Any] = {"domain": domain + terms, "order": order, "limit": limit}
+        settled = [*terms, ["write_date", "<", cutoff]]  # whole seconds, over for a while
+        params: dict[str, Any] = {"domain": domain + settled, "order": order, "limit": limit}
         if fields:
             params["fields"] = fields
         found = await client.execute(model, "search_read", params=params, what=what)
@@ -118,6 +127,12 @@ CONFIG_SCHEMA: dict[str, Any] = {
             "default": "now",
             "description": "now: only records written after the first poll; beginning: every "
             "existing record too.",
+        },
+        "settle_seconds": {
+            "type": "number",
+            "minimum": 0,
+            "default": DEFAULT_SETTLE,
+            "description": "Records written less than this long ago wait for the next poll.",
         },
         "interval": {"type": "number", "exclusiveMinimum": 0, "description": "Seconds."},
     },
