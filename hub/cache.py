@@ -10,11 +10,13 @@ loads are kept beside it). Hit, miss and stale counts are kept for metrics.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+import msgspec
 from cachetools import LRUCache
 
 
@@ -26,6 +28,8 @@ class L2Backend(Protocol):
     async def set(self, key: str, value: Any, expires_at: float, ttl: float) -> None: ...
 
     async def delete(self, key: str) -> None: ...
+
+    async def announce(self, key: str) -> None: ...
 
 
 @dataclasses.dataclass
@@ -53,6 +57,7 @@ class Cache:
         self._inflight: dict[str, asyncio.Future[Any]] = {}
         self._l2 = l2
         self.stats = CacheStats()
+        self.invalidations = 0
 
     async def get_or_load(
         self,
@@ -123,15 +128,73 @@ class Cache:
             await self._l2.set(key, value, time.time() + ttl, ttl)
 
     async def invalidate(self, key: str) -> None:
-        """Drop a key from both tiers."""
+        """Drop a key from both tiers and from every other process's L1."""
         self.drop_local(key)
         if self._l2 is not None:
             await self._l2.delete(key)
+            await self._l2.announce(key)
+
+    async def changed(self, key: str, value: Any, ttl: float) -> None:
+        """Write a value the hub itself changed through both tiers, and tell the others."""
+        await self.set(key, value, ttl)
+        if self._l2 is not None:
+            await self._l2.announce(key)
 
     def drop_local(self, key: str) -> None:
         """Drop a key from this process's L1 only (on an invalidation message)."""
-        self._l1.pop(key, None)
+        if self._l1.pop(key, None) is not None:
+            self.invalidations += 1
 
     def clear(self) -> None:
         """Empty L1."""
         self._l1.clear()
+
+
+class RedisL2:
+    """The shared tier: values in Redis (msgpack), invalidations on a pub/sub channel."""
+
+    def __init__(self, redis: Any, prefix: str = "hub:cache:") -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self.channel = prefix + "invalidate"
+
+    async def get(self, key: str) -> tuple[Any, float] | None:
+        """The value and its absolute expiry, or None."""
+        raw = await self.redis.get(self.prefix + key)
+        if raw is None:
+            return None
+        value, expires_at = msgspec.msgpack.decode(raw)
+        return value, float(expires_at)
+
+    async def set(self, key: str, value: Any, expires_at: float, ttl: float) -> None:
+        """Store with Redis's own expiry."""
+        data = msgspec.msgpack.encode([value, expires_at])
+        await self.redis.set(self.prefix + key, data, px=max(1, int(ttl * 1000)))
+
+    async def delete(self, key: str) -> None:
+        """Remove from Redis."""
+        await self.redis.delete(self.prefix + key)
+
+    async def announce(self, key: str) -> None:
+        """Tell every process to drop ``key`` from its L1."""
+        await self.redis.publish(self.channel, key)
+
+    async def listen(self, cache: Cache) -> None:
+        """Drop keys from ``cache``'s L1 as invalidations arrive (run for the hub's life)."""
+        while True:
+            pubsub = self.redis.pubsub()
+            try:
+                await pubsub.subscribe(self.channel)
+                async for message in pubsub.listen():
+                    if message.get("type") == "message":
+                        data = message["data"]
+                        cache.drop_local(data.decode() if isinstance(data, bytes) else str(data))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # Redis went away: what was cached may be stale, so start from empty.
+                cache.clear()
+                await asyncio.sleep(1.0)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()

@@ -52,6 +52,7 @@ log = logging.getLogger("hub.engine")
 step_log = logging.getLogger("hub.step")
 
 Listener = Callable[[dict[str, Any]], None]
+PUBLISHED_TTL = 300.0
 
 
 class RunNotFound(LookupError):
@@ -197,9 +198,7 @@ class Engine:
         event is never lost nor started twice.
         """
         if version is None:
-            version = await self.db.read(
-                lambda c: store.published_version(c, workspace_id, flow_id)
-            )
+            version = await self.published_version(workspace_id, flow_id)
             if version is None:
                 raise RunNotFound(f"flow {flow_id!r} has no published version")
         flow = await self.get_flow(workspace_id, flow_id, version)
@@ -248,6 +247,22 @@ class Engine:
             )
         await self._after(outcome)
         return [row["id"] for row in rows]
+
+    async def published_version(self, workspace_id: str, flow_id: str) -> int | None:
+        """The published version of a flow, through the layered cache.
+
+        Publishing writes the new version through and announces it, so every process's
+        next run uses it at once (not when a TTL runs out).
+        """
+        return await self.cache.get_or_load(
+            f"published:{workspace_id}:{flow_id}",
+            lambda: self.db.read(lambda c: store.published_version(c, workspace_id, flow_id)),
+            ttl=PUBLISHED_TTL,
+        )
+
+    async def published_changed(self, workspace_id: str, flow_id: str, version: int) -> None:
+        """Write a newly published version through the cache and announce it."""
+        await self.cache.changed(f"published:{workspace_id}:{flow_id}", version, PUBLISHED_TTL)
 
     async def cancel_run(self, run_id: str, reason: str = "cancelled") -> bool:
         """Cancel a run: queued and waiting steps never start, running ones are interrupted."""

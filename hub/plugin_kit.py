@@ -210,6 +210,9 @@ class _SchemaReader:
             description = resolved.get("description") or resolved.get("title") or ""
             if "default" in resolved:
                 description = f"{description} Default: `{_json(resolved['default'])}`.".strip()
+            for flag, said in (("readOnly", "Read-only."), ("deprecated", "Deprecated.")):
+                if resolved.get(flag) is True:
+                    description = f"{said} {description}".strip()
             rows.append(
                 {
                     "name": f"{prefix}{name}",
@@ -243,6 +246,8 @@ def _schema_table(
     if not rows:
         if schema in ({}, True, None):
             return [empty or "Any JSON value (no schema).", ""]
+        if reader.resolve(schema).get("properties") == {}:
+            return [empty or "No fields.", ""]
         return [f"A value of type {reader.type_name(schema)}.", ""]
     header = ["field", "type"] + (["required"] if required else [])
     header += (["secret"] if secret_column else []) + ["description"]

@@ -64,7 +64,17 @@ class Hub:
         )
         self.db = Database(s.resolved_database_url)
         self.secrets = SecretBox(load_keys(s.secret_key, s.data_dir))
-        self.cache = Cache()
+        self.redis: Any = None
+        l2 = None
+        if s.redis_url:
+            import redis.asyncio
+
+            from hub.cache import RedisL2
+
+            self.redis = redis.asyncio.Redis.from_url(s.redis_url)
+            l2 = RedisL2(self.redis)
+        self.l2 = l2
+        self.cache = Cache(l2=l2)
         self.http = make_http_client(s)
         if executor is None:
             if s.redis_url:
@@ -74,14 +84,10 @@ class Hub:
             else:
                 executor = LocalExecutor(horizon=max(60.0, s.sweep_interval * 2))
         self.executor = executor
-        self.redis: Any = None
         limiter = None
-        if s.redis_url:
-            import redis.asyncio
-
+        if self.redis is not None:
             from hub.flowcontrol import RedisLimiter
 
-            self.redis = redis.asyncio.Redis.from_url(s.redis_url)
             limiter = RedisLimiter(self.redis)
         self.engine = Engine(
             settings=s,
@@ -121,6 +127,8 @@ class Hub:
         await self.engine.start()
         self._started = True
         await self.engine.sweep(startup=True)
+        if self.l2 is not None:
+            self._tasks.append(asyncio.create_task(self.l2.listen(self.cache)))
         if background:
             self._tasks.append(asyncio.create_task(self._loop(self.engine.sweep, "sweep")))
             self._tasks.append(asyncio.create_task(self._heartbeat_loop()))
@@ -208,7 +216,7 @@ class Hub:
     ) -> store.SavedVersion:
         """Validate and save a document as a new version (if it changed); maybe publish it."""
         await self.validate_flow(document)
-        return await self.db.write(
+        saved = await self.db.write(
             lambda c: store.save_version(
                 c,
                 self.workspace,
@@ -219,10 +227,14 @@ class Hub:
                 publish=publish,
             )
         )
+        if saved.published:
+            await self.engine.published_changed(self.workspace, saved.flow_id, saved.version)
+        return saved
 
     async def publish_flow(self, flow_id: str, version: int) -> None:
         """Publish a version of a flow (rolling back is publishing an older one)."""
         await self.db.write(lambda c: store.publish_version(c, self.workspace, flow_id, version))
+        await self.engine.published_changed(self.workspace, flow_id, version)
 
     async def list_flows(self) -> list[dict[str, Any]]:
         """Every flow of the workspace."""

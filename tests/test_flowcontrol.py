@@ -10,7 +10,6 @@ import pytest
 
 from hub import Action, ActionError, Connector, RateLimit, hookimpl
 from hub.flowcontrol import LocalLimiter, RedisLimiter
-from hub.runtime import Hub
 from hub.settings import Settings
 from tests import kit
 from tests.conftest import started

@@ -89,8 +89,10 @@ def settings_of(connection: Mapping[str, Any] | None, what: str) -> Settings:
 def _ssl_context(settings: Settings) -> ssl.SSLContext | None:
     if not settings.tls:
         return None
-    return ssl.create_default_context(cadata=settings.ca_cert) if settings.ca_cert else (
-        ssl.create_default_context()
+    return (
+        ssl.create_default_context(cadata=settings.ca_cert)
+        if settings.ca_cert
+        else (ssl.create_default_context())
     )
 
 

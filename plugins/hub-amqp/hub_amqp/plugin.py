@@ -208,9 +208,7 @@ async def publish(ctx: Any, data: dict[str, Any]) -> dict[str, Any]:
     connection = await connect(settings, what)
     try:
         async with asyncio.timeout(settings.timeout):
-            channel = await connection.channel(
-                publisher_confirms=True, on_return_raises=mandatory
-            )
+            channel = await connection.channel(publisher_confirms=True, on_return_raises=mandatory)
             exchange = (
                 await channel.get_exchange(exchange_name, ensure=False)
                 if exchange_name

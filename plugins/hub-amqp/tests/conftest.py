@@ -18,9 +18,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import hub_amqp.plugin as plugin
 import pytest
 
-import hub_amqp.plugin as plugin
 from hub.runtime import Hub
 from hub.settings import Settings
 

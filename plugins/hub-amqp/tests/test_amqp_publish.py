@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import aio_pika
+import hub_amqp.plugin as plugin
 import pytest
 
-import hub_amqp.plugin as plugin
 from hub import ActionError
 from hub.testing import check_examples, check_flow_file, make_context, registry_of, run_action
 

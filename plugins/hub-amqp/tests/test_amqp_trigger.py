@@ -9,9 +9,9 @@ import types
 from typing import Any
 
 import aio_pika
+import hub_amqp.plugin as plugin
 import pytest
 
-import hub_amqp.plugin as plugin
 from hub.runtime import Hub
 from hub.trigger_runner import TriggerRunner
 

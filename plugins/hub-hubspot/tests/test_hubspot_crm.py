@@ -14,7 +14,6 @@ import hubspot_standin
 import pytest
 from hub_hubspot import plugin
 from hub_hubspot.crm import owner_options, pipeline_options, stage_options
-
 from jsonschema import Draft202012Validator
 
 from hub import ActionError

@@ -45,7 +45,7 @@ IDS = {
     "description": "Record ids.",
 }
 VALUES = {"type": "object", "description": "Field values by field name."}
-CONTEXT = {"type": "object", "description": "Odoo context, e.g. {\"lang\": \"fr_FR\"}."}
+CONTEXT = {"type": "object", "description": 'Odoo context, e.g. {"lang": "fr_FR"}.'}
 
 
 def _ids(value: Any) -> list[int]:
@@ -180,7 +180,10 @@ def _schema(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
 
 OK_IDS = {
     "type": "object",
-    "properties": {"ok": {"type": "boolean"}, "ids": {"type": "array", "items": {"type": "integer"}}},
+    "properties": {
+        "ok": {"type": "boolean"},
+        "ids": {"type": "array", "items": {"type": "integer"}},
+    },
     "required": ["ok", "ids"],
 }
 MODEL_OPTIONS = {"model": model_options}
@@ -250,9 +253,7 @@ ACTIONS = [
         },
         needs_connection=True,
         options=MODEL_OPTIONS,
-        examples=[
-            {"input": {"model": "res.partner", "values": {"name": "Ada", "email": "a@b.c"}}}
-        ],
+        examples=[{"input": {"model": "res.partner", "values": {"name": "Ada", "email": "a@b.c"}}}],
     ),
     Action(
         name="write",

@@ -18,6 +18,7 @@ from hub.settings import Settings
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import odoo_standin
+from odoo_standin import connection_for
 
 
 @pytest.fixture(scope="session")
@@ -40,19 +41,6 @@ def odoo(_odoo_server: tuple[odoo_standin.OdooStandIn, str]) -> odoo_standin.Odo
 def loopback() -> Settings:
     """Settings whose SSRF guard lets requests reach the stand-in on 127.0.0.1."""
     return Settings(allow_hosts=("127.0.0.1",))
-
-
-def connection_for(protocol: str, url: str) -> dict[str, Any]:
-    """A connection to the stand-in over ``protocol`` with credentials it accepts."""
-    if protocol == "json2":
-        return {"url": url, "protocol": "json2", "api_key": odoo_standin.API_KEY}
-    return {
-        "url": url,
-        "protocol": "jsonrpc",
-        "database": odoo_standin.DATABASE,
-        "username": odoo_standin.LOGIN,
-        "api_key": odoo_standin.API_KEY,
-    }
 
 
 @pytest.fixture(params=["json2", "jsonrpc"])

@@ -51,8 +51,18 @@ PARTNER_FIELDS = {
     "id": {"string": "ID", "type": "integer", "required": False, "readonly": True},
     "name": {"string": "Name", "type": "char", "required": True, "readonly": False},
     "email": {"string": "Email", "type": "char", "required": False, "readonly": False},
-    "is_company": {"string": "Is a Company", "type": "boolean", "required": False, "readonly": False},
-    "write_date": {"string": "Last Updated on", "type": "datetime", "required": False, "readonly": True},
+    "is_company": {
+        "string": "Is a Company",
+        "type": "boolean",
+        "required": False,
+        "readonly": False,
+    },
+    "write_date": {
+        "string": "Last Updated on",
+        "type": "datetime",
+        "required": False,
+        "readonly": True,
+    },
 }
 
 
@@ -97,7 +107,12 @@ class OdooStandIn:
         self.models = [
             {"id": 1, "model": "res.partner", "name": "Contact", "transient": False},
             {"id": 2, "model": "sale.order", "name": "Sales Order", "transient": False},
-            {"id": 3, "model": "base.language.install", "name": "Install Language", "transient": True},
+            {
+                "id": 3,
+                "model": "base.language.install",
+                "name": "Install Language",
+                "transient": True,
+            },
         ]
 
     def force(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
@@ -247,7 +262,9 @@ class OdooStandIn:
             return {"lang": "en_US", "tz": "Europe/Brussels", "uid": UID}
         if model == "ir.model":
             if method != "search_read":
-                raise OdooError("odoo.exceptions.AccessError", "You are not allowed to do that", 403)
+                raise OdooError(
+                    "odoo.exceptions.AccessError", "You are not allowed to do that", 403
+                )
             return self.search_read(self.models, kwargs)
         if model == "res.users":
             raise OdooError("odoo.exceptions.AccessError", "You are not allowed to do that", 403)
@@ -349,6 +366,19 @@ def evaluate(domain: list[Any], record: dict[str, Any]) -> bool:
         else:
             stack.append(_leaf(term, record))
     return all(stack)
+
+
+def connection_for(protocol: str, url: str) -> dict[str, Any]:
+    """A connection to the stand-in over ``protocol`` with credentials it accepts."""
+    if protocol == "json2":
+        return {"url": url, "protocol": "json2", "api_key": API_KEY}
+    return {
+        "url": url,
+        "protocol": "jsonrpc",
+        "database": DATABASE,
+        "username": LOGIN,
+        "api_key": API_KEY,
+    }
 
 
 @contextlib.contextmanager

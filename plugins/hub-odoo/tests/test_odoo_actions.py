@@ -115,7 +115,9 @@ async def test_jsonrpc_authenticates_once_then_calls_execute_kw(
 async def test_create_write_unlink_on_both_protocols(
     odoo: Any, connection: dict[str, Any], loopback: Settings
 ) -> None:
-    one = await call("create", {"model": "res.partner", "values": {"name": "Ada"}}, connection, loopback)
+    one = await call(
+        "create", {"model": "res.partner", "values": {"name": "Ada"}}, connection, loopback
+    )
     many = await call(
         "create",
         {"model": "res.partner", "values": [{"name": "Bob"}, {"name": "Cy", "is_company": True}]},
@@ -196,7 +198,9 @@ async def test_a_validation_error_carries_odoos_message_but_not_its_traceback(
     odoo: Any, connection: dict[str, Any], loopback: Settings
 ) -> None:
     with pytest.raises(ActionError) as caught:
-        await call("create", {"model": "res.partner", "values": {"email": "x"}}, connection, loopback)
+        await call(
+            "create", {"model": "res.partner", "values": {"email": "x"}}, connection, loopback
+        )
     message = str(caught.value)
     assert message.startswith("odoo.create: Odoo refused the values: The operation cannot be")
     assert "Field: Name (name)" in message
@@ -208,7 +212,12 @@ async def test_missing_records_and_denied_access_are_not_retried(
     odoo: Any, connection: dict[str, Any], loopback: Settings
 ) -> None:
     with pytest.raises(ActionError, match="does not exist") as missing:
-        await call("write", {"model": "res.partner", "ids": [99], "values": {"name": "x"}}, connection, loopback)
+        await call(
+            "write",
+            {"model": "res.partner", "ids": [99], "values": {"name": "x"}},
+            connection,
+            loopback,
+        )
     with pytest.raises(ActionError, match="Odoo denied access") as denied:
         await call("search_read", {"model": "res.users"}, connection, loopback)
     for caught in (missing, denied):
@@ -256,7 +265,12 @@ async def test_5xx_and_serialization_failures_are_retryable(
         await call("write", {"model": "res.partner", "ids": [1], "values": {}}, jsonrpc, loopback)
     assert "input.values is empty" in str(caught.value)  # refused before any request
     with pytest.raises(ActionError) as caught:
-        await call("write", {"model": "res.partner", "ids": [1], "values": {"name": "x"}}, jsonrpc, loopback)
+        await call(
+            "write",
+            {"model": "res.partner", "ids": [1], "values": {"name": "x"}},
+            jsonrpc,
+            loopback,
+        )
     assert caught.value.retryable
     assert "transient database error" in str(caught.value)
     no_leak(caught.value)
@@ -307,10 +321,14 @@ async def test_model_and_field_options(
         again = await model_options(ctx)
     finally:
         await ctx.http.aclose()
-    assert models == again == [
-        {"value": "res.partner", "label": "Contact (res.partner)"},
-        {"value": "sale.order", "label": "Sales Order (sale.order)"},
-    ]
+    assert (
+        models
+        == again
+        == [
+            {"value": "res.partner", "label": "Contact (res.partner)"},
+            {"value": "sale.order", "label": "Sales Order (sale.order)"},
+        ]
+    )
     assert {"value": "email", "label": "Email (email, char)"} in fields
     executed = [r for r in odoo.requests if "authenticate" not in r.body.decode()]
     assert len(executed) == 2  # ir.model once (cached), fields_get once
@@ -325,7 +343,10 @@ async def test_test_connection(odoo: Any, connection: dict[str, Any], loopback: 
             await plugin.test_connection({**connection, "api_key": "wrong-key-123456"}, ctx.http)
     finally:
         await ctx.http.aclose()
-    assert found in ({"uid": odoo_standin.UID}, {"context": {"lang": "en_US", "tz": "Europe/Brussels", "uid": 7}})
+    assert found in (
+        {"uid": odoo_standin.UID},
+        {"context": {"lang": "en_US", "tz": "Europe/Brussels", "uid": 7}},
+    )
     no_leak(caught.value)
 
 
@@ -342,7 +363,13 @@ def test_the_connection_schema_and_examples() -> None:
     assert valid({"url": "https://x.odoo.com", "api_key": "k"})
     assert not valid({"url": "https://x.odoo.com", "api_key": "k", "protocol": "jsonrpc"})
     assert valid(
-        {"url": "https://x", "api_key": "k", "protocol": "jsonrpc", "database": "d", "username": "u"}
+        {
+            "url": "https://x",
+            "api_key": "k",
+            "protocol": "jsonrpc",
+            "database": "d",
+            "username": "u",
+        }
     )
     assert not valid({"api_key": "k"})
     assert connector.connection_schema["properties"]["api_key"]["writeOnly"]

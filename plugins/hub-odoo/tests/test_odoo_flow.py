@@ -16,8 +16,8 @@ from typing import Any
 import odoo_standin
 import pytest
 import yaml
-from conftest import connection_for
 from hub_odoo import plugin
+from odoo_standin import connection_for
 
 from hub.runtime import Hub
 from hub.settings import Settings

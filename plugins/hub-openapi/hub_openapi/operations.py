@@ -330,7 +330,7 @@ def build_operation(
     security = op.get("security", doc.data.get("security")) or []
     summary = str(op.get("summary") or "").strip()
     description = str(op.get("description") or "").strip()
-    text = "\n\n".join(p for p in (summary if description != summary else "", description) if p)
+    text = description  # the summary is the title
     text = (text + "\n\n" if text else "") + f"`{method.upper()} {path}`"
     if op.get("deprecated"):
         text += " (deprecated)"

@@ -1,0 +1,1 @@
+"""The hub-nats plugin: NATS / JetStream publish action and subject trigger."""
