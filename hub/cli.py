@@ -439,10 +439,12 @@ def _typed(value: str, schema: Any) -> Any:
 def plugins_docs(ctx: click.Context, out: str, only: tuple[str, ...]) -> None:
     """Write one markdown page per installed connector, from its description and notes."""
     from hub.plugin_kit import PluginKitError, write_connector_docs
+    from hub.plugins import build_registry, make_plugin_manager
 
     try:
-        hub = Hub(_settings(ctx))
-        written = write_connector_docs(hub.registry, out, only or None)
+        # Only the plugins are needed: no database, no key file.
+        registry = build_registry(make_plugin_manager(_settings(ctx)))
+        written = write_connector_docs(registry, out, only or None)
     except (RegistrationError, PluginKitError) as exc:
         raise click.ClickException(str(exc)) from exc
     for path in written:

@@ -118,7 +118,11 @@ class Engine:
         self.http = http
         self.secrets = secrets
         self.boot_id = uuid.uuid4().hex
-        self.transitions = Transitions(self.boot_id)
+        self._eager_cap: int = settings.worker_concurrency
+        self.transitions = Transitions(
+            self.boot_id, settings.lease_seconds, lambda: len(self._running) < self._eager_cap
+        )
+        self._eager_tasks: set[asyncio.Task[None]] = set()
         self.gate = StepGate(
             limiter or LocalLimiter(), settings.default_step_timeout + settings.lease_seconds
         )
@@ -310,6 +314,9 @@ class Engine:
         )
         if row is None:
             return
+        await self._execute_claimed(job, row)
+
+    async def _execute_claimed(self, job: StepJob, row: dict[str, Any]) -> None:
         run = await self._run_info(job.run_id)
         flow = await self.get_flow(run.workspace_id, run.flow_id, run.flow_version)
         claimed = _Claimed(job, row, flow.steps[row["step_id"]])
@@ -668,7 +675,11 @@ class Engine:
         return outcome
 
     async def _after(self, outcome: Outcome) -> None:
-        """After a transition committed: submit its jobs, announce finished runs."""
+        """After a transition committed: run eager steps, submit jobs, announce finished runs."""
+        for job, row in outcome.eager:
+            task = asyncio.get_running_loop().create_task(self._execute_claimed(job, row))
+            self._eager_tasks.add(task)
+            task.add_done_callback(self._eager_tasks.discard)
         if outcome.jobs:
             jobs = outcome.jobs
             if not self.executor.in_process:
@@ -835,7 +846,7 @@ class Engine:
     async def drain(self, grace: float) -> None:
         """Wait up to ``grace`` seconds for the steps running here to finish."""
         deadline = time.monotonic() + grace
-        while self._running and time.monotonic() < deadline:
+        while (self._running or self._eager_tasks) and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
 
     async def heartbeat(self) -> None:

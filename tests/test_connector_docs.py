@@ -65,8 +65,9 @@ def test_built_in_connector_pages_are_up_to_date(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("ep", first_party_entry_points(), ids=lambda ep: ep.name)
 def test_first_party_plugin_pages_exist_and_are_up_to_date(
-    ep: importlib.metadata.EntryPoint, tmp_path: Path
+    ep: importlib.metadata.EntryPoint, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.delenv("HUB_OPENAPI_SPECS", raising=False)  # hub-openapi: no documents here
     registry = registry_of(ep.load())
     if not registry.connectors:  # connectors made at run time: a hand-written page
         page = PAGES / f"{ep.name}.md"

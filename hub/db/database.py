@@ -94,7 +94,6 @@ class Database:
                 json_deserializer=msgspec.json.decode,
                 pool_size=10,
                 max_overflow=10,
-                pool_pre_ping=True,
             )
 
     @property

@@ -238,7 +238,7 @@ async def _consume_jetstream(
     ack_wait = float(info.config.ack_wait or consumer_config.ack_wait or 30)
     batch = int(config.get("batch") or 10)
     ctx.log.info(
-        "%s: consuming (stream %s, durable consumer %s, flow %s)", what, stream, durable, ctx.flow_id
+        "%s: consuming (stream %s, durable %s, flow %s)", what, stream, durable, ctx.flow_id
     )
     while True:
         if nc.is_closed:

@@ -116,7 +116,7 @@ async def publish(ctx: Any, data: dict[str, Any]) -> dict[str, Any]:
             result = {"stream": ack.stream, "seq": ack.seq, "duplicate": bool(ack.duplicate)}
         else:
             await nc.publish(subject, payload, headers=headers)
-            await nc.flush(timeout=settings.timeout)
+            await nc.flush(timeout=max(1, round(settings.timeout)))
             result = {"stream": None, "seq": None, "duplicate": False}
     except ActionError:
         raise
@@ -135,7 +135,7 @@ async def test_connection(connection: dict[str, Any]) -> dict[str, Any]:
     settings = Settings(connection)
     nc = await connect(settings, "nats connection test")
     try:
-        await nc.flush(timeout=settings.timeout)
+        await nc.flush(timeout=max(1, round(settings.timeout)))
         version = str(nc.connected_server_version)
         try:
             await nc.jetstream(timeout=settings.timeout).account_info()

@@ -8,14 +8,15 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import hub_nats.plugin as plugin
 import nats
 import pytest
 
-import hub_nats.plugin as plugin
 from hub import ActionError
 from hub.testing import check_examples, check_flow_file, make_context, registry_of, run_action
 
-EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "connectors" / "nats-sensor-alerts.yaml"
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "connectors"
+EXAMPLE = EXAMPLES / "nats-sensor-alerts.yaml"
 
 
 @pytest.fixture

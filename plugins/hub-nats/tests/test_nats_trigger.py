@@ -9,19 +9,19 @@ import types
 from collections.abc import AsyncIterator
 from typing import Any
 
+import hub_nats.plugin as plugin
 import nats
 import pytest
+from hub_nats.consumer import consume, durable_name
 
-import hub_nats.plugin as plugin
 from hub.runtime import Hub
 from hub.trigger_runner import TriggerRunner
-from hub_nats.consumer import consume, durable_name
 
 
 def flow_on(config: dict[str, Any], flow_id: str = "sensors") -> dict[str, Any]:
     return {
         "id": flow_id,
-        "trigger": {"type": "nats.message", "connection": "main", "config": config},
+        "trigger": {"type": "nats.message", "connection": "broker", "config": config},
         "steps": [{"id": "keep", "action": "data.set", "input": {"value": "{{ trigger.data }}"}}],
     }
 
@@ -70,7 +70,7 @@ async def test_jetstream_messages_start_runs_and_are_acked_after_recording(
     subject = f"{stream}.temp"
     await js_publish(nats_conn, subject, b'{"celsius": 41}', **{"Nats-Msg-Id": "r-1", "Site": "n"})
     await js_publish(nats_conn, subject, b"warm", **{"Content-Type": "text/plain"})
-    await hub.set_connection("main", "nats", nats_conn)
+    await hub.set_connection("broker", "nats", nats_conn)
     await hub.save_flow(flow_on({"subject": subject, "deliver_policy": "all"}), publish=True)
     task = asyncio.create_task(TriggerRunner(hub, reconcile_interval=0.05).run())
     try:
@@ -127,10 +127,12 @@ async def test_a_failed_record_naks_the_message_for_immediate_redelivery(
 async def test_slow_record_is_kept_in_progress_instead_of_redelivered(
     nats_conn: dict[str, Any], stream: str
 ) -> None:
-    """A record slower than ack_wait does not cause a second delivery (in_progress)."""
+    """A record slower than ack_wait is not delivered again to another idle hub process.
+
+    Two consumers share the flow's durable consumer (two hub processes); the one holding the
+    message sends in_progress while it records, so the other never gets a second copy.
+    """
     subject = f"{stream}.slow"
-    await js_publish(nats_conn, subject, b"1")
-    await js_publish(nats_conn, subject, b"2")
     ctx = types.SimpleNamespace(
         connection=nats_conn, flow_id="slow", workspace_id="w", log=logging.getLogger("t")
     )
@@ -138,15 +140,18 @@ async def test_slow_record_is_kept_in_progress_instead_of_redelivered(
 
     async def slow_emit(event: Any) -> str:
         seen.append((event["data"], event["delivered"]))
-        await asyncio.sleep(1.6)  # ack_wait is 1 s
+        await asyncio.sleep(2.5)  # ack_wait is 1 s
         return "run"
 
-    config = {"subject": subject, "deliver_policy": "all", "ack_wait": 1, "batch": 2}
-    task = asyncio.create_task(consume(ctx, config, slow_emit))
-    await asyncio.sleep(4.2)
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
-    assert seen == [(1, 1), (2, 1)]
+    config = {"subject": subject, "deliver_policy": "all", "ack_wait": 1, "batch": 1}
+    tasks = [asyncio.create_task(consume(ctx, config, slow_emit)) for _ in range(2)]
+    await asyncio.sleep(0.5)
+    await js_publish(nats_conn, subject, b"1")
+    await asyncio.sleep(3.5)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    assert seen == [(1, 1)]
 
 
 async def test_core_nats_subscription_starts_runs(
@@ -154,7 +159,7 @@ async def test_core_nats_subscription_starts_runs(
 ) -> None:
     caplog.set_level(logging.INFO, logger="hub.trigger")
     subject = f"{unique}.core"
-    await hub.set_connection("main", "nats", nats_conn)
+    await hub.set_connection("broker", "nats", nats_conn)
     await hub.save_flow(flow_on({"subject": subject, "jetstream": False}, "core"), publish=True)
     task = asyncio.create_task(TriggerRunner(hub, reconcile_interval=0.05).run())
     try:

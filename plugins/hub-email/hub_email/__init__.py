@@ -1,0 +1,1 @@
+"""The hub-email plugin: send e-mail through SMTP (STARTTLS, SSL, attachments)."""

@@ -1,0 +1,1 @@
+"""The hub-mqtt plugin: MQTT publish action and topic subscription trigger."""
