@@ -20,6 +20,8 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 ActionCallable = Callable[[Any, Any], Awaitable[Any]]
+# verify(config, secrets, headers, raw_body, now) of a webhook trigger: raise ValueError to refuse
+WebhookVerifier = Callable[[dict[str, Any], dict[str, Any], Mapping[str, str], bytes, float], None]
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 ANY_SCHEMA: dict[str, Any] = {}
 
@@ -112,6 +114,14 @@ class Trigger:
     ``config_schema`` validates the ``trigger.config`` of a flow that uses it. Poll triggers
     give ``poll(ctx, config, cursor) -> (events, new_cursor)``; subscribe triggers give
     ``subscribe(ctx, config, emit)``, a long-lived coroutine.
+
+    A webhook-kind trigger may give ``verify(config, secrets, headers, raw_body, now)``: the
+    hub calls it on every request to ``/hooks/{workspace}/{flow}`` of a flow using the
+    trigger, before anything is stored, with the flow's trigger config, the decrypted values
+    of the trigger's connection (``trigger.connection``; ``{}`` without one), the headers
+    (lower-case names), the body exactly as received and the time (epoch seconds). It
+    raises ``ValueError`` with a message to refuse the request (401, no run); its return
+    value is ignored.
     """
 
     name: str
@@ -123,6 +133,7 @@ class Trigger:
     poll: Callable[..., Awaitable[Any]] | None = None
     subscribe: Callable[..., Awaitable[Any]] | None = None
     interval: float = 60.0
+    verify: WebhookVerifier | None = None
 
     def describe(self) -> dict[str, Any]:
         """The JSON-friendly description."""
@@ -302,6 +313,8 @@ class Registry:
                 raise RegistrationError(f"{twhere}: duplicate trigger name")
             tseen.add(trig.name)
             check_schema(trig.config_schema, f"{twhere}: config_schema")
+            if trig.verify is not None and (trig.kind != "webhook" or not callable(trig.verify)):
+                raise RegistrationError(f"{twhere}: verify is for webhook triggers, a callable")
         self.connectors[connector.name] = connector
         self.owners[connector.name] = plugin
         for act in connector.actions:

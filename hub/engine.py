@@ -21,19 +21,20 @@ import httpx
 import msgspec
 import pluggy
 from cachetools import LRUCache
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from hub.cache import Cache
 from hub.connectors import Action, ActionError, Registry
 from hub.context import RedactingLogger, StepContext, Suspend
 from hub.db import store
 from hub.db.database import Database
-from hub.db.models import steps
 from hub.executors.base import Executor, StepJob
 from hub.expressions import ExpressionError, Expressions
 from hub.flowcontrol import Limiter, LocalLimiter, StepGate
 from hub.flows import Flow, StepSpec, load_flow
 from hub.plugins import call_observers, has_observers
+from hub.recovery import RecoveryMixin
+from hub.run_output import output_renderer
 from hub.schemas import schema_errors
 from hub.secrets import Redactor, SecretBox, secret_fields, secret_values
 from hub.settings import Settings
@@ -91,7 +92,7 @@ class _Claimed:
         self.spec = spec
 
 
-class Engine:
+class Engine(RecoveryMixin):
     """Executes steps of runs; one per hub process."""
 
     def __init__(
@@ -537,36 +538,6 @@ class Engine:
 
     # -- recording the result ---------------------------------------------------------------
 
-    def _output_renderer(self, run: RunInfo, flow: Flow) -> Callable[[Connection], Any]:
-        def render(conn: Connection) -> tuple[str, Any, Any]:
-            if flow.output is None:
-                rows = conn.execute(
-                    select(steps.c.key, steps.c.output).where(
-                        steps.c.run_id == run.id,
-                        steps.c.status == "done",
-                        steps.c.item_index.is_(None),
-                    )
-                ).all()
-                ran = [r for r in rows if r.key in flow.steps and not flow.steps[r.key].is_handler]
-                if not ran:
-                    return "succeeded", None, None
-                last = max(ran, key=lambda r: flow.steps[r.key].index)
-                return "succeeded", last.output, None
-            refs = flow.output.step_refs
-            keys = [s for s in flow.steps if not flow.steps[s].is_handler] if refs is None else refs
-            outputs = load_outputs(conn, run.id, keys)
-            context = {
-                "trigger": run.trigger,
-                "steps": {k: {"output": v} for k, v in outputs.items()},
-                "run": {"id": run.id, "flow_id": run.flow_id, "flow_version": run.flow_version},
-            }
-            try:
-                return "succeeded", flow.output.render(context), None
-            except ExpressionError as exc:
-                return "failed", None, {"message": str(exc), "kind": "expression"}
-
-        return render
-
     async def _complete(
         self,
         run: RunInfo,
@@ -577,7 +548,7 @@ class Engine:
         output: Any,
         ctx: StepContext | None = None,
     ) -> Outcome:
-        renderer = self._output_renderer(run, flow)
+        renderer = output_renderer(run, flow)
         key = claimed.job.key
         outcome = await self.db.write(
             lambda c: self.transitions.complete(
@@ -653,7 +624,7 @@ class Engine:
             delay = spec.retry.delay(claimed.attempt)
             if failure.retry_after is not None:
                 delay = max(delay, min(failure.retry_after, spec.retry.max * 10))
-        renderer = self._output_renderer(run, flow)
+        renderer = output_renderer(run, flow)
         key = claimed.job.key
         outcome = await self.db.write(
             lambda c: self.transitions.fail(
@@ -688,6 +659,8 @@ class Engine:
                 ]
             await self.executor.submit(jobs)
         for finished in outcome.finished:
+            if finished["status"] != "succeeded":
+                self.interrupt_run(finished["id"])  # siblings still running here stop now
             self._emit({"type": "run", "run_id": finished["id"], **finished})
             for future in self._waiters.get(finished["id"], []):
                 if not future.done():
@@ -732,6 +705,11 @@ class Engine:
             except Exception:
                 log.exception("event listener failed")
 
+    async def _priority(self, run_id: str) -> str:
+        run = await self._run_info(run_id)
+        flow = await self.get_flow(run.workspace_id, run.flow_id, run.flow_version)
+        return str(flow.document.get("priority") or "default")
+
     # -- child runs (the action context's start_flow) -----------------------------------------
 
     async def start_child_run(self, ctx: StepContext, flow_id: str, input: Any, wait: bool) -> Any:
@@ -766,107 +744,6 @@ class Engine:
         suspend = Suspend(None, ctx.state)
         suspend.child_run = child["id"]  # type: ignore[attr-defined]
         raise suspend
-
-    # -- recovery ---------------------------------------------------------------------------
-
-    async def sweep(self, *, startup: bool = False) -> int:
-        """Re-submit what the executor may have lost; return how many jobs were submitted.
-
-        Expired leases become failed attempts (retried by policy); ``queued`` steps never
-        submitted, or submitted long ago (all of them at start-up), are submitted again under
-        a new resubmission number; ``waiting`` steps coming due are submitted deferred.
-        """
-        horizon = now_us() + int(self.settings.sweep_interval * 1_000_000)
-        resubmit_before = 0 if startup else now_us() - int(self.settings.resubmit_after * 1e6)
-        if startup:
-            resubmit_before = now_us() + 1
-        found = await self.db.write(
-            lambda c: store.sweep_candidates(c, horizon, resubmit_before, now_us())
-        )
-        jobs = [StepJob(*entry) for entry in found.submit]
-        for expired in found.expired:
-            outcome = await self._expire(expired)
-            jobs.extend(outcome.jobs)
-            await self._after(Outcome(finished=outcome.finished))
-        if jobs:
-            await self.executor.submit(jobs)
-        return len(jobs)
-
-    async def _expire(self, expired: dict[str, Any]) -> Outcome:
-        run = await self._run_info(expired["run_id"])
-        flow = await self.get_flow(run.workspace_id, run.flow_id, run.flow_version)
-        spec = flow.steps[expired["step_id"]]
-        error = {
-            "message": "the worker running this step stopped (its lease expired)",
-            "kind": "lease",
-            "attempt": expired["attempt"],
-        }
-        # A lost worker is not the step's fault: it gets at least lease_retry_attempts tries.
-        allowed = max(spec.retry.max_attempts, self.settings.lease_retry_attempts)
-        delay = spec.retry.delay(expired["attempt"]) if expired["attempt"] < allowed else None
-        renderer = self._output_renderer(run, flow)
-        return await self.db.write(
-            lambda c: self.transitions.fail(
-                c,
-                flow,
-                run,
-                expired["id"],
-                expired["key"],
-                expired["attempt"],
-                error,
-                None,
-                delay,
-                renderer,
-                owner_check=False,
-            )
-        )
-
-    async def _priority(self, run_id: str) -> str:
-        run = await self._run_info(run_id)
-        flow = await self.get_flow(run.workspace_id, run.flow_id, run.flow_version)
-        return str(flow.document.get("priority") or "default")
-
-    @property
-    def running_count(self) -> int:
-        """How many steps this process is running now."""
-        return len(self._running)
-
-    async def hand_back(self) -> int:
-        """Give the steps running here back to ``queued`` (attempt unchanged) and resubmit.
-
-        Used on a graceful shutdown: a step handed back does not count as a failed attempt.
-        """
-        ids = list(self._running)
-        if not ids:
-            return 0
-        found = await self.db.write(lambda c: store.hand_back(c, ids, self.boot_id, now_us()))
-        await self._after(Outcome(jobs=[StepJob(*entry) for entry in found]))
-        return len(found)
-
-    async def drain(self, grace: float) -> None:
-        """Wait up to ``grace`` seconds for the steps running here to finish."""
-        deadline = time.monotonic() + grace
-        while (self._running or self._eager_tasks) and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
-
-    async def heartbeat(self) -> None:
-        """Renew the leases of steps running here for longer than a third of the lease."""
-        threshold = time.monotonic() - self.settings.lease_seconds / 3
-        ids = [row_id for row_id, (since, _job, _t) in self._running.items() if since < threshold]
-        if ids:
-            expires = now_us() + int(self.settings.lease_seconds * 1_000_000)
-            held = await self.db.write(lambda c: store.renew_leases(c, ids, self.boot_id, expires))
-            # A step we no longer hold was cancelled, or taken over: stop running it.
-            for row_id in set(ids) - set(held):
-                entry = self._running.get(row_id)
-                if entry is not None and entry[2] is not None:
-                    entry[2].cancel()
-
-    def interrupt_run(self, run_id: str) -> None:
-        """Cancel the steps of ``run_id`` that run in this process."""
-        for _since, job, task in list(self._running.values()):
-            if job.run_id == run_id and task is not None:
-                task.cancel()
 
 
 def _index_of(key: str) -> int | None:

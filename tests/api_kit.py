@@ -1,23 +1,27 @@
 """Helpers of the API tests: an app on a started hub, users with roles, tokens, sessions.
 
-The app runs in-process (Litestar's AsyncTestClient: real ASGI, the same event loop as the
-hub); nothing is mocked: real SQLite, real argon2, real engine.
+The app runs in-process through httpx's ASGI transport, on the test's own event loop (the
+hub's loop: Litestar's AsyncTestClient would run the app on another thread's loop); its
+start-up and shut-down hooks are awaited directly (``app.lifespan()`` holds an anyio cancel
+scope that pytest-asyncio's separate set-up and tear-down tasks cannot share). Nothing is
+mocked: real SQLite, real argon2, the real engine.
 """
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 from litestar import Litestar
-from litestar.testing import AsyncTestClient
 
-from hub import accounts
+from hub import Action, ActionError, CachePolicy, Connector, accounts, hookimpl
 from hub.api.app import create_app
 from hub.db import store
 from hub.runtime import Hub
+from tests import kit
 
 SECRET = "s3cr3t-T0KEN-value-42"  # the kit connector's secret in these tests
 PASSWORD = "correct horse battery staple"
@@ -63,7 +67,7 @@ class Api:
 
     hub: Hub
     app: Litestar
-    client: AsyncTestClient[Litestar]
+    client: httpx.AsyncClient
     owner: Caller
     editor: Caller
     viewer: Caller
@@ -82,12 +86,17 @@ class Api:
 async def make_api(hub: Hub) -> AsyncIterator[Api]:
     """Yield an :class:`Api` on a started hub (the app does not start or stop the hub)."""
     app = create_app(hub, manage_hub=False, bootstrap=False)
-    async with AsyncTestClient(app, base_url="http://testserver.local") as client:
+    for hook in app.on_startup:
+        await hook()
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver.local") as client:
         owner = await add_user(hub, "owner@example.com", "owner")
         editor = await add_user(hub, "editor@example.com", "editor")
         viewer = await add_user(hub, "viewer@example.com", "viewer")
         stranger = await add_user(hub, "stranger@example.com", "owner", workspace="other")
         yield Api(hub, app, client, owner, editor, viewer, stranger)
+    for hook in app.on_shutdown:
+        await hook()
 
 
 def flow_document(flow_id: str = "greet", **changes: Any) -> dict[str, Any]:
@@ -100,3 +109,102 @@ def flow_document(flow_id: str = "greet", **changes: Any) -> dict[str, Any]:
     }
     document.update(changes)
     return document
+
+
+# -- a plugin for the API tests: secrets of every type, options, a connection test, OAuth2 --
+
+PIN = 73914286  # a numeric secret
+NESTED = {"user": "svc-account", "key": "nested-s3cret-v4lue"}
+OPTION_LOADS: list[dict[str, Any]] = []
+
+
+async def reveal(ctx: Any, data: Any) -> Any:
+    """Tries every way to leak the connection's secrets: output, logs, error."""
+    conn = ctx.connection
+    ctx.log.warning("api_key=%s pin=%s nested=%s", conn["api_key"], conn["pin"], conn["nested"])
+    if isinstance(data, dict) and data.get("fail"):
+        raise ActionError(f"refused key {conn['api_key']} (pin {conn['pin']})")
+    return {
+        "key": conn["api_key"],
+        "pin": conn["pin"],
+        "nested": conn["nested"],
+        "b64": base64.b64encode(conn["api_key"].encode()).decode(),
+        "sentence": f"the key is {conn['api_key']}!",
+        "access_token": conn.get("access_token"),
+    }
+
+
+async def list_pipelines(ctx: Any) -> list[dict[str, Any]]:
+    """Dynamic options: counts its calls (to prove the cache)."""
+    OPTION_LOADS.append(dict(ctx.input or {}))
+    return [{"value": "p1", "label": f"Pipeline of {ctx.connection['region']}"}]
+
+
+async def check_vault(values: dict[str, Any]) -> None:
+    """A connection test that refuses a region and quotes the key (which must be redacted)."""
+    if values.get("region") == "bad":
+        raise ActionError(f"the service refused api key {values['api_key']}")
+
+
+VAULT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "api_key": {"type": "string", "format": "password"},
+        "pin": {"type": "integer", "writeOnly": True},
+        "nested": {"type": "object", "writeOnly": True},
+        "region": {"type": "string", "enum": ["eu", "us", "bad"]},
+    },
+    "required": ["api_key", "region"],
+}
+
+OAUTH_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "client_id": {"type": "string"},
+        "client_secret": {"type": "string", "writeOnly": True},
+    },
+    "required": ["client_id", "client_secret"],
+}
+
+
+class ApiPlugin:
+    """Registered with ``plugins=[kit, ApiPlugin()]``."""
+
+    @hookimpl
+    def hub_connectors(self) -> list[Connector]:
+        """The vault connector (secrets of every type) and an OAuth2 connector."""
+        return [
+            Connector(
+                name="vault",
+                icon="<svg xmlns='http://www.w3.org/2000/svg'/>",
+                connection_schema=VAULT_SCHEMA,
+                test_connection=check_vault,
+                actions=[
+                    Action(name="reveal", run=reveal, needs_connection=True),
+                    Action(
+                        name="lookup",
+                        run=reveal,
+                        needs_connection=True,
+                        cache=CachePolicy(ttl=60),
+                        options={"pipeline": list_pipelines},
+                    ),
+                ],
+            ),
+            Connector(
+                name="oauthy",
+                connection_schema=OAUTH_SCHEMA,
+                oauth2={"authorize_url": "http://127.0.0.1:9/authorize", "token_url": "x"},
+                actions=[Action(name="reveal", run=reveal, needs_connection=True)],
+            ),
+        ]
+
+
+async def started_api(settings: Any) -> AsyncIterator[Api]:
+    """A started hub (kit and the API plugin) with its app: the body of the ``api`` fixtures."""
+    hub = Hub(settings, plugins=[kit, ApiPlugin()], entry_points=False)
+    await hub.start(migrate=False)
+    try:
+        async for api in make_api(hub):
+            yield api
+    finally:
+        await hub.stop(grace=1.0)

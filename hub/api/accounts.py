@@ -6,6 +6,8 @@ import asyncio
 from typing import Any
 
 from litestar import Controller, Request, delete, get, post, put
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
 
 from hub import accounts
 from hub.api.deps import (
@@ -44,7 +46,7 @@ class WorkspacesController(Controller):
         "/", name="workspaces_list", operation_id="workspaces_list", responses=error_responses(401)
     )
     async def list_workspaces(
-        self, request: Request[Any, Any, Any], principal: Principal
+        self, request: Request[Any, Any, Any], principal: NamedDependency[Principal]
     ) -> list[WorkspaceInfo]:
         """Workspaces the caller belongs to (a token: only its own)."""
         rows = await hub_of(request).db.read(lambda c: accounts.workspaces_of(c, principal.user_id))
@@ -59,7 +61,10 @@ class WorkspacesController(Controller):
         responses=error_responses(400, 401, 403, 409),
     )
     async def create_workspace(
-        self, request: Request[Any, Any, Any], principal: Principal, data: WorkspaceCreate
+        self,
+        request: Request[Any, Any, Any],
+        principal: NamedDependency[Principal],
+        data: JSONBody[WorkspaceCreate],
     ) -> WorkspaceInfo:
         """Create a workspace (people with a session only: a token is bound to its own)."""
         if principal.via == "token":
@@ -87,7 +92,7 @@ class MembersController(Controller):
     dependencies = WORKSPACE_DEPENDENCIES
 
     @get("/", name="members_list", operation_id="members_list", responses=error_responses(401, 404))
-    async def list_members(self, ws: WorkspaceHub) -> list[Member]:
+    async def list_members(self, ws: NamedDependency[WorkspaceHub]) -> list[Member]:
         """Every member with their role."""
         rows = await ws.hub.db.read(lambda c: accounts.members(c, ws.workspace))
         return [
@@ -101,7 +106,9 @@ class MembersController(Controller):
         opt=OWNER,
         responses=error_responses(400, 401, 403, 404, 409),
     )
-    async def put_member(self, ws: WorkspaceHub, data: MemberPut) -> MemberSaved:
+    async def put_member(
+        self, ws: NamedDependency[WorkspaceHub], data: JSONBody[MemberPut]
+    ) -> MemberSaved:
         """Add a member by email, or change a member's role.
 
         A person without an account gets one with a random password, shown once here.
@@ -152,7 +159,9 @@ class MembersController(Controller):
         opt=OWNER,
         responses=error_responses(401, 403, 404, 409),
     )
-    async def remove_member(self, ws: WorkspaceHub, user_id: str) -> None:
+    async def remove_member(
+        self, ws: NamedDependency[WorkspaceHub], user_id: FromPath[str]
+    ) -> None:
         """Remove a member (their tokens in this workspace are revoked)."""
 
         def write(conn: Any) -> None:
@@ -179,7 +188,7 @@ class TokensController(Controller):
     dependencies = WORKSPACE_DEPENDENCIES
 
     @get("/", name="tokens_list", operation_id="tokens_list", responses=error_responses(401, 404))
-    async def list_tokens(self, ws: WorkspaceHub) -> list[TokenInfo]:
+    async def list_tokens(self, ws: NamedDependency[WorkspaceHub]) -> list[TokenInfo]:
         """The caller's tokens (an owner: every member's); never the tokens themselves."""
         only = None if ws.role == "owner" else ws.user_id
         rows = await ws.hub.db.read(lambda c: accounts.list_tokens(c, ws.workspace, only))
@@ -201,7 +210,9 @@ class TokensController(Controller):
         operation_id="tokens_create",
         responses=error_responses(400, 401, 403, 404),
     )
-    async def create_token(self, ws: WorkspaceHub, data: TokenCreate) -> TokenCreated:
+    async def create_token(
+        self, ws: NamedDependency[WorkspaceHub], data: JSONBody[TokenCreate]
+    ) -> TokenCreated:
         """Create a token for the caller in this workspace: shown once, stored hashed.
 
         It acts here with the caller's role (a viewer's token can only read).
@@ -221,7 +232,9 @@ class TokensController(Controller):
         operation_id="tokens_delete",
         responses=error_responses(401, 403, 404),
     )
-    async def delete_token(self, ws: WorkspaceHub, token_id: str) -> None:
+    async def delete_token(
+        self, ws: NamedDependency[WorkspaceHub], token_id: FromPath[str]
+    ) -> None:
         """Revoke a token (one's own; an owner: anyone's)."""
         only = None if ws.role == "owner" else ws.user_id
 

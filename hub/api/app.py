@@ -40,6 +40,7 @@ from hub.api.connectors import ConnectorsController
 from hub.api.errors import http_exception_handler, internal_error_handler
 from hub.api.flows import FlowsController
 from hub.api.health import HealthController
+from hub.api.metrics import metrics_endpoint, metrics_of
 from hub.api.runs import RunsController
 from hub.api.steps import StepTestsController
 from hub.api.webhooks import webhook
@@ -118,7 +119,8 @@ def create_app(hub: Hub, *, manage_hub: bool = True, bootstrap: bool = True) -> 
     On start the app checks that the secret key decrypts the stored secrets (failing loudly,
     naming HUB_SECRET_KEY) and, with ``bootstrap``, creates the first owner of an empty hub.
     """
-    handlers: list[Any] = [HealthController, webhook, *API_CONTROLLERS]
+    handlers: list[Any] = [HealthController, metrics_endpoint, webhook, *API_CONTROLLERS]
+    metrics_of(hub)  # its engine listener counts runs and steps from the start
     for extra in hub.pm.hook.hub_routes():
         handlers.extend(extra or [])
     handlers = [per_method_operation_ids(h) for h in handlers]

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import Controller, get
-from litestar.params import Parameter
+from litestar.di import NamedDependency
+from litestar.params import QueryParameter
 
 from hub import accounts
 from hub.api.deps import EDITOR, SECURITY, WORKSPACE_DEPENDENCIES, workspace_guard
@@ -32,11 +33,11 @@ class AuditController(Controller):
     )
     async def list_audit(
         self,
-        ws: WorkspaceHub,
-        action: Annotated[str | None, Parameter(max_length=100)] = None,
-        target: Annotated[str | None, Parameter(max_length=300)] = None,
-        cursor: Annotated[str | None, Parameter(pattern=r"^[0-9]{1,18}$")] = None,
-        limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
+        ws: NamedDependency[WorkspaceHub],
+        action: Annotated[str | None, QueryParameter(max_length=100)] = None,
+        target: Annotated[str | None, QueryParameter(max_length=300)] = None,
+        cursor: Annotated[str | None, QueryParameter(pattern=r"^[0-9]{1,18}$")] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
     ) -> AuditPage:
         """Entries, filtered by action (``flow.publish``) or target (a flow id, a
         connection name, an email); pass ``next_cursor`` back as ``cursor``."""

@@ -26,9 +26,11 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from litestar import Controller, Request, get, post
 from litestar.config.csrf import CSRFConfig
 from litestar.connection import ASGIConnection
+from litestar.di import NamedDependency
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 from litestar.middleware.csrf import CSRFMiddleware
 from litestar.middleware.session.client_side import CookieBackendConfig
+from litestar.params import JSONBody
 from litestar.types import Receive, Scope, Send
 from litestar.utils.scope.state import ScopeState
 
@@ -44,7 +46,7 @@ SESSION_COOKIE = "hub_session"
 CSRF_COOKIE = "csrftoken"
 CSRF_HEADER = "x-csrftoken"
 SESSION_DAYS = 7
-PUBLIC_PATHS = ["^/schema", "^/hooks/", "^/healthz$", "^/readyz$"]
+PUBLIC_PATHS = ["^/schema"]  # the OpenAPI pages; other public routes say exclude_from_auth
 TOUCH_EVERY_US = 60 * 1_000_000  # last_used_at is written at most once a minute per token
 
 
@@ -73,7 +75,7 @@ def session_config(settings: Settings) -> CookieBackendConfig:
         max_age=SESSION_DAYS * 86400,
         httponly=True,
         samesite="lax",
-        exclude=["^/hooks/", "^/healthz$", "^/readyz$"],
+        exclude=["^/hooks/", "^/healthz$", "^/readyz$", "^/metrics$"],
     )
 
 
@@ -209,7 +211,7 @@ class LoginThrottle:
 THROTTLE = LoginThrottle()
 
 
-async def me_of(hub: Any, principal: Principal) -> Me:
+async def me_of(hub: Any, principal: NamedDependency[Principal]) -> Me:
     """The caller's user and workspaces (a token sees only its own workspace)."""
     rows = await hub.db.read(lambda c: accounts.workspaces_of(c, principal.user_id))
     if principal.via == "token":
@@ -250,7 +252,7 @@ class AuthController(Controller):
         status_code=200,
         responses=error_responses(400, 401, 403, 429),
     )
-    async def login(self, request: Request[Any, Any, Any], data: LoginBody) -> Me:
+    async def login(self, request: Request[Any, Any, Any], data: JSONBody[LoginBody]) -> Me:
         """Start a browser session (sets the ``hub_session`` cookie)."""
         hub = hub_of(request)
         key = accounts.normalize_email(data.email)
@@ -288,7 +290,9 @@ class MeController(Controller):
     dependencies = PRINCIPAL_DEPENDENCIES
 
     @get("/", name="me", operation_id="me", responses=error_responses(401))
-    async def me(self, request: Request[Any, Any, Any], principal: Principal) -> Me:
+    async def me(
+        self, request: Request[Any, Any, Any], principal: NamedDependency[Principal]
+    ) -> Me:
         """Who is calling, how, and their workspaces with roles."""
         return await me_of(hub_of(request), principal)
 
@@ -300,7 +304,10 @@ class MeController(Controller):
         responses=error_responses(400, 401, 403, 422),
     )
     async def change_password(
-        self, request: Request[Any, Any, Any], principal: Principal, data: PasswordChange
+        self,
+        request: Request[Any, Any, Any],
+        principal: NamedDependency[Principal],
+        data: JSONBody[PasswordChange],
     ) -> None:
         """Change one's password (ends every other browser session of the user)."""
         hub = hub_of(request)

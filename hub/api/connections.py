@@ -7,8 +7,9 @@ import datetime as dt
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, delete, get, patch, post
+from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import Parameter
+from litestar.params import JSONBody, PathParameter, QueryParameter
 from litestar.response import Redirect
 
 from hub.api import oauth2
@@ -34,11 +35,11 @@ from hub.api.workspace import WorkspaceHub, secret_names
 from hub.connectors import ActionError
 from hub.secrets import SecretKeyError
 
-NamePath = Annotated[str, Parameter(max_length=100)]
+NamePath = Annotated[str, PathParameter(max_length=100)]
 TEST_TIMEOUT = 30.0
 
 
-def connection_info(ws: WorkspaceHub, row: dict[str, Any]) -> ConnectionInfo:
+def connection_info(ws: NamedDependency[WorkspaceHub], row: dict[str, Any]) -> ConnectionInfo:
     """A connection as the API shows it: settings without any secret field, the names of
     the secret fields that are set, and the OAuth2 state (never a value)."""
     connector = ws.hub.registry.connectors.get(row["connector"])
@@ -82,7 +83,7 @@ class ConnectionsController(Controller):
         operation_id="connections_list",
         responses=error_responses(401, 404),
     )
-    async def list_connections(self, ws: WorkspaceHub) -> list[ConnectionInfo]:
+    async def list_connections(self, ws: NamedDependency[WorkspaceHub]) -> list[ConnectionInfo]:
         """Every connection, by name."""
         return [connection_info(ws, row) for row in await ws.list_connections()]
 
@@ -93,7 +94,9 @@ class ConnectionsController(Controller):
         opt=EDITOR,
         responses=error_responses(400, 401, 403, 404, 409, 422),
     )
-    async def create_connection(self, ws: WorkspaceHub, data: ConnectionCreate) -> ConnectionInfo:
+    async def create_connection(
+        self, ws: NamedDependency[WorkspaceHub], data: JSONBody[ConnectionCreate]
+    ) -> ConnectionInfo:
         """Create a connection; ``values`` are checked against the connector's schema."""
         await ws.create_connection(data.name, data.connector, data.values)
         return connection_info(ws, await ws.get_connection(data.name))
@@ -104,7 +107,9 @@ class ConnectionsController(Controller):
         operation_id="connections_get",
         responses=error_responses(400, 401, 404),
     )
-    async def get_connection(self, ws: WorkspaceHub, name: NamePath) -> ConnectionInfo:
+    async def get_connection(
+        self, ws: NamedDependency[WorkspaceHub], name: NamePath
+    ) -> ConnectionInfo:
         """One connection (which secret fields are set, never their values)."""
         return connection_info(ws, await ws.get_connection(name))
 
@@ -116,7 +121,7 @@ class ConnectionsController(Controller):
         responses=error_responses(400, 401, 403, 404, 422),
     )
     async def update_connection(
-        self, ws: WorkspaceHub, name: NamePath, data: ConnectionUpdate
+        self, ws: NamedDependency[WorkspaceHub], name: NamePath, data: JSONBody[ConnectionUpdate]
     ) -> ConnectionInfo:
         """Change some values; the others (secrets included) are kept; ``unset`` removes."""
         await ws.update_connection(name, data.values, data.unset)
@@ -129,7 +134,7 @@ class ConnectionsController(Controller):
         opt=EDITOR,
         responses=error_responses(400, 401, 403, 404),
     )
-    async def delete_connection(self, ws: WorkspaceHub, name: NamePath) -> None:
+    async def delete_connection(self, ws: NamedDependency[WorkspaceHub], name: NamePath) -> None:
         """Delete a connection (flows that use it fail until it is created again)."""
         await ws.delete_connection(name)
 
@@ -141,7 +146,9 @@ class ConnectionsController(Controller):
         status_code=200,
         responses=error_responses(400, 401, 403, 404, 422),
     )
-    async def test_connection(self, ws: WorkspaceHub, name: NamePath) -> ConnectionTested:
+    async def test_connection(
+        self, ws: NamedDependency[WorkspaceHub], name: NamePath
+    ) -> ConnectionTested:
         """Run the connector's connection test (refreshing an expiring OAuth2 token first)."""
         row = await ws.get_connection(name)
         connector = ws.connector(row["connector"])
@@ -181,9 +188,9 @@ class ConnectionsController(Controller):
     async def authorize(
         self,
         request: Request[Any, Any, Any],
-        ws: WorkspaceHub,
+        ws: NamedDependency[WorkspaceHub],
         name: NamePath,
-        return_to: Annotated[str | None, Parameter(max_length=2000)] = None,
+        return_to: Annotated[str | None, QueryParameter(max_length=2000)] = None,
     ) -> Redirect:
         """Redirect the browser to the service to authorize the connection (OAuth2 with
         PKCE); the service sends it back to ``/api/oauth2/callback``."""
@@ -211,7 +218,7 @@ class ConnectionsController(Controller):
         status_code=200,
         responses=error_responses(400, 401, 403, 404, 409, 422, 502),
     )
-    async def refresh(self, ws: WorkspaceHub, name: NamePath) -> ConnectionInfo:
+    async def refresh(self, ws: NamedDependency[WorkspaceHub], name: NamePath) -> ConnectionInfo:
         """Refresh the connection's OAuth2 access token now."""
         try:
             await oauth2.refresh_connection(ws.hub, ws.workspace, name, force=True)
@@ -243,11 +250,11 @@ class OAuth2Controller(Controller):
     async def callback(
         self,
         request: Request[Any, Any, Any],
-        principal: Principal,
-        oauth_state: Annotated[str, Parameter(query="state", max_length=4000)],
-        code: Annotated[str | None, Parameter(max_length=4000)] = None,
-        error: Annotated[str | None, Parameter(max_length=200)] = None,
-        error_description: Annotated[str | None, Parameter(max_length=2000)] = None,
+        principal: NamedDependency[Principal],
+        oauth_state: Annotated[str, QueryParameter(name="state", max_length=4000)],
+        code: Annotated[str | None, QueryParameter(max_length=4000)] = None,
+        error: Annotated[str | None, QueryParameter(max_length=200)] = None,
+        error_description: Annotated[str | None, QueryParameter(max_length=2000)] = None,
     ) -> Response[ConnectionInfo]:
         """Exchange the authorization code (with the PKCE verifier) for tokens and store
         them encrypted; only the user who started the authorization can complete it."""

@@ -8,7 +8,8 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, get, post
-from litestar.params import Parameter
+from litestar.di import NamedDependency
+from litestar.params import JSONBody, PathParameter
 
 from hub.api.deps import EDITOR, SECURITY, WORKSPACE_DEPENDENCIES, workspace_guard
 from hub.api.errors import ApiError, error_responses
@@ -20,7 +21,7 @@ from hub.context import RedactingLogger, StepContext
 from hub.secrets import Redactor
 
 log = logging.getLogger("hub.api")
-NamePath = Annotated[str, Parameter(max_length=100)]
+NamePath = Annotated[str, PathParameter(max_length=100)]
 
 
 def connector_info(connector: Connector, plugin: str) -> ConnectorInfo:
@@ -65,7 +66,7 @@ class ConnectorsController(Controller):
         operation_id="connectors_list",
         responses=error_responses(401, 404),
     )
-    async def list_connectors(self, ws: WorkspaceHub) -> list[ConnectorInfo]:
+    async def list_connectors(self, ws: NamedDependency[WorkspaceHub]) -> list[ConnectorInfo]:
         """Every installed connector, by name."""
         registry = ws.hub.registry
         return [
@@ -79,7 +80,9 @@ class ConnectorsController(Controller):
         operation_id="connectors_get",
         responses=error_responses(400, 401, 404),
     )
-    async def get_connector(self, ws: WorkspaceHub, connector: NamePath) -> ConnectorInfo:
+    async def get_connector(
+        self, ws: NamedDependency[WorkspaceHub], connector: NamePath
+    ) -> ConnectorInfo:
         """One connector."""
         registry = ws.hub.registry
         found = registry.connectors.get(connector)
@@ -97,11 +100,11 @@ class ConnectorsController(Controller):
     )
     async def options(
         self,
-        ws: WorkspaceHub,
+        ws: NamedDependency[WorkspaceHub],
         connector: NamePath,
         action: NamePath,
         field: NamePath,
-        data: OptionsQuery,
+        data: JSONBody[OptionsQuery],
     ) -> Options:
         """The options of a field (``list the CRM pipelines``), cached by the action's cache
         policy per workspace, connection and input.

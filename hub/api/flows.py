@@ -8,7 +8,9 @@ from typing import Annotated, Any
 
 import yaml
 from litestar import Controller, Response, get, post, put
-from litestar.params import Parameter
+from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import FromQuery, JSONBody, PathParameter, QueryParameter
 
 from hub.api.deps import EDITOR, SECURITY, WORKSPACE_DEPENDENCIES, workspace_guard
 from hub.api.errors import ApiError, error_responses
@@ -31,8 +33,8 @@ from hub.api.models import (
 from hub.api.workspace import WorkspaceHub, flow_invalid, invalid
 from hub.flows import FlowError, diff_documents, parse_document
 
-FlowPath = Annotated[str, Parameter(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=100)]
-Version = Annotated[int, Parameter(ge=1, le=2**31 - 1)]
+FlowPath = Annotated[str, PathParameter(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=100)]
+Version = Annotated[int, PathParameter(ge=1, le=2**31 - 1)]
 
 
 def summary(row: dict[str, Any]) -> FlowSummary:
@@ -106,11 +108,11 @@ class FlowsController(Controller):
     )
     async def list_flows(
         self,
-        ws: WorkspaceHub,
-        q: Annotated[str | None, Parameter(max_length=200)] = None,
-        enabled: bool | None = None,
-        cursor: Annotated[str | None, Parameter(max_length=100)] = None,
-        limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
+        ws: NamedDependency[WorkspaceHub],
+        q: Annotated[str | None, QueryParameter(max_length=200)] = None,
+        enabled: FromQuery[bool | None] = None,
+        cursor: Annotated[str | None, QueryParameter(max_length=100)] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
     ) -> FlowPage:
         """Flows by id; ``q`` searches ids and names; ``cursor`` is the last id seen."""
         rows = await ws.list_flows(q, enabled, cursor, limit + 1)
@@ -121,7 +123,10 @@ class FlowsController(Controller):
         )
 
     async def _save(
-        self, ws: WorkspaceHub, data: FlowSave | FlowImport, must_exist: bool | None
+        self,
+        ws: WorkspaceHub,
+        data: FlowSave | FlowImport,
+        must_exist: bool | None,
     ) -> tuple[SavedFlow, dict[str, Any]]:
         document, source = document_of(data)
         saved = await ws.save_flow(
@@ -152,7 +157,9 @@ class FlowsController(Controller):
         opt=EDITOR,
         responses=error_responses(400, 401, 403, 404, 409, 422),
     )
-    async def create_flow(self, ws: WorkspaceHub, data: FlowSave) -> SavedFlow:
+    async def create_flow(
+        self, ws: NamedDependency[WorkspaceHub], data: JSONBody[FlowSave]
+    ) -> SavedFlow:
         """Create a flow from a document or its YAML/JSON text (409 if the id exists)."""
         answer, _doc = await self._save(ws, data, must_exist=False)
         return answer
@@ -164,7 +171,9 @@ class FlowsController(Controller):
         opt=EDITOR,
         responses=error_responses(400, 401, 403, 404, 422),
     )
-    async def import_flow(self, ws: WorkspaceHub, data: FlowImport) -> SavedFlow:
+    async def import_flow(
+        self, ws: NamedDependency[WorkspaceHub], data: JSONBody[FlowImport]
+    ) -> SavedFlow:
         """Import YAML (or JSON) text: a new flow, or a new version of the flow it names."""
         answer, _doc = await self._save(ws, data, must_exist=None)
         return answer
@@ -176,7 +185,9 @@ class FlowsController(Controller):
         status_code=200,
         responses=error_responses(400, 401, 404),
     )
-    async def validate_flow(self, ws: WorkspaceHub, data: FlowSave) -> Validation:
+    async def validate_flow(
+        self, ws: NamedDependency[WorkspaceHub], data: JSONBody[FlowSave]
+    ) -> Validation:
         """Validate a document without saving it: every issue with its location."""
         try:
             document, _source = document_of(data)
@@ -197,7 +208,7 @@ class FlowsController(Controller):
         operation_id="flows_get",
         responses=error_responses(400, 401, 404),
     )
-    async def get_flow(self, ws: WorkspaceHub, flow_id: FlowPath) -> FlowDetail:
+    async def get_flow(self, ws: NamedDependency[WorkspaceHub], flow_id: FlowPath) -> FlowDetail:
         """A flow with the document of its published version (else its latest)."""
         row = await ws.get_flow(flow_id)
         version = row["published_version"] or row["latest_version"]
@@ -211,7 +222,9 @@ class FlowsController(Controller):
         opt=EDITOR,
         responses=error_responses(400, 401, 403, 404, 422),
     )
-    async def update_flow(self, ws: WorkspaceHub, flow_id: FlowPath, data: FlowSave) -> SavedFlow:
+    async def update_flow(
+        self, ws: NamedDependency[WorkspaceHub], flow_id: FlowPath, data: JSONBody[FlowSave]
+    ) -> SavedFlow:
         """Save a new version of a flow (nothing new when the document is unchanged)."""
         document, _source = document_of(data)
         if document["id"] != flow_id:
@@ -228,7 +241,9 @@ class FlowsController(Controller):
         operation_id="flows_versions",
         responses=error_responses(400, 401, 404),
     )
-    async def versions(self, ws: WorkspaceHub, flow_id: FlowPath) -> list[VersionInfo]:
+    async def versions(
+        self, ws: NamedDependency[WorkspaceHub], flow_id: FlowPath
+    ) -> list[VersionInfo]:
         """Every version of the flow, newest first."""
         flow = await ws.get_flow(flow_id)
         rows = await ws.versions(flow_id)
@@ -240,7 +255,9 @@ class FlowsController(Controller):
         operation_id="flows_version",
         responses=error_responses(400, 401, 404),
     )
-    async def version(self, ws: WorkspaceHub, flow_id: FlowPath, version: Version) -> VersionDetail:
+    async def version(
+        self, ws: NamedDependency[WorkspaceHub], flow_id: FlowPath, version: Version
+    ) -> VersionDetail:
         """One version with its document and the text it was saved from."""
         flow = await ws.get_flow(flow_id)
         row = await ws.version(flow_id, version)
@@ -258,10 +275,10 @@ class FlowsController(Controller):
     )
     async def diff(
         self,
-        ws: WorkspaceHub,
+        ws: NamedDependency[WorkspaceHub],
         flow_id: FlowPath,
-        from_version: Annotated[int, Parameter(query="from", ge=1, le=2**31 - 1)],
-        to_version: Annotated[int | None, Parameter(query="to", ge=1, le=2**31 - 1)] = None,
+        from_version: Annotated[int, QueryParameter(name="from", ge=1, le=2**31 - 1)],
+        to_version: Annotated[int | None, QueryParameter(name="to", ge=1, le=2**31 - 1)] = None,
     ) -> FlowDiff:
         """What changed between two versions (``to`` defaults to the latest)."""
         flow = await ws.get_flow(flow_id)
@@ -292,7 +309,9 @@ class FlowsController(Controller):
         status_code=200,
         responses=error_responses(400, 401, 403, 404),
     )
-    async def publish(self, ws: WorkspaceHub, flow_id: FlowPath, data: PublishBody) -> Published:
+    async def publish(
+        self, ws: NamedDependency[WorkspaceHub], flow_id: FlowPath, data: JSONBody[PublishBody]
+    ) -> Published:
         """Publish a version (default: the latest); triggers use the published version."""
         flow = await ws.get_flow(flow_id)
         version, previous = await ws.publish(flow_id, data.version or flow["latest_version"])
@@ -306,7 +325,9 @@ class FlowsController(Controller):
         status_code=200,
         responses=error_responses(400, 401, 403, 404, 409),
     )
-    async def rollback(self, ws: WorkspaceHub, flow_id: FlowPath, data: PublishBody) -> Published:
+    async def rollback(
+        self, ws: NamedDependency[WorkspaceHub], flow_id: FlowPath, data: JSONBody[PublishBody]
+    ) -> Published:
         """Publish an older version (default: the one before the published one)."""
         flow = await ws.get_flow(flow_id)
         current = flow["published_version"]
@@ -328,7 +349,7 @@ class FlowsController(Controller):
         status_code=200,
         responses=error_responses(400, 401, 403, 404),
     )
-    async def enable(self, ws: WorkspaceHub, flow_id: FlowPath) -> FlowSummary:
+    async def enable(self, ws: NamedDependency[WorkspaceHub], flow_id: FlowPath) -> FlowSummary:
         """Turn the flow's trigger on."""
         return summary(await ws.set_enabled(flow_id, True))
 
@@ -340,7 +361,7 @@ class FlowsController(Controller):
         status_code=200,
         responses=error_responses(400, 401, 403, 404),
     )
-    async def disable(self, ws: WorkspaceHub, flow_id: FlowPath) -> FlowSummary:
+    async def disable(self, ws: NamedDependency[WorkspaceHub], flow_id: FlowPath) -> FlowSummary:
         """Turn the flow's trigger off (manual runs still work)."""
         return summary(await ws.set_enabled(flow_id, False))
 
@@ -349,13 +370,21 @@ class FlowsController(Controller):
         name="flows_export",
         operation_id="flows_export",
         media_type="application/yaml",
-        responses=error_responses(400, 401, 404),
+        responses={
+            200: ResponseSpec(
+                dict[str, Any],
+                media_type="application/yaml",
+                description="The flow document, as YAML",
+                generate_examples=False,
+            ),
+            **error_responses(400, 401, 404),
+        },
     )
     async def export(
         self,
-        ws: WorkspaceHub,
+        ws: NamedDependency[WorkspaceHub],
         flow_id: FlowPath,
-        version: Annotated[int | None, Parameter(ge=1, le=2**31 - 1)] = None,
+        version: Annotated[int | None, QueryParameter(ge=1, le=2**31 - 1)] = None,
     ) -> Response[str]:
         """A version as YAML (default: the published one, else the latest).
 

@@ -1,7 +1,8 @@
-"""Health endpoints: ``/healthz`` (the process answers) and ``/readyz`` (the database too)."""
+"""Health endpoints: ``/healthz`` (the process answers), ``/readyz`` (the database and Redis)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from litestar import Controller, get
@@ -9,6 +10,8 @@ from sqlalchemy import text
 
 from hub.api.errors import ApiError
 from hub.runtime import Hub
+
+REDIS_TIMEOUT = 2.0  # seconds: a Redis that does not answer in time is not ready
 
 
 class HealthController(Controller):
@@ -24,9 +27,16 @@ class HealthController(Controller):
 
     @get("/readyz", name="readyz", operation_id="readyz", exclude_from_auth=True)
     async def readyz(self, hub: Hub) -> dict[str, Any]:
-        """The database answers."""
+        """The database answers, and Redis too when one is configured (queue mode)."""
         try:
             await hub.db.read(lambda c: c.execute(text("SELECT 1")).scalar())
         except Exception as exc:
             raise ApiError(503, "not_ready", f"database unavailable: {type(exc).__name__}") from exc
-        return {"status": "ok", "database": "ok"}
+        if hub.redis is None:
+            return {"status": "ok", "database": "ok"}
+        try:
+            async with asyncio.timeout(REDIS_TIMEOUT):
+                await hub.redis.ping()
+        except Exception as exc:
+            raise ApiError(503, "not_ready", f"redis unavailable: {type(exc).__name__}") from exc
+        return {"status": "ok", "database": "ok", "redis": "ok"}

@@ -13,7 +13,8 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, get, post
-from litestar.params import Parameter
+from litestar.di import NamedDependency
+from litestar.params import FromQuery, JSONBody, PathParameter, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from hub.api.deps import EDITOR, SECURITY, WORKSPACE_DEPENDENCIES, workspace_guard
@@ -33,7 +34,7 @@ from hub.api.models import (
 from hub.api.workspace import WorkspaceHub
 
 RunStatus = Literal["queued", "running", "waiting", "succeeded", "failed", "cancelled"]
-RunPath = Annotated[str, Parameter(max_length=64)]
+RunPath = Annotated[str, PathParameter(max_length=64)]
 FINAL = ("succeeded", "failed", "cancelled")
 POLL_SECONDS = 0.5  # how often a live stream looks at the database (other processes' steps)
 
@@ -126,7 +127,7 @@ def run_detail(record: dict[str, Any]) -> RunDetail:
 
 
 async def run_events(
-    ws: WorkspaceHub, run_id: str, max_seconds: float
+    ws: NamedDependency[WorkspaceHub], run_id: str, max_seconds: float
 ) -> AsyncIterator[ServerSentEventMessage]:
     """Events of a run: ``step`` for each attempt's new status, ``run`` for the run's.
 
@@ -189,13 +190,13 @@ class RunsController(Controller):
     @get("/", name="runs_list", operation_id="runs_list", responses=error_responses(400, 401, 404))
     async def list_runs(
         self,
-        ws: WorkspaceHub,
-        flow_id: Annotated[str | None, Parameter(max_length=100)] = None,
-        status: RunStatus | None = None,
-        since: dt.datetime | None = None,
-        until: dt.datetime | None = None,
-        cursor: Annotated[str | None, Parameter(max_length=200)] = None,
-        limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
+        ws: NamedDependency[WorkspaceHub],
+        flow_id: Annotated[str | None, QueryParameter(max_length=100)] = None,
+        status: FromQuery[RunStatus | None] = None,
+        since: FromQuery[dt.datetime | None] = None,
+        until: FromQuery[dt.datetime | None] = None,
+        cursor: Annotated[str | None, QueryParameter(max_length=200)] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
     ) -> RunPage:
         """Runs newest first; filter by flow, status and creation time (``since`` <= t <
         ``until``); pass ``next_cursor`` back as ``cursor`` for the next page."""
@@ -220,7 +221,9 @@ class RunsController(Controller):
         status_code=202,
         responses=error_responses(400, 401, 403, 404, 409),
     )
-    async def start_run(self, ws: WorkspaceHub, data: RunStart) -> RunStarted:
+    async def start_run(
+        self, ws: NamedDependency[WorkspaceHub], data: JSONBody[RunStart]
+    ) -> RunStarted:
         """Start a manual run of a flow with ``input`` as its trigger data."""
         run_id = await ws.start_run(data.flow_id, data.input, data.version)
         await ws.audit("run.start", run_id, {"flow_id": data.flow_id})
@@ -232,7 +235,7 @@ class RunsController(Controller):
         operation_id="runs_get",
         responses=error_responses(400, 401, 404),
     )
-    async def get_run(self, ws: WorkspaceHub, run_id: RunPath) -> RunDetail:
+    async def get_run(self, ws: NamedDependency[WorkspaceHub], run_id: RunPath) -> RunDetail:
         """A run with every step attempt: inputs, outputs, errors, timings (secrets redacted)."""
         return run_detail(await ws.get_run(run_id))
 
@@ -244,7 +247,7 @@ class RunsController(Controller):
         status_code=200,
         responses=error_responses(400, 401, 403, 404),
     )
-    async def cancel(self, ws: WorkspaceHub, run_id: RunPath) -> RunCancelled:
+    async def cancel(self, ws: NamedDependency[WorkspaceHub], run_id: RunPath) -> RunCancelled:
         """Cancel a run and its child runs (``cancelled`` is false if it had finished)."""
         return RunCancelled(run_id=run_id, cancelled=await ws.cancel_run(run_id))
 
@@ -256,7 +259,7 @@ class RunsController(Controller):
         status_code=200,
         responses=error_responses(400, 401, 403, 404, 409),
     )
-    async def retry(self, ws: WorkspaceHub, run_id: RunPath) -> RunRetried:
+    async def retry(self, ws: NamedDependency[WorkspaceHub], run_id: RunPath) -> RunRetried:
         """Retry a failed run from its failed step: a new attempt in the same run."""
         keys = await ws.retry_run(run_id)
         return RunRetried(run_id=run_id, status="running", retried=keys)
@@ -269,7 +272,7 @@ class RunsController(Controller):
         status_code=202,
         responses=error_responses(400, 401, 403, 404),
     )
-    async def replay(self, ws: WorkspaceHub, run_id: RunPath) -> RunStarted:
+    async def replay(self, ws: NamedDependency[WorkspaceHub], run_id: RunPath) -> RunStarted:
         """A new run of the same flow version with the same trigger data."""
         new_id = await ws.replay_run(run_id)
         return RunStarted(run_id=new_id, status="running")
@@ -283,9 +286,9 @@ class RunsController(Controller):
     )
     async def events(
         self,
-        ws: WorkspaceHub,
+        ws: NamedDependency[WorkspaceHub],
         run_id: RunPath,
-        max_seconds: Annotated[float, Parameter(gt=0, le=3600)] = 600.0,
+        max_seconds: Annotated[float, QueryParameter(gt=0, le=3600)] = 600.0,
     ) -> ServerSentEvent:
         """Live status as server-sent events (``step``, ``run``; ends when the run does)."""
         await ws.get_run(run_id, with_steps=False)  # 404 before the stream starts

@@ -9,9 +9,11 @@ import uuid
 from typing import Any
 
 from litestar import Controller, post
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
 
 from hub.api.deps import EDITOR, SECURITY, WORKSPACE_DEPENDENCIES, workspace_guard
-from hub.api.errors import ApiError, error_responses
+from hub.api.errors import error_responses
 from hub.api.models import StepTest, StepTestResult
 from hub.api.workspace import WorkspaceHub, invalid
 from hub.connectors import ActionError
@@ -38,7 +40,7 @@ def _failure(kind: str, message: str, redactor: Redactor, **extra: Any) -> dict[
     return {"kind": kind, "message": redactor.text(message), **extra}
 
 
-async def try_step(ws: WorkspaceHub, data: StepTest) -> StepTestResult:
+async def try_step(ws: NamedDependency[WorkspaceHub], data: JSONBody[StepTest]) -> StepTestResult:
     """Render ``data.input`` against the sample context, validate it, call the action.
 
     Everything returned is redacted with the connection's secret values. A step test is a
@@ -58,14 +60,7 @@ async def try_step(ws: WorkspaceHub, data: StepTest) -> StepTestResult:
     connection: dict[str, Any] | None = None
     redactor = Redactor()
     if data.connection:
-        try:
-            connection, redactor = await ws.connection_values(data.connection)
-        except ApiError as exc:
-            if exc.status_code != 404:
-                raise
-            raise invalid(
-                str(exc.detail), [{"location": "connection", "message": "no such connection"}]
-            ) from exc
+        connection, redactor = await ws.connection_values(data.connection)  # 404 if none
     elif action.needs_connection:
         raise invalid(
             f"the action {data.action} needs a connection",
@@ -154,7 +149,9 @@ class StepTestsController(Controller):
         status_code=200,
         responses=error_responses(400, 401, 403, 404, 422),
     )
-    async def run_test(self, ws: WorkspaceHub, data: StepTest) -> StepTestResult:
+    async def run_test(
+        self, ws: NamedDependency[WorkspaceHub], data: JSONBody[StepTest]
+    ) -> StepTestResult:
         """Render the input against ``{trigger, steps}``, validate it, call the action, and
         answer its output or error; no run is created."""
         outcome = await try_step(ws, data)

@@ -8,22 +8,102 @@ from typing import Any
 from hub.connectors import Connector, Trigger
 from hub.hookspecs import hookimpl
 
+DURATION: dict[str, Any] = {
+    "anyOf": [
+        {"type": "number", "minimum": 0},
+        {"type": "string", "pattern": r"^\s*(\d+(\.\d+)?\s*(ms|s|m|h|d)\s*)+$"},
+    ]
+}
+
 WEBHOOK_CONFIG: dict[str, Any] = {
     "type": "object",
     "properties": {
         "methods": {
             "type": "array",
             "items": {"enum": ["GET", "POST", "PUT", "PATCH", "DELETE"]},
+            "description": "The HTTP methods accepted (default POST); others answer 405.",
         },
-        "max_body_bytes": {"type": "integer", "minimum": 1},
+        "max_body_bytes": {
+            "type": "integer",
+            "minimum": 1,
+            "description": "A lower body cap than HUB_WEBHOOK_MAX_BODY_BYTES (413 above it).",
+        },
         "signature": {
             "type": "object",
+            "description": "Verify a signature over the raw body (docs/webhooks.md); 401 if not.",
             "properties": {
-                "secret_ref": {"type": "string"},
-                "header": {"type": "string"},
+                "scheme": {
+                    "enum": ["hmac", "stripe", "slack"],
+                    "default": "hmac",
+                    "description": "hmac: one header with the digest; stripe: Stripe-Signature "
+                    "t=...,v1=...; slack: X-Slack-Signature v0=... with its timestamp.",
+                },
+                "secret_ref": {
+                    "type": "string",
+                    "minLength": 1,
+                    "description": "A connection of the core connector: its secret (or "
+                    "secrets, during a rotation) is the signing key.",
+                },
+                "header": {
+                    "type": "string",
+                    "minLength": 1,
+                    "description": "The signature header (default X-Signature for hmac; "
+                    "Stripe-Signature, X-Slack-Signature).",
+                },
+                "algorithm": {
+                    "enum": ["sha256", "sha1", "sha512"],
+                    "default": "sha256",
+                    "description": "hmac only.",
+                },
+                "encoding": {
+                    "enum": ["hex", "base64"],
+                    "default": "hex",
+                    "description": "hmac only: how the digest is written.",
+                },
+                "prefix": {
+                    "type": "string",
+                    "description": "hmac only: text before the digest, such as sha256=.",
+                },
+                "tolerance": {
+                    **DURATION,
+                    "description": "stripe and slack: how far the signed timestamp may be "
+                    "from now (default 300 s); a signature is accepted once in that window.",
+                },
             },
+            "required": ["secret_ref"],
+            "additionalProperties": False,
+        },
+        "response": {
+            "type": "object",
+            "description": "async (default): 202 with the run id at once; sync: 200 with the "
+            "flow's output if the run ends within timeout, else 202.",
+            "properties": {
+                "mode": {"enum": ["async", "sync"], "default": "async"},
+                "timeout": {
+                    **DURATION,
+                    "description": "sync only: how long to wait (default 10 s, at most 60 s).",
+                },
+            },
+            "additionalProperties": False,
         },
     },
+    "additionalProperties": False,
+}
+
+SECRET_CONNECTION: dict[str, Any] = {
+    "type": "object",
+    "title": "Webhook signing secret",
+    "description": "The key of a webhook's signature (trigger.config.signature.secret_ref).",
+    "properties": {
+        "secret": {"type": "string", "minLength": 1, "writeOnly": True},
+        "secrets": {
+            "type": "array",
+            "items": {"type": "string", "minLength": 1},
+            "writeOnly": True,
+            "description": "During a rotation: every key still accepted (with secret).",
+        },
+    },
+    "anyOf": [{"required": ["secret"]}, {"required": ["secrets"]}],
     "additionalProperties": False,
 }
 
@@ -56,6 +136,7 @@ def hub_connectors() -> list[Connector]:
             title="Core triggers",
             version="1",
             description="Start flows by hand, from a webhook, or on a schedule.",
+            connection_schema=SECRET_CONNECTION,
             triggers=[
                 Trigger(
                     name="manual",

@@ -448,3 +448,21 @@ def hand_back(
         .returning(steps.c.run_id, steps.c.key, steps.c.attempt, steps.c.resubmissions)
     ).all()
     return [(r.run_id, r.key, r.attempt, r.resubmissions, None) for r in rows]
+
+
+# -- metrics --------------------------------------------------------------------------------
+
+
+def metric_counts(conn: Connection) -> dict[str, int]:
+    """Steps ``queued`` and ``waiting`` and runs ``running``: indexed counts for /metrics."""
+    from sqlalchemy import func
+
+    found = {"queued": 0, "waiting": 0, "runs_running": 0}
+    for status in ("queued", "waiting"):  # one equality each: an index range count
+        found[status] = conn.execute(
+            select(func.count()).select_from(steps).where(steps.c.status == status)
+        ).scalar_one()
+    found["runs_running"] = conn.execute(
+        select(func.count()).select_from(runs).where(runs.c.status == "running")
+    ).scalar_one()
+    return found

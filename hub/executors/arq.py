@@ -214,7 +214,8 @@ async def run_worker(
             worker.main_task.cancel()
     await asyncio.gather(*mains, return_exceptions=True)
     for worker in current.values():
-        with contextlib.suppress(Exception):
+        # close() gathers the job tasks we just cancelled: their CancelledError is expected.
+        with contextlib.suppress(Exception, asyncio.CancelledError):
             await worker.close()
     stopper.cancel()
     if signals:

@@ -63,10 +63,15 @@ PUBLISH_INPUT: dict[str, Any] = {
             "type": "string",
             "description": "Overrides the content type (default application/json or text/plain).",
         },
-        "correlation_id": {"type": "string"},
-        "reply_to": {"type": "string"},
+        "correlation_id": {"type": "string", "description": "The correlation id property."},
+        "reply_to": {"type": "string", "description": "The reply-to property (a queue)."},
         "type": {"type": "string", "description": "The message's type property."},
-        "priority": {"type": "integer", "minimum": 0, "maximum": 255},
+        "priority": {
+            "type": "integer",
+            "minimum": 0,
+            "maximum": 255,
+            "description": "The priority (for priority queues).",
+        },
         "expiration": {
             "type": "number",
             "exclusiveMinimum": 0,
@@ -85,11 +90,11 @@ PUBLISH_INPUT: dict[str, Any] = {
 PUBLISH_OUTPUT: dict[str, Any] = {
     "type": "object",
     "properties": {
-        "exchange": {"type": "string"},
-        "routing_key": {"type": "string"},
-        "message_id": {"type": "string"},
-        "content_type": {"type": "string"},
-        "bytes": {"type": "integer"},
+        "exchange": {"type": "string", "description": "The exchange ('' = default)."},
+        "routing_key": {"type": "string", "description": "The routing key used."},
+        "message_id": {"type": "string", "description": "The message id sent."},
+        "content_type": {"type": "string", "description": "The content type sent."},
+        "bytes": {"type": "integer", "description": "The body's size in bytes."},
     },
     "required": ["exchange", "routing_key", "message_id", "bytes"],
 }
@@ -120,8 +125,12 @@ MESSAGE_CONFIG: dict[str, Any] = {
             "items": {
                 "type": "object",
                 "properties": {
-                    "exchange": {"type": "string", "minLength": 1},
-                    "routing_key": {"type": "string", "default": ""},
+                    "exchange": {"type": "string", "minLength": 1, "description": "Exchange."},
+                    "routing_key": {
+                        "type": "string",
+                        "default": "",
+                        "description": "Binding key (patterns for topic exchanges).",
+                    },
                 },
                 "required": ["exchange"],
                 "additionalProperties": False,
@@ -135,21 +144,24 @@ MESSAGE_CONFIG: dict[str, Any] = {
 MESSAGE_EVENT: dict[str, Any] = {
     "type": "object",
     "properties": {
-        "queue": {"type": "string"},
-        "exchange": {"type": "string"},
-        "routing_key": {"type": "string"},
+        "queue": {"type": "string", "description": "The queue it was consumed from."},
+        "exchange": {"type": "string", "description": "The exchange ('' = default)."},
+        "routing_key": {"type": "string", "description": "The routing key it was sent with."},
         "body": {"description": "JSON when the body parses as JSON, else text (or base64)."},
-        "encoding": {"enum": ["json", "text", "base64"]},
-        "headers": {"type": "object"},
-        "message_id": {"type": ["string", "null"]},
-        "correlation_id": {"type": ["string", "null"]},
-        "content_type": {"type": ["string", "null"]},
-        "reply_to": {"type": ["string", "null"]},
-        "type": {"type": ["string", "null"]},
-        "app_id": {"type": ["string", "null"]},
+        "encoding": {"enum": ["json", "text", "base64"], "description": "How body was decoded."},
+        "headers": {"type": "object", "description": "The headers table."},
+        "message_id": {"type": ["string", "null"], "description": "The message id property."},
+        "correlation_id": {"type": ["string", "null"], "description": "The correlation id."},
+        "content_type": {"type": ["string", "null"], "description": "The content type."},
+        "reply_to": {"type": ["string", "null"], "description": "The reply-to property."},
+        "type": {"type": ["string", "null"], "description": "The type property."},
+        "app_id": {"type": ["string", "null"], "description": "The publishing application."},
         "timestamp": {"type": ["string", "null"], "description": "The publisher's timestamp."},
-        "redelivered": {"type": "boolean"},
-        "received_at": {"type": "string"},
+        "redelivered": {
+            "type": "boolean",
+            "description": "Delivered before (e.g. to a hub that died before recording it).",
+        },
+        "received_at": {"type": "string", "description": "When the hub received it (UTC)."},
     },
 }
 

@@ -33,7 +33,7 @@ def addresses(value: Any, field: str) -> list[str]:
             raise ActionError(f"email.send: {where}: an address may not contain line breaks")
         name, addr = email.utils.parseaddr(text)
         local, at, domain = addr.rpartition("@")
-        if not at or not local or "." not in domain and domain != "localhost":
+        if not at or not local or ("." not in domain and domain != "localhost"):
             raise ActionError(f"email.send: {where}: {text!r} is not an e-mail address")
         out.append(email.utils.formataddr((name, addr)) if name else addr)
     return out

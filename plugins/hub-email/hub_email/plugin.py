@@ -80,17 +80,22 @@ SEND_INPUT: dict[str, Any] = {
         "to": {**_ADDRESSES, "description": "Recipient(s): 'a@x.org' or 'Ann <a@x.org>'."},
         "cc": {**_ADDRESSES, "description": "Copy recipient(s)."},
         "bcc": {**_ADDRESSES, "description": "Blind copy recipient(s): envelope only."},
-        "subject": {"type": "string"},
+        "subject": {"type": "string", "description": "The subject."},
         "text": {"type": "string", "description": "The plain-text body."},
         "html": {"type": "string", "description": "The HTML body (with text: an alternative)."},
         "attachments": {
             "type": "array",
+            "description": "Files to attach.",
             "items": {
                 "type": "object",
                 "properties": {
-                    "filename": {"type": "string", "minLength": 1},
-                    "content_base64": {"type": "string"},
-                    "content_type": {"type": "string", "default": "application/octet-stream"},
+                    "filename": {"type": "string", "minLength": 1, "description": "File name."},
+                    "content_base64": {"type": "string", "description": "Content, base64."},
+                    "content_type": {
+                        "type": "string",
+                        "default": "application/octet-stream",
+                        "description": "MIME type.",
+                    },
                 },
                 "required": ["filename", "content_base64"],
                 "additionalProperties": False,
@@ -111,8 +116,12 @@ SEND_INPUT: dict[str, Any] = {
 SEND_OUTPUT: dict[str, Any] = {
     "type": "object",
     "properties": {
-        "message_id": {"type": "string"},
-        "accepted": {"type": "array", "items": {"type": "string"}},
+        "message_id": {"type": "string", "description": "The Message-ID header sent."},
+        "accepted": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "Recipients the server accepted.",
+        },
         "refused": {
             "type": "object",
             "additionalProperties": {"type": "string"},
@@ -153,7 +162,9 @@ class Settings:
         self.host = str(values.get("host") or "localhost")
         self.security = str(values.get("security") or "starttls")
         if self.security not in DEFAULT_PORTS:
-            raise ActionError(f"email: security must be starttls, ssl or none, not {self.security!r}")
+            raise ActionError(
+                f"email: security must be starttls, ssl or none, not {self.security!r}"
+            )
         self.port = int(values.get("port") or DEFAULT_PORTS[self.security])
         self.username = values.get("username") or None
         self.password = values.get("password") or None
@@ -196,6 +207,18 @@ class Settings:
         )
 
 
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> BaseException | None:
+    """``exc`` or the first exception of its cause chain that is a ``kind``."""
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return None
+        if isinstance(seen, kind):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def smtp_error(exc: BaseException, settings: Settings, what: str) -> BaseException:
     """The error to raise for an SMTP failure (4xx and network trouble are retryable)."""
     if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
@@ -217,11 +240,12 @@ def smtp_error(exc: BaseException, settings: Settings, what: str) -> BaseExcepti
             f"{what}: the sender {exc.sender!r} was refused: {exc.code} {exc.message}",
             retryable=400 <= exc.code < 500,
         )
-    if isinstance(exc, ssl.SSLCertVerificationError) or (
-        isinstance(exc, aiosmtplib.SMTPException)
-        and isinstance(exc.__cause__ or exc.__context__, ssl.SSLCertVerificationError)
-    ):
+    if _caused_by(exc, ssl.SSLCertVerificationError):
         return ActionError(f"{what}: the TLS certificate of {settings.where} does not verify")
+    tls_error = _caused_by(exc, ssl.SSLError)
+    if tls_error is not None:  # e.g. security "ssl" against a plain-text port: not transient
+        reason = getattr(tls_error, "reason", None) or tls_error
+        return ActionError(f"{what}: TLS with {settings.where} failed: {reason}")
     if isinstance(exc, aiosmtplib.SMTPTimeoutError | TimeoutError):
         return ActionError(f"{what}: {settings.where} did not answer in time", retryable=True)
     if isinstance(exc, aiosmtplib.SMTPConnectError | aiosmtplib.SMTPServerDisconnected):
@@ -235,8 +259,6 @@ def smtp_error(exc: BaseException, settings: Settings, what: str) -> BaseExcepti
     if isinstance(exc, aiosmtplib.SMTPException):
         # Not a server answer: STARTTLS or AUTH not offered, and the like.
         return ActionError(f"{what}: {settings.where}: {settings.scrub(str(exc))}")
-    if isinstance(exc, ssl.SSLError):
-        return ActionError(f"{what}: TLS with {settings.where} failed: {exc.reason or exc}")
     if isinstance(exc, OSError):
         return ActionError(f"{what}: cannot connect to {settings.where}: {exc}", retryable=True)
     return exc
@@ -292,7 +314,8 @@ async def test_connection(connection: dict[str, Any]) -> dict[str, Any]:
             tls = smtp.get_transport_info("sslcontext") is not None
     except Exception as exc:
         raise smtp_error(exc, settings, "email connection test") from None
-    return {"ok": True, "server": settings.where, "tls": tls, "authenticated": bool(settings.username)}
+    authenticated = bool(settings.username)
+    return {"ok": True, "server": settings.where, "tls": tls, "authenticated": authenticated}
 
 
 SEND = Action(

@@ -40,11 +40,15 @@ _VALUE = {"type": ["string", "number", "boolean"]}
 FILTER: dict[str, Any] = {
     "type": "object",
     "properties": {
-        "propertyName": {"type": "string", "minLength": 1},
-        "operator": {"enum": OPERATORS},
-        "value": _VALUE,
-        "highValue": _VALUE,
-        "values": {"type": "array", "items": _VALUE},
+        "propertyName": {"type": "string", "minLength": 1, "description": "The property."},
+        "operator": {"enum": OPERATORS, "description": "How the property is compared."},
+        "value": {**_VALUE, "description": "The value compared with (most operators)."},
+        "highValue": {**_VALUE, "description": "BETWEEN: the upper bound (value the lower)."},
+        "values": {
+            "type": "array",
+            "items": _VALUE,
+            "description": "IN, NOT_IN: the values.",
+        },
     },
     "required": ["propertyName", "operator"],
     "additionalProperties": False,
@@ -52,12 +56,12 @@ FILTER: dict[str, Any] = {
 RECORD: dict[str, Any] = {
     "type": "object",
     "properties": {
-        "id": {"type": "string"},
-        "properties": {"type": "object"},
-        "createdAt": {"type": "string"},
-        "updatedAt": {"type": "string"},
-        "archived": {"type": "boolean"},
-        "associations": {"type": "object"},
+        "id": {"type": "string", "description": "The record id."},
+        "properties": {"type": "object", "description": "Property values (as strings)."},
+        "createdAt": {"type": "string", "description": "ISO 8601."},
+        "updatedAt": {"type": "string", "description": "ISO 8601."},
+        "archived": {"type": "boolean", "description": "In the recycle bin."},
+        "associations": {"type": "object", "description": "Associated ids, when asked for."},
     },
     "required": ["id", "properties"],
 }
@@ -193,7 +197,13 @@ def object_actions(plural: str, options: dict[str, Any]) -> list[Action]:
                 "items": {
                     "type": "object",
                     "properties": {
-                        "filters": {"type": "array", "items": FILTER, "minItems": 1, "maxItems": 6}
+                        "filters": {
+                            "type": "array",
+                            "items": FILTER,
+                            "minItems": 1,
+                            "maxItems": 6,
+                            "description": "Filters that must all match.",
+                        }
                     },
                     "required": ["filters"],
                     "additionalProperties": False,
@@ -208,12 +218,16 @@ def object_actions(plural: str, options: dict[str, Any]) -> list[Action]:
                 "items": {
                     "type": "object",
                     "properties": {
-                        "propertyName": {"type": "string"},
-                        "direction": {"enum": ["ASCENDING", "DESCENDING"]},
+                        "propertyName": {"type": "string", "description": "The property."},
+                        "direction": {
+                            "enum": ["ASCENDING", "DESCENDING"],
+                            "description": "Default ASCENDING.",
+                        },
                     },
                     "required": ["propertyName"],
                     "additionalProperties": False,
                 },
+                "description": "Sort order (HubSpot accepts one sort).",
             },
             "limit": {"type": "integer", "minimum": 1, "maximum": 200, "default": 10},
             "after": {"type": "string", "description": "The next_after of the previous page."},
@@ -231,9 +245,16 @@ def object_actions(plural: str, options: dict[str, Any]) -> list[Action]:
             output_schema={
                 "type": "object",
                 "properties": {
-                    "total": {"type": "integer"},
-                    "results": {"type": "array", "items": RECORD},
-                    "next_after": {"type": ["string", "null"]},
+                    "total": {"type": "integer", "description": "How many records match."},
+                    "results": {
+                        "type": "array",
+                        "items": RECORD,
+                        "description": "This page of records.",
+                    },
+                    "next_after": {
+                        "type": ["string", "null"],
+                        "description": "The after of the next page (null: the last page).",
+                    },
                 },
                 "required": ["total", "results", "next_after"],
             },
@@ -274,8 +295,11 @@ def object_actions(plural: str, options: dict[str, Any]) -> list[Action]:
             output_schema={
                 "type": "object",
                 "properties": {
-                    "found": {"type": "boolean"},
-                    "record": {"anyOf": [RECORD, {"type": "null"}]},
+                    "found": {"type": "boolean", "description": "HubSpot has the record."},
+                    "record": {
+                        "anyOf": [RECORD, {"type": "null"}],
+                        "description": "The record, or null.",
+                    },
                 },
                 "required": ["found", "record"],
             },
@@ -360,7 +384,7 @@ async def associate(ctx: Any, data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-_TYPE = {"enum": sorted(OBJECT_TYPES)}
+_TYPE = {"enum": sorted(OBJECT_TYPES), "description": "The object type."}
 ASSOCIATE = Action(
     name="associate",
     run=associate,
@@ -374,7 +398,11 @@ ASSOCIATE = Action(
             "from_id": RECORD_ID,
             "to_type": _TYPE,
             "to_id": RECORD_ID,
-            "association_type_id": {"type": "integer", "minimum": 1},
+            "association_type_id": {
+                "type": "integer",
+                "minimum": 1,
+                "description": "A labelled association type (default: the default association).",
+            },
             "association_category": {
                 "enum": ["HUBSPOT_DEFINED", "USER_DEFINED", "INTEGRATOR_DEFINED"],
                 "default": "HUBSPOT_DEFINED",
@@ -386,11 +414,14 @@ ASSOCIATE = Action(
     output_schema={
         "type": "object",
         "properties": {
-            "from_type": {"type": "string"},
-            "from_id": {"type": "string"},
-            "to_type": {"type": "string"},
-            "to_id": {"type": "string"},
-            "association_type_id": {"type": ["integer", "null"]},
+            "from_type": {"type": "string", "description": "As given."},
+            "from_id": {"type": "string", "description": "As given."},
+            "to_type": {"type": "string", "description": "As given."},
+            "to_id": {"type": "string", "description": "As given."},
+            "association_type_id": {
+                "type": ["integer", "null"],
+                "description": "The labelled type, or null for the default association.",
+            },
         },
         "required": ["from_type", "from_id", "to_type", "to_id"],
     },
@@ -514,7 +545,13 @@ LOOKUPS = [
         },
         output_schema={
             "type": "object",
-            "properties": {"pipelines": {"type": "array", "items": {"type": "object"}}},
+            "properties": {
+                "pipelines": {
+                    "type": "array",
+                    "items": {"type": "object"},
+                    "description": "[{id, label, stages: [{id, label}]}], in display order.",
+                }
+            },
             "required": ["pipelines"],
         },
         needs_connection=True,
@@ -530,12 +567,18 @@ LOOKUPS = [
         description="The account's owners (users who can own records); filter by email.",
         input_schema={
             "type": "object",
-            "properties": {"email": {"type": "string"}},
+            "properties": {"email": {"type": "string", "description": "Only this owner."}},
             "additionalProperties": False,
         },
         output_schema={
             "type": "object",
-            "properties": {"owners": {"type": "array", "items": {"type": "object"}}},
+            "properties": {
+                "owners": {
+                    "type": "array",
+                    "items": {"type": "object"},
+                    "description": "[{id, email, firstName, lastName, userId}].",
+                }
+            },
             "required": ["owners"],
         },
         needs_connection=True,

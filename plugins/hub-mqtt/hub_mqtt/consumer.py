@@ -69,16 +69,22 @@ MESSAGE_CONFIG: dict[str, Any] = {
 MESSAGE_EVENT: dict[str, Any] = {
     "type": "object",
     "properties": {
-        "topic": {"type": "string"},
+        "topic": {"type": "string", "description": "The topic it was published to."},
         "payload": {"description": "JSON when the payload parses as JSON, else text (or base64)."},
-        "encoding": {"enum": ["json", "text", "base64"]},
-        "qos": {"type": "integer"},
-        "retain": {"type": "boolean"},
+        "encoding": {
+            "enum": ["json", "text", "base64"],
+            "description": "How payload was decoded.",
+        },
+        "qos": {"type": "integer", "description": "The QoS it was delivered at."},
+        "retain": {"type": "boolean", "description": "A retained message (new subscription)."},
         "headers": {"type": "object", "description": "MQTT 5 user properties."},
-        "content_type": {"type": ["string", "null"]},
-        "response_topic": {"type": ["string", "null"]},
-        "correlation_data": {"type": ["string", "null"]},
-        "received_at": {"type": "string"},
+        "content_type": {"type": ["string", "null"], "description": "MQTT 5 content type."},
+        "response_topic": {"type": ["string", "null"], "description": "MQTT 5 response topic."},
+        "correlation_data": {
+            "type": ["string", "null"],
+            "description": "MQTT 5 correlation data (text, or base64).",
+        },
+        "received_at": {"type": "string", "description": "When the hub received it (UTC)."},
     },
 }
 

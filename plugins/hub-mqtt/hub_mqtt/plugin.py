@@ -61,10 +61,10 @@ PUBLISH_INPUT: dict[str, Any] = {
 PUBLISH_OUTPUT: dict[str, Any] = {
     "type": "object",
     "properties": {
-        "topic": {"type": "string"},
-        "qos": {"type": "integer"},
-        "retain": {"type": "boolean"},
-        "bytes": {"type": "integer"},
+        "topic": {"type": "string", "description": "The topic published to."},
+        "qos": {"type": "integer", "description": "The QoS used."},
+        "retain": {"type": "boolean", "description": "Whether the message was retained."},
+        "bytes": {"type": "integer", "description": "The payload's size in bytes."},
         "idempotency_key": {
             "type": ["string", "null"],
             "description": "Sent as the Idempotency-Key user property (MQTT 5), else null.",

@@ -89,19 +89,26 @@ MESSAGE_CONFIG: dict[str, Any] = {
 MESSAGE_EVENT: dict[str, Any] = {
     "type": "object",
     "properties": {
-        "subject": {"type": "string"},
+        "subject": {"type": "string", "description": "The message's subject."},
         "data": {"description": "JSON when the data parses as JSON, else text (or base64)."},
-        "encoding": {"enum": ["json", "text", "base64"]},
-        "headers": {"type": "object", "additionalProperties": {"type": "string"}},
-        "reply": {"type": ["string", "null"]},
+        "encoding": {"enum": ["json", "text", "base64"], "description": "How data was decoded."},
+        "headers": {
+            "type": "object",
+            "additionalProperties": {"type": "string"},
+            "description": "The message headers.",
+        },
+        "reply": {"type": ["string", "null"], "description": "Core NATS: the reply subject."},
         "msg_id": {"type": ["string", "null"], "description": "The Nats-Msg-Id header."},
-        "jetstream": {"type": "boolean"},
-        "stream": {"type": ["string", "null"]},
-        "consumer": {"type": ["string", "null"]},
-        "stream_seq": {"type": ["integer", "null"]},
+        "jetstream": {"type": "boolean", "description": "Whether it came through JetStream."},
+        "stream": {"type": ["string", "null"], "description": "JetStream: the stream."},
+        "consumer": {"type": ["string", "null"], "description": "JetStream: the consumer."},
+        "stream_seq": {"type": ["integer", "null"], "description": "JetStream: its sequence."},
         "delivered": {"type": ["integer", "null"], "description": "Deliveries so far (1 = first)."},
-        "published_at": {"type": ["string", "null"]},
-        "received_at": {"type": "string"},
+        "published_at": {
+            "type": ["string", "null"],
+            "description": "JetStream: when the stream stored it (UTC).",
+        },
+        "received_at": {"type": "string", "description": "When the hub received it (UTC)."},
     },
 }
 

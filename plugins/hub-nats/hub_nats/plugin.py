@@ -54,12 +54,12 @@ PUBLISH_INPUT: dict[str, Any] = {
 PUBLISH_OUTPUT: dict[str, Any] = {
     "type": "object",
     "properties": {
-        "subject": {"type": "string"},
-        "bytes": {"type": "integer"},
-        "msg_id": {"type": "string"},
-        "jetstream": {"type": "boolean"},
-        "stream": {"type": ["string", "null"]},
-        "seq": {"type": ["integer", "null"]},
+        "subject": {"type": "string", "description": "The subject published to."},
+        "bytes": {"type": "integer", "description": "The data's size in bytes."},
+        "msg_id": {"type": "string", "description": "The Nats-Msg-Id header sent."},
+        "jetstream": {"type": "boolean", "description": "Published through JetStream."},
+        "stream": {"type": ["string", "null"], "description": "The stream that stored it."},
+        "seq": {"type": ["integer", "null"], "description": "Its sequence in the stream."},
         "duplicate": {
             "type": "boolean",
             "description": "JetStream already had a message with this Nats-Msg-Id.",

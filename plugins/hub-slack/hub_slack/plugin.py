@@ -23,37 +23,48 @@ Channel = Annotated[
     str,
     msgspec.Meta(
         min_length=1,
-        description="A channel id (C0123...), or a name (#general) for post_message.",
+        description="A channel id (C0123...); post_message also accepts a name (#general).",
     ),
 ]
 Ts = Annotated[str, msgspec.Meta(min_length=1, description="A message's ts (1503435956.000247).")]
-Blocks = Annotated[
-    list[dict[str, Any]], msgspec.Meta(description="Block Kit blocks (then text is the fallback).")
+
+
+# Optional fields carry their description outside the anyOf, where the docs look for it.
+Text = Annotated[
+    str | None,
+    msgspec.Meta(description="The message text (mrkdwn); the fallback when blocks are given."),
 ]
+Blocks = Annotated[list[dict[str, Any]] | None, msgspec.Meta(description="Block Kit blocks.")]
+ThreadTs = Annotated[
+    str | None, msgspec.Meta(description="Reply in the thread of the message with this ts.")
+]
+Flag = Annotated[bool | None, msgspec.Meta(description="Slack's flag of the same name.")]
 
 
 class PostMessageIn(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     """Input of slack.post_message."""
 
     channel: Channel
-    text: Annotated[str, msgspec.Meta(description="The message text (mrkdwn).")] | None = None
-    blocks: Blocks | None = None
-    thread_ts: (
-        Annotated[str, msgspec.Meta(description="Reply in the thread of this message ts.")] | None
-    ) = None
-    reply_broadcast: bool | None = None
-    unfurl_links: bool | None = None
-    unfurl_media: bool | None = None
-    mrkdwn: bool | None = None
+    text: Text = None
+    blocks: Blocks = None
+    thread_ts: ThreadTs = None
+    reply_broadcast: Flag = None
+    unfurl_links: Flag = None
+    unfurl_media: Flag = None
+    mrkdwn: Flag = None
 
 
 class MessageOut(msgspec.Struct):
     """A posted or updated message."""
 
-    channel: str
-    ts: str
-    thread_ts: str | None = None
-    message: dict[str, Any] | None = None
+    channel: Annotated[str, msgspec.Meta(description="The channel id.")]
+    ts: Annotated[str, msgspec.Meta(description="The message's ts (its id in the channel).")]
+    thread_ts: Annotated[
+        str | None, msgspec.Meta(description="The ts of the thread's parent, for a reply.")
+    ] = None
+    message: Annotated[
+        dict[str, Any] | None, msgspec.Meta(description="The message as Slack stored it.")
+    ] = None
 
 
 class UpdateMessageIn(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
@@ -61,8 +72,8 @@ class UpdateMessageIn(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=
 
     channel: Channel
     ts: Ts
-    text: str | None = None
-    blocks: Blocks | None = None
+    text: Text = None
+    blocks: Blocks = None
 
 
 class DeleteMessageIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -75,8 +86,8 @@ class DeleteMessageIn(msgspec.Struct, forbid_unknown_fields=True):
 class DeletedOut(msgspec.Struct):
     """A deleted message."""
 
-    channel: str
-    ts: str
+    channel: Annotated[str, msgspec.Meta(description="The channel id.")]
+    ts: Annotated[str, msgspec.Meta(description="The deleted message's ts.")]
 
 
 class ListChannelsIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -86,20 +97,23 @@ class ListChannelsIn(msgspec.Struct, forbid_unknown_fields=True):
         str,
         msgspec.Meta(
             description="Comma-separated: public_channel, private_channel, mpim, im.",
-            pattern=r"^(public_channel|private_channel|mpim|im)(,(public_channel|private_channel|mpim|im))*$",
+            pattern=r"^(public_channel|private_channel|mpim|im)"
+            r"(,(public_channel|private_channel|mpim|im))*$",
         ),
     ] = "public_channel"
-    exclude_archived: bool = True
+    exclude_archived: Annotated[bool, msgspec.Meta(description="Leave archived channels out.")] = (
+        True
+    )
 
 
 class ChannelOut(msgspec.Struct):
     """One channel."""
 
-    id: str
-    name: str
+    id: Annotated[str, msgspec.Meta(description="The channel id (C0123...).")]
+    name: Annotated[str, msgspec.Meta(description="The name, without #.")]
     is_private: bool = False
     is_archived: bool = False
-    is_member: bool = False
+    is_member: Annotated[bool, msgspec.Meta(description="The bot is in the channel.")] = False
 
 
 class ChannelsOut(msgspec.Struct):

@@ -1,0 +1,257 @@
+"""Webhook signature schemes, checked over the raw body: generic HMAC, Stripe's and Slack's.
+
+Each verifier takes the scheme's settings (a flow's ``trigger.config.signature``), the
+candidate secrets (several during a rotation), the request headers (lower-case names), the
+raw body and the current time, and returns a :class:`Verified` or raises
+:class:`SignatureError` with a reason (``missing``, ``malformed``, ``mismatch``,
+``expired``). Comparisons are constant-time (:func:`hmac.compare_digest` on the digests).
+
+Timestamped schemes (``stripe``, ``slack``) also return a *replay key*: the signed timestamp
+and a digest of the signature that matched. The webhook route stores it with the run, in the
+same transaction, and refuses the same key again while the timestamp is inside the
+tolerance (after that, the timestamp check refuses the request anyway).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import hashlib
+import hmac
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from hub.flows import FlowError, parse_duration
+
+SCHEMES = ("hmac", "stripe", "slack")
+ALGORITHMS = {"sha256": hashlib.sha256, "sha1": hashlib.sha1, "sha512": hashlib.sha512}
+DEFAULT_TOLERANCE = 300.0
+DEFAULT_HEADERS = {
+    "hmac": "x-signature",
+    "stripe": "stripe-signature",
+    "slack": "x-slack-signature",
+}
+SLACK_TIMESTAMP = "x-slack-request-timestamp"
+
+
+class SignatureError(ValueError):
+    """A request whose signature is refused; ``reason`` is one word for metrics and details."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclasses.dataclass(frozen=True)
+class Verified:
+    """A signature that matched; ``timestamp`` and ``replay_key`` for timestamped schemes."""
+
+    timestamp: int | None = None
+    replay_key: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class SignatureSpec:
+    """The parsed ``trigger.config.signature`` of a webhook flow."""
+
+    scheme: str
+    secret_ref: str
+    header: str
+    algorithm: str = "sha256"
+    encoding: str = "hex"
+    prefix: str = ""
+    tolerance: float = DEFAULT_TOLERANCE
+
+    @classmethod
+    def parse(cls, raw: Mapping[str, Any]) -> SignatureSpec:
+        """Parse and check a signature block; errors name the field (``ValueError``)."""
+        where = "trigger.config.signature"
+        scheme = raw.get("scheme", "hmac")
+        if scheme not in SCHEMES:
+            raise ValueError(f"{where}.scheme: must be one of {', '.join(SCHEMES)}")
+        secret_ref = raw.get("secret_ref")
+        if not isinstance(secret_ref, str) or not secret_ref:
+            raise ValueError(f"{where}.secret_ref: the name of a stored connection is required")
+        algorithm = raw.get("algorithm", "sha256")
+        if algorithm not in ALGORITHMS:
+            raise ValueError(f"{where}.algorithm: must be one of {', '.join(ALGORITHMS)}")
+        encoding = raw.get("encoding", "hex")
+        if encoding not in ("hex", "base64"):
+            raise ValueError(f"{where}.encoding: must be hex or base64")
+        try:
+            tolerance = parse_duration(
+                raw.get("tolerance", DEFAULT_TOLERANCE), f"{where}.tolerance"
+            )
+        except FlowError as exc:
+            raise ValueError(str(exc)) from exc
+        return cls(
+            scheme=scheme,
+            secret_ref=secret_ref,
+            header=str(raw.get("header") or DEFAULT_HEADERS[scheme]).lower(),
+            algorithm=algorithm,
+            encoding=encoding,
+            prefix=str(raw.get("prefix", "")),
+            tolerance=tolerance,
+        )
+
+
+def secrets_of(values: Mapping[str, Any]) -> list[bytes]:
+    """The signing secrets of a connection: ``secret``, then every entry of ``secrets``."""
+    found: list[bytes] = []
+    single = values.get("secret")
+    if isinstance(single, str) and single:
+        found.append(single.encode())
+    many = values.get("secrets")
+    if isinstance(many, list):
+        found.extend(s.encode() for s in many if isinstance(s, str) and s)
+    return found
+
+
+def verify(
+    spec: SignatureSpec,
+    secrets: Sequence[bytes],
+    headers: Mapping[str, str],
+    body: bytes,
+    now: float,
+) -> Verified:
+    """Check a request against ``spec``; raise :class:`SignatureError` to refuse it."""
+    if spec.scheme == "stripe":
+        return verify_stripe(secrets, headers, body, now, spec.tolerance, spec.header)
+    if spec.scheme == "slack":
+        return verify_slack(secrets, headers, body, now, spec.tolerance, spec.header)
+    return verify_hmac(spec, secrets, headers, body)
+
+
+def _decode(value: str, encoding: str) -> bytes | None:
+    try:
+        if encoding == "hex":
+            return bytes.fromhex(value)
+        return base64.b64decode(value, validate=True)
+    except (ValueError, binascii.Error):
+        return None
+
+
+def _matches(candidate: bytes, secrets: Sequence[bytes], payload: bytes, algorithm: str) -> bool:
+    """True when ``candidate`` is the HMAC of ``payload`` under one of the secrets.
+
+    Every secret is tried (no early exit), so the time taken does not tell which one matched.
+    """
+    digest = ALGORITHMS[algorithm]
+    found = False
+    for secret in secrets:
+        expected = hmac.new(secret, payload, digest).digest()
+        found |= hmac.compare_digest(expected, candidate)
+    return found
+
+
+def _header(headers: Mapping[str, str], name: str) -> str:
+    value = headers.get(name)
+    if value is None or not value.strip():
+        raise SignatureError("missing", f"the request has no {name} header")
+    return value.strip()
+
+
+def verify_hmac(
+    spec: SignatureSpec, secrets: Sequence[bytes], headers: Mapping[str, str], body: bytes
+) -> Verified:
+    """Generic HMAC over the raw body: ``{prefix}{hex or base64 digest}`` in one header."""
+    value = _header(headers, spec.header)
+    if spec.prefix:
+        if not value.startswith(spec.prefix):
+            raise SignatureError(
+                "malformed", f"the {spec.header} header must start with the prefix"
+            )
+        value = value[len(spec.prefix) :]
+    candidate = _decode(value, spec.encoding)
+    if candidate is None:
+        raise SignatureError("malformed", f"the {spec.header} header is not {spec.encoding}")
+    if not _matches(candidate, secrets, body, spec.algorithm):
+        raise SignatureError("mismatch", "the signature does not match the body")
+    return Verified()
+
+
+def _check_time(timestamp: int, now: float, tolerance: float) -> None:
+    if abs(now - timestamp) > tolerance:
+        raise SignatureError(
+            "expired", f"the signed timestamp is outside the tolerance of {tolerance:g} s"
+        )
+
+
+def _replay_key(timestamp: int, signature: bytes) -> str:
+    # Zero-padded seconds first: markers sort by time, so old ones are pruned by key range.
+    return f"{timestamp:012d}:{hashlib.sha256(signature).hexdigest()}"
+
+
+def verify_stripe(
+    secrets: Sequence[bytes],
+    headers: Mapping[str, str],
+    body: bytes,
+    now: float,
+    tolerance: float = DEFAULT_TOLERANCE,
+    header: str = "stripe-signature",
+) -> Verified:
+    """Stripe's scheme: ``Stripe-Signature: t=...,v1=...[,v1=...]`` over ``{t}.{body}``."""
+    value = _header(headers, header)
+    timestamp: int | None = None
+    candidates: list[bytes] = []
+    for part in value.split(","):
+        name, sep, item = part.strip().partition("=")
+        if not sep:
+            continue
+        if name == "t" and item.isdigit():
+            timestamp = int(item)
+        elif name == "v1":
+            decoded = _decode(item, "hex")
+            if decoded is not None:
+                candidates.append(decoded)
+    if timestamp is None or not candidates:
+        raise SignatureError("malformed", f"the {header} header has no t=... and v1=... values")
+    payload = str(timestamp).encode() + b"." + body
+    matched = next((c for c in candidates if _matches(c, secrets, payload, "sha256")), None)
+    if matched is None:
+        raise SignatureError("mismatch", "no v1 signature matches the body")
+    _check_time(timestamp, now, tolerance)
+    return Verified(timestamp, _replay_key(timestamp, matched))
+
+
+def verify_slack(
+    secrets: Sequence[bytes],
+    headers: Mapping[str, str],
+    body: bytes,
+    now: float,
+    tolerance: float = DEFAULT_TOLERANCE,
+    header: str = "x-slack-signature",
+) -> Verified:
+    """Slack's scheme: ``X-Slack-Signature: v0=<hex>`` over ``v0:{timestamp}:{body}``.
+
+    The timestamp is the ``X-Slack-Request-Timestamp`` header.
+    """
+    value = _header(headers, header)
+    stamp = _header(headers, SLACK_TIMESTAMP)
+    if not stamp.isdigit():
+        raise SignatureError("malformed", f"the {SLACK_TIMESTAMP} header is not a number")
+    version, sep, digest = value.partition("=")
+    candidate = _decode(digest, "hex") if sep and version == "v0" else None
+    if candidate is None:
+        raise SignatureError("malformed", f"the {header} header must be v0=<hex digest>")
+    timestamp = int(stamp)
+    payload = b"v0:" + stamp.encode() + b":" + body
+    if not _matches(candidate, secrets, payload, "sha256"):
+        raise SignatureError("mismatch", "the signature does not match the body")
+    _check_time(timestamp, now, tolerance)
+    return Verified(timestamp, _replay_key(timestamp, candidate))
+
+
+def sign_stripe(secret: str, body: bytes, timestamp: int) -> str:
+    """A ``Stripe-Signature`` header value (for tests and for calling a hub's webhook)."""
+    payload = str(timestamp).encode() + b"." + body
+    digest = hmac.new(secret.encode(), payload, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+def sign_slack(secret: str, body: bytes, timestamp: int) -> dict[str, str]:
+    """The two Slack headers for ``body`` signed at ``timestamp``."""
+    payload = b"v0:" + str(timestamp).encode() + b":" + body
+    digest = hmac.new(secret.encode(), payload, hashlib.sha256).hexdigest()
+    return {"X-Slack-Signature": f"v0={digest}", SLACK_TIMESTAMP: str(timestamp)}

@@ -1,0 +1,139 @@
+"""Recovery: the sweeper, leases and heartbeats, graceful hand-back (part of the engine).
+
+Split from :mod:`hub.engine` along its concern; :class:`RecoveryMixin` is only meant to be
+mixed into :class:`hub.engine.Engine`, whose state it uses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
+
+from hub.db import store
+from hub.executors.base import StepJob
+from hub.run_output import output_renderer
+from hub.transitions import Outcome, now_us
+
+if TYPE_CHECKING:
+    from hub.db.database import Database
+    from hub.executors.base import Executor
+    from hub.flows import Flow
+    from hub.settings import Settings
+    from hub.transitions import RunInfo, Transitions
+
+
+class RecoveryMixin:
+    """Finds lost work again and keeps this process's leases."""
+
+    settings: Settings
+    db: Database
+    executor: Executor
+    transitions: Transitions
+    boot_id: str
+    _running: dict[int, tuple[float, StepJob, asyncio.Task[Any] | None]]
+    _eager_tasks: set[asyncio.Task[None]]
+
+    async def _run_info(self, run_id: str) -> RunInfo:
+        raise NotImplementedError
+
+    async def get_flow(self, workspace_id: str, flow_id: str, version: int) -> Flow:
+        raise NotImplementedError
+
+    async def _after(self, outcome: Outcome) -> None:
+        raise NotImplementedError
+
+    async def sweep(self, *, startup: bool = False) -> int:
+        """Re-submit what the executor may have lost; return how many jobs were submitted.
+
+        Expired leases become failed attempts (retried by policy); ``queued`` steps never
+        submitted, or submitted long ago (all of them at start-up), are submitted again under
+        a new resubmission number; ``waiting`` steps coming due are submitted deferred.
+        """
+        horizon = now_us() + int(self.settings.sweep_interval * 1_000_000)
+        resubmit_before = 0 if startup else now_us() - int(self.settings.resubmit_after * 1e6)
+        if startup:
+            resubmit_before = now_us() + 1
+        found = await self.db.write(
+            lambda c: store.sweep_candidates(c, horizon, resubmit_before, now_us())
+        )
+        jobs = [StepJob(*entry) for entry in found.submit]
+        for expired in found.expired:
+            outcome = await self._expire(expired)
+            jobs.extend(outcome.jobs)
+            await self._after(Outcome(finished=outcome.finished))
+        if jobs:
+            await self.executor.submit(jobs)
+        return len(jobs)
+
+    async def _expire(self, expired: dict[str, Any]) -> Outcome:
+        run = await self._run_info(expired["run_id"])
+        flow = await self.get_flow(run.workspace_id, run.flow_id, run.flow_version)
+        spec = flow.steps[expired["step_id"]]
+        error = {
+            "message": "the worker running this step stopped (its lease expired)",
+            "kind": "lease",
+            "attempt": expired["attempt"],
+        }
+        # A lost worker is not the step's fault: it gets at least lease_retry_attempts tries.
+        allowed = max(spec.retry.max_attempts, self.settings.lease_retry_attempts)
+        delay = spec.retry.delay(expired["attempt"]) if expired["attempt"] < allowed else None
+        renderer = output_renderer(run, flow)
+        return await self.db.write(
+            lambda c: self.transitions.fail(
+                c,
+                flow,
+                run,
+                expired["id"],
+                expired["key"],
+                expired["attempt"],
+                error,
+                None,
+                delay,
+                renderer,
+                owner_check=False,
+            )
+        )
+
+    @property
+    def running_count(self) -> int:
+        """How many steps this process is running now."""
+        return len(self._running)
+
+    async def hand_back(self) -> int:
+        """Give the steps running here back to ``queued`` (attempt unchanged) and resubmit.
+
+        Used on a graceful shutdown: a step handed back does not count as a failed attempt.
+        """
+        ids = list(self._running)
+        if not ids:
+            return 0
+        found = await self.db.write(lambda c: store.hand_back(c, ids, self.boot_id, now_us()))
+        await self._after(Outcome(jobs=[StepJob(*entry) for entry in found]))
+        return len(found)
+
+    async def drain(self, grace: float) -> None:
+        """Wait up to ``grace`` seconds for the steps running here to finish."""
+        deadline = time.monotonic() + grace
+        while (self._running or self._eager_tasks) and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+
+    async def heartbeat(self) -> None:
+        """Renew the leases of steps running here for longer than a third of the lease."""
+        threshold = time.monotonic() - self.settings.lease_seconds / 3
+        ids = [row_id for row_id, (since, _job, _t) in self._running.items() if since < threshold]
+        if ids:
+            expires = now_us() + int(self.settings.lease_seconds * 1_000_000)
+            held = await self.db.write(lambda c: store.renew_leases(c, ids, self.boot_id, expires))
+            # A step we no longer hold was cancelled, or taken over: stop running it.
+            for row_id in set(ids) - set(held):
+                entry = self._running.get(row_id)
+                if entry is not None and entry[2] is not None:
+                    entry[2].cancel()
+
+    def interrupt_run(self, run_id: str) -> None:
+        """Cancel the steps of ``run_id`` that run in this process (not the caller's own)."""
+        me = asyncio.current_task()
+        for _since, job, task in list(self._running.values()):
+            if job.run_id == run_id and task is not None and task is not me:
+                task.cancel()

@@ -1,0 +1,138 @@
+"""Storage of webhook ``Idempotency-Key`` values and signature replay markers (``webhook_keys``).
+
+Both kinds of row are written by the webhook route IN THE SAME TRANSACTION as the run they
+let through (``Engine.start_runs(..., also=...)``), and the table's primary key (workspace,
+flow, key) is what makes a key or a signed delivery start at most one run, whatever the
+number of processes: a second insert of the same key fails, its run is rolled back with it.
+
+- ``idem:<key>``: an ``Idempotency-Key`` with the SHA-256 of the request body; kept for
+  :data:`IDEMPOTENCY_RETENTION` seconds (Stripe keeps keys 24 hours).
+- ``sig:<timestamp>:<digest>``: a timestamped signature that was accepted; kept until the
+  timestamp leaves the scheme's tolerance (then the timestamp check refuses it anyway).
+  The zero-padded timestamp first lets :func:`prune` delete old markers by key range.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+
+from sqlalchemy import Connection, and_, delete, select, text
+
+from hub.db.models import now_us, runs, webhook_keys
+
+IDEMPOTENCY_PREFIX = "idem:"
+REPLAY_PREFIX = "sig:"
+IDEMPOTENCY_RETENTION = 24 * 3600.0
+MAX_KEY_LENGTH = 200 - len(IDEMPOTENCY_PREFIX)
+
+# The id of the row the connection inserted last, per dialect: see created_run_id.
+_LAST_STEP_ROW = {
+    "sqlite": "SELECT run_id FROM steps WHERE id = last_insert_rowid()",
+    "postgresql": "SELECT run_id FROM steps WHERE id = lastval()",
+    "mysql": "SELECT run_id FROM steps WHERE id = LAST_INSERT_ID()",
+    "mariadb": "SELECT run_id FROM steps WHERE id = LAST_INSERT_ID()",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class KeyRow:
+    """A stored key: the body's hash and the run it started."""
+
+    key: str
+    request_hash: str
+    run_id: str
+
+
+def find(
+    conn: Connection, workspace_id: str, flow_id: str, keys: Iterable[str]
+) -> dict[str, KeyRow]:
+    """The stored rows among ``keys`` (full keys, with their prefix), by key."""
+    wanted = list(keys)
+    if not wanted:
+        return {}
+    rows = conn.execute(
+        select(webhook_keys.c.key, webhook_keys.c.request_hash, webhook_keys.c.run_id).where(
+            webhook_keys.c.workspace_id == workspace_id,
+            webhook_keys.c.flow_id == flow_id,
+            webhook_keys.c.key.in_(wanted),
+        )
+    )
+    return {r.key: KeyRow(r.key, r.request_hash, r.run_id) for r in rows}
+
+
+def created_run_id(conn: Connection, workspace_id: str, flow_id: str, since_us: int) -> str:
+    """The id of the run just created on ``conn`` by ``Engine.start_runs`` (one trigger).
+
+    ``start_runs`` calls its ``also(conn)`` right after inserting the run row and its root
+    steps, and does not hand the new id over; the connection's last inserted row is one of
+    those root steps (every flow has at least one), and carries the run id. The run found is
+    checked (this workspace and flow, a webhook run, created after ``since_us``); anything
+    else raises, which rolls the transaction back rather than link the key to another run.
+    """
+    query = _LAST_STEP_ROW.get(conn.dialect.name)
+    if query is None:
+        raise RuntimeError(f"webhook keys are not supported on {conn.dialect.name}")
+    run_id = conn.execute(text(query)).scalar()
+    row = None
+    if run_id is not None:
+        row = conn.execute(
+            select(
+                runs.c.workspace_id, runs.c.flow_id, runs.c.trigger_type, runs.c.created_at
+            ).where(runs.c.id == run_id)
+        ).first()
+    if (
+        row is None
+        or (row.workspace_id, row.flow_id, row.trigger_type) != (workspace_id, flow_id, "webhook")
+        or row.created_at < since_us
+    ):
+        raise RuntimeError("could not find the run this webhook just created")
+    return str(run_id)
+
+
+def record(
+    conn: Connection,
+    workspace_id: str,
+    flow_id: str,
+    entries: Iterable[tuple[str, str]],
+    run_id: str,
+) -> None:
+    """Insert (key, request hash) rows for ``run_id``; a key that exists raises IntegrityError."""
+    now = now_us()
+    conn.execute(
+        webhook_keys.insert(),
+        [
+            {
+                "workspace_id": workspace_id,
+                "flow_id": flow_id,
+                "key": key,
+                "request_hash": request_hash,
+                "run_id": run_id,
+                "created_at": now,
+            }
+            for key, request_hash in entries
+        ],
+    )
+
+
+def prune(
+    conn: Connection, workspace_id: str, flow_id: str, replay_before: int, keys_before_us: int
+) -> int:
+    """Delete replay markers signed before ``replay_before`` (epoch seconds) and idempotency
+    keys stored before ``keys_before_us``; return how many rows went."""
+    mine = and_(webhook_keys.c.workspace_id == workspace_id, webhook_keys.c.flow_id == flow_id)
+    markers = conn.execute(
+        delete(webhook_keys).where(
+            mine,
+            webhook_keys.c.key.like(REPLAY_PREFIX + "%"),
+            webhook_keys.c.key < f"{REPLAY_PREFIX}{max(0, replay_before):012d}",
+        )
+    ).rowcount
+    keys = conn.execute(
+        delete(webhook_keys).where(
+            mine,
+            webhook_keys.c.key.like(IDEMPOTENCY_PREFIX + "%"),
+            webhook_keys.c.created_at < keys_before_us,
+        )
+    ).rowcount
+    return int(markers or 0) + int(keys or 0)
