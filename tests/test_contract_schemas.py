@@ -31,10 +31,17 @@ async def test_a_run_record_validates(hub: Hub) -> None:
         {
             "id": "f",
             "steps": [
-                {"id": "a", "action": "data.set", "for_each": "{{ [1, 2] }}", "input": {"value": 1}},
+                {
+                    "id": "a",
+                    "action": "data.set",
+                    "for_each": "{{ [1, 2] }}",
+                    "input": {"value": 1},
+                },
                 {"id": "b", "action": "test.boom", "on_error": "continue"},
             ],
         },
     )
-    errors = [e.message for e in Draft202012Validator(load_schema("run.schema.json")).iter_errors(run)]
+    errors = [
+        e.message for e in Draft202012Validator(load_schema("run.schema.json")).iter_errors(run)
+    ]
     assert errors == []
