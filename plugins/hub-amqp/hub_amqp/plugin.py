@@ -319,6 +319,7 @@ async def consume(ctx: Any, config: dict[str, Any], emit: Callable[[Any], Awaita
             raise channel_error(exc, settings, what) from None
         ctx.log.info("%s: consuming (flow %s)", what, ctx.flow_id)
         async with queue.iterator() as messages:
+            # The iterator ends when the broker closes the channel or the connection.
             async for message in messages:
                 await record_then_ack(emit, to_event(message, queue_name), message)
         raise ConnectionError(f"{what}: the broker closed the consumer")

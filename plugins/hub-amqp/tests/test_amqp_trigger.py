@@ -5,7 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import shutil
+import subprocess
 import types
+from pathlib import Path
 from typing import Any
 
 import aio_pika
@@ -148,6 +152,56 @@ async def test_stopping_while_recording_finishes_the_record_then_acks(
     await asyncio.gather(task, return_exceptions=True)
     assert recorded == ["only"]
     assert await ready_count(rabbit, queue) == 0  # acknowledged, not requeued
+
+
+def close_connections_named(name: str) -> int:
+    """Make RabbitMQ close the connections whose client name contains ``name`` (rabbitmqctl)."""
+    ctl = shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"
+    if not Path(ctl).exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail("rabbitmqctl is not installed (CI=true)")
+        pytest.skip("rabbitmqctl is not installed")
+    listed = subprocess.run(
+        [ctl, "-q", "list_connections", "pid", "client_properties"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if listed.returncode != 0:
+        pytest.skip(f"rabbitmqctl cannot list connections: {listed.stderr.strip()[:200]}")
+    pids = [line.split("\t")[0] for line in listed.stdout.splitlines() if name in line]
+    for pid in pids:
+        subprocess.run([ctl, "-q", "close_connection", pid, "test"], check=True, timeout=60)
+    return len(pids)
+
+
+async def test_consumer_comes_back_after_the_broker_closed_its_connection(
+    hub: Hub, rabbit: dict[str, Any], queue: str, waiter: Any
+) -> None:
+    """The broker drops the consumer's connection: the runner restarts it, nothing is lost."""
+    flow_id = f"reconnect-{queue}"
+    await hub.set_connection("broker", "amqp", rabbit)
+    await hub.save_flow(flow_on(queue, flow_id), publish=True)
+    task = asyncio.create_task(TriggerRunner(hub, reconcile_interval=0.05).run())
+    try:
+        await publish(rabbit, queue, aio_pika.Message(b'"before"'))
+
+        async def runs(count: int) -> Any:
+            async def check() -> Any:
+                found = await hub.list_runs(flow_id=flow_id)
+                return found if len(found) >= count else None
+
+            return check
+
+        await waiter(await runs(1))
+        closed = await asyncio.to_thread(close_connections_named, f"hub flow {flow_id}")
+        assert closed == 1
+        await publish(rabbit, queue, aio_pika.Message(b'"after"'))
+        found = await waiter(await runs(2), timeout=20)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert sorted(r["trigger"]["body"] for r in found) == ["after", "before"]
 
 
 async def test_hub_killed_between_receive_and_record_loses_nothing_and_duplicates_nothing(

@@ -45,6 +45,10 @@ IDS = {
     "description": "Record ids.",
 }
 VALUES = {"type": "object", "description": "Field values by field name."}
+ONE_OR_MORE_IDS = {
+    "anyOf": [{"type": "integer", "minimum": 1}, IDS],
+    "description": "A record id, or a list of ids.",
+}
 CONTEXT = {"type": "object", "description": 'Odoo context, e.g. {"lang": "fr_FR"}.'}
 
 
@@ -181,8 +185,8 @@ def _schema(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
 OK_IDS = {
     "type": "object",
     "properties": {
-        "ok": {"type": "boolean"},
-        "ids": {"type": "array", "items": {"type": "integer"}},
+        "ok": {"type": "boolean", "description": "What Odoo answered (true)."},
+        "ids": {"type": "array", "items": {"type": "integer"}, "description": "The records."},
     },
     "required": ["ok", "ids"],
 }
@@ -201,8 +205,8 @@ ACTIONS = [
                     "items": {"type": "string", "minLength": 1},
                     "description": "Fields to read (default: all).",
                 },
-                "limit": {"type": "integer", "minimum": 1},
-                "offset": {"type": "integer", "minimum": 0},
+                "limit": {"type": "integer", "minimum": 1, "description": "At most this many."},
+                "offset": {"type": "integer", "minimum": 0, "description": "Skip this many."},
                 "order": {
                     "type": "string",
                     "pattern": r"^[a-z_][a-z0-9_.]*( (asc|desc|ASC|DESC))?"
@@ -215,8 +219,13 @@ ACTIONS = [
         output_schema={
             "type": "object",
             "properties": {
-                "records": {"type": "array", "items": {"type": "object"}},
-                "count": {"type": "integer"},
+                "records": {
+                    "type": "array",
+                    "items": {"type": "object"},
+                    "description": "The records (id and the fields read; many2one values are "
+                    "[id, name]).",
+                },
+                "count": {"type": "integer", "description": "How many records were read."},
             },
             "required": ["records", "count"],
         },
@@ -240,14 +249,23 @@ ACTIONS = [
         title="Create records",
         description="Create one record (values: an object) or several (a list of objects).",
         input_schema=_schema(
-            {"values": {"anyOf": [VALUES, {"type": "array", "items": VALUES, "minItems": 1}]}},
+            {
+                "values": {
+                    "anyOf": [VALUES, {"type": "array", "items": VALUES, "minItems": 1}],
+                    "description": "Field values of one record, or a list for several.",
+                }
+            },
             ["values"],
         ),
         output_schema={
             "type": "object",
             "properties": {
-                "id": {"type": "integer"},
-                "ids": {"type": "array", "items": {"type": "integer"}},
+                "id": {"type": "integer", "description": "The (first) new record's id."},
+                "ids": {
+                    "type": "array",
+                    "items": {"type": "integer"},
+                    "description": "The new records' ids, in order.",
+                },
             },
             "required": ["id", "ids"],
         },
@@ -261,7 +279,7 @@ ACTIONS = [
         title="Update records",
         description="Write the same values on the given records.",
         input_schema=_schema(
-            {"ids": {"anyOf": [{"type": "integer", "minimum": 1}, IDS]}, "values": VALUES},
+            {"ids": ONE_OR_MORE_IDS, "values": VALUES},
             ["ids", "values"],
         ),
         output_schema=OK_IDS,
@@ -275,7 +293,7 @@ ACTIONS = [
         run=unlink,
         title="Delete records",
         description="Delete the given records.",
-        input_schema=_schema({"ids": {"anyOf": [{"type": "integer", "minimum": 1}, IDS]}}, ["ids"]),
+        input_schema=_schema({"ids": ONE_OR_MORE_IDS}, ["ids"]),
         output_schema=OK_IDS,
         needs_connection=True,
         options=MODEL_OPTIONS,

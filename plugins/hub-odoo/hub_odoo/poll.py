@@ -149,7 +149,10 @@ CHANGES_TRIGGER = Trigger(
     config_schema=CONFIG_SCHEMA,
     output_schema={
         "type": "object",
-        "properties": {"id": {"type": "integer"}, "write_date": {"type": "string"}},
+        "properties": {
+            "id": {"type": "integer", "description": "The record's id."},
+            "write_date": {"type": "string", "description": "UTC, YYYY-MM-DD HH:MM:SS."},
+        },
         "required": ["id", "write_date"],
     },
     poll=poll_changes,

@@ -165,12 +165,12 @@ OUTPUT_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
         "event": {"type": "object", "description": "Slack's inner event (type, user, text ...)."},
-        "event_id": {"type": ["string", "null"]},
-        "event_time": {"type": ["integer", "null"]},
-        "team_id": {"type": ["string", "null"]},
-        "api_app_id": {"type": ["string", "null"]},
+        "event_id": {"type": ["string", "null"], "description": "Slack's id of the event."},
+        "event_time": {"type": ["integer", "null"], "description": "Epoch seconds."},
+        "team_id": {"type": ["string", "null"], "description": "The workspace."},
+        "api_app_id": {"type": ["string", "null"], "description": "The Slack app."},
         "retry_num": {"type": "integer", "description": "X-Slack-Retry-Num (0: first delivery)."},
-        "idempotency_key": {"type": ["string", "null"]},
+        "idempotency_key": {"type": ["string", "null"], "description": "The event_id."},
     },
     "required": ["event"],
 }

@@ -119,7 +119,7 @@ class ChannelOut(msgspec.Struct):
 class ChannelsOut(msgspec.Struct):
     """The channels."""
 
-    channels: list[ChannelOut]
+    channels: Annotated[list[ChannelOut], msgspec.Meta(description="Every channel found.")]
 
 
 def _needs_content(name: str, text: str | None, blocks: list[Any] | None) -> None:
