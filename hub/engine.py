@@ -196,6 +196,7 @@ class Engine(RecoveryMixin):
         trigger_type: str = "manual",
         parent: tuple[str, str, int] | None = None,
         also: Callable[[Connection], Any] | None = None,
+        run_ids: list[str] | None = None,
     ) -> list[str]:
         """Create one run per trigger value in ONE transaction, with ``also(conn)`` in it too.
 
@@ -210,7 +211,7 @@ class Engine(RecoveryMixin):
         now = now_us()
         rows = [
             {
-                "id": new_run_id(),
+                "id": run_ids[i] if run_ids else new_run_id(),
                 "workspace_id": workspace_id,
                 "flow_id": flow_id,
                 "flow_version": version,
@@ -223,7 +224,7 @@ class Engine(RecoveryMixin):
                 "created_at": now,
                 "started_at": now,
             }
-            for trigger in triggers
+            for i, trigger in enumerate(triggers)
         ]
 
         def write(conn: Connection) -> Outcome:

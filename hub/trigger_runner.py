@@ -8,7 +8,8 @@
   broker. It calls ``run_id = await emit(event)`` for each message, and ``emit`` returns only
   once the run is committed in the database: acknowledge the message after ``emit`` returns,
   and a hub killed between receive and record loses nothing (the broker redelivers).
-  A consumer that raises is restarted with back-off.
+  A consumer that raises is restarted with back-off. ``emit(event, dedup_key=...)`` with
+  the broker's message id makes a redelivered message return the run it already started.
 
 The runner reconciles every few seconds with the published flows: a new version restarts its
 trigger, an unpublished or disabled flow stops it.
@@ -23,10 +24,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy import Connection, select, update
+from sqlalchemy.exc import IntegrityError
 
 from hub.connectors import Trigger
 from hub.db import store
-from hub.db.models import now_us, trigger_state
+from hub.db.models import now_us, trigger_state, webhook_keys
+from hub.engine import new_run_id
 from hub.runtime import Hub
 
 log = logging.getLogger("hub.triggers")
@@ -164,10 +167,10 @@ class TriggerRunner:
 
     def _emitter(
         self, workspace_id: str, flow_id: str, version: int, trigger_type: str
-    ) -> Callable[[Any], Awaitable[str]]:
-        async def emit(event: Any) -> str:
-            return await self.hub.engine.start_run(
-                workspace_id, flow_id, event, version=version, trigger_type=trigger_type
+    ) -> Callable[..., Awaitable[str]]:
+        async def emit(event: Any, dedup_key: str | None = None) -> str:
+            return await emit_event(
+                self.hub, workspace_id, flow_id, version, trigger_type, event, dedup_key
             )
 
         return emit
@@ -195,6 +198,74 @@ class TriggerRunner:
                     ),
                 )
             await asyncio.sleep(interval)
+
+
+def _event_key(conn: Connection, workspace_id: str, flow_id: str, key: str) -> str | None:
+    return conn.execute(
+        select(webhook_keys.c.run_id).where(
+            webhook_keys.c.workspace_id == workspace_id,
+            webhook_keys.c.flow_id == flow_id,
+            webhook_keys.c.key == key,
+        )
+    ).scalar()
+
+
+async def emit_event(
+    hub: Hub,
+    workspace_id: str,
+    flow_id: str,
+    version: int,
+    trigger_type: str,
+    event: Any,
+    dedup_key: str | None = None,
+) -> str:
+    """Start the run of one event; return its id once it is committed.
+
+    With ``dedup_key`` (a broker's message id, a stream sequence ...), the key is stored in
+    the transaction that creates the run, so an event delivered again (a hub killed after
+    recording the run but before its acknowledgement reached the broker) returns the run
+    that exists instead of starting a second one.
+    """
+    engine = hub.engine
+    if dedup_key is None:
+        return await engine.start_run(
+            workspace_id, flow_id, event, version=version, trigger_type=trigger_type
+        )
+    key = f"event:{dedup_key}"
+    lookup = functools.partial(_event_key, workspace_id=workspace_id, flow_id=flow_id, key=key)
+    existing = await hub.db.read(lookup)
+    if existing is not None:
+        return existing
+    run_id = new_run_id()
+
+    def remember(conn: Connection) -> None:
+        conn.execute(
+            webhook_keys.insert().values(
+                workspace_id=workspace_id,
+                flow_id=flow_id,
+                key=key,
+                request_hash="",
+                run_id=run_id,
+                created_at=now_us(),
+            )
+        )
+
+    try:
+        await engine.start_runs(
+            workspace_id,
+            flow_id,
+            [event],
+            version=version,
+            trigger_type=trigger_type,
+            also=remember,
+            run_ids=[run_id],
+        )
+    except IntegrityError:
+        found = await hub.db.read(lookup)
+        if found is None:
+            raise
+        return found
+    return run_id
 
 
 async def poll_once(hub: Hub, flow_id: str) -> list[str]:

@@ -39,8 +39,9 @@ async def subscribe_feed(ctx: Any, config: dict[str, Any], emit: Any) -> None:
     FEED = FEED or asyncio.Queue()
     while True:
         message = await FEED.get()
-        await emit(message)
-        ACKED.append(message)
+        key = message.get("id") if isinstance(message, dict) else None
+        run_id = await emit(message, dedup_key=key) if key else await emit(message)
+        ACKED.append((message, run_id))
 
 
 async def echo(ctx: Any, data: Any) -> Any:

@@ -76,3 +76,26 @@ async def test_runner_polls_on_its_own_and_stops_when_unpublished(hub: Hub) -> N
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_redelivered_message_with_a_dedup_key_returns_the_run_it_started(hub: Hub) -> None:
+    await hub.save_flow(flow_on("test.feed"), publish=True)
+    runner = TriggerRunner(hub, reconcile_interval=0.05)
+    task = asyncio.create_task(runner.run())
+    try:
+        for _ in range(100):
+            if kit.FEED is not None:
+                break
+            await asyncio.sleep(0.01)
+        assert kit.FEED is not None
+        for _ in range(3):  # the broker delivers it again: the ack was lost
+            await kit.FEED.put({"id": "msg-1", "n": 1})
+        for _ in range(200):
+            if len(kit.ACKED) == 3:
+                break
+            await asyncio.sleep(0.01)
+        assert len({run_id for _message, run_id in kit.ACKED}) == 1
+        assert len(await hub.list_runs(flow_id="t")) == 1
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
