@@ -22,12 +22,12 @@ run: $(STAMP)
 	$(BIN)/hub serve --examples examples
 
 lint: $(STAMP)
-	$(BIN)/ruff check hub tests bench
-	$(BIN)/ruff format --check hub tests bench
+	$(BIN)/ruff check hub tests bench plugins
+	$(BIN)/ruff format --check hub tests bench plugins
 	$(BIN)/mypy hub
 
 test: $(STAMP)
-	$(BIN)/ruff check hub tests bench
+	$(BIN)/ruff check hub tests bench plugins
 	$(BIN)/mypy hub
 	$(BIN)/pytest -q
 

@@ -274,7 +274,9 @@ async def record_then_ack(
     A cancellation (the hub stopping) while the run is being recorded waits for the record to
     finish first, so that the acknowledgement always matches what the database holds.
     """
-    task = asyncio.ensure_future(emit(event))
+    # The publisher's message id identifies a redelivery: the hub returns the run it started.
+    key = event.get("message_id") if isinstance(event, dict) else None
+    task = asyncio.ensure_future(emit(event, dedup_key=f"amqp:{key}") if key else emit(event))
     try:
         await asyncio.shield(task)
     except asyncio.CancelledError:

@@ -114,7 +114,7 @@ async def test_a_failed_record_requeues_the_message_for_the_next_consumer(
     )
     config = {"queue": queue}
 
-    async def failing_emit(event: Any) -> str:
+    async def failing_emit(event: Any, dedup_key: str | None = None) -> str:
         raise RuntimeError("database is down")
 
     with pytest.raises(RuntimeError, match="database is down"):
@@ -122,7 +122,7 @@ async def test_a_failed_record_requeues_the_message_for_the_next_consumer(
 
     got: list[Any] = []
 
-    async def recording_emit(event: Any) -> str:
+    async def recording_emit(event: Any, dedup_key: str | None = None) -> str:
         got.append(event)
         raise asyncio.CancelledError  # stop the consumer after one message
 
@@ -140,7 +140,7 @@ async def test_stopping_while_recording_finishes_the_record_then_acks(
     ctx = types.SimpleNamespace(connection=rabbit, flow_id="stop", log=logging.getLogger("t"))
     started, recorded = asyncio.Event(), []
 
-    async def slow_emit(event: Any) -> str:
+    async def slow_emit(event: Any, dedup_key: str | None = None) -> str:
         started.set()
         await asyncio.sleep(0.3)
         recorded.append(event["body"])

@@ -162,7 +162,10 @@ async def _record(emit: Emit, event: Any) -> bool:
     anyway: the caller acknowledges, then stops. A cancellation whose record did not finish
     is re-raised (the message stays unacknowledged).
     """
-    task = asyncio.ensure_future(emit(event))
+    # A JetStream message is identified by its stream sequence: a redelivery returns its run.
+    seq = event.get("stream_seq") if isinstance(event, dict) else None
+    key = f"nats:{event.get('stream')}:{seq}" if seq is not None else None
+    task = asyncio.ensure_future(emit(event, dedup_key=key) if key else emit(event))
     try:
         await asyncio.shield(task)
     except asyncio.CancelledError:

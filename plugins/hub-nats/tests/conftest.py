@@ -167,12 +167,12 @@ def note(line):
 
 def wrap(subscribe):
     async def wrapped(ctx, config, emit):
-        async def noted_emit(event):
+        async def noted_emit(event, dedup_key=None):
             tag = json.dumps(event["{body_field}"], sort_keys=True)
             note("received " + tag)
             if HOLD and HOLD in tag:
                 await asyncio.sleep(3600)
-            run_id = await emit(event)
+            run_id = await emit(event, dedup_key=dedup_key)
             note("recorded " + tag)
             return run_id
 

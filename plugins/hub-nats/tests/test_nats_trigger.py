@@ -107,14 +107,14 @@ async def test_a_failed_record_naks_the_message_for_immediate_redelivery(
     )
     config = {"subject": subject, "deliver_policy": "all", "ack_wait": 30}
 
-    async def failing_emit(event: Any) -> str:
+    async def failing_emit(event: Any, dedup_key: str | None = None) -> str:
         raise RuntimeError("database is down")
 
     with pytest.raises(RuntimeError, match="database is down"):
         await asyncio.wait_for(consume(ctx, config, failing_emit), 10)
     got: list[Any] = []
 
-    async def recording_emit(event: Any) -> str:
+    async def recording_emit(event: Any, dedup_key: str | None = None) -> str:
         got.append(event)
         raise asyncio.CancelledError  # stop after one message
 
@@ -138,7 +138,7 @@ async def test_slow_record_is_kept_in_progress_instead_of_redelivered(
     )
     seen: list[tuple[Any, int]] = []
 
-    async def slow_emit(event: Any) -> str:
+    async def slow_emit(event: Any, dedup_key: str | None = None) -> str:
         seen.append((event["data"], event["delivered"]))
         await asyncio.sleep(2.5)  # ack_wait is 1 s
         return "run"
