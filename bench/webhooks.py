@@ -296,6 +296,12 @@ def run_phase(port: int, args: argparse.Namespace, phase: str) -> dict[str, Any]
     return result
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def db_query(folder: Path, sql: str, *params: Any) -> Any:
     """One row from the server's SQLite file, opened read-only."""
     db = sqlite3.connect(f"file:{folder / 'data' / 'hub.db'}?mode=ro", uri=True, timeout=10)
@@ -323,7 +329,9 @@ def executed_rate(folder: Path, since_us: int) -> tuple[int, int, float]:
         since_us,
     )
     bad = db_query(
-        folder, "SELECT count(*) FROM runs WHERE status != 'succeeded' AND created_at >= ?", since_us
+        folder,
+        "SELECT count(*) FROM runs WHERE status != 'succeeded' AND created_at >= ?",
+        since_us,
     )[0]
     span = (last - first) / 1e6 if ok else float("nan")
     return ok, bad, ok / span if ok else 0.0
@@ -343,11 +351,15 @@ def main(args: argparse.Namespace) -> None:
         run_phase(port, warm, "saturate")
         wait_all_finished(folder)
         since = time.time_ns() // 1000
+        cpu = cpu_seconds(server.pid)
         sat = run_phase(port, args, "saturate")
         wait_all_finished(folder)
+        sat_cpu = (cpu_seconds(server.pid) - cpu) / sat["requests"] * 1000
         ok, bad, runs_per_s = executed_rate(folder, since)
+        cpu = cpu_seconds(server.pid)
         paced_result = run_phase(port, args, "paced")
         wait_all_finished(folder)
+        paced_cpu = (cpu_seconds(server.pid) - cpu) / paced_result["requests"] * 1000
     finally:
         server.terminate()
         server.wait(30)
@@ -358,6 +370,7 @@ def main(args: argparse.Namespace) -> None:
         ("saturation: latency p50 / p99 (ms)", f"{sat['p50_ms']:.1f} / {sat['p99_ms']:.1f}", ""),
         ("runs fully executed/s (webhook -> 2 steps)", f"{runs_per_s:,.0f}", ">= 800"),
         ("  runs succeeded / other", f"{ok:,} / {bad:,}", ""),
+        ("  server CPU per webhook and its run (ms)", f"{sat_cpu:.2f}", ""),
         (
             f"paced at {args.rate:,.0f}/s: accepted webhooks/s",
             f"{paced_result['accepted_per_s']:,.0f}",
@@ -367,6 +380,7 @@ def main(args: argparse.Namespace) -> None:
         ("paced: latency p50 (ms)", f"{paced_result['p50_ms']:.1f}", ""),
         ("paced: latency p99 (ms)", f"{paced_result['p99_ms']:.1f}", "<= 25"),
         ("paced: latency max (ms)", f"{paced_result['max_ms']:.1f}", ""),
+        ("  server CPU per webhook and its run (ms)", f"{paced_cpu:.2f}", ""),
     ]
     width = max(len(r[0]) for r in rows)
     print(f"\n{'measure':{width}}  {'figure':>16}  target")

@@ -159,7 +159,9 @@ class Connector:
     connection_schema: dict[str, Any] | None = None
     actions: list[Action] = dataclasses.field(default_factory=list)
     triggers: list[Trigger] = dataclasses.field(default_factory=list)
-    test_connection: Callable[[Any], Awaitable[Any]] | None = None
+    # ``test_connection(connection, http=None)``: raise ActionError when the service refuses.
+    # Accept ``http`` to receive the hub's shared client (behind the SSRF guard).
+    test_connection: Callable[..., Awaitable[Any]] | None = None
     oauth2: dict[str, Any] | None = None
     notes: str = ""
 
@@ -330,3 +332,14 @@ class Registry:
     def connector_of(self, full_name: str) -> Connector | None:
         """The connector of an action or trigger full name."""
         return self.connectors.get(full_name.split(".", 1)[0])
+
+
+async def run_connection_test(connector: Connector, connection: dict[str, Any], http: Any) -> Any:
+    """Call a connector's connection test, handing it the hub's guarded HTTP client when the
+    test accepts an ``http`` argument."""
+    test = connector.test_connection
+    if test is None:
+        raise ValueError(f"connector {connector.name!r} has no connection test")
+    if "http" in inspect.signature(test).parameters:
+        return await test(connection, http=http)
+    return await test(connection)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import socket
 import ssl
 import time
@@ -431,6 +432,9 @@ def make_http_client(
     variables and ``.netrc`` are ignored (``trust_env=False``). ``resolver`` and ``verify``
     exist for tests and for private certificate authorities.
     """
+    # httpx logs every request URL at INFO, query strings included: API keys passed in a
+    # query would reach the logs. Keep it to warnings.
+    logging.getLogger("httpx").setLevel(max(logging.getLogger("httpx").level, logging.WARNING))
     guard = AddressGuard.from_settings(settings)
     return httpx.AsyncClient(
         transport=GuardedTransport(guard, resolver=resolver, verify=verify),

@@ -124,6 +124,8 @@ async def reveal(ctx: Any, data: Any) -> Any:
     ctx.log.warning("api_key=%s pin=%s nested=%s", conn["api_key"], conn["pin"], conn["nested"])
     if isinstance(data, dict) and data.get("fail"):
         raise ActionError(f"refused key {conn['api_key']} (pin {conn['pin']})")
+    if isinstance(data, dict) and data.get("crash"):
+        raise RuntimeError(f"crashed holding {conn['api_key']}")
     return {
         "key": conn["api_key"],
         "pin": conn["pin"],
@@ -132,6 +134,16 @@ async def reveal(ctx: Any, data: Any) -> Any:
         "sentence": f"the key is {conn['api_key']}!",
         "access_token": conn.get("access_token"),
     }
+
+
+async def whoami(ctx: Any, data: Any) -> Any:
+    """Calls the service's ``/me`` with the connection's OAuth2 access token."""
+    response = await ctx.http.get(
+        data["url"], headers={"authorization": f"Bearer {ctx.connection['access_token']}"}
+    )
+    if response.status_code != 200:
+        raise ActionError(f"the service refused: {response.status_code}")
+    return response.json()
 
 
 async def list_pipelines(ctx: Any) -> list[dict[str, Any]]:
@@ -194,7 +206,7 @@ class ApiPlugin:
                 name="oauthy",
                 connection_schema=OAUTH_SCHEMA,
                 oauth2={"authorize_url": "http://127.0.0.1:9/authorize", "token_url": "x"},
-                actions=[Action(name="reveal", run=reveal, needs_connection=True)],
+                actions=[Action(name="whoami", run=whoami, needs_connection=True)],
             ),
         ]
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from litestar import Controller, Request, delete, get, post, put
@@ -94,9 +93,9 @@ class MembersController(Controller):
     @get("/", name="members_list", operation_id="members_list", responses=error_responses(401, 404))
     async def list_members(self, ws: NamedDependency[WorkspaceHub]) -> list[Member]:
         """Every member with their role."""
-        rows = await ws.hub.db.read(lambda c: accounts.members(c, ws.workspace))
         return [
-            Member(user_id=r["id"], email=r["email"], name=r["name"], role=r["role"]) for r in rows
+            Member(user_id=r["id"], email=r["email"], name=r["name"], role=r["role"])
+            for r in await ws.members()
         ]
 
     @put(
@@ -114,43 +113,9 @@ class MembersController(Controller):
         A person without an account gets one with a random password, shown once here.
         The last owner cannot be demoted.
         """
-        existing = await ws.hub.db.read(lambda c: accounts.user_by_email(c, data.email))
-        password = password_hash = ""
-        if existing is None:  # hashing is slow: only for a new account
-            password = accounts.new_password()
-            password_hash = await asyncio.to_thread(accounts.hash_password, password)
-
-        def write(conn: Any) -> tuple[dict[str, Any], bool]:
-            user = accounts.user_by_email(conn, data.email)
-            created = user is None
-            if user is None:
-                if not password_hash:
-                    raise ApiError(409, "conflict", "the account changed meanwhile; try again")
-                try:
-                    user = accounts.create_user(
-                        conn, data.email, name=data.name, password_hash=password_hash
-                    )
-                except accounts.Conflict as exc:
-                    raise ApiError(409, "conflict", str(exc)) from exc
-            previous = accounts.role_of(conn, ws.workspace, user["id"])
-            if (
-                previous == "owner"
-                and data.role != "owner"
-                and accounts.count_owners(conn, ws.workspace) <= 1
-            ):
-                raise ApiError(409, "conflict", "the last owner of a workspace cannot be demoted")
-            accounts.set_membership(conn, ws.workspace, user["id"], data.role)
-            if previous != data.role:
-                action = "member.add" if previous is None else "member.role"
-                details = {"role": data.role, "previous": previous}
-                accounts.record(conn, ws.workspace, ws.actor, action, user["email"], details)
-            return user, created
-
-        user, created = await ws.hub.db.write(write)
+        user, password = await ws.put_member(data.email, data.role, data.name)
         member = Member(user_id=user["id"], email=user["email"], name=user["name"], role=data.role)
-        return MemberSaved(
-            member=member, created_account=created, password=password if created else None
-        )
+        return MemberSaved(member=member, created_account=password is not None, password=password)
 
     @delete(
         "/{user_id:str}",
@@ -163,19 +128,7 @@ class MembersController(Controller):
         self, ws: NamedDependency[WorkspaceHub], user_id: FromPath[str]
     ) -> None:
         """Remove a member (their tokens in this workspace are revoked)."""
-
-        def write(conn: Any) -> None:
-            role = accounts.role_of(conn, ws.workspace, user_id)
-            if role is None:
-                raise ApiError(404, "not_found", f"no member {user_id!r}")
-            if role == "owner" and accounts.count_owners(conn, ws.workspace) <= 1:
-                raise ApiError(409, "conflict", "the last owner of a workspace cannot be removed")
-            user = accounts.get_user(conn, user_id)
-            accounts.remove_membership(conn, ws.workspace, user_id)
-            target = user["email"] if user else user_id
-            accounts.record(conn, ws.workspace, ws.actor, "member.remove", target, {"role": role})
-
-        await ws.hub.db.write(write)
+        await ws.remove_member(user_id)
 
 
 class TokensController(Controller):
@@ -190,8 +143,7 @@ class TokensController(Controller):
     @get("/", name="tokens_list", operation_id="tokens_list", responses=error_responses(401, 404))
     async def list_tokens(self, ws: NamedDependency[WorkspaceHub]) -> list[TokenInfo]:
         """The caller's tokens (an owner: every member's); never the tokens themselves."""
-        only = None if ws.role == "owner" else ws.user_id
-        rows = await ws.hub.db.read(lambda c: accounts.list_tokens(c, ws.workspace, only))
+        rows = await ws.tokens()
         return [
             TokenInfo(
                 id=r["id"],
@@ -217,13 +169,7 @@ class TokensController(Controller):
 
         It acts here with the caller's role (a viewer's token can only read).
         """
-
-        def write(conn: Any) -> tuple[str, dict[str, Any]]:
-            token, row = accounts.create_token(conn, ws.workspace, ws.user_id, data.name)
-            accounts.record(conn, ws.workspace, ws.actor, "token.create", data.name)
-            return token, row
-
-        token, row = await ws.hub.db.write(write)
+        token, row = await ws.create_token(data.name)
         return TokenCreated(id=row["id"], name=row["name"], token=token)
 
     @delete(
@@ -236,13 +182,4 @@ class TokensController(Controller):
         self, ws: NamedDependency[WorkspaceHub], token_id: FromPath[str]
     ) -> None:
         """Revoke a token (one's own; an owner: anyone's)."""
-        only = None if ws.role == "owner" else ws.user_id
-
-        def write(conn: Any) -> bool:
-            deleted = accounts.delete_token(conn, ws.workspace, token_id, only)
-            if deleted:
-                accounts.record(conn, ws.workspace, ws.actor, "token.delete", token_id)
-            return deleted
-
-        if not await ws.hub.db.write(write):
-            raise ApiError(404, "not_found", f"no token {token_id!r}")
+        await ws.delete_token(token_id)

@@ -8,7 +8,6 @@ from litestar import Controller, get
 from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
-from hub import accounts
 from hub.api.deps import EDITOR, SECURITY, WORKSPACE_DEPENDENCIES, workspace_guard
 from hub.api.errors import error_responses
 from hub.api.models import AuditItem, AuditPage, ts
@@ -42,11 +41,7 @@ class AuditController(Controller):
         """Entries, filtered by action (``flow.publish``) or target (a flow id, a
         connection name, an email); pass ``next_cursor`` back as ``cursor``."""
         before = int(cursor) if cursor else None
-        rows = await ws.hub.db.read(
-            lambda c: accounts.list_audit(
-                c, ws.workspace, before_id=before, action=action, target=target, limit=limit + 1
-            )
-        )
+        rows = await ws.audit_page(before_id=before, action=action, target=target, limit=limit + 1)
         more = len(rows) > limit
         rows = rows[:limit]
         items = [

@@ -32,7 +32,7 @@ from hub.api.models import (
     ts,
 )
 from hub.api.workspace import WorkspaceHub, secret_names
-from hub.connectors import ActionError
+from hub.connectors import ActionError, run_connection_test
 from hub.secrets import SecretKeyError
 
 NamePath = Annotated[str, PathParameter(max_length=100)]
@@ -167,7 +167,7 @@ class ConnectionsController(Controller):
         values, redactor = await ws.connection_values(name)
         try:
             async with asyncio.timeout(TEST_TIMEOUT):
-                await connector.test_connection(values)
+                await run_connection_test(connector, values, ws.hub.http)
         except TimeoutError:
             return ConnectionTested(ok=False, message=f"no answer within {TEST_TIMEOUT:g}s")
         except ActionError as exc:

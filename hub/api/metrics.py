@@ -25,7 +25,7 @@ from typing import Any
 
 from cachetools import LRUCache
 from litestar import Response, get
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
@@ -34,6 +34,8 @@ from hub import __version__
 from hub.db import store
 from hub.runtime import Hub
 
+# The classic text format (every Prometheus reads it); Litestar adds "; charset=utf-8".
+CONTENT_TYPE = "text/plain; version=0.0.4"
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
                     60, 300)  # fmt: skip
 
@@ -187,10 +189,10 @@ def metrics_of(hub: Hub) -> Metrics:
     operation_id="metrics",
     exclude_from_auth=True,
     tags=["health"],
-    media_type=CONTENT_TYPE_LATEST,
+    media_type=CONTENT_TYPE,
     summary="Prometheus metrics",
 )
 async def metrics_endpoint(hub: Hub) -> Response[bytes]:
     """Runs, steps, durations, queue depth, cache and webhook counters (Prometheus text)."""
     body = await metrics_of(hub).render()
-    return Response(body, media_type=CONTENT_TYPE_LATEST)
+    return Response(body, media_type=CONTENT_TYPE)

@@ -254,4 +254,4 @@ def sign_slack(secret: str, body: bytes, timestamp: int) -> dict[str, str]:
     """The two Slack headers for ``body`` signed at ``timestamp``."""
     payload = b"v0:" + str(timestamp).encode() + b":" + body
     digest = hmac.new(secret.encode(), payload, hashlib.sha256).hexdigest()
-    return {"X-Slack-Signature": f"v0={digest}", SLACK_TIMESTAMP: str(timestamp)}
+    return {"X-Slack-Signature": f"v0={digest}", "X-Slack-Request-Timestamp": str(timestamp)}

@@ -206,7 +206,8 @@ def make_plan(hub: Hub, flow: Flow, version: int) -> Plan | None:
     raw_signature = config.get("signature")
     if trigger.verify is None and isinstance(raw_signature, dict):
         signature = SignatureSpec.parse(raw_signature)
-    response = config.get("response") if isinstance(config.get("response"), dict) else {}
+    raw_response = config.get("response")
+    response: dict[str, Any] = raw_response if isinstance(raw_response, dict) else {}
     timeout = _duration(
         response.get("timeout"), "trigger.config.response.timeout", DEFAULT_SYNC_TIMEOUT
     )
@@ -337,9 +338,8 @@ async def _answer(hub: Hub, plan: Plan, run_id: str, replayed: bool) -> tuple[Re
             record["output"], status_code=200, headers=headers, media_type=JSON
         ), outcome
     if replayed:
-        record = await hub.db.read(lambda c: store.run_record(c, run_id))
-        status = record["status"] if record else "unknown"
-        body = {"run_id": run_id, "status": status}
+        found = await hub.db.read(lambda c: store.run_record(c, run_id))
+        body = {"run_id": run_id, "status": found["status"] if found else "unknown"}
         return Response(body, status_code=200, headers=headers), "replayed"
     return Response({"run_id": run_id, "status": "running"}, status_code=202), "accepted"
 

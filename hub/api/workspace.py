@@ -8,6 +8,7 @@ flows, connections and members are written to the audit log in the same transact
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from hub import accounts, run_ops
@@ -25,6 +26,8 @@ from hub.secrets import Redactor, SecretKeyError, secret_fields, secret_values
 # OAuth2 connectors get their current access token among their secrets, so that an action
 # reads it as ``ctx.connection["access_token"]`` and the engine redacts it like any secret.
 OAUTH_SECRET_FIELDS = frozenset({"access_token"})
+# The cache key prefix under which hub/api/webhooks.py keeps a flow's enabled state.
+WEBHOOK_ENABLED_KEY = "webhook-enabled"
 
 
 def not_found(message: str) -> ApiError:
@@ -140,7 +143,10 @@ class WorkspaceHub:
                 accounts.record(conn, ws, actor, action, flow_id, details)
             return saved
 
-        return await self.hub.db.write(write)
+        saved = await self.hub.db.write(write)
+        if saved.published:
+            await self.hub.engine.published_changed(ws, flow_id, saved.version)
+        return saved
 
     async def versions(self, flow_id: str) -> list[dict[str, Any]]:
         """Every version of a flow, newest first (404 for no flow)."""
@@ -175,7 +181,9 @@ class WorkspaceHub:
             accounts.record(conn, ws, actor, action, flow_id, details)
             return version, previous
 
-        return await self.hub.db.write(write)
+        published = await self.hub.db.write(write)
+        await self.hub.engine.published_changed(ws, flow_id, version)
+        return published
 
     async def set_enabled(self, flow_id: str, enabled: bool) -> dict[str, Any]:
         """Turn a flow's triggers on or off; return the flow."""
@@ -191,6 +199,9 @@ class WorkspaceHub:
         flow = await self.hub.db.write(write)
         if flow is None:
             raise not_found(f"no flow {flow_id!r}")
+        # Webhooks keep the enabled state in the layered cache for a moment: drop it in
+        # every process so that disabling takes effect at once.
+        await self.hub.cache.invalidate(f"{WEBHOOK_ENABLED_KEY}:{ws}:{flow_id}")
         return flow
 
     # -- runs -------------------------------------------------------------------------------
@@ -368,3 +379,101 @@ class WorkspaceHub:
             raise not_found(str(exc)) from exc
         except SecretKeyError as exc:
             raise ApiError(500, "secret_key", str(exc)) from exc
+
+    # -- members, tokens, the audit log ------------------------------------------------------
+
+    async def members(self) -> list[dict[str, Any]]:
+        """Every member with their role."""
+        return await self.hub.db.read(lambda c: accounts.members(c, self.workspace))
+
+    async def put_member(
+        self, email: str, role: str, name: str = ""
+    ) -> tuple[dict[str, Any], str | None]:
+        """Add a member (creating the account) or change a role; return the user and, for a
+        new account, its random password. The last owner cannot be demoted (409)."""
+        ws, actor = self.workspace, self.actor
+        existing = await self.hub.db.read(lambda c: accounts.user_by_email(c, email))
+        password = password_hash = ""
+        if existing is None:  # hashing is slow: only for a new account
+            password = accounts.new_password()
+            password_hash = await asyncio.to_thread(accounts.hash_password, password)
+
+        def write(conn: Any) -> tuple[dict[str, Any], bool]:
+            user = accounts.user_by_email(conn, email)
+            created = user is None
+            if user is None:
+                if not password_hash:
+                    raise ApiError(409, "conflict", "the account changed meanwhile; try again")
+                try:
+                    user = accounts.create_user(conn, email, name=name, password_hash=password_hash)
+                except accounts.Conflict as exc:
+                    raise ApiError(409, "conflict", str(exc)) from exc
+            previous = accounts.role_of(conn, ws, user["id"])
+            if previous == "owner" and role != "owner" and accounts.count_owners(conn, ws) <= 1:
+                raise ApiError(409, "conflict", "the last owner of a workspace cannot be demoted")
+            accounts.set_membership(conn, ws, user["id"], role)
+            if previous != role:
+                action = "member.add" if previous is None else "member.role"
+                details = {"role": role, "previous": previous}
+                accounts.record(conn, ws, actor, action, user["email"], details)
+            return user, created
+
+        user, created = await self.hub.db.write(write)
+        return user, password if created else None
+
+    async def remove_member(self, user_id: str) -> None:
+        """Remove a member and revoke their tokens here (404; 409 for the last owner)."""
+        ws, actor = self.workspace, self.actor
+
+        def write(conn: Any) -> None:
+            role = accounts.role_of(conn, ws, user_id)
+            if role is None:
+                raise not_found(f"no member {user_id!r}")
+            if role == "owner" and accounts.count_owners(conn, ws) <= 1:
+                raise ApiError(409, "conflict", "the last owner of a workspace cannot be removed")
+            user = accounts.get_user(conn, user_id)
+            accounts.remove_membership(conn, ws, user_id)
+            target = user["email"] if user else user_id
+            accounts.record(conn, ws, actor, "member.remove", target, {"role": role})
+
+        await self.hub.db.write(write)
+
+    async def tokens(self) -> list[dict[str, Any]]:
+        """The caller's API tokens here (an owner: everyone's), never the tokens."""
+        only = None if self.role == "owner" else self.user_id
+        return await self.hub.db.read(lambda c: accounts.list_tokens(c, self.workspace, only))
+
+    async def create_token(self, name: str) -> tuple[str, dict[str, Any]]:
+        """A new token for the caller here: (the token, shown once; its row)."""
+        ws, actor, user_id = self.workspace, self.actor, self.user_id
+
+        def write(conn: Any) -> tuple[str, dict[str, Any]]:
+            token, row = accounts.create_token(conn, ws, user_id, name)
+            accounts.record(conn, ws, actor, "token.create", name)
+            return token, row
+
+        return await self.hub.db.write(write)
+
+    async def delete_token(self, token_id: str) -> None:
+        """Revoke one of the caller's tokens (an owner: anyone's), or 404."""
+        ws, actor = self.workspace, self.actor
+        only = None if self.role == "owner" else self.user_id
+
+        def write(conn: Any) -> bool:
+            deleted = accounts.delete_token(conn, ws, token_id, only)
+            if deleted:
+                accounts.record(conn, ws, actor, "token.delete", token_id)
+            return deleted
+
+        if not await self.hub.db.write(write):
+            raise not_found(f"no token {token_id!r}")
+
+    async def audit_page(
+        self, *, before_id: int | None, action: str | None, target: str | None, limit: int
+    ) -> list[dict[str, Any]]:
+        """Audit entries, newest first."""
+        return await self.hub.db.read(
+            lambda c: accounts.list_audit(
+                c, self.workspace, before_id=before_id, action=action, target=target, limit=limit
+            )
+        )

@@ -95,7 +95,12 @@ SECRET_CONNECTION: dict[str, Any] = {
     "title": "Webhook signing secret",
     "description": "The key of a webhook's signature (trigger.config.signature.secret_ref).",
     "properties": {
-        "secret": {"type": "string", "minLength": 1, "writeOnly": True},
+        "secret": {
+            "type": "string",
+            "minLength": 1,
+            "writeOnly": True,
+            "description": "The signing key (Stripe's whsec_..., Slack's signing secret ...).",
+        },
         "secrets": {
             "type": "array",
             "items": {"type": "string", "minLength": 1},
@@ -106,6 +111,20 @@ SECRET_CONNECTION: dict[str, Any] = {
     "anyOf": [{"required": ["secret"]}, {"required": ["secrets"]}],
     "additionalProperties": False,
 }
+
+NOTES = """\
+A connection of this connector holds the key of a webhook's signature, named by the flow's
+`trigger.config.signature.secret_ref`:
+
+```sh
+hub connections set stripe-endpoint --connector core secret=whsec_...
+hub connections set stripe-endpoint --connector core 'secrets=["whsec_old...", "whsec_new..."]'
+```
+
+During a rotation every key of `secret` and `secrets` is accepted. The signature schemes,
+`Idempotency-Key`, the synchronous answer and the body limits are described in
+`docs/webhooks.md`.
+"""
 
 SCHEDULE_CONFIG: dict[str, Any] = {
     "type": "object",
@@ -137,6 +156,7 @@ def hub_connectors() -> list[Connector]:
             version="1",
             description="Start flows by hand, from a webhook, or on a schedule.",
             connection_schema=SECRET_CONNECTION,
+            notes=NOTES,
             triggers=[
                 Trigger(
                     name="manual",

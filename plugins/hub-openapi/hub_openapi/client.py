@@ -58,7 +58,7 @@ def _scalar(value: Any) -> str:
     return str(value)
 
 
-def _query_pairs(param: Param, value: Any) -> list[tuple[str, str]]:
+def query_pairs(param: Param, value: Any) -> list[tuple[str, str]]:
     """Serialise a query parameter (styles form, spaceDelimited, pipeDelimited, deepObject)."""
     if param.as_json:
         return [(param.name, json.dumps(value, separators=(",", ":")))]
@@ -265,7 +265,7 @@ async def call(
                 "{" + param.name + "}", urllib.parse.quote(_simple(value, param.as_json), safe="")
             )
         elif param.location == "query":
-            request["params"].extend(_query_pairs(param, value))
+            request["params"].extend(query_pairs(param, value))
         elif param.location == "header":
             request["headers"][param.name] = _simple(value, param.as_json)
         else:

@@ -230,40 +230,36 @@ def _output_body_schema(doc: Document, op: dict[str, Any], where: str, conv: Any
     return unique[0] if len(unique) == 1 else {"anyOf": unique}
 
 
-def build_operation(
-    doc: Document, path: str, method: str, item: dict[str, Any], op: dict[str, Any]
-) -> Operation | str:
-    """The :class:`Operation` of ``method path``, or a reason why it cannot be an action."""
-    where = f"paths.{path}.{method}"
-    name = _operation_name(op, method, path)
-    conv_in = SchemaConverter(doc, "request")
+def _merged_parameters(
+    doc: Document, path: str, where: str, item: dict[str, Any], op: dict[str, Any]
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """The path item's parameters overridden by the operation's, by (in, name)."""
     merged: dict[tuple[str, str], dict[str, Any]] = {}
-    for source, raws in (
-        ("path item", item.get("parameters")),
-        ("operation", op.get("parameters")),
-    ):
+    for prefix, raws in ((f"paths.{path}", item.get("parameters")), (where, op.get("parameters"))):
         for i, raw in enumerate(raws or []):
-            pwhere = (
-                f"{where}.parameters[{i}]"
-                if source == "operation"
-                else f"paths.{path}.parameters[{i}]"
-            )
+            pwhere = f"{prefix}.parameters[{i}]"
             param = doc.deref(raw, pwhere)
             if not isinstance(param, dict) or "name" not in param or "in" not in param:
                 raise doc.error(pwhere, "a parameter needs 'name' and 'in'")
             merged[(str(param["in"]), str(param["name"]))] = {**param, "_where": pwhere}
+    return merged
+
+
+def _input_parameters(
+    merged: dict[tuple[str, str], dict[str, Any]], conv: SchemaConverter
+) -> tuple[dict[str, Any], list[str], list[Param], str | None]:
+    """Input properties, required fields, :class:`Param` list and idempotency header name."""
     props: dict[str, Any] = {}
     required: list[str] = []
     params: list[Param] = []
     idempotency_header: str | None = None
-    names_used = {n for (_loc, n) in merged}
     for (location, pname), param in merged.items():
         if location == "header" and pname.lower() in IGNORED_HEADERS:
             continue
         key = pname
         if sum(1 for (_l, n) in merged if n == pname) > 1:
             key = f"{location}_{pname}"
-        schema, as_json = _param_schema(param, conv_in, param["_where"])
+        schema, as_json = _param_schema(param, conv, param["_where"])
         if isinstance(schema, dict) and param.get("description"):
             schema = {**schema, "description": str(param["description"])}
         props[key] = schema
@@ -275,6 +271,19 @@ def build_operation(
         style = str(param.get("style") or ("form" if location in ("query", "cookie") else "simple"))
         explode = bool(param.get("explode", style == "form"))
         params.append(Param(key, pname, location, style, explode, as_json))
+    return props, required, params, idempotency_header
+
+
+def build_operation(
+    doc: Document, path: str, method: str, item: dict[str, Any], op: dict[str, Any]
+) -> Operation | str:
+    """The :class:`Operation` of ``method path``, or a reason why it cannot be an action."""
+    where = f"paths.{path}.{method}"
+    name = _operation_name(op, method, path)
+    conv_in = SchemaConverter(doc, "request")
+    merged = _merged_parameters(doc, path, where, item, op)
+    props, required, params, idempotency_header = _input_parameters(merged, conv_in)
+    names_used = {n for (_loc, n) in merged}
     body_key: str | None = None
     body_media = "json"
     if "requestBody" in op:

@@ -96,14 +96,19 @@ class _TestContext:
 
 def make_test_connection(
     name: str, test_op: Operation | None, schemes: dict[str, Scheme], base: str
-) -> Callable[[dict[str, Any]], Awaitable[None]] | None:
+) -> Callable[..., Awaitable[None]] | None:
     """A connection test calling ``test_op`` (raises ActionError when refused)."""
     if test_op is None:
         return None
 
-    async def test_connection(connection: dict[str, Any]) -> None:
-        async with httpx.AsyncClient(timeout=15) as http:
+    async def test_connection(
+        connection: dict[str, Any], http: httpx.AsyncClient | None = None
+    ) -> None:
+        if http is not None:  # the hub's client, behind its SSRF guard
             await client.call(_TestContext(connection, http), name, test_op, schemes, base, {})
+            return
+        async with httpx.AsyncClient(timeout=15) as own:
+            await client.call(_TestContext(connection, own), name, test_op, schemes, base, {})
 
     return test_connection
 

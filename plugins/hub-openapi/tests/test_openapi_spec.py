@@ -270,3 +270,36 @@ def test_operations_with_unsupported_bodies_are_left_out_and_noted(tmp_path: Pat
     connector = plugin.build_connector(path)
     assert [a.name for a in connector.actions] == ["submit_form"]
     assert "POST /u: request body of an unsupported type (multipart/form-data)" in connector.notes
+
+
+@pytest.mark.parametrize(
+    ("style", "explode", "value", "pairs"),
+    [
+        ("form", True, ["a", "b"], [("p", "a"), ("p", "b")]),
+        ("form", False, ["a", "b"], [("p", "a,b")]),
+        ("pipeDelimited", False, [1, 2], [("p", "1|2")]),
+        ("deepObject", True, {"x": 1, "y": True}, [("p[x]", "1"), ("p[y]", "true")]),
+        ("form", True, {"x": 1}, [("x", "1")]),
+        ("form", True, False, [("p", "false")]),
+    ],
+)
+def test_query_parameters_serialise_in_their_documented_style(
+    style: str, explode: bool, value: Any, pairs: list[tuple[str, str]]
+) -> None:
+    from hub_openapi.client import query_pairs
+    from hub_openapi.operations import Param
+
+    assert query_pairs(Param("p", "p", "query", style, explode, False), value) == pairs
+
+
+def test_a_nullable_reference_accepts_null(tmp_path: Path) -> None:
+    schemas = {"Tag": {"type": "object", "properties": {"v": {"type": "string"}}}}
+    body = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Tag"}}}}
+    op = {"operationId": "put", "requestBody": body, "responses": {"204": {"description": "x"}}}
+    wrapped = {"allOf": [{"$ref": "#/components/schemas/Tag"}], "nullable": True}
+    body["content"]["application/json"]["schema"] = wrapped
+    document = minimal(paths={"/t": {"put": op}}, components={"schemas": schemas})
+    (act,) = plugin.build_connector(write(tmp_path, "tags.yaml", document)).actions
+    assert not schema_errors(act.input_schema, {"body": None}, "input")
+    assert not schema_errors(act.input_schema, {"body": {"v": "x"}}, "input")
+    assert schema_errors(act.input_schema, {"body": {"v": 1}}, "input")

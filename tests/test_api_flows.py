@@ -1,0 +1,189 @@
+"""Flows through the API: versions, validation with every issue, diff, publish and roll back,
+enable and disable, search and pagination, YAML in and out, the audit log."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+import yaml
+
+from hub.settings import Settings
+from tests.api_kit import Api, flow_document, started_api
+
+BASE = "/api/w/default/flows"
+
+
+@pytest.fixture
+async def api(settings: Settings) -> AsyncIterator[Api]:
+    async for value in started_api(settings):
+        yield value
+
+
+async def test_every_save_is_a_new_version_and_an_unchanged_one_is_not(api: Api) -> None:
+    first = await api.call("POST", BASE, api.editor, json={"document": flow_document()})
+    assert first.status_code == 201
+    assert first.json() == {
+        "flow_id": "greet",
+        "version": 1,
+        "created": True,
+        "published": False,
+        "changes": [],
+    }
+    changed = flow_document(name="Greet people")
+    second = await api.call("PUT", f"{BASE}/greet", api.editor, json={"document": changed})
+    assert second.json()["version"] == 2
+    assert second.json()["changes"] == ['name changed: "Greet" -> "Greet people"']
+    same = await api.call("PUT", f"{BASE}/greet", api.editor, json={"document": changed})
+    assert same.json()["version"] == 2 and same.json()["created"] is False
+    versions = await api.call("GET", f"{BASE}/greet/versions", api.viewer)
+    assert [v["version"] for v in versions.json()] == [2, 1]
+    assert versions.json()[0]["author"] == api.editor.email
+    v1 = await api.call("GET", f"{BASE}/greet/versions/1", api.viewer)
+    assert v1.json()["document"]["name"] == "Greet"
+
+
+async def test_creating_an_existing_flow_is_409_and_updating_a_missing_one_404(api: Api) -> None:
+    await api.call("POST", BASE, api.editor, json={"document": flow_document()})
+    again = await api.call("POST", BASE, api.editor, json={"document": flow_document()})
+    assert again.status_code == 409
+    missing = await api.call(
+        "PUT", f"{BASE}/nope", api.editor, json={"document": flow_document("nope")}
+    )
+    assert missing.status_code == 404
+    other_id = await api.call(
+        "PUT", f"{BASE}/greet", api.editor, json={"document": flow_document("x")}
+    )
+    assert other_id.status_code == 422
+    assert other_id.json()["error"]["details"] == [{"location": "id", "message": "must be 'greet'"}]
+
+
+async def test_an_invalid_flow_is_422_with_every_issue_and_its_location(api: Api) -> None:
+    document = {
+        "id": "broken",
+        "trigger": {"type": "manual"},
+        "steps": [
+            {"id": "a", "action": "test.nope", "input": {}},
+            {"id": "b", "action": "test.echo", "input": {"x": "{{ steps.zzz.output }}"}},
+            {"id": "c", "action": "test.use_secret", "input": {}, "connection": "missing"},
+        ],
+    }
+    response = await api.call("POST", BASE, api.editor, json={"document": document})
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "invalid"
+    locations = {issue["location"] for issue in error["details"]}
+    assert {"steps[0].action", "steps[1].input.x", "steps[2].connection"} <= locations
+    assert all(issue["message"] for issue in error["details"])
+    listed = await api.call("GET", BASE, api.viewer)
+    assert listed.json()["items"] == []  # nothing was saved
+
+
+async def test_yaml_text_is_validated_with_line_and_column(api: Api) -> None:
+    response = await api.call(
+        "POST", f"{BASE}/_import", api.editor, json={"source": "id: x\nsteps: [\n"}
+    )
+    assert response.status_code == 422
+    assert response.json()["error"]["details"][0]["location"].startswith("line ")
+    check = await api.call("POST", f"{BASE}/_validate", api.viewer, json={"document": {"id": 3}})
+    assert check.status_code == 200
+    assert check.json()["valid"] is False and check.json()["issues"]
+
+
+async def test_import_then_export_keeps_the_yaml_text(api: Api) -> None:
+    source = (
+        "# greets whoever comes\n"
+        "id: greet\n"
+        "trigger: {type: manual}\n"
+        "steps:\n"
+        "  - id: hello  # the only step\n"
+        "    action: test.echo\n"
+        "    input: {name: '{{ trigger.name }}'}\n"
+    )
+    imported = await api.call(
+        "POST", f"{BASE}/_import", api.editor, json={"source": source, "publish": True}
+    )
+    assert imported.status_code == 201, imported.text
+    assert imported.json()["published"] is True
+    exported = await api.call("GET", f"{BASE}/greet/export", api.viewer)
+    assert exported.status_code == 200
+    assert exported.headers["content-type"].startswith("application/yaml")
+    assert exported.text == source
+    saved_as_data = await api.call(
+        "PUT", f"{BASE}/greet", api.editor, json={"document": flow_document(name="Renamed")}
+    )
+    assert saved_as_data.json()["version"] == 2
+    latest = await api.call("GET", f"{BASE}/greet/export", api.viewer, params={"version": 2})
+    assert yaml.safe_load(latest.text) == flow_document(name="Renamed")
+
+
+async def test_diff_between_two_versions_has_summary_and_unified_yaml(api: Api) -> None:
+    await api.call("POST", BASE, api.editor, json={"document": flow_document()})
+    second = flow_document()
+    second["steps"].append({"id": "bye", "action": "test.echo", "input": {}})
+    await api.call("PUT", f"{BASE}/greet", api.editor, json={"document": second})
+    diff = await api.call("GET", f"{BASE}/greet/diff", api.viewer, params={"from": 1, "to": 2})
+    assert diff.status_code == 200
+    body = diff.json()
+    assert body["changes"] == ["step added: bye (test.echo)"]
+    assert "+- id: bye" in body["unified"] and body["unified"].startswith("--- greet@v1")
+
+
+async def test_publish_roll_back_and_runs_use_the_published_version(api: Api) -> None:
+    await api.call("POST", BASE, api.editor, json={"document": flow_document(), "publish": True})
+    warm = await api.call("POST", "/api/w/default/runs", api.editor, json={"flow_id": "greet"})
+    assert (await api.hub.wait_for_run(warm.json()["run_id"], 10))["flow_version"] == 1
+    await api.call("PUT", f"{BASE}/greet", api.editor, json={"document": flow_document(name="Two")})
+    published = await api.call("POST", f"{BASE}/greet/publish", api.editor, json={})
+    assert published.json() == {"flow_id": "greet", "published_version": 2, "previous_version": 1}
+    run = await api.call("POST", "/api/w/default/runs", api.editor, json={"flow_id": "greet"})
+    record = await api.hub.wait_for_run(run.json()["run_id"], 10)
+    assert record["flow_version"] == 2
+    rolled = await api.call("POST", f"{BASE}/greet/rollback", api.editor, json={})
+    assert rolled.json()["published_version"] == 1
+    after = await api.call("POST", "/api/w/default/runs", api.editor, json={"flow_id": "greet"})
+    assert (await api.hub.wait_for_run(after.json()["run_id"], 10))["flow_version"] == 1
+    not_older = await api.call("POST", f"{BASE}/greet/rollback", api.editor, json={"version": 2})
+    assert not_older.status_code == 409
+    detail = await api.call("GET", f"{BASE}/greet", api.viewer)
+    assert detail.json()["version"] == 1 and detail.json()["flow"]["latest_version"] == 2
+    missing = await api.call("POST", f"{BASE}/greet/publish", api.editor, json={"version": 9})
+    assert missing.status_code == 404
+    audit = await api.call("GET", "/api/w/default/audit", api.owner, params={"target": "greet"})
+    actions = [(e["action"], e["actor"]) for e in audit.json()["items"]]
+    assert actions == [
+        ("flow.rollback", api.editor.email),
+        ("flow.publish", api.editor.email),
+        ("flow.save", api.editor.email),
+        ("flow.create", api.editor.email),
+    ]
+
+
+async def test_disabling_a_flow_turns_its_webhook_off(api: Api) -> None:
+    document = flow_document("hooked", trigger={"type": "webhook", "config": {}})
+    await api.call("POST", BASE, api.editor, json={"document": document, "publish": True})
+    assert (await api.client.post("/hooks/default/hooked", json={})).status_code == 202
+    disabled = await api.call("POST", f"{BASE}/hooked/disable", api.editor)
+    assert disabled.status_code == 200 and disabled.json()["enabled"] is False
+    assert (await api.client.post("/hooks/default/hooked", json={})).status_code == 404
+    enabled = await api.call("POST", f"{BASE}/hooked/enable", api.editor)
+    assert enabled.json()["enabled"] is True
+    assert (await api.client.post("/hooks/default/hooked", json={})).status_code == 202
+
+
+async def test_search_and_keyset_pagination_of_flows(api: Api) -> None:
+    for flow_id, name in [("alpha", "Orders"), ("beta", "Leads"), ("gamma", "Order sync")]:
+        document = flow_document(flow_id, name=name)
+        await api.call("POST", BASE, api.editor, json={"document": document})
+    found = await api.call("GET", BASE, api.viewer, params={"q": "order"})
+    assert [f["id"] for f in found.json()["items"]] == ["alpha", "gamma"]
+    by_id = await api.call("GET", BASE, api.viewer, params={"q": "BET"})
+    assert [f["id"] for f in by_id.json()["items"]] == ["beta"]
+    literal = await api.call("GET", BASE, api.viewer, params={"q": "%"})
+    assert literal.json()["items"] == []
+    page1 = await api.call("GET", BASE, api.viewer, params={"limit": 2})
+    assert [f["id"] for f in page1.json()["items"]] == ["alpha", "beta"]
+    cursor = page1.json()["next_cursor"]
+    page2 = await api.call("GET", BASE, api.viewer, params={"limit": 2, "cursor": cursor})
+    assert [f["id"] for f in page2.json()["items"]] == ["gamma"]
+    assert page2.json()["next_cursor"] is None
