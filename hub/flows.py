@@ -531,6 +531,28 @@ class _FlowChecker:
                 problems = flowcheck.partial_problems(validator, raw_input, base, self.is_template)
             for location, message in problems:
                 self.add(location, message)
+            self.check_literal_fields(action.input_schema, raw_input, base)
+
+    def check_literal_fields(self, schema: Any, raw_input: Any, base: str) -> None:
+        """Fields marked ``"x-hub-literal": true`` (SQL text, ...) must not be templated.
+
+        Rendering a value into SQL would defeat bound parameters; such fields take literal
+        text, and the values go in a parameters field.
+        """
+        ref = schema.get("$ref") if isinstance(schema, dict) else None
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):  # a typed (msgspec) action
+            schema = schema.get("$defs", {}).get(ref.rsplit("/", 1)[1], {})
+        props = schema.get("properties") if isinstance(schema, dict) else None
+        if not isinstance(props, dict) or not isinstance(raw_input, dict):
+            return
+        for name, sub in props.items():
+            value = raw_input.get(name)
+            if isinstance(sub, dict) and sub.get("x-hub-literal") and isinstance(value, str):
+                if self.is_template(value):
+                    self.add(
+                        f"{base}.{name}",
+                        "must be literal text, without expressions: pass values as parameters",
+                    )
 
     def check_connection(self, step: _RawStep, action_name: str, connector: str) -> None:
         """A named connection exists and belongs to the action's connector."""

@@ -50,6 +50,7 @@ class QueryInput(Struct, forbid_unknown_fields=True):
             min_length=1,
             description="SQL with named parameters (:name). Never put {{ }} expressions "
             "here: pass values through params.",
+            extra_json_schema={"x-hub-literal": True},
         ),
     ]
     params: Annotated[

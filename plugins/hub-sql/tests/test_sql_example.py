@@ -85,3 +85,24 @@ async def test_the_example_tallies_new_orders(hub: Hub, db: Any) -> None:
     assert tally["email"] == "ada@example.com"
     assert tally["last_order_id"] in (1, 2)  # the two runs may finish in either order
     assert float(tally["last_order_total"]) in (12.5, 30.0)
+
+
+def test_a_templated_sql_text_is_refused_at_validation(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Rendering values into SQL would defeat bound parameters: the validator refuses it."""
+    import pytest as _pytest
+    from hub_sql import plugin as sql_plugin
+
+    from hub.flows import FlowError
+    from hub.testing import check_flow_file
+
+    path = tmp_path / "bad.yaml"
+    path.write_text(
+        "id: bad\n"
+        "steps:\n"
+        "  - id: q\n"
+        "    action: sql.query\n"
+        "    connection: db\n"
+        "    input: {sql: \"SELECT * FROM t WHERE name = '{{ trigger.name }}'\"}\n"
+    )
+    with _pytest.raises(FlowError, match=r"steps\[0\]\.input\.sql: must be literal text"):
+        check_flow_file(path, sql_plugin)
