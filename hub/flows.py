@@ -547,12 +547,12 @@ class _FlowChecker:
             return
         for name, sub in props.items():
             value = raw_input.get(name)
-            if isinstance(sub, dict) and sub.get("x-hub-literal") and isinstance(value, str):
-                if self.is_template(value):
-                    self.add(
-                        f"{base}.{name}",
-                        "must be literal text, without expressions: pass values as parameters",
-                    )
+            literal = isinstance(sub, dict) and sub.get("x-hub-literal")
+            if literal and isinstance(value, str) and self.is_template(value):
+                self.add(
+                    f"{base}.{name}",
+                    "must be literal text, without expressions: pass values as parameters",
+                )
 
     def check_connection(self, step: _RawStep, action_name: str, connector: str) -> None:
         """A named connection exists and belongs to the action's connector."""
