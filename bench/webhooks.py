@@ -243,7 +243,7 @@ def start_server(folder: Path, port: int, signed: bool) -> subprocess.Popen[byte
     if signed:
         subprocess.run(
             [HUB, "connections", "set", "bench-secret", "--connector", "core",
-             f"secret={SECRET}"],
+             "-v", f"secret={SECRET}"],
             cwd=ROOT, env=env, check=True, capture_output=True,
         )  # fmt: skip
     log = (folder / "serve.log").open("wb")

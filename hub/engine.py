@@ -13,6 +13,7 @@ import dataclasses
 import hashlib
 import logging
 import time
+import traceback
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -378,7 +379,7 @@ class Engine(RecoveryMixin):
             # step stays running until its lease expires and the sweeper hands it back.
             raise
         except Exception as exc:
-            failure = self._classify(exc, spec)
+            failure = self._classify(exc, spec, redactor)
             return await self._fail(run, flow, claimed, failure, redactor, rendered)
 
     async def _call(self, action: Action, ctx: StepContext, spec: StepSpec, rendered: Any) -> Any:
@@ -415,7 +416,7 @@ class Engine(RecoveryMixin):
             policy.stale_while_revalidate,
         )
 
-    def _classify(self, exc: Exception, spec: StepSpec) -> StepFailure:
+    def _classify(self, exc: Exception, spec: StepSpec, redactor: Redactor) -> StepFailure:
         if isinstance(exc, StepFailure):
             return exc
         if isinstance(exc, ExpressionError):
@@ -428,7 +429,9 @@ class Engine(RecoveryMixin):
         declared = action.retryable_errors if action else ()
         if isinstance(exc, (ConnectionError, httpx.TransportError, TimeoutError, *declared)):
             return StepFailure(f"{type(exc).__name__}: {exc}", kind="connection", retryable=True)
-        log.debug("action %s raised", spec.action, exc_info=exc)
+        if log.isEnabledFor(logging.DEBUG):  # redacted: the message may quote a secret
+            trace = "".join(traceback.format_exception(exc))
+            log.debug("action %s raised:\n%s", spec.action, redactor.text(trace))
         return StepFailure(f"{type(exc).__name__}: {exc}", kind="error")
 
     def _action(self, spec: StepSpec) -> Action:
@@ -698,6 +701,10 @@ class Engine(RecoveryMixin):
             await call_observers(
                 self.pm, "hub_after_step", self.settings.observer_timeout, ctx=ctx, result=result
             )
+
+    def emit(self, event: dict[str, Any]) -> None:
+        """Tell this process's listeners (CLI progress, live status, metrics) about an event."""
+        self._emit(event)
 
     def _emit(self, event: dict[str, Any]) -> None:
         for listener in list(self.listeners):

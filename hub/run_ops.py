@@ -113,11 +113,7 @@ def retry_transition(conn: Connection, workspace_id: str, run_id: str) -> tuple[
 
 
 def _announce(engine: Engine, event: dict[str, Any]) -> None:
-    for listener in list(engine.listeners):
-        try:
-            listener(event)
-        except Exception:  # a listener never breaks the operation
-            continue
+    engine.emit(event)
 
 
 async def retry_run(engine: Engine, workspace_id: str, run_id: str) -> list[str]:

@@ -29,7 +29,7 @@ from hub.flows import Flow, load_flow
 from hub.netguard import make_http_client
 from hub.plugins import build_registry, call_observers, collect_mapping, make_plugin_manager
 from hub.schemas import schema_errors
-from hub.secrets import SecretBox, load_keys, secret_fields
+from hub.secrets import KEY_FILE, SecretBox, SecretKeyError, load_keys, secret_fields
 from hub.settings import Settings
 
 log = logging.getLogger("hub")
@@ -122,6 +122,7 @@ class Hub:
         if migrate:
             await asyncio.to_thread(self.migrate) if not self.db.is_sqlite else self.migrate()
         await self.db.write(lambda c: store.ensure_workspace(c, self.workspace))
+        await self.verify_secret_key()
         if not execute:
             return self
         await self.engine.start()
@@ -291,6 +292,38 @@ class Hub:
         return await self.db.read(lambda c: store.list_runs(c, self.workspace, **filters))
 
     # -- connections ------------------------------------------------------------------------
+
+    async def verify_secret_key(self, sample: int = 500) -> int:
+        """Check that the configured key decrypts the stored secrets (the newest ``sample``
+        connections); raise :class:`SecretKeyError` naming HUB_SECRET_KEY if not, so that a
+        process started with a wrong key fails loudly instead of failing every step.
+
+        Returns how many encrypted values were checked.
+        """
+        rows = await self.db.read(lambda c: store.encrypted_connections(c, limit=sample))
+        checked = 0
+        for row in rows:
+            for token in (row["secrets"], row["oauth_tokens"]):
+                if not token:
+                    continue
+                try:
+                    self.secrets.decrypt(token)
+                except SecretKeyError as exc:
+                    source = (
+                        "HUB_SECRET_KEY"
+                        if self.settings.secret_key
+                        else f"the key file {self.settings.data_dir / KEY_FILE} "
+                        "(HUB_SECRET_KEY unset)"
+                    )
+                    raise SecretKeyError(
+                        f"the stored secrets of connection {row['name']!r} in workspace "
+                        f"{row['workspace_id']!r} cannot be decrypted with {source}. Start the "
+                        "hub with HUB_SECRET_KEY set to the key(s) they were encrypted with, "
+                        "newest first, comma-separated (then `hub secrets rotate` to move to "
+                        "a new key)."
+                    ) from exc
+                checked += 1
+        return checked
 
     async def connection_values(self, name: str, workspace_id: str | None = None) -> dict[str, Any]:
         """A connection's settings with its secrets decrypted (for triggers and tests)."""

@@ -176,11 +176,6 @@ async def test_no_secret_reaches_a_response_a_log_line_or_a_run_record(
             assert not {f for f in SECRET_FORMS if f.encode() in raw}, f"{path.name} leaks"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="hub/engine.py Engine._classify logs an action's unexpected exception at DEBUG with "
-    "exc_info, unredacted: the traceback quotes the secret (engine change requested)",
-)
 async def test_an_action_crashing_with_a_secret_in_its_message_logs_it_redacted(
     api: Api, caplog: pytest.LogCaptureFixture
 ) -> None:

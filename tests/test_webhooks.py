@@ -23,9 +23,11 @@ from typing import Any
 import httpx
 import pytest
 
-from hub import Connector, Trigger, hookimpl
+from hub import Connector, Trigger, hookimpl, webhook_keys
+from hub.api import webhooks
 from hub.api.app import create_app
 from hub.api.signatures import sign_slack, sign_stripe
+from hub.db.models import webhook_keys as webhook_keys_table
 from hub.runtime import Hub
 from hub.settings import Settings
 from tests import kit
@@ -77,7 +79,9 @@ async def hub(settings: Settings) -> AsyncIterator[Hub]:
     """A started hub with the kit plugin and this module's sigtest plugin."""
     async with started(settings, plugins=(kit, sys.modules[__name__])) as instance:
         await instance.set_connection("hook-secret", "core", {"secret": SECRET})
-        await instance.set_connection("rotating", "core", {"secrets": [OLD_SECRET, SECRET]})
+        await instance.set_connection(
+            "rotating", "core", {"secret": SECRET, "secrets": [OLD_SECRET]}
+        )
         await instance.set_connection("sigtest-main", "sigtest", {"signing_secret": SECRET})
         yield instance
 
@@ -234,6 +238,21 @@ async def test_during_a_rotation_both_secrets_are_accepted_and_no_other(
     stale = await post(client, path, BODY, {"x-signature": hmac_hex("retired-secret-x", BODY)})
     assert_refused(stale, 401, "invalid_signature", "mismatch")
     assert await run_count(hub, "rotated") == 2
+
+
+async def test_a_changed_secret_takes_effect_after_the_short_local_cache(
+    hub: Hub, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(webhooks, "SECRET_TTL", 0.05)
+    path = await publish(hub, hook_flow("changing", HMAC_CONFIG))
+    assert (await post(client, path, BODY, {"x-signature": hmac_hex(SECRET, BODY)})).is_success
+    await hub.set_connection("hook-secret", "core", {"secret": OLD_SECRET})
+    await asyncio.sleep(0.1)
+    retired = await post(client, path, BODY, {"x-signature": hmac_hex(SECRET, BODY)})
+    assert_refused(retired, 401, "invalid_signature", "mismatch")
+    current = await post(client, path, BODY, {"x-signature": hmac_hex(OLD_SECRET, BODY)})
+    assert current.status_code == 202
+    assert await run_count(hub, "changing") == 2
 
 
 async def test_a_missing_secret_connection_is_503_and_starts_no_run(
@@ -535,3 +554,55 @@ async def test_the_error_names_the_place_of_a_long_key(hub: Hub, client: httpx.A
     response = await post(client, path, body)
     assert_refused(response, 422, "json_key_too_long")
     assert response.json()["error"]["message"].startswith("body.order.lines[1]: a key of 2000")
+
+
+# -- pruning --------------------------------------------------------------------------------
+
+
+async def test_prune_deletes_expired_markers_and_keys_and_keeps_fresh_ones(hub: Hub) -> None:
+    now_s = int(time.time())
+    old_us = (now_s - 2 * 86400) * 1_000_000
+    rows = {
+        f"sig:{now_s - 900:012d}:aa": old_us,  # signed 15 min ago: out of a 5 min tolerance
+        f"sig:{now_s - 10:012d}:bb": old_us,  # signed 10 s ago: kept
+        "idem:old-key": old_us,  # stored 2 days ago: over 24 h
+        "idem:new-key": (now_s - 60) * 1_000_000,
+    }
+
+    def seed(conn: Any) -> None:
+        conn.execute(
+            webhook_keys_table.insert(),
+            [
+                {
+                    "workspace_id": "default",
+                    "flow_id": "pruned",
+                    "key": key,
+                    "request_hash": "h",
+                    "run_id": "r",
+                    "created_at": created,
+                }
+                for key, created in rows.items()
+            ],
+        )
+
+    await hub.db.write(seed)
+    gone = await hub.db.write(
+        lambda c: webhook_keys.prune(
+            c, "default", "pruned", now_s - 300, now_s * 1_000_000 - 86400e6
+        )
+    )
+    assert gone == 2
+    left = await hub.db.read(lambda c: webhook_keys.find(c, "default", "pruned", list(rows)))
+    assert sorted(left) == sorted([f"sig:{now_s - 10:012d}:bb", "idem:new-key"])
+
+
+async def test_sync_mode_answers_null_for_a_flow_without_output(
+    hub: Hub, client: httpx.AsyncClient
+) -> None:
+    document = hook_flow("quiet", {"response": {"mode": "sync"}})
+    document["steps"] = [{"id": "nothing", "action": "data.set", "input": {"value": None}}]
+    document.pop("output")
+    path = await publish(hub, document)
+    response = await post(client, path, BODY)
+    assert response.status_code == 200, response.text
+    assert response.content == b"null"

@@ -14,8 +14,9 @@ from sqlalchemy.exc import IntegrityError
 
 from hub import accounts
 from hub.api import queries
+from hub.db import store
 from hub.runtime import Hub
-from hub.secrets import KEY_FILE, SecretKeyError
+from hub.secrets import SecretKeyError
 
 log = logging.getLogger("hub")
 OWNER_EMAIL = "admin@localhost"
@@ -24,33 +25,8 @@ KEY_CHECK_SAMPLE = 500
 
 
 async def verify_secret_key(hub: Hub, sample: int = KEY_CHECK_SAMPLE) -> int:
-    """Check that the configured key decrypts the stored secrets (the newest ``sample``
-    connections); raise :class:`SecretKeyError` naming HUB_SECRET_KEY if not.
-
-    Returns how many encrypted values were checked.
-    """
-    rows = await hub.db.read(lambda c: queries.encrypted_connections(c, limit=sample))
-    checked = 0
-    for row in rows:
-        for token in (row["secrets"], row["oauth_tokens"]):
-            if not token:
-                continue
-            try:
-                hub.secrets.decrypt(token)
-            except SecretKeyError as exc:
-                source = (
-                    "HUB_SECRET_KEY"
-                    if hub.settings.secret_key
-                    else f"the key file {hub.settings.data_dir / KEY_FILE} (HUB_SECRET_KEY unset)"
-                )
-                raise SecretKeyError(
-                    f"the stored secrets of connection {row['name']!r} in workspace "
-                    f"{row['workspace_id']!r} cannot be decrypted with {source}. Start the hub "
-                    "with HUB_SECRET_KEY set to the key(s) they were encrypted with, newest "
-                    "first, comma-separated (then `hub secrets rotate` to move to a new key)."
-                ) from exc
-            checked += 1
-    return checked
+    """Check that the configured key decrypts the stored secrets (see Hub.verify_secret_key)."""
+    return await hub.verify_secret_key(sample)
 
 
 def write_private(path: Path, text: str) -> None:
@@ -110,7 +86,7 @@ async def ensure_first_owner(hub: Hub, *, base_url: str = "") -> dict[str, Any] 
 
 def _rotate_all(hub: Hub, conn: Any) -> int:
     count = 0
-    for row in queries.encrypted_connections(conn):
+    for row in store.encrypted_connections(conn):
         try:
             secrets_token = hub.secrets.rotate(row["secrets"]) if row["secrets"] else ""
             oauth_token = hub.secrets.rotate(row["oauth_tokens"]) if row["oauth_tokens"] else ""

@@ -118,8 +118,6 @@ class FlowsController(Controller):
         rows = await ws.list_flows(q, enabled, cursor, limit + 1)
         more = len(rows) > limit
         rows = rows[:limit]
-        if q == "a":
-            raise RuntimeError("boom")
         return FlowPage(
             items=[summary(r) for r in rows], next_cursor=rows[-1]["id"] if more else None
         )

@@ -313,7 +313,7 @@ async def refresh_connection(
 
 async def refresh_due(hub: Hub) -> int:
     """Refresh every access token that expires soon, in every workspace; return how many."""
-    rows = await hub.db.read(lambda c: queries.encrypted_connections(c))
+    rows = await hub.db.read(lambda c: store.encrypted_connections(c))
     refreshed = 0
     for row in rows:
         if not row["oauth_tokens"]:

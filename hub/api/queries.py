@@ -205,28 +205,6 @@ def delete_connection(conn: Connection, workspace_id: str, name: str) -> bool:
     )
 
 
-def encrypted_connections(conn: Connection, limit: int | None = None) -> list[dict[str, Any]]:
-    """Connections holding encrypted values, in every workspace, newest change first.
-
-    For the start-up key check, key rotation and the OAuth2 refresher (not for a face).
-    """
-    stmt = (
-        select(
-            connections.c.workspace_id,
-            connections.c.name,
-            connections.c.connector,
-            connections.c.secrets,
-            connections.c.settings,
-            connections.c.oauth_tokens,
-        )
-        .where(or_(connections.c.secrets != "", connections.c.oauth_tokens != ""))
-        .order_by(connections.c.updated_at.desc())
-    )
-    if limit is not None:
-        stmt = stmt.limit(limit)
-    return [dict(r._mapping) for r in conn.execute(stmt)]
-
-
 def store_rotated(
     conn: Connection, workspace_id: str, name: str, secrets_token: str, oauth_tokens: str
 ) -> None:

@@ -55,10 +55,10 @@ MAX_DEPTH = 64
 MAX_KEY_CHARS = 1024
 MAX_KEYS = 10_000
 ENABLED_TTL = 2.0
+SECRET_TTL = 2.0  # a changed signing secret takes effect within this many seconds
 DEFAULT_SYNC_TIMEOUT = 10.0
 MAX_SYNC_TIMEOUT = 60.0
 PRUNE_EVERY = 60.0
-FINAL = frozenset({"succeeded", "failed", "cancelled"})
 JSON = "application/json"
 
 
@@ -85,6 +85,9 @@ class _State:
         self.metrics: Metrics = metrics_of(hub)
         self.plans: LRUCache[tuple[str, str, int], Plan | None] = LRUCache(maxsize=1_000)
         self.pruned: dict[tuple[str, str], float] = {}
+        # Decrypted connection values for signatures, kept briefly in this process only (never
+        # in the shared cache): reading and decrypting them costs more than the HMAC itself.
+        self.secrets: LRUCache[tuple[str, str], tuple[float, dict[str, Any]]] = LRUCache(256)
         self.tasks: set[asyncio.Task[Any]] = set()
 
 
@@ -259,27 +262,36 @@ async def find_plan(hub: Hub, state: _State, workspace: str, flow_id: str) -> Pl
     return plan
 
 
+async def _secret_values(hub: Hub, state: _State, workspace: str, name: str) -> dict[str, Any]:
+    """A connection's decrypted values, from the short-lived local cache or the database."""
+    now = time.monotonic()
+    found = state.secrets.get((workspace, name))
+    if found is not None and found[0] > now:
+        return found[1]
+    try:
+        values = await hub.connection_values(name, workspace)
+    except LookupError:
+        log.warning("webhook secret connection %r missing in workspace %r", name, workspace)
+        raise ApiError(
+            503, "unavailable", "the webhook's signing secret is not configured"
+        ) from None
+    state.secrets[(workspace, name)] = (now + SECRET_TTL, values)
+    return values
+
+
 async def check_signature(
-    hub: Hub, plan: Plan, workspace: str, headers: dict[str, str], raw: bytes
+    hub: Hub, state: _State, plan: Plan, workspace: str, headers: dict[str, str], raw: bytes
 ) -> Verified | None:
     """Verify the request (401 if refused); None when the flow asks for no signature."""
     if plan.signature is None and plan.verifier is None:
         return None
     name = plan.signature.secret_ref if plan.signature else plan.connection
-    values: dict[str, Any] = {}
-    if name:
-        try:
-            values = await hub.connection_values(name, workspace)
-        except LookupError:
-            log.warning("webhook secret connection %r missing in workspace %r", name, workspace)
-            raise ApiError(
-                503, "unavailable", "the webhook's signing secret is not configured"
-            ) from None
+    values = await _secret_values(hub, state, workspace, name) if name else {}
     now = time.time()
     if plan.signature is None:
         assert plan.verifier is not None
         try:
-            result = plan.verifier(plan.config, values, headers, raw, now)
+            result = plan.verifier(dict(plan.config), values, headers, raw, now)
             if inspect.isawaitable(result):
                 await result
         except ValueError as exc:
@@ -323,8 +335,8 @@ async def _answer(hub: Hub, plan: Plan, run_id: str, replayed: bool) -> tuple[Re
         try:
             record = await hub.engine.wait_for_run(run_id, plan.timeout)
         except TimeoutError:
-            body = {"run_id": run_id, "status": "running"}
-            return Response(body, status_code=202, headers=headers), "timed_out"
+            pending = {"run_id": run_id, "status": "running"}
+            return Response(pending, status_code=202, headers=headers), "timed_out"
         if record["status"] != "succeeded":
             raise ApiError(
                 502,
@@ -334,9 +346,8 @@ async def _answer(hub: Hub, plan: Plan, run_id: str, replayed: bool) -> tuple[Re
             )
         headers["x-run-id"] = run_id
         outcome = "replayed" if replayed else "answered"
-        return Response(
-            record["output"], status_code=200, headers=headers, media_type=JSON
-        ), outcome
+        output = msgspec.json.encode(record["output"])  # an output of None is ``null``
+        return Response(output, status_code=200, headers=headers, media_type=JSON), outcome
     if replayed:
         found = await hub.db.read(lambda c: store.run_record(c, run_id))
         body = {"run_id": run_id, "status": found["status"] if found else "unknown"}
@@ -380,7 +391,7 @@ async def receive(
         raise error
     headers = _headers(scope)
     raw = await read_capped(request, plan.cap, headers.get("content-length"))
-    verified = await check_signature(hub, plan, workspace, headers, raw)
+    verified = await check_signature(hub, state, plan, workspace, headers, raw)
     idempotency_key = _idempotency_key(headers)
     query = scope.get("query_string") or b""
     data = {

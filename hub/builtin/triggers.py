@@ -105,10 +105,10 @@ SECRET_CONNECTION: dict[str, Any] = {
             "type": "array",
             "items": {"type": "string", "minLength": 1},
             "writeOnly": True,
-            "description": "During a rotation: every key still accepted (with secret).",
+            "description": "During a rotation: the other keys still accepted beside secret.",
         },
     },
-    "anyOf": [{"required": ["secret"]}, {"required": ["secrets"]}],
+    "required": ["secret"],
     "additionalProperties": False,
 }
 
@@ -117,11 +117,12 @@ A connection of this connector holds the key of a webhook's signature, named by 
 `trigger.config.signature.secret_ref`:
 
 ```sh
-hub connections set stripe-endpoint --connector core secret=whsec_...
-hub connections set stripe-endpoint --connector core 'secrets=["whsec_old...", "whsec_new..."]'
+hub connections set stripe-endpoint --connector core -v secret=whsec_...
+hub connections set stripe-endpoint --connector core -v secret=whsec_new... \\
+  -v 'secrets=["whsec_old..."]'
 ```
 
-During a rotation every key of `secret` and `secrets` is accepted. The signature schemes,
+During a rotation `secret` and every key of `secrets` are accepted. The signature schemes,
 `Idempotency-Key`, the synchronous answer and the body limits are described in
 `docs/webhooks.md`.
 """

@@ -12,8 +12,10 @@ that run inside one transaction. :class:`Database` runs them:
   raises, the batch is rolled back and every write is re-run in a transaction of its own, so
   the failing one fails alone. (The async aiosqlite path costs ~2 ms a transaction here: that
   alone would cap a chain of steps at a few hundred steps a second.)
-- PostgreSQL (queue mode): SQLAlchemy's asyncio engine over asyncpg, each write in its own
-  transaction through ``AsyncConnection.run_sync`` so the same storage functions serve both.
+- PostgreSQL (queue mode): SQLAlchemy's asyncio engine over asyncpg, through
+  ``AsyncConnection.run_sync`` so the same storage functions serve both; writes are
+  group-committed too (see :meth:`Database._pg_write`), and a lost server is waited for
+  with back-off.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ from sqlalchemy.pool import NullPool
 log = logging.getLogger("hub.db")
 T = TypeVar("T")
 WriteFn = Callable[[Connection], Any]
+PG_FLUSHERS = 4  # transactions committing at once
+PG_BATCH = 64  # writes at most in one transaction
 
 
 def _json_serializer(value: Any) -> str:
@@ -74,6 +78,8 @@ class Database:
         self.reconnect_timeout = reconnect_timeout
         self.is_sqlite = url.startswith("sqlite")
         self._pending: list[tuple[WriteFn, asyncio.Future[Any]]] = []
+        self._pg_pending: list[tuple[WriteFn, asyncio.Future[Any]]] = []
+        self._pg_flushers = 0
         self._flush_scheduled = False
         self._async_engine: AsyncEngine | None = None
         self._sync_engine: Engine | None = None
@@ -110,7 +116,7 @@ class Database:
     async def write(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn(conn)`` in a write transaction and return its result."""
         if self._async_engine is not None:
-            return await self._with_reconnect(fn, write=True)
+            return await self._pg_write(fn)
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._pending.append((fn, future))
         if not self._flush_scheduled:
@@ -123,6 +129,53 @@ class Database:
         if self._async_engine is not None:
             return await self._with_reconnect(fn, write=False)
         return self.read_sync(fn)
+
+    async def _pg_write(self, fn: Callable[[Connection], T]) -> T:
+        """Group commit on PostgreSQL: writes that arrive while earlier batches are being
+        committed go together in the next transaction (at most ``PG_FLUSHERS`` at once).
+
+        Each write keeps its all-or-nothing meaning: a batch that fails (a conflict, a
+        deadlock between two workers' batches) is rolled back and every write in it is run
+        again in a transaction of its own, so that only the failing one fails.
+        """
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._pg_pending.append((fn, future))
+        if self._pg_flushers < PG_FLUSHERS:
+            self._pg_flushers += 1
+            asyncio.get_running_loop().create_task(self._pg_flush())
+        return await future
+
+    async def _pg_flush(self) -> None:
+        try:
+            while self._pg_pending:
+                batch = self._pg_pending[:PG_BATCH]
+                del self._pg_pending[:PG_BATCH]
+                await self._pg_commit(batch)
+        finally:
+            self._pg_flushers -= 1
+
+    async def _pg_commit(self, batch: list[tuple[WriteFn, asyncio.Future[Any]]]) -> None:
+        if len(batch) > 1:
+            try:
+                results = await self._with_reconnect(
+                    lambda conn: [fn(conn) for fn, _future in batch], write=True
+                )
+            except Exception:
+                pass  # run each on its own below
+            else:
+                for (_fn, future), result in zip(batch, results, strict=True):
+                    if not future.done():
+                        future.set_result(result)
+                return
+        for fn, future in batch:
+            try:
+                result = await self._with_reconnect(fn, write=True)
+            except Exception as exc:
+                if not future.done():
+                    future.set_exception(exc)
+            else:
+                if not future.done():
+                    future.set_result(result)
 
     async def _with_reconnect(self, fn: Callable[[Connection], T], *, write: bool) -> T:
         """Run on PostgreSQL; while the server is unreachable, retry with back-off.

@@ -466,3 +466,25 @@ def metric_counts(conn: Connection) -> dict[str, int]:
         select(func.count()).select_from(runs).where(runs.c.status == "running")
     ).scalar_one()
     return found
+
+
+def encrypted_connections(conn: Connection, limit: int | None = None) -> list[dict[str, Any]]:
+    """Connections holding encrypted values, in every workspace, newest change first.
+
+    For the start-up key check, key rotation and the OAuth2 refresher (not for a face).
+    """
+    stmt = (
+        select(
+            connections.c.workspace_id,
+            connections.c.name,
+            connections.c.connector,
+            connections.c.secrets,
+            connections.c.settings,
+            connections.c.oauth_tokens,
+        )
+        .where(or_(connections.c.secrets != "", connections.c.oauth_tokens != ""))
+        .order_by(connections.c.updated_at.desc())
+    )
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return [dict(r._mapping) for r in conn.execute(stmt)]
