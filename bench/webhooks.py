@@ -20,6 +20,12 @@ and uvloop, so that the client is not what limits) sends the requests, and print
     .venv/bin/python bench/webhooks.py                 # about 40 s
     .venv/bin/python bench/webhooks.py --requests 5000 --seconds 3     # a quick look
     .venv/bin/python bench/webhooks.py --signed        # with an HMAC signature on each request
+    .venv/bin/python bench/webhooks.py --accept-only   # diagnostic: the HTTP path, no execution
+
+The load generator is pinned to no core; on a 2-core machine the server and the client each
+get about one. Every figure is wall-clock except "server CPU", the server process's user +
+system CPU time divided by the requests (from /proc): the figure that moves least when other
+programs share the machine.
 """
 
 from __future__ import annotations
@@ -227,7 +233,22 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(folder: Path, port: int, signed: bool) -> subprocess.Popen[bytes]:
+# --accept-only: the same app and flow, but the executor paused once started, so that the
+# server only accepts (steps stay queued): what the HTTP path costs without the runs.
+ACCEPT_ONLY = """
+import sys, uvicorn
+from hub.api.app import create_app
+from hub.runtime import Hub
+hub = Hub()
+app = create_app(hub)
+app.on_startup.append(lambda: hub.executor.pause())
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="info")
+"""
+
+
+def start_server(
+    folder: Path, port: int, signed: bool, accept_only: bool = False
+) -> subprocess.Popen[bytes]:
     """``hub serve`` on ``folder`` with the benchmark flow applied."""
     flows = folder / "flows"
     flows.mkdir()
@@ -247,8 +268,14 @@ def start_server(folder: Path, port: int, signed: bool) -> subprocess.Popen[byte
             cwd=ROOT, env=env, check=True, capture_output=True,
         )  # fmt: skip
     log = (folder / "serve.log").open("wb")
+    argv = [HUB, "serve", "--port", str(port), "--examples", str(flows)]
+    if accept_only:
+        subprocess.run(
+            [HUB, "flows", "apply", str(flows)], cwd=ROOT, env=env, check=True, capture_output=True
+        )
+        argv = [sys.executable, "-c", ACCEPT_ONLY, str(port)]
     process = subprocess.Popen(
-        [HUB, "serve", "--port", str(port), "--examples", str(flows)],
+        argv,
         cwd=ROOT,
         env=env,
         stdout=log,
@@ -337,6 +364,28 @@ def executed_rate(folder: Path, since_us: int) -> tuple[int, int, float]:
     return ok, bad, ok / span if ok else 0.0
 
 
+def accept_only(server: subprocess.Popen[bytes], port: int, args: argparse.Namespace) -> None:
+    """Both phases against a server that accepts but runs nothing (a diagnostic)."""
+    try:
+        run_phase(port, argparse.Namespace(**{**vars(args), "requests": 2000}), "saturate")
+        results = []
+        for phase in ("saturate", "paced"):
+            cpu = cpu_seconds(server.pid)
+            result = run_phase(port, args, phase)
+            result["cpu_ms"] = (cpu_seconds(server.pid) - cpu) / result["requests"] * 1000
+            results.append((phase, result))
+    finally:
+        server.terminate()
+        server.wait(30)
+    print("\naccept only (executor paused: runs recorded, no step executed)")
+    for phase, r in results:
+        print(
+            f"{phase:9} {json.dumps(r['statuses'])}: accepted/s {r['accepted_per_s']:,.0f}, "
+            f"p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, "
+            f"server CPU {r['cpu_ms']:.3f} ms/request"
+        )
+
+
 def main(args: argparse.Namespace) -> None:
     """Start the server, warm it, run both phases, print the figures beside the targets."""
     folder = Path(tempfile.mkdtemp(prefix="hub-bench-webhooks-"))
@@ -345,7 +394,10 @@ def main(args: argparse.Namespace) -> None:
         f"webhook benchmark: data in {folder}, python {sys.version.split()[0]}, "
         f"{os.cpu_count()} cores; signed={args.signed}"
     )
-    server = start_server(folder, port, args.signed)
+    server = start_server(folder, port, args.signed, args.accept_only)
+    if args.accept_only:
+        accept_only(server, port, args)
+        return
     try:
         warm = argparse.Namespace(**{**vars(args), "requests": 2000})
         run_phase(port, warm, "saturate")
@@ -397,6 +449,11 @@ if __name__ == "__main__":
     parser.add_argument("--rate", type=float, default=1500.0)
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--signed", action="store_true")
+    parser.add_argument(
+        "--accept-only",
+        action="store_true",
+        help="diagnostic: pause the executor, measure the HTTP path alone (not hub serve)",
+    )
     parser.add_argument("--drive", choices=["saturate", "paced"], help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parsed = parser.parse_args()

@@ -112,7 +112,12 @@ class Hub:
         upgrade(self.db.sync_engine)
 
     async def start(
-        self, *, migrate: bool = True, background: bool = True, execute: bool = True
+        self,
+        *,
+        migrate: bool = True,
+        background: bool = True,
+        execute: bool = True,
+        verify_key: bool = True,
     ) -> Hub:
         """Migrate, start the executor, recover lost work, start the background loops.
 
@@ -122,7 +127,8 @@ class Hub:
         if migrate:
             await asyncio.to_thread(self.migrate) if not self.db.is_sqlite else self.migrate()
         await self.db.write(lambda c: store.ensure_workspace(c, self.workspace))
-        await self.verify_secret_key()
+        if verify_key:
+            await self.verify_secret_key()
         if not execute:
             return self
         await self.engine.start()

@@ -82,12 +82,9 @@ async def test_independent_branches_run_concurrently(hub: Hub) -> None:
             "input": {"value": "{{ steps.left.output + steps.right.output }}"},
         },
     )
-    started = time.perf_counter()
     run = await run_flow(hub, document)
-    took = time.perf_counter() - started
     assert run["output"] == 3
-    assert kit.IN_FLIGHT["max"] == 2
-    assert took < 0.75, f"two 0.4 s branches took {took:.2f} s: they did not overlap"
+    assert kit.IN_FLIGHT["max"] == 2  # both branches were in their action at the same time
 
 
 async def test_when_false_skips_without_cascading(hub: Hub) -> None:

@@ -27,6 +27,7 @@ from hub import Connector, Trigger, hookimpl, webhook_keys
 from hub.api import webhooks
 from hub.api.app import create_app
 from hub.api.signatures import sign_slack, sign_stripe
+from hub.connectors import RegistrationError, Registry
 from hub.db.models import webhook_keys as webhook_keys_table
 from hub.runtime import Hub
 from hub.settings import Settings
@@ -376,6 +377,19 @@ async def test_a_plugin_webhook_trigger_verifies_with_its_own_function(
     assert_refused(bad, 401, "invalid_signature", "refused")
     assert "sigtest signature does not match" in bad.json()["error"]["message"]
     assert await run_count(hub, "plugged") == 1
+
+
+def test_a_verifier_on_a_trigger_that_is_not_a_webhook_is_refused_at_registration() -> None:
+    async def poll(ctx: Any, config: Any, cursor: Any) -> tuple[list[Any], Any]:
+        return [], cursor
+
+    registry = Registry()
+    bad = Connector(
+        name="confused",
+        triggers=[Trigger(name="feed", kind="poll", poll=poll, verify=verify_sigtest)],
+    )
+    with pytest.raises(RegistrationError, match="plugin 'p', connector 'confused', trigger"):
+        registry.add("p", [bad])
 
 
 # -- Idempotency-Key ------------------------------------------------------------------------

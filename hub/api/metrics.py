@@ -112,8 +112,10 @@ class Metrics:
         info.labels(__version__).set(1)
         r.register(CacheCollector(hub))
         # Label children resolved once: a labels() lookup costs more than the increment.
+        # Start times of the runs started here (the newest 10,000: runs waiting longer are
+        # counted when they finish but not timed).
         self._children: dict[tuple[str, str], Any] = {}
-        self._run_started: LRUCache[str, float] = LRUCache(maxsize=100_000)
+        self._run_started: LRUCache[str, float] = LRUCache(maxsize=10_000)
         hub.engine.listeners.append(self.on_event)
 
     def _child(self, metric: Counter, value: str) -> Any:

@@ -398,7 +398,7 @@ async def receive(
         "method": method,
         "path": scope["path"],
         "headers": {k: v for k, v in headers.items() if k not in SKIP_HEADERS},
-        "query": dict(parse_qsl(query.decode("latin-1"))) if query else {},
+        "query": dict(parse_qsl(query.decode("latin-1"), keep_blank_values=True)) if query else {},
         "body": parse_body(raw, headers.get("content-type", "")),
     }
     entries: list[tuple[str, str]] = []

@@ -1,0 +1,295 @@
+"""The administrative commands of ``hub``: plugins, connections, db, secrets, users, tokens.
+
+Registered on the ``hub`` group of :mod:`hub.cli` when that module imports this one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from typing import Any
+
+import click
+
+from hub.cli import _settings, cli, with_hub
+from hub.connectors import RegistrationError
+from hub.runtime import Hub
+
+
+@cli.group()
+def plugins() -> None:
+    """Installed plugins and what they provide."""
+
+
+@plugins.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def plugins_list(ctx: click.Context, as_json: bool) -> None:
+    """List plugins with their versions, connectors, actions and triggers."""
+    try:
+        hub = Hub(_settings(ctx))
+    except RegistrationError as exc:
+        raise click.ClickException(str(exc)) from exc
+    registry = hub.registry
+    listing: dict[str, list[dict[str, Any]]] = {}
+    for name, connector in registry.connectors.items():
+        listing.setdefault(registry.owners[name], []).append(
+            {
+                "connector": name,
+                "version": connector.version,
+                "actions": [f"{name}.{a.name}" for a in connector.actions],
+                "triggers": [t.name for t in connector.triggers],
+            }
+        )
+    for plugin_name, _plugin in hub.pm.list_name_plugin():
+        listing.setdefault(plugin_name, [])
+    if as_json:
+        click.echo(json.dumps(listing, indent=2))
+        return
+    for plugin_name in sorted(listing):
+        click.echo(plugin_name)
+        for item in listing[plugin_name]:
+            click.echo(f"  {item['connector']} {item['version']}")
+            for action_name in item["actions"]:
+                click.echo(f"    action  {action_name}")
+            for trigger_name in item["triggers"]:
+                click.echo(f"    trigger {trigger_name}")
+
+
+def _typed(value: str, schema: Any) -> Any:
+    """A ``key=value`` value converted to the type its connection schema field declares."""
+    kind = schema.get("type") if isinstance(schema, dict) else None
+    if kind in ("integer", "number", "boolean", "object", "array"):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value  # left as text: the schema check names the field
+    return value
+
+
+@plugins.command("docs")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default="docs/connectors",
+    show_default=True,
+    help="The folder to write the pages into.",
+)
+@click.option("--connector", "only", multiple=True, help="Only this connector (repeatable).")
+@click.pass_context
+def plugins_docs(ctx: click.Context, out: str, only: tuple[str, ...]) -> None:
+    """Write one markdown page per installed connector, from its description and notes."""
+    from hub.plugin_kit import PluginKitError, write_connector_docs
+    from hub.plugins import build_registry, make_plugin_manager
+
+    try:
+        # Only the plugins are needed: no database, no key file.
+        registry = build_registry(make_plugin_manager(_settings(ctx)))
+        written = write_connector_docs(registry, out, only or None)
+    except (RegistrationError, PluginKitError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    for path in written:
+        click.echo(f"wrote {path}")
+
+
+@cli.command("new-plugin")
+@click.argument("name")
+@click.option(
+    "--dir",
+    "parent",
+    type=click.Path(file_okay=False),
+    default=".",
+    show_default=True,
+    help="Create the plugin's folder (hub-NAME) in this folder.",
+)
+@click.option("--description", default="", help="One line saying what the connector does.")
+@click.option("--force", is_flag=True, help="Write over an existing hub-NAME folder.")
+def new_plugin_command(name: str, parent: str, description: str, force: bool) -> None:
+    """Generate a pip-installable connector plugin hub-NAME from the hub's template.
+
+    NAME is a lowercase identifier: the connector name and the entry point name; the
+    package is hub_NAME and the distribution hub-NAME.
+    """
+    from hub.plugin_kit import PluginKitError, check_plugin_name, new_plugin
+
+    try:
+        check_plugin_name(name)
+    except PluginKitError as exc:
+        raise click.BadParameter(str(exc), param_hint="NAME") from exc
+    try:
+        target, files = new_plugin(name, parent, force=force, description=description)
+    except PluginKitError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"created {target} ({len(files)} files)")
+    click.echo(f'next: pip install -e "{target}[test]" && pytest {target}')
+
+
+@cli.group()
+def connections() -> None:
+    """Stored connections (secrets encrypted at rest)."""
+
+
+@connections.command("set")
+@click.argument("name")
+@click.option("--connector", required=True)
+@click.option("--value", "-v", "values", multiple=True, help="key=value (repeatable).")
+@click.pass_context
+def connections_set(ctx: click.Context, name: str, connector: str, values: tuple[str, ...]) -> None:
+    """Create or replace a connection; secret fields are encrypted and never shown."""
+    parsed: dict[str, Any] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{item!r}: expected key=value", param_hint="--value")
+        parsed[key] = value
+
+    async def go(hub: Hub) -> None:
+        desc = hub.registry.connectors.get(connector)
+        schema = (desc.connection_schema or {}) if desc else {}
+        typed = {k: _typed(v, schema.get("properties", {}).get(k)) for k, v in parsed.items()}
+        try:
+            await hub.set_connection(name, connector, typed)
+        except (LookupError, ValueError) as exc:
+            raise click.ClickException(str(exc)) from exc
+
+    with_hub(ctx, go)
+    click.echo(f"connection {name} saved")
+
+
+@cli.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@click.pass_context
+def db_upgrade(ctx: click.Context) -> None:
+    """Apply the migrations to the configured database."""
+    hub = Hub(_settings(ctx))
+    hub.migrate()
+    click.echo(f"database at {hub.settings.resolved_database_url.split('@')[-1]} is up to date")
+
+
+@cli.group()
+def secrets() -> None:
+    """Keys for secrets at rest."""
+
+
+@secrets.command("new-key")
+def secrets_new_key() -> None:
+    """Print a new key for HUB_SECRET_KEY."""
+    from cryptography.fernet import Fernet
+
+    click.echo(Fernet.generate_key().decode())
+
+
+@secrets.command("rotate")
+@click.pass_context
+def secrets_rotate(ctx: click.Context) -> None:
+    """Re-encrypt every connection's secrets with the newest key.
+
+    Put the new key first in HUB_SECRET_KEY ("NEW,OLD"), run this, then remove OLD.
+    """
+    from hub.api.bootstrap import rotate_secrets
+    from hub.secrets import SecretKeyError
+
+    async def go(hub: Hub) -> int:
+        try:
+            return await rotate_secrets(hub)
+        except SecretKeyError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+    count = with_hub(ctx, go, verify_key=False)  # rotation checks the keys itself
+    click.echo(f"re-encrypted the secrets of {count} connection(s) with the newest key")
+
+
+# -- users and tokens -------------------------------------------------------------------------
+
+
+@cli.group()
+def users() -> None:
+    """People who log in (the UI, the API) and own API tokens."""
+
+
+@users.command("create")
+@click.argument("email")
+@click.option("--name", default="", help="The person's name.")
+@click.option("--workspace", default=None, help="Workspace to join (default: HUB_WORKSPACE).")
+@click.option(
+    "--role", type=click.Choice(["owner", "editor", "viewer"]), default="editor", show_default=True
+)
+@click.option("--password-stdin", is_flag=True, help="Read the password from stdin.")
+@click.pass_context
+def users_create(
+    ctx: click.Context,
+    email: str,
+    name: str,
+    workspace: str | None,
+    role: str,
+    password_stdin: bool,
+) -> None:
+    """Create a user with a role in a workspace; without --password-stdin the password is
+    generated and printed once."""
+    from hub import accounts
+    from hub.db import store
+
+    password = sys.stdin.readline().rstrip("\r\n") if password_stdin else accounts.new_password()
+    if len(password) < 12:
+        raise click.BadParameter("at least 12 characters", param_hint="password")
+
+    async def go(hub: Hub) -> str:
+        target = workspace or hub.workspace
+        password_hash = await asyncio.to_thread(accounts.hash_password, password)
+
+        def write(conn: Any) -> None:
+            store.ensure_workspace(conn, target)
+            try:
+                user = accounts.create_user(conn, email, name=name, password_hash=password_hash)
+            except accounts.Conflict as exc:
+                raise click.ClickException(str(exc)) from exc
+            accounts.set_membership(conn, target, user["id"], role)
+            accounts.record(conn, target, "cli", "member.add", user["email"], {"role": role})
+
+        await hub.db.write(write)
+        return target
+
+    target = with_hub(ctx, go)
+    click.echo(f"user {accounts.normalize_email(email)} created: {role} of workspace {target}")
+    if not password_stdin:
+        click.echo(f"password: {password}")
+        click.echo("(shown once: store it now, or change it after logging in)", err=True)
+
+
+@cli.group()
+def tokens() -> None:
+    """API tokens (shown once, stored hashed)."""
+
+
+@tokens.command("create")
+@click.option("--email", required=True, help="The user the token acts for.")
+@click.option("--name", required=True, help="What the token is for.")
+@click.option("--workspace", default=None, help="Its workspace (default: HUB_WORKSPACE).")
+@click.pass_context
+def tokens_create(ctx: click.Context, email: str, name: str, workspace: str | None) -> None:
+    """Create an API token for a member of a workspace and print it (shown once)."""
+    from hub import accounts
+
+    async def go(hub: Hub) -> str:
+        target = workspace or hub.workspace
+
+        def write(conn: Any) -> str:
+            user = accounts.user_by_email(conn, email)
+            if user is None:
+                raise click.ClickException(f"no user with the email {email!r}")
+            if accounts.role_of(conn, target, user["id"]) is None:
+                raise click.ClickException(f"{email} is not a member of workspace {target!r}")
+            token, _row = accounts.create_token(conn, target, user["id"], name)
+            accounts.record(conn, target, "cli", "token.create", name, {"user": user["email"]})
+            return token
+
+        return await hub.db.write(write)
+
+    token = with_hub(ctx, go)
+    click.echo(token)
+    click.echo("(shown once: use it as 'Authorization: Bearer <token>')", err=True)
