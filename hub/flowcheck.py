@@ -1,8 +1,8 @@
 """Helpers of flow validation: locations, the flow schema, JSON Schema errors as problems.
 
-:mod:`hub.flows` builds its :class:`~hub.flows.FlowIssue` objects from the ``(location,
-message)`` pairs returned here; this module knows nothing of flows beyond their schema, so it
-has no import cycle with :mod:`hub.flows`.
+:mod:`hub.flows` and :mod:`hub.flowvalidate` build their :class:`~hub.flows.FlowIssue`
+objects from the ``(location, message)`` pairs returned here; this module knows nothing of
+flows beyond their schema, so it has no import cycle with either.
 """
 
 from __future__ import annotations

@@ -1,0 +1,576 @@
+"""The bounds of the expression sandbox: the Jinja2 environment that :mod:`hub.expressions`
+compiles and renders with.
+
+:class:`SandboxEnvironment` is an :class:`~jinja2.sandbox.ImmutableSandboxedEnvironment`
+with strict (but chainable) undefined values, ``a.b`` reading the key ``b`` of a mapping
+first, and the bounds of :class:`Limits` enforced at every operation that can grow a value
+(``*``, ``+``, ``~``, ``%``, ``**``, ``format``, padding filters and methods, list and dict
+literals, loops, macro calls, text output): its code generator routes those through counting
+hooks, and its filters are guarded copies of Jinja's plus the hub's extra ones (``fromjson``,
+``b64encode``, ``b64decode``, ``sha256``, ``md5``). One render's budget of loop iterations,
+output and time lives in :data:`BUDGET`. See ``docs/expressions.md``.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import functools
+import hashlib
+import itertools
+import json
+import re
+import time
+import types
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import Any
+
+from jinja2 import filters as jfilters
+from jinja2 import nodes
+from jinja2.compiler import CodeGenerator, Frame
+from jinja2.exceptions import FilterArgumentError, SecurityError
+from jinja2.runtime import (
+    BlockReference,
+    ChainableUndefined,
+    Context,
+    LoopContext,
+    Macro,
+    StrictUndefined,
+    Undefined,
+)
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedFormatter
+from jinja2.utils import Namespace, pass_context, pass_environment, pass_eval_context
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    """Bounds of the sandbox (defaults match hub.settings).
+
+    ``max_output`` bounds the text a render produces and every string, list or dict an
+    expression builds; ``max_repeat`` the length made by ``*``; ``max_render_seconds`` is a
+    wall-clock backstop checked at every loop iteration and macro call.
+    """
+
+    max_output: int = 1_000_000
+    max_loop_iterations: int = 100_000
+    max_range: int = 100_000
+    max_repeat: int = 1_000_000
+    max_nesting: int = 64
+    max_render_seconds: float = 5.0
+
+
+class LimitExceeded(SecurityError):
+    """A bound of :class:`Limits` was hit."""
+
+
+class Budget:
+    """What is left of one render's budget (loop iterations, text output, time)."""
+
+    __slots__ = ("deadline", "out", "steps")
+
+    def __init__(self, limits: Limits) -> None:
+        self.steps = limits.max_loop_iterations
+        self.out = limits.max_output
+        self.deadline = time.monotonic() + limits.max_render_seconds
+
+
+BUDGET: ContextVar[Budget | None] = ContextVar("hub_expression_budget", default=None)
+"""The budget of the render in progress (None outside a render: nothing is counted)."""
+
+PLAIN_TYPES = frozenset({str, int, float, bool, type(None)})
+"""Types whose values are plain data as they are (no container to look into)."""
+
+_MAX_INT_BITS = 65_536
+_REFUSED_ATTRS = frozenset({"translate", "maketrans", "expandtabs", "to_bytes", "fromkeys"})
+_BYTES_ATTRS = frozenset({"decode", "hex"})
+_PADDING_METHODS = frozenset({"center", "ljust", "rjust", "zfill"})
+_PERCENT = re.compile(r"%(?:\(([^)]*)\))?[#0\- +]*(\*|\d+)?(?:\.(\*|\d+))?[hlL]?(.)", re.S)
+_DIGITS = re.compile(r"\d+")
+
+
+def _size(value: Any, limit: int) -> int:
+    """Estimate the serialized size of ``value``; stop counting once past ``limit``."""
+    total = 0
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, (str, bytes, bytearray)):
+            total += len(v)
+        elif isinstance(v, (list, tuple, set, frozenset)):
+            total += len(v) + 2
+            for item in v:
+                if isinstance(item, str):
+                    total += len(item)
+                elif type(item) in PLAIN_TYPES:
+                    total += 1
+                else:
+                    stack.append(item)
+        elif isinstance(v, Mapping):
+            total += 2 * len(v) + 2
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif isinstance(v, Namespace):
+            stack.append(v._Namespace__attrs)
+        elif isinstance(v, int) and not isinstance(v, bool):
+            total += v.bit_length() // 3 + 1
+        else:
+            total += 1
+        if total > limit:
+            return total
+    return total
+
+
+class _CodeGenerator(CodeGenerator):
+    """Jinja's code generator with hooks that count and bound what a template builds."""
+
+    def visit(self, node: nodes.Node, *args: Any, **kwargs: Any) -> Any:
+        if id(node) not in getattr(self, "hub_counted", ()):
+            return super().visit(node, *args, **kwargs)
+        self.write("environment.hub_iter(")  # the iterable of a {% for %}: count it
+        super().visit(node, *args, **kwargs)
+        self.write(")")
+
+    def visit_For(self, node: nodes.For, frame: Frame) -> None:
+        self.hub_counted: set[int] = getattr(self, "hub_counted", set())
+        self.hub_counted.add(id(node.iter))
+        super().visit_For(node, frame)
+
+    def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
+        self.write("environment.hub_concat((")
+        for arg in node.nodes:
+            self.visit(arg, frame)
+            self.write(", ")
+        self.write("))")
+
+    def _made(self, visit: Callable[[Any, Frame], None], node: Any, frame: Frame) -> None:
+        self.write("environment.hub_made(")
+        visit(node, frame)
+        self.write(")")
+
+    def visit_List(self, node: nodes.List, frame: Frame) -> None:
+        self._made(super().visit_List, node, frame)
+
+    def visit_Dict(self, node: nodes.Dict, frame: Frame) -> None:
+        self._made(super().visit_Dict, node, frame)
+
+    def visit_Tuple(self, node: nodes.Tuple, frame: Frame) -> None:
+        if node.ctx == "load":
+            self._made(super().visit_Tuple, node, frame)
+        else:
+            super().visit_Tuple(node, frame)
+
+    def _output_const_repr(self, group: Iterable[Any]) -> str:
+        return f"environment.hub_text({super()._output_const_repr(group)})"
+
+
+class _Formatter(SandboxedFormatter):
+    """``str.format`` in the sandbox, with bounded widths and output."""
+
+    def __init__(self, env: SandboxEnvironment, **kwargs: Any) -> None:
+        super().__init__(env, **kwargs)
+        self._hub = env
+        self._total = 0
+
+    def vformat(self, format_string: str, args: Any, kwargs: Any) -> str:
+        self._total = len(format_string)
+        return super().vformat(format_string, args, kwargs)
+
+    def format_field(self, value: Any, format_spec: str) -> Any:
+        for digits in _DIGITS.findall(format_spec):
+            self._hub.check_width(int(digits) if len(digits) < 12 else 10**12)
+        rv = super().format_field(value, format_spec)
+        self._total += len(rv)
+        self._hub.check_length(self._total, "str.format()")
+        return rv
+
+
+class SandboxEnvironment(ImmutableSandboxedEnvironment):
+    """The hub's sandbox: key-first attribute access, bounded operations."""
+
+    code_generator_class = _CodeGenerator
+    intercepted_binops = frozenset({"*", "**", "%", "+"})
+
+    def __init__(self, limits: Limits) -> None:
+        super().__init__(
+            autoescape=False,
+            undefined=_Undefined,
+            finalize=pass_context(lambda _context, value: self.hub_finalize(value)),
+            keep_trailing_newline=True,
+            cache_size=0,
+            optimized=False,  # no constant folding: filters run at render time, bounded
+        )
+        self.limits = limits
+        for name in ("lipsum", "cycler", "joiner"):
+            self.globals.pop(name, None)
+        self.globals["range"] = self.hub_range
+        self.globals["now"] = _now
+        self._guard_filters()
+
+    # -- bounds -------------------------------------------------------------------------
+
+    def check_length(self, length: int, what: str) -> None:
+        """Refuse a string, list or dict larger than ``max_output``."""
+        if length > self.limits.max_output:
+            raise LimitExceeded(f"{what} would exceed the limit of {self.limits.max_output}")
+
+    def check_width(self, width: Any) -> None:
+        """Refuse a padding width, precision or indent larger than ``max_output``."""
+        if isinstance(width, int) and width > self.limits.max_output:
+            raise LimitExceeded(f"width {width} exceeds the limit of {self.limits.max_output}")
+
+    def tick(self) -> None:
+        """Count one loop iteration or macro call against the render's budget."""
+        budget = BUDGET.get()
+        if budget is None:
+            return
+        budget.steps -= 1
+        if budget.steps < 0:
+            raise LimitExceeded(
+                f"more than {self.limits.max_loop_iterations} loop iterations or macro calls"
+            )
+        if time.monotonic() > budget.deadline:
+            raise LimitExceeded(f"rendering took more than {self.limits.max_render_seconds}s")
+
+    def _emit(self, length: int) -> None:
+        budget = BUDGET.get()
+        if budget is not None:
+            budget.out -= length
+            self.check_length(self.limits.max_output - budget.out, "the output")
+
+    # -- hooks called by the generated code ---------------------------------------------
+
+    def hub_iter(self, iterable: Iterable[Any]) -> Iterator[Any]:
+        """The iterable of a ``{% for %}``, counted."""
+        for item in iterable:
+            self.tick()
+            yield item
+
+    def hub_concat(self, parts: tuple[Any, ...]) -> str:
+        """The ``~`` operator, bounded."""
+        lim = self.limits.max_output
+        total = 0
+        for part in parts:
+            total += len(part) if isinstance(part, str) else _size(part, lim)
+        self.check_length(total, "the ~ concatenation")
+        return "".join([str(part) for part in parts])
+
+    def hub_made(self, value: Any) -> Any:
+        """A list, tuple or dict literal, bounded (repeated references count each time)."""
+        self.check_length(_size(value, self.limits.max_output), "the list or dict built")
+        return value
+
+    def hub_text(self, text: str) -> str:
+        """Literal template text about to be output, counted."""
+        self._emit(len(text))
+        return text
+
+    def hub_finalize(self, value: Any) -> Any:
+        """A ``{{ }}`` value about to be output as text, counted before str() runs."""
+        self._emit(len(value) if isinstance(value, str) else _size(value, self.limits.max_output))
+        return value
+
+    def hub_range(self, *args: int) -> range:
+        """``range()`` with at most ``max_range`` items."""
+        try:
+            rng = range(*args)
+            size = len(rng)
+        except OverflowError:
+            size = self.limits.max_range + 1
+        if size > self.limits.max_range:
+            raise LimitExceeded(f"range() larger than the limit of {self.limits.max_range}")
+        return rng
+
+    # -- sandbox overrides --------------------------------------------------------------
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        """``a.b``: the key ``b`` of a mapping first, else the (safe) attribute."""
+        if isinstance(obj, Mapping):
+            try:
+                return obj[attribute]
+            except (KeyError, TypeError):
+                pass
+            rv = super().getattr(obj, attribute)
+            if isinstance(rv, Undefined) and not hasattr(obj, attribute):
+                keys = ", ".join(sorted(str(k) for k in itertools.islice(obj, 20))) or "none"
+                return self.undefined(
+                    hint=f"no key {attribute!r} (keys: {keys})", obj=obj, name=attribute
+                )
+            return rv
+        return super().getattr(obj, attribute)
+
+    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
+        """The sandbox's rules, minus the few methods that can blow up sizes."""
+        if attr in _REFUSED_ATTRS:
+            return False
+        if isinstance(obj, (bytes, bytearray)) and attr not in _BYTES_ATTRS:
+            return False
+        return super().is_safe_attribute(obj, attr, value)
+
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        """``str.format``/``format_map`` through a formatter with bounded widths."""
+        if not isinstance(value, (types.MethodType, types.BuiltinMethodType)) or (
+            value.__name__ not in ("format", "format_map")
+        ):
+            return None
+        f_self = value.__self__
+        if not isinstance(f_self, str):
+            return None
+        formatter = _Formatter(self)  # (autoescape is off: Markup.format need not escape)
+        is_map = value.__name__ == "format_map"
+        str_type = type(f_self)
+
+        def wrapper(*args: Any, **kwargs: Any) -> str:
+            if is_map:
+                if kwargs or len(args) != 1:
+                    raise TypeError("format_map() takes exactly one argument")
+                kwargs, args = args[0], ()
+            return str_type(formatter.vformat(f_self, args, kwargs))
+
+        return functools.update_wrapper(wrapper, value)
+
+    def call(self, context: Context, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
+        """Call from a template: count macro calls, bound string methods and results."""
+        if isinstance(obj, (Macro, LoopContext, BlockReference)):
+            self.tick()
+            if isinstance(obj, LoopContext) and args:  # a recursive loop's next level
+                args = (self.hub_iter(args[0]), *args[1:])
+        owner = getattr(obj, "__self__", None)
+        if isinstance(owner, str):
+            args = self._check_str_method(owner, getattr(obj, "__name__", ""), args)
+        rv = super().call(context, obj, *args, **kwargs)
+        if obj is dict or obj is Namespace:
+            self.hub_made(rv)
+        elif isinstance(rv, str) and not (isinstance(owner, str) and len(owner) >= len(rv)):
+            self.check_length(len(rv), "the result of a call")
+        return rv
+
+    def _check_str_method(self, s: str, name: str, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        if name in _PADDING_METHODS and args:
+            self.check_width(args[0])
+        elif name == "replace" and len(args) >= 2:
+            old, new = str(args[0]), str(args[1])
+            count = s.count(old) if old else len(s) + 1
+            if len(args) > 2 and isinstance(args[2], int) and args[2] >= 0:
+                count = min(count, args[2])
+            self.check_length(len(s) + count * (len(new) - len(old)), "replace()")
+        elif name == "join" and args:
+            items = list(args[0])
+            total = len(s) * max(len(items) - 1, 0)
+            total += sum(len(i) for i in items if isinstance(i, str))
+            self.check_length(total, "join()")
+            args = (items, *args[1:])
+        return args
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        """``*``, ``**``, ``%`` and ``+``, bounded."""
+        if operator == "*":
+            return self._multiply(left, right)
+        if operator == "**":
+            big = isinstance(left, int) and isinstance(right, int) and abs(left) > 1
+            if big and abs(left).bit_length() * right > _MAX_INT_BITS:
+                raise LimitExceeded(f"the result of {left} ** {right} is too large")
+        elif operator == "%" and isinstance(left, str):
+            return self.percent(left, right)
+        elif operator == "%" and isinstance(left, (bytes, bytearray)):
+            raise SecurityError("% formatting of bytes is not allowed")
+        elif operator == "+":
+            if isinstance(left, (str, bytes)) and isinstance(right, (str, bytes)):
+                self.check_length(len(left) + len(right), "the + concatenation")
+            elif isinstance(left, (list, tuple)) and isinstance(right, (list, tuple)):
+                lim = self.limits.max_output
+                self.check_length(_size(left, lim) + _size(right, lim), "the + concatenation")
+        return self.binop_table[operator](left, right)
+
+    def _multiply(self, left: Any, right: Any) -> Any:
+        seqs = (str, bytes, list, tuple)
+        if isinstance(left, int) and isinstance(right, seqs):
+            left, right = right, left
+        if isinstance(left, seqs) and isinstance(right, int) and right > 0:
+            if len(left) * right > self.limits.max_repeat:
+                raise LimitExceeded(f"repetition longer than the limit of {self.limits.max_repeat}")
+            lim = self.limits.max_output
+            self.check_length(_size(left, lim // right) * right, "the repetition")
+        elif (
+            isinstance(left, int)
+            and isinstance(right, int)
+            and (left.bit_length() + right.bit_length() > _MAX_INT_BITS)
+        ):
+            raise LimitExceeded("the result of * is too large")
+        return left * right
+
+    def percent(self, fmt: str, args: Any) -> str:
+        """``fmt % args`` (the ``%`` operator and the ``format`` filter), bounded."""
+        lim = self.limits.max_output
+        total = len(fmt)
+        keyed = isinstance(args, Mapping)
+        for match in _PERCENT.finditer(fmt):
+            key, width, precision, conversion = match.groups()
+            if conversion == "%":
+                continue
+            for number in (width, precision):
+                if number == "*":
+                    raise LimitExceeded("'*' widths are not allowed in % formatting")
+                if number:
+                    self.check_width(int(number) if len(number) < 12 else 10**12)
+                    total += int(number)
+            if keyed and key is not None:
+                total += _size(args.get(key), lim)
+        if not keyed:
+            items = args if isinstance(args, tuple) else (args,)
+            total += sum(_size(item, lim) for item in items)
+        self.check_length(total, "% formatting")
+        rv: str = fmt % args
+        return rv
+
+    # -- filters ------------------------------------------------------------------------
+
+    def _guard_filters(self) -> None:
+        lim = self.limits.max_output
+        env = self
+        f = self.filters
+
+        def center(value: Any, width: int = 80) -> str:
+            env.check_width(width)
+            return jfilters.do_center(value, width)
+
+        def indent(s: Any, width: int | str = 4, first: bool = False, blank: bool = False) -> str:
+            text = str(s)
+            w = len(width) if isinstance(width, str) else width
+            env.check_width(w)
+            if isinstance(w, int):
+                env.check_length(len(text) + (text.count("\n") + 1) * w, "indent()")
+            return jfilters.do_indent(text, width, first, blank)
+
+        @pass_environment
+        def wordwrap(environment: Any, s: str, width: int = 79, *args: Any, **kw: Any) -> str:
+            text = str(s)
+            wrap = kw.get("wrapstring", args[1] if len(args) > 1 else None)
+            sep = len(str(wrap)) if wrap is not None else 1
+            spaces = text.count(" ") + text.count("\n") + text.count("\t")
+            lines = len(text) // max(int(width), 1) + spaces + 1
+            env.check_length(len(text) + lines * sep, "wordwrap()")
+            return jfilters.do_wordwrap(environment, text, width, *args, **kw)
+
+        @pass_eval_context
+        def replace(eval_ctx: Any, s: Any, old: Any, new: Any, count: int | None = None) -> str:
+            text = str(s)
+            env._check_str_method(text, "replace", (old, new, -1 if count is None else count))
+            return jfilters.do_replace(eval_ctx, s, old, new, count)
+
+        @pass_eval_context
+        def join(eval_ctx: Any, value: Any, d: str = "", attribute: Any = None) -> str:
+            if attribute is not None:
+                value = map(jfilters.make_attrgetter(env, attribute), value)
+            items = list(value)
+            total = len(str(d)) * max(len(items) - 1, 0)
+            for item in items:
+                total += _size(item, lim)
+                env.check_length(total, "join()")
+            return jfilters.sync_do_join(eval_ctx, items, d)
+
+        def format_(value: Any, *args: Any, **kwargs: Any) -> str:
+            if args and kwargs:
+                raise FilterArgumentError("can't handle positional and keyword args")
+            return env.percent(str(value), kwargs or args)
+
+        def filled(name: Any, count: int, fill_with: Any) -> None:
+            if isinstance(count, int) and count > env.limits.max_repeat:
+                raise LimitExceeded(f"{name} larger than the limit of {env.limits.max_repeat}")
+            if fill_with is not None and isinstance(count, int) and count > 0:
+                env.check_length(_size(fill_with, lim // count) * count, f"{name} filling")
+
+        def batch(value: Any, linecount: int, fill_with: Any = None) -> Any:
+            filled("batch()", linecount if fill_with is not None else 0, fill_with)
+            return jfilters.do_batch(value, linecount, fill_with)
+
+        def slice_(value: Any, slices: int, fill_with: Any = None) -> Any:
+            filled("slice()", slices, fill_with)
+            return jfilters.sync_do_slice(value, slices, fill_with)
+
+        @pass_environment
+        def sum_(environment: Any, iterable: Any, attribute: Any = None, start: Any = 0) -> Any:
+            if not isinstance(start, (list, tuple)):
+                return jfilters.sync_do_sum(environment, iterable, attribute, start)
+            if attribute is not None:
+                iterable = map(jfilters.make_attrgetter(env, attribute), iterable)
+            items, total = list(start), _size(start, lim)
+            for item in iterable:  # concatenation in linear time, bounded
+                env.tick()
+                if type(item) is not type(start):
+                    raise TypeError(f"cannot add {type(item).__name__} to {type(start).__name__}")
+                total += _size(item, lim)
+                env.check_length(total, "sum()")
+                items.extend(item)
+            return type(start)(items)
+
+        @pass_eval_context
+        def tojson(eval_ctx: Any, value: Any, indent: Any = None) -> Any:
+            width = len(indent) if isinstance(indent, str) else indent
+            if indent is not None and not (isinstance(width, int) and width <= 16):
+                raise LimitExceeded("tojson() indent must be at most 16")
+            return jfilters.do_tojson(eval_ctx, value, indent)
+
+        f.update(center=center, indent=indent, wordwrap=wordwrap, replace=replace, join=join)
+        f.update(format=format_, batch=batch, slice=slice_, sum=sum_, tojson=tojson)
+        f.update(fromjson=_fromjson, b64encode=_b64encode, b64decode=_b64decode)
+        f.update(sha256=_hash("sha256"), md5=_hash("md5"))
+        for name, func in list(f.items()):
+            f[name] = self._bounded(name, func)
+
+    def _bounded(self, name: str, func: Callable[..., Any]) -> Callable[..., Any]:
+        """Refuse a filter's string result above max_output, unless it did not grow."""
+        index = 1 if getattr(func, "jinja_pass_arg", None) is not None else 0
+        lim = self.limits.max_output
+
+        @functools.wraps(func)
+        def bounded(*args: Any, **kwargs: Any) -> Any:
+            rv = func(*args, **kwargs)
+            if isinstance(rv, str) and len(rv) > lim:
+                value = args[index] if len(args) > index else None
+                if not (isinstance(value, str) and len(value) >= len(rv)):
+                    self.check_length(len(rv), f"the result of |{name}")
+            return rv
+
+        return bounded
+
+
+class _Undefined(ChainableUndefined, StrictUndefined):
+    """Strict on use (str, bool, iteration...), chainable on access, so that
+    ``a.b.c is defined`` and ``a.b.c | default(x)`` work and errors name the first gap."""
+
+    __slots__ = ()
+
+
+def _now() -> str:
+    """The current time, UTC, ISO 8601."""
+    return datetime.now(UTC).isoformat()
+
+
+def _bytes(value: Any) -> bytes:
+    return value if isinstance(value, bytes) else str(value).encode("utf-8")
+
+
+def _fromjson(value: Any) -> Any:
+    """Parse a JSON string."""
+    return json.loads(value)
+
+
+def _b64encode(value: Any, urlsafe: bool = False) -> str:
+    """Base64 of the UTF-8 bytes of ``value``."""
+    return (base64.urlsafe_b64encode if urlsafe else base64.b64encode)(_bytes(value)).decode()
+
+
+def _b64decode(value: Any, urlsafe: bool = False) -> str:
+    """Decode base64 to a UTF-8 string."""
+    return (base64.urlsafe_b64decode if urlsafe else base64.b64decode)(_bytes(value)).decode()
+
+
+def _hash(name: str) -> Callable[[Any], str]:
+    def digest(value: Any) -> str:
+        return hashlib.new(name, _bytes(value)).hexdigest()
+
+    digest.__name__ = name
+    digest.__doc__ = f"The hex {name} digest of the UTF-8 bytes of the value."
+    return digest
