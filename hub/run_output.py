@@ -5,12 +5,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
 
 from hub.db.models import steps
 from hub.expressions import ExpressionError
 from hub.flows import Flow
 from hub.transitions import RunInfo, load_outputs
+
+_DONE_STEPS = select(steps.c.key, steps.c.output).where(
+    steps.c.run_id == bindparam("b_run"),
+    steps.c.status == "done",
+    steps.c.item_index.is_(None),
+)
 
 
 def output_renderer(run: RunInfo, flow: Flow) -> Callable[[Connection], Any]:
@@ -22,13 +28,7 @@ def output_renderer(run: RunInfo, flow: Flow) -> Callable[[Connection], Any]:
 
     def render(conn: Connection) -> tuple[str, Any, Any]:
         if flow.output is None:
-            rows = conn.execute(
-                select(steps.c.key, steps.c.output).where(
-                    steps.c.run_id == run.id,
-                    steps.c.status == "done",
-                    steps.c.item_index.is_(None),
-                )
-            ).all()
+            rows = conn.execute(_DONE_STEPS, {"b_run": run.id}).all()
             ran = [r for r in rows if r.key in flow.steps and not flow.steps[r.key].is_handler]
             if not ran:
                 return "succeeded", None, None

@@ -122,6 +122,40 @@ _NEEDS_STATUS = select(steps.c.key, steps.c.status, steps.c.attempt).where(
 )
 
 
+_FINISH_RUN = (
+    update(runs)
+    .where(runs.c.id == bindparam("b_run"), runs.c.status.not_in(FINAL_RUN))
+    .values(
+        status=bindparam("v_status"),
+        output=bindparam("v_output", type_=runs.c.output.type),
+        error=bindparam("v_error", type_=runs.c.error.type),
+        finished_at=bindparam("b_now"),
+    )
+)
+_CANCEL_ACTIVE = (
+    update(steps)
+    .where(steps.c.run_id == bindparam("b_run"), steps.c.status.in_(ACTIVE))
+    .values(status="cancelled", lease_owner=None, finished_at=bindparam("b_now"))
+)
+_WAKE_PARENT = (
+    update(steps)
+    .where(
+        steps.c.run_id == bindparam("b_run"),
+        steps.c.key == bindparam("b_key"),
+        steps.c.status == "waiting",
+        steps.c.due_at.is_(None),
+    )
+    .values(due_at=bindparam("b_now"))
+    .returning(steps.c.attempt)
+)
+_LOAD_OUTPUTS = select(steps.c.key, steps.c.output).where(
+    steps.c.run_id == bindparam("b_run"),
+    steps.c.key.in_(bindparam("b_keys", expanding=True)),
+    steps.c.status.in_(SATISFIED),
+)
+_INSERT_RUN = runs.insert()
+
+
 @functools.cache
 def _finish_statement(columns: tuple[str, ...]) -> Any:
     """UPDATE of a claimed step that checks id, attempt, lease owner and ``running``."""
@@ -190,7 +224,7 @@ def _to_seconds(us: int | None) -> float | None:
 
 def create_run(conn: Connection, run: dict[str, Any], flow: Flow) -> Outcome:
     """Insert the run row and the rows of its root steps (one transaction)."""
-    conn.execute(runs.insert(), run)
+    conn.execute(_INSERT_RUN, run)
     now = run["created_at"]
     rows = [step_row(run["id"], root, root, now) for root in flow.roots]
     return Outcome(jobs=insert_steps(conn, rows))
@@ -236,13 +270,7 @@ def load_outputs(conn: Connection, run_id: str, keys: Iterable[str]) -> dict[str
     key_list = list(keys)
     if not key_list:
         return {}
-    rows = conn.execute(
-        select(steps.c.key, steps.c.output).where(
-            steps.c.run_id == run_id,
-            steps.c.key.in_(key_list),
-            steps.c.status.in_(SATISFIED),
-        )
-    )
+    rows = conn.execute(_LOAD_OUTPUTS, {"b_run": run_id, "b_keys": key_list})
     return {r.key: r.output for r in rows}
 
 
@@ -562,17 +590,19 @@ class Transitions:
     ) -> Outcome:
         """Give a run its final status; cancel what is left; wake a waiting parent step."""
         changed = conn.execute(
-            update(runs)
-            .where(runs.c.id == run.id, runs.c.status.not_in(FINAL_RUN))
-            .values(status=status, output=output, error=error, finished_at=now)
+            _FINISH_RUN,
+            {
+                "b_run": run.id,
+                "v_status": status,
+                "v_output": output,
+                "v_error": error,
+                "b_now": now,
+            },
         ).rowcount
         if not changed:
             return Outcome()
-        conn.execute(
-            update(steps)
-            .where(steps.c.run_id == run.id, steps.c.status.in_(ACTIVE))
-            .values(status="cancelled", lease_owner=None, finished_at=now)
-        )
+        if status != "succeeded":  # a succeeded run has nothing left to cancel
+            conn.execute(_CANCEL_ACTIVE, {"b_run": run.id, "b_now": now})
         outcome = Outcome(
             finished=[
                 {
@@ -588,15 +618,8 @@ class Transitions:
         )
         if run.parent_run_id and run.parent_step_key:
             woke = conn.execute(
-                update(steps)
-                .where(
-                    steps.c.run_id == run.parent_run_id,
-                    steps.c.key == run.parent_step_key,
-                    steps.c.status == "waiting",
-                    steps.c.due_at.is_(None),
-                )
-                .values(due_at=now)
-                .returning(steps.c.attempt)
+                _WAKE_PARENT,
+                {"b_run": run.parent_run_id, "b_key": run.parent_step_key, "b_now": now},
             ).first()
             if woke is not None:
                 outcome.jobs.append(

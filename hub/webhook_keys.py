@@ -17,22 +17,14 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 
-from sqlalchemy import Connection, and_, delete, select, text
+from sqlalchemy import Connection, and_, delete, select
 
-from hub.db.models import now_us, runs, webhook_keys
+from hub.db.models import now_us, webhook_keys
 
 IDEMPOTENCY_PREFIX = "idem:"
 REPLAY_PREFIX = "sig:"
 IDEMPOTENCY_RETENTION = 24 * 3600.0
 MAX_KEY_LENGTH = 200 - len(IDEMPOTENCY_PREFIX)
-
-# The id of the row the connection inserted last, per dialect: see created_run_id.
-_LAST_STEP_ROW = {
-    "sqlite": "SELECT run_id FROM steps WHERE id = last_insert_rowid()",
-    "postgresql": "SELECT run_id FROM steps WHERE id = lastval()",
-    "mysql": "SELECT run_id FROM steps WHERE id = LAST_INSERT_ID()",
-    "mariadb": "SELECT run_id FROM steps WHERE id = LAST_INSERT_ID()",
-}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,35 +51,6 @@ def find(
         )
     )
     return {r.key: KeyRow(r.key, r.request_hash, r.run_id) for r in rows}
-
-
-def created_run_id(conn: Connection, workspace_id: str, flow_id: str, since_us: int) -> str:
-    """The id of the run just created on ``conn`` by ``Engine.start_runs`` (one trigger).
-
-    ``start_runs`` calls its ``also(conn)`` right after inserting the run row and its root
-    steps, and does not hand the new id over; the connection's last inserted row is one of
-    those root steps (every flow has at least one), and carries the run id. The run found is
-    checked (this workspace and flow, a webhook run, created after ``since_us``); anything
-    else raises, which rolls the transaction back rather than link the key to another run.
-    """
-    query = _LAST_STEP_ROW.get(conn.dialect.name)
-    if query is None:
-        raise RuntimeError(f"webhook keys are not supported on {conn.dialect.name}")
-    run_id = conn.execute(text(query)).scalar()
-    row = None
-    if run_id is not None:
-        row = conn.execute(
-            select(
-                runs.c.workspace_id, runs.c.flow_id, runs.c.trigger_type, runs.c.created_at
-            ).where(runs.c.id == run_id)
-        ).first()
-    if (
-        row is None
-        or (row.workspace_id, row.flow_id, row.trigger_type) != (workspace_id, flow_id, "webhook")
-        or row.created_at < since_us
-    ):
-        raise RuntimeError("could not find the run this webhook just created")
-    return str(run_id)
 
 
 def record(

@@ -67,7 +67,8 @@ class Metrics:
     """The metrics of one hub: a registry of its own and a listener on its engine."""
 
     def __init__(self, hub: Hub) -> None:
-        self.hub = hub
+        # Weak: the module-level table of metrics must not keep a stopped hub alive.
+        self._hub = weakref.ref(hub)
         self.registry = CollectorRegistry(auto_describe=False)
         r = self.registry
         self.runs_started = Counter("hub_runs_started", "Runs started in this process", registry=r)
@@ -134,7 +135,8 @@ class Metrics:
         if event.get("type") == "step":
             status = str(event.get("status"))
             self._child(self.steps_finished, status).inc()
-            since = _claimed_at(self.hub, event)
+            hub = self._hub()
+            since = _claimed_at(hub, event) if hub is not None else None
             if since is not None:
                 self.step_seconds.observe(time.monotonic() - since)
             return
@@ -151,7 +153,8 @@ class Metrics:
 
     async def render(self) -> bytes:
         """The text exposition, with the database gauges read now."""
-        counts = await self.hub.db.read(store.metric_counts)
+        hub = self._hub()
+        counts = await hub.db.read(store.metric_counts) if hub is not None else {}
         for status in ("queued", "waiting"):
             self.queue_depth.labels(status).set(counts.get(status, 0))
         self.runs_active.set(counts.get("runs_running", 0))

@@ -44,9 +44,10 @@ from hub.api.metrics import Metrics, metrics_of
 from hub.api.signatures import SignatureError, SignatureSpec, Verified, secrets_of, verify
 from hub.db import store
 from hub.db.models import now_us
-from hub.engine import RunNotFound
+from hub.engine import RunNotFound, new_run_id
 from hub.flows import Flow, FlowError, parse_duration
 from hub.runtime import Hub
+from hub.secrets import Redactor, secret_values
 
 log = logging.getLogger("hub.webhooks")
 
@@ -295,7 +296,8 @@ async def check_signature(
             if inspect.isawaitable(result):
                 await result
         except ValueError as exc:
-            raise ApiError(401, "invalid_signature", str(exc), {"reason": "refused"}) from None
+            message = Redactor(secret_values(values)).text(str(exc))  # a plugin may quote it
+            raise ApiError(401, "invalid_signature", message, {"reason": "refused"}) from None
         return Verified()
     secrets = secrets_of(values)
     if not secrets:
@@ -455,16 +457,21 @@ async def _start(
     entries: list[tuple[str, str]] | None,
 ) -> str:
     also = None
+    run_id = new_run_id()
     if entries:
-        since = now_us()
 
-        def also(conn: Any) -> None:
-            run_id = webhook_keys.created_run_id(conn, workspace, flow_id, since)
+        def also(conn: Any) -> None:  # the keys are written with the run, or not at all
             webhook_keys.record(conn, workspace, flow_id, entries, run_id)
 
     try:
         ids = await hub.engine.start_runs(
-            workspace, flow_id, [data], version=plan.version, trigger_type="webhook", also=also
+            workspace,
+            flow_id,
+            [data],
+            version=plan.version,
+            trigger_type="webhook",
+            also=also,
+            run_ids=[run_id],
         )
     except RunNotFound as exc:
         raise ApiError(404, "not_found", str(exc)) from exc
