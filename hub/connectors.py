@@ -107,6 +107,19 @@ class Action:
         }
 
 
+@dataclasses.dataclass(frozen=True)
+class WebhookRequest:
+    """One request to a webhook trigger's ``handle_request``, exactly as it arrived."""
+
+    connection: dict[str, Any]
+    config: dict[str, Any]
+    method: str
+    url: str
+    headers: Mapping[str, str]
+    raw_body: bytes
+    now: float
+
+
 @dataclasses.dataclass
 class Trigger:
     """A trigger: ``manual``, ``webhook``, ``schedule``, ``poll`` or ``subscribe``.
@@ -122,6 +135,12 @@ class Trigger:
     (lower-case names), the body exactly as received and the time (epoch seconds). It
     raises ``ValueError`` with a message to refuse the request (401, no run); its return
     value is ignored.
+
+    A webhook-kind trigger that must answer the service itself (a URL handshake, batches of
+    events) gives ``handle_request(request)`` instead: ``request`` is a
+    :class:`WebhookRequest`, and it returns ``{"status": int, "body": Any, "events": [...]}``.
+    The hub answers with ``status`` and ``body`` and starts one run per event; an event's
+    ``idempotency_key`` (the service's event id) makes a redelivery return its run.
     """
 
     name: str
@@ -134,6 +153,7 @@ class Trigger:
     subscribe: Callable[..., Awaitable[Any]] | None = None
     interval: float = 60.0
     verify: WebhookVerifier | None = None
+    handle_request: Callable[[WebhookRequest], dict[str, Any]] | None = None
 
     def describe(self) -> dict[str, Any]:
         """The JSON-friendly description."""

@@ -42,12 +42,14 @@ from hub import webhook_keys
 from hub.api.errors import ApiError, error_responses
 from hub.api.metrics import Metrics, metrics_of
 from hub.api.signatures import SignatureError, SignatureSpec, Verified, secrets_of, verify
+from hub.connectors import WebhookRequest
 from hub.db import store
 from hub.db.models import now_us
 from hub.engine import RunNotFound, new_run_id
 from hub.flows import Flow, FlowError, parse_duration
 from hub.runtime import Hub
 from hub.secrets import Redactor, secret_values
+from hub.trigger_runner import emit_event
 
 log = logging.getLogger("hub.webhooks")
 
@@ -72,6 +74,7 @@ class Plan:
     cap: int
     signature: SignatureSpec | None
     verifier: Callable[..., Any] | None
+    handler: Callable[..., Any] | None
     connection: str | None
     sync: bool
     timeout: float
@@ -221,6 +224,7 @@ def make_plan(hub: Hub, flow: Flow, version: int) -> Plan | None:
         cap=min(int(config.get("max_body_bytes") or default_cap), default_cap),
         signature=signature,
         verifier=trigger.verify,
+        handler=trigger.handle_request,
         connection=flow.trigger.connection,
         sync=response.get("mode") == "sync",
         timeout=min(timeout, MAX_SYNC_TIMEOUT),
@@ -393,6 +397,8 @@ async def receive(
         raise error
     headers = _headers(scope)
     raw = await read_capped(request, plan.cap, headers.get("content-length"))
+    if plan.handler is not None:
+        return await _handled(hub, state, plan, request, workspace, flow_id, headers, raw)
     verified = await check_signature(hub, state, plan, workspace, headers, raw)
     idempotency_key = _idempotency_key(headers)
     query = scope.get("query_string") or b""
@@ -446,6 +452,53 @@ async def receive(
         "this signature was already used (a replay)",
         {"reason": "replayed"},
     )
+
+
+async def _handled(
+    hub: Hub,
+    state: _State,
+    plan: Plan,
+    request: Request[Any, Any, Any],
+    workspace: str,
+    flow_id: str,
+    headers: dict[str, str],
+    raw: bytes,
+) -> tuple[Response[Any], str]:
+    """A trigger that answers the service itself: its answer, and one run per event."""
+    assert plan.handler is not None
+    connection = (
+        await _secret_values(hub, state, workspace, plan.connection) if plan.connection else {}
+    )
+    answer = plan.handler(
+        WebhookRequest(
+            connection=connection,
+            config=plan.config,
+            method=request.scope["method"],
+            url=str(request.url),
+            headers=headers,
+            raw_body=raw,
+            now=time.time(),
+        )
+    )
+    events = answer.get("events") or []
+    run_ids = [
+        await emit_event(
+            hub,
+            workspace,
+            flow_id,
+            plan.version,
+            "webhook",
+            event,
+            str(event["idempotency_key"])
+            if isinstance(event, dict) and event.get("idempotency_key")
+            else None,
+        )
+        for event in events
+    ]
+    status = int(answer.get("status") or 200)
+    outcome = "accepted" if run_ids else ("refused" if status >= 400 else "answered")
+    response_headers = {"x-run-ids": ",".join(run_ids)} if run_ids else None
+    return Response(answer.get("body"), status_code=status, headers=response_headers), outcome
 
 
 async def _start(

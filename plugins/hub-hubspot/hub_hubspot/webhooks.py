@@ -213,4 +213,15 @@ WEBHOOK_TRIGGER = Trigger(
             "idempotency_key": {"type": "string", "description": "portal:subscription:event."},
         },
     },
+    # The hub's webhook route hands every request here (the flow's trigger.connection holds
+    # the client secret); the answer and the events come back from handle_webhook_request.
+    handle_request=lambda request: handle_webhook_request(
+        request.connection,
+        request.config,
+        request.method,
+        request.url,
+        request.headers,
+        request.raw_body,
+        request.now,
+    ),
 )

@@ -185,4 +185,9 @@ EVENTS_TRIGGER = Trigger(
     ),
     config_schema=CONFIG_SCHEMA,
     output_schema=OUTPUT_SCHEMA,
+    # The hub's webhook route hands every request here (the flow's trigger.connection holds
+    # the signing secret); the answer and the events come back from handle_events_request.
+    handle_request=lambda request: handle_events_request(
+        request.connection, request.config, request.headers, request.raw_body, request.now
+    ),
 )
