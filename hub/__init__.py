@@ -12,6 +12,7 @@ from hub.connectors import (
     RateLimit,
     Trigger,
     action,
+    parse_retry_after,
 )
 from hub.context import StepContext
 from hub.hookspecs import hookimpl
@@ -29,4 +30,5 @@ __all__ = [
     "__version__",
     "action",
     "hookimpl",
+    "parse_retry_after",
 ]

@@ -9,7 +9,10 @@ what the hub uses.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
+import email.utils
 import inspect
+import math
 import re
 import typing
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -363,3 +366,27 @@ async def run_connection_test(connector: Connector, connection: dict[str, Any], 
     if "http" in inspect.signature(test).parameters:
         return await test(connection, http=http)
     return await test(connection)
+
+
+def parse_retry_after(value: str | None, now: dt.datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta seconds or an HTTP date), or None.
+
+    For actions mapping a service's 429/503 to ``ActionError(retryable=True, retry_after=...)``.
+    """
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        return max(0.0, seconds) if math.isfinite(seconds) else None
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    now = now or dt.datetime.now(dt.UTC)
+    return max(0.0, (when - now).total_seconds())

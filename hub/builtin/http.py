@@ -23,17 +23,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
-import email.utils
 import json
-import math
 import ssl
 from collections.abc import AsyncGenerator
 from typing import Any, cast
 
 import httpx
 
-from hub.connectors import Action, ActionError, Connector
+from hub.connectors import Action, ActionError, Connector, parse_retry_after
 from hub.hookspecs import hookimpl
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
@@ -103,27 +100,6 @@ Responses with a 4xx status other than 429 are returned normally: check `status`
 `Idempotency-Key` header, stable across retries of the step, unless you set one. Loopback,
 private, link-local and cloud metadata addresses are refused unless HUB_ALLOW_HOSTS allows
 them. Responses larger than HUB_HTTP_MAX_RESPONSE_BYTES are refused."""
-
-
-def parse_retry_after(value: str | None, now: dt.datetime | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta seconds or an HTTP date), or None."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        pass
-    else:
-        return max(0.0, seconds) if math.isfinite(seconds) else None
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    now = now or dt.datetime.now(dt.UTC)
-    return max(0.0, (when - now).total_seconds())
 
 
 def _display(url: httpx.URL) -> str:

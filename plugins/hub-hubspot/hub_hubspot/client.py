@@ -9,17 +9,14 @@ process's memory only (never in the cache's Redis tier, never in a log or an err
 
 from __future__ import annotations
 
-import datetime as dt
-import email.utils
 import hashlib
-import math
 import time
 from collections.abc import Mapping
 from typing import Any
 
 import httpx
 
-from hub import ActionError
+from hub import ActionError, parse_retry_after
 
 DEFAULT_BASE_URL = "https://api.hubapi.com"
 TOKEN_PATH = "/oauth/v1/token"
@@ -29,26 +26,6 @@ DETAIL_CHARS = 300
 
 # Refreshed OAuth2 access tokens: sha256(base_url, client_id, refresh_token) -> (token, expiry).
 _FRESH_TOKENS: dict[str, tuple[str, float]] = {}
-
-
-def parse_retry_after(value: str | None, now: dt.datetime | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta seconds or an HTTP date), or None."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        pass
-    else:
-        return max(0.0, seconds) if math.isfinite(seconds) else None
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    return max(0.0, (when - (now or dt.datetime.now(dt.UTC))).total_seconds())
 
 
 def _detail(response: httpx.Response) -> tuple[str, dict[str, Any]]:

@@ -16,18 +16,15 @@ Errors keep Odoo's exception message and never its traceback (``debug``) or a se
 
 from __future__ import annotations
 
-import datetime as dt
-import email.utils
 import hashlib
 import itertools
-import math
 import re
 from collections.abc import Mapping
 from typing import Any
 
 import httpx
 
-from hub import ActionError
+from hub import ActionError, parse_retry_after
 
 DEFAULT_TIMEOUT = 60.0
 MODEL_RE = re.compile(r"^[a-z_][a-z0-9_]*(\.[a-z0-9_]+)*$")
@@ -46,26 +43,6 @@ NOT_RETRYABLE = {
 }
 TRANSIENT = ("SerializationFailure", "OperationalError", "LockNotAvailable", "concurrent update")
 _ids = itertools.count(1)
-
-
-def parse_retry_after(value: str | None, now: dt.datetime | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta seconds or an HTTP date), or None."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        pass
-    else:
-        return max(0.0, seconds) if math.isfinite(seconds) else None
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    return max(0.0, (when - (now or dt.datetime.now(dt.UTC))).total_seconds())
 
 
 def odoo_failure(what: str, name: str, message: str, status: int | None = None) -> ActionError:

@@ -12,42 +12,21 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import datetime as dt
-import email.utils
 import hashlib
 import json
-import math
 import time
 import urllib.parse
 from collections.abc import AsyncGenerator
 from typing import Any, cast
 
 import httpx
-from hub import ActionError
+from hub import ActionError, parse_retry_after
 
 from hub_openapi.operations import SAFE_METHODS, Operation, Param, Scheme
 
 SNIPPET_BYTES = 500
 RETRYABLE_STATUSES = frozenset({408, 429})
 _TOKENS: dict[str, tuple[str, float]] = {}  # client-credentials tokens: key -> (token, expiry)
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (seconds or an HTTP date), or None."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=dt.UTC)
-        return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
-    return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
 def _scalar(value: Any) -> str:

@@ -8,16 +8,13 @@ token.
 
 from __future__ import annotations
 
-import datetime as dt
-import email.utils
 import json
-import math
 from collections.abc import Mapping
 from typing import Any
 
 import httpx
 
-from hub import ActionError
+from hub import ActionError, parse_retry_after
 
 DEFAULT_BASE_URL = "https://slack.com/api"
 DEFAULT_TIMEOUT = 30.0
@@ -53,26 +50,6 @@ HINTS = {
     "invalid_cursor": "the pagination cursor is not valid",
 }
 ERROR_SNIPPET = 300
-
-
-def parse_retry_after(value: str | None, now: dt.datetime | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta seconds or an HTTP date), or None."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        pass
-    else:
-        return max(0.0, seconds) if math.isfinite(seconds) else None
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    return max(0.0, (when - (now or dt.datetime.now(dt.UTC))).total_seconds())
 
 
 def slack_failure(method: str, body: Mapping[str, Any]) -> ActionError:
