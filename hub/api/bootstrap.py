@@ -13,8 +13,7 @@ from cryptography.fernet import InvalidToken
 from sqlalchemy.exc import IntegrityError
 
 from hub import accounts
-from hub.api import queries
-from hub.db import store
+from hub.db import queries, store
 from hub.runtime import Hub
 from hub.secrets import SecretKeyError
 

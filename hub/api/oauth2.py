@@ -35,10 +35,9 @@ from typing import Any
 import httpx
 
 from hub.accounts import at_least, role_of
-from hub.api import queries
 from hub.api.errors import ApiError
 from hub.connectors import Connector
-from hub.db import store
+from hub.db import queries, store
 from hub.runtime import Hub
 from hub.secrets import Redactor, SecretKeyError, secret_values
 

@@ -12,10 +12,9 @@ import asyncio
 from typing import Any
 
 from hub import accounts, run_ops
-from hub.api import queries
 from hub.api.errors import ApiError
 from hub.connectors import Connector
-from hub.db import store
+from hub.db import queries, store
 from hub.engine import RunNotFound
 from hub.flows import Flow, FlowError, load_flow
 from hub.run_ops import RunStateError

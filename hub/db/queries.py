@@ -3,7 +3,6 @@
 Like the store, each is a synchronous function of a SQLAlchemy ``Connection`` run in one
 transaction by :class:`hub.db.database.Database`. Handlers never call these directly: they
 go through :class:`hub.api.workspace.WorkspaceHub`, the one layer that passes the workspace.
-(They belong in ``hub/db/`` next to the store; they live here while the API settles.)
 """
 
 from __future__ import annotations
