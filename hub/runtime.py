@@ -199,6 +199,10 @@ class Hub:
     ) -> None:
         await self.stop()
 
+    async def check_database(self) -> None:
+        """Raise if the database does not answer (for readiness probes)."""
+        await self.db.read(store.ping)
+
     # -- flows ------------------------------------------------------------------------------
 
     async def connections(self) -> dict[str, str]:

@@ -133,9 +133,10 @@ class TriggerRunner:
                 coro = self._run_trigger(key[0], key[1], version, spec, trigger)
                 self._tasks[key] = (version, asyncio.create_task(coro))
 
-    async def _context(
+    async def context_for(
         self, workspace_id: str, flow_id: str, spec: dict[str, Any]
     ) -> TriggerContext:
+        """The context a flow's poll or subscribe trigger runs with (its connection decrypted)."""
         connection = None
         if spec.get("connection"):
             connection = await self.hub.connection_values(spec["connection"], workspace_id)
@@ -149,7 +150,7 @@ class TriggerRunner:
         delay = 1.0
         while True:
             try:
-                ctx = await self._context(workspace_id, flow_id, spec)
+                ctx = await self.context_for(workspace_id, flow_id, spec)
                 config = spec.get("config") or {}
                 if trigger.kind == "poll":
                     await self._poll_forever(ctx, version, config, trigger)
@@ -280,7 +281,7 @@ async def poll_once(hub: Hub, flow_id: str) -> list[str]:
     if trigger is None or trigger.poll is None:
         raise LookupError(f"flow {flow_id!r} has no poll trigger")
     runner = TriggerRunner(hub)
-    ctx = await runner._context(ws, flow_id, spec)
+    ctx = await runner.context_for(ws, flow_id, spec)
     cursor = await hub.db.read(functools.partial(load_cursor, workspace_id=ws, flow_id=flow_id))
     events, new_cursor = await trigger.poll(ctx, spec.get("config") or {}, cursor)
     return await hub.engine.start_runs(

@@ -6,7 +6,6 @@ import asyncio
 from typing import Any
 
 from litestar import Controller, get
-from sqlalchemy import text
 
 from hub.api.errors import ApiError
 from hub.runtime import Hub
@@ -29,7 +28,7 @@ class HealthController(Controller):
     async def readyz(self, hub: Hub) -> dict[str, Any]:
         """The database answers, and Redis too when one is configured (queue mode)."""
         try:
-            await hub.db.read(lambda c: c.execute(text("SELECT 1")).scalar())
+            await hub.check_database()
         except Exception as exc:
             raise ApiError(503, "not_ready", f"database unavailable: {type(exc).__name__}") from exc
         if hub.redis is None:

@@ -35,6 +35,11 @@ RUN_COLUMNS = (
 )
 
 
+def ping(conn: Connection) -> None:
+    """A round trip to the database (readiness)."""
+    conn.execute(select(1)).scalar()
+
+
 def checksum(document: dict[str, Any]) -> str:
     """A stable checksum of a flow document (key order does not matter)."""
     return hashlib.sha256(msgspec.json.encode(document, order="sorted")).hexdigest()
