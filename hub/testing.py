@@ -16,7 +16,8 @@ a run; :func:`check_examples` checks that an action's declared examples validate
 :func:`run_poll` calls a poll trigger once; :func:`run_flow` runs a flow document in a hub;
 :func:`check_flow_file` validates a flow file; :func:`started_hub` starts a hub outside the
 fixtures; :func:`service_missing` skips a test whose service is not running here, except in
-CI, where it fails.
+CI, where it fails; :func:`serve_asgi` serves a stand-in ASGI app on a free loopback port.
+:mod:`hub.testing_subscribe` has helpers to test subscribe triggers in a child process.
 """
 
 from __future__ import annotations
@@ -24,8 +25,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import socket
+import threading
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -255,6 +259,38 @@ async def started_hub(settings: Settings, plugins: list[Any] | None = None) -> A
         yield instance
     finally:
         await instance.stop(grace=1.0)
+
+
+@contextlib.contextmanager
+def serve_asgi(app: Any, host: str = "127.0.0.1") -> Iterator[str]:
+    """Serve an ASGI app with uvicorn on ``host`` (a free port) in a thread; yield its base URL.
+
+    For local stand-ins of SaaS APIs: ``with serve_asgi(app) as url: ...`` gives
+    ``http://127.0.0.1:PORT``; the server stops when the block ends. Raises RuntimeError when
+    the server does not start within 10 seconds.
+    """
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
+    )
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the stand-in server did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
 
 
 @_async_fixture

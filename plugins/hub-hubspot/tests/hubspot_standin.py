@@ -12,18 +12,13 @@ records every request; ``force`` queues canned answers (429, 5xx ...).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as dt
 import json
-import socket
-import threading
-import time
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qsl
 
-import uvicorn
+from hub.testing import serve_asgi
 
 TOKEN = "pat-na1-standin-11111111-2222-3333-4444-555555555555"
 CLIENT_ID = "standin-client-id"
@@ -395,26 +390,5 @@ def _match(record: dict[str, Any], f: dict[str, Any]) -> bool:
     return False
 
 
-@contextlib.contextmanager
-def serve(app: Any) -> Iterator[str]:
-    """Serve an ASGI app with uvicorn on 127.0.0.1 (a free port) in a thread; yield its URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
-    )
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the stand-in server did not start")
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
+serve = serve_asgi
+"""Serve an ASGI app on a free loopback port in a thread; yield its URL (hub.testing)."""
