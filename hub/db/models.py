@@ -224,6 +224,8 @@ class WebhookKey(Base):
     request_hash: Mapped[str] = mapped_column(String(64))
     run_id: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[int] = mapped_column(BigInteger)
+    # Pruning keys past their retention reads them by age.
+    __table_args__ = (Index("ix_webhook_keys_age", "workspace_id", "flow_id", "created_at"),)
 
 
 class AuditEntry(Base):
