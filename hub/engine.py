@@ -81,7 +81,7 @@ def new_run_id() -> str:
 class _Claimed:
     """A claimed step attempt and what is known about it."""
 
-    __slots__ = ("attempt", "item_index", "job", "row_id", "spec", "state", "step_id")
+    __slots__ = ("attempt", "item_index", "job", "row_id", "spec", "started", "state", "step_id")
 
     def __init__(self, job: StepJob, row: dict[str, Any], spec: StepSpec) -> None:
         self.job = job
@@ -91,6 +91,7 @@ class _Claimed:
         self.state: dict[str, Any] = dict(row["state"] or {})
         self.attempt = job.attempt
         self.spec = spec
+        self.started = time.monotonic()
 
 
 class Engine(RecoveryMixin):
@@ -323,7 +324,7 @@ class Engine(RecoveryMixin):
         run = await self._run_info(job.run_id)
         flow = await self.get_flow(run.workspace_id, run.flow_id, run.flow_version)
         claimed = _Claimed(job, row, flow.steps[row["step_id"]])
-        self._running[claimed.row_id] = (time.monotonic(), job, asyncio.current_task())
+        self._running[claimed.row_id] = (claimed.started, job, asyncio.current_task())
         try:
             outcome = await self._run_claimed(run, flow, claimed)
         finally:
@@ -561,7 +562,9 @@ class Engine(RecoveryMixin):
         )
         if not outcome.lost:
             self._outputs[(run.id, key)] = output
-            await self._step_event(ctx, run, key, claimed.attempt, status, output=output)
+            await self._step_event(
+                ctx, run, key, claimed.attempt, status, claimed.started, output=output
+            )
         return outcome
 
     async def _expand(self, run: RunInfo, claimed: _Claimed, items: Any) -> Outcome:
@@ -586,7 +589,9 @@ class Engine(RecoveryMixin):
             )
         )
         if not outcome.lost:
-            await self._step_event(None, run, claimed.job.key, claimed.attempt, "waiting")
+            await self._step_event(
+                None, run, claimed.job.key, claimed.attempt, "waiting", claimed.started
+            )
         return outcome
 
     async def _suspend(
@@ -602,7 +607,9 @@ class Engine(RecoveryMixin):
             )
         )
         if not outcome.lost:
-            await self._step_event(None, run, claimed.job.key, claimed.attempt, "waiting")
+            await self._step_event(
+                None, run, claimed.job.key, claimed.attempt, "waiting", claimed.started
+            )
         return outcome
 
     async def _fail(
@@ -646,7 +653,9 @@ class Engine(RecoveryMixin):
         )
         if not outcome.lost:
             status = "retrying" if delay is not None else "failed"
-            await self._step_event(None, run, key, claimed.attempt, status, error=error)
+            await self._step_event(
+                None, run, key, claimed.attempt, status, claimed.started, error=error
+            )
         return outcome
 
     async def _after(self, outcome: Outcome) -> None:
@@ -681,6 +690,7 @@ class Engine(RecoveryMixin):
         key: str,
         attempt: int,
         status: str,
+        started: float,
         *,
         output: Any = None,
         error: Any = None,
@@ -694,6 +704,7 @@ class Engine(RecoveryMixin):
                     "attempt": attempt,
                     "status": status,
                     "error": error,
+                    "seconds": time.monotonic() - started,  # since this process claimed it
                 }
             )
         if self._observe_steps and ctx is not None:

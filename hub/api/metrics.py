@@ -135,10 +135,8 @@ class Metrics:
         if event.get("type") == "step":
             status = str(event.get("status"))
             self._child(self.steps_finished, status).inc()
-            hub = self._hub()
-            since = _claimed_at(hub, event) if hub is not None else None
-            if since is not None:
-                self.step_seconds.observe(time.monotonic() - since)
+            if event.get("seconds") is not None:
+                self.step_seconds.observe(float(event["seconds"]))
             return
         status = str(event.get("status"))
         run_id = str(event.get("run_id"))
@@ -159,22 +157,6 @@ class Metrics:
             self.queue_depth.labels(status).set(counts.get(status, 0))
         self.runs_active.set(counts.get("runs_running", 0))
         return generate_latest(self.registry)
-
-
-def _claimed_at(hub: Hub, event: dict[str, Any]) -> float | None:
-    """When this process claimed the step of a step event (monotonic), if it runs it.
-
-    The engine emits a step's event while the step is still in its table of running steps
-    (``(claimed at, job, task)`` by row id); step events carry no start time of their own.
-    """
-    running = getattr(hub.engine, "_running", None)
-    if not running:
-        return None
-    run_id, key, attempt = event.get("run_id"), event.get("key"), event.get("attempt")
-    for since, job, _task in list(running.values()):
-        if job.run_id == run_id and job.key == key and job.attempt == attempt:
-            return float(since)
-    return None
 
 
 _METRICS: weakref.WeakKeyDictionary[Hub, Metrics] = weakref.WeakKeyDictionary()
