@@ -157,6 +157,9 @@ class Trigger:
     interval: float = 60.0
     verify: WebhookVerifier | None = None
     handle_request: Callable[[WebhookRequest], dict[str, Any]] | None = None
+    # check_config(config) -> [(field, message)]: what a JSON Schema cannot say (a cron
+    # expression, a time zone name); run at validation, after the config schema passed.
+    check_config: Callable[[dict[str, Any]], list[tuple[str, str]]] | None = None
 
     def describe(self) -> dict[str, Any]:
         """The JSON-friendly description."""

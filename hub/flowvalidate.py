@@ -309,10 +309,12 @@ class FlowChecker:
                 )
         elif trigger.config_schema and not self.reported("trigger.config"):
             validator = flowcheck.validator_for(trigger.config_schema)
-            for location, message in flowcheck.schema_problems(
-                validator, spec.config, "trigger.config"
-            ):
+            problems = flowcheck.schema_problems(validator, spec.config, "trigger.config")
+            for location, message in problems:
                 self.add(location, message)
+            if not problems and trigger.check_config is not None:
+                for field, message in trigger.check_config(spec.config):
+                    self.add(f"trigger.config.{field}", message)
         return spec
 
     def check_trigger_connection(self, spec: TriggerSpec) -> None:

@@ -80,3 +80,18 @@ async def test_unpublished_and_non_schedule_flows_never_fire(hub: Hub) -> None:
     start = dt.datetime(2026, 11, 23, 10, 0, 30, tzinfo=UTC)
     await fire_due(hub, start)
     assert await fire_due(hub, start + dt.timedelta(minutes=2)) == []
+
+
+async def test_a_bad_cron_or_time_zone_is_refused_at_validation(hub: Hub) -> None:
+    from hub.flows import FlowError
+
+    bad = schedule_flow("61 * * * *", "Mars/Olympus")
+    try:
+        await hub.save_flow(bad, publish=True)
+    except FlowError as exc:
+        text = str(exc)
+    else:
+        raise AssertionError("saved a schedule that can never fire")
+    assert "trigger.config.cron: '61 * * * *' is not a valid cron expression" in text
+    assert "trigger.config.timezone: unknown time zone 'Mars/Olympus'" in text
+    assert await hub.list_flows() == []

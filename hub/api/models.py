@@ -494,12 +494,6 @@ class ConnectionTested(msgspec.Struct):
     message: str
 
 
-class OAuthStart(msgspec.Struct):
-    """Where to send the browser to authorize the connection."""
-
-    authorize_url: str
-
-
 # -- audit ----------------------------------------------------------------------------------
 
 

@@ -147,6 +147,21 @@ def valid_timezone(name: str) -> bool:
     return True
 
 
+def check_schedule(config: dict[str, Any]) -> list[tuple[str, str]]:
+    """A schedule's cron expression parses and its time zone exists."""
+    from croniter import croniter
+
+    problems = []
+    if not croniter.is_valid(str(config.get("cron", ""))):
+        problems.append(("cron", f"{config.get('cron')!r} is not a valid cron expression"))
+    timezone = str(config.get("timezone", "UTC"))
+    if not valid_timezone(timezone):
+        problems.append(
+            ("timezone", f"unknown time zone {timezone!r} (an IANA name: Europe/Paris)")
+        )
+    return problems
+
+
 @hookimpl
 def hub_connectors() -> list[Connector]:
     """The ``core`` connector: the built-in trigger types."""
@@ -188,6 +203,7 @@ def hub_connectors() -> list[Connector]:
                     title="Schedule",
                     description="Fires on a cron schedule in a time zone.",
                     config_schema=SCHEDULE_CONFIG,
+                    check_config=check_schedule,
                     output_schema={
                         "type": "object",
                         "properties": {
