@@ -38,3 +38,25 @@ def test_workspace_owned_tables_carry_workspace_id(table: str) -> None:
         assert "run_id" in columns  # a step belongs to a run, which carries the workspace
     else:
         assert "workspace_id" in columns
+
+
+async def test_processes_starting_at_once_on_a_new_database_all_start(
+    tmp_path: Path, postgres: PostgresServer
+) -> None:
+    """Several serve/worker processes often start together: creating the default workspace
+    must not race (it once failed with a unique violation in all but one of them)."""
+    import asyncio
+    import uuid
+
+    from hub.runtime import Hub
+    from hub.settings import Settings
+
+    url = postgres.create_database(f"hub_{uuid.uuid4().hex[:12]}", template="hub_template")
+    settings = Settings(data_dir=tmp_path, database_url=url)
+    hubs = [Hub(settings, entry_points=False) for _ in range(6)]
+    await asyncio.gather(*(h.start(migrate=False, background=False) for h in hubs))
+    try:
+        assert all(h.workspace == "default" for h in hubs)
+    finally:
+        for h in hubs:
+            await h.stop(grace=0)

@@ -13,6 +13,7 @@ from typing import Any
 
 import msgspec
 from sqlalchemy import Connection, and_, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from hub.db.models import connections, flow_versions, flows, now_us, runs, steps, workspaces
 
@@ -46,14 +47,17 @@ def checksum(document: dict[str, Any]) -> str:
 
 
 def ensure_workspace(conn: Connection, workspace_id: str, name: str = "") -> None:
-    """Create the workspace if it does not exist."""
-    found = conn.execute(select(workspaces.c.id).where(workspaces.c.id == workspace_id)).first()
-    if found is None:
-        conn.execute(
-            workspaces.insert().values(
-                id=workspace_id, name=name or workspace_id, created_at=now_us()
-            )
-        )
+    """Create the workspace if it does not exist.
+
+    Several processes may start at once on a new database: the insert ignores a conflict
+    instead of checking first (a check-then-insert would race).
+    """
+    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    conn.execute(
+        insert(workspaces)
+        .values(id=workspace_id, name=name or workspace_id, created_at=now_us())
+        .on_conflict_do_nothing()
+    )
 
 
 # -- flows and versions ---------------------------------------------------------------------
