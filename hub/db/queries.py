@@ -13,7 +13,7 @@ from sqlalchemy import Connection, or_, select, update
 
 from hub.accounts import Conflict
 from hub.db.models import connections, flow_versions, flows, now_us, runs
-from hub.db.store import RUN_COLUMNS, get_connection
+from hub.db.store import RUN_COLUMNS, get_connection, insert_connection
 
 # -- flows ----------------------------------------------------------------------------------
 
@@ -147,19 +147,7 @@ def create_connection(
     """Create a connection; :class:`Conflict` when the name is taken in the workspace."""
     if get_connection(conn, workspace_id, name) is not None:
         raise Conflict(f"a connection named {name!r} exists already")
-    now = now_us()
-    conn.execute(
-        connections.insert().values(
-            workspace_id=workspace_id,
-            name=name,
-            connector=connector,
-            secrets=secrets_token,
-            settings=settings,
-            oauth_tokens="",
-            created_at=now,
-            updated_at=now,
-        )
-    )
+    insert_connection(conn, workspace_id, name, connector, secrets_token, settings)
 
 
 def update_connection(

@@ -349,6 +349,30 @@ def connection_names(conn: Connection, workspace_id: str) -> dict[str, str]:
     return {r.name: r.connector for r in rows}
 
 
+def insert_connection(
+    conn: Connection,
+    workspace_id: str,
+    name: str,
+    connector: str,
+    secrets_token: str,
+    settings: dict[str, Any],
+) -> None:
+    """Insert a new connection row (the caller knows the name is free)."""
+    now = now_us()
+    conn.execute(
+        connections.insert().values(
+            workspace_id=workspace_id,
+            name=name,
+            connector=connector,
+            secrets=secrets_token,
+            settings=settings,
+            oauth_tokens="",
+            created_at=now,
+            updated_at=now,
+        )
+    )
+
+
 def put_connection(
     conn: Connection,
     workspace_id: str,
@@ -361,18 +385,7 @@ def put_connection(
     now = now_us()
     existing = get_connection(conn, workspace_id, name)
     if existing is None:
-        conn.execute(
-            connections.insert().values(
-                workspace_id=workspace_id,
-                name=name,
-                connector=connector,
-                secrets=secrets_token,
-                settings=settings,
-                oauth_tokens="",
-                created_at=now,
-                updated_at=now,
-            )
-        )
+        insert_connection(conn, workspace_id, name, connector, secrets_token, settings)
     else:
         conn.execute(
             update(connections)
