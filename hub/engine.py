@@ -25,6 +25,7 @@ from cachetools import LRUCache
 from sqlalchemy import Connection
 
 from hub.cache import Cache
+from hub.completions import Completion
 from hub.connectors import Action, ActionError, Registry
 from hub.context import RedactingLogger, StepContext, Suspend
 from hub.db import store
@@ -555,11 +556,19 @@ class Engine(RecoveryMixin):
     ) -> Outcome:
         renderer = output_renderer(run, flow)
         key = claimed.job.key
-        outcome = await self.db.write(
-            lambda c: self.transitions.complete(
-                c, flow, run, claimed.row_id, key, claimed.attempt, status, input, output, renderer
-            )
+        completion = Completion(
+            self.transitions,
+            flow,
+            run,
+            claimed.row_id,
+            key,
+            claimed.attempt,
+            status,
+            input,
+            output,
+            renderer,
         )
+        outcome = await self.db.write(completion)  # batched with others where it can be
         if not outcome.lost:
             self._outputs[(run.id, key)] = output
             await self._step_event(

@@ -62,7 +62,7 @@ class Hub:
             filters=collect_mapping(self.pm, "hub_template_filters"),
             globals=collect_mapping(self.pm, "hub_template_globals"),
         )
-        self.db = Database(s.resolved_database_url)
+        self.db = Database(s.resolved_database_url, pool_size=s.database_pool_size)
         self.secrets = SecretBox(load_keys(s.secret_key, s.data_dir))
         self.redis: Any = None
         l2 = None

@@ -39,9 +39,11 @@ class Settings:
     port: int = 8000
     allow_hosts: tuple[str, ...] = ()
     workspace: str = "default"
+    database_pool_size: int = 10
     # Queue mode (with HUB_REDIS_URL)
     queue_name: str = "hub"
     queue_poll_delay: float = 0.005
+    queue_idle_poll: float = 1.0
     worker_concurrency: int = 100
     shutdown_grace: float = 10.0
     # Execution

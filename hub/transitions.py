@@ -93,6 +93,7 @@ _NEXT_PENDING = (
         steps.c.run_id == bindparam("b_run"),
         steps.c.step_id == bindparam("b_step"),
         steps.c.status == "pending",
+        steps.c.item_index.is_not(None),  # pending steps are items: their index applies
     )
     .order_by(steps.c.item_index)
     .limit(1)
@@ -349,8 +350,17 @@ class Transitions:
             return Outcome(lost=True)
         if until_us is None:
             return Outcome()
-        key = conn.execute(select(steps.c.key).where(steps.c.id == row_id)).scalar_one()
-        return Outcome(jobs=[StepJob(run.id, key, attempt, 0, until_us / 1_000_000)])
+        # The wake-up job needs an id of its own: the job running this attempt still holds
+        # its id in the queue until it returns, and a queue drops an id it holds.
+        woken = conn.execute(
+            update(steps)
+            .where(steps.c.id == row_id)
+            .values(resubmissions=steps.c.resubmissions + 1)
+            .returning(steps.c.key, steps.c.resubmissions)
+        ).one()
+        return Outcome(
+            jobs=[StepJob(run.id, woken.key, attempt, woken.resubmissions, until_us / 1_000_000)]
+        )
 
     def fail(
         self,

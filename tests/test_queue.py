@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from hub.executors.arq import run_worker
 from hub.executors.base import StepJob
+from hub.runtime import Hub
 from hub.settings import Settings
 from tests import kit
 from tests.conftest import make_hub
@@ -81,3 +85,70 @@ def test_hub_worker_needs_a_redis_url(tmp_path: Path) -> None:
     )
     assert result.returncode != 0
     assert "HUB_REDIS_URL" in result.stderr
+
+
+async def _zrangebyscore_calls(url: str) -> int:
+    import redis.asyncio
+
+    client = redis.asyncio.Redis.from_url(url)
+    try:
+        stats = await client.info("commandstats")
+    finally:
+        await client.aclose()
+    return int(stats.get("cmdstat_zrangebyscore", {}).get("calls", 0))
+
+
+@contextlib.asynccontextmanager
+async def hub_and_worker(settings: Settings, **worker: Any) -> AsyncIterator[Hub]:
+    """A started hub with ``run_worker(hub, **worker)`` running beside it."""
+    hub = make_hub(settings)
+    await hub.start(migrate=False)
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_worker(hub, stop=stop, **worker))
+    try:
+        yield hub
+    finally:
+        stop.set()
+        await task
+        await hub.stop(grace=0)
+
+
+async def test_an_idle_worker_waits_to_be_woken_instead_of_polling(settings: Settings) -> None:
+    """Idle, a worker serving three queues makes a handful of Redis calls a second, not
+    600 (arq's fixed 5 ms poll); a submission wakes it at once, and a deferred job wakes
+    it when it comes due, long before the (here 60 s) idle poll would (and with the
+    sweeper, which would also submit it, set to a minute)."""
+    settings = settings.replace(queue_idle_poll=60.0, sweep_interval=60.0)
+    async with hub_and_worker(settings, queues=("high", "default", "low")) as hub:
+        await asyncio.sleep(0.5)  # started, polled once, now idle
+        before = await _zrangebyscore_calls(settings.redis_url)
+        await asyncio.sleep(1.0)
+        idle_calls = await _zrangebyscore_calls(settings.redis_url) - before
+        assert idle_calls < 10, f"{idle_calls} queue polls in one idle second"
+
+        step = [{"id": "a", "action": "data.set", "input": {"value": 1}}]
+        await hub.save_flow({"id": "now", "steps": step}, publish=True)
+        run_id = await hub.start_run("now")
+        assert (await hub.wait_for_run(run_id, 20))["status"] == "succeeded"
+
+        delayed = [
+            {"id": "wait", "action": "flow.delay", "input": {"seconds": 1}},
+            {"id": "after", "action": "data.set", "input": {"value": 2}},
+        ]
+        await hub.save_flow({"id": "later", "steps": delayed}, publish=True)
+        run_id = await hub.start_run("later")
+        assert (await hub.wait_for_run(run_id, 20))["status"] == "succeeded"
+
+
+async def test_a_worker_keeps_taking_jobs_while_it_finds_them(settings: Settings) -> None:
+    """More runs than the worker's capacity, with a 60 s idle poll: each freed slot is
+    filled by the next poll (every poll_delay while busy), not by the idle poll."""
+    settings = settings.replace(queue_idle_poll=60.0)
+    async with hub_and_worker(settings, queues=("default",), concurrency=3) as hub:
+        await hub.save_flow(
+            {"id": "k", "steps": [{"id": "k", "action": "test.count_key"}]}, publish=True
+        )
+        run_ids = await hub.engine.start_runs(hub.workspace, "k", [None] * 30)
+        for run_id in run_ids:
+            assert (await hub.wait_for_run(run_id, 20))["status"] == "succeeded"
+        assert sum(kit.CALLS.values()) == 30

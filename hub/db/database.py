@@ -73,7 +73,7 @@ def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
 class Database:
     """Runs storage functions in transactions; see the module docstring for the data paths."""
 
-    def __init__(self, url: str, reconnect_timeout: float = 60.0) -> None:
+    def __init__(self, url: str, reconnect_timeout: float = 60.0, pool_size: int = 10) -> None:
         self.url = url
         self.reconnect_timeout = reconnect_timeout
         self.is_sqlite = url.startswith("sqlite")
@@ -98,8 +98,12 @@ class Database:
                 _async_url(url),
                 json_serializer=_json_serializer,
                 json_deserializer=msgspec.json.decode,
-                pool_size=10,
-                max_overflow=10,
+                # A fixed pool: a connection beyond it would be opened and closed again
+                # under load (a server process forked, types introspected, statements
+                # prepared anew each time); waiting for a free one costs far less.
+                pool_size=pool_size,
+                max_overflow=0,
+                pool_timeout=reconnect_timeout,
             )
 
     @property
@@ -158,7 +162,7 @@ class Database:
         if len(batch) > 1:
             try:
                 results = await self._with_reconnect(
-                    lambda conn: [fn(conn) for fn, _future in batch], write=True
+                    lambda conn: run_writes(conn, [fn for fn, _future in batch]), write=True
                 )
             except Exception:
                 pass  # run each on its own below
@@ -286,6 +290,29 @@ class Database:
             await self._async_engine.dispose()
         if self._sync_engine is not None:
             self._sync_engine.dispose()
+
+
+def run_writes(conn: Connection, fns: list[WriteFn]) -> list[Any]:
+    """Run the writes of one transaction; return their results in order.
+
+    A write whose ``batchable`` attribute is true (a :class:`hub.completions.Completion`)
+    runs together with the others of its class through the class's ``run_many(conn,
+    items)``, which returns one result per item, in as few statements as it can; every
+    other write runs on its own. The writes of one transaction were submitted concurrently,
+    so none of them relies on running before another.
+    """
+    results: list[Any] = [None] * len(fns)
+    groups: dict[type, list[int]] = {}
+    for index, fn in enumerate(fns):
+        if getattr(fn, "batchable", False):
+            groups.setdefault(type(fn), []).append(index)
+        else:
+            results[index] = fn(conn)
+    for cls, indexes in groups.items():
+        outcomes = cls.run_many(conn, [fns[i] for i in indexes])  # type: ignore[attr-defined]
+        for index, outcome in zip(indexes, outcomes, strict=True):
+            results[index] = outcome
+    return results
 
 
 def _sync_url(url: str) -> str:

@@ -151,12 +151,28 @@ class RunRow(Base):
     )
 
 
+ACTIVE_STEP = "status IN ('queued', 'running', 'waiting', 'pending')"
+
+
+def _partial(name: str, *columns: str, where: str) -> Index:
+    """An index of the rows matching ``where`` only, on SQLite and PostgreSQL alike."""
+    return Index(name, *columns, sqlite_where=text(where), postgresql_where=text(where))
+
+
 class StepRow(Base):
-    """One attempt of one step (or one item of a ``for_each`` step) of a run."""
+    """One attempt of one step (or one item of a ``for_each`` step) of a run.
+
+    Every row costs an entry in each index it belongs to, twice per step (inserted running
+    or queued, updated to done): so the indexes other than the unique key cover only the
+    rows that queries look for (active steps, items, queued, waiting and running steps),
+    and a finished step sits in two indexes. ``run_id`` is not a foreign key: the check
+    is a query per inserted step, and steps are only inserted by the engine's transitions
+    for a run they have just created or locked (runs are never deleted).
+    """
 
     __tablename__ = "steps"
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"))
+    run_id: Mapped[str] = mapped_column(String(32))
     key: Mapped[str] = mapped_column(String(200))
     step_id: Mapped[str] = mapped_column(String(100))
     item_index: Mapped[int | None] = mapped_column(Integer)
@@ -177,15 +193,18 @@ class StepRow(Base):
     finished_at: Mapped[int | None] = mapped_column(BigInteger)
     __table_args__ = (
         UniqueConstraint("run_id", "key", "attempt"),
-        Index("ix_steps_run_status", "run_id", "status"),
-        Index("ix_steps_run_step", "run_id", "step_id", "status", "item_index"),
-        Index("ix_steps_status_due", "status", "due_at"),
-        Index(
-            "ix_steps_running_lease",
-            "lease_expires_at",
-            sqlite_where=text("status = 'running'"),
-            postgresql_where=text("status = 'running'"),
+        _partial("ix_steps_active", "run_id", where=ACTIVE_STEP),
+        _partial(
+            "ix_steps_items",
+            "run_id",
+            "step_id",
+            "status",
+            "item_index",
+            where="item_index IS NOT NULL",
         ),
+        _partial("ix_steps_queued", "submitted_at", where="status = 'queued'"),
+        _partial("ix_steps_waiting_due", "due_at", where="status = 'waiting'"),
+        _partial("ix_steps_running_lease", "lease_expires_at", where="status = 'running'"),
     )
 
 

@@ -13,6 +13,12 @@ The only module that imports arq. Around arq's known gaps:
   the rest back to ``queued`` with their attempt unchanged and submit them again.
 - Priority: one queue per priority (``hub``, ``hub:high``, ``hub:low``); a worker process
   runs one arq worker per queue it serves, each with its own capacity.
+- Waking instead of polling: arq polls its queue every ``poll_delay``; a worker process
+  serving three queues at 5 ms made 600 Redis round trips a second while idle. Here every
+  submission also publishes on the queue's wake channel (``<queue>:wake``); an idle worker
+  waits for that message, for its queue's next deferred job to come due, or at most
+  ``HUB_QUEUE_IDLE_POLL`` seconds (the safety net for a message lost with Redis), and polls
+  every ``poll_delay`` only while it is finding work or is full.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import contextlib
 import datetime as dt
 import logging
 import signal
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -40,6 +47,11 @@ PRIORITIES = ("high", "default", "low")
 def queue_for(settings: Settings, priority: str = "default") -> str:
     """The Redis queue name of a priority."""
     return settings.queue_name if priority == "default" else f"{settings.queue_name}:{priority}"
+
+
+def wake_channel(queue: str) -> str:
+    """The pub/sub channel that wakes the idle workers of a queue."""
+    return f"{queue}:wake"
 
 
 def _serialize(value: Any) -> bytes:
@@ -80,10 +92,12 @@ class ArqExecutor(Executor):
         """Enqueue jobs; a Redis failure is logged, the sweeper submits them again later."""
         if self.pool is None or not jobs:
             return
+        queues: set[str] = set()
         for job in jobs:
             defer = None
             if job.due_at is not None:
                 defer = dt.datetime.fromtimestamp(job.due_at, dt.UTC)
+            queue = queue_for(self.settings, job.priority)
             try:
                 await self.pool.enqueue_job(
                     "run_step",
@@ -93,12 +107,17 @@ class ArqExecutor(Executor):
                     job.resubmission,
                     _job_id=job.job_id,
                     _defer_until=defer,
-                    _queue_name=queue_for(self.settings, job.priority),
+                    _queue_name=queue,
                 )
             except Exception as exc:  # Redis down: the database still holds the step
                 log.warning(
                     "could not enqueue %s (%s); the sweeper will resubmit it", job.job_id, exc
                 )
+            else:
+                queues.add(queue)
+        for queue in queues:  # after the jobs are in their queues: wake idle workers
+            with contextlib.suppress(Exception):  # they look anyway within the idle poll
+                await self.pool.publish(wake_channel(queue), b"")
 
     async def stop(self, grace: float = 10.0) -> None:
         """Disconnect."""
@@ -120,9 +139,103 @@ async def run_step(
         log.exception("step %s of run %s failed inside the engine", key, run_id)
 
 
-def _make_worker(hub: Any, priority: str, concurrency: int | None, burst: bool) -> Worker:
+class _WakingWorker(Worker):
+    """arq's worker, polling only while it finds work; idle, it waits to be woken.
+
+    Everything but the wait between two polls is arq's own (``_poll_iteration``,
+    ``start_jobs``, ``run_job``); ``main`` is arq's with its fixed-interval loop replaced.
+    """
+
+    def __init__(self, *args: Any, wake: asyncio.Event, idle_poll: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.wake = wake
+        self.idle_poll = idle_poll
+        self.started_last_poll = 0
+
+    async def start_jobs(self, job_ids: list[bytes]) -> None:
+        """arq's, counting the jobs this poll really started (not those running elsewhere)."""
+        before = self.job_counter
+        await super().start_jobs(job_ids)
+        self.started_last_poll += max(0, self.job_counter - before)
+
+    async def main(self) -> None:
+        """Poll; between polls, rest (see :meth:`rest`)."""
+        if self._pool is None:
+            self._pool = await create_pool(
+                self.redis_settings,
+                job_deserializer=self.job_deserializer,
+                job_serializer=self.job_serializer,
+                default_queue_name=self.queue_name,
+                expires_extra_ms=self.expires_extra_ms,
+            )
+        self.ctx["redis"] = self.pool
+        while True:
+            self.wake.clear()  # a wake-up arriving from here on ends the next rest at once
+            self.started_last_poll = 0
+            await self._poll_iteration()
+            if self.burst and await self._burst_done():
+                return
+            await self.rest()
+
+    async def _burst_done(self) -> bool:
+        if await self.pool.zcard(self.queue_name) == 0:
+            await asyncio.gather(*self.tasks.values())
+            return True
+        return False
+
+    async def rest(self) -> None:
+        """Wait before the next poll.
+
+        While the last poll started jobs, or every slot is taken, more work may be waiting:
+        ``poll_delay``, as arq does. Otherwise, until a wake-up message, the queue's next
+        deferred job comes due, or ``idle_poll`` seconds, whichever comes first.
+        """
+        if self.started_last_poll or self.job_counter >= self.max_jobs:
+            await asyncio.sleep(self.poll_delay_s)
+            return
+        timeout = self.idle_poll
+        upcoming = await self.pool.zrangebyscore(
+            self.queue_name, min=time.time() * 1000, max="+inf", start=0, num=1, withscores=True
+        )
+        if upcoming:
+            timeout = min(timeout, max(0.0, upcoming[0][1] / 1000 - time.time()))
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self.wake.wait()
+
+
+async def _listen_for_wakes(hub: Any, wakes: dict[str, asyncio.Event]) -> None:
+    """Set a queue's event whenever its wake channel carries a message (for the worker's
+    life; after a lost connection, subscribe again: meanwhile the idle poll covers)."""
+    channels = {wake_channel(queue).encode(): event for queue, event in wakes.items()}
+    while True:
+        pubsub = hub.redis.pubsub()
+        try:
+            await pubsub.subscribe(*channels)
+            async for message in pubsub.listen():
+                if message.get("type") == "message":
+                    event = channels.get(message["channel"])
+                    if event is not None:
+                        event.set()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.debug("wake channel lost (%s); subscribing again", exc)
+            for event in channels.values():
+                event.set()  # poll once now: a wake-up may have been missed
+            await asyncio.sleep(1.0)
+        finally:
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()
+
+
+def _make_worker(
+    hub: Any, priority: str, concurrency: int | None, burst: bool, wake: asyncio.Event
+) -> Worker:
     settings: Settings = hub.settings
-    return Worker(
+    return _WakingWorker(
+        wake=wake,
+        idle_poll=settings.queue_idle_poll,
         functions=[run_step],
         queue_name=queue_for(settings, priority),
         redis_settings=redis_settings(settings.redis_url),
@@ -148,11 +261,12 @@ async def _serve_queue(
     burst: bool,
     stopping: asyncio.Event,
     current: dict[str, Worker],
+    wake: asyncio.Event,
 ) -> None:
     """Serve one queue; when Redis goes away, start a fresh arq worker once it is back."""
     delay = 0.5
     while not stopping.is_set():
-        worker = _make_worker(hub, priority, concurrency, burst)
+        worker = _make_worker(hub, priority, concurrency, burst, wake)
         current[priority] = worker
         try:
             await worker.async_run()
@@ -188,8 +302,12 @@ async def run_worker(
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stopping.set)
     current: dict[str, Worker] = {}
+    wakes = {q: asyncio.Event() for q in queues}
+    listener = asyncio.create_task(
+        _listen_for_wakes(hub, {queue_for(settings, q): wakes[q] for q in queues})
+    )
     mains = [
-        asyncio.create_task(_serve_queue(hub, q, concurrency, burst, stopping, current))
+        asyncio.create_task(_serve_queue(hub, q, concurrency, burst, stopping, current, wakes[q]))
         for q in queues
     ]
     stopper = asyncio.create_task(stopping.wait())
@@ -205,6 +323,7 @@ async def run_worker(
         handed = await hub.engine.hand_back()
         if handed:
             log.info("handed %d running steps back to the queue", handed)
+    listener.cancel()
     for main in mains:
         main.cancel()
     for worker in current.values():
@@ -212,7 +331,7 @@ async def run_worker(
             task.cancel()
         if worker.main_task is not None:
             worker.main_task.cancel()
-    await asyncio.gather(*mains, return_exceptions=True)
+    await asyncio.gather(listener, *mains, return_exceptions=True)
     for worker in current.values():
         # close() gathers the job tasks we just cancelled: their CancelledError is expected.
         with contextlib.suppress(Exception, asyncio.CancelledError):

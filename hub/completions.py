@@ -1,0 +1,208 @@
+"""Completing steps many at a time: PostgreSQL's hot path.
+
+Most completions are *simple*: a step (not a ``for_each`` item, not an error handler) whose
+successors each need only that step. Completing it means: lock the run, mark the step done
+(checking attempt, lease owner and ``running``), insert its successors (the first one
+already claimed by this process when it has room). Nothing there depends on other steps'
+rows, so on PostgreSQL the simple completions of one group-committed transaction run as
+two statements for the whole group, whatever its size:
+
+1. ``SELECT ... FROM runs WHERE id = ANY(...) ORDER BY id FOR UPDATE``: the run locks, in a
+   fixed order, before any step row is touched (the same order as the one-by-one path);
+2. one ``UPDATE ... FROM unnest(...)`` that finishes every step, feeding one
+   ``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` of the successors of the steps it did
+   finish, in a single statement with ``RETURNING``.
+
+A step whose UPDATE matched nothing lost its lease (another worker took it over, or the run
+was cancelled): its successors are not inserted and its outcome says ``lost``, exactly as
+:meth:`hub.transitions.Transitions.complete` says it one by one. Round trips, not rows,
+are what a step costs PostgreSQL and the worker here (each is a parse/bind/execute for the
+server and a socket write and a wake-up on both sides), so this is what lets a second
+worker add throughput instead of waiting on the database.
+
+On SQLite (one writer, no network) and for every other completion, the one-by-one path of
+:mod:`hub.transitions` runs unchanged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import msgspec
+from sqlalchemy import Connection, text
+
+from hub.db.models import now_us
+from hub.executors.base import StepJob
+from hub.flows import Flow
+from hub.transitions import Outcome, RunInfo, Transitions
+
+_LOCK_RUNS = text(
+    "SELECT id FROM runs WHERE id = ANY(CAST(:runs AS VARCHAR[])) ORDER BY id FOR UPDATE"
+)
+_FINISH_AND_INSERT = text(
+    """
+    WITH fin AS (
+        UPDATE steps
+        SET status = v.status, input = CAST(v.input AS JSON), output = CAST(v.output AS JSON),
+            finished_at = :now, lease_owner = NULL, lease_expires_at = NULL
+        FROM unnest(
+            CAST(:ids AS BIGINT[]), CAST(:attempts AS INTEGER[]), CAST(:owners AS VARCHAR[]),
+            CAST(:statuses AS VARCHAR[]), CAST(:inputs AS TEXT[]), CAST(:outputs AS TEXT[])
+        ) AS v(id, attempt, owner, status, input, output)
+        WHERE steps.id = v.id AND steps.attempt = v.attempt AND steps.lease_owner = v.owner
+          AND steps.status = 'running'
+        RETURNING steps.id
+    ), ins AS (
+        INSERT INTO steps (run_id, key, step_id, attempt, status, submitted_at, resubmissions,
+                           lease_owner, lease_expires_at, started_at, created_at)
+        SELECT n.run_id, n.key, n.key, 1, n.status, :now, 0, n.owner, n.expires, n.started, :now
+        FROM unnest(
+            CAST(:n_pred AS BIGINT[]), CAST(:n_run AS VARCHAR[]), CAST(:n_key AS VARCHAR[]),
+            CAST(:n_status AS VARCHAR[]), CAST(:n_owner AS VARCHAR[]),
+            CAST(:n_expires AS BIGINT[]), CAST(:n_started AS BIGINT[])
+        ) AS n(pred, run_id, key, status, owner, expires, started)
+        WHERE n.pred IN (SELECT id FROM fin)
+        ON CONFLICT DO NOTHING
+        RETURNING steps.id, steps.run_id, steps.key
+    )
+    SELECT 'done' AS what, id, NULL AS run_id, NULL AS key FROM fin
+    UNION ALL
+    SELECT 'new', id, run_id, key FROM ins
+    """
+)
+
+
+def is_simple(flow: Flow, key: str) -> bool:
+    """Whether completing ``key`` only marks it done and inserts successors needing it alone.
+
+    Items, handlers, steps without successors (the run may finish) and steps feeding a join
+    (the join's other needs must be read under the run lock) are not simple.
+    """
+    if ":" in key or key.endswith("]") or key not in flow.steps:
+        return False
+    successors = flow.successors.get(key, ())
+    return bool(successors) and all(len(flow.steps[s].needs) == 1 for s in successors)
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else msgspec.json.encode(value).decode()
+
+
+@dataclasses.dataclass(slots=True)
+class Completion:
+    """A claimed step marked done or skipped: the write :meth:`Engine._complete` submits.
+
+    A simple one (:func:`is_simple`) is ``batchable``: :func:`hub.db.database.run_writes`
+    runs it with the other batchable completions of its transaction through
+    :meth:`run_many`. Called alone (SQLite, a completion that is not simple, or a batch run
+    again one write at a time after a failure), it completes its step by itself.
+    """
+
+    transitions: Transitions
+    flow: Flow
+    run: RunInfo
+    row_id: int
+    key: str
+    attempt: int
+    status: str
+    input: Any
+    output: Any
+    render_output: Callable[[Connection], Any]
+
+    @property
+    def batchable(self) -> bool:
+        """Whether :meth:`run_many` may complete it (with others)."""
+        return is_simple(self.flow, self.key)
+
+    def __call__(self, conn: Connection) -> Outcome:
+        """Complete this step alone."""
+        if conn.dialect.name == "postgresql" and self.batchable:
+            return self.run_many(conn, [self])[0]
+        return self.transitions.complete(
+            conn,
+            self.flow,
+            self.run,
+            self.row_id,
+            self.key,
+            self.attempt,
+            self.status,
+            self.input,
+            self.output,
+            self.render_output,
+        )
+
+    @staticmethod
+    def run_many(conn: Connection, items: Sequence[Completion]) -> list[Outcome]:
+        """Complete batchable items in two statements (PostgreSQL); one Outcome per item.
+
+        Elsewhere (SQLite), each item completes on its own.
+        """
+        if conn.dialect.name != "postgresql":
+            return [item(conn) for item in items]
+        now = now_us()
+        conn.execute(_LOCK_RUNS, {"runs": sorted({c.run.id for c in items})})
+        n_pred: list[int] = []
+        n_run: list[str] = []
+        n_key: list[str] = []
+        n_status: list[str] = []
+        n_owner: list[str | None] = []
+        n_expires: list[int | None] = []
+        n_started: list[int | None] = []
+        eager_keys: set[tuple[str, str]] = set()
+        for item in items:
+            transitions = item.transitions
+            eager = transitions.take_eagerly()
+            for succ in item.flow.successors[item.key]:
+                n_pred.append(item.row_id)
+                n_run.append(item.run.id)
+                n_key.append(succ)
+                if eager:
+                    eager = False
+                    eager_keys.add((item.run.id, succ))
+                    n_status.append("running")
+                    n_owner.append(transitions.owner)
+                    n_expires.append(now + int(transitions.lease_s * 1_000_000))
+                    n_started.append(now)
+                else:
+                    n_status.append("queued")
+                    n_owner.append(None)
+                    n_expires.append(None)
+                    n_started.append(None)
+        rows = conn.execute(
+            _FINISH_AND_INSERT,
+            {
+                "now": now,
+                "ids": [c.row_id for c in items],
+                "attempts": [c.attempt for c in items],
+                "owners": [c.transitions.owner for c in items],
+                "statuses": [c.status for c in items],
+                "inputs": [_json(c.input) for c in items],
+                "outputs": [_json(c.output) for c in items],
+                "n_pred": n_pred,
+                "n_run": n_run,
+                "n_key": n_key,
+                "n_status": n_status,
+                "n_owner": n_owner,
+                "n_expires": n_expires,
+                "n_started": n_started,
+            },
+        ).all()
+        finished = {r.id for r in rows if r.what == "done"}
+        inserted = {(r.run_id, r.key): r.id for r in rows if r.what == "new"}
+        outcomes = []
+        for item in items:
+            if item.row_id not in finished:
+                outcomes.append(Outcome(lost=True))
+                continue
+            outcome = Outcome()
+            for succ in item.flow.successors[item.key]:
+                job = StepJob(item.run.id, succ, 1, 0, None)
+                if (item.run.id, succ) not in eager_keys:
+                    outcome.jobs.append(job)  # submitted even if it existed: harmless
+                elif (row_id := inserted.get((item.run.id, succ))) is not None:
+                    claimed = {"id": row_id, "step_id": succ, "item_index": None, "state": None}
+                    outcome.eager.append((job, claimed))
+            outcomes.append(outcome)
+        return outcomes

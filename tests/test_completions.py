@@ -1,0 +1,118 @@
+"""Completions batched into one statement (PostgreSQL) do what one-by-one completions do."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import select, update
+
+from hub.completions import Completion, is_simple
+from hub.db.database import run_writes
+from hub.db.models import steps
+from hub.runtime import Hub
+from hub.transitions import Outcome, claim
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+FLOW = {
+    "id": "fan",
+    "steps": [
+        {"id": "a", "action": "data.set", "input": {"value": 1}},
+        {"id": "b", "action": "data.set", "needs": ["a"], "input": {"value": 2}},
+        {"id": "c", "action": "data.set", "needs": ["a"], "input": {"value": 3}},
+        {"id": "d", "action": "data.set", "needs": ["b", "c"], "input": {"value": 4}},
+    ],
+}
+
+
+async def _rows(hub: Hub, run_id: str) -> dict[str, dict[str, Any]]:
+    found = await hub.db.read(
+        lambda c: c.execute(
+            select(steps.c.key, steps.c.status, steps.c.lease_owner, steps.c.output).where(
+                steps.c.run_id == run_id
+            )
+        ).all()
+    )
+    return {r.key: dict(r._mapping) for r in found}
+
+
+async def test_which_completions_are_simple(hub: Hub) -> None:
+    saved = await hub.save_flow(FLOW, publish=True)
+    run_id = await hub.start_run(saved.flow_id)
+    run = await hub.engine._run_info(run_id)
+    flow = await hub.engine.get_flow(run.workspace_id, "fan", run.flow_version)
+    assert is_simple(flow, "a")  # b and c need only a
+    assert not is_simple(flow, "b")  # d is a join: the other need is read under the lock
+    assert not is_simple(flow, "d")  # no successor: the run may finish
+    assert not is_simple(flow, "a[0]") and not is_simple(flow, "h:a")
+
+
+async def test_a_batch_completes_its_steps_and_refuses_a_lost_lease(hub: Hub) -> None:
+    """Three completions in one transaction (one statement on PostgreSQL): two insert their
+    successors (the first one claimed by this process, the other queued); the third lost
+    its lease and changes nothing."""
+    await hub.executor.stop()  # nothing runs by itself: the test plays the worker
+    await hub.save_flow(FLOW, publish=True)
+    run_ids = await hub.engine.start_runs(hub.workspace, "fan", [None] * 3)
+    owner = hub.engine.boot_id
+    for run_id in run_ids:
+        assert await hub.db.write(lambda c, r=run_id: claim(c, r, "a", 1, owner, 30)) is not None
+    stolen = run_ids[2]
+    await hub.db.write(
+        lambda c: c.execute(
+            update(steps).where(steps.c.run_id == stolen).values(lease_owner="someone-else")
+        )
+    )
+    completions = []
+    for run_id in run_ids:
+        run = await hub.engine._run_info(run_id)
+        flow = await hub.engine.get_flow(run.workspace_id, "fan", run.flow_version)
+        row_id = (await _row_ids(hub, run_id))["a"]
+        completions.append(
+            Completion(
+                hub.engine.transitions,
+                flow,
+                run,
+                row_id,
+                "a",
+                1,
+                "done",
+                {"value": 1},
+                {"n": 1},
+                lambda c: ("succeeded", None, None),
+            )
+        )
+    outcomes: list[Outcome] = await hub.db.write(lambda c: run_writes(c, completions))
+
+    for run_id, outcome in zip(run_ids[:2], outcomes[:2], strict=True):
+        assert not outcome.lost
+        assert [(job.key, row["step_id"]) for job, row in outcome.eager] == [("b", "b")]
+        assert [job.key for job in outcome.jobs] == ["c"]
+        rows = await _rows(hub, run_id)
+        assert rows["a"]["status"] == "done" and rows["a"]["lease_owner"] is None
+        assert rows["a"]["output"] == {"n": 1}
+        assert rows["b"]["status"] == "running" and rows["b"]["lease_owner"] == owner
+        assert rows["c"]["status"] == "queued" and rows["c"]["lease_owner"] is None
+        assert "d" not in rows
+        eager_id = outcome.eager[0][1]["id"]
+        assert (await _row_ids(hub, run_id))["b"] == eager_id
+
+    assert outcomes[2].lost and not outcomes[2].jobs and not outcomes[2].eager
+    rows = await _rows(hub, stolen)
+    assert set(rows) == {"a"} and rows["a"]["status"] == "running"
+
+    # Completing the same attempt again (a late duplicate) is refused too.
+    again = await hub.db.write(lambda c: run_writes(c, completions[:1]))
+    assert again[0].lost
+
+
+async def _row_ids(hub: Hub, run_id: str) -> dict[str, int]:
+    found = await hub.db.read(
+        lambda c: c.execute(select(steps.c.key, steps.c.id).where(steps.c.run_id == run_id)).all()
+    )
+    return {r.key: r.id for r in found}
