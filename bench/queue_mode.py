@@ -4,13 +4,15 @@ Starts its own throwaway PostgreSQL and Redis servers (like the tests), then pri
 the targets of the queue-mode issue:
 
 - raw arq no-op job throughput with the same Redis and the same poll delay (the reference);
-- hub no-op step throughput with one worker process, and with two;
+- hub no-op step throughput with one worker process, and with two (the median of three
+  runs of each, alternated), and where the CPU time of those runs went: the worker
+  processes, PostgreSQL's processes, Redis and this process, in microseconds per step;
 - step handoff p50/p99 (a step done -> its successor started, from the step records);
 - recovery: a worker is SIGKILLed in the middle of a step; the time until the step's next
   attempt starts, with the default lease (30 s) and sweeper interval (5 s).
 
     python bench/queue_mode.py            # everything (about two minutes)
-    python bench/queue_mode.py --quick    # smaller loads, recovery with a 5 s lease
+    python bench/queue_mode.py --quick    # one smaller run each, recovery with a 5 s lease
 """
 
 from __future__ import annotations
@@ -95,10 +97,66 @@ async def wait_done(hub: Hub, total: int, timeout: float = 600) -> None:
     raise TimeoutError("runs did not finish")
 
 
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (0 if it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def children(parent: int) -> list[int]:
+    """The processes whose parent is ``parent`` (PostgreSQL's backends and helpers)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == parent:
+                found.append(int(entry.name))
+    return found
+
+
+class CpuMeter:
+    """CPU seconds spent by groups of processes between :meth:`start` and :meth:`stop`.
+
+    PostgreSQL's backends come and go with connections, so they are read while alive:
+    the meter is stopped before the workers (and their connections) are.
+    """
+
+    def __init__(self, groups: dict[str, Any]) -> None:
+        self.groups = groups  # name -> function returning the group's pids now
+        self.before: dict[int, float] = {}
+        self.spent: dict[str, float] = {}
+
+    def start(self) -> None:
+        """Note every process's CPU time now."""
+        self.before = {pid: cpu_seconds(pid) for pids in self.groups.values() for pid in pids()}
+
+    def stop(self) -> None:
+        """Add up what each group spent since :meth:`start`."""
+        self.spent = {
+            name: sum(cpu_seconds(pid) - self.before.get(pid, 0.0) for pid in pids())
+            for name, pids in self.groups.items()
+        }
+
+
 async def hub_rate(
-    env: dict[str, str], workers: int, runs: int, length: int, probe_file: str | None = None
-) -> tuple[float, list[float]]:
-    """Steps/s through ``workers`` worker processes; with a probe file, the handoffs in ms."""
+    env: dict[str, str],
+    workers: int,
+    runs: int,
+    length: int,
+    probe_file: str | None = None,
+    services: dict[str, Any] | None = None,
+) -> tuple[float, list[float], dict[str, float]]:
+    """Steps/s through ``workers`` worker processes; with a probe file, the handoffs in ms;
+    with ``services`` (name -> function giving pids), the CPU seconds per step of each."""
     if probe_file:
         env = {
             **env,
@@ -122,10 +180,19 @@ async def hub_rate(
         await hub.db.write(lambda c: c.execute(text("DELETE FROM steps")))
         await hub.db.write(lambda c: c.execute(text("DELETE FROM runs")))
         await hub.save_flow(chain(length), publish=True)
+        meter = CpuMeter(
+            {
+                "worker processes": lambda: [p.pid for p in procs],
+                **(services or {}),
+                "this process (starts the runs, polls for the end)": lambda: [os.getpid()],
+            }
+        )
+        meter.start()
         started = time.perf_counter()
         await hub.engine.start_runs(hub.workspace, "chain", [{} for _ in range(runs)])
         await wait_done(hub, runs)
         took = time.perf_counter() - started
+        meter.stop()
     finally:
         await hub.stop(grace=0)
         for proc in procs:
@@ -134,7 +201,10 @@ async def hub_rate(
     if probe_file:
         order = [f"s{i}" for i in range(length)]
         handoffs = probe.handoffs_ms(probe.read_file(probe_file), order)
-    return runs * length / took, handoffs
+    steps = runs * length
+    per_step = {name: spent / steps for name, spent in meter.spent.items()}
+    per_step["wall"] = took / steps
+    return steps / took, handoffs, per_step
 
 
 async def recovery(env: dict[str, str], lease: float) -> float:
@@ -224,10 +294,20 @@ async def main(quick: bool) -> None:
         Hub(Settings.from_env(env), entry_points=False).migrate()
         n = 2000 if quick else 5000
         raw = statistics.median([await raw_arq_rate(redis.url, n) for _ in range(3)])
-        runs, length = (50, 20) if quick else (100, 30)
-        one, _ = await hub_rate(env, 1, runs, length)
-        two, _ = await hub_rate(env, 2, runs, length)
-        _, hand = await hub_rate(env, 1, 20, length, probe_file=str(data / "probe.txt"))
+        runs, length = (100, 30) if quick else (300, 30)
+        postmaster = int((pg.data / "postmaster.pid").read_text().split()[0])
+        services = {
+            "PostgreSQL (its backends and helpers)": lambda: children(postmaster),
+            "Redis": lambda: [redis.proc.pid] if redis.proc else [],
+        }
+        measured: dict[int, list[tuple[float, dict[str, float]]]] = {1: [], 2: []}
+        for _ in range(1 if quick else 3):
+            for workers in (1, 2):
+                rate, _, cpu = await hub_rate(env, workers, runs, length, services=services)
+                measured[workers].append((rate, cpu))
+        one, one_cpu = _median(measured[1])
+        two, two_cpu = _median(measured[2])
+        _, hand, _ = await hub_rate(env, 1, 20, length, probe_file=str(data / "probe.txt"))
         rec = await recovery(env, 5.0 if quick else 30.0)
     finally:
         redis.stop()
@@ -260,6 +340,23 @@ async def main(quick: bool) -> None:
     for name, value, target in rows:
         print(f"{name:{width}}  {value:>10}  {target}")
     print(f"\nratios: one worker / raw arq = {one / raw:.2f}; two workers / one = {two / one:.2f}")
+    each = {n: [round(rate) for rate, _ in found] for n, found in measured.items()}
+    print(f"every run, steps/s: one worker {each[1]}, two {each[2]}")
+    print("\nCPU time per step (us), in the median run of each")
+    print(f"{'':{width}}  {'one worker':>10}  {'two':>10}")
+    for name in one_cpu:
+        if name != "wall":
+            print(f"{name:{width}}  {one_cpu[name] * 1e6:>10.0f}  {two_cpu[name] * 1e6:>10.0f}")
+    for label, cpu in (("one worker", one_cpu), ("two workers", two_cpu)):
+        busy = sum(v for k, v in cpu.items() if k != "wall") / cpu["wall"] / (os.cpu_count() or 1)
+        print(f"{label}: the measured processes kept the {os.cpu_count()} cores {busy:.0%} busy")
+
+
+def _median(
+    found: list[tuple[float, dict[str, float]]],
+) -> tuple[float, dict[str, float]]:
+    """The run with the median rate (the middle one of three)."""
+    return sorted(found, key=lambda item: item[0])[len(found) // 2]
 
 
 if __name__ == "__main__":
