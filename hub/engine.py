@@ -25,6 +25,7 @@ from cachetools import LRUCache
 from sqlalchemy import Connection
 
 from hub.cache import Cache
+from hub.claims import Claim
 from hub.completions import Completion
 from hub.connectors import Action, ActionError, Registry
 from hub.context import RedactingLogger, StepContext, Suspend
@@ -44,7 +45,6 @@ from hub.transitions import (
     Outcome,
     RunInfo,
     Transitions,
-    claim,
     create_run,
     load_outputs,
     now_us,
@@ -314,9 +314,7 @@ class Engine(RecoveryMixin):
     async def execute(self, job: StepJob) -> None:
         """Claim and run one step job; a job whose claim fails does nothing."""
         owner, lease = self.boot_id, self.settings.lease_seconds
-        row = await self.db.write(
-            lambda c: claim(c, job.run_id, job.key, job.attempt, owner, lease)
-        )
+        row = await self.db.write(Claim(job.run_id, job.key, job.attempt, owner, lease))
         if row is None:
             return
         await self._execute_claimed(job, row)

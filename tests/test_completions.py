@@ -1,4 +1,5 @@
-"""Completions batched into one statement (PostgreSQL) do what one-by-one completions do."""
+"""Claims and completions batched into one statement (PostgreSQL) do what one-by-one
+claims and completions do (SQLite runs them one by one: the same tests hold there)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
+from hub.claims import Claim
 from hub.completions import Completion, is_simple
 from hub.db.database import run_writes
-from hub.db.models import steps
+from hub.db.models import now_us, steps
 from hub.runtime import Hub
 from hub.transitions import Outcome, claim
 
@@ -116,3 +118,43 @@ async def _row_ids(hub: Hub, run_id: str) -> dict[str, int]:
         lambda c: c.execute(select(steps.c.key, steps.c.id).where(steps.c.run_id == run_id)).all()
     )
     return {r.key: r.id for r in found}
+
+
+async def test_a_batch_of_claims_gives_each_step_once(hub: Hub) -> None:
+    """Claims of one transaction (one statement on PostgreSQL): a queued step is taken; the
+    same attempt asked for twice in the batch goes to the first asker only; a step that
+    is not queued (taken, or a wait not yet due) is refused."""
+    await hub.executor.stop()
+    await hub.save_flow(
+        {"id": "one", "steps": [{"id": "a", "action": "data.set", "input": {"value": 1}}]},
+        publish=True,
+    )
+    free, twice, taken, waiting = await hub.engine.start_runs(hub.workspace, "one", [None] * 4)
+    await hub.db.write(lambda c: claim(c, taken, "a", 1, "someone-else", 30))
+    await hub.db.write(
+        lambda c: c.execute(
+            update(steps)
+            .where(steps.c.run_id == waiting)
+            .values(status="waiting", due_at=now_us() + 60_000_000)
+        )
+    )
+    owner = hub.engine.boot_id
+    claims = [
+        Claim(free, "a", 1, owner, 30),
+        Claim(twice, "a", 1, owner, 30),
+        Claim(twice, "a", 1, owner, 30),
+        Claim(taken, "a", 1, owner, 30),
+        Claim(waiting, "a", 1, owner, 30),
+        Claim(free, "a", 2, owner, 30),  # no such attempt
+    ]
+    results = await hub.db.write(lambda c: run_writes(c, claims))
+    ids = await _row_ids(hub, free)
+    assert results[0] == {"id": ids["a"], "step_id": "a", "item_index": None, "state": None}
+    assert results[1] is not None and results[2] is None
+    assert results[3] is None and results[4] is None and results[5] is None
+    rows = await _rows(hub, free)
+    assert rows["a"]["status"] == "running" and rows["a"]["lease_owner"] == owner
+    assert (await _rows(hub, taken))["a"]["lease_owner"] == "someone-else"
+    assert (await _rows(hub, waiting))["a"]["status"] == "waiting"
+    # A claimed step is not claimed again.
+    assert (await hub.db.write(Claim(free, "a", 1, owner, 30))) is None
