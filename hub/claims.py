@@ -60,10 +60,13 @@ class Claim:
     lease_s: float
     batchable = True
 
+    @property
+    def lane(self) -> str:
+        """The run: its writes commit one transaction at a time in this process."""
+        return self.run_id
+
     def __call__(self, conn: Connection) -> dict[str, Any] | None:
-        """Claim alone."""
-        if conn.dialect.name == "postgresql":
-            return self.run_many(conn, [self])[0]
+        """Claim alone (the prebuilt one-row statement)."""
         return claim(conn, self.run_id, self.key, self.attempt, self.owner, self.lease_s)
 
     @staticmethod
@@ -73,8 +76,8 @@ class Claim:
         The same attempt asked for twice in one batch (a job delivered twice) is given to
         the first asker only: one UPDATE changes a row once, and so one claim wins.
         """
-        if conn.dialect.name != "postgresql":
-            return [item(conn) for item in items]
+        if conn.dialect.name != "postgresql" or len(items) == 1:
+            return [item(conn) for item in items]  # planning the batch would cost more
         now = now_us()
         rows = conn.execute(
             _CLAIM_MANY,

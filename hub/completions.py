@@ -112,6 +112,11 @@ class Completion:
     render_output: Callable[[Connection], Any]
 
     @property
+    def lane(self) -> str:
+        """The run: its writes commit one transaction at a time in this process."""
+        return self.run.id
+
+    @property
     def batchable(self) -> bool:
         """Whether :meth:`run_many` may complete it (with others)."""
         return is_simple(self.flow, self.key)
@@ -151,9 +156,11 @@ class Completion:
         n_expires: list[int | None] = []
         n_started: list[int | None] = []
         eager_keys: set[tuple[str, str]] = set()
+        room = items[0].transitions.room() + len(items)  # each completed step frees a slot
         for item in items:
             transitions = item.transitions
-            eager = transitions.take_eagerly()
+            eager = room > 0
+            room -= eager
             for succ in item.flow.successors[item.key]:
                 n_pred.append(item.row_id)
                 n_run.append(item.run.id)

@@ -124,7 +124,9 @@ class Engine(RecoveryMixin):
         self.boot_id = uuid.uuid4().hex
         self._eager_cap: int = settings.worker_concurrency
         self.transitions = Transitions(
-            self.boot_id, settings.lease_seconds, lambda: len(self._running) < self._eager_cap
+            self.boot_id,
+            settings.lease_seconds,
+            lambda: self._eager_cap - len(self._running),
         )
         self._eager_tasks: set[asyncio.Task[None]] = set()
         self.gate = StepGate(
@@ -275,7 +277,9 @@ class Engine(RecoveryMixin):
 
     async def cancel_run(self, run_id: str, reason: str = "cancelled") -> bool:
         """Cancel a run: queued and waiting steps never start, running ones are interrupted."""
-        outcome = await self.db.write(lambda c: self.transitions.cancel_run(c, run_id, reason))
+        outcome = await self.db.write(
+            lambda c: self.transitions.cancel_run(c, run_id, reason), lane=run_id
+        )
         for finished in outcome.finished:
             self.interrupt_run(finished["id"])
         await self._after(outcome)
@@ -593,7 +597,8 @@ class Engine(RecoveryMixin):
         outcome = await self.db.write(
             lambda c: self.transitions.expand(
                 c, run, claimed.row_id, spec.id, claimed.attempt, items, spec.concurrency
-            )
+            ),
+            lane=run.id,
         )
         if not outcome.lost:
             await self._step_event(
@@ -611,7 +616,8 @@ class Engine(RecoveryMixin):
         outcome = await self.db.write(
             lambda c: self.transitions.suspend(
                 c, run, claimed.row_id, claimed.attempt, until, suspend.state, input, child
-            )
+            ),
+            lane=run.id,
         )
         if not outcome.lost:
             await self._step_event(
@@ -656,7 +662,8 @@ class Engine(RecoveryMixin):
                 redactor.data(rendered),
                 delay,
                 renderer,
-            )
+            ),
+            lane=run.id,
         )
         if not outcome.lost:
             status = "retrying" if delay is not None else "failed"

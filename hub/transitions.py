@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, func, select, update
@@ -287,19 +287,23 @@ def _finish_update(
 class Transitions:
     """Transitions that need the flow graph; one instance per engine.
 
-    ``take_eagerly()`` says whether this process has room to run a successor itself: then
-    the first ready successor of a completed step is inserted already claimed (``running``
-    with this process's lease), in the same transaction, and runs here at once, with no
-    queue round trip and no separate claim. The insert can only succeed once, so this is
-    as safe as a claim; if this process dies, the lease expires and the sweeper takes over.
+    ``room()`` says how many more steps this process can run at once (negative when it runs
+    more than its share), not counting the step being completed or expanded, whose slot
+    its first successor or items inherit. While it has room,
+    the first ready successor of a completed step, and the first items of a ``for_each``
+    (as many as there is room for), are inserted already claimed (``running`` with this
+    process's lease), in the same transaction, and run here at once, with no queue round
+    trip and no separate claim; the rest are queued for any worker. The insert can only
+    succeed once, so this is as safe as a claim; if this process dies, the lease expires
+    and the sweeper takes over.
     """
 
     def __init__(
-        self, owner: str, lease_s: float = 30.0, take_eagerly: Any = lambda: False
+        self, owner: str, lease_s: float = 30.0, room: Callable[[], int] = lambda: 0
     ) -> None:
         self.owner = owner
         self.lease_s = lease_s
-        self.take_eagerly = take_eagerly
+        self.room = room
 
     # -- completing, failing, suspending a claimed step ------------------------------------
 
@@ -519,7 +523,7 @@ class Transitions:
             rows.append(step_row(run.id, succ, succ, now))
         if rows:
             outcome = Outcome()
-            if self.take_eagerly():
+            if self.room() + 1 > 0:  # the completed step's slot passes to its successor
                 eager = self._insert_claimed(conn, rows.pop(0), now)
                 if eager is not None:
                     outcome.eager.append(eager)
@@ -530,19 +534,40 @@ class Transitions:
     def _insert_claimed(
         self, conn: Connection, row: dict[str, Any], now: int
     ) -> tuple[StepJob, dict[str, Any]] | None:
-        claimed = {
-            **row,
-            "status": "running",
-            "lease_owner": self.owner,
-            "lease_expires_at": now + int(self.lease_s * 1_000_000),
-            "started_at": now,
-        }
-        stmt = _INSERT_STEPS[conn.dialect.name].returning(steps.c.id)
-        found = conn.execute(stmt, claimed).first()
-        if found is None:
-            return None
-        job = StepJob(row["run_id"], row["key"], row["attempt"], 0, None)
-        return job, {"id": found.id, "step_id": row["step_id"], "item_index": None, "state": None}
+        found = self._insert_all_claimed(conn, [row], now)
+        return found[0] if found else None
+
+    def _insert_all_claimed(
+        self, conn: Connection, rows: list[dict[str, Any]], now: int
+    ) -> list[tuple[StepJob, dict[str, Any]]]:
+        """Insert step rows already claimed by this process; (job, claimed row) of each
+        row inserted (one that exists already is someone else's)."""
+        expires = now + int(self.lease_s * 1_000_000)
+        claimed = [
+            {
+                **row,
+                "status": "running",
+                "lease_owner": self.owner,
+                "lease_expires_at": expires,
+                "started_at": now,
+            }
+            for row in rows
+        ]
+        stmt = _INSERT_STEPS[conn.dialect.name].returning(steps.c.id, steps.c.key)
+        ids = {r.key: r.id for r in conn.execute(stmt, claimed)}
+        return [
+            (
+                StepJob(row["run_id"], row["key"], row["attempt"], 0, None),
+                {
+                    "id": ids[row["key"]],
+                    "step_id": row["step_id"],
+                    "item_index": row["item_index"],
+                    "state": row["state"],
+                },
+            )
+            for row in rows
+            if row["key"] in ids
+        ]
 
     def _maybe_finish(
         self, conn: Connection, run: RunInfo, now: int, render_output: Any
@@ -585,7 +610,9 @@ class Transitions:
             )
             for i, item in enumerate(items)
         ]
-        return Outcome(jobs=insert_steps(conn, rows))
+        take = max(0, min(self.room() + 1, cap))  # the waiting step's slot is free too
+        eager = self._insert_all_claimed(conn, rows[:take], now)
+        return Outcome(jobs=insert_steps(conn, rows[len(eager) :]), eager=eager)
 
     # -- runs -------------------------------------------------------------------------------
 

@@ -158,3 +158,59 @@ async def test_a_batch_of_claims_gives_each_step_once(hub: Hub) -> None:
     assert (await _rows(hub, waiting))["a"]["status"] == "waiting"
     # A claimed step is not claimed again.
     assert (await hub.db.write(Claim(free, "a", 1, owner, 30))) is None
+
+
+async def test_a_fan_out_claims_as_many_items_as_there_is_room_for(hub: Hub) -> None:
+    """The first items of a for_each (as many as this process has room for, the expanded
+    step's own slot included) are inserted already claimed; the rest are queued for any
+    worker; with a concurrency cap, the items beyond it wait as ``pending``."""
+    await hub.executor.stop()
+    await hub.save_flow(
+        {
+            "id": "each",
+            "steps": [
+                {"id": "e", "action": "flow.noop", "for_each": "{{ range(10) | list }}"},
+                {"id": "c", "action": "flow.noop", "for_each": "{{ [1, 2] }}", "concurrency": 1},
+            ],
+        },
+        publish=True,
+    )
+    run_id = await hub.start_run("each")
+    run = await hub.engine._run_info(run_id)
+    owner = hub.engine.boot_id
+    row = await hub.db.write(lambda c: claim(c, run_id, "e", 1, owner, 30))
+    assert row is not None
+    transitions = hub.engine.transitions
+    transitions.room = lambda: 2  # room for two more, and the expanded step's slot
+    items = list(range(10))
+    outcome = await hub.db.write(
+        lambda c: transitions.expand(c, run, row["id"], "e", 1, items, None)
+    )
+    eager = [(job.key, claimed["item_index"], claimed["state"]) for job, claimed in outcome.eager]
+    assert eager == [(f"e[{i}]", i, {"item": i}) for i in range(3)]
+    assert [job.key for job in outcome.jobs] == [f"e[{i}]" for i in range(3, 10)]
+    rows = await _rows(hub, run_id)
+    assert all(rows[f"e[{i}]"]["lease_owner"] == owner for i in range(3))
+    assert {rows[f"e[{i}]"]["status"] for i in range(3, 10)} == {"queued"}
+
+    transitions.room = lambda: 0  # full: nothing is taken here, all goes to the queue
+    capped = await hub.db.write(
+        lambda c: c.execute(
+            steps.insert()
+            .values(
+                run_id=run_id,
+                key="c",
+                step_id="c",
+                attempt=1,
+                status="running",
+                lease_owner=owner,
+                resubmissions=0,
+                created_at=now_us(),
+            )
+            .returning(steps.c.id)
+        ).scalar_one()
+    )
+    outcome = await hub.db.write(lambda c: transitions.expand(c, run, capped, "c", 1, [1, 2], 1))
+    assert [job.key for job, _claimed in outcome.eager] == ["c[0]"]  # the parent's slot
+    assert outcome.jobs == []
+    assert (await _rows(hub, run_id))["c[1]"]["status"] == "pending"

@@ -78,8 +78,9 @@ class Database:
         self.reconnect_timeout = reconnect_timeout
         self.is_sqlite = url.startswith("sqlite")
         self._pending: list[tuple[WriteFn, asyncio.Future[Any]]] = []
-        self._pg_pending: list[tuple[WriteFn, asyncio.Future[Any]]] = []
+        self._pg_pending: list[tuple[WriteFn, asyncio.Future[Any], str | None]] = []
         self._pg_flushers = 0
+        self._pg_held: set[str] = set()  # lanes of the transactions committing now
         self._flush_scheduled = False
         self._async_engine: AsyncEngine | None = None
         self._sync_engine: Engine | None = None
@@ -117,10 +118,16 @@ class Database:
             )
         return self._sync_engine
 
-    async def write(self, fn: Callable[[Connection], T]) -> T:
-        """Run ``fn(conn)`` in a write transaction and return its result."""
+    async def write(self, fn: Callable[[Connection], T], *, lane: str | None = None) -> T:
+        """Run ``fn(conn)`` in a write transaction and return its result.
+
+        ``lane`` (the engine passes a run's id; a write object may carry a ``lane``
+        attribute instead) matters on PostgreSQL: writes of one lane are never in two
+        transactions of this process at once, so that they never wait for each other's
+        row locks (the items of one fan-out all lock their run).
+        """
         if self._async_engine is not None:
-            return await self._pg_write(fn)
+            return await self._pg_write(fn, lane if lane is not None else getattr(fn, "lane", None))
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._pending.append((fn, future))
         if not self._flush_scheduled:
@@ -134,27 +141,50 @@ class Database:
             return await self._with_reconnect(fn, write=False)
         return self.read_sync(fn)
 
-    async def _pg_write(self, fn: Callable[[Connection], T]) -> T:
+    async def _pg_write(self, fn: Callable[[Connection], T], lane: str | None) -> T:
         """Group commit on PostgreSQL: writes that arrive while earlier batches are being
         committed go together in the next transaction (at most ``PG_FLUSHERS`` at once).
 
-        Each write keeps its all-or-nothing meaning: a batch that fails (a conflict, a
-        deadlock between two workers' batches) is rolled back and every write in it is run
-        again in a transaction of its own, so that only the failing one fails.
+        A transaction takes no write whose lane another transaction of this process holds
+        (it is left for the next), so the writes of one run never wait for each other's
+        row locks. Each write keeps its all-or-nothing meaning: a batch that fails (a
+        conflict, a deadlock between two workers' batches) is rolled back and every write
+        in it is run again in a transaction of its own, so that only the failing one fails.
         """
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._pg_pending.append((fn, future))
+        self._pg_pending.append((fn, future, lane))
         if self._pg_flushers < PG_FLUSHERS:
             self._pg_flushers += 1
             asyncio.get_running_loop().create_task(self._pg_flush())
         return await future
 
+    def _pg_take(self) -> tuple[list[tuple[WriteFn, asyncio.Future[Any]]], set[str]]:
+        """The next batch (in order, skipping lanes held elsewhere) and the lanes it holds."""
+        batch: list[tuple[WriteFn, asyncio.Future[Any]]] = []
+        held: set[str] = set()
+        left = []
+        for fn, future, lane in self._pg_pending:
+            free = lane is None or lane in held or lane not in self._pg_held
+            if free and len(batch) < PG_BATCH:
+                batch.append((fn, future))
+                if lane is not None:
+                    held.add(lane)
+            else:
+                left.append((fn, future, lane))
+        self._pg_pending = left
+        self._pg_held |= held
+        return batch, held
+
     async def _pg_flush(self) -> None:
         try:
             while self._pg_pending:
-                batch = self._pg_pending[:PG_BATCH]
-                del self._pg_pending[:PG_BATCH]
-                await self._pg_commit(batch)
+                batch, held = self._pg_take()
+                if not batch:  # all of it waits for lanes that their holders take next
+                    return
+                try:
+                    await self._pg_commit(batch)
+                finally:
+                    self._pg_held -= held
         finally:
             self._pg_flushers -= 1
 
