@@ -7,6 +7,7 @@ the targets of the queue-mode issue:
 - hub no-op step throughput with one worker process, and with two (the median of three
   runs of each, alternated), and where the CPU time of those runs went: the worker
   processes, PostgreSQL's processes, Redis and this process, in microseconds per step;
+- for scale, one worker through fan-outs (20 runs of a 300-item ``for_each``);
 - step handoff p50/p99 (a step done -> its successor started, from the step records);
 - recovery: a worker is SIGKILLed in the middle of a step; the time until the step's next
   attempt starts, with the default lease (30 s) and sweeper interval (5 s).
@@ -83,6 +84,12 @@ def chain(n: int) -> dict[str, Any]:
     return {"id": "chain", "steps": [{"id": f"s{i}", "action": "flow.noop"} for i in range(n)]}
 
 
+def fan_out(n: int) -> dict[str, Any]:
+    """One step over ``n`` items (saved under the same id: the runs' steps are counted)."""
+    each = {"id": "each", "action": "flow.noop", "for_each": f"{{{{ range({n}) | list }}}}"}
+    return {"id": "chain", "steps": [each]}
+
+
 async def wait_done(hub: Hub, total: int, timeout: float = 600) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -154,6 +161,7 @@ async def hub_rate(
     length: int,
     probe_file: str | None = None,
     services: dict[str, Any] | None = None,
+    shape: Any = chain,
 ) -> tuple[float, list[float], dict[str, float]]:
     """Steps/s through ``workers`` worker processes; with a probe file, the handoffs in ms;
     with ``services`` (name -> function giving pids), the CPU seconds per step of each."""
@@ -179,7 +187,7 @@ async def hub_rate(
         await asyncio.sleep(3.0)  # workers start and connect
         await hub.db.write(lambda c: c.execute(text("DELETE FROM steps")))
         await hub.db.write(lambda c: c.execute(text("DELETE FROM runs")))
-        await hub.save_flow(chain(length), publish=True)
+        await hub.save_flow(shape(length), publish=True)
         meter = CpuMeter(
             {
                 "worker processes": lambda: [p.pid for p in procs],
@@ -307,6 +315,7 @@ async def main(quick: bool) -> None:
                 measured[workers].append((rate, cpu))
         one, one_cpu = _median(measured[1])
         two, two_cpu = _median(measured[2])
+        fan, _, _ = await hub_rate(env, 1, 20, 300, shape=fan_out)
         _, hand, _ = await hub_rate(env, 1, 20, length, probe_file=str(data / "probe.txt"))
         rec = await recovery(env, 5.0 if quick else 30.0)
     finally:
@@ -327,6 +336,7 @@ async def main(quick: bool) -> None:
             f"{two:,.0f}",
             f">= {one * 1.5:,.0f} (1.5x one)",
         ),
+        ("hub no-op steps/s, one worker, 20 runs of a 300-item for_each", f"{fan:,.0f}", ""),
         ("step handoff p50 (ms): done committed -> next action called", f"{p50:.2f}", "<= 10"),
         ("step handoff p99 (ms)", f"{p99:.2f}", "<= 50"),
         (
