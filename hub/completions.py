@@ -4,14 +4,20 @@ Most completions are *simple*: a step (not a ``for_each`` item, not an error han
 successors each need only that step. Completing it means: lock the run, mark the step done
 (checking attempt, lease owner and ``running``), insert its successors (the first one
 already claimed by this process when it has room). Nothing there depends on other steps'
-rows, so on PostgreSQL the simple completions of one group-committed transaction run as
-two statements for the whole group, whatever its size:
+rows, so on PostgreSQL the simple completions of one group-committed batch are ONE
+statement, whatever their number:
 
-1. ``SELECT ... FROM runs WHERE id = ANY(...) ORDER BY id FOR UPDATE``: the run locks, in a
-   fixed order, before any step row is touched (the same order as the one-by-one path);
-2. one ``UPDATE ... FROM unnest(...)`` that finishes every step, feeding one
-   ``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` of the successors of the steps it did
-   finish, in a single statement with ``RETURNING``.
+- ``locked``: ``SELECT ... FROM runs WHERE id = ANY(...) ORDER BY id FOR UPDATE``, the run
+  locks in a fixed order. The UPDATE reads it in an uncorrelated subquery, which runs
+  before the UPDATE's first row: every run is locked before any step row is touched, as
+  on the one-by-one path. (A row changed by a transaction that held the lock before us,
+  a cancel, is re-checked by PostgreSQL against its committed version and left alone.)
+- ``fin``: one ``UPDATE ... FROM unnest(...)`` finishing every step, feeding
+- ``ins``: one ``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` of the successors of the
+  steps it did finish, with ``RETURNING``.
+
+A batch made only of such statements needs no ``BEGIN`` and ``COMMIT`` around them:
+:class:`hub.db.database.Database` runs it in autocommit, one round trip for the batch.
 
 A step whose UPDATE matched nothing lost its lease (another worker took it over, or the run
 was cancelled): its successors are not inserted and its outcome says ``lost``, exactly as
@@ -38,12 +44,11 @@ from hub.executors.base import StepJob
 from hub.flows import Flow
 from hub.transitions import Outcome, RunInfo, Transitions
 
-_LOCK_RUNS = text(
-    "SELECT id FROM runs WHERE id = ANY(CAST(:runs AS VARCHAR[])) ORDER BY id FOR UPDATE"
-)
-_FINISH_AND_INSERT = text(
+_COMPLETE_MANY = text(
     """
-    WITH fin AS (
+    WITH locked AS (
+        SELECT id FROM runs WHERE id = ANY(CAST(:runs AS VARCHAR[])) ORDER BY id FOR UPDATE
+    ), fin AS (
         UPDATE steps
         SET status = v.status, input = CAST(v.input AS JSON), output = CAST(v.output AS JSON),
             finished_at = :now, lease_owner = NULL, lease_expires_at = NULL
@@ -53,6 +58,7 @@ _FINISH_AND_INSERT = text(
         ) AS v(id, attempt, owner, status, input, output)
         WHERE steps.id = v.id AND steps.attempt = v.attempt AND steps.lease_owner = v.owner
           AND steps.status = 'running'
+          AND (SELECT count(*) FROM locked) > 0
         RETURNING steps.id
     ), ins AS (
         INSERT INTO steps (run_id, key, step_id, attempt, status, submitted_at, resubmissions,
@@ -140,14 +146,13 @@ class Completion:
 
     @staticmethod
     def run_many(conn: Connection, items: Sequence[Completion]) -> list[Outcome]:
-        """Complete batchable items in two statements (PostgreSQL); one Outcome per item.
+        """Complete batchable items in one statement (PostgreSQL); one Outcome per item.
 
         Elsewhere (SQLite), each item completes on its own.
         """
         if conn.dialect.name != "postgresql":
             return [item(conn) for item in items]
         now = now_us()
-        conn.execute(_LOCK_RUNS, {"runs": sorted({c.run.id for c in items})})
         n_pred: list[int] = []
         n_run: list[str] = []
         n_key: list[str] = []
@@ -178,9 +183,10 @@ class Completion:
                     n_expires.append(None)
                     n_started.append(None)
         rows = conn.execute(
-            _FINISH_AND_INSERT,
+            _COMPLETE_MANY,
             {
                 "now": now,
+                "runs": sorted({c.run.id for c in items}),
                 "ids": [c.row_id for c in items],
                 "attempts": [c.attempt for c in items],
                 "owners": [c.transitions.owner for c in items],

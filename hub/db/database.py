@@ -106,6 +106,7 @@ class Database:
                 max_overflow=0,
                 pool_timeout=reconnect_timeout,
             )
+            self._autocommit = self._async_engine.execution_options(isolation_level="AUTOCOMMIT")
 
     @property
     def sync_engine(self) -> Engine:
@@ -189,6 +190,9 @@ class Database:
             self._pg_flushers -= 1
 
     async def _pg_commit(self, batch: list[tuple[WriteFn, asyncio.Future[Any]]]) -> None:
+        if all(getattr(fn, "batchable", False) for fn, _future in batch):
+            await self._pg_autocommit(batch)
+            return
         if len(batch) > 1:
             try:
                 results = await self._with_reconnect(
@@ -201,9 +205,40 @@ class Database:
                     if not future.done():
                         future.set_result(result)
                 return
+        await self._pg_alone(batch)
+
+    async def _pg_autocommit(self, batch: list[tuple[WriteFn, asyncio.Future[Any]]]) -> None:
+        """A batch of batchable writes only: each class's ``run_many`` is one statement, so
+        it runs in autocommit (no ``BEGIN``, no ``COMMIT``: one round trip per class). When
+        a statement of several writes fails, each of them is run again alone."""
+        groups: dict[Any, list[tuple[WriteFn, asyncio.Future[Any]]]] = {}
+        for fn, future in batch:
+            groups.setdefault(type(fn), []).append((fn, future))
+        for cls, group in groups.items():
+            if len(group) == 1:
+                await self._pg_alone(group, autocommit=True)
+                continue
+            fns = [fn for fn, _future in group]
+
+            def run_many(conn: Connection, cls: Any = cls, fns: list[WriteFn] = fns) -> Any:
+                return cls.run_many(conn, fns)
+
+            try:
+                results = await self._with_reconnect(run_many, write=True, autocommit=True)
+            except Exception:
+                await self._pg_alone(group, autocommit=True)
+                continue
+            for (_fn, future), result in zip(group, results, strict=True):
+                if not future.done():
+                    future.set_result(result)
+
+    async def _pg_alone(
+        self, batch: list[tuple[WriteFn, asyncio.Future[Any]]], *, autocommit: bool = False
+    ) -> None:
+        """Run each write of a batch on its own; each future gets its own result or error."""
         for fn, future in batch:
             try:
-                result = await self._with_reconnect(fn, write=True)
+                result = await self._with_reconnect(fn, write=True, autocommit=autocommit)
             except Exception as exc:
                 if not future.done():
                     future.set_exception(exc)
@@ -211,7 +246,9 @@ class Database:
                 if not future.done():
                     future.set_result(result)
 
-    async def _with_reconnect(self, fn: Callable[[Connection], T], *, write: bool) -> T:
+    async def _with_reconnect(
+        self, fn: Callable[[Connection], T], *, write: bool, autocommit: bool = False
+    ) -> T:
         """Run on PostgreSQL; while the server is unreachable, retry with back-off.
 
         A failed transaction was rolled back whole, so running it again is safe. After
@@ -222,6 +259,9 @@ class Database:
         deadline = time.monotonic() + self.reconnect_timeout
         while True:
             try:
+                if autocommit:  # one statement: its own transaction
+                    async with self._autocommit.connect() as conn:
+                        return await conn.run_sync(fn)
                 if write:
                     async with self._async_engine.begin() as conn:
                         return await conn.run_sync(fn)
