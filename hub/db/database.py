@@ -259,13 +259,13 @@ class Database:
         deadline = time.monotonic() + self.reconnect_timeout
         while True:
             try:
-                if autocommit:  # one statement: its own transaction
-                    async with self._autocommit.connect() as conn:
-                        return await conn.run_sync(fn)
-                if write:
+                if write and not autocommit:
                     async with self._async_engine.begin() as conn:
                         return await conn.run_sync(fn)
-                async with self._async_engine.connect() as conn:
+                # A single statement is a transaction by itself; and a read gains nothing
+                # from one: under READ COMMITTED each statement has its own snapshot
+                # anyway, so BEGIN and ROLLBACK would only add two round trips.
+                async with self._autocommit.connect() as conn:
                     return await conn.run_sync(fn)
             except (DBAPIError, OSError) as exc:
                 unreachable = isinstance(exc, OSError) or exc.connection_invalidated
