@@ -152,3 +152,49 @@ async def test_a_worker_keeps_taking_jobs_while_it_finds_them(settings: Settings
         for run_id in run_ids:
             assert (await hub.wait_for_run(run_id, 20))["status"] == "succeeded"
         assert sum(kit.CALLS.values()) == 30
+
+
+async def test_one_submission_enqueues_many_jobs_and_skips_ids_already_held(
+    settings: Settings,
+) -> None:
+    """submit() puts all its jobs in their queues in one script: a job whose id Redis
+    still holds (the same submission twice) is not queued again, a deferred job waits in
+    the queue with its due time as its score, and each queue's workers are woken."""
+    import time
+
+    import redis.asyncio
+
+    hub = make_hub(settings)
+    await hub.start(migrate=False)
+    client = redis.asyncio.Redis.from_url(settings.redis_url)
+    pubsub = client.pubsub()
+    try:
+        await pubsub.subscribe(f"{settings.queue_name}:wake", f"{settings.queue_name}:high:wake")
+        await pubsub.get_message(timeout=1.0)  # the subscription confirmations
+        await pubsub.get_message(timeout=1.0)
+        due = time.time() + 60
+        jobs = [
+            StepJob("r1", "a", 1),
+            StepJob("r1", "a", 1),  # the same id again
+            StepJob("r2", "b", 1, due_at=due),
+            StepJob("r3", "c", 1, priority="high"),
+        ]
+        await hub.executor.submit(jobs)
+        await hub.executor.submit(jobs[:1])  # held: not queued again
+        queue = await client.zrange(settings.queue_name, 0, -1, withscores=True)
+        assert [(job_id.decode(), score) for job_id, score in queue][-1] == (
+            "r2:b:1:0",
+            float(int(due * 1000)),
+        )
+        assert sorted(job_id.decode() for job_id, _ in queue) == ["r1:a:1:0", "r2:b:1:0"]
+        assert await client.zrange(f"{settings.queue_name}:high", 0, -1) == [b"r3:c:1:0"]
+        woken = set()
+        for _ in range(4):
+            message = await pubsub.get_message(timeout=1.0)
+            if message and message["type"] == "message":
+                woken.add(message["channel"].decode())
+        assert woken == {f"{settings.queue_name}:wake", f"{settings.queue_name}:high:wake"}
+    finally:
+        await pubsub.aclose()
+        await client.aclose()
+        await hub.stop(grace=0)

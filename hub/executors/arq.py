@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import logging
 import signal
 import time
@@ -35,6 +34,8 @@ from typing import Any
 import msgspec
 from arq import create_pool
 from arq.connections import ArqRedis, RedisSettings
+from arq.constants import job_key_prefix, result_key_prefix
+from arq.jobs import serialize_job
 from arq.worker import Worker
 
 from hub.executors.base import Executor, StepJob, StepRunner
@@ -47,6 +48,29 @@ PRIORITIES = ("high", "default", "low")
 def queue_for(settings: Settings, priority: str = "default") -> str:
     """The Redis queue name of a priority."""
     return settings.queue_name if priority == "default" else f"{settings.queue_name}:{priority}"
+
+
+EXPIRES_EXTRA_MS = 86_400_000  # arq's: a job's key outlives its due time by a day
+
+# arq's enqueue_job for many jobs at once, then the wake-ups: per job, unless its id is
+# held (arq drops an id whose job or result key exists), the job's key and its entry in
+# the queue's sorted set (score: when it is due, in ms). KEYS: job key, result key, queue
+# per job; ARGV: the count, then data, expiry (ms), score, id per job, then the channels.
+_ENQUEUE = """
+local n = tonumber(ARGV[1])
+for i = 0, n - 1 do
+    local job_key, result_key, queue = KEYS[i * 3 + 1], KEYS[i * 3 + 2], KEYS[i * 3 + 3]
+    local data, px, score, id = ARGV[i * 4 + 2], ARGV[i * 4 + 3], ARGV[i * 4 + 4], ARGV[i * 4 + 5]
+    if redis.call('EXISTS', job_key, result_key) == 0 then
+        redis.call('PSETEX', job_key, px, data)
+        redis.call('ZADD', queue, score, id)
+    end
+end
+for i = n * 4 + 2, #ARGV do
+    redis.call('PUBLISH', ARGV[i], '')
+end
+return n
+"""
 
 
 def wake_channel(queue: str) -> str:
@@ -78,6 +102,7 @@ class ArqExecutor(Executor):
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.pool: ArqRedis | None = None
+        self._enqueue: Any = None
 
     async def start(self, runner: StepRunner) -> None:
         """Connect to Redis."""
@@ -87,37 +112,41 @@ class ArqExecutor(Executor):
             job_deserializer=_deserialize,
             default_queue_name=self.settings.queue_name,
         )
+        self._enqueue = self.pool.register_script(_ENQUEUE)
 
     async def submit(self, jobs: Sequence[StepJob]) -> None:
-        """Enqueue jobs; a Redis failure is logged, the sweeper submits them again later."""
+        """Enqueue jobs and wake the workers of their queues, in one round trip to Redis.
+
+        A Redis failure is logged: the database still holds the steps, and the sweeper
+        submits them again.
+        """
         if self.pool is None or not jobs:
             return
-        queues: set[str] = set()
+        now_ms = int(time.time() * 1000)
+        keys: list[str] = []
+        args: list[Any] = [len(jobs)]
+        channels: list[str] = []
         for job in jobs:
-            defer = None
-            if job.due_at is not None:
-                defer = dt.datetime.fromtimestamp(job.due_at, dt.UTC)
+            score = now_ms if job.due_at is None else int(job.due_at * 1000)
             queue = queue_for(self.settings, job.priority)
-            try:
-                await self.pool.enqueue_job(
-                    "run_step",
-                    job.run_id,
-                    job.key,
-                    job.attempt,
-                    job.resubmission,
-                    _job_id=job.job_id,
-                    _defer_until=defer,
-                    _queue_name=queue,
-                )
-            except Exception as exc:  # Redis down: the database still holds the step
-                log.warning(
-                    "could not enqueue %s (%s); the sweeper will resubmit it", job.job_id, exc
-                )
-            else:
-                queues.add(queue)
-        for queue in queues:  # after the jobs are in their queues: wake idle workers
-            with contextlib.suppress(Exception):  # they look anyway within the idle poll
-                await self.pool.publish(wake_channel(queue), b"")
+            keys += [job_key_prefix + job.job_id, result_key_prefix + job.job_id, queue]
+            data = serialize_job(
+                "run_step",
+                (job.run_id, job.key, job.attempt, job.resubmission),
+                {},
+                None,
+                now_ms,
+                serializer=_serialize,
+            )
+            args += [data, max(score - now_ms, 0) + EXPIRES_EXTRA_MS, score, job.job_id]
+            if wake_channel(queue) not in channels:
+                channels.append(wake_channel(queue))
+        try:
+            await self._enqueue(keys=keys, args=args + channels)
+        except Exception as exc:  # Redis down: the database still holds the steps
+            log.warning(
+                "could not enqueue %d jobs (%s); the sweeper will resubmit them", len(jobs), exc
+            )
 
     async def stop(self, grace: float = 10.0) -> None:
         """Disconnect."""
