@@ -15,7 +15,9 @@ that run inside one transaction. :class:`Database` runs them:
 - PostgreSQL (queue mode): SQLAlchemy's asyncio engine over asyncpg, through
   ``AsyncConnection.run_sync`` so the same storage functions serve both; writes are
   group-committed too (see :meth:`Database._pg_write`), and a lost server is waited for
-  with back-off.
+  with back-off. Round trips are what costs here: writes that can be batched (claims,
+  simple completions: see :func:`run_writes`) become one statement per kind, a batch of
+  only those runs in autocommit, and reads run in autocommit.
 """
 
 from __future__ import annotations
@@ -365,9 +367,10 @@ class Database:
 def run_writes(conn: Connection, fns: list[WriteFn]) -> list[Any]:
     """Run the writes of one transaction; return their results in order.
 
-    A write whose ``batchable`` attribute is true (a :class:`hub.completions.Completion`)
-    runs together with the others of its class through the class's ``run_many(conn,
-    items)``, which returns one result per item, in as few statements as it can; every
+    A write whose ``batchable`` attribute is true (:class:`hub.claims.Claim`, a simple
+    :class:`hub.completions.Completion`) runs together with the others of its class
+    through the class's ``run_many(conn, items)``, which returns one result per item in
+    ONE statement on PostgreSQL (so that a batch of them can run in autocommit); every
     other write runs on its own. The writes of one transaction were submitted concurrently,
     so none of them relies on running before another.
     """
