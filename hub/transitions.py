@@ -612,7 +612,7 @@ class Transitions:
         ]
         take = max(0, min(self.room() + 1, cap))  # the waiting step's slot is free too
         eager = self._insert_all_claimed(conn, rows[:take], now)
-        return Outcome(jobs=insert_steps(conn, rows[len(eager) :]), eager=eager)
+        return Outcome(jobs=insert_steps(conn, rows[take:]), eager=eager)
 
     # -- runs -------------------------------------------------------------------------------
 
