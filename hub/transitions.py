@@ -289,13 +289,13 @@ class Transitions:
 
     ``room()`` says how many more steps this process can run at once (negative when it runs
     more than its share), not counting the step being completed or expanded, whose slot
-    its first successor or items inherit. While it has room,
-    the first ready successor of a completed step, and the first items of a ``for_each``
-    (as many as there is room for), are inserted already claimed (``running`` with this
-    process's lease), in the same transaction, and run here at once, with no queue round
-    trip and no separate claim; the rest are queued for any worker. The insert can only
-    succeed once, so this is as safe as a claim; if this process dies, the lease expires
-    and the sweeper takes over.
+    its first successor or items inherit. While it has room, the first ready successor of
+    a completed step, and the first items of a ``for_each`` (as many as there is room
+    for), are inserted already claimed (``running`` with this process's lease), in the
+    same transaction, and run here at once, with no queue round trip and no separate
+    claim; the rest are queued for any worker. The insert can only succeed once, so this
+    is as safe as a claim; if this process dies, the lease expires and the sweeper takes
+    over.
     """
 
     def __init__(
@@ -542,6 +542,8 @@ class Transitions:
     ) -> list[tuple[StepJob, dict[str, Any]]]:
         """Insert step rows already claimed by this process; (job, claimed row) of each
         row inserted (one that exists already is someone else's)."""
+        if not rows:  # an empty parameter list would insert one row of defaults
+            return []
         expires = now + int(self.lease_s * 1_000_000)
         claimed = [
             {

@@ -193,6 +193,17 @@ async def test_a_fan_out_claims_as_many_items_as_there_is_room_for(hub: Hub) -> 
     assert all(rows[f"e[{i}]"]["lease_owner"] == owner for i in range(3))
     assert {rows[f"e[{i}]"]["status"] for i in range(3, 10)} == {"queued"}
 
+    transitions.room = lambda: -5  # overloaded: not even the parent's slot is free
+    again = await hub.start_run("each")
+    again_row = await hub.db.write(lambda c: claim(c, again, "e", 1, owner, 30))
+    assert again_row is not None
+    again_run = await hub.engine._run_info(again)
+    outcome = await hub.db.write(
+        lambda c: transitions.expand(c, again_run, again_row["id"], "e", 1, items, None)
+    )
+    assert outcome.eager == [] and len(outcome.jobs) == 10
+    assert {r["status"] for k, r in (await _rows(hub, again)).items() if "[" in k} == {"queued"}
+
     transitions.room = lambda: 0  # full: nothing is taken here, all goes to the queue
     capped = await hub.db.write(
         lambda c: c.execute(
