@@ -116,16 +116,16 @@ class Completion:
     input: Any
     output: Any
     render_output: Callable[[Connection], Any]
+    #: Whether :meth:`run_many` may complete it (with others): it is simple.
+    batchable: bool = dataclasses.field(init=False)
+
+    def __post_init__(self) -> None:
+        self.batchable = is_simple(self.flow, self.key)
 
     @property
     def lane(self) -> str:
         """The run: its writes commit one transaction at a time in this process."""
         return self.run.id
-
-    @property
-    def batchable(self) -> bool:
-        """Whether :meth:`run_many` may complete it (with others)."""
-        return is_simple(self.flow, self.key)
 
     def __call__(self, conn: Connection) -> Outcome:
         """Complete this step alone."""

@@ -21,11 +21,11 @@ from typing import Any
 from sqlalchemy import Connection, and_, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from hub.db.models import now_us, runs, steps
+from hub.db.models import ACTIVE_STATUSES, now_us, runs, steps
 from hub.executors.base import StepJob
 from hub.flows import Flow
 
-ACTIVE = ("queued", "running", "waiting", "pending")
+ACTIVE = ACTIVE_STATUSES
 SATISFIED = ("done", "skipped")
 FINAL_RUN = ("succeeded", "failed", "cancelled")
 

@@ -213,10 +213,8 @@ class Database:
         """A batch of batchable writes only: each class's ``run_many`` is one statement, so
         it runs in autocommit (no ``BEGIN``, no ``COMMIT``: one round trip per class). When
         a statement of several writes fails, each of them is run again alone."""
-        groups: dict[Any, list[tuple[WriteFn, asyncio.Future[Any]]]] = {}
-        for fn, future in batch:
-            groups.setdefault(type(fn), []).append((fn, future))
-        for cls, group in groups.items():
+        for cls, indexes in batchable_groups([fn for fn, _future in batch]).items():
+            group = [batch[i] for i in indexes]
             if len(group) == 1:
                 await self._pg_alone(group, autocommit=True)
                 continue
@@ -375,17 +373,25 @@ def run_writes(conn: Connection, fns: list[WriteFn]) -> list[Any]:
     so none of them relies on running before another.
     """
     results: list[Any] = [None] * len(fns)
-    groups: dict[type, list[int]] = {}
+    groups = batchable_groups(fns)
+    batched = {i for indexes in groups.values() for i in indexes}
     for index, fn in enumerate(fns):
-        if getattr(fn, "batchable", False):
-            groups.setdefault(type(fn), []).append(index)
-        else:
+        if index not in batched:
             results[index] = fn(conn)
     for cls, indexes in groups.items():
-        outcomes = cls.run_many(conn, [fns[i] for i in indexes])  # type: ignore[attr-defined]
+        outcomes = cls.run_many(conn, [fns[i] for i in indexes])
         for index, outcome in zip(indexes, outcomes, strict=True):
             results[index] = outcome
     return results
+
+
+def batchable_groups(fns: list[WriteFn]) -> dict[Any, list[int]]:
+    """The positions of the batchable writes, by class (each class batches its own)."""
+    groups: dict[Any, list[int]] = {}
+    for index, fn in enumerate(fns):
+        if getattr(fn, "batchable", False):
+            groups.setdefault(type(fn), []).append(index)
+    return groups
 
 
 def _sync_url(url: str) -> str:

@@ -151,7 +151,9 @@ class RunRow(Base):
     )
 
 
-ACTIVE_STEP = "status IN ('queued', 'running', 'waiting', 'pending')"
+ACTIVE_STATUSES = ("queued", "running", "waiting", "pending")
+# The predicate of the index of active steps: the queries it serves say the same.
+ACTIVE_STEP = "status IN ({})".format(", ".join(f"'{s}'" for s in ACTIVE_STATUSES))
 
 
 def _partial(name: str, *columns: str, where: str) -> Index:
