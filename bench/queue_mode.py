@@ -12,7 +12,7 @@ the targets of the queue-mode issue:
 - recovery: a worker is SIGKILLed in the middle of a step; the time until the step's next
   attempt starts, with the default lease (30 s) and sweeper interval (5 s).
 
-    python bench/queue_mode.py            # everything (about two minutes)
+    python bench/queue_mode.py            # everything (about three minutes)
     python bench/queue_mode.py --quick    # one smaller run each, recovery with a 5 s lease
 """
 
@@ -107,26 +107,26 @@ async def wait_done(hub: Hub, total: int, timeout: float = 600) -> None:
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
+def _stat(pid: int | str) -> list[str] | None:
+    """The fields of ``/proc/PID/stat`` after the command name (None if it is gone)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (0 if it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / TICKS
+    fields = _stat(pid)
+    return 0.0 if fields is None else (int(fields[11]) + int(fields[12])) / TICKS
 
 
 def children(parent: int) -> list[int]:
     """The processes whose parent is ``parent`` (PostgreSQL's backends and helpers)."""
     found = []
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == parent:
-                found.append(int(entry.name))
+        if entry.name.isdigit() and (fields := _stat(entry.name)) and int(fields[1]) == parent:
+            found.append(int(entry.name))
     return found
 
 

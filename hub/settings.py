@@ -128,7 +128,17 @@ class Settings:
             if name not in fields:
                 raise SettingsError(f"unknown setting {name!r}")
             converted[name] = _convert(name, fields[name], value)
+        for name, lowest in _AT_LEAST.items():
+            if name in converted and converted[name] < lowest:
+                raise SettingsError(
+                    f"HUB_{name.upper()}: {converted[name]!r} is too small (at least {lowest})"
+                )
         return cls(**converted)
+
+
+# Settings whose value below a bound would not just be odd but break the hub: a pool of 0
+# means "no limit" to SQLAlchemy, an idle poll of 0 makes idle workers spin.
+_AT_LEAST: dict[str, float] = {"database_pool_size": 1, "queue_idle_poll": 0.01}
 
 
 def _convert(name: str, field: dataclasses.Field[Any], value: Any) -> Any:

@@ -268,3 +268,12 @@ def test_startup_and_shutdown_hooks_are_called(settings: Settings) -> None:
 
     asyncio.run(go())
     assert calls == ["start:default", "stop"]
+
+
+def test_settings_below_their_bound_are_refused_with_the_variable_named() -> None:
+    from hub.settings import SettingsError
+
+    for var, value in (("HUB_DATABASE_POOL_SIZE", "0"), ("HUB_QUEUE_IDLE_POLL", "-1")):
+        with pytest.raises(SettingsError, match=f"{var}: .* too small"):
+            Settings.from_env({var: value})
+    assert Settings.from_env({"HUB_DATABASE_POOL_SIZE": "3"}).database_pool_size == 3
