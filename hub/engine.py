@@ -679,12 +679,9 @@ class Engine(RecoveryMixin):
             self._eager_tasks.add(task)
             task.add_done_callback(self._eager_tasks.discard)
         if outcome.jobs:
-            jobs = outcome.jobs
-            if not self.executor.in_process:
-                jobs = [
-                    dataclasses.replace(j, priority=await self._priority(j.run_id)) for j in jobs
-                ]
-            await self.executor.submit(jobs)
+            await self.executor.submit(await self._prioritised(outcome.jobs))
+        if outcome.withdraw:
+            await self.executor.withdraw(await self._prioritised(outcome.withdraw))
         for finished in outcome.finished:
             if finished["status"] != "succeeded":
                 self.interrupt_run(finished["id"])  # siblings still running here stop now
@@ -737,6 +734,12 @@ class Engine(RecoveryMixin):
                 listener(event)
             except Exception:
                 log.exception("event listener failed")
+
+    async def _prioritised(self, jobs: list[StepJob]) -> list[StepJob]:
+        """The jobs, each with the priority (the queue) of its run's flow when it matters."""
+        if self.executor.in_process:
+            return jobs
+        return [dataclasses.replace(j, priority=await self._priority(j.run_id)) for j in jobs]
 
     async def _priority(self, run_id: str) -> str:
         run = await self._run_info(run_id)

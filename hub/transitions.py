@@ -39,12 +39,15 @@ class Outcome:
     lost: bool = False
     # Successors inserted already claimed by this process: (job, claimed row) to run here.
     eager: list[tuple[StepJob, dict[str, Any]]] = dataclasses.field(default_factory=list)
+    # Jobs of steps this process claimed without them: to take back out of the queue.
+    withdraw: list[StepJob] = dataclasses.field(default_factory=list)
 
     def merge(self, other: Outcome) -> None:
         """Add another outcome's jobs, eager steps and finished runs to this one."""
         self.jobs.extend(other.jobs)
         self.finished.extend(other.finished)
         self.eager.extend(other.eager)
+        self.withdraw.extend(other.withdraw)
 
 
 @dataclasses.dataclass
@@ -103,6 +106,55 @@ _QUEUE_PENDING = (
     .where(steps.c.id == bindparam("b_id"))
     .values(status="queued", submitted_at=bindparam("b_now"))
 )
+
+
+def _pull_statement(status: str, newest_first: bool) -> Any:
+    """Claim one item of a fan-out in ``status`` (its newest or oldest) for this process.
+
+    ``SKIP LOCKED`` passes over an item another worker is claiming right now; if one claims
+    the picked item first, the ``status`` condition, checked again on the row, takes none.
+    """
+    order = steps.c.item_index.desc() if newest_first else steps.c.item_index
+    pick = (
+        select(steps.c.id)
+        .where(
+            steps.c.run_id == bindparam("b_run"),
+            steps.c.step_id == bindparam("b_step"),
+            steps.c.status == status,
+            steps.c.item_index.is_not(None),
+            steps.c.due_at.is_(None),
+        )
+        .order_by(order)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    return (
+        update(steps)
+        .where(steps.c.id == pick, steps.c.status == status)
+        .values(
+            status="running",
+            lease_owner=bindparam("b_owner"),
+            lease_expires_at=bindparam("b_expires"),
+            submitted_at=func.coalesce(steps.c.submitted_at, bindparam("b_now")),
+            started_at=bindparam("b_now"),
+        )
+        .returning(
+            steps.c.id,
+            steps.c.key,
+            steps.c.attempt,
+            steps.c.resubmissions,
+            steps.c.step_id,
+            steps.c.item_index,
+            steps.c.state,
+        )
+    )
+
+
+# A queued item has a job: pulled from the end, away from where the queue's workers start.
+_PULL_QUEUED = _pull_statement("queued", newest_first=True)
+# A pending item (beyond a capped fan-out's limit) has none: pulled in order.
+_PULL_PENDING = _pull_statement("pending", newest_first=False)
 _ITEM_DONE = (
     update(steps)
     .where(
@@ -295,7 +347,8 @@ class Transitions:
     same transaction, and run here at once, with no queue round trip and no separate
     claim; the rest are queued for any worker. The insert can only succeed once, so this
     is as safe as a claim; if this process dies, the lease expires and the sweeper takes
-    over.
+    over. Likewise an item done here claims a sibling still queued (or pending) and runs
+    it here, so that a fan-out goes through the queue only for the workers it spreads to.
     """
 
     def __init__(
@@ -479,7 +532,14 @@ class Transitions:
         step_id = key[: key.index("[")]
         outcome = Outcome()
         ids = {"b_run": run.id, "b_step": step_id}
-        if flow.steps[step_id].concurrency:  # only a capped fan-out has pending items
+        capped = bool(flow.steps[step_id].concurrency)  # only a capped fan-out has pending items
+        if self.room() + 1 > 0:  # the completed item's slot passes to a sibling
+            pulled = self._pull_item(conn, run.id, step_id, now, capped)
+            if pulled is not None:
+                outcome.eager.append(pulled)
+                if not capped:
+                    outcome.withdraw.append(pulled[0])
+        elif capped:
             nxt = conn.execute(_NEXT_PENDING, ids).first()
             if nxt is not None:
                 conn.execute(_QUEUE_PENDING, {"b_id": nxt.id, "b_now": now})
@@ -530,6 +590,37 @@ class Transitions:
             outcome.jobs.extend(insert_steps(conn, rows))
             return outcome
         return self._maybe_finish(conn, run, now, render_output)
+
+    def _pull_item(
+        self, conn: Connection, run_id: str, step_id: str, now: int, capped: bool
+    ) -> tuple[StepJob, dict[str, Any]] | None:
+        """Claim the next item of a fan-out to run here at once: (its job, the claimed row).
+
+        Queued items have jobs: the item is taken from the newest end, while the queue's
+        workers start from the oldest, and its job is withdrawn once this commits (were it
+        still to run, it would find its step taken). Items of a capped fan-out come in
+        order, from those still pending (which have no job).
+        """
+        row = conn.execute(
+            _PULL_PENDING if capped else _PULL_QUEUED,
+            {
+                "b_run": run_id,
+                "b_step": step_id,
+                "b_owner": self.owner,
+                "b_expires": now + int(self.lease_s * 1_000_000),
+                "b_now": now,
+            },
+        ).first()
+        if row is None:
+            return None
+        job = StepJob(run_id, row.key, row.attempt, row.resubmissions, None)
+        claimed = {
+            "id": row.id,
+            "step_id": row.step_id,
+            "item_index": row.item_index,
+            "state": row.state,
+        }
+        return job, claimed
 
     def _insert_claimed(
         self, conn: Connection, row: dict[str, Any], now: int

@@ -225,3 +225,64 @@ async def test_a_fan_out_claims_as_many_items_as_there_is_room_for(hub: Hub) -> 
     assert [job.key for job, _claimed in outcome.eager] == ["c[0]"]  # the parent's slot
     assert outcome.jobs == []
     assert (await _rows(hub, run_id))["c[1]"]["status"] == "pending"
+
+
+async def test_a_completed_item_passes_its_slot_to_a_sibling(hub: Hub) -> None:
+    """An item done here with room (its own slot at least) claims a sibling at once, in the
+    same transaction: the newest queued one, whose job is then withdrawn (the queue's
+    workers start from the oldest); in a capped fan-out, the next pending one (it has no
+    job). Overloaded, it takes none: a capped fan-out queues its next item instead."""
+    await hub.executor.stop()
+    each = {"id": "e", "action": "flow.noop", "for_each": "{{ range(5) | list }}"}
+    await hub.save_flow({"id": "each", "steps": [each]}, publish=True)
+    await hub.save_flow({"id": "capped", "steps": [{**each, "concurrency": 1}]}, publish=True)
+    owner = hub.engine.boot_id
+    transitions = hub.engine.transitions
+    transitions.room = lambda: 0  # full: each done item's own slot is all there is
+
+    async def fan_out(flow_id: str, cap: int | None) -> tuple[str, Any, Any, Outcome]:
+        run_id = await hub.start_run(flow_id)
+        run = await hub.engine._run_info(run_id)
+        flow = await hub.engine.get_flow(run.workspace_id, flow_id, run.flow_version)
+        row = await hub.db.write(lambda c: claim(c, run_id, "e", 1, owner, 30))
+        assert row is not None
+        outcome = await hub.db.write(
+            lambda c: transitions.expand(c, run, row["id"], "e", 1, list(range(5)), cap)
+        )
+        assert [job.key for job, _ in outcome.eager] == ["e[0]"]
+        return run_id, run, flow, outcome
+
+    async def complete(run: Any, flow: Any, job: Any, claimed: dict[str, Any]) -> Outcome:
+        return await hub.db.write(
+            lambda c: transitions.complete(
+                c, flow, run, claimed["id"], job.key, 1, "done", None, None, lambda _c: None
+            )
+        )
+
+    run_id, run, flow, outcome = await fan_out("each", None)
+    after = await complete(run, flow, *outcome.eager[0])
+    assert [(job.key, row["item_index"], row["state"]) for job, row in after.eager] == [
+        ("e[4]", 4, {"item": 4})
+    ]
+    assert after.withdraw == [after.eager[0][0]] and after.jobs == []
+    rows = await _rows(hub, run_id)
+    assert rows["e[4]"]["status"] == "running" and rows["e[4]"]["lease_owner"] == owner
+    assert {rows[f"e[{i}]"]["status"] for i in (1, 2, 3)} == {"queued"}
+
+    transitions.room = lambda: -1  # overloaded: the done item's slot is not passed on
+    after = await complete(run, flow, *after.eager[0])
+    assert after.eager == [] and after.withdraw == [] and after.jobs == []
+    assert {r["status"] for k, r in (await _rows(hub, run_id)).items() if "e[" in k} == {
+        "done",
+        "queued",
+    }
+
+    transitions.room = lambda: 0
+    run_id, run, flow, outcome = await fan_out("capped", 1)
+    after = await complete(run, flow, *outcome.eager[0])
+    assert [job.key for job, _ in after.eager] == ["e[1]"]  # pending, in order, no job
+    assert after.withdraw == [] and after.jobs == []
+    transitions.room = lambda: -1
+    after = await complete(run, flow, *after.eager[0])
+    assert after.eager == [] and [job.key for job in after.jobs] == ["e[2]"]
+    assert (await _rows(hub, run_id))["e[2]"]["status"] == "queued"

@@ -198,3 +198,49 @@ async def test_one_submission_enqueues_many_jobs_and_skips_ids_already_held(
         await pubsub.aclose()
         await client.aclose()
         await hub.stop(grace=0)
+
+
+async def test_withdrawn_jobs_leave_their_queue(settings: Settings) -> None:
+    """withdraw() takes jobs out of their queues in one round trip; their keys are kept a
+    minute (a worker that read the id already finds it gone from the queue and passes)."""
+    import redis.asyncio
+
+    hub = make_hub(settings)
+    await hub.start(migrate=False)
+    client = redis.asyncio.Redis.from_url(settings.redis_url)
+    try:
+        jobs = [StepJob("r1", f"e[{i}]", 1) for i in range(3)]
+        await hub.executor.submit([*jobs, StepJob("r1", "x", 1, priority="high")])
+        await hub.executor.withdraw([jobs[0], jobs[2], StepJob("r1", "x", 1, priority="high")])
+        queue = await client.zrange(settings.queue_name, 0, -1)
+        assert queue == [b"r1:e[1]:1:0"]
+        assert await client.zrange(f"{settings.queue_name}:high", 0, -1) == []
+        assert 0 < await client.pttl("arq:job:r1:e[0]:1:0") <= 60_000
+        assert await client.pttl("arq:job:r1:e[1]:1:0") > 60_000
+    finally:
+        await client.aclose()
+        await hub.stop(grace=0)
+
+
+async def test_a_busy_worker_does_not_check_its_own_running_jobs_again(
+    settings: Settings,
+) -> None:
+    """A job stays in its queue until it finishes, so every poll of a busy worker reads its
+    running jobs again; arq would check each with a WATCH (three round trips). The worker
+    skips its own: 30 jobs through 5 slots cost one WATCH each."""
+    import redis.asyncio
+
+    client = redis.asyncio.Redis.from_url(settings.redis_url)
+    await client.config_resetstat()
+    async with hub_and_worker(settings, queues=("default",), concurrency=5) as hub:
+        await hub.save_flow(
+            {"id": "s", "steps": [{"id": "s", "action": "test.sleep", "input": {"seconds": 0.1}}]},
+            publish=True,
+        )
+        run_ids = await hub.engine.start_runs(hub.workspace, "s", [None] * 30)
+        for run_id in run_ids:
+            assert (await hub.wait_for_run(run_id, 20))["status"] == "succeeded"
+    stats = await client.info("commandstats")
+    await client.aclose()
+    watches = int(stats.get("cmdstat_watch", {}).get("calls", 0))
+    assert 30 <= watches <= 33, watches  # arq alone: 42 here

@@ -50,6 +50,10 @@ class Executor(abc.ABC):
     async def submit(self, jobs: Sequence[StepJob]) -> None:
         """Submit jobs (deferred ones run at their ``due_at``)."""
 
+    async def withdraw(self, jobs: Sequence[StepJob]) -> None:  # noqa: B027 - optional
+        """Take back jobs whose steps this process claimed without them (best effort: a job
+        that still runs finds its step taken and does nothing)."""
+
     @abc.abstractmethod
     async def stop(self, grace: float = 10.0) -> None:
         """Stop taking jobs; let running ones finish within ``grace`` seconds."""
