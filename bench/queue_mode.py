@@ -45,6 +45,9 @@ from tests.services import PostgresServer, RedisServer, terminate  # noqa: E402
 
 HUB = str(Path(sys.executable).parent / "hub")
 POLL_DELAY = 0.005
+# Steps a worker runs at once, its queue jobs and the steps it runs without one alike: as
+# many as there are chains, so that what limits one worker is the worker, not its cap.
+CONCURRENCY = 300
 
 
 async def noop_job(ctx: dict[str, Any]) -> None:
@@ -174,7 +177,7 @@ async def hub_rate(
         }
     procs = [
         subprocess.Popen(
-            [HUB, "worker", "--concurrency", "50"],
+            [HUB, "worker", "--concurrency", str(CONCURRENCY)],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

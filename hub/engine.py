@@ -122,12 +122,9 @@ class Engine(RecoveryMixin):
         self.http = http
         self.secrets = secrets
         self.boot_id = uuid.uuid4().hex
-        self._eager_cap: int = settings.worker_concurrency
-        self.transitions = Transitions(
-            self.boot_id,
-            settings.lease_seconds,
-            lambda: self._eager_cap - len(self._running),
-        )
+        # How many steps this process runs at once (``hub worker --concurrency`` sets it).
+        self.capacity: int = settings.worker_concurrency
+        self.transitions = Transitions(self.boot_id, settings.lease_seconds, self.room)
         self._eager_tasks: set[asyncio.Task[None]] = set()
         self.gate = StepGate(
             limiter or LocalLimiter(), settings.default_step_timeout + settings.lease_seconds
@@ -322,6 +319,13 @@ class Engine(RecoveryMixin):
         if row is None:
             return
         await self._execute_claimed(job, row)
+
+    def room(self) -> int:
+        """How many more steps this process can run now (negative when it runs more): its
+        capacity less the jobs of its executor running here and the steps it runs without
+        a job (eager successors and items). Counted by tasks, so a slot is taken from the
+        moment a job starts (before its claim) until its task ends, whatever happens."""
+        return self.capacity - len(self._eager_tasks) - self.executor.load()
 
     async def _execute_claimed(self, job: StepJob, row: dict[str, Any]) -> None:
         run = await self._run_info(job.run_id)

@@ -244,3 +244,26 @@ async def test_a_busy_worker_does_not_check_its_own_running_jobs_again(
     await client.aclose()
     watches = int(stats.get("cmdstat_watch", {}).get("calls", 0))
     assert 30 <= watches <= 33, watches  # arq alone: 42 here
+
+
+async def test_a_worker_runs_at_most_its_concurrency_counting_steps_run_without_a_job(
+    settings: Settings,
+) -> None:
+    """``--concurrency`` bounds the steps a worker runs at once, its queue jobs and the
+    steps it runs without one (a successor, a fan-out's items) alike: with the process
+    full, its arq worker leaves the queue to others."""
+    sleepy = {"action": "test.sleep", "input": {"seconds": 0.05}}
+    async with hub_and_worker(settings, queues=("default",), concurrency=3) as hub:
+        await hub.save_flow(
+            {"id": "c", "steps": [{"id": f"s{i}", **sleepy} for i in range(3)]}, publish=True
+        )
+        await hub.save_flow(
+            {"id": "f", "steps": [{"id": "e", **sleepy, "for_each": "{{ range(8) | list }}"}]},
+            publish=True,
+        )
+        run_ids = await hub.engine.start_runs(hub.workspace, "c", [None] * 8)
+        run_ids.append(await hub.start_run("f"))
+        for run_id in run_ids:
+            assert (await hub.wait_for_run(run_id, 30))["status"] == "succeeded"
+        assert hub.engine.capacity == 3
+    assert kit.IN_FLIGHT["max"] == 3

@@ -28,7 +28,7 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgspec
@@ -104,6 +104,13 @@ class ArqExecutor(Executor):
         self.settings = settings
         self.pool: ArqRedis | None = None
         self._enqueue: Any = None
+        # The arq workers of this process (``hub worker``), by priority: their jobs count in
+        # the process's load.
+        self.workers: dict[str, Worker] = {}
+
+    def load(self) -> int:
+        """The jobs this process's arq workers have started and not finished."""
+        return sum(worker.job_counter for worker in self.workers.values())
 
     async def start(self, runner: StepRunner) -> None:
         """Connect to Redis."""
@@ -194,35 +201,48 @@ class _WakingWorker(Worker):
     ``start_jobs``, ``run_job``); ``main`` is arq's with its fixed-interval loop replaced.
     """
 
-    def __init__(self, *args: Any, wake: asyncio.Event, idle_poll: float, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        wake: asyncio.Event,
+        idle_poll: float,
+        room: Callable[[], int],
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.wake = wake
         self.idle_poll = idle_poll
-        self.started_last_poll = 0
+        self.room = room
+        self.free_last_poll = 0  # jobs the last poll found free to start (maybe not started)
 
     async def start_jobs(self, job_ids: list[bytes]) -> None:
-        """arq's, given only the jobs that may be free, and counting those it started.
+        """arq's, given only the jobs that may be free, as many as the process has room
+        for (noting how many were free, for :meth:`rest`).
 
         A job stays in its queue until it finishes, so a poll reads the jobs running here
         and on other workers again, and arq checks each with three round trips to Redis
         (the cost of a busy queue, ten times that of the job itself). Jobs running here are
         dropped without asking, the others' in-progress keys are read in one round trip;
         arq's own check still decides, so a job taken meanwhile is not started twice.
+        The room is the engine's: steps run here without a job (a successor, a sibling
+        item) hold slots too, and while they keep them the queue is left to other workers.
         """
+        room = self.room()
+        if room <= 0:
+            return
         candidates = [
             job_id
             for job_id in job_ids
             if (task := self.tasks.get(job_id.decode())) is None or task.done()
         ]
-        if len(candidates) > 1:
+        if candidates:
             async with self.pool.pipeline(transaction=False) as pipe:
                 for job_id in candidates:
                     pipe.exists(in_progress_key_prefix + job_id.decode())
                 busy = await pipe.execute()
             candidates = [job for job, taken in zip(candidates, busy, strict=True) if not taken]
-        before = self.job_counter
-        await super().start_jobs(candidates)
-        self.started_last_poll += max(0, self.job_counter - before)
+        self.free_last_poll = len(candidates)
+        await super().start_jobs(candidates[:room])
 
     async def main(self) -> None:
         """Poll; between polls, rest (see :meth:`rest`)."""
@@ -236,12 +256,21 @@ class _WakingWorker(Worker):
             )
         self.ctx["redis"] = self.pool
         while True:
-            self.wake.clear()  # a wake-up arriving from here on ends the next rest at once
-            self.started_last_poll = 0
-            await self._poll_iteration()
-            if self.burst and await self._burst_done():
-                return
-            await self.rest()
+            try:
+                self.wake.clear()  # a wake-up arriving from here on ends the next rest at once
+                self.free_last_poll = 0
+                await self._poll_iteration()
+                if self.burst and await self._burst_done():
+                    return
+                await self.rest()
+            except asyncio.CancelledError:
+                if _cancel_requested():
+                    raise
+                # On Python 3.11, redis-py's zero-second timeout (a pooled connection's
+                # readiness check, with hiredis) can leave a cancellation behind when the
+                # read it guards completes as it expires: nobody asked for this one, and
+                # letting it through ended this worker's polling for good.
+                log.debug("queue %s: a stray cancellation; polling on", self.queue_name)
 
     async def _burst_done(self) -> bool:
         if await self.pool.zcard(self.queue_name) == 0:
@@ -252,11 +281,13 @@ class _WakingWorker(Worker):
     async def rest(self) -> None:
         """Wait before the next poll.
 
-        While the last poll started jobs, or every slot is taken, more work may be waiting:
-        ``poll_delay``, as arq does. Otherwise, until a wake-up message, the queue's next
-        deferred job comes due, or ``idle_poll`` seconds, whichever comes first.
+        While the last poll found jobs free to start (whether it started them or not: one
+        may have finished meanwhile, or the process had room for fewer), or the process is
+        full, more work may be waiting: ``poll_delay``, as arq does. Otherwise, until a
+        wake-up message, the queue's next deferred job comes due, or ``idle_poll`` seconds,
+        whichever comes first.
         """
-        if self.started_last_poll or self.job_counter >= self.max_jobs:
+        if self.free_last_poll or self.job_counter >= self.max_jobs or self.room() <= 0:
             await asyncio.sleep(self.poll_delay_s)
             return
         timeout = self.idle_poll
@@ -265,9 +296,18 @@ class _WakingWorker(Worker):
         )
         if upcoming:
             timeout = min(timeout, max(0.0, upcoming[0][1] / 1000 - time.time()))
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
-                await self.wake.wait()
+        # Not asyncio.timeout: on Python 3.11, a wake-up arriving as it expires leaves the
+        # task's cancellation pending, and the next await cancelled this worker for good.
+        waiter = asyncio.ensure_future(self.wake.wait())
+        await asyncio.wait({waiter}, timeout=timeout)
+        waiter.cancel()
+
+
+def _cancel_requested() -> bool:
+    """Whether the current task's cancellation was asked for (``Task.cancel``), not left
+    behind by a timeout that expired as the block it guarded completed."""
+    task = asyncio.current_task()
+    return task is None or task.cancelling() > 0
 
 
 async def _listen_for_wakes(hub: Any, wakes: dict[str, asyncio.Event]) -> None:
@@ -302,6 +342,7 @@ def _make_worker(
     return _WakingWorker(
         wake=wake,
         idle_poll=settings.queue_idle_poll,
+        room=hub.engine.room,
         functions=[run_step],
         queue_name=queue_for(settings, priority),
         redis_settings=redis_settings(settings.redis_url),
@@ -361,6 +402,8 @@ async def run_worker(
     hand the rest back (their attempt unchanged) and submit them again.
     """
     settings: Settings = hub.settings
+    if concurrency:
+        hub.engine.capacity = concurrency
     loop = asyncio.get_running_loop()
     signals = stop is None
     stopping = stop or asyncio.Event()
@@ -368,6 +411,8 @@ async def run_worker(
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stopping.set)
     current: dict[str, Worker] = {}
+    if isinstance(hub.executor, ArqExecutor):
+        hub.executor.workers = current  # their jobs count in the process's load
     wakes = {q: asyncio.Event() for q in queues}
     listener = asyncio.create_task(
         _listen_for_wakes(hub, {queue_for(settings, q): wakes[q] for q in queues})

@@ -50,6 +50,10 @@ class Executor(abc.ABC):
     async def submit(self, jobs: Sequence[StepJob]) -> None:
         """Submit jobs (deferred ones run at their ``due_at``)."""
 
+    def load(self) -> int:
+        """How many of its jobs are running in this process now."""
+        return 0
+
     async def withdraw(self, jobs: Sequence[StepJob]) -> None:  # noqa: B027 - optional
         """Take back jobs whose steps this process claimed without them (best effort: a job
         that still runs finds its step taken and does nothing)."""

@@ -89,6 +89,10 @@ class LocalExecutor(Executor):
         """How many jobs are running now."""
         return len(self._tasks)
 
+    def load(self) -> int:
+        """How many jobs are running now."""
+        return len(self._tasks)
+
     @property
     def deferred(self) -> int:
         """How many jobs wait in the timer heap."""
