@@ -94,13 +94,21 @@ def fan_out(n: int) -> dict[str, Any]:
 
 
 async def wait_done(hub: Hub, total: int, timeout: float = 600) -> None:
+    """Wait until ``total`` runs have finished; a run that did not succeed is an error (a
+    figure counting failed runs would count steps that never ran)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        done = await hub.db.read(
+        done, failed = await hub.db.read(
             lambda c: c.execute(
-                text("SELECT count(*) FROM runs WHERE status IN ('succeeded', 'failed')")
-            ).scalar()
+                text(
+                    "SELECT count(*) FILTER (WHERE status IN ('succeeded', 'failed', "
+                    "'cancelled')), count(*) FILTER (WHERE status <> 'succeeded' AND "
+                    "status IN ('failed', 'cancelled')) FROM runs"
+                )
+            ).one()
         )
+        if failed:
+            raise RuntimeError(f"{failed} of {total} runs did not succeed")
         if done >= total:
             return
         await asyncio.sleep(0.05)

@@ -197,8 +197,9 @@ async def run_step(
 class _WakingWorker(Worker):
     """arq's worker, polling only while it finds work; idle, it waits to be woken.
 
-    Everything but the wait between two polls is arq's own (``_poll_iteration``,
-    ``start_jobs``, ``run_job``); ``main`` is arq's with its fixed-interval loop replaced.
+    arq's own ``_poll_iteration`` and ``run_job`` do the work; ``start_jobs`` is given only
+    jobs found free, ``main`` is arq's with its fixed-interval loop replaced, and a full
+    process does not read the queue.
     """
 
     def __init__(
@@ -216,33 +217,53 @@ class _WakingWorker(Worker):
         self.free_last_poll = 0  # jobs the last poll found free to start (maybe not started)
 
     async def start_jobs(self, job_ids: list[bytes]) -> None:
-        """arq's, given only the jobs that may be free, as many as the process has room
-        for (noting how many were free, for :meth:`rest`).
+        """arq's, given only jobs found free, as many as the process has room for (noting
+        how many were free or not looked at, for :meth:`rest`).
 
         A job stays in its queue until it finishes, so a poll reads the jobs running here
         and on other workers again, and arq checks each with three round trips to Redis
         (the cost of a busy queue, ten times that of the job itself). Jobs running here are
-        dropped without asking, the others' in-progress keys are read in one round trip;
-        arq's own check still decides, so a job taken meanwhile is not started twice.
-        The room is the engine's: steps run here without a job (a successor, a sibling
-        item) hold slots too, and while they keep them the queue is left to other workers.
+        dropped without asking; the others' in-progress keys are read a chunk at a time,
+        each chunk in one round trip, until there are enough free ones. arq's own check
+        still decides, so a job taken meanwhile is not started twice. The room is the
+        engine's: steps run here without a job (a successor, a sibling item) hold slots
+        too, and while they keep them the queue is left to other workers.
         """
         room = self.room()
-        if room <= 0:
-            return
         candidates = [
             job_id
             for job_id in job_ids
             if (task := self.tasks.get(job_id.decode())) is None or task.done()
         ]
-        if candidates:
+        free: list[bytes] = []
+        looked = 0
+        while len(free) < room and looked < len(candidates):
+            chunk = candidates[looked : looked + max(room - len(free), 8)]
+            looked += len(chunk)
             async with self.pool.pipeline(transaction=False) as pipe:
-                for job_id in candidates:
+                for job_id in chunk:
                     pipe.exists(in_progress_key_prefix + job_id.decode())
                 busy = await pipe.execute()
-            candidates = [job for job, taken in zip(candidates, busy, strict=True) if not taken]
-        self.free_last_poll = len(candidates)
-        await super().start_jobs(candidates[:room])
+            free += [job for job, taken in zip(chunk, busy, strict=True) if not taken]
+        self.free_last_poll = len(free) + len(candidates) - looked
+        await super().start_jobs(free[:room])
+
+    async def poll(self) -> None:
+        """arq's poll, reading the queue only while the process has room, and as many
+        jobs as it has room for beyond those running (here, and maybe as many elsewhere).
+
+        Full, it only forgets its finished jobs: arq would read ``5 x max_jobs`` job ids
+        every ``poll_delay`` to start none of them.
+        """
+        room = self.room()
+        if room > 0:
+            self.queue_read_limit = self.job_counter + room + self.max_jobs
+            await self._poll_iteration()
+            return
+        for job_id, task in list(self.tasks.items()):
+            if task.done():
+                del self.tasks[job_id]
+                task.result()  # as arq does: an error of run_job itself is raised here
 
     async def main(self) -> None:
         """Poll; between polls, rest (see :meth:`rest`)."""
@@ -259,7 +280,7 @@ class _WakingWorker(Worker):
             try:
                 self.wake.clear()  # a wake-up arriving from here on ends the next rest at once
                 self.free_last_poll = 0
-                await self._poll_iteration()
+                await self.poll()
                 if self.burst and await self._burst_done():
                     return
                 await self.rest()
