@@ -413,7 +413,12 @@ def serve(ctx: click.Context, host: str | None, port: int | None, examples: str 
 
 
 @cli.command()
-@click.option("--concurrency", type=int, default=None, help="Steps run at once per queue.")
+@click.option(
+    "--concurrency",
+    type=int,
+    default=None,
+    help="Steps this worker runs at once, over all its queues.",
+)
 @click.option(
     "--queues",
     default="high,default,low",
