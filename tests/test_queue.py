@@ -267,3 +267,25 @@ async def test_a_worker_runs_at_most_its_concurrency_counting_steps_run_without_
             assert (await hub.wait_for_run(run_id, 30))["status"] == "succeeded"
         assert hub.engine.capacity == 3
     assert kit.IN_FLIGHT["max"] == 3
+
+
+async def test_a_stray_cancellation_does_not_stop_a_worker(settings: Settings) -> None:
+    """On Python 3.11, a timeout expiring as the read it guards completes (redis-py's
+    zero-second readiness check) cancels the task and takes the request back: the task
+    gets a CancelledError that nobody asked for (``cancelling()`` is 0). The worker's
+    loop goes on polling; a real cancellation (stopping the worker) still ends it."""
+    async with hub_and_worker(settings, queues=("default",)) as hub:
+        await hub.save_flow(
+            {"id": "k", "steps": [{"id": "k", "action": "test.count_key"}]}, publish=True
+        )
+        assert (await hub.wait_for_run(await hub.start_run("k"), 10))["status"] == "succeeded"
+        worker = hub.executor.workers["default"]
+        assert worker.main_task is not None
+        worker.main_task.cancel()  # what the expiring timeout does ...
+        worker.main_task.uncancel()  # ... and what it undoes on leaving the block
+        await asyncio.sleep(0.1)
+        assert not worker.main_task.done()
+        run_ids = await hub.engine.start_runs(hub.workspace, "k", [None] * 5)
+        for run_id in run_ids:
+            assert (await hub.wait_for_run(run_id, 10))["status"] == "succeeded"
+    assert worker.main_task.done()
