@@ -84,11 +84,6 @@ class LocalExecutor(Executor):
                 self._spawn(job)
         self._arm()
 
-    @property
-    def running(self) -> int:
-        """How many jobs are running now."""
-        return len(self._tasks)
-
     def load(self) -> int:
         """How many jobs are running now."""
         return len(self._tasks)
