@@ -102,8 +102,8 @@ async def wait_done(hub: Hub, total: int, timeout: float = 600) -> None:
             lambda c: c.execute(
                 text(
                     "SELECT count(*) FILTER (WHERE status IN ('succeeded', 'failed', "
-                    "'cancelled')), count(*) FILTER (WHERE status <> 'succeeded' AND "
-                    "status IN ('failed', 'cancelled')) FROM runs"
+                    "'cancelled')), count(*) FILTER (WHERE status IN ('failed', "
+                    "'cancelled')) FROM runs"
                 )
             ).one()
         )

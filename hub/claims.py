@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Connection, Integer, String, text
 
 from hub.db.models import now_us
-from hub.transitions import claim
+from hub.transitions import claim, claimed_row
 
 _CLAIM_MANY = text(
     """
@@ -94,15 +94,5 @@ class Claim:
         results: list[dict[str, Any] | None] = []
         for item in items:
             row = won.pop((item.run_id, item.key, item.attempt), None)
-            if row is None:
-                results.append(None)
-            else:
-                results.append(
-                    {
-                        "id": row.id,
-                        "step_id": row.step_id,
-                        "item_index": row.item_index,
-                        "state": row.state,
-                    }
-                )
+            results.append(None if row is None else claimed_row(row))
         return results

@@ -297,7 +297,12 @@ def claim(
         "b_expires": now + int(lease_s * 1_000_000),
     }
     row = conn.execute(_CLAIM, params).first()
-    return None if row is None else dict(row._mapping)
+    return None if row is None else claimed_row(row)
+
+
+def claimed_row(row: Any) -> dict[str, Any]:
+    """What the engine runs of a step row this process has just claimed."""
+    return {"id": row.id, "step_id": row.step_id, "item_index": row.item_index, "state": row.state}
 
 
 def run_info(conn: Connection, run_id: str) -> RunInfo | None:
@@ -613,14 +618,7 @@ class Transitions:
         ).first()
         if row is None:
             return None
-        job = StepJob(run_id, row.key, row.attempt, row.resubmissions, None)
-        claimed = {
-            "id": row.id,
-            "step_id": row.step_id,
-            "item_index": row.item_index,
-            "state": row.state,
-        }
-        return job, claimed
+        return StepJob(run_id, row.key, row.attempt, row.resubmissions, None), claimed_row(row)
 
     def _insert_claimed(
         self, conn: Connection, row: dict[str, Any], now: int
