@@ -99,3 +99,73 @@ async def test_a_batch_of_batchable_writes_runs_without_a_transaction(
     assert isinstance(results[13], ValueError)
     assert seen and not any(in_tx for _kind, in_tx in seen)  # never inside BEGIN ... COMMIT
     assert ("many", False) in seen
+
+
+async def test_batchable_writes_go_one_batch_at_a_time_beside_other_writes(
+    postgres: PostgresServer,
+) -> None:
+    """The hot pipeline: claims and simple completions commit one batch at a time (the next
+    batch grows while one commits, so a load makes few, large statements), beside the
+    general pipeline's transactions: a slow transaction holds up only the writes of its
+    own lane, in either pipeline."""
+    url = postgres.create_database(f"gc_{uuid.uuid4().hex[:10]}", template="hub_template")
+    db = Database(url)
+    in_flight = 0
+    most = 0
+    sizes: list[int] = []
+    events: list[str] = []
+
+    class Batchable:
+        batchable = True
+
+        def __init__(self, n: int, lane: str | None) -> None:
+            self.n = n
+            self.lane = lane
+
+        def __call__(self, conn: Connection) -> int:
+            return self.run_many(conn, [self])[0]
+
+        @staticmethod
+        def run_many(conn: Connection, items: list[Batchable]) -> list[int]:
+            conn.execute(text("SELECT pg_sleep(0.005)"))
+            sizes.append(len(items))
+            return [item.n for item in items]
+
+    original = db._pg_autocommit
+
+    async def watched(batch: list[Any]) -> None:
+        nonlocal in_flight, most
+        in_flight += 1
+        most = max(most, in_flight)
+        try:
+            await original(batch)
+        finally:
+            in_flight -= 1
+
+    db._pg_autocommit = watched  # type: ignore[method-assign]
+
+    def slow(conn: Connection) -> str:
+        conn.execute(text("SELECT pg_sleep(0.3)"))
+        events.append("slow committed")
+        return "slow"
+
+    async def batchable(n: int, lane: str | None) -> int:
+        result = await db.write(Batchable(n, lane))
+        events.append(f"{lane} {n}")
+        return result
+
+    try:
+        slow_write = asyncio.ensure_future(db.write(slow, lane="busy"))
+        await asyncio.sleep(0.05)  # the slow transaction holds lane "busy"
+        results = await asyncio.gather(
+            batchable(-1, "busy"), *(batchable(n, f"run-{n}") for n in range(400))
+        )
+        assert await slow_write == "slow"
+    finally:
+        await db.close()
+    assert results == [-1, *range(400)]
+    assert most == 1  # one hot batch at a time
+    assert sum(sizes) == 401 and len(sizes) < 40  # few, large statements
+    # Other lanes committed while the slow transaction ran; its own lane waited for it.
+    assert events.index("slow committed") > events.index("run-0 0")
+    assert events.index("busy -1") > events.index("slow committed")

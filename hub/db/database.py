@@ -38,8 +38,9 @@ from sqlalchemy.pool import NullPool
 log = logging.getLogger("hub.db")
 T = TypeVar("T")
 WriteFn = Callable[[Connection], Any]
-PG_FLUSHERS = 4  # transactions committing at once
-PG_BATCH = 64  # writes at most in one transaction
+PG_FLUSHERS = 3  # general transactions committing at once
+PG_BATCH = 64  # writes at most in one general transaction
+PG_HOT_BATCH = 256  # batchable writes at most in one batch of the hot pipeline
 
 
 def _json_serializer(value: Any) -> str:
@@ -80,8 +81,12 @@ class Database:
         self.reconnect_timeout = reconnect_timeout
         self.is_sqlite = url.startswith("sqlite")
         self._pending: list[tuple[WriteFn, asyncio.Future[Any]]] = []
+        # PostgreSQL's two pipelines of writes (see _pg_write): pending writes, flushers.
         self._pg_pending: list[tuple[WriteFn, asyncio.Future[Any], str | None]] = []
+        self._pg_hot: list[tuple[WriteFn, asyncio.Future[Any], str | None]] = []
         self._pg_flushers = 0
+        self._pg_hot_flushing = False
+        self._pg_tasks: set[asyncio.Task[None]] = set()
         self._pg_held: set[str] = set()  # lanes of the transactions committing now
         self._flush_scheduled = False
         self._async_engine: AsyncEngine | None = None
@@ -146,50 +151,82 @@ class Database:
 
     async def _pg_write(self, fn: Callable[[Connection], T], lane: str | None) -> T:
         """Group commit on PostgreSQL: writes that arrive while earlier batches are being
-        committed go together in the next transaction (at most ``PG_FLUSHERS`` at once).
+        committed go together in the next batch, along one of two pipelines.
 
-        A transaction takes no write whose lane another transaction of this process holds
-        (it is left for the next), so the writes of one run never wait for each other's
-        row locks. Each write keeps its all-or-nothing meaning: a batch that fails (a
-        conflict, a deadlock between two workers' batches) is rolled back and every write
-        in it is run again in a transaction of its own, so that only the failing one fails.
+        - Batchable writes (claims, simple completions: a ``batchable`` attribute) go in the
+          *hot* pipeline: one batch in flight at a time, each class of write one statement
+          in autocommit. A statement's fixed cost in PostgreSQL (planning, executor start,
+          locks, the round trip) is most of what a step costs it when batches are small:
+          while one batch commits, the next grows, so the cost per step falls as the load
+          rises instead of the statements multiplying. (Four at once, as every write had
+          before, made batches of ~9 steps under a 300-chain load; one makes ~50, and
+          PostgreSQL's CPU per step fell from ~190 to ~110 us: docs/benchmarks.md.)
+        - Every other write (fan-outs, failures, finishing runs, API writes) goes in the
+          *general* pipeline: up to ``PG_FLUSHERS`` transactions at once, so that one
+          waiting for a row lock held by another process does not hold up the rest.
+
+        A batch takes no write whose lane another batch of this process holds (it is left
+        for the next), so the writes of one run never wait for each other's row locks. Each
+        write keeps its all-or-nothing meaning: a batch that fails (a conflict, a deadlock
+        between two workers' batches) is rolled back and every write in it is run again on
+        its own, so that only the failing one fails.
         """
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._pg_pending.append((fn, future, lane))
-        if self._pg_flushers < PG_FLUSHERS:
-            self._pg_flushers += 1
-            asyncio.get_running_loop().create_task(self._pg_flush())
+        queue = self._pg_hot if getattr(fn, "batchable", False) else self._pg_pending
+        queue.append((fn, future, lane))
+        self._pg_kick()
         return await future
 
-    def _pg_take(self) -> tuple[list[tuple[WriteFn, asyncio.Future[Any]]], set[str]]:
-        """The next batch (in order, skipping lanes held elsewhere) and the lanes it holds."""
+    def _pg_kick(self) -> None:
+        """Start the flushers that pending writes need (one hot, ``PG_FLUSHERS`` general)."""
+        loop = asyncio.get_running_loop()
+        if self._pg_hot and not self._pg_hot_flushing:
+            self._pg_hot_flushing = True
+            self._pg_tasks.add(task := loop.create_task(self._pg_flush(hot=True)))
+            task.add_done_callback(self._pg_tasks.discard)
+        if self._pg_pending and self._pg_flushers < PG_FLUSHERS:
+            self._pg_flushers += 1
+            self._pg_tasks.add(task := loop.create_task(self._pg_flush(hot=False)))
+            task.add_done_callback(self._pg_tasks.discard)
+
+    def _pg_take(
+        self, queue: list[tuple[WriteFn, asyncio.Future[Any], str | None]], limit: int
+    ) -> tuple[list[tuple[WriteFn, asyncio.Future[Any]]], set[str]]:
+        """The next batch of a pipeline's ``queue`` (in order, skipping lanes held by other
+        batches) and the lanes it holds; what it leaves stays in ``queue``."""
         batch: list[tuple[WriteFn, asyncio.Future[Any]]] = []
         held: set[str] = set()
         left = []
-        for fn, future, lane in self._pg_pending:
+        for fn, future, lane in queue:
             free = lane is None or lane in held or lane not in self._pg_held
-            if free and len(batch) < PG_BATCH:
+            if free and len(batch) < limit:
                 batch.append((fn, future))
                 if lane is not None:
                     held.add(lane)
             else:
                 left.append((fn, future, lane))
-        self._pg_pending = left
+        queue[:] = left
         self._pg_held |= held
         return batch, held
 
-    async def _pg_flush(self) -> None:
+    async def _pg_flush(self, *, hot: bool) -> None:
+        queue, limit = (self._pg_hot, PG_HOT_BATCH) if hot else (self._pg_pending, PG_BATCH)
         try:
-            while self._pg_pending:
-                batch, held = self._pg_take()
-                if not batch:  # all of it waits for lanes that their holders take next
+            while queue:
+                batch, held = self._pg_take(queue, limit)
+                if not batch:  # all of it waits for lanes: their holders kick it on
                     return
                 try:
                     await self._pg_commit(batch)
                 finally:
                     self._pg_held -= held
+                    if held:
+                        self._pg_kick()  # writes that waited for these lanes
         finally:
-            self._pg_flushers -= 1
+            if hot:
+                self._pg_hot_flushing = False
+            else:
+                self._pg_flushers -= 1
 
     async def _pg_commit(self, batch: list[tuple[WriteFn, asyncio.Future[Any]]]) -> None:
         if all(getattr(fn, "batchable", False) for fn, _future in batch):
