@@ -39,13 +39,13 @@ from hub.plugins import call_observers, has_observers
 from hub.recovery import RecoveryMixin
 from hub.run_output import output_renderer
 from hub.schemas import schema_errors
-from hub.secrets import Redactor, SecretBox, secret_fields, secret_values
+from hub.secrets import NO_SECRETS, Redactor, SecretBox, secret_fields, secret_values
 from hub.settings import Settings
 from hub.transitions import (
     Outcome,
     RunInfo,
     Transitions,
-    create_run,
+    create_runs,
     load_outputs,
     now_us,
     run_info,
@@ -230,9 +230,7 @@ class Engine(RecoveryMixin):
         ]
 
         def write(conn: Connection) -> Outcome:
-            outcome = Outcome()
-            for row in rows:
-                outcome.merge(create_run(conn, row, flow))
+            outcome = create_runs(conn, rows, flow)
             if also is not None:
                 also(conn)
             return outcome
@@ -342,7 +340,7 @@ class Engine(RecoveryMixin):
         spec = claimed.spec
         is_item = claimed.item_index is not None
         is_handler = ":" in claimed.job.key
-        redactor = Redactor()
+        redactor = NO_SECRETS
         rendered: Any = None
         try:
             context = await self._context(run, flow, spec, claimed)
@@ -454,7 +452,7 @@ class Engine(RecoveryMixin):
         self, run: RunInfo, spec: StepSpec
     ) -> tuple[dict[str, Any] | None, Redactor]:
         if not spec.connection:
-            return None, Redactor()
+            return None, NO_SECRETS
         try:
             return await self.connection_values(run.workspace_id, spec.connection)
         except LookupError as exc:

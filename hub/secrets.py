@@ -136,3 +136,7 @@ class Redactor:
         if isinstance(value, int | float) and not isinstance(value, bool):
             return REDACTED if str(value) in self._secrets else value
         return value
+
+
+#: A redactor with no secrets (steps without a connection): immutable, so shared.
+NO_SECRETS = Redactor()

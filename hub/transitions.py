@@ -275,11 +275,18 @@ def _to_seconds(us: int | None) -> float | None:
     return None if us is None else us / 1_000_000
 
 
-def create_run(conn: Connection, run: dict[str, Any], flow: Flow) -> Outcome:
-    """Insert the run row and the rows of its root steps (one transaction)."""
-    conn.execute(_INSERT_RUN, run)
-    now = run["created_at"]
-    rows = [step_row(run["id"], root, root, now) for root in flow.roots]
+def create_runs(conn: Connection, new_runs: list[dict[str, Any]], flow: Flow) -> Outcome:
+    """Insert run rows and the rows of their root steps: two statements for any number of
+    runs (a burst of webhooks or a poll's events start together), in the caller's
+    transaction."""
+    if not new_runs:
+        return Outcome()
+    conn.execute(_INSERT_RUN, new_runs)
+    rows = [
+        step_row(run["id"], root, root, run["created_at"])
+        for run in new_runs
+        for root in flow.roots
+    ]
     return Outcome(jobs=insert_steps(conn, rows))
 
 
