@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Connection, Integer, String, text
 
-from hub.db.models import now_us
+from hub.db.models import now_us, opaque_status
 from hub.transitions import claim, claimed_row
 
 _CLAIM_MANY = text(
@@ -29,11 +29,11 @@ _CLAIM_MANY = text(
         CAST(:owners AS VARCHAR[]), CAST(:expires AS BIGINT[])
     ) AS v(run_id, key, attempt, owner, expires)
     WHERE steps.run_id = v.run_id AND steps.key = v.key AND steps.attempt = v.attempt
-      AND steps.status IN ('queued', 'waiting')
-      AND ((steps.due_at IS NULL AND steps.status = 'queued') OR steps.due_at <= :now)
+      AND steps.status IN ({queued}, {waiting})
+      AND ((steps.due_at IS NULL AND steps.status = {queued}) OR steps.due_at <= :now)
     RETURNING steps.id, steps.run_id, steps.key, steps.attempt, steps.step_id,
               steps.item_index, steps.state
-    """
+    """.format(queued=opaque_status("queued"), waiting=opaque_status("waiting"))
 ).columns(
     id=BigInteger,
     run_id=String,
@@ -59,6 +59,7 @@ class Claim:
     owner: str
     lease_s: float
     batchable = True
+    single_statement = True  # a batch of claims is one statement: autocommit will do
 
     @property
     def lane(self) -> str:

@@ -37,15 +37,19 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgspec
-from sqlalchemy import Connection, text
+from sqlalchemy import JSON, BigInteger, Connection, Integer, String, text
 
-from hub.db.models import now_us
+from hub.db.models import now_us, opaque_status
 from hub.executors.base import StepJob
 from hub.flows import Flow
-from hub.transitions import Outcome, RunInfo, Transitions
+from hub.transitions import Outcome, RunInfo, Transitions, claimed_row
 
-_COMPLETE_MANY = text(
-    """
+# Statuses tested as (SELECT 'running'): see hub.db.models.opaque_status.
+_OPAQUE = {status: opaque_status(status) for status in ("running", "waiting", "queued")}
+
+# Both batched completions start alike: the run locks (in a fixed order), then the steps
+# finished (attempt, lease owner and ``running`` checked per row) once every run is locked.
+_LOCK_AND_FINISH = """
     WITH locked AS (
         SELECT id FROM runs WHERE id = ANY(CAST(:runs AS VARCHAR[])) ORDER BY id FOR UPDATE
     ), fin AS (
@@ -57,10 +61,15 @@ _COMPLETE_MANY = text(
             CAST(:statuses AS VARCHAR[]), CAST(:inputs AS TEXT[]), CAST(:outputs AS TEXT[])
         ) AS v(id, attempt, owner, status, input, output)
         WHERE steps.id = v.id AND steps.attempt = v.attempt AND steps.lease_owner = v.owner
-          AND steps.status = 'running'
+          AND steps.status = {running}
           AND (SELECT count(*) FROM locked) > 0
-        RETURNING steps.id
-    ), ins AS (
+        RETURNING steps.id, steps.run_id, steps.step_id
+    )"""
+
+_COMPLETE_MANY = text(
+    (
+        _LOCK_AND_FINISH
+        + """, ins AS (
         INSERT INTO steps (run_id, key, step_id, attempt, status, submitted_at, resubmissions,
                            lease_owner, lease_expires_at, started_at, created_at)
         SELECT n.run_id, n.key, n.key, 1, n.status, :now, 0, n.owner, n.expires, n.started, :now
@@ -77,6 +86,7 @@ _COMPLETE_MANY = text(
     UNION ALL
     SELECT 'new', id, run_id, key FROM ins
     """
+    ).format(**_OPAQUE)
 )
 
 
@@ -94,6 +104,20 @@ def is_simple(flow: Flow, key: str) -> bool:
 
 def _json(value: Any) -> str | None:
     return None if value is None else msgspec.json.encode(value).decode()
+
+
+def _finish_params(items: Sequence[Completion], now: int) -> dict[str, Any]:
+    """The parameters of :data:`_LOCK_AND_FINISH` for these completions."""
+    return {
+        "now": now,
+        "runs": sorted({c.run.id for c in items}),
+        "ids": [c.row_id for c in items],
+        "attempts": [c.attempt for c in items],
+        "owners": [c.transitions.owner for c in items],
+        "statuses": [c.status for c in items],
+        "inputs": [_json(c.input) for c in items],
+        "outputs": [_json(c.output) for c in items],
+    }
 
 
 @dataclasses.dataclass(slots=True)
@@ -118,6 +142,8 @@ class Completion:
     render_output: Callable[[Connection], Any]
     #: Whether :meth:`run_many` may complete it (with others): it is simple.
     batchable: bool = dataclasses.field(init=False)
+    #: A batch of these is one statement: it may run in autocommit (the hot pipeline).
+    single_statement = True
 
     def __post_init__(self) -> None:
         self.batchable = is_simple(self.flow, self.key)
@@ -185,14 +211,7 @@ class Completion:
         rows = conn.execute(
             _COMPLETE_MANY,
             {
-                "now": now,
-                "runs": sorted({c.run.id for c in items}),
-                "ids": [c.row_id for c in items],
-                "attempts": [c.attempt for c in items],
-                "owners": [c.transitions.owner for c in items],
-                "statuses": [c.status for c in items],
-                "inputs": [_json(c.input) for c in items],
-                "outputs": [_json(c.output) for c in items],
+                **_finish_params(items, now),
                 "n_pred": n_pred,
                 "n_run": n_run,
                 "n_key": n_key,
@@ -219,3 +238,154 @@ class Completion:
                     outcome.eager.append((job, claimed))
             outcomes.append(outcome)
         return outcomes
+
+
+_COMPLETE_ITEMS = text(
+    (
+        _LOCK_AND_FINISH
+        + """, counts AS (
+        SELECT run_id, step_id, count(*) AS n FROM fin GROUP BY run_id, step_id
+    ), parents AS (
+        UPDATE steps SET items_left = steps.items_left - counts.n
+        FROM counts
+        WHERE steps.run_id = counts.run_id AND steps.key = counts.step_id
+          AND steps.status = {waiting}
+        RETURNING steps.id, steps.run_id, steps.key, steps.items_left
+    ), pulled AS (
+        UPDATE steps
+        SET status = 'running', lease_owner = :owner, lease_expires_at = :expires,
+            submitted_at = coalesce(steps.submitted_at, :now), started_at = :now
+        WHERE steps.status = {queued} AND steps.id = ANY(ARRAY(
+            SELECT q.id
+            FROM unnest(
+                CAST(:p_run AS VARCHAR[]), CAST(:p_step AS VARCHAR[]),
+                CAST(:p_take AS INTEGER[])
+            ) AS w(run_id, step_id, take)
+            JOIN counts ON counts.run_id = w.run_id AND counts.step_id = w.step_id
+            CROSS JOIN LATERAL (
+                SELECT s.id FROM steps s
+                WHERE s.run_id = w.run_id AND s.step_id = w.step_id AND s.status = {queued}
+                  AND s.item_index IS NOT NULL AND s.due_at IS NULL
+                ORDER BY s.item_index DESC
+                LIMIT LEAST(w.take, counts.n)
+                FOR UPDATE SKIP LOCKED
+            ) AS q
+        ))
+        RETURNING steps.id, steps.run_id, steps.key, steps.attempt, steps.resubmissions,
+                  steps.step_id, steps.item_index, steps.state
+    )
+    SELECT 'done' AS what, id, CAST(NULL AS VARCHAR) AS run_id, CAST(NULL AS VARCHAR) AS key,
+           CAST(NULL AS INTEGER) AS n, CAST(NULL AS INTEGER) AS attempt,
+           CAST(NULL AS INTEGER) AS resubmissions, CAST(NULL AS VARCHAR) AS step_id,
+           CAST(NULL AS INTEGER) AS item_index, CAST(NULL AS JSON) AS state
+    FROM fin
+    UNION ALL
+    SELECT 'parent', id, run_id, key, items_left, NULL, NULL, NULL, NULL, NULL FROM parents
+    UNION ALL
+    SELECT 'pulled', id, run_id, key, NULL, attempt, resubmissions, step_id, item_index, state
+    FROM pulled
+    """
+    ).format(**_OPAQUE)
+).columns(
+    what=String,
+    id=BigInteger,
+    run_id=String,
+    key=String,
+    n=Integer,
+    attempt=Integer,
+    resubmissions=Integer,
+    step_id=String,
+    item_index=Integer,
+    state=JSON(none_as_null=True),
+)
+
+
+def is_batchable_item(flow: Flow, key: str) -> bool:
+    """Whether ``key`` is an item of a ``for_each`` without a concurrency cap: its
+    completions batch (:class:`ItemCompletion`). A capped fan-out's items (the next one
+    waits as ``pending``) and items' error handlers complete one by one."""
+    if ":" in key or not key.endswith("]") or "[" not in key:
+        return False
+    spec = flow.steps.get(key[: key.index("[")])
+    return spec is not None and not spec.concurrency
+
+
+@dataclasses.dataclass(slots=True)
+class ItemCompletion(Completion):
+    """An item of an uncapped fan-out marked done: completions that batch in a transaction.
+
+    On PostgreSQL, the item completions of one transaction are one statement, whatever
+    their number and however many fan-outs they belong to: the run locks (as for simple
+    completions), the items finished (attempt, lease owner and ``running`` checked per
+    row), each fan-out's ``items_left`` taken down by its number of items done, and for
+    each done item with room here, a queued sibling claimed by this process (the newest:
+    the queue's workers start from the oldest; its job is then withdrawn), as
+    :meth:`hub.transitions.Transitions.complete` does one item at a time. The transaction
+    that takes a fan-out's ``items_left`` to 0 then runs its fan-in
+    (:meth:`~hub.transitions.Transitions.fan_in`), still under the run's lock: so the batch
+    is not one statement in every case, and runs in the general pipeline, in a
+    transaction, not in autocommit. One by one, an item took four statements.
+    """
+
+    single_statement = False
+
+    def __post_init__(self) -> None:
+        self.batchable = is_batchable_item(self.flow, self.key)
+
+    @staticmethod
+    def run_many(conn: Connection, items: Sequence[Completion]) -> list[Outcome]:
+        """Complete item completions together (PostgreSQL); one Outcome per item."""
+        if conn.dialect.name != "postgresql":
+            return [item(conn) for item in items]
+        first = items[0]
+        transitions = first.transitions
+        now = now_us()
+        # Each done item frees its slot; this process's spare room counts too.
+        room = transitions.room() + len(items)
+        groups: dict[tuple[str, str], list[Completion]] = {}
+        for item in items:
+            groups.setdefault((item.run.id, item.key[: item.key.index("[")]), []).append(item)
+        takes = {}
+        for group, members in groups.items():
+            takes[group] = max(0, min(room, len(members)))
+            room -= takes[group]
+        rows = conn.execute(
+            _COMPLETE_ITEMS,
+            {
+                **_finish_params(items, now),
+                "p_run": [run_id for run_id, _step in takes],
+                "p_step": [step for _run, step in takes],
+                "p_take": list(takes.values()),
+                "owner": transitions.owner,
+                "expires": now + int(transitions.lease_s * 1_000_000),
+            },
+        ).all()
+        finished = {r.id for r in rows if r.what == "done"}
+        emptied = {(r.run_id, r.key): r.id for r in rows if r.what == "parent" and r.n == 0}
+        pulled: dict[tuple[str, str], list[Any]] = {}
+        for r in rows:
+            if r.what == "pulled":
+                pulled.setdefault((r.run_id, r.step_id), []).append(r)
+        outcomes: dict[int, Outcome] = {}
+        for group, members in groups.items():
+            siblings = pulled.get(group, [])
+            for item in members:
+                if item.row_id not in finished:
+                    outcomes[id(item)] = Outcome(lost=True)
+                    continue
+                outcome = outcomes[id(item)] = Outcome()
+                if siblings:  # the done item's slot passes to a sibling
+                    row = siblings.pop()
+                    job = StepJob(row.run_id, row.key, row.attempt, row.resubmissions, None)
+                    outcome.eager.append((job, claimed_row(row)))
+                    outcome.withdraw.append(job)
+            parent = emptied.get(group)
+            if parent is not None:  # the fan-out's last items: its fan-in, once
+                done = [m for m in members if m.row_id in finished]
+                last = done[-1]
+                outcomes[id(last)].merge(
+                    transitions.fan_in(
+                        conn, last.flow, last.run, group[1], parent, now, last.render_output
+                    )
+                )
+        return [outcomes[id(item)] for item in items]

@@ -26,7 +26,7 @@ from sqlalchemy import Connection
 
 from hub.cache import Cache
 from hub.claims import Claim
-from hub.completions import Completion
+from hub.completions import Completion, ItemCompletion, is_batchable_item
 from hub.connectors import Action, ActionError, Registry
 from hub.context import RedactingLogger, StepContext, Suspend
 from hub.db import store
@@ -560,7 +560,8 @@ class Engine(RecoveryMixin):
     ) -> Outcome:
         renderer = output_renderer(run, flow)
         key = claimed.job.key
-        completion = Completion(
+        kind = ItemCompletion if is_batchable_item(flow, key) else Completion
+        completion = kind(
             self.transitions,
             flow,
             run,

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from hub.db.models import ACTIVE_STATUSES, now_us, runs, steps
+from hub.db.models import ACTIVE_STATUSES, now_us, runs, status_is, steps
 from hub.executors.base import StepJob
 from hub.flows import Flow
 
@@ -78,9 +78,8 @@ _CLAIM = (
         steps.c.run_id == bindparam("b_run"),
         steps.c.key == bindparam("b_key"),
         steps.c.attempt == bindparam("b_attempt"),
-        steps.c.status.in_(("queued", "waiting")),
-        (steps.c.due_at.is_(None) & (steps.c.status == "queued"))
-        | (steps.c.due_at <= bindparam("b_now")),
+        status_is("queued", "waiting"),
+        (steps.c.due_at.is_(None) & status_is("queued")) | (steps.c.due_at <= bindparam("b_now")),
     )
     .values(
         status="running",
@@ -95,7 +94,7 @@ _NEXT_PENDING = (
     .where(
         steps.c.run_id == bindparam("b_run"),
         steps.c.step_id == bindparam("b_step"),
-        steps.c.status == "pending",
+        status_is("pending"),
         steps.c.item_index.is_not(None),  # pending steps are items: their index applies
     )
     .order_by(steps.c.item_index)
@@ -120,7 +119,7 @@ def _pull_statement(status: str, newest_first: bool) -> Any:
         .where(
             steps.c.run_id == bindparam("b_run"),
             steps.c.step_id == bindparam("b_step"),
-            steps.c.status == status,
+            status_is(status),
             steps.c.item_index.is_not(None),
             steps.c.due_at.is_(None),
         )
@@ -131,7 +130,7 @@ def _pull_statement(status: str, newest_first: bool) -> Any:
     )
     return (
         update(steps)
-        .where(steps.c.id == pick, steps.c.status == status)
+        .where(steps.c.id == pick, status_is(status))
         .values(
             status="running",
             lease_owner=bindparam("b_owner"),
@@ -160,7 +159,7 @@ _ITEM_DONE = (
     .where(
         steps.c.run_id == bindparam("b_run"),
         steps.c.key == bindparam("b_step"),
-        steps.c.status == "waiting",
+        status_is("waiting"),
     )
     .values(items_left=steps.c.items_left - 1)
     .returning(steps.c.items_left, steps.c.id)
@@ -195,7 +194,7 @@ _WAKE_PARENT = (
     .where(
         steps.c.run_id == bindparam("b_run"),
         steps.c.key == bindparam("b_key"),
-        steps.c.status == "waiting",
+        status_is("waiting"),
         steps.c.due_at.is_(None),
     )
     .values(due_at=bindparam("b_now"))
@@ -218,7 +217,7 @@ def _finish_statement(columns: tuple[str, ...]) -> Any:
             steps.c.id == bindparam("b_id"),
             steps.c.attempt == bindparam("b_attempt"),
             steps.c.lease_owner == bindparam("b_owner"),
-            steps.c.status == "running",
+            status_is("running"),
         )
         .values(
             lease_owner=None,
@@ -458,7 +457,7 @@ class Transitions:
                 update(steps)
                 .where(
                     steps.c.id == row_id,
-                    steps.c.status == "running",
+                    status_is("running"),
                     steps.c.lease_expires_at < now,
                 )
                 .values(lease_owner=None, lease_expires_at=None, **values)
@@ -559,6 +558,22 @@ class Transitions:
         left = conn.execute(_ITEM_DONE, ids).first()
         if left is None or left.items_left > 0:
             return outcome
+        outcome.merge(self.fan_in(conn, flow, run, step_id, left.id, now, render_output))
+        return outcome
+
+    def fan_in(
+        self,
+        conn: Connection,
+        flow: Flow,
+        run: RunInfo,
+        step_id: str,
+        parent_id: int,
+        now: int,
+        render_output: Any,
+    ) -> Outcome:
+        """The last item of a fan-out is done: its step (row ``parent_id``) is done with
+        the items' outputs in order, and its successors follow. Called once, by the
+        transaction that took the step's ``items_left`` to 0, under the run's lock."""
         items = conn.execute(
             select(steps.c.item_index, steps.c.output, steps.c.attempt, steps.c.status).where(
                 steps.c.run_id == run.id,
@@ -572,11 +587,10 @@ class Transitions:
         output = [latest[i] for i in sorted(latest)]
         conn.execute(
             update(steps)
-            .where(steps.c.id == left.id)
+            .where(steps.c.id == parent_id)
             .values(status="done", output=output, finished_at=now)
         )
-        outcome.merge(self._successors(conn, flow, run, step_id, now, render_output))
-        return outcome
+        return self._successors(conn, flow, run, step_id, now, render_output)
 
     def _successors(
         self, conn: Connection, flow: Flow, run: RunInfo, step_id: str, now: int, render_output: Any

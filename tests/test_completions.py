@@ -9,9 +9,10 @@ import pytest
 from sqlalchemy import select, update
 
 from hub.claims import Claim
-from hub.completions import Completion, is_simple
+from hub.completions import Completion, ItemCompletion, is_simple
 from hub.db.database import run_writes
 from hub.db.models import now_us, steps
+from hub.run_output import output_renderer
 from hub.runtime import Hub
 from hub.transitions import Outcome, claim
 
@@ -286,3 +287,109 @@ async def test_a_completed_item_passes_its_slot_to_a_sibling(hub: Hub) -> None:
     after = await complete(run, flow, *after.eager[0])
     assert after.eager == [] and [job.key for job in after.jobs] == ["e[2]"]
     assert (await _rows(hub, run_id))["e[2]"]["status"] == "queued"
+
+
+async def test_a_batch_of_item_completions_passes_slots_counts_down_and_fans_in_once(
+    hub: Hub,
+) -> None:
+    """Item completions of two fan-outs in one transaction (one statement on PostgreSQL,
+    one by one on SQLite, with the same result): each done item passes its slot to a
+    queued sibling (claimed here, its job withdrawn); each fan-out's ``items_left`` goes
+    down by its items done; an item whose lease was lost changes nothing; the batch that
+    completes a fan-out's last items runs its fan-in once: the step is done with its items'
+    outputs in order, and its successor follows."""
+    await hub.executor.stop()  # nothing runs by itself: the test plays the worker
+    each = {"id": "e", "action": "flow.noop", "for_each": "{{ range(4) | list }}"}
+    after = {"id": "after", "action": "flow.noop", "needs": ["e"]}
+    await hub.save_flow({"id": "four", "steps": [each, after]}, publish=True)
+    pair = {**each, "for_each": "{{ range(2) | list }}"}
+    await hub.save_flow({"id": "pair", "steps": [pair]}, publish=True)
+    owner = hub.engine.boot_id
+    transitions = hub.engine.transitions
+
+    async def fan_out(flow_id: str, n: int) -> tuple[str, Any, Any]:
+        run_id = await hub.start_run(flow_id)
+        run = await hub.engine._run_info(run_id)
+        flow = await hub.engine.get_flow(run.workspace_id, flow_id, run.flow_version)
+        row = await hub.db.write(lambda c: claim(c, run_id, "e", 1, owner, 30))
+        assert row is not None
+        transitions.room = lambda: -1  # every item queued
+        await hub.db.write(
+            lambda c: transitions.expand(c, run, row["id"], "e", 1, list(range(n)), None)
+        )
+        return run_id, run, flow
+
+    def item(run: Any, flow: Any, row_id: int, index: int) -> ItemCompletion:
+        return ItemCompletion(
+            transitions,
+            flow,
+            run,
+            row_id,
+            f"e[{index}]",
+            1,
+            "done",
+            None,
+            {"i": index},
+            output_renderer(run, flow),
+        )
+
+    four_id, four, four_flow = await fan_out("four", 4)
+    pair_id, pair_run, pair_flow = await fan_out("pair", 2)
+    for run_id, key in ((four_id, "e[0]"), (four_id, "e[1]"), (pair_id, "e[0]"), (pair_id, "e[1]")):
+        assert await hub.db.write(lambda c, r=run_id, k=key: claim(c, r, k, 1, owner, 30))
+    await hub.db.write(
+        lambda c: c.execute(
+            update(steps)
+            .where(steps.c.run_id == pair_id, steps.c.key == "e[1]")
+            .values(lease_owner="someone-else")
+        )
+    )
+    ids = await _row_ids(hub, four_id)
+    pair_ids = await _row_ids(hub, pair_id)
+    batch = [
+        item(four, four_flow, ids["e[0]"], 0),
+        item(four, four_flow, ids["e[1]"], 1),
+        item(pair_run, pair_flow, pair_ids["e[0]"], 0),
+        item(pair_run, pair_flow, pair_ids["e[1]"], 1),
+    ]
+    assert all(c.batchable for c in batch)
+    transitions.room = lambda: 0  # full: each done item's own slot is all there is
+    outcomes: list[Outcome] = await hub.db.write(lambda c: run_writes(c, batch))
+
+    pulled = {job.key for o in outcomes[:2] for job, _row in o.eager}
+    assert pulled == {"e[2]", "e[3]"}  # the siblings, claimed here ...
+    assert {job.key for o in outcomes[:2] for job in o.withdraw} == pulled  # ... jobs withdrawn
+    assert all(len(o.eager) == 1 for o in outcomes[:2])  # one slot each
+    assert not outcomes[2].lost and outcomes[2].eager == []  # no sibling left to pull
+    assert outcomes[3].lost and not outcomes[3].eager
+    rows = await _rows(hub, four_id)
+    assert [rows[f"e[{i}]"]["status"] for i in range(4)] == ["done", "done", "running", "running"]
+    assert rows["e[2]"]["lease_owner"] == owner and rows["e"]["status"] == "waiting"
+    left = await hub.db.read(
+        lambda c: dict(
+            c.execute(
+                select(steps.c.run_id, steps.c.items_left).where(
+                    steps.c.key == "e", steps.c.run_id.in_([four_id, pair_id])
+                )
+            ).all()
+        )
+    )
+    assert left == {four_id: 2, pair_id: 1}  # the lost item was not counted
+    assert (await _rows(hub, pair_id))["e[1]"]["status"] == "running"
+
+    # The last two items, in one batch: the fan-in runs once, under the run's lock.
+    last = [
+        item(four, four_flow, row["id"], row["item_index"])
+        for o in outcomes[:2]
+        for _job, row in o.eager
+    ]
+    transitions.room = lambda: 5
+    outcomes = await hub.db.write(lambda c: run_writes(c, last))
+    successors = [job.key for o in outcomes for job, _row in o.eager] + [
+        job.key for o in outcomes for job in o.jobs
+    ]
+    assert successors == ["after"]
+    rows = await _rows(hub, four_id)
+    assert rows["e"]["status"] == "done"
+    assert rows["e"]["output"] == [{"i": 0}, {"i": 1}, {"i": 2}, {"i": 3}]
+    assert rows["after"]["status"] == "running" and rows["after"]["lease_owner"] == owner

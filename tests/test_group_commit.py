@@ -72,6 +72,7 @@ async def test_a_batch_of_batchable_writes_runs_without_a_transaction(
 
     class Batchable:
         batchable = True
+        single_statement = True
 
         def __init__(self, n: int) -> None:
             self.n = n
@@ -117,6 +118,7 @@ async def test_batchable_writes_go_one_batch_at_a_time_beside_other_writes(
 
     class Batchable:
         batchable = True
+        single_statement = True
 
         def __init__(self, n: int, lane: str | None) -> None:
             self.n = n

@@ -153,17 +153,20 @@ class Database:
         """Group commit on PostgreSQL: writes that arrive while earlier batches are being
         committed go together in the next batch, along one of two pipelines.
 
-        - Batchable writes (claims, simple completions: a ``batchable`` attribute) go in the
-          *hot* pipeline: one batch in flight at a time, each class of write one statement
-          in autocommit. A statement's fixed cost in PostgreSQL (planning, executor start,
-          locks, the round trip) is most of what a step costs it when batches are small:
-          while one batch commits, the next grows, so the cost per step falls as the load
-          rises instead of the statements multiplying. (Four at once, as every write had
-          before, made batches of ~9 steps under a 300-chain load; one makes ~50, and
-          PostgreSQL's CPU per step fell from ~190 to ~110 us: docs/benchmarks.md.)
-        - Every other write (fan-outs, failures, finishing runs, API writes) goes in the
-          *general* pipeline: up to ``PG_FLUSHERS`` transactions at once, so that one
-          waiting for a row lock held by another process does not hold up the rest.
+        - Writes that batch into one statement (claims, simple completions: ``batchable``
+          and ``single_statement`` attributes) go in the *hot* pipeline: one batch in
+          flight at a time, each class of write one statement in autocommit. A statement's
+          fixed cost in PostgreSQL (planning, executor start, locks, the round trip) is
+          most of what a step costs it when batches are small: while one batch commits,
+          the next grows, so the cost per step falls as the load rises instead of the
+          statements multiplying. (Four at once, as every write had before, made batches
+          of ~9 steps under a 300-chain load; one makes ~50, and PostgreSQL's CPU per step
+          fell from ~190 to ~110 us: docs/benchmarks.md.)
+        - Every other write (item completions, fan-outs, failures, finishing runs, API
+          writes) goes in the *general* pipeline: up to ``PG_FLUSHERS`` transactions at
+          once, so that one waiting for a row lock held by another process does not hold
+          up the rest. Batchable writes there (item completions) still run together,
+          through their class's ``run_many``, inside the transaction.
 
         A batch takes no write whose lane another batch of this process holds (it is left
         for the next), so the writes of one run never wait for each other's row locks. Each
@@ -172,7 +175,7 @@ class Database:
         its own, so that only the failing one fails.
         """
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        queue = self._pg_hot if getattr(fn, "batchable", False) else self._pg_pending
+        queue = self._pg_hot if _single_statement(fn) else self._pg_pending
         queue.append((fn, future, lane))
         self._pg_kick()
         return await future
@@ -229,7 +232,7 @@ class Database:
                 self._pg_flushers -= 1
 
     async def _pg_commit(self, batch: list[tuple[WriteFn, asyncio.Future[Any]]]) -> None:
-        if all(getattr(fn, "batchable", False) for fn, _future in batch):
+        if all(_single_statement(fn) for fn, _future in batch):
             await self._pg_autocommit(batch)
             return
         if len(batch) > 1:
@@ -420,6 +423,12 @@ def run_writes(conn: Connection, fns: list[WriteFn]) -> list[Any]:
         for index, outcome in zip(indexes, outcomes, strict=True):
             results[index] = outcome
     return results
+
+
+def _single_statement(fn: WriteFn) -> bool:
+    """Whether a write batches with others of its class in ONE statement (claims, simple
+    completions): a batch of only those runs in autocommit, in the hot pipeline."""
+    return bool(getattr(fn, "batchable", False) and getattr(fn, "single_statement", False))
 
 
 def batchable_groups(fns: list[WriteFn]) -> dict[Any, list[int]]:

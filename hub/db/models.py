@@ -24,9 +24,11 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    literal_column,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.elements import ColumnElement
 
 
 def now_us() -> int:
@@ -267,6 +269,32 @@ flows = cast(Table, FlowRow.__table__)
 flow_versions = cast(Table, FlowVersion.__table__)
 runs = cast(Table, RunRow.__table__)
 steps = cast(Table, StepRow.__table__)
+
+
+def opaque_status(value: str) -> str:
+    """SQL for the constant ``value`` that the planner cannot see through: ``(SELECT
+    'running')``, a one-row subquery evaluated once per statement.
+
+    A statement that finds its rows by key (an id, a run's step key) and also tests their
+    status must not say ``status = 'running'``: that makes every partial index of steps
+    whose predicate it implies (active, running, queued, waiting steps) a candidate, and
+    with statistics taken when few steps were active (their number swings by thousands
+    within seconds) the planner scans one whole (every active step, for each row of a
+    batch: 40 ms for a batch of 63 fan-out items, under the benchmark's load) instead of
+    looking rows up by key. Compared with a subquery's value, the test is the same, proves
+    nothing about an index predicate, and still serves as an index condition.
+    """
+    if not value.isidentifier():
+        raise ValueError(f"not a status: {value!r}")
+    return f"(SELECT '{value}')"
+
+
+def status_is(*values: str) -> ColumnElement[bool]:
+    """``steps.status`` is one of ``values``, written with :func:`opaque_status`."""
+    opaque: list[ColumnElement[Any]] = [literal_column(opaque_status(v)) for v in values]
+    return steps.c.status == opaque[0] if len(opaque) == 1 else steps.c.status.in_(opaque)
+
+
 connections = cast(Table, Connection.__table__)
 trigger_state = cast(Table, TriggerState.__table__)
 webhook_keys = cast(Table, WebhookKey.__table__)

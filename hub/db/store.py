@@ -15,7 +15,16 @@ import msgspec
 from sqlalchemy import Connection, and_, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from hub.db.models import connections, flow_versions, flows, now_us, runs, steps, workspaces
+from hub.db.models import (
+    connections,
+    flow_versions,
+    flows,
+    now_us,
+    runs,
+    status_is,
+    steps,
+    workspaces,
+)
 
 RUN_COLUMNS = (
     runs.c.id,
@@ -446,7 +455,7 @@ def renew_leases(conn: Connection, ids: list[int], owner: str, expires: int) -> 
     """Extend the leases this process holds; return the ids it still holds."""
     rows = conn.execute(
         update(steps)
-        .where(steps.c.id.in_(ids), steps.c.lease_owner == owner, steps.c.status == "running")
+        .where(steps.c.id.in_(ids), steps.c.lease_owner == owner, status_is("running"))
         .values(lease_expires_at=expires)
         .returning(steps.c.id)
     )
@@ -459,7 +468,7 @@ def hand_back(
     """Return steps this process runs to ``queued`` (same attempt) for another worker."""
     rows = conn.execute(
         update(steps)
-        .where(steps.c.id.in_(ids), steps.c.lease_owner == owner, steps.c.status == "running")
+        .where(steps.c.id.in_(ids), steps.c.lease_owner == owner, status_is("running"))
         .values(
             status="queued",
             lease_owner=None,
