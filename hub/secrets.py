@@ -31,10 +31,7 @@ def load_keys(keys: Iterable[str], data_dir: Path) -> MultiFernet:
     if not key_list:
         path = data_dir / KEY_FILE
         if not path.exists():
-            data_dir.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(Fernet.generate_key())
+            _create_key_file(path)
         key_list = [k for k in path.read_text().split() if k]
     try:
         return MultiFernet([Fernet(k.encode()) for k in key_list])
@@ -43,6 +40,28 @@ def load_keys(keys: Iterable[str], data_dir: Path) -> MultiFernet:
             "HUB_SECRET_KEY: each key must be 32 url-safe base64-encoded bytes "
             "(make one with `hub secrets new-key`)"
         ) from exc
+
+
+def _create_key_file(path: Path) -> None:
+    """Create the key file whole or not at all: processes starting together on a new data
+    folder (``hub serve`` and workers) must all read the one key, never an empty file.
+
+    The key is written to a file of this process's own, then linked to the key file's
+    name, which fails if another process's link came first (its key is the one).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    draft = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(Fernet.generate_key())
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.link(draft, path)
+    except FileExistsError:
+        pass  # another process created it first
+    finally:
+        draft.unlink(missing_ok=True)
 
 
 class SecretBox:

@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import base64
 import logging
+import multiprocessing
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.fernet import Fernet
 from litestar.routes import HTTPRoute
 
-from hub.secrets import REDACTED
+from hub.secrets import KEY_FILE, REDACTED, load_keys
 from hub.settings import Settings
 from tests.api_kit import NESTED, PIN, SECRET, Api, flow_document, started_api
 
@@ -200,3 +202,25 @@ async def test_an_action_crashing_with_a_secret_in_its_message_logs_it_redacted(
         if record_.exc_info:
             text += logging.Formatter().formatException(record_.exc_info)
         assert not leaks(text), f"log line {record_.name}: {text[-200:]}"
+
+
+def test_processes_starting_together_on_a_new_data_folder_share_one_key(tmp_path: Path) -> None:
+    """``hub serve`` and workers started at once on a new data folder: each reads the one
+    key file whole (none reads it empty, none fails because another created it)."""
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(8) as pool:
+        for attempt in range(30):  # thirty new folders, eight processes racing for each
+            folder = tmp_path / str(attempt)
+            keys = pool.map(_first_key, [folder] * 8, chunksize=1)
+            assert len(set(keys)) == 1
+            assert (folder / KEY_FILE).read_text().strip() == keys[0]
+            assert [p.name for p in folder.iterdir()] == [KEY_FILE]  # no draft left behind
+
+
+def _first_key(data_dir: Path) -> str:
+    """The key of the key file that this process's keys encrypt with."""
+    token = load_keys([], data_dir).encrypt(b"x")
+    for key in (data_dir / KEY_FILE).read_text().split():
+        if Fernet(key.encode()).decrypt(token) == b"x":
+            return key
+    raise AssertionError("no key decrypts")
