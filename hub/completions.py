@@ -267,7 +267,7 @@ _COMPLETE_ITEMS = text(
                 WHERE s.run_id = w.run_id AND s.step_id = w.step_id AND s.status = {queued}
                   AND s.item_index IS NOT NULL AND s.due_at IS NULL
                 ORDER BY s.item_index DESC
-                LIMIT LEAST(w.take, counts.n)
+                LIMIT w.take
                 FOR UPDATE SKIP LOCKED
             ) AS q
         ))
@@ -318,9 +318,11 @@ class ItemCompletion(Completion):
     their number and however many fan-outs they belong to: the run locks (as for simple
     completions), the items finished (attempt, lease owner and ``running`` checked per
     row), each fan-out's ``items_left`` taken down by its number of items done, and for
-    each done item with room here, a queued sibling claimed by this process (the newest:
-    the queue's workers start from the oldest; its job is then withdrawn), as
-    :meth:`hub.transitions.Transitions.complete` does one item at a time. The transaction
+    each done item a queued sibling claimed by this process (the newest: the queue's
+    workers start from the oldest; its job is then withdrawn), as
+    :meth:`hub.transitions.Transitions.complete` does one item at a time, and more
+    siblings when the process has room to spare (taken here in this statement, an item
+    costs a row; taken from the queue, six round trips to Redis). The transaction
     that takes a fan-out's ``items_left`` to 0 then runs its fan-in
     (:meth:`~hub.transitions.Transitions.fan_in`), still under the run's lock: so the batch
     is not one statement in every case, and runs in the general pipeline, in a
@@ -345,10 +347,17 @@ class ItemCompletion(Completion):
         groups: dict[tuple[str, str], list[Completion]] = {}
         for item in items:
             groups.setdefault((item.run.id, item.key[: item.key.index("[")]), []).append(item)
+        # Each done item's slot goes to a sibling of its own fan-out; spare room is shared
+        # out too: an item claimed here costs one row of this statement, where its job
+        # would cost the queue's worker six round trips to Redis.
         takes = {}
         for group, members in groups.items():
             takes[group] = max(0, min(room, len(members)))
             room -= takes[group]
+        for group in takes:
+            extra = max(0, min(room, -(-room // len(takes))))
+            takes[group] += extra
+            room -= extra
         rows = conn.execute(
             _COMPLETE_ITEMS,
             {
@@ -363,25 +372,23 @@ class ItemCompletion(Completion):
         finished = {r.id for r in rows if r.what == "done"}
         emptied = {(r.run_id, r.key): r.id for r in rows if r.what == "parent" and r.n == 0}
         pulled: dict[tuple[str, str], list[Any]] = {}
-        for r in rows:
+        for r in sorted(rows, key=lambda r: -(r.item_index or 0)):  # newest first
             if r.what == "pulled":
                 pulled.setdefault((r.run_id, r.step_id), []).append(r)
         outcomes: dict[int, Outcome] = {}
         for group, members in groups.items():
-            siblings = pulled.get(group, [])
+            done = [m for m in members if m.row_id in finished]
             for item in members:
-                if item.row_id not in finished:
-                    outcomes[id(item)] = Outcome(lost=True)
-                    continue
-                outcome = outcomes[id(item)] = Outcome()
-                if siblings:  # the done item's slot passes to a sibling
-                    row = siblings.pop()
-                    job = StepJob(row.run_id, row.key, row.attempt, row.resubmissions, None)
-                    outcome.eager.append((job, claimed_row(row)))
-                    outcome.withdraw.append(job)
+                outcomes[id(item)] = Outcome(lost=item.row_id not in finished)
+            # Each done item's slot passes to a sibling; the last one takes any more.
+            siblings = pulled.get(group, [])
+            for index, row in enumerate(siblings):
+                job = StepJob(row.run_id, row.key, row.attempt, row.resubmissions, None)
+                outcome = outcomes[id(done[min(index, len(done) - 1)])]
+                outcome.eager.append((job, claimed_row(row)))
+                outcome.withdraw.append(job)
             parent = emptied.get(group)
             if parent is not None:  # the fan-out's last items: its fan-in, once
-                done = [m for m in members if m.row_id in finished]
                 last = done[-1]
                 outcomes[id(last)].merge(
                     transitions.fan_in(

@@ -393,3 +393,47 @@ async def test_a_batch_of_item_completions_passes_slots_counts_down_and_fans_in_
     assert rows["e"]["status"] == "done"
     assert rows["e"]["output"] == [{"i": 0}, {"i": 1}, {"i": 2}, {"i": 3}]
     assert rows["after"]["status"] == "running" and rows["after"]["lease_owner"] == owner
+
+
+async def test_item_completions_take_more_siblings_when_there_is_room(
+    hub: Hub, backend: str
+) -> None:
+    """With room to spare, a batch of item completions claims more queued siblings than
+    the items it completed (on PostgreSQL, where a sibling taken in the statement saves
+    its job's round trips to Redis); one by one (SQLite), each done item takes one."""
+    await hub.executor.stop()
+    each = {"id": "e", "action": "flow.noop", "for_each": "{{ range(6) | list }}"}
+    await hub.save_flow({"id": "six", "steps": [each]}, publish=True)
+    owner = hub.engine.boot_id
+    transitions = hub.engine.transitions
+    run_id = await hub.start_run("six")
+    run = await hub.engine._run_info(run_id)
+    flow = await hub.engine.get_flow(run.workspace_id, "six", run.flow_version)
+    row = await hub.db.write(lambda c: claim(c, run_id, "e", 1, owner, 30))
+    assert row is not None
+    transitions.room = lambda: -1  # every item queued
+    await hub.db.write(
+        lambda c: transitions.expand(c, run, row["id"], "e", 1, list(range(6)), None)
+    )
+    assert await hub.db.write(lambda c: claim(c, run_id, "e[0]", 1, owner, 30))
+    done = ItemCompletion(
+        transitions,
+        flow,
+        run,
+        (await _row_ids(hub, run_id))["e[0]"],
+        "e[0]",
+        1,
+        "done",
+        None,
+        None,
+        output_renderer(run, flow),
+    )
+    transitions.room = lambda: 3  # three more than the done item's own slot
+    [outcome] = await hub.db.write(lambda c: run_writes(c, [done]))
+    taken = [job.key for job, _row in outcome.eager]
+    expected = ["e[5]", "e[4]", "e[3]", "e[2]"] if backend == "postgres" else ["e[5]"]
+    assert taken == expected
+    assert [job.key for job in outcome.withdraw] == expected
+    rows = await _rows(hub, run_id)
+    assert {k for k, r in rows.items() if r["status"] == "running"} == set(expected)
+    assert rows["e[1]"]["status"] == "queued"

@@ -107,6 +107,10 @@ class ArqExecutor(Executor):
         # The arq workers of this process (``hub worker``), by priority: their jobs count in
         # the process's load.
         self.workers: dict[str, Worker] = {}
+        # Withdrawals asked for in one turn of the event loop go in one pipeline.
+        self._withdrawals: list[StepJob] = []
+        self._withdrawn: asyncio.Future[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def load(self) -> int:
         """The jobs this process's arq workers have started and not finished."""
@@ -157,22 +161,38 @@ class ArqExecutor(Executor):
             )
 
     async def withdraw(self, jobs: Sequence[StepJob]) -> None:
-        """Take jobs out of their queues, in one round trip.
+        """Take jobs out of their queues; return when they are out.
 
-        Their keys are left to expire within a minute rather than deleted: a worker that
-        read a job's id just before would otherwise log it as expired; finding it out of
-        the queue, arq passes it over as finished.
+        The withdrawals of one turn of the event loop (the items of one batch of
+        completions each withdraw the job of the sibling they took) go in one pipeline,
+        one round trip. Their keys are left to expire within a minute rather than deleted:
+        a worker that read a job's id just before would otherwise log it as expired;
+        finding it out of the queue, arq passes it over as finished.
         """
         if self.pool is None or not jobs:
             return
+        self._withdrawals.extend(jobs)
+        if self._withdrawn is None:
+            self._withdrawn = asyncio.get_running_loop().create_future()
+            task = asyncio.get_running_loop().create_task(self._withdraw_together(self._withdrawn))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        await asyncio.shield(self._withdrawn)  # a cancelled caller leaves the rest be
+
+    async def _withdraw_together(self, done: asyncio.Future[None]) -> None:
+        await asyncio.sleep(0)  # the withdrawals asked for in this turn join
+        jobs, self._withdrawals, self._withdrawn = self._withdrawals, [], None
         try:
-            async with self.pool.pipeline(transaction=False) as pipe:
-                for job in jobs:
-                    pipe.zrem(queue_for(self.settings, job.priority), job.job_id)
-                    pipe.pexpire(job_key_prefix + job.job_id, WITHDRAWN_KEEP_MS)
-                await pipe.execute()
+            if self.pool is not None:
+                async with self.pool.pipeline(transaction=False) as pipe:
+                    for job in jobs:
+                        pipe.zrem(queue_for(self.settings, job.priority), job.job_id)
+                        pipe.pexpire(job_key_prefix + job.job_id, WITHDRAWN_KEEP_MS)
+                    await pipe.execute()
         except Exception as exc:  # Redis down: a job left in the queue is harmless
             log.debug("could not withdraw %d jobs (%s)", len(jobs), exc)
+        finally:
+            done.set_result(None)
 
     async def stop(self, grace: float = 10.0) -> None:
         """Disconnect."""
