@@ -144,6 +144,9 @@ class Completion:
     batchable: bool = dataclasses.field(init=False)
     #: A batch of these is one statement: it may run in autocommit (the hot pipeline).
     single_statement = True
+    #: Slots promised (``Transitions.promised``) to the siblings that the last attempt to
+    #: complete this item claimed beyond its own slot; the engine gives them back.
+    promised: int = dataclasses.field(default=0, init=False)
 
     def __post_init__(self) -> None:
         self.batchable = is_simple(self.flow, self.key)
@@ -341,6 +344,9 @@ class ItemCompletion(Completion):
             return [item(conn) for item in items]
         first = items[0]
         transitions = first.transitions
+        for item in items:  # an earlier attempt's promise (its transaction rolled back)
+            transitions.promised -= item.promised
+            item.promised = 0
         now = now_us()
         # Each done item frees its slot; this process's spare room counts too.
         room = transitions.room() + len(items)
@@ -354,21 +360,28 @@ class ItemCompletion(Completion):
         for group, members in groups.items():
             takes[group] = max(0, min(room, len(members)))
             room -= takes[group]
+        spare = max(0, room)
         for group in takes:
             extra = max(0, min(room, -(-room // len(takes))))
             takes[group] += extra
             room -= extra
-        rows = conn.execute(
-            _COMPLETE_ITEMS,
-            {
-                **_finish_params(items, now),
-                "p_run": [run_id for run_id, _step in takes],
-                "p_step": [step for _run, step in takes],
-                "p_take": list(takes.values()),
-                "owner": transitions.owner,
-                "expires": now + int(transitions.lease_s * 1_000_000),
-            },
-        ).all()
+        # The spare room is promised until the siblings' tasks start: until then, another
+        # transaction or the queue's poll would see it free.
+        transitions.promised += spare
+        try:
+            rows = conn.execute(
+                _COMPLETE_ITEMS,
+                {
+                    **_finish_params(items, now),
+                    "p_run": [run_id for run_id, _step in takes],
+                    "p_step": [step for _run, step in takes],
+                    "p_take": list(takes.values()),
+                    "owner": transitions.owner,
+                    "expires": now + int(transitions.lease_s * 1_000_000),
+                },
+            ).all()
+        finally:
+            transitions.promised -= spare
         finished = {r.id for r in rows if r.what == "done"}
         emptied = {(r.run_id, r.key): r.id for r in rows if r.what == "parent" and r.n == 0}
         pulled: dict[tuple[str, str], list[Any]] = {}
@@ -387,6 +400,9 @@ class ItemCompletion(Completion):
                 outcome = outcomes[id(done[min(index, len(done) - 1)])]
                 outcome.eager.append((job, claimed_row(row)))
                 outcome.withdraw.append(job)
+            if len(siblings) > len(done):  # claimed beyond the done items' own slots
+                done[-1].promised = outcomes[id(done[-1])].promised = len(siblings) - len(done)
+                transitions.promised += done[-1].promised
             parent = emptied.get(group)
             if parent is not None:  # the fan-out's last items: its fan-in, once
                 last = done[-1]

@@ -321,9 +321,16 @@ class Engine(RecoveryMixin):
     def room(self) -> int:
         """How many more steps this process can run now (negative when it runs more): its
         capacity less the jobs of its executor running here and the steps it runs without
-        a job (eager successors and items). Counted by tasks, so a slot is taken from the
-        moment a job starts (before its claim) until its task ends, whatever happens."""
-        return self.capacity - len(self._eager_tasks) - self.executor.load()
+        a job (eager successors and items), and the slots promised to steps a transaction
+        has claimed here beyond the ones it completed, until their tasks start. Counted by
+        tasks, so a slot is taken from the moment a job starts (before its claim) until its
+        task ends, whatever happens."""
+        return (
+            self.capacity
+            - len(self._eager_tasks)
+            - self.executor.load()
+            - self.transitions.promised
+        )
 
     async def _execute_claimed(self, job: StepJob, row: dict[str, Any]) -> None:
         run = await self._run_info(job.run_id)
@@ -573,7 +580,11 @@ class Engine(RecoveryMixin):
             output,
             renderer,
         )
-        outcome = await self.db.write(completion)  # batched with others where it can be
+        try:
+            outcome = await self.db.write(completion)  # batched with others where it can be
+        except BaseException:
+            self.transitions.promised -= completion.promised  # no outcome will start them
+            raise
         if not outcome.lost:
             self._outputs[(run.id, key)] = output
             await self._step_event(
@@ -681,6 +692,7 @@ class Engine(RecoveryMixin):
             task = asyncio.get_running_loop().create_task(self._execute_claimed(job, row))
             self._eager_tasks.add(task)
             task.add_done_callback(self._eager_tasks.discard)
+        self.transitions.promised -= outcome.promised  # their tasks hold the slots now
         if outcome.jobs:
             await self.executor.submit(await self._prioritised(outcome.jobs))
         if outcome.withdraw:

@@ -41,6 +41,8 @@ class Outcome:
     eager: list[tuple[StepJob, dict[str, Any]]] = dataclasses.field(default_factory=list)
     # Jobs of steps this process claimed without them: to take back out of the queue.
     withdraw: list[StepJob] = dataclasses.field(default_factory=list)
+    # Slots of Transitions.promised held for this outcome's eager steps until they start.
+    promised: int = 0
 
     def merge(self, other: Outcome) -> None:
         """Add another outcome's jobs, eager steps and finished runs to this one."""
@@ -48,6 +50,7 @@ class Outcome:
         self.finished.extend(other.finished)
         self.eager.extend(other.eager)
         self.withdraw.extend(other.withdraw)
+        self.promised += other.promised
 
 
 @dataclasses.dataclass
@@ -368,6 +371,9 @@ class Transitions:
         self.owner = owner
         self.lease_s = lease_s
         self.room = room
+        # Slots promised to steps claimed beyond the completed ones' own, in transactions
+        # not yet followed by their tasks (the engine's room counts them as taken).
+        self.promised = 0
 
     # -- completing, failing, suspending a claimed step ------------------------------------
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from arq.worker import Worker
 
 from hub.executors.arq import run_worker
 from hub.executors.base import StepJob
@@ -289,3 +290,29 @@ async def test_a_stray_cancellation_does_not_stop_a_worker(settings: Settings) -
         for run_id in run_ids:
             assert (await hub.wait_for_run(run_id, 10))["status"] == "succeeded"
     assert worker.main_task.done()
+
+
+async def test_a_poll_starts_a_slice_of_the_room_so_that_workers_share_a_burst(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With room for a whole burst, a poll starts an eighth of the room (at least ten):
+    the next poll, after ``poll_delay``, takes the next slice, and a second worker polling
+    meanwhile takes its own. Taking all it had room for, the first worker to wake took a
+    burst (and, running their successors without jobs, its runs) while others idled: in
+    the queue-mode benchmark, two workers split 300 runs 1:3 in two runs of four."""
+    started: list[int] = []
+    original = Worker.start_jobs
+
+    async def recorded(self: Worker, job_ids: list[bytes]) -> None:
+        started.append(len(job_ids))
+        await original(self, job_ids)
+
+    monkeypatch.setattr(Worker, "start_jobs", recorded)
+    async with hub_and_worker(settings, queues=("default",), concurrency=200) as hub:
+        sleepy = {"action": "test.sleep", "input": {"seconds": 0.2}}
+        await hub.save_flow({"id": "s", "steps": [{"id": "s", **sleepy}]}, publish=True)
+        run_ids = await hub.engine.start_runs(hub.workspace, "s", [None] * 100)
+        for run_id in run_ids:
+            assert (await hub.wait_for_run(run_id, 20))["status"] == "succeeded"
+    assert sum(started) >= 100
+    assert max(started) == 200 // 8, started  # slices, not the whole burst at once

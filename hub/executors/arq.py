@@ -214,6 +214,15 @@ async def run_step(
         log.exception("step %s of run %s failed inside the engine", key, run_id)
 
 
+def share(room: int) -> int:
+    """How many jobs a poll starts at most, with room for ``room``: an eighth of it (at
+    least ten). A burst of runs is shared out among the workers, each taking a slice a
+    poll, and a busy worker (its event loop slow to come round) polls, and so takes, less;
+    taking all it had room for, the first worker to wake took a whole burst, and its runs'
+    successors with it, while the others idled."""
+    return max(10, room // 8)
+
+
 class _WakingWorker(Worker):
     """arq's worker, polling only while it finds work; idle, it waits to be woken.
 
@@ -237,8 +246,9 @@ class _WakingWorker(Worker):
         self.free_last_poll = 0  # jobs the last poll found free to start (maybe not started)
 
     async def start_jobs(self, job_ids: list[bytes]) -> None:
-        """arq's, given only jobs found free, as many as the process has room for (noting
-        how many were free or not looked at, for :meth:`rest`).
+        """arq's, given only jobs found free, as many as the process has room for, or its
+        :func:`share` of that when less (noting how many were free or not looked at, for
+        :meth:`rest`: with more left, the next poll comes after ``poll_delay``).
 
         A job stays in its queue until it finishes, so a poll reads the jobs running here
         and on other workers again, and arq checks each with three round trips to Redis
@@ -250,6 +260,7 @@ class _WakingWorker(Worker):
         too, and while they keep them the queue is left to other workers.
         """
         room = self.room()
+        room = min(room, share(room))  # this poll's slice
         candidates = [
             job_id
             for job_id in job_ids
@@ -270,14 +281,14 @@ class _WakingWorker(Worker):
 
     async def poll(self) -> None:
         """arq's poll, reading the queue only while the process has room, and as many
-        jobs as it has room for beyond those running (here, and maybe as many elsewhere).
+        jobs as its :func:`share` beyond those running (here, and maybe as many elsewhere).
 
         Full, it only forgets its finished jobs: arq would read ``5 x max_jobs`` job ids
         every ``poll_delay`` to start none of them.
         """
         room = self.room()
         if room > 0:
-            self.queue_read_limit = self.job_counter + room + self.max_jobs
+            self.queue_read_limit = self.job_counter + min(room, share(room)) + self.max_jobs
             await self._poll_iteration()
             return
         for job_id, task in list(self.tasks.items()):
