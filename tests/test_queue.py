@@ -316,3 +316,16 @@ async def test_a_poll_starts_a_slice_of_the_room_so_that_workers_share_a_burst(
             assert (await hub.wait_for_run(run_id, 20))["status"] == "succeeded"
     assert sum(started) >= 100
     assert max(started) == 200 // 8, started  # slices, not the whole burst at once
+
+
+async def test_a_worker_opens_its_database_pool_when_it_starts(settings: Settings) -> None:
+    """A new PostgreSQL connection costs a server process and a round of type
+    introspection: a worker opens its pool's connections when it starts, not in the middle
+    of its first burst of work."""
+    async with hub_and_worker(settings, queues=("default",)) as hub:
+        engine = hub.db._async_engine
+        assert engine is not None
+        deadline = asyncio.get_running_loop().time() + 10
+        while engine.pool.checkedin() < hub.db.pool_size:
+            assert asyncio.get_running_loop().time() < deadline, engine.pool.status()
+            await asyncio.sleep(0.02)

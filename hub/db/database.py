@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import msgspec
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
@@ -79,6 +79,7 @@ class Database:
     def __init__(self, url: str, reconnect_timeout: float = 60.0, pool_size: int = 10) -> None:
         self.url = url
         self.reconnect_timeout = reconnect_timeout
+        self.pool_size = pool_size
         self.is_sqlite = url.startswith("sqlite")
         self._pending: list[tuple[WriteFn, asyncio.Future[Any]]] = []
         # PostgreSQL's two pipelines of writes (see _pg_write): pending writes, flushers.
@@ -142,6 +143,20 @@ class Database:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
         return await future
+
+    async def open_pool(self) -> None:
+        """Open the pool's connections now (PostgreSQL; a worker does at start): each costs
+        PostgreSQL a process and the driver a round of type introspection (milliseconds of
+        CPU), better spent before the first burst of work than in the middle of it."""
+        if self._async_engine is None:
+            return
+        engine = self._async_engine
+
+        async def one() -> None:
+            async with engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+
+        await asyncio.gather(*(one() for _ in range(self.pool_size)))
 
     async def read(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn(conn)`` in a read transaction and return its result."""

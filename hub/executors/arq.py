@@ -456,6 +456,7 @@ async def run_worker(
     settings: Settings = hub.settings
     if concurrency:
         hub.engine.capacity = concurrency
+    await hub.db.open_pool()
     loop = asyncio.get_running_loop()
     signals = stop is None
     stopping = stop or asyncio.Event()
