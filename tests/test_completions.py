@@ -437,3 +437,45 @@ async def test_item_completions_take_more_siblings_when_there_is_room(
     rows = await _rows(hub, run_id)
     assert {k for k, r in rows.items() if r["status"] == "running"} == set(expected)
     assert rows["e[1]"]["status"] == "queued"
+
+
+async def test_a_runs_default_output_is_its_last_step_in_document_order(hub: Hub) -> None:
+    """Without an ``output`` expression, a run's output is that of its last step in
+    document order that ran: taken as it completes when that step finishes the run (no
+    read of every step's output), read back when another step finishes it."""
+    chain = {
+        "id": "chain",
+        "steps": [
+            {"id": "a", "action": "data.set", "input": {"value": 1}},
+            {"id": "b", "action": "data.set", "needs": ["a"], "input": {"value": 2}},
+        ],
+    }
+    late = {  # c is last in the document; b, slower, finishes the run
+        "id": "late",
+        "steps": [
+            {"id": "a", "action": "data.set", "input": {"value": 1}},
+            {"id": "b", "action": "test.sleep", "needs": ["a"], "input": {"seconds": 0.3}},
+            {"id": "c", "action": "data.set", "needs": ["a"], "input": {"value": 3}},
+        ],
+    }
+    skipped = {
+        "id": "skipped",
+        "steps": [
+            {"id": "a", "action": "data.set", "input": {"value": 1}},
+            {
+                "id": "b",
+                "action": "data.set",
+                "needs": ["a"],
+                "when": "{{ false }}",
+                "input": {"value": 2},
+            },
+        ],
+    }
+    for flow in (chain, late, skipped):
+        await hub.save_flow(flow, publish=True)
+    outputs = []
+    for flow_id in ("chain", "late", "skipped"):
+        run = await hub.wait_for_run(await hub.start_run(flow_id), 20)
+        assert run["status"] == "succeeded"
+        outputs.append(run["output"])
+    assert outputs == [2, 3, None]
