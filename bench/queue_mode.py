@@ -6,13 +6,15 @@ the targets of the queue-mode issue:
 - raw arq no-op job throughput with the same Redis and the same poll delay (the reference);
 - hub no-op step throughput with one worker process, and with two (the median of three
   runs of each, alternated), and where the CPU time of those runs went: the worker
-  processes, PostgreSQL's processes, Redis and this process, in microseconds per step;
+  processes, PostgreSQL's processes, Redis and this process, in microseconds per step.
+  Each measured load follows a warm-up load (a third of it) on tables that keep every
+  earlier run's rows, freshly analysed; it ends at its last run's ``finished_at``;
 - for scale, one worker through fan-outs (20 runs of a 300-item ``for_each``);
 - step handoff p50/p99 (a step done -> its successor started, from the step records);
 - recovery: a worker is SIGKILLed in the middle of a step; the time until the step's next
   attempt starts, with the default lease (30 s) and sweeper interval (5 s).
 
-    python bench/queue_mode.py            # everything (about three minutes)
+    python bench/queue_mode.py            # everything (about two minutes)
     python bench/queue_mode.py --quick    # one smaller run each, recovery with a 5 s lease
 """
 
