@@ -587,9 +587,14 @@ class Engine(RecoveryMixin):
             raise
         if not outcome.lost:
             self._outputs[(run.id, key)] = output
-            await self._step_event(
-                ctx, run, key, claimed.attempt, status, claimed.started, output=output
-            )
+            try:
+                await self._step_event(
+                    ctx, run, key, claimed.attempt, status, claimed.started, output=output
+                )
+            except BaseException:  # cancelled (its run was): the outcome will not be run
+                self.transitions.promised -= outcome.promised
+                outcome.promised = 0
+                raise
         return outcome
 
     async def _expand(self, run: RunInfo, claimed: _Claimed, items: Any) -> Outcome:

@@ -434,6 +434,8 @@ async def test_item_completions_take_more_siblings_when_there_is_room(
     expected = ["e[5]", "e[4]", "e[3]", "e[2]"] if backend == "postgres" else ["e[5]"]
     assert taken == expected
     assert [job.key for job in outcome.withdraw] == expected
+    # Slots beyond the done item's own stay promised until the engine starts their tasks.
+    assert outcome.promised == transitions.promised == len(expected) - 1
     rows = await _rows(hub, run_id)
     assert {k for k, r in rows.items() if r["status"] == "running"} == set(expected)
     assert rows["e[1]"]["status"] == "queued"

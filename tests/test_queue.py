@@ -267,6 +267,7 @@ async def test_a_worker_runs_at_most_its_concurrency_counting_steps_run_without_
         for run_id in run_ids:
             assert (await hub.wait_for_run(run_id, 30))["status"] == "succeeded"
         assert hub.engine.capacity == 3
+        assert hub.engine.transitions.promised == 0  # every promised slot given back
     assert kit.IN_FLIGHT["max"] == 3
 
 
@@ -329,3 +330,24 @@ async def test_a_worker_opens_its_database_pool_when_it_starts(settings: Setting
         while engine.pool.checkedin() < hub.db.pool_size:
             assert asyncio.get_running_loop().time() < deadline, engine.pool.status()
             await asyncio.sleep(0.02)
+
+
+async def test_fan_outs_with_room_to_spare_finish_and_give_back_every_slot(
+    settings: Settings,
+) -> None:
+    """Fan-outs through a worker with room to spare: item completions take more siblings
+    than they free (slots promised until the siblings' tasks start); every run succeeds
+    with its items' outputs in order, and no promised slot is left over."""
+    async with hub_and_worker(settings, queues=("default",), concurrency=50) as hub:
+        each = {
+            "id": "e",
+            "action": "data.set",
+            "for_each": "{{ range(120) | list }}",
+            "input": {"value": "{{ item }}"},
+        }
+        await hub.save_flow({"id": "f", "steps": [each]}, publish=True)
+        run_ids = await hub.engine.start_runs(hub.workspace, "f", [None] * 4)
+        for run_id in run_ids:
+            run = await hub.wait_for_run(run_id, 30)
+            assert run["status"] == "succeeded" and run["output"] == list(range(120))
+        assert hub.engine.transitions.promised == 0
