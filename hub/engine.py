@@ -31,7 +31,7 @@ from hub.connectors import Action, ActionError, Registry
 from hub.context import RedactingLogger, StepContext, Suspend
 from hub.db import store
 from hub.db.database import Database
-from hub.executors.base import Executor, StepJob
+from hub.executors.base import Executor, StepJob, cancel_requested
 from hub.expressions import ExpressionError, Expressions
 from hub.flowcontrol import Limiter, LocalLimiter, StepGate
 from hub.flows import Flow, StepSpec, load_flow
@@ -388,9 +388,18 @@ class Engine(RecoveryMixin):
         except Suspend as suspend:
             return await self._suspend(run, claimed, suspend, redactor.data(rendered))
         except asyncio.CancelledError:
-            # Interrupted by cancel_run (the row is already cancelled) or by shutdown: the
-            # step stays running until its lease expires and the sweeper hands it back.
-            raise
+            if cancel_requested():
+                # Interrupted by cancel_run (the row is already cancelled) or by shutdown:
+                # the step stays running until its lease expires or it is handed back.
+                raise
+            # A cancellation nobody asked for (Python 3.11's timeout leak, see
+            # cancel_requested): not the step's doing, so not a failed attempt, and not a
+            # step left running until its lease expires: it goes back to the queue now.
+            log.warning("step %s of run %s: a stray cancellation; queued again", spec.id, run.id)
+            found = await self.db.write(
+                lambda c: store.hand_back(c, [claimed.row_id], self.boot_id, now_us())
+            )
+            return Outcome(jobs=[StepJob(*entry) for entry in found])
         except Exception as exc:
             failure = self._classify(exc, spec, redactor)
             return await self._fail(run, flow, claimed, failure, redactor, rendered)

@@ -7,7 +7,9 @@ import time
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
+from hub.db.models import steps
 from hub.runtime import Hub
 from hub.settings import Settings
 from tests import kit
@@ -458,3 +460,30 @@ async def test_expression_bombs_and_escapes_fail_the_step_and_the_hub_keeps_serv
         hub, flow({"id": "ok", "action": "data.set", "input": {"value": "{{ 6 * 7 }}"}}, id="g")
     )
     assert fine["output"] == 42
+
+
+async def test_a_stray_cancellation_of_a_step_queues_it_again(hub: Hub) -> None:
+    """On Python 3.11 a timeout expiring as the read it guards completes (redis-py's
+    zero-second readiness check) leaves a CancelledError that nobody asked for
+    (``cancelling()`` is 0). A step that gets one goes back to the queue at once, its
+    attempt unchanged, and runs again; it is neither a failed attempt nor left running
+    until its lease expires. A real cancellation (cancelling a run) still stops it."""
+    sleepy = {"id": "nap", "action": "test.sleep", "input": {"seconds": 0.3, "value": 7}}
+    await hub.save_flow({"id": "nap", "steps": [sleepy]}, publish=True)
+    run_id = await hub.start_run("nap")
+    while not hub.engine._running:
+        await asyncio.sleep(0.005)
+    [(_since, _job, task)] = hub.engine._running.values()
+    assert task is not None
+    task.cancel()  # what the expiring timeout does ...
+    task.uncancel()  # ... and what it undoes on leaving the block
+    run = await hub.wait_for_run(run_id, 10)
+    assert run["status"] == "succeeded" and run["output"] == 7
+    attempts = await hub.db.read(
+        lambda c: c.execute(
+            select(steps.c.attempt, steps.c.status, steps.c.resubmissions).where(
+                steps.c.run_id == run_id
+            )
+        ).all()
+    )
+    assert [tuple(a) for a in attempts] == [(1, "done", 1)]  # same attempt, handed back once

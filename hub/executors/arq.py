@@ -38,7 +38,7 @@ from arq.constants import in_progress_key_prefix, job_key_prefix, result_key_pre
 from arq.jobs import serialize_job
 from arq.worker import Worker
 
-from hub.executors.base import Executor, StepJob, StepRunner
+from hub.executors.base import Executor, StepJob, StepRunner, cancel_requested
 from hub.settings import Settings
 
 log = logging.getLogger("hub.executor.arq")
@@ -316,7 +316,7 @@ class _WakingWorker(Worker):
                     return
                 await self.rest()
             except asyncio.CancelledError:
-                if _cancel_requested():
+                if cancel_requested():
                     raise
                 # On Python 3.11, redis-py's zero-second timeout (a pooled connection's
                 # readiness check, with hiredis) can leave a cancellation behind when the
@@ -353,13 +353,6 @@ class _WakingWorker(Worker):
         waiter = asyncio.ensure_future(self.wake.wait())
         await asyncio.wait({waiter}, timeout=timeout)
         waiter.cancel()
-
-
-def _cancel_requested() -> bool:
-    """Whether the current task's cancellation was asked for (``Task.cancel``), not left
-    behind by a timeout that expired as the block it guarded completed."""
-    task = asyncio.current_task()
-    return task is None or task.cancelling() > 0
 
 
 async def _listen_for_wakes(hub: Any, wakes: dict[str, asyncio.Event]) -> None:

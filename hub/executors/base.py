@@ -7,6 +7,7 @@ only after the transaction that made the step ready has committed.
 from __future__ import annotations
 
 import abc
+import asyncio
 import dataclasses
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
@@ -64,3 +65,12 @@ class Executor(abc.ABC):
 
     def pause(self) -> None:  # noqa: B027 - optional for executors
         """Stop starting jobs in this process (the first step of a graceful stop)."""
+
+
+def cancel_requested() -> bool:
+    """Whether the current task's cancellation was asked for (``Task.cancel``), not left
+    behind by a timeout that expired as the block it guarded completed (Python 3.11, with
+    redis-py's zero-second readiness check: the task gets a CancelledError that nobody
+    asked for, and ``cancelling()`` is 0)."""
+    task = asyncio.current_task()
+    return task is None or task.cancelling() > 0
