@@ -228,6 +228,20 @@ async def completed_steps_ran_once(hub: Hub) -> None:
     assert twice == []
 
 
+async def lease_failures(hub: Hub) -> int:
+    """How many attempts failed because their worker's lease expired (it was killed)."""
+    return int(
+        await hub.db.read(
+            lambda c: c.execute(
+                text(
+                    "SELECT count(*) FROM steps "
+                    "WHERE status = 'failed' AND CAST(error AS TEXT) LIKE '%lease%'"
+                )
+            ).scalar()
+        )
+    )
+
+
 @contextlib.asynccontextmanager
 async def serving(cluster: Cluster) -> AsyncIterator[Hub]:
     """The test's own hub process view: starts runs and sweeps, runs no step itself."""
@@ -271,17 +285,58 @@ async def test_sigkill_a_worker_under_load_loses_no_run(cluster: Cluster, sink: 
         assert found == {"succeeded": total}, cluster.logs()
         await completed_steps_ran_once(hub)
         assert len(sink.deliveries) == total  # every idempotent side effect, exactly one key each
-        lost = await hub.db.read(
-            lambda c: c.execute(
-                text(
-                    "SELECT count(*) FROM steps "
-                    "WHERE status = 'failed' AND CAST(error AS TEXT) LIKE '%lease%'"
-                )
-            ).scalar()
-        )
+        lost = await lease_failures(hub)
         assert lost > 0, "the kill hit no running step: the test proved nothing"
         print(f"\nSIGKILL: {lost} steps of the killed worker ran again after their lease")
         report("SIGKILL", sink, total)
+
+
+async def test_sigkill_a_worker_during_fan_outs_loses_no_item(cluster: Cluster, sink: Sink) -> None:
+    """Fan-outs on two workers, whose item completions batch, take siblings and fan in:
+    one worker is SIGKILLed in the middle. Every run completes with every item's output
+    in order; no completed item runs again; each fan-in ran once (its step done once)."""
+    for _ in range(2):
+        cluster.start_worker(concurrency=50)
+    victim = await asyncio.to_thread(cluster.boot_id, 0)
+    await asyncio.to_thread(cluster.boot_id, 1)
+    each = {
+        "id": "each",
+        "action": "http.request",
+        "for_each": "{{ range(150) | list }}",
+        "input": {
+            "method": "POST",
+            "url": f"http://127.0.0.1:{sink.port}/sink",
+            "json": {"item": "{{ item }}"},
+        },
+        "retry": {"max_attempts": 5, "initial": "100ms", "max": "1s"},
+    }
+    after = {"id": "after", "action": "data.set", "needs": ["each"], "input": {"value": 1}}
+    async with serving(cluster) as hub:
+        await hub.save_flow({"id": "fan", "steps": [each, after]}, publish=True)
+        total = 6
+        await hub.engine.start_runs(hub.workspace, "fan", [None] * total)
+        while not await running_on(hub, victim):
+            await asyncio.sleep(0.005)
+        await asyncio.sleep(0.2)  # items done on both workers by now
+        cluster.workers[0].kill()  # SIGKILL in the middle of its items
+        cluster.workers[0].wait()
+        found = await wait_all(hub, total, 90, cluster)
+        assert found == {"succeeded": total}, cluster.logs()
+        await completed_steps_ran_once(hub)
+        rows = await hub.db.read(
+            lambda c: c.execute(
+                text(
+                    "SELECT r.id, s.output FROM runs r JOIN steps s "
+                    "ON s.run_id = r.id AND s.key = 'each' AND s.status = 'done'"
+                )
+            ).all()
+        )
+        assert len(rows) == total  # each fan-in once
+        for _run_id, output in rows:
+            assert [item["status"] for item in output] == [200] * 150
+        lost = await lease_failures(hub)
+        assert lost > 0, "the kill hit no running item: the test proved nothing"
+        print(f"\nSIGKILL during fan-outs: {lost} items of the killed worker ran again")
 
 
 async def test_redis_restart_in_the_middle_of_a_load_loses_no_run(
