@@ -342,8 +342,7 @@ class ItemCompletion(Completion):
         """Complete item completions together (PostgreSQL); one Outcome per item."""
         if conn.dialect.name != "postgresql":
             return [item(conn) for item in items]
-        first = items[0]
-        transitions = first.transitions
+        transitions = items[0].transitions
         for item in items:  # an earlier attempt's promise (its transaction rolled back)
             transitions.promised -= item.promised
             item.promised = 0
@@ -361,8 +360,9 @@ class ItemCompletion(Completion):
             takes[group] = max(0, min(room, len(members)))
             room -= takes[group]
         spare = max(0, room)
+        each = -(-spare // len(takes))  # the spare room, shared out (rounded up)
         for group in takes:
-            extra = max(0, min(room, -(-room // len(takes))))
+            extra = min(room, each) if room > 0 else 0
             takes[group] += extra
             room -= extra
         # The spare room is promised until the siblings' tasks start: until then, another
@@ -385,9 +385,8 @@ class ItemCompletion(Completion):
         finished = {r.id for r in rows if r.what == "done"}
         emptied = {(r.run_id, r.key): r.id for r in rows if r.what == "parent" and r.n == 0}
         pulled: dict[tuple[str, str], list[Any]] = {}
-        for r in sorted(rows, key=lambda r: -(r.item_index or 0)):  # newest first
-            if r.what == "pulled":
-                pulled.setdefault((r.run_id, r.step_id), []).append(r)
+        for r in sorted((r for r in rows if r.what == "pulled"), key=lambda r: -r.item_index):
+            pulled.setdefault((r.run_id, r.step_id), []).append(r)  # newest first
         outcomes: dict[int, Outcome] = {}
         for group, members in groups.items():
             done = [m for m in members if m.row_id in finished]

@@ -574,8 +574,8 @@ class Engine(RecoveryMixin):
         output: Any,
         ctx: StepContext | None = None,
     ) -> Outcome:
-        renderer = output_renderer(run, flow)
         key = claimed.job.key
+        renderer = output_renderer(run, flow, (key, output) if status == "done" else None)
         kind = ItemCompletion if is_batchable_item(flow, key) else Completion
         completion = kind(
             self.transitions,

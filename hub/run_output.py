@@ -19,15 +19,21 @@ _DONE_STEPS = select(steps.c.key, steps.c.output).where(
 )
 
 
-def output_renderer(run: RunInfo, flow: Flow) -> Callable[[Connection], Any]:
+def output_renderer(
+    run: RunInfo, flow: Flow, done: tuple[str, Any] | None = None
+) -> Callable[[Connection], Any]:
     """A function of the finishing transaction's connection -> (status, output, error).
 
     The output is the flow's ``output`` expression rendered over the trigger and the step
     outputs it reads; without one, the output of the last step in document order that ran.
+    ``done`` is (key, output) of a step the finishing transaction marks done: when it is
+    the flow's last step, its output is the run's, and no step's output is read back.
     """
 
     def render(conn: Connection) -> tuple[str, Any, Any]:
         if flow.output is None:
+            if done is not None and done[0] == _last_step(flow):
+                return "succeeded", done[1], None
             rows = conn.execute(_DONE_STEPS, {"b_run": run.id}).all()
             ran = [r for r in rows if r.key in flow.steps and not flow.steps[r.key].is_handler]
             if not ran:
@@ -48,3 +54,9 @@ def output_renderer(run: RunInfo, flow: Flow) -> Callable[[Connection], Any]:
             return "failed", None, {"message": str(exc), "kind": "expression"}
 
     return render
+
+
+def _last_step(flow: Flow) -> str | None:
+    """The flow's last step in document order, error handlers aside."""
+    ran = [spec for spec in flow.steps.values() if not spec.is_handler]
+    return max(ran, key=lambda spec: spec.index).id if ran else None

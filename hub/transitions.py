@@ -396,8 +396,7 @@ class Transitions:
         values = {"status": status, "input": input, "output": output, "finished_at": now}
         if not _finish_update(conn, row_id, attempt, self.owner, values):
             return Outcome(lost=True)
-        render = _this_output_or(render_output, flow, key, output)
-        return self._after_satisfied(conn, flow, run, key, now, render)
+        return self._after_satisfied(conn, flow, run, key, now, render_output)
 
     def suspend(
         self,
@@ -803,24 +802,6 @@ class Transitions:
             pending.extend(children)
         outcome.jobs.clear()  # a cancelled child must not wake its cancelled parent
         return outcome
-
-
-def _this_output_or(
-    render_output: Callable[[Connection], Any], flow: Flow, key: str, output: Any
-) -> Callable[[Connection], Any]:
-    """The run's output renderer, short-cut when this step's output is the run's: the flow
-    has no ``output`` expression and ``key`` is its last step in document order (and so
-    the last one that ran), where the renderer would read every done step's output."""
-
-    def render(conn: Connection) -> Any:
-        spec = flow.steps.get(key)
-        if flow.output is None and spec is not None and not spec.is_handler:
-            last = max((s for s in flow.steps.values() if not s.is_handler), key=lambda s: s.index)
-            if last is spec:
-                return "succeeded", output, None
-        return render_output(conn)
-
-    return render
 
 
 def _carry_state(state: Any) -> Any:

@@ -269,6 +269,10 @@ flows = cast(Table, FlowRow.__table__)
 flow_versions = cast(Table, FlowVersion.__table__)
 runs = cast(Table, RunRow.__table__)
 steps = cast(Table, StepRow.__table__)
+connections = cast(Table, Connection.__table__)
+trigger_state = cast(Table, TriggerState.__table__)
+webhook_keys = cast(Table, WebhookKey.__table__)
+audit_log = cast(Table, AuditEntry.__table__)
 
 
 def opaque_status(value: str) -> str:
@@ -293,9 +297,3 @@ def status_is(*values: str) -> ColumnElement[bool]:
     """``steps.status`` is one of ``values``, written with :func:`opaque_status`."""
     opaque: list[ColumnElement[Any]] = [literal_column(opaque_status(v)) for v in values]
     return steps.c.status == opaque[0] if len(opaque) == 1 else steps.c.status.in_(opaque)
-
-
-connections = cast(Table, Connection.__table__)
-trigger_state = cast(Table, TriggerState.__table__)
-webhook_keys = cast(Table, WebhookKey.__table__)
-audit_log = cast(Table, AuditEntry.__table__)

@@ -216,11 +216,11 @@ async def run_step(
 
 def share(room: int) -> int:
     """How many jobs a poll starts at most, with room for ``room``: an eighth of it (at
-    least ten). A burst of runs is shared out among the workers, each taking a slice a
-    poll, and a busy worker (its event loop slow to come round) polls, and so takes, less;
-    taking all it had room for, the first worker to wake took a whole burst, and its runs'
-    successors with it, while the others idled."""
-    return max(10, room // 8)
+    least ten, at most the room). A burst of runs is shared out among the workers, each
+    taking a slice a poll, and a busy worker (its event loop slow to come round) polls,
+    and so takes, less; taking all it had room for, the first worker to wake took a whole
+    burst, and its runs' successors with it, while the others idled."""
+    return min(room, max(10, room // 8))
 
 
 class _WakingWorker(Worker):
@@ -259,8 +259,7 @@ class _WakingWorker(Worker):
         engine's: steps run here without a job (a successor, a sibling item) hold slots
         too, and while they keep them the queue is left to other workers.
         """
-        room = self.room()
-        room = min(room, share(room))  # this poll's slice
+        room = share(self.room())  # this poll's slice
         candidates = [
             job_id
             for job_id in job_ids
@@ -288,7 +287,7 @@ class _WakingWorker(Worker):
         """
         room = self.room()
         if room > 0:
-            self.queue_read_limit = self.job_counter + min(room, share(room)) + self.max_jobs
+            self.queue_read_limit = self.job_counter + share(room) + self.max_jobs
             await self._poll_iteration()
             return
         for job_id, task in list(self.tasks.items()):
