@@ -42,7 +42,8 @@ from sqlalchemy import JSON, BigInteger, Connection, Integer, String, text
 from hub.db.models import now_us, opaque_status
 from hub.executors.base import StepJob
 from hub.flows import Flow
-from hub.transitions import Outcome, RunInfo, Transitions, claimed_row
+from hub.run_output import last_step
+from hub.transitions import Outcome, RunInfo, Transitions, claimed_row, finished_run
 
 # Statuses tested as (SELECT 'running'): see hub.db.models.opaque_status.
 _OPAQUE = {status: opaque_status(status) for status in ("running", "waiting", "queued")}
@@ -51,7 +52,8 @@ _OPAQUE = {status: opaque_status(status) for status in ("running", "waiting", "q
 # finished (attempt, lease owner and ``running`` checked per row) once every run is locked.
 _LOCK_AND_FINISH = """
     WITH locked AS (
-        SELECT id FROM runs WHERE id = ANY(CAST(:runs AS VARCHAR[])) ORDER BY id FOR UPDATE
+        SELECT r.id FROM unnest(CAST(:runs AS VARCHAR[])) AS r(id)
+        CROSS JOIN LATERAL (SELECT 1 FROM runs WHERE runs.id = r.id FOR UPDATE) AS l
     ), fin AS (
         UPDATE steps
         SET status = v.status, input = CAST(v.input AS JSON), output = CAST(v.output AS JSON),
@@ -81,10 +83,19 @@ _COMPLETE_MANY = text(
         WHERE n.pred IN (SELECT id FROM fin)
         ON CONFLICT DO NOTHING
         RETURNING steps.id, steps.run_id, steps.key
+    ), ended AS (
+        UPDATE runs
+        SET status = 'succeeded', output = CAST(f.output AS JSON), finished_at = :now
+        FROM unnest(CAST(:f_step AS BIGINT[]), CAST(:f_output AS TEXT[])) AS f(step, output)
+        WHERE runs.id = (SELECT run_id FROM fin WHERE fin.id = f.step)
+          AND runs.status NOT IN ('succeeded', 'failed', 'cancelled')
+        RETURNING runs.id
     )
     SELECT 'done' AS what, id, NULL AS run_id, NULL AS key FROM fin
     UNION ALL
     SELECT 'new', id, run_id, key FROM ins
+    UNION ALL
+    SELECT 'ended', NULL, id, NULL FROM ended
     """
     ).format(**_OPAQUE)
 )
@@ -100,6 +111,26 @@ def is_simple(flow: Flow, key: str) -> bool:
         return False
     successors = flow.successors.get(key, ())
     return bool(successors) and all(len(flow.steps[s].needs) == 1 for s in successors)
+
+
+def is_final(flow: Flow, run: RunInfo, key: str, status: str) -> bool:
+    """Whether marking ``key`` done finishes its run, with the step's output as the run's,
+    with nothing to read: the batched statement can then finish the run too.
+
+    That is a step every other step leads to (when it runs, every other step has finished:
+    no other step's row need be read under the run lock, which a statement whose snapshot
+    predates the lock could not do), the flow's last step in document order, in a flow
+    without an ``output`` expression (the run's output is this step's), in a run with no
+    parent step to wake.
+    """
+    if status != "done" or flow.output is not None or run.parent_run_id is not None:
+        return False
+    if ":" in key or key.endswith("]") or key not in flow.steps or flow.successors.get(key):
+        return False
+    if key != last_step(flow):
+        return False
+    others = {s for s, spec in flow.steps.items() if not spec.is_handler and s != key}
+    return others <= flow.ancestors.get(key, frozenset())
 
 
 def _json(value: Any) -> str | None:
@@ -140,8 +171,10 @@ class Completion:
     input: Any
     output: Any
     render_output: Callable[[Connection], Any]
-    #: Whether :meth:`run_many` may complete it (with others): it is simple.
+    #: Whether :meth:`run_many` may complete it (with others): it is simple or final.
     batchable: bool = dataclasses.field(init=False)
+    #: Whether it finishes its run (:func:`is_final`): :meth:`run_many` does that too.
+    final: bool = dataclasses.field(default=False, init=False)
     #: A batch of these is one statement: it may run in autocommit (the hot pipeline).
     single_statement = True
     #: Slots promised (``Transitions.promised``) to the siblings that the last attempt to
@@ -149,7 +182,8 @@ class Completion:
     promised: int = dataclasses.field(default=0, init=False)
 
     def __post_init__(self) -> None:
-        self.batchable = is_simple(self.flow, self.key)
+        self.final = is_final(self.flow, self.run, self.key, self.status)
+        self.batchable = self.final or is_simple(self.flow, self.key)
 
     @property
     def lane(self) -> str:
@@ -192,6 +226,8 @@ class Completion:
         eager_keys: set[tuple[str, str]] = set()
         room = items[0].transitions.room() + len(items)  # each completed step frees a slot
         for item in items:
+            if item.final:
+                continue
             transitions = item.transitions
             eager = room > 0
             room -= eager
@@ -222,16 +258,24 @@ class Completion:
                 "n_owner": n_owner,
                 "n_expires": n_expires,
                 "n_started": n_started,
+                "f_step": [item.row_id for item in items if item.final],
+                "f_output": [_json(item.output) for item in items if item.final],
             },
         ).all()
         finished = {r.id for r in rows if r.what == "done"}
         inserted = {(r.run_id, r.key): r.id for r in rows if r.what == "new"}
+        ended = {r.run_id for r in rows if r.what == "ended"}
         outcomes = []
         for item in items:
             if item.row_id not in finished:
                 outcomes.append(Outcome(lost=True))
                 continue
             outcome = Outcome()
+            if item.final:
+                if item.run.id in ended:
+                    outcome.finished.append(finished_run(item.run, "succeeded", item.output))
+                outcomes.append(outcome)
+                continue
             for succ in item.flow.successors[item.key]:
                 job = StepJob(item.run.id, succ, 1, 0, None)
                 if (item.run.id, succ) not in eager_keys:

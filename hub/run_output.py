@@ -32,7 +32,7 @@ def output_renderer(
 
     def render(conn: Connection) -> tuple[str, Any, Any]:
         if flow.output is None:
-            if done is not None and done[0] == _last_step(flow):
+            if done is not None and done[0] == last_step(flow):
                 return "succeeded", done[1], None
             rows = conn.execute(_DONE_STEPS, {"b_run": run.id}).all()
             ran = [r for r in rows if r.key in flow.steps and not flow.steps[r.key].is_handler]
@@ -56,7 +56,7 @@ def output_renderer(
     return render
 
 
-def _last_step(flow: Flow) -> str | None:
+def last_step(flow: Flow) -> str | None:
     """The flow's last step in document order, error handlers aside."""
     ran = [spec for spec in flow.steps.values() if not spec.is_handler]
     return max(ran, key=lambda spec: spec.index).id if ran else None

@@ -758,19 +758,7 @@ class Transitions:
             return Outcome()
         if status != "succeeded":  # a succeeded run has nothing left to cancel
             conn.execute(_CANCEL_ACTIVE, {"b_run": run.id, "b_now": now})
-        outcome = Outcome(
-            finished=[
-                {
-                    "id": run.id,
-                    "flow_id": run.flow_id,
-                    "workspace_id": run.workspace_id,
-                    "status": status,
-                    "output": output,
-                    "error": error,
-                    "parent_run_id": run.parent_run_id,
-                }
-            ]
-        )
+        outcome = Outcome(finished=[finished_run(run, status, output, error)])
         if run.parent_run_id and run.parent_step_key:
             woke = conn.execute(
                 _WAKE_PARENT,
@@ -802,6 +790,19 @@ class Transitions:
             pending.extend(children)
         outcome.jobs.clear()  # a cancelled child must not wake its cancelled parent
         return outcome
+
+
+def finished_run(run: RunInfo, status: str, output: Any, error: Any = None) -> dict[str, Any]:
+    """What :attr:`Outcome.finished` says of a run that a transition finished."""
+    return {
+        "id": run.id,
+        "flow_id": run.flow_id,
+        "workspace_id": run.workspace_id,
+        "status": status,
+        "output": output,
+        "error": error,
+        "parent_run_id": run.parent_run_id,
+    }
 
 
 def _carry_state(state: Any) -> Any:

@@ -214,6 +214,10 @@ async def test_run_list_filters_and_keyset_pagination(api: Api) -> None:
     earlier = await api.call("GET", RUNS, api.viewer, params={"until": newest})
     assert bad not in {r["id"] for r in earlier.json()["items"]}
     assert len(earlier.json()["items"]) == 5
+    for bad_time in ("-9.3e-246", "1733000000", "2026-02-31T00:00:00Z", "yesterday"):
+        refused = await api.call("GET", RUNS, api.viewer, params={"until": bad_time})
+        assert refused.status_code == 400, bad_time
+        assert "until" in refused.text
     junk = await api.call("GET", RUNS, api.viewer, params={"cursor": "not-a-cursor"})
     assert junk.status_code == 400
     status = await api.call("GET", RUNS, api.viewer, params={"status": "exploded"})

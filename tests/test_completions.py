@@ -9,12 +9,12 @@ import pytest
 from sqlalchemy import select, update
 
 from hub.claims import Claim
-from hub.completions import Completion, ItemCompletion, is_simple
+from hub.completions import Completion, ItemCompletion, is_final, is_simple
 from hub.db.database import run_writes
 from hub.db.models import now_us, steps
 from hub.run_output import output_renderer
 from hub.runtime import Hub
-from hub.transitions import Outcome, claim
+from hub.transitions import Outcome, RunInfo, claim
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -53,6 +53,118 @@ async def test_which_completions_are_simple(hub: Hub) -> None:
     assert not is_simple(flow, "b")  # d is a join: the other need is read under the lock
     assert not is_simple(flow, "d")  # no successor: the run may finish
     assert not is_simple(flow, "a[0]") and not is_simple(flow, "h:a")
+
+
+async def test_which_completions_finish_their_run(hub: Hub) -> None:
+    """A step done finishes its run in the batched statement when every other step leads to
+    it, it is last in the document, the flow has no output expression and the run no
+    parent: nothing else need be read under the run's lock."""
+    parallel = {  # c is last in the document, but b may still be running when c ends
+        "id": "parallel",
+        "steps": [
+            {"id": "a", "action": "data.set", "input": {"value": 1}},
+            {"id": "b", "action": "data.set", "needs": ["a"], "input": {"value": 2}},
+            {"id": "c", "action": "data.set", "needs": ["a"], "input": {"value": 3}},
+        ],
+    }
+    shaped = {**FLOW, "id": "shaped", "output": "{{ steps.a.output }}"}
+    for document in (FLOW, parallel, shaped):
+        await hub.save_flow(document, publish=True)
+    run_id = await hub.start_run("fan")
+    run = await hub.engine._run_info(run_id)
+    fan = await hub.engine.get_flow(run.workspace_id, "fan", run.flow_version)
+    assert is_final(fan, run, "d", "done")  # the join: a, b and c all lead to it
+    assert not is_final(fan, run, "d", "skipped")  # the output is an earlier step's
+    assert not any(is_final(fan, run, key, "done") for key in ("a", "b", "c", "d[0]", "h:d"))
+    child = RunInfo(**{**vars(run), "parent_run_id": "p", "parent_step_key": "s"})
+    assert not is_final(fan, child, "d", "done")  # its parent step is woken one by one
+    other = await hub.engine.get_flow(run.workspace_id, "parallel", 1)
+    assert not is_final(other, run, "c", "done") and not is_final(other, run, "b", "done")
+    shaped_flow = await hub.engine.get_flow(run.workspace_id, "shaped", 1)
+    assert not is_final(shaped_flow, run, "d", "done")
+
+
+async def test_a_batch_finishes_the_runs_of_final_steps(hub: Hub) -> None:
+    """Final steps completed in one batch (one statement with the other completions on
+    PostgreSQL): each finishes its run, the step's output the run's; a final step whose
+    lease was lost, or whose run was cancelled, finishes nothing."""
+    await hub.executor.stop()
+    chain = {
+        "id": "pair",
+        "steps": [
+            {"id": "a", "action": "data.set", "input": {"value": 1}},
+            {"id": "b", "action": "data.set", "needs": ["a"], "input": {"value": 2}},
+        ],
+    }
+    await hub.save_flow(chain, publish=True)
+    run_ids = await hub.engine.start_runs(hub.workspace, "pair", [None] * 4)
+    owner = hub.engine.boot_id
+    for run_id in run_ids:
+        await hub.db.write(
+            lambda c, r=run_id: c.execute(
+                update(steps)
+                .where(steps.c.run_id == r)
+                .values(status="done", lease_owner=None, output=1)
+            )
+        )
+        await hub.db.write(
+            lambda c, r=run_id: c.execute(
+                steps.insert().values(
+                    run_id=r,
+                    key="b",
+                    step_id="b",
+                    attempt=1,
+                    status="queued",
+                    resubmissions=0,
+                    created_at=now_us(),
+                )
+            )
+        )
+        assert await hub.db.write(lambda c, r=run_id: claim(c, r, "b", 1, owner, 30)) is not None
+    done, also_done, stolen, cancelled = run_ids
+    await hub.db.write(
+        lambda c: c.execute(
+            update(steps)
+            .where(steps.c.run_id == stolen, steps.c.key == "b")
+            .values(lease_owner="someone-else")
+        )
+    )
+    assert await hub.cancel_run(cancelled)
+    completions = []
+    for number, run_id in enumerate(run_ids):
+        run = await hub.engine._run_info(run_id)
+        flow = await hub.engine.get_flow(run.workspace_id, "pair", run.flow_version)
+        output = {"n": number}
+        completion = Completion(
+            hub.engine.transitions,
+            flow,
+            run,
+            (await _row_ids(hub, run_id))["b"],
+            "b",
+            1,
+            "done",
+            {"value": 2},
+            output,
+            output_renderer(run, flow, ("b", output)),
+        )
+        assert completion.final and completion.batchable
+        completions.append(completion)
+    outcomes: list[Outcome] = await hub.db.write(lambda c: run_writes(c, completions))
+
+    for number, (run_id, outcome) in enumerate(zip((done, also_done), outcomes, strict=False)):
+        assert not outcome.lost and not outcome.jobs and not outcome.eager
+        assert [(f["id"], f["status"], f["output"]) for f in outcome.finished] == [
+            (run_id, "succeeded", {"n": number})
+        ]
+        run = await hub.get_run(run_id)
+        assert run["status"] == "succeeded" and run["output"] == {"n": number}
+        assert run["finished_at"] is not None
+        assert (await _rows(hub, run_id))["b"]["status"] == "done"
+    assert outcomes[2].lost and not outcomes[2].finished
+    assert (await hub.get_run(stolen, with_steps=False))["status"] == "running"
+    assert (await _rows(hub, stolen))["b"]["status"] == "running"
+    assert outcomes[3].lost and not outcomes[3].finished
+    assert (await hub.get_run(cancelled, with_steps=False))["status"] == "cancelled"
 
 
 async def test_a_batch_completes_its_steps_and_refuses_a_lost_lease(hub: Hub) -> None:

@@ -59,10 +59,23 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
         ) from exc
 
 
-def to_us(when: dt.datetime | None) -> int | None:
-    """A datetime (naive means UTC) in epoch microseconds."""
-    if when is None:
+# An ISO 8601 date, or date and time (naive means UTC): what a run list's ``since`` and
+# ``until`` take. A pattern, not a datetime parameter: that would also take a number as a
+# Unix time (``until=-9e-246``), which the API's schema does not describe.
+ISO_TIME = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?)?$"
+
+
+def to_us(name: str, value: str | None) -> int | None:
+    """A query parameter's ISO 8601 date and time in epoch microseconds (400 if it is not
+    one, such as a 31st of February)."""
+    if value is None:
         return None
+    try:
+        when = dt.datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise ApiError(
+            400, "bad_request", f"{name}: not an ISO 8601 date and time", [{"key": name}]
+        ) from exc
     if when.tzinfo is None:
         when = when.replace(tzinfo=dt.UTC)
     return int(when.timestamp() * 1_000_000)
@@ -193,8 +206,8 @@ class RunsController(Controller):
         ws: NamedDependency[WorkspaceHub],
         flow_id: Annotated[str | None, QueryParameter(max_length=100)] = None,
         status: FromQuery[RunStatus | None] = None,
-        since: FromQuery[dt.datetime | None] = None,
-        until: FromQuery[dt.datetime | None] = None,
+        since: Annotated[str | None, QueryParameter(pattern=ISO_TIME, max_length=40)] = None,
+        until: Annotated[str | None, QueryParameter(pattern=ISO_TIME, max_length=40)] = None,
         cursor: Annotated[str | None, QueryParameter(max_length=200)] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
     ) -> RunPage:
@@ -203,8 +216,8 @@ class RunsController(Controller):
         rows = await ws.runs_page(
             flow_id=flow_id,
             status=status,
-            since=to_us(since),
-            until=to_us(until),
+            since=to_us("since", since),
+            until=to_us("until", until),
             cursor=decode_cursor(cursor) if cursor else None,
             limit=limit + 1,
         )

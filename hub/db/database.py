@@ -115,6 +115,20 @@ class Database:
                 pool_timeout=reconnect_timeout,
             )
             self._autocommit = self._async_engine.execution_options(isolation_level="AUTOCOMMIT")
+            # The hot pipeline's own connection (it has one batch in flight), with generic
+            # plans: its statements find every row by key, whatever the parameters, and
+            # PostgreSQL would otherwise plan them again on each call (a custom plan for
+            # each array of ids: planning cost more than running a batch of a few steps).
+            self._hot_engine = create_async_engine(
+                _async_url(url),
+                json_serializer=_json_serializer,
+                json_deserializer=msgspec.json.decode,
+                pool_size=1,
+                max_overflow=0,
+                pool_timeout=reconnect_timeout,
+                connect_args={"server_settings": {"plan_cache_mode": "force_generic_plan"}},
+            )
+            self._hot = self._hot_engine.execution_options(isolation_level="AUTOCOMMIT")
 
     @property
     def sync_engine(self) -> Engine:
@@ -150,13 +164,13 @@ class Database:
         CPU), better spent before the first burst of work than in the middle of it."""
         if self._async_engine is None:
             return
-        engine = self._async_engine
 
-        async def one() -> None:
+        async def one(engine: AsyncEngine) -> None:
             async with engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
 
-        await asyncio.gather(*(one() for _ in range(self.pool_size)))
+        engines = [self._async_engine] * self.pool_size + [self._hot_engine]
+        await asyncio.gather(*(one(engine) for engine in engines))
 
     async def read(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn(conn)`` in a read transaction and return its result."""
@@ -271,7 +285,7 @@ class Database:
         for cls, indexes in batchable_groups([fn for fn, _future in batch]).items():
             group = [batch[i] for i in indexes]
             if len(group) == 1:
-                await self._pg_alone(group, autocommit=True)
+                await self._pg_alone(group, hot=True)
                 continue
             fns = [fn for fn, _future in group]
 
@@ -279,21 +293,22 @@ class Database:
                 return cls.run_many(conn, fns)
 
             try:
-                results = await self._with_reconnect(run_many, write=True, autocommit=True)
+                results = await self._with_reconnect(run_many, write=True, hot=True)
             except Exception:
-                await self._pg_alone(group, autocommit=True)
+                await self._pg_alone(group, hot=True)
                 continue
             for (_fn, future), result in zip(group, results, strict=True):
                 if not future.done():
                     future.set_result(result)
 
     async def _pg_alone(
-        self, batch: list[tuple[WriteFn, asyncio.Future[Any]]], *, autocommit: bool = False
+        self, batch: list[tuple[WriteFn, asyncio.Future[Any]]], *, hot: bool = False
     ) -> None:
-        """Run each write of a batch on its own; each future gets its own result or error."""
+        """Run each write of a batch on its own; each future gets its own result or error
+        (``hot``: single statements, on the hot pipeline's connection, in autocommit)."""
         for fn, future in batch:
             try:
-                result = await self._with_reconnect(fn, write=True, autocommit=autocommit)
+                result = await self._with_reconnect(fn, write=True, hot=hot)
             except Exception as exc:
                 if not future.done():
                     future.set_exception(exc)
@@ -302,24 +317,28 @@ class Database:
                     future.set_result(result)
 
     async def _with_reconnect(
-        self, fn: Callable[[Connection], T], *, write: bool, autocommit: bool = False
+        self, fn: Callable[[Connection], T], *, write: bool, hot: bool = False
     ) -> T:
         """Run on PostgreSQL; while the server is unreachable, retry with back-off.
 
-        A failed transaction was rolled back whole, so running it again is safe. After
-        ``reconnect_timeout`` seconds the error is raised.
+        A write runs in a transaction, except a ``hot`` one (single statements: the hot
+        pipeline's connection, in autocommit). A failed transaction was rolled back whole,
+        so running it again is safe. After ``reconnect_timeout`` seconds the error is raised.
         """
         assert self._async_engine is not None
         delay = 0.05
         deadline = time.monotonic() + self.reconnect_timeout
         while True:
             try:
-                if write and not autocommit:
+                if hot:
+                    async with self._hot.connect() as conn:
+                        return await conn.run_sync(fn)
+                if write:
                     async with self._async_engine.begin() as conn:
                         return await conn.run_sync(fn)
-                # A single statement is a transaction by itself; and a read gains nothing
-                # from one: under READ COMMITTED each statement has its own snapshot
-                # anyway, so BEGIN and ROLLBACK would only add two round trips.
+                # A read gains nothing from a transaction: under READ COMMITTED each
+                # statement has its own snapshot anyway, so BEGIN and ROLLBACK would only
+                # add two round trips.
                 async with self._autocommit.connect() as conn:
                     return await conn.run_sync(fn)
             except (DBAPIError, OSError) as exc:
@@ -413,6 +432,7 @@ class Database:
                 engine.dispose()
         if self._async_engine is not None:
             await self._async_engine.dispose()
+            await self._hot_engine.dispose()
         if self._sync_engine is not None:
             self._sync_engine.dispose()
 
