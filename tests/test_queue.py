@@ -6,13 +6,14 @@ import asyncio
 import contextlib
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from hub.executors.arq import _WakingWorker, run_worker
+from hub.executors.arq import _WakingWorker, presence_key, queue_for, run_worker
 from hub.executors.base import StepJob
 from hub.runtime import Hub
 from hub.settings import Settings
@@ -295,14 +296,17 @@ async def test_a_stray_cancellation_does_not_stop_a_worker(settings: Settings) -
     assert worker.main_task.done()
 
 
-async def test_a_poll_starts_a_slice_of_the_room_so_that_workers_share_a_burst(
+async def test_a_poll_takes_its_share_of_a_burst_among_the_queues_live_workers(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """With room for a whole burst, a poll starts an eighth of the room (at least ten):
-    the next poll, after ``poll_delay``, takes the next slice, and a second worker polling
-    meanwhile takes its own. Taking all it had room for, the first worker to wake took a
-    burst (and, running their successors without jobs, its runs) while others idled: in
-    the queue-mode benchmark, two workers split 300 runs 1:3 in two runs of four."""
+    """Alone in its queue's presence set, a worker's poll takes a whole burst at once (its
+    room allowing); with another worker there, half of it, the rest left to the other (or
+    to its own next poll). A fixed slice a poll took a burst of 300 runs most of a second
+    to start in the queue-mode benchmark; all it had room for, one worker of two took the
+    burst and, running their successors without jobs, the runs. A stopping worker leaves
+    the set."""
+    import redis.asyncio
+
     started: list[int] = []
     original = _WakingWorker.start_jobs
 
@@ -312,14 +316,51 @@ async def test_a_poll_starts_a_slice_of_the_room_so_that_workers_share_a_burst(
         started.append(len(set(self.tasks) - before))
 
     monkeypatch.setattr(_WakingWorker, "start_jobs", recorded)
-    async with hub_and_worker(settings, queues=("default",), concurrency=200) as hub:
-        sleepy = {"action": "test.sleep", "input": {"seconds": 0.2}}
-        await hub.save_flow({"id": "s", "steps": [{"id": "s", **sleepy}]}, publish=True)
-        run_ids = await hub.engine.start_runs(hub.workspace, "s", [None] * 100)
-        for run_id in run_ids:
-            assert (await hub.wait_for_run(run_id, 20))["status"] == "succeeded"
-    assert sum(started) >= 100
-    assert max(started) == 200 // 8, started  # slices, not the whole burst at once
+    key = presence_key(queue_for(settings, "default"))
+    client = redis.asyncio.Redis.from_url(settings.redis_url)
+    try:
+        async with hub_and_worker(settings, queues=("default",), concurrency=200) as hub:
+            sleepy = {"action": "test.sleep", "input": {"seconds": 0.2}}
+            await hub.save_flow({"id": "s", "steps": [{"id": "s", **sleepy}]}, publish=True)
+            for others in (0, 1):
+                if others:  # another worker, present (for the next minute) but not polling
+                    await client.zadd(key, {"other": time.time() + 60})
+                    hub.executor.workers["default"].seen_at = 0.0  # count again now
+                started.clear()
+                run_ids = await hub.engine.start_runs(hub.workspace, "s", [None] * 100)
+                for run_id in run_ids:
+                    assert (await hub.wait_for_run(run_id, 20))["status"] == "succeeded"
+                assert sum(started) >= 100
+                assert max(started) == 100 // (1 + others), started
+        assert await client.zrange(key, 0, -1) == [b"other"]  # the worker left
+    finally:
+        await client.aclose()
+
+
+async def test_a_job_whose_step_ended_holds_no_slot_while_arq_finishes_it(
+    settings: Settings,
+) -> None:
+    """A job's step ends (its successor, claimed in the same statement, already running
+    here without a job) before arq has finished the job (a round trip to Redis): from
+    then on the job holds no slot. Counted until arq was done, it left the successors of
+    a worker as full as it had chains no room, and they went through the queue: with
+    room for exactly its 20 chains, only the 20 runs' first steps are jobs."""
+    import redis.asyncio
+
+    client = redis.asyncio.Redis.from_url(settings.redis_url)
+    try:
+        async with hub_and_worker(settings, queues=("default",), concurrency=20) as hub:
+            steps = [{"id": f"s{i}", "action": "data.set", "input": {"value": i}} for i in range(6)]
+            await hub.save_flow({"id": "c", "steps": steps}, publish=True)
+            for _round in range(3):
+                await client.config_resetstat()
+                run_ids = await hub.engine.start_runs(hub.workspace, "c", [None] * 20)
+                for run_id in run_ids:
+                    assert (await hub.wait_for_run(run_id, 20))["status"] == "succeeded"
+                stats = await client.info("commandstats")
+                assert int(stats["cmdstat_psetex"]["calls"]) == 20  # one job key per run
+    finally:
+        await client.aclose()
 
 
 async def test_a_worker_opens_its_database_pool_when_it_starts(settings: Settings) -> None:

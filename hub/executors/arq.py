@@ -25,9 +25,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -113,8 +115,11 @@ class ArqExecutor(Executor):
         self._tasks: set[asyncio.Task[None]] = set()
 
     def load(self) -> int:
-        """The jobs this process's arq workers have started and not finished."""
-        return sum(worker.job_counter for worker in self.workers.values())
+        """The jobs this process's arq workers have started whose step has not ended."""
+        return sum(
+            worker.load() if isinstance(worker, _WakingWorker) else worker.job_counter
+            for worker in self.workers.values()
+        )
 
     async def start(self, runner: StepRunner) -> None:
         """Connect to Redis."""
@@ -212,15 +217,32 @@ async def run_step(
         raise
     except Exception:
         log.exception("step %s of run %s failed inside the engine", key, run_id)
+    finally:
+        worker = ctx.get("worker")
+        if isinstance(worker, _WakingWorker):
+            worker.stepped.add(ctx["job_id"])  # its slot is free while arq finishes the job
 
 
-def share(room: int) -> int:
-    """How many jobs a poll starts at most, with room for ``room``: an eighth of it (at
-    least ten, at most the room). A burst of runs is shared out among the workers, each
-    taking a slice a poll, and a busy worker (its event loop slow to come round) polls,
-    and so takes, less; taking all it had room for, the first worker to wake took a whole
-    burst, and its runs' successors with it, while the others idled."""
-    return min(room, max(10, room // 8))
+PRESENCE_TTL = 10.0  # a worker not seen in its queue's presence set for this long is gone
+PRESENCE_EVERY = 1.0  # how often a polling worker says it is there and counts the others
+
+
+def presence_key(queue: str) -> str:
+    """The sorted set of a queue's workers (member: worker, score: last seen, epoch s)."""
+    return f"{queue}:workers"
+
+
+def share(room: int, waiting: int, workers: int) -> int:
+    """How many jobs a poll starts at most: its fair share of the ``waiting`` jobs among the
+    queue's live ``workers`` (rounded up), within its ``room``.
+
+    A worker that took all it had room for took a whole burst of runs (and, running their
+    successors without jobs, the runs' every step) while the others idled; one that took
+    a fixed slice a poll (an eighth of its room) took hundreds of milliseconds to start a
+    burst of 300 runs, a poll or two per event-loop turn: the workers' fair shares start
+    the burst at once, and spread it evenly.
+    """
+    return min(room, -(-waiting // max(1, workers)))
 
 
 class _WakingWorker(Worker):
@@ -244,6 +266,20 @@ class _WakingWorker(Worker):
         self.idle_poll = idle_poll
         self.room = room
         self.free_last_poll = 0  # jobs the last poll found free to start (maybe not started)
+        self.member = uuid.uuid4().hex  # this worker in its queue's presence set
+        self.workers = 1  # the queue's live workers, this one included
+        self.seen_at = 0.0  # when this worker last said it was there
+        # Jobs whose step has ended, that arq is finishing (a round trip to Redis): they
+        # hold no slot, the step's successor, run here without a job, may hold it already.
+        self.stepped: set[str] = set()
+        self.ctx["worker"] = self
+
+    def load(self) -> int:
+        """The jobs of this worker whose step has started (or is about to) and not ended."""
+        return self.job_counter - len(self.stepped)
+
+    def _finished(self, job_id: str, _task: asyncio.Task[Any]) -> None:
+        self.stepped.discard(job_id)
 
     async def start_jobs(self, job_ids: list[bytes]) -> None:
         """Start the free jobs among ``job_ids``: as many as the process has room for, or
@@ -261,12 +297,13 @@ class _WakingWorker(Worker):
         arq leaves it. Then arq's ``run_job`` runs each, unchanged. Jobs running here are
         not looked at; a job stays in its queue until it finishes, so the others are.
         """
-        room = min(share(self.room()), self.max_jobs - self.job_counter)  # this poll's slice
         candidates = [
             job_id.decode()
             for job_id in job_ids
             if (task := self.tasks.get(job_id.decode())) is None or task.done()
         ]
+        room = min(self.room(), self.max_jobs - self.job_counter)
+        room = share(room, len(candidates), self.workers)  # this poll's share
         started = looked = 0
         timeout_ms = int(self.in_progress_timeout_s * 1000)
         while started < room and looked < len(candidates):
@@ -290,6 +327,7 @@ class _WakingWorker(Worker):
                 self.job_counter += 1
                 task = self.loop.create_task(self.run_job(job_id, int(score)))
                 task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
+                task.add_done_callback(functools.partial(self._finished, job_id))
                 self.tasks[job_id] = task
                 started += 1
             if let_go:
@@ -303,15 +341,36 @@ class _WakingWorker(Worker):
         Full, it only forgets its finished jobs: arq would read ``5 x max_jobs`` job ids
         every ``poll_delay`` to start none of them.
         """
+        await self.count_workers()
         room = self.room()
         if room > 0:
-            self.queue_read_limit = self.job_counter + share(room) + self.max_jobs
+            self.queue_read_limit = self.job_counter + room + self.max_jobs
             await self._poll_iteration()
             return
         for job_id, task in list(self.tasks.items()):
             if task.done():
                 del self.tasks[job_id]
                 task.result()  # as arq does: an error of run_job itself is raised here
+
+    async def count_workers(self) -> None:
+        """Every ``PRESENCE_EVERY`` seconds: say this worker is there, forget the workers
+        not seen for ``PRESENCE_TTL`` seconds, and count the rest (one round trip)."""
+        now = time.time()
+        if now - self.seen_at < PRESENCE_EVERY:
+            return
+        self.seen_at = now
+        key = presence_key(self.queue_name)
+        async with self.pool.pipeline(transaction=False) as pipe:
+            pipe.zadd(key, {self.member: now})
+            pipe.zremrangebyscore(key, "-inf", now - PRESENCE_TTL)
+            pipe.zcard(key)
+            pipe.expire(key, int(PRESENCE_TTL) * 6)
+            replies = await pipe.execute()
+        self.workers = max(1, int(replies[2]))
+
+    async def leave(self) -> None:
+        """Leave the queue's presence set (stopping): the others take it all again."""
+        await self.pool.zrem(presence_key(self.queue_name), self.member)
 
     async def main(self) -> None:
         """Poll; between polls, rest (see :meth:`rest`)."""
@@ -507,6 +566,9 @@ async def run_worker(
             worker.main_task.cancel()
     await asyncio.gather(listener, *mains, return_exceptions=True)
     for worker in current.values():
+        if isinstance(worker, _WakingWorker) and worker._pool is not None:
+            with contextlib.suppress(Exception):
+                await worker.leave()
         # close() gathers the job tasks we just cancelled: their CancelledError is expected.
         with contextlib.suppress(Exception, asyncio.CancelledError):
             await worker.close()
