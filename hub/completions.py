@@ -86,8 +86,10 @@ _COMPLETE_MANY = text(
     ), ended AS (
         UPDATE runs
         SET status = 'succeeded', output = CAST(f.output AS JSON), finished_at = :now
-        FROM unnest(CAST(:f_step AS BIGINT[]), CAST(:f_output AS TEXT[])) AS f(step, output)
-        WHERE runs.id = (SELECT run_id FROM fin WHERE fin.id = f.step)
+        FROM unnest(
+            CAST(:f_step AS BIGINT[]), CAST(:f_run AS VARCHAR[]), CAST(:f_output AS TEXT[])
+        ) AS f(step, run_id, output)
+        WHERE runs.id = f.run_id AND f.step IN (SELECT id FROM fin)
           AND runs.status NOT IN ('succeeded', 'failed', 'cancelled')
         RETURNING runs.id
     )
@@ -259,6 +261,7 @@ class Completion:
                 "n_expires": n_expires,
                 "n_started": n_started,
                 "f_step": [item.row_id for item in items if item.final],
+                "f_run": [item.run.id for item in items if item.final],
                 "f_output": [_json(item.output) for item in items if item.final],
             },
         ).all()

@@ -3,6 +3,7 @@ claims and completions do (SQLite runs them one by one: the same tests hold ther
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -10,7 +11,7 @@ from sqlalchemy import select, update
 
 from hub.claims import Claim
 from hub.completions import Completion, ItemCompletion, is_final, is_simple
-from hub.db.database import run_writes
+from hub.db.database import HOT_SETTINGS, run_writes
 from hub.db.models import now_us, steps
 from hub.run_output import output_renderer
 from hub.runtime import Hub
@@ -594,3 +595,51 @@ async def test_a_runs_default_output_is_its_last_step_in_document_order(hub: Hub
         assert run["status"] == "succeeded"
         outputs.append(run["output"])
     assert outputs == [2, 3, 1]  # a skipped step did not run: a's output
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+@pytest.mark.parametrize("runs", [100, 3000])
+def test_the_batched_statements_find_every_row_by_key(settings: Any, runs: int) -> None:
+    """Whatever the tables' statistics (a hundred runs, or thousands), the batched
+    statements' plans, under the hot pipeline's connection's settings (generic plans, made
+    once per connection; no sequential scans), reach runs and steps through their keys,
+    never by scanning a table. Planned while the runs table was small, finishing runs
+    hashed the whole table on each call: PostgreSQL's CPU per step doubled in the
+    benchmark as the table grew."""
+    import psycopg
+
+    from hub.claims import _CLAIM_MANY
+    from hub.completions import _COMPLETE_ITEMS, _COMPLETE_MANY
+
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO runs (id, workspace_id, flow_id, flow_version, status, trigger_type,"
+            " depth, created_at) SELECT 'r' || g, 'default', 'f', 1, 'running', 'manual', 0, 0"
+            " FROM generate_series(1, %s) g",
+            [runs],
+        )
+        conn.execute(
+            "INSERT INTO steps (run_id, key, step_id, attempt, status, resubmissions,"
+            " created_at) SELECT 'r' || g, 's' || k, 's' || k, 1, 'done', 0, 0"
+            " FROM generate_series(1, %s) g, generate_series(1, 20) k",
+            [runs],
+        )
+        conn.execute("ANALYZE")
+        for name, value in HOT_SETTINGS.items():
+            conn.execute(f"SET {name} = {value}".encode())
+        for number, statement in enumerate((_COMPLETE_MANY, _COMPLETE_ITEMS, _CLAIM_MANY)):
+            names: list[str] = []
+
+            def numbered(match: re.Match[str], names: list[str] = names) -> str:
+                if match.group(1) not in names:
+                    names.append(match.group(1))
+                return f"${names.index(match.group(1)) + 1}"
+
+            text_clause = getattr(statement, "element", statement)
+            sql = re.sub(r"(?<!:):(\w+)", numbered, text_clause.text)
+            conn.execute(f"PREPARE batched{number} AS {sql}".encode())
+            nulls = ", ".join(["NULL"] * len(names))
+            plan = "\n".join(
+                row[0] for row in conn.execute(f"EXPLAIN EXECUTE batched{number}({nulls})".encode())
+            )
+            assert "Seq Scan" not in plan, plan

@@ -41,6 +41,12 @@ WriteFn = Callable[[Connection], Any]
 PG_FLUSHERS = 3  # general transactions committing at once
 PG_BATCH = 64  # writes at most in one general transaction
 PG_HOT_BATCH = 256  # batchable writes at most in one batch of the hot pipeline
+# The hot pipeline's connection runs only statements that find every row by key (claims,
+# completions), whatever the parameters: generic plans, made once per statement, where
+# PostgreSQL otherwise planned each call again (a custom plan for each array of ids cost
+# more than running a batch of a few steps); and no sequential scans, which a plan made
+# while a table was small would go on making as it grew, for each row of each batch.
+HOT_SETTINGS = {"plan_cache_mode": "force_generic_plan", "enable_seqscan": "off"}
 
 
 def _json_serializer(value: Any) -> str:
@@ -115,10 +121,8 @@ class Database:
                 pool_timeout=reconnect_timeout,
             )
             self._autocommit = self._async_engine.execution_options(isolation_level="AUTOCOMMIT")
-            # The hot pipeline's own connection (it has one batch in flight), with generic
-            # plans: its statements find every row by key, whatever the parameters, and
-            # PostgreSQL would otherwise plan them again on each call (a custom plan for
-            # each array of ids: planning cost more than running a batch of a few steps).
+            # The hot pipeline's own connection (it has one batch in flight), with its own
+            # settings (HOT_SETTINGS).
             self._hot_engine = create_async_engine(
                 _async_url(url),
                 json_serializer=_json_serializer,
@@ -126,7 +130,7 @@ class Database:
                 pool_size=1,
                 max_overflow=0,
                 pool_timeout=reconnect_timeout,
-                connect_args={"server_settings": {"plan_cache_mode": "force_generic_plan"}},
+                connect_args={"server_settings": HOT_SETTINGS},
             )
             self._hot = self._hot_engine.execution_options(isolation_level="AUTOCOMMIT")
 
