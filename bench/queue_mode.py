@@ -4,7 +4,7 @@ Starts its own throwaway PostgreSQL and Redis servers (like the tests), then pri
 the targets of the queue-mode issue:
 
 - raw arq no-op job throughput with the same Redis and the same poll delay (the reference);
-- hub no-op step throughput with one worker process, and with two (the median of three
+- hub no-op step throughput with one worker process, and with two (the median of five
   runs of each, alternated), and where the CPU time of those runs went: the worker
   processes, PostgreSQL's processes, Redis and this process, in microseconds per step.
   Each measured load follows a warm-up load (a third of it) on tables that keep every
@@ -14,7 +14,7 @@ the targets of the queue-mode issue:
 - recovery: a worker is SIGKILLed in the middle of a step; the time until the step's next
   attempt starts, with the default lease (30 s) and sweeper interval (5 s).
 
-    python bench/queue_mode.py            # everything (about two minutes)
+    python bench/queue_mode.py            # everything (about three minutes)
     python bench/queue_mode.py --quick    # one smaller run each, recovery with a 5 s lease
 """
 
@@ -50,6 +50,9 @@ POLL_DELAY = 0.005
 # Steps a worker runs at once, its queue jobs and the steps it runs without one alike: as
 # many as there are chains, so that what limits one worker is the worker, not its cap.
 CONCURRENCY = 300
+# Loads of each shape, alternated: this machine's speed drifts by a quarter within minutes,
+# so that three runs of one configuration could span its whole range.
+ALTERNATIONS = 5
 
 
 async def noop_job(ctx: dict[str, Any]) -> None:
@@ -340,7 +343,7 @@ async def main(quick: bool) -> None:
             "Redis": lambda: [redis.proc.pid] if redis.proc else [],
         }
         measured: dict[int, list[tuple[float, dict[str, float]]]] = {1: [], 2: []}
-        for _ in range(1 if quick else 3):
+        for _ in range(1 if quick else ALTERNATIONS):
             for workers in (1, 2):
                 rate, _, cpu = await hub_rate(env, workers, runs, length, services=services)
                 measured[workers].append((rate, cpu))
@@ -396,7 +399,7 @@ async def main(quick: bool) -> None:
 def _median(
     found: list[tuple[float, dict[str, float]]],
 ) -> tuple[float, dict[str, float]]:
-    """The run with the median rate (the middle one of three)."""
+    """The run with the median rate (the middle one)."""
     return sorted(found, key=lambda item: item[0])[len(found) // 2]
 
 
