@@ -352,13 +352,16 @@ async def test_a_job_whose_step_ended_holds_no_slot_while_arq_finishes_it(
         async with hub_and_worker(settings, queues=("default",), concurrency=20) as hub:
             steps = [{"id": f"s{i}", "action": "data.set", "input": {"value": i}} for i in range(6)]
             await hub.save_flow({"id": "c", "steps": steps}, publish=True)
-            for _round in range(3):
+            # Round 0 is not counted: the sweep at start-up submits every queued step again
+            # (a queue lost with Redis), and may meet its runs' first steps.
+            for number in range(4):
                 await client.config_resetstat()
                 run_ids = await hub.engine.start_runs(hub.workspace, "c", [None] * 20)
                 for run_id in run_ids:
                     assert (await hub.wait_for_run(run_id, 20))["status"] == "succeeded"
                 stats = await client.info("commandstats")
-                assert int(stats["cmdstat_psetex"]["calls"]) == 20  # one job key per run
+                if number:
+                    assert int(stats["cmdstat_psetex"]["calls"]) == 20  # a job key a run
     finally:
         await client.aclose()
 
