@@ -48,7 +48,7 @@ from hub.transitions import (
     create_runs,
     load_outputs,
     now_us,
-    run_info,
+    run_infos,
 )
 
 log = logging.getLogger("hub.engine")
@@ -130,6 +130,9 @@ class Engine(RecoveryMixin):
             limiter or LocalLimiter(), settings.default_step_timeout + settings.lease_seconds
         )
         self._runs: LRUCache[str, RunInfo] = LRUCache(maxsize=10_000)
+        # Runs' facts asked for in this turn of the event loop, read together (_run_info).
+        self._run_reads: dict[str, asyncio.Future[RunInfo | None]] = {}
+        self._reads: set[asyncio.Task[None]] = set()
         self._outputs: LRUCache[tuple[str, str], Any] = LRUCache(maxsize=50_000)
         self._flows: LRUCache[tuple[str, str, int], Flow] = LRUCache(maxsize=1_000)
         # row id -> (claimed at, job, the task running it): for heartbeats, hand-back, cancel
@@ -554,13 +557,50 @@ class Engine(RecoveryMixin):
         return found
 
     async def _run_info(self, run_id: str) -> RunInfo:
+        """A run's facts: cached; the runs not cached asked for in one turn of the event
+        loop are read in one query (a burst of new runs reaching a worker was a read
+        each, waiting in turn for the pool's connections: a fifth of a second for 150)."""
         info = self._runs.get(run_id)
-        if info is None:
-            info = await self.db.read(lambda c: run_info(c, run_id))
-            if info is None:
-                raise RunNotFound(f"no run {run_id!r}")
-            self._runs[run_id] = info
-        return info
+        if info is not None:
+            return info
+        future = self._run_reads.get(run_id)
+        if future is None:
+            loop = asyncio.get_running_loop()
+            future = self._run_reads[run_id] = loop.create_future()
+            if len(self._run_reads) == 1:  # the first of this turn: read them all next turn
+                loop.call_soon(self._read_runs)
+        found = await asyncio.shield(future)  # a waiter cancelled leaves the others theirs
+        if found is None:
+            raise RunNotFound(f"no run {run_id!r}")
+        return found
+
+    def _read_runs(self) -> None:
+        wanted, self._run_reads = self._run_reads, {}
+        task = asyncio.get_running_loop().create_task(self._read_run_batch(wanted))
+        self._reads.add(task)
+        task.add_done_callback(self._reads.discard)
+
+    async def _read_run_batch(self, wanted: dict[str, asyncio.Future[RunInfo | None]]) -> None:
+        try:
+            found = await self.db.read(lambda c: run_infos(c, wanted))
+        except BaseException as exc:
+            for future in wanted.values():
+                if future.done():
+                    continue
+                if isinstance(exc, Exception):
+                    future.set_exception(exc)
+                    future.exception()  # marked read: a cancelled waiter leaves it unread
+                else:
+                    future.cancel()
+            if not isinstance(exc, Exception):
+                raise
+            return  # the waiters have the error
+        for run_id, future in wanted.items():
+            info = found.get(run_id)
+            if info is not None:
+                self._runs[run_id] = info
+            if not future.done():
+                future.set_result(info)
 
     # -- recording the result ---------------------------------------------------------------
 

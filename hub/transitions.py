@@ -314,22 +314,28 @@ def claimed_row(row: Any) -> dict[str, Any]:
     return {"id": row.id, "step_id": row.step_id, "item_index": row.item_index, "state": row.state}
 
 
+_RUN_INFOS = select(
+    runs.c.id,
+    runs.c.workspace_id,
+    runs.c.flow_id,
+    runs.c.flow_version,
+    runs.c.trigger,
+    runs.c.depth,
+    runs.c.parent_run_id,
+    runs.c.parent_step_key,
+    runs.c.created_at,
+).where(runs.c.id.in_(bindparam("b_ids", expanding=True)))
+
+
+def run_infos(conn: Connection, run_ids: Iterable[str]) -> dict[str, RunInfo]:
+    """The immutable facts of these runs (those that exist), by id: one query."""
+    rows = conn.execute(_RUN_INFOS, {"b_ids": list(run_ids)})
+    return {row.id: RunInfo(**row._mapping) for row in rows}
+
+
 def run_info(conn: Connection, run_id: str) -> RunInfo | None:
     """The immutable facts of a run."""
-    row = conn.execute(
-        select(
-            runs.c.id,
-            runs.c.workspace_id,
-            runs.c.flow_id,
-            runs.c.flow_version,
-            runs.c.trigger,
-            runs.c.depth,
-            runs.c.parent_run_id,
-            runs.c.parent_step_key,
-            runs.c.created_at,
-        ).where(runs.c.id == run_id)
-    ).first()
-    return None if row is None else RunInfo(**row._mapping)
+    return run_infos(conn, [run_id]).get(run_id)
 
 
 def load_outputs(conn: Connection, run_id: str, keys: Iterable[str]) -> dict[str, Any]:

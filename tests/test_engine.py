@@ -487,3 +487,37 @@ async def test_a_stray_cancellation_of_a_step_queues_it_again(hub: Hub) -> None:
         ).all()
     )
     assert [tuple(a) for a in attempts] == [(1, "done", 1)]  # same attempt, handed back once
+
+
+async def test_runs_facts_asked_for_together_are_read_in_one_query(
+    hub: Hub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A burst of new runs reaching a worker asks for each run's facts at once: the runs
+    not cached are read in one query, and a run that does not exist fails alone."""
+    import hub.engine as engine_module
+    from hub.engine import RunNotFound
+
+    await hub.executor.stop()
+    await hub.save_flow(
+        {"id": "one", "steps": [{"id": "a", "action": "data.set", "input": {"value": 1}}]},
+        publish=True,
+    )
+    run_ids = await hub.engine.start_runs(hub.workspace, "one", [None] * 5)
+    hub.engine._runs.clear()
+    asked: list[list[str]] = []
+    original = engine_module.run_infos
+
+    def counted(conn: Any, ids: Any) -> Any:
+        asked.append(sorted(ids))
+        return original(conn, ids)
+
+    monkeypatch.setattr(engine_module, "run_infos", counted)
+    found = await asyncio.gather(
+        *(hub.engine._run_info(run_id) for run_id in [*run_ids, "no-such-run"]),
+        return_exceptions=True,
+    )
+    assert asked == [sorted([*run_ids, "no-such-run"])]
+    assert [info.id for info in found[:5]] == run_ids  # type: ignore[union-attr]
+    assert isinstance(found[5], RunNotFound)
+    assert await hub.engine._run_info(run_ids[0]) is found[0]  # cached now
+    assert len(asked) == 1

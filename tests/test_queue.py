@@ -250,6 +250,101 @@ async def test_a_busy_worker_does_not_check_its_own_running_jobs_again(
     assert 30 <= looked <= 33, looked
 
 
+async def test_a_burst_of_jobs_is_taken_and_finished_in_a_few_round_trips(
+    settings: Settings,
+) -> None:
+    """arq takes a job in four round trips and runs it in two more (read it, finish it),
+    each on a connection of its own: 40 new runs cost 240 round trips, and a burst of 300
+    took half a second to start. The worker takes a poll's jobs in one script call and
+    finishes the jobs that end in one turn of its loop in one transaction; nothing of them
+    is left in Redis afterwards."""
+    import redis.asyncio
+
+    client = redis.asyncio.Redis.from_url(settings.redis_url)
+    try:
+        async with hub_and_worker(settings, queues=("default",), concurrency=40) as hub:
+            await hub.save_flow(
+                {"id": "one", "steps": [{"id": "a", "action": "data.set", "input": {"value": 1}}]},
+                publish=True,
+            )
+            await client.config_resetstat()
+            run_ids = await hub.engine.start_runs(hub.workspace, "one", [None] * 40)
+            for run_id in run_ids:
+                assert (await hub.wait_for_run(run_id, 20))["status"] == "succeeded"
+            await asyncio.sleep(0.2)  # the last finishes reach Redis
+            stats = await client.info("commandstats")
+            assert await client.zcard(settings.queue_name) == 0
+            for run_id in run_ids:  # (other tests' keys may still be there)
+                assert await client.keys(f"arq:*{run_id}*") == []
+    finally:
+        await client.aclose()
+    taken = int(stats["cmdstat_evalsha"]["calls"]) - 1  # one was the enqueue
+    finished = int(stats["cmdstat_exec"]["calls"])
+    assert "cmdstat_watch" not in stats and "cmdstat_incr" not in stats
+    assert 1 <= taken <= 4, taken  # arq: 40 WATCHes, 40 MULTI/EXECs
+    assert 1 <= finished <= 20, finished  # arq: 80 MULTI/EXECs, to read and finish
+
+
+async def test_the_take_script_takes_only_free_due_jobs(settings: Settings) -> None:
+    """Per job: held by another worker, not taken; gone from the queue or not yet due,
+    let go (the in-progress key it set deleted again); due, taken with its data, or with
+    none when its key has expired (the worker then finishes it as expired)."""
+    import redis.asyncio
+    from arq.constants import in_progress_key_prefix, job_key_prefix
+
+    from hub.executors.arq import _TAKE
+
+    client = redis.asyncio.Redis.from_url(settings.redis_url)
+    try:
+        now = int(time.time() * 1000)
+        queue = "take-test"
+        await client.zadd(queue, {"held": now, "due": now - 5, "later": now + 60_000})
+        await client.zadd(queue, {"expired": now})
+        await client.set(in_progress_key_prefix + "held", b"1")
+        await client.set(job_key_prefix + "due", b"data")
+        ids = ["held", "gone", "later", "due", "expired"]
+        keys = [queue]
+        for job_id in ids:
+            keys += [in_progress_key_prefix + job_id, job_key_prefix + job_id]
+        take = client.register_script(_TAKE)
+        replies = await take(keys=keys, args=[now, 60_000, len(job_key_prefix)])
+        due, expired = str(now - 5).encode(), str(now).encode()
+        assert replies == [0, b"", -1, b"", -1, b"", due, b"data", expired, b""]
+        assert await client.exists(in_progress_key_prefix + "gone") == 0
+        assert await client.exists(in_progress_key_prefix + "later") == 0
+        assert 0 < await client.pttl(in_progress_key_prefix + "due") <= 60_000
+    finally:
+        await client.aclose()
+
+
+async def test_an_expired_job_is_finished_and_logged(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A job in the queue whose key has expired is taken, logged as expired and finished:
+    it leaves the queue and its in-progress key, and the worker polls on."""
+    import redis.asyncio
+
+    client = redis.asyncio.Redis.from_url(settings.redis_url)
+    try:
+        async with hub_and_worker(settings, queues=("default",)) as hub:
+            await client.zadd(settings.queue_name, {"r9:x:1:0": time.time() * 1000})
+            await client.publish(f"{settings.queue_name}:wake", "")
+            deadline = time.monotonic() + 10
+            while await client.zcard(settings.queue_name):
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.02)
+            assert await client.exists("arq:in-progress:r9:x:1:0") == 0
+            await hub.save_flow(
+                {"id": "one", "steps": [{"id": "a", "action": "data.set", "input": {"value": 1}}]},
+                publish=True,
+            )
+            run_id = await hub.start_run("one")
+            assert (await hub.wait_for_run(run_id, 10))["status"] == "succeeded"
+    finally:
+        await client.aclose()
+    assert "job r9:x:1:0 expired" in caplog.text
+
+
 async def test_a_worker_runs_at_most_its_concurrency_counting_steps_run_without_a_job(
     settings: Settings,
 ) -> None:

@@ -37,7 +37,7 @@ import msgspec
 from arq import create_pool
 from arq.connections import ArqRedis, RedisSettings
 from arq.constants import in_progress_key_prefix, job_key_prefix, result_key_prefix
-from arq.jobs import serialize_job
+from arq.jobs import deserialize_job_raw, serialize_job
 from arq.worker import Worker
 
 from hub.executors.base import Executor, StepJob, StepRunner, cancel_requested
@@ -73,6 +73,36 @@ for i = n * 4 + 2, #ARGV do
     redis.call('PUBLISH', ARGV[i], '')
 end
 return n
+"""
+
+
+# A worker's poll takes a chunk of jobs in one call. KEYS: the queue, then per job its
+# in-progress key and its key; ARGV: now (ms), the in-progress timeout (ms), the length of
+# a job key's prefix (what follows is the job's id, its member in the queue). Per job, two
+# replies: 0 and "" when another worker holds it; -1 and "" when it has left the queue or
+# is not due (its in-progress key, just set, deleted again); else its score and its data
+# ("" when its key has expired).
+_TAKE = """
+local queue, now, px, prefix = KEYS[1], tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
+local out = {}
+for i = 2, #KEYS, 2 do
+    local id = string.sub(KEYS[i + 1], prefix + 1)
+    if redis.call('SET', KEYS[i], '1', 'PX', px, 'NX') then
+        local score = redis.call('ZSCORE', queue, id)
+        if score and tonumber(score) <= now then
+            out[#out + 1] = score
+            out[#out + 1] = redis.call('GET', KEYS[i + 1]) or ''
+        else
+            redis.call('DEL', KEYS[i])
+            out[#out + 1] = -1
+            out[#out + 1] = ''
+        end
+    else
+        out[#out + 1] = 0
+        out[#out + 1] = ''
+    end
+end
+return out
 """
 
 
@@ -220,7 +250,7 @@ async def run_step(
     finally:
         worker = ctx.get("worker")
         if isinstance(worker, _WakingWorker):
-            worker.stepped.add(ctx["job_id"])  # its slot is free while arq finishes the job
+            worker.stepped.add(ctx["job_id"])  # its slot is free while the job is finished
 
 
 PRESENCE_TTL = 10.0  # a worker not seen in its queue's presence set for this long is gone
@@ -251,9 +281,10 @@ def share(room: int, waiting: int, workers: int, idle: bool) -> int:
 class _WakingWorker(Worker):
     """arq's worker, polling only while it finds work; idle, it waits to be woken.
 
-    arq's own ``_poll_iteration`` and ``run_job`` do the work; ``start_jobs`` is given only
-    jobs found free, ``main`` is arq's with its fixed-interval loop replaced, and a full
-    process does not read the queue.
+    arq's own ``_poll_iteration`` reads the queue; ``start_jobs`` takes jobs a chunk at a
+    time and runs them itself (arq's ``run_job`` costs two round trips to Redis a job),
+    ``main`` is arq's with its fixed-interval loop replaced, and a full process does not
+    read the queue.
     """
 
     def __init__(
@@ -274,10 +305,15 @@ class _WakingWorker(Worker):
         self.member = uuid.uuid4().hex  # this worker in its queue's presence set
         self.workers = 1  # the queue's live workers, this one included
         self.seen_at = 0.0  # when this worker last said it was there
-        # Jobs whose step has ended, that arq is finishing (a round trip to Redis): they
+        # Jobs whose step has ended, being finished (a round trip to Redis): they
         # hold no slot, the step's successor, run here without a job, may hold it already.
         self.stepped: set[str] = set()
         self.ctx["worker"] = self
+        # Jobs whose run has ended, finished in Redis together (see _finish).
+        self._finishing: list[str] = []
+        self._finished_all: asyncio.Future[None] | None = None
+        self._finishers: set[asyncio.Task[None]] = set()
+        self._take: Any = None  # the _TAKE script, registered with the worker's pool
 
     def load(self) -> int:
         """The jobs of this worker whose step has started (or is about to) and not ended."""
@@ -293,14 +329,15 @@ class _WakingWorker(Worker):
 
         arq's own ``start_jobs`` takes a job in four round trips to Redis (``WATCH`` its
         in-progress key, ``EXISTS``, ``ZSCORE``, ``MULTI``/``EXEC``), one job after the
-        other: in a worker whose event loop is busy running steps, each round trip waits
-        for the loop to come round, and a burst of new runs took most of a second to
-        start. Here a chunk of jobs is taken in ONE round trip, with the same effect: for
-        each job, ``SET`` its in-progress key ``NX`` (at most one worker gets it, as arq's
-        ``WATCH`` ensures) and its ``ZSCORE``; a job whose key this worker got but that
-        has left the queue, or was put back with a delay, is let go (its key deleted), as
-        arq leaves it. Then arq's ``run_job`` runs each, unchanged. Jobs running here are
-        not looked at; a job stays in its queue until it finishes, so the others are.
+        other, and its ``run_job`` then reads the job in a fifth: in a worker whose event
+        loop is busy running steps, each round trip waits for the loop to come round, and
+        a burst of new runs took most of a second to start. Here a chunk of jobs is taken
+        in ONE round trip (the :data:`_TAKE` script), with the same effect: for each job,
+        its in-progress key set ``NX`` (at most one worker gets it, as arq's ``WATCH``
+        ensures), then its data; a job whose key this worker got but that has left the
+        queue, or was put back with a delay, is let go (its key deleted), as arq leaves
+        it. Jobs running here are not looked at; a job stays in its queue until it
+        finishes, so the others are.
         """
         candidates = [
             job_id.decode()
@@ -317,30 +354,80 @@ class _WakingWorker(Worker):
         while started < room and looked < len(candidates):
             chunk = candidates[looked : looked + room - started]
             looked += len(chunk)
-            async with self.pool.pipeline(transaction=False) as pipe:
-                for job_id in chunk:
-                    pipe.set(in_progress_key_prefix + job_id, b"1", px=timeout_ms, nx=True)
-                    pipe.zscore(self.queue_name, job_id)
-                replies = await pipe.execute()
-            let_go = []
-            now = time.time() * 1000
+            keys = [self.queue_name]
+            for job_id in chunk:
+                keys += [in_progress_key_prefix + job_id, job_key_prefix + job_id]
+            if self._take is None:
+                self._take = self.pool.register_script(_TAKE)
+            now_ms = int(time.time() * 1000)
+            replies = await self._take(keys=keys, args=[now_ms, timeout_ms, len(job_key_prefix)])
             for index, job_id in enumerate(chunk):
-                took, score = replies[2 * index], replies[2 * index + 1]
-                if not took:
-                    continue  # running on another worker
-                if not score or score > now:
-                    let_go.append(in_progress_key_prefix + job_id)
-                    continue
+                score, data = int(float(replies[2 * index])), replies[2 * index + 1]
+                if score <= 0:
+                    continue  # running on another worker, or let go
                 await self.sem.acquire()  # free: the slice is within max_jobs
                 self.job_counter += 1
-                task = self.loop.create_task(self.run_job(job_id, int(score)))
+                task = self.loop.create_task(self._run(job_id, score, data or None))
                 task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
                 task.add_done_callback(functools.partial(self._finished, job_id))
                 self.tasks[job_id] = task
                 started += 1
-            if let_go:
-                await self.pool.delete(*let_go)
         self.free_last_poll = started + len(candidates) - looked
+
+    async def _run(self, job_id: str, score: int, data: bytes | None) -> None:
+        """Run one job taken by :meth:`start_jobs` (what arq's ``run_job`` does for the
+        hub's jobs: no retries, no results, no timeout but the steps' own), then finish
+        it (see :meth:`_finish`), whether it succeeded, failed or was cancelled."""
+        try:
+            if data is None:
+                log.warning("job %s expired", job_id)
+                self.jobs_failed += 1
+                return
+            name, args, kwargs, _try, enqueued_ms = deserialize_job_raw(
+                data, deserializer=self.job_deserializer
+            )
+            function = self.functions.get(name)
+            if function is None:
+                log.warning("job %s: function %r not found", job_id, name)
+                self.jobs_failed += 1
+                return
+            log.debug("%6.2fs -> %s:%s", time.time() - enqueued_ms / 1000, job_id, name)
+            ctx = {**self.ctx, "job_id": job_id, "job_try": 1, "score": score}
+            await function.coroutine(ctx, *args, **kwargs)
+            self.jobs_complete += 1
+        except Exception:
+            log.exception("job %s failed", job_id)
+            self.jobs_failed += 1
+        finally:
+            await asyncio.shield(self._finish(job_id))
+
+    async def _finish(self, job_id: str) -> None:
+        """Finish a job as arq does (its in-progress key, its key and its entry in the
+        queue deleted), with the others finishing in this turn of the event loop: one
+        round trip for them all."""
+        self._finishing.append(job_id)
+        if self._finished_all is None:
+            self._finished_all = self.loop.create_future()
+            task = self.loop.create_task(self._finish_together(self._finished_all))
+            self._finishers.add(task)
+            task.add_done_callback(self._finishers.discard)
+        await self._finished_all
+
+    async def _finish_together(self, done: asyncio.Future[None]) -> None:
+        await asyncio.sleep(0)  # the jobs finishing in this turn join
+        job_ids, self._finishing, self._finished_all = self._finishing, [], None
+        try:
+            async with self.pool.pipeline(transaction=True) as pipe:
+                pipe.delete(
+                    *(in_progress_key_prefix + job_id for job_id in job_ids),
+                    *(job_key_prefix + job_id for job_id in job_ids),
+                )
+                pipe.zrem(self.queue_name, *job_ids)
+                await pipe.execute()
+        except Exception as exc:  # held by their in-progress keys; the database decides
+            log.warning("could not finish %d jobs (%s)", len(job_ids), exc)
+        finally:
+            done.set_result(None)
 
     async def poll(self) -> None:
         """arq's poll, reading the queue only while the process has room, and as many
@@ -358,7 +445,7 @@ class _WakingWorker(Worker):
         for job_id, task in list(self.tasks.items()):
             if task.done():
                 del self.tasks[job_id]
-                task.result()  # as arq does: an error of run_job itself is raised here
+                task.result()  # as arq does: an error of _run itself is raised here
 
     async def count_workers(self) -> None:
         """Every ``PRESENCE_EVERY`` seconds: say this worker is there, forget the workers
