@@ -21,7 +21,7 @@ import yaml
 from hub.connectors import RegistrationError
 from hub.engine import RunNotFound
 from hub.flows import FlowError, diff_documents, parse_document
-from hub.runtime import Hub
+from hub.runtime import Hub, settle_gc
 from hub.secrets import SecretKeyError
 from hub.settings import Settings, SettingsError
 
@@ -441,6 +441,7 @@ def worker(ctx: click.Context, concurrency: int | None, queues: str, burst: bool
 
     async def go(hub: Hub) -> None:
         click.echo(f"hub worker {hub.engine.boot_id[:8]} serving {', '.join(chosen)}", err=True)
+        settle_gc(hub.settings)
         await run_worker(hub, queues=chosen, concurrency=concurrency, burst=burst)
 
     with_hub(ctx, go, execute=True)

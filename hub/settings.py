@@ -46,6 +46,9 @@ class Settings:
     queue_idle_poll: float = 1.0
     worker_concurrency: int = 100
     shutdown_grace: float = 10.0
+    # Long-lived processes (hub serve, hub worker): the garbage collector's first threshold
+    # once started (0 keeps Python's, 700); see runtime.settle_gc.
+    gc_threshold: int = 10_000
     # Execution
     lease_seconds: float = 30.0
     lease_retry_attempts: int = 3
@@ -138,7 +141,11 @@ class Settings:
 
 # Settings whose value below a bound would not just be odd but break the hub: a pool of 0
 # means "no limit" to SQLAlchemy, an idle poll of 0 makes idle workers spin.
-_AT_LEAST: dict[str, float] = {"database_pool_size": 1, "queue_idle_poll": 0.01}
+_AT_LEAST: dict[str, float] = {
+    "database_pool_size": 1,
+    "queue_idle_poll": 0.01,
+    "gc_threshold": 0,
+}
 
 
 def _convert(name: str, field: dataclasses.Field[Any], value: Any) -> Any:

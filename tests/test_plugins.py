@@ -273,7 +273,12 @@ def test_startup_and_shutdown_hooks_are_called(settings: Settings) -> None:
 def test_settings_below_their_bound_are_refused_with_the_variable_named() -> None:
     from hub.settings import SettingsError
 
-    for var, value in (("HUB_DATABASE_POOL_SIZE", "0"), ("HUB_QUEUE_IDLE_POLL", "-1")):
+    for var, value in (
+        ("HUB_DATABASE_POOL_SIZE", "0"),
+        ("HUB_QUEUE_IDLE_POLL", "-1"),
+        ("HUB_GC_THRESHOLD", "-5"),
+    ):
         with pytest.raises(SettingsError, match=f"{var}: .* too small"):
             Settings.from_env({var: value})
     assert Settings.from_env({"HUB_DATABASE_POOL_SIZE": "3"}).database_pool_size == 3
+    assert Settings.from_env({"HUB_GC_THRESHOLD": "0"}).gc_threshold == 0

@@ -10,7 +10,6 @@ The OpenAPI 3.1 document is at ``/schema/openapi.json``, an interactive page at 
 from __future__ import annotations
 
 import copy
-import gc
 from typing import Any
 
 from litestar import Litestar
@@ -45,7 +44,7 @@ from hub.api.metrics import metrics_endpoint, metrics_of
 from hub.api.runs import RunsController
 from hub.api.steps import StepTestsController
 from hub.api.webhooks import webhook
-from hub.runtime import Hub
+from hub.runtime import Hub, settle_gc
 
 API_CONTROLLERS: list[Any] = [
     AuthController,
@@ -140,11 +139,7 @@ def create_app(hub: Hub, *, manage_hub: bool = True, bootstrap: bool = True) -> 
         if bootstrap:
             await ensure_first_owner(hub)
         if manage_hub:
-            # What exists once started (modules, the app, plugins) is never garbage: frozen,
-            # it is skipped by full collections, whose pauses otherwise reach 100+ ms here
-            # and set the webhook p99 (bench/webhooks.py).
-            gc.collect()
-            gc.freeze()
+            settle_gc(hub.settings)  # the webhook p99 (bench/webhooks.py), steps' CPU
 
     async def on_shutdown() -> None:
         if manage_hub:
