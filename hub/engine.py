@@ -124,6 +124,10 @@ class Engine(RecoveryMixin):
         self.boot_id = uuid.uuid4().hex
         # How many steps this process runs at once (``hub worker --concurrency`` sets it).
         self.capacity: int = settings.worker_concurrency
+        # While shedding work (see shed): how many steps to keep running, until when.
+        self._keep: tuple[int, float] | None = None
+        # Set when the last step running here ends (a worker then asks others for work).
+        self.idle = asyncio.Event()
         self.transitions = Transitions(self.boot_id, settings.lease_seconds, self.room)
         self._eager_tasks: set[asyncio.Task[None]] = set()
         self.gate = StepGate(
@@ -327,13 +331,44 @@ class Engine(RecoveryMixin):
         a job (eager successors and items), and the slots promised to steps a transaction
         has claimed here beyond the ones it completed, until their tasks start. Counted by
         tasks, so a slot is taken from the moment a job starts (before its claim) until its
-        task ends, whatever happens."""
-        return (
-            self.capacity
-            - len(self._eager_tasks)
-            - self.executor.load()
-            - self.transitions.promised
-        )
+        task ends, whatever happens. While the process sheds work (:meth:`shed`), its
+        capacity is what it keeps."""
+        capacity = self.capacity
+        if self._keep is not None:
+            if time.monotonic() < self._keep[1]:
+                capacity = min(capacity, self._keep[0])
+            else:
+                self._keep = None
+        return capacity - len(self._eager_tasks) - self.executor.load() - self.transitions.promised
+
+    def _eager_task_done(self, task: asyncio.Task[None]) -> None:
+        self._eager_tasks.discard(task)
+        self.step_ended()
+
+    def step_ended(self) -> None:
+        """A step running here has ended: when it was the last, set :attr:`idle`."""
+        if self.room() >= self.capacity:
+            self.idle.set()
+
+    def shed(self, share: float, window: float) -> int:
+        """Hand ``share`` of the steps running here to other workers (an idle worker asked
+        for work): for ``window`` seconds this process runs at most the rest, so that the
+        successors of the steps that end meanwhile, beyond that, go through the queue,
+        where the idle worker takes them, instead of running here; and its polls take
+        nothing. Returns how many steps it sheds (none when it runs fewer than two, or
+        sheds already).
+
+        A run's successors run where its step ran (claimed in the completion's statement,
+        without a job): a worker that joined, or finished its share early, found nothing
+        to do while another ran the chains it had started; at the end of a load of equal
+        runs, one of two workers ran the last fifth alone.
+        """
+        running = self.capacity - self.room()
+        count = int(running * share)
+        if count < 1 or self._keep is not None:
+            return 0
+        self._keep = (running - count, time.monotonic() + window)
+        return count
 
     async def _execute_claimed(self, job: StepJob, row: dict[str, Any]) -> None:
         run = await self._run_info(job.run_id)
@@ -745,7 +780,7 @@ class Engine(RecoveryMixin):
         for job, row in outcome.eager:
             task = asyncio.get_running_loop().create_task(self._execute_claimed(job, row))
             self._eager_tasks.add(task)
-            task.add_done_callback(self._eager_tasks.discard)
+            task.add_done_callback(self._eager_task_done)
         self.transitions.promised -= outcome.promised  # their tasks hold the slots now
         if outcome.jobs:
             await self.executor.submit(await self._prioritised(outcome.jobs))

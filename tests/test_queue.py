@@ -16,6 +16,7 @@ import pytest
 
 from hub.executors.arq import _WakingWorker, presence_key, queue_for, run_worker
 from hub.executors.base import StepJob
+from hub.hookspecs import hookimpl
 from hub.runtime import Hub
 from hub.settings import Settings
 from tests import kit
@@ -155,9 +156,11 @@ async def _zrangebyscore_calls(url: str) -> int:
 
 
 @contextlib.asynccontextmanager
-async def hub_and_worker(settings: Settings, **worker: Any) -> AsyncIterator[Hub]:
+async def hub_and_worker(
+    settings: Settings, plugins: Any = (kit,), **worker: Any
+) -> AsyncIterator[Hub]:
     """A started hub with ``run_worker(hub, **worker)`` running beside it."""
-    hub = make_hub(settings)
+    hub = make_hub(settings, plugins=plugins)
     await hub.start(migrate=False)
     stop = asyncio.Event()
     task = asyncio.create_task(run_worker(hub, stop=stop, **worker))
@@ -208,6 +211,50 @@ async def test_a_worker_keeps_taking_jobs_while_it_finds_them(settings: Settings
         for run_id in run_ids:
             assert (await hub.wait_for_run(run_id, 20))["status"] == "succeeded"
         assert sum(kit.CALLS.values()) == 30
+
+
+class StepCounter:
+    """A plugin counting the steps its hub's process ran."""
+
+    def __init__(self) -> None:
+        self.steps = 0
+
+    @hookimpl
+    def hub_after_step(self, ctx: Any, result: dict[str, Any]) -> None:
+        self.steps += 1
+
+
+async def test_an_idle_worker_gets_a_share_of_the_runs_another_worker_runs(
+    settings: Settings,
+) -> None:
+    """A run's next step runs where its step ran, without a job: a worker that joins while
+    another runs long runs would find nothing to do. Idle, it asks the queue's other
+    workers for work (``<queue>:hungry``); the busy one sends a share of its runs' next
+    steps through the queue for a moment, and the newcomer takes them and carries those
+    runs on."""
+    first, second = StepCounter(), StepCounter()
+    hub = make_hub(settings, plugins=(kit, first))
+    await hub.start(migrate=False)
+    stop = asyncio.Event()
+    worker = asyncio.create_task(run_worker(hub, queues=("default",), stop=stop))
+    sleepy = {"action": "test.sleep", "input": {"seconds": 0.005}}
+    steps = [{"id": f"s{i}", **sleepy} for i in range(150)]
+    try:
+        await hub.save_flow({"id": "long", "steps": steps}, publish=True)
+        run_ids = await hub.engine.start_runs(hub.workspace, "long", [None] * 10)
+        deadline = time.monotonic() + 20
+        while first.steps < 100:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.01)
+        async with hub_and_worker(settings, queues=("default",), plugins=(kit, second)):
+            for run_id in run_ids:
+                assert (await hub.wait_for_run(run_id, 60))["status"] == "succeeded"
+    finally:
+        stop.set()
+        await worker
+        await hub.stop(grace=0)
+    assert first.steps + second.steps == 1500
+    assert second.steps >= 100, (first.steps, second.steps)
 
 
 async def test_one_submission_enqueues_many_jobs_and_skips_ids_already_held(

@@ -111,6 +111,15 @@ def wake_channel(queue: str) -> str:
     return f"{queue}:wake"
 
 
+def hungry_channel(queue: str) -> str:
+    """The pub/sub channel where an idle worker of a queue asks the others for work."""
+    return f"{queue}:hungry"
+
+
+HUNGRY_EVERY = 0.05  # an idle worker asks for work at most this often
+SHED_WINDOW = 0.05  # seconds a busy worker sends successors through the queue when asked
+
+
 def _serialize(value: Any) -> bytes:
     return msgspec.msgpack.encode(value)
 
@@ -251,6 +260,7 @@ async def run_step(
         worker = ctx.get("worker")
         if isinstance(worker, _WakingWorker):
             worker.stepped.add(ctx["job_id"])  # its slot is free while the job is finished
+        hub.engine.step_ended()
 
 
 PRESENCE_TTL = 10.0  # a worker not seen in its queue's presence set for this long is gone
@@ -291,6 +301,7 @@ class _WakingWorker(Worker):
         self,
         *args: Any,
         wake: asyncio.Event,
+        idle: asyncio.Event,
         idle_poll: float,
         room: Callable[[], int],
         capacity: Callable[[], int],
@@ -298,6 +309,7 @@ class _WakingWorker(Worker):
     ) -> None:
         super().__init__(*args, **kwargs)
         self.wake = wake
+        self.idle = idle  # set when the process's last running step ends
         self.idle_poll = idle_poll
         self.room = room  # how many more steps the process can run now
         self.capacity = capacity  # how many it can run at once
@@ -305,6 +317,7 @@ class _WakingWorker(Worker):
         self.member = uuid.uuid4().hex  # this worker in its queue's presence set
         self.workers = 1  # the queue's live workers, this one included
         self.seen_at = 0.0  # when this worker last said it was there
+        self.asked_at = 0.0  # when this worker, idle, last asked the others for work
         # Jobs whose step has ended, being finished (a round trip to Redis): they
         # hold no slot, the step's successor, run here without a job, may hold it already.
         self.stepped: set[str] = set()
@@ -495,6 +508,16 @@ class _WakingWorker(Worker):
                 # letting it through ended this worker's polling for good.
                 log.debug("queue %s: a stray cancellation; polling on", self.queue_name)
 
+    async def ask_for_work(self) -> None:
+        """Idle while other workers serve the queue: ask them for work (at most every
+        ``HUNGRY_EVERY`` seconds). Each busy one sends a share of its runs' next steps
+        through the queue for a moment (``Engine.shed``); the wake-ups of those jobs end
+        this worker's rest."""
+        now = time.monotonic()
+        if now - self.asked_at >= HUNGRY_EVERY:
+            self.asked_at = now
+            await self.pool.publish(hungry_channel(self.queue_name), self.member)
+
     async def _burst_done(self) -> bool:
         if await self.pool.zcard(self.queue_name) == 0:
             await asyncio.gather(*self.tasks.values())
@@ -508,12 +531,21 @@ class _WakingWorker(Worker):
         may have finished meanwhile, or the process had room for fewer), or the process is
         full, more work may be waiting: ``poll_delay``, as arq does. Otherwise, until a
         wake-up message, the queue's next deferred job comes due, or ``idle_poll`` seconds,
-        whichever comes first.
+        whichever comes first; with other workers on the queue, an idle process first
+        asks them for work (:meth:`ask_for_work`), and a busy one also stops resting when
+        its last step ends, to ask.
         """
         if self.free_last_poll or self.job_counter >= self.max_jobs or self.room() <= 0:
             await asyncio.sleep(self.poll_delay_s)
             return
         timeout = self.idle_poll
+        waiting = {self.wake}
+        if self.workers > 1:
+            if self.room() >= self.capacity():
+                await self.ask_for_work()
+            else:  # busy: when its last step ends, come back to ask for work
+                self.idle.clear()
+                waiting.add(self.idle)
         upcoming = await self.pool.zrangebyscore(
             self.queue_name, min=time.time() * 1000, max="+inf", start=0, num=1, withscores=True
         )
@@ -521,24 +553,33 @@ class _WakingWorker(Worker):
             timeout = min(timeout, max(0.0, upcoming[0][1] / 1000 - time.time()))
         # Not asyncio.timeout: on Python 3.11, a wake-up arriving as it expires leaves the
         # task's cancellation pending, and the next await cancelled this worker for good.
-        waiter = asyncio.ensure_future(self.wake.wait())
-        await asyncio.wait({waiter}, timeout=timeout)
-        waiter.cancel()
+        waiters = {asyncio.ensure_future(event.wait()) for event in waiting}
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in waiters:
+            waiter.cancel()
 
 
-async def _listen_for_wakes(hub: Any, wakes: dict[str, asyncio.Event]) -> None:
-    """Set a queue's event whenever its wake channel carries a message (for the worker's
-    life; after a lost connection, subscribe again: meanwhile the idle poll covers)."""
+async def _listen_for_wakes(
+    hub: Any, wakes: dict[str, asyncio.Event], workers: Callable[[], int]
+) -> None:
+    """Set a queue's event whenever its wake channel carries a message, and shed work when
+    an idle worker of the queue asks for it (its share among the queue's ``workers``), for
+    the worker's life; after a lost connection, subscribe again (meanwhile the idle poll
+    covers)."""
     channels = {wake_channel(queue).encode(): event for queue, event in wakes.items()}
+    hungry = {hungry_channel(queue).encode() for queue in wakes}
     while True:
         pubsub = hub.redis.pubsub()
         try:
-            await pubsub.subscribe(*channels)
+            await pubsub.subscribe(*channels, *hungry)
             async for message in pubsub.listen():
-                if message.get("type") == "message":
-                    event = channels.get(message["channel"])
-                    if event is not None:
-                        event.set()
+                if message.get("type") != "message":
+                    continue
+                event = channels.get(message["channel"])
+                if event is not None:
+                    event.set()
+                elif message["channel"] in hungry:  # (this process's own: it runs nothing)
+                    hub.engine.shed(1 / max(2, workers()), SHED_WINDOW)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -557,6 +598,7 @@ def _make_worker(
     settings: Settings = hub.settings
     return _WakingWorker(
         wake=wake,
+        idle=hub.engine.idle,
         idle_poll=settings.queue_idle_poll,
         room=hub.engine.room,
         capacity=lambda: hub.engine.capacity,
@@ -633,7 +675,11 @@ async def run_worker(
         hub.executor.workers = current  # their jobs count in the process's load
     wakes = {q: asyncio.Event() for q in queues}
     listener = asyncio.create_task(
-        _listen_for_wakes(hub, {queue_for(settings, q): wakes[q] for q in queues})
+        _listen_for_wakes(
+            hub,
+            {queue_for(settings, q): wakes[q] for q in queues},
+            lambda: max((getattr(w, "workers", 1) for w in current.values()), default=1),
+        )
     )
     mains = [
         asyncio.create_task(_serve_queue(hub, q, concurrency, burst, stopping, current, wakes[q]))
