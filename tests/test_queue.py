@@ -237,8 +237,8 @@ async def test_an_idle_worker_gets_a_share_of_the_runs_another_worker_runs(
     await hub.start(migrate=False)
     stop = asyncio.Event()
     worker = asyncio.create_task(run_worker(hub, queues=("default",), stop=stop))
-    sleepy = {"action": "test.sleep", "input": {"seconds": 0.005}}
-    steps = [{"id": f"s{i}", **sleepy} for i in range(150)]
+    sleepy = {"action": "test.sleep", "input": {"seconds": 0.01}}
+    steps = [{"id": f"s{i}", **sleepy} for i in range(300)]  # 3 s at least, to join in
     try:
         await hub.save_flow({"id": "long", "steps": steps}, publish=True)
         run_ids = await hub.engine.start_runs(hub.workspace, "long", [None] * 10)
@@ -253,7 +253,7 @@ async def test_an_idle_worker_gets_a_share_of_the_runs_another_worker_runs(
         stop.set()
         await worker
         await hub.stop(grace=0)
-    assert first.steps + second.steps == 1500
+    assert first.steps + second.steps == 3000
     assert second.steps >= 100, (first.steps, second.steps)
 
 
