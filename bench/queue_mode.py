@@ -5,17 +5,23 @@ the targets of the queue-mode issue:
 
 - raw arq no-op job throughput with the same Redis and the same poll delay (the reference);
 - hub no-op step throughput with one worker process, and with two (the median of five
-  runs of each, alternated), and where the CPU time of those runs went: the worker
-  processes, PostgreSQL's processes, Redis and this process, in microseconds per step.
-  Each measured load follows a warm-up load (a third of it) on tables that keep every
-  earlier run's rows, freshly analysed; it ends at its last run's ``finished_at``;
+  loads of each, alternated; a load is 300 runs of a 100-step chain of ``flow.noop``,
+  30,000 steps), and where the CPU time of those loads went: the worker processes,
+  PostgreSQL's processes, Redis and this process, in microseconds per step. Each
+  measured load follows a warm-up load (a third of it) on tables that keep every earlier
+  run's rows, freshly analysed; it starts as this process creates its runs and ends at
+  its last run's ``finished_at``. Also printed: each load's rate in full swing (while
+  the 20th to the 80th percent of its steps finished: without the runs' creation and
+  first jobs, nor the last runs' last steps);
 - for scale, one worker through fan-outs (20 runs of a 300-item ``for_each``);
 - step handoff p50/p99 (a step done -> its successor started, from the step records);
 - recovery: a worker is SIGKILLed in the middle of a step; the time until the step's next
   attempt starts, with the default lease (30 s) and sweeper interval (5 s).
 
-    python bench/queue_mode.py            # everything (about three minutes)
-    python bench/queue_mode.py --quick    # one smaller run each, recovery with a 5 s lease
+    python bench/queue_mode.py              # everything (about four minutes)
+    python bench/queue_mode.py --length 30  # loads of 30-step chains (the shape until
+                                            # 3 December 2026: 9,000 steps a load)
+    python bench/queue_mode.py --quick      # one smaller run each, recovery with a 5 s lease
 """
 
 from __future__ import annotations
@@ -53,6 +59,7 @@ CONCURRENCY = 300
 # Loads of each shape, alternated: this machine's speed drifts by a quarter within minutes,
 # so that three runs of one configuration could span its whole range.
 ALTERNATIONS = 5
+NOT_CPU = {"wall", "steady"}  # what hub_rate's per-step figures hold besides CPU time
 
 
 async def noop_job(ctx: dict[str, Any]) -> None:
@@ -235,6 +242,16 @@ async def hub_rate(
             ).scalar_one()
         )
         took = finished_us / 1e6 - started
+        ends = await hub.db.read(
+            lambda c: (
+                c.execute(
+                    text("SELECT finished_at FROM steps WHERE run_id = ANY(:ids) ORDER BY 1"),
+                    {"ids": measured},
+                )
+                .scalars()
+                .all()
+            )
+        )
     finally:
         await hub.stop(grace=0)
         for proc in procs:
@@ -246,7 +263,17 @@ async def hub_rate(
     steps = runs * length
     per_step = {name: spent / steps for name, spent in meter.spent.items()}
     per_step["wall"] = took / steps
+    per_step["steady"] = steady_rate(ends)
     return steps / took, handoffs, per_step
+
+
+def steady_rate(ends: list[int]) -> float:
+    """Steps/s while the load was in full swing: between the moments the 20th and the
+    80th percent of its steps finished (``ends``: their ``finished_at``, in order),
+    leaving out the start (the runs created, their first jobs taken) and the tail (the
+    last runs' last steps)."""
+    first, last = ends[len(ends) // 5], ends[len(ends) * 4 // 5]
+    return (len(ends) * 3 // 5) / max(1e-6, (last - first) / 1e6)
 
 
 async def recovery(env: dict[str, str], lease: float) -> float:
@@ -312,10 +339,11 @@ async def recovery(env: dict[str, str], lease: float) -> float:
             terminate(rescuer)
 
 
-async def main(quick: bool) -> None:
+async def main(quick: bool, length: int) -> None:
+    runs, length = (100, 30) if quick else (300, length)
     print(
         f"queue-mode benchmark, python {sys.version.split()[0]}, {os.cpu_count()} cores, "
-        f"poll delay {POLL_DELAY}s"
+        f"poll delay {POLL_DELAY}s; loads of {runs} runs of a {length}-step chain"
     )
     pg, redis = PostgresServer(), RedisServer()
     pg.start()
@@ -336,7 +364,6 @@ async def main(quick: bool) -> None:
         Hub(Settings.from_env(env), entry_points=False).migrate()
         n = 2000 if quick else 5000
         raw = statistics.median([await raw_arq_rate(redis.url, n) for _ in range(3)])
-        runs, length = (100, 30) if quick else (300, 30)
         postmaster = int((pg.data / "postmaster.pid").read_text().split()[0])
         services = {
             "PostgreSQL (its backends and helpers)": lambda: children(postmaster),
@@ -350,7 +377,7 @@ async def main(quick: bool) -> None:
         one, one_cpu = _median(measured[1])
         two, two_cpu = _median(measured[2])
         fan, _, _ = await hub_rate(env, 1, 20, 300, shape=fan_out)
-        _, hand, _ = await hub_rate(env, 1, 20, length, probe_file=str(data / "probe.txt"))
+        _, hand, _ = await hub_rate(env, 1, 20, 30, probe_file=str(data / "probe.txt"))
         rec = await recovery(env, 5.0 if quick else 30.0)
     finally:
         redis.stop()
@@ -386,13 +413,21 @@ async def main(quick: bool) -> None:
     print(f"\nratios: one worker / raw arq = {one / raw:.2f}; two workers / one = {two / one:.2f}")
     each = {n: [round(rate) for rate, _ in found] for n, found in measured.items()}
     print(f"every run, steps/s: one worker {each[1]}, two {each[2]}")
+    steady = {n: [round(cpu["steady"]) for _, cpu in found] for n, found in measured.items()}
+    print(
+        f"in full swing (from the 20th to the 80th percent of a load's steps finished), "
+        f"steps/s: one worker {steady[1]}, two {steady[2]}; medians "
+        f"{statistics.median(steady[1]):,.0f} and {statistics.median(steady[2]):,.0f} "
+        f"({statistics.median(steady[2]) / statistics.median(steady[1]):.2f}x)"
+    )
     print("\nCPU time per step (us), in the median run of each")
     print(f"{'':{width}}  {'one worker':>10}  {'two':>10}")
     for name in one_cpu:
-        if name != "wall":
+        if name not in NOT_CPU:
             print(f"{name:{width}}  {one_cpu[name] * 1e6:>10.0f}  {two_cpu[name] * 1e6:>10.0f}")
     for label, cpu in (("one worker", one_cpu), ("two workers", two_cpu)):
-        busy = sum(v for k, v in cpu.items() if k != "wall") / cpu["wall"] / (os.cpu_count() or 1)
+        spent = sum(v for k, v in cpu.items() if k not in NOT_CPU)
+        busy = spent / cpu["wall"] / (os.cpu_count() or 1)
         print(f"{label}: the measured processes kept the {os.cpu_count()} cores {busy:.0%} busy")
 
 
@@ -408,4 +443,8 @@ if __name__ == "__main__":
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true")
-    asyncio.run(main(parser.parse_args().quick))
+    parser.add_argument(
+        "--length", type=int, default=100, help="steps a run (the chain's length), default 100"
+    )
+    arguments = parser.parse_args()
+    asyncio.run(main(arguments.quick, arguments.length))
