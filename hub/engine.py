@@ -368,6 +368,7 @@ class Engine(RecoveryMixin):
         if count < 1 or self._keep is not None:
             return 0
         self._keep = (running - count, time.monotonic() + window)
+        log.debug("shedding %d of %d running steps for %.2fs", count, running, window)
         return count
 
     async def _execute_claimed(self, job: StepJob, row: dict[str, Any]) -> None:
