@@ -540,7 +540,7 @@ class _WakingWorker(Worker):
             return
         timeout = self.idle_poll
         waiting = {self.wake}
-        if self.workers > 1:
+        if self.workers > 1 and self.allow_pick_jobs:  # (not while stopping)
             if self.room() >= self.capacity():
                 await self.ask_for_work()
             else:  # busy: when its last step ends, come back to ask for work
