@@ -363,9 +363,9 @@ class Engine(RecoveryMixin):
         to do while another ran the chains it had started; at the end of a load of equal
         runs, one of two workers ran the last fifth alone.
         """
-        running = self.capacity - self.room()
+        running = self.capacity - self.room()  # (room() forgets a shedding that is over)
         count = int(running * share)
-        if count < 1 or self._keep is not None:
+        if self._keep is not None or count < 1:
             return 0
         self._keep = (running - count, time.monotonic() + window)
         log.debug("shedding %d of %d running steps for %.2fs", count, running, window)

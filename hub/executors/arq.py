@@ -19,6 +19,12 @@ The only module that imports arq. Around arq's known gaps:
   waits for that message, for its queue's next deferred job to come due, or at most
   ``HUB_QUEUE_IDLE_POLL`` seconds (the safety net for a message lost with Redis), and polls
   every ``poll_delay`` only while it is finding work or is full.
+- Round trips: arq takes a job in four sequential round trips and runs it in two more,
+  each on a pooled connection of its own; here a poll takes its jobs, with their data, in
+  one script call, and the jobs that end in one turn of the loop are finished together.
+- A run's next step runs where its step ran (without a job): an idle worker asks the
+  queue's other workers for work (``<queue>:hungry``), and each sheds a share of its runs'
+  next steps through the queue for a moment.
 """
 
 from __future__ import annotations
@@ -322,7 +328,7 @@ class _WakingWorker(Worker):
         # hold no slot, the step's successor, run here without a job, may hold it already.
         self.stepped: set[str] = set()
         self.ctx["worker"] = self
-        # Jobs whose run has ended, finished in Redis together (see _finish).
+        # Jobs whose task has ended, finished in Redis together (see _finish).
         self._finishing: list[str] = []
         self._finished_all: asyncio.Future[None] | None = None
         self._finishers: set[asyncio.Task[None]] = set()
