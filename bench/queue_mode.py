@@ -35,8 +35,9 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -59,7 +60,6 @@ CONCURRENCY = 300
 # Loads of each shape, alternated: this machine's speed drifts by a quarter within minutes,
 # so that three runs of one configuration could span its whole range.
 ALTERNATIONS = 5
-NOT_CPU = {"wall", "steady"}  # what hub_rate's per-step figures hold besides CPU time
 
 
 async def noop_job(ctx: dict[str, Any]) -> None:
@@ -182,6 +182,15 @@ class CpuMeter:
         }
 
 
+class Load(NamedTuple):
+    """What :func:`hub_rate` measured of one load."""
+
+    rate: float  # steps/s, from the runs' creation to the last run's end
+    handoffs: list[float]  # ms, with a probe file
+    per_step: dict[str, float]  # CPU seconds a step by group of processes, and "wall"
+    steady: float  # steps/s in full swing (steady_rate)
+
+
 async def hub_rate(
     env: dict[str, str],
     workers: int,
@@ -190,7 +199,7 @@ async def hub_rate(
     probe_file: str | None = None,
     services: dict[str, Any] | None = None,
     shape: Any = chain,
-) -> tuple[float, list[float], dict[str, float]]:
+) -> Load:
     """Steps/s through ``workers`` worker processes; with a probe file, the handoffs in ms;
     with ``services`` (name -> function giving pids), the CPU seconds per step of each."""
     if probe_file:
@@ -263,11 +272,10 @@ async def hub_rate(
     steps = runs * length
     per_step = {name: spent / steps for name, spent in meter.spent.items()}
     per_step["wall"] = took / steps
-    per_step["steady"] = steady_rate(ends)
-    return steps / took, handoffs, per_step
+    return Load(steps / took, handoffs, per_step, steady_rate(ends))
 
 
-def steady_rate(ends: list[int]) -> float:
+def steady_rate(ends: Sequence[int]) -> float:
     """Steps/s while the load was in full swing: between the moments the 20th and the
     80th percent of its steps finished (``ends``: their ``finished_at``, in order),
     leaving out the start (the runs created, their first jobs taken) and the tail (the
@@ -369,15 +377,15 @@ async def main(quick: bool, length: int) -> None:
             "PostgreSQL (its backends and helpers)": lambda: children(postmaster),
             "Redis": lambda: [redis.proc.pid] if redis.proc else [],
         }
-        measured: dict[int, list[tuple[float, dict[str, float]]]] = {1: [], 2: []}
+        measured: dict[int, list[Load]] = {1: [], 2: []}
         for _ in range(1 if quick else ALTERNATIONS):
             for workers in (1, 2):
-                rate, _, cpu = await hub_rate(env, workers, runs, length, services=services)
-                measured[workers].append((rate, cpu))
+                load = await hub_rate(env, workers, runs, length, services=services)
+                measured[workers].append(load)
         one, one_cpu = _median(measured[1])
         two, two_cpu = _median(measured[2])
-        fan, _, _ = await hub_rate(env, 1, 20, 300, shape=fan_out)
-        _, hand, _ = await hub_rate(env, 1, 20, 30, probe_file=str(data / "probe.txt"))
+        fan = (await hub_rate(env, 1, 20, 300, shape=fan_out)).rate
+        hand = (await hub_rate(env, 1, 20, 30, probe_file=str(data / "probe.txt"))).handoffs
         rec = await recovery(env, 5.0 if quick else 30.0)
     finally:
         redis.stop()
@@ -411,9 +419,9 @@ async def main(quick: bool, length: int) -> None:
     for name, value, target in rows:
         print(f"{name:{width}}  {value:>10}  {target}")
     print(f"\nratios: one worker / raw arq = {one / raw:.2f}; two workers / one = {two / one:.2f}")
-    each = {n: [round(rate) for rate, _ in found] for n, found in measured.items()}
+    each = {n: [round(load.rate) for load in found] for n, found in measured.items()}
     print(f"every run, steps/s: one worker {each[1]}, two {each[2]}")
-    steady = {n: [round(cpu["steady"]) for _, cpu in found] for n, found in measured.items()}
+    steady = {n: [round(load.steady) for load in found] for n, found in measured.items()}
     print(
         f"in full swing (from the 20th to the 80th percent of a load's steps finished), "
         f"steps/s: one worker {steady[1]}, two {steady[2]}; medians "
@@ -423,19 +431,25 @@ async def main(quick: bool, length: int) -> None:
     print("\nCPU time per step (us), in the median run of each")
     print(f"{'':{width}}  {'one worker':>10}  {'two':>10}")
     for name in one_cpu:
-        if name not in NOT_CPU:
+        if name != "wall":
             print(f"{name:{width}}  {one_cpu[name] * 1e6:>10.0f}  {two_cpu[name] * 1e6:>10.0f}")
     for label, cpu in (("one worker", one_cpu), ("two workers", two_cpu)):
-        spent = sum(v for k, v in cpu.items() if k not in NOT_CPU)
-        busy = spent / cpu["wall"] / (os.cpu_count() or 1)
+        busy = sum(v for k, v in cpu.items() if k != "wall") / cpu["wall"] / (os.cpu_count() or 1)
         print(f"{label}: the measured processes kept the {os.cpu_count()} cores {busy:.0%} busy")
 
 
-def _median(
-    found: list[tuple[float, dict[str, float]]],
-) -> tuple[float, dict[str, float]]:
-    """The run with the median rate (the middle one)."""
-    return sorted(found, key=lambda item: item[0])[len(found) // 2]
+def _median(found: list[Load]) -> tuple[float, dict[str, float]]:
+    """The rate and CPU figures of the load with the median rate (the middle one)."""
+    load = sorted(found, key=lambda item: item.rate)[len(found) // 2]
+    return load.rate, load.per_step
+
+
+def steps_a_run(value: str) -> int:
+    """``--length``: a whole number of steps, at least one."""
+    length = int(value)
+    if length < 1:
+        raise argparse.ArgumentTypeError(f"a run needs at least one step, not {length}")
+    return length
 
 
 if __name__ == "__main__":
@@ -444,7 +458,10 @@ if __name__ == "__main__":
     )
     parser.add_argument("--quick", action="store_true")
     parser.add_argument(
-        "--length", type=int, default=100, help="steps a run (the chain's length), default 100"
+        "--length",
+        type=steps_a_run,
+        default=100,
+        help="steps a run (the chain's length), default 100",
     )
     arguments = parser.parse_args()
     asyncio.run(main(arguments.quick, arguments.length))

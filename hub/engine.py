@@ -126,8 +126,9 @@ class Engine(RecoveryMixin):
         self.capacity: int = settings.worker_concurrency
         # While shedding work (see shed): how many steps to keep running, until when.
         self._keep: tuple[int, float] | None = None
-        # Set when the last step running here ends (a worker then asks others for work).
-        self.idle = asyncio.Event()
+        # Set, once asked for (want_idle), when the last step running here ends.
+        self._idle = asyncio.Event()
+        self._idle_wanted = False
         self.transitions = Transitions(self.boot_id, settings.lease_seconds, self.room)
         self._eager_tasks: set[asyncio.Task[None]] = set()
         self.gate = StepGate(
@@ -345,10 +346,19 @@ class Engine(RecoveryMixin):
         self._eager_tasks.discard(task)
         self.step_ended()
 
+    def want_idle(self) -> asyncio.Event:
+        """An event set when the last step running here ends (a worker then asks others
+        for work): until then, every step's end counts what still runs."""
+        self._idle.clear()
+        self._idle_wanted = True
+        return self._idle
+
     def step_ended(self) -> None:
-        """A step running here has ended: when it was the last, set :attr:`idle`."""
-        if self.room() >= self.capacity:
-            self.idle.set()
+        """A step running here has ended: when it was the last one and someone waits for
+        that (:meth:`want_idle`), say so (otherwise nothing: this is every step's path)."""
+        if self._idle_wanted and self.room() >= self.capacity:
+            self._idle_wanted = False
+            self._idle.set()
 
     def shed(self, share: float, window: float) -> int:
         """Hand ``share`` of the steps running here to other workers (an idle worker asked

@@ -307,7 +307,7 @@ class _WakingWorker(Worker):
         self,
         *args: Any,
         wake: asyncio.Event,
-        idle: asyncio.Event,
+        want_idle: Callable[[], asyncio.Event],
         idle_poll: float,
         room: Callable[[], int],
         capacity: Callable[[], int],
@@ -315,7 +315,7 @@ class _WakingWorker(Worker):
     ) -> None:
         super().__init__(*args, **kwargs)
         self.wake = wake
-        self.idle = idle  # set when the process's last running step ends
+        self.want_idle = want_idle  # an event set when the process's last step ends
         self.idle_poll = idle_poll
         self.room = room  # how many more steps the process can run now
         self.capacity = capacity  # how many it can run at once
@@ -550,8 +550,7 @@ class _WakingWorker(Worker):
             if self.room() >= self.capacity():
                 await self.ask_for_work()
             else:  # busy: when its last step ends, come back to ask for work
-                self.idle.clear()
-                waiting.add(self.idle)
+                waiting.add(self.want_idle())
         upcoming = await self.pool.zrangebyscore(
             self.queue_name, min=time.time() * 1000, max="+inf", start=0, num=1, withscores=True
         )
@@ -604,7 +603,7 @@ def _make_worker(
     settings: Settings = hub.settings
     return _WakingWorker(
         wake=wake,
-        idle=hub.engine.idle,
+        want_idle=hub.engine.want_idle,
         idle_poll=settings.queue_idle_poll,
         room=hub.engine.room,
         capacity=lambda: hub.engine.capacity,
