@@ -399,22 +399,23 @@ async def test_the_take_script_takes_only_free_due_jobs(settings: Settings) -> N
     client = redis.asyncio.Redis.from_url(settings.redis_url)
     try:
         now = int(time.time() * 1000)
-        queue = "take-test"
-        await client.zadd(queue, {"held": now, "due": now - 5, "later": now + 60_000})
-        await client.zadd(queue, {"expired": now})
-        await client.set(in_progress_key_prefix + "held", b"1")
-        await client.set(job_key_prefix + "due", b"data")
-        ids = ["held", "gone", "later", "due", "expired"]
+        queue = settings.queue_name  # (unique to this test: the keys below are its own)
+        held, gone, later, due, expired = (
+            f"{queue}-{name}" for name in ("held", "gone", "later", "due", "expired")
+        )
+        await client.zadd(queue, {held: now, due: now - 5, later: now + 60_000, expired: now})
+        await client.set(in_progress_key_prefix + held, b"1", px=60_000)
+        await client.set(job_key_prefix + due, b"data", px=60_000)
         keys = [queue]
-        for job_id in ids:
+        for job_id in (held, gone, later, due, expired):
             keys += [in_progress_key_prefix + job_id, job_key_prefix + job_id]
         take = client.register_script(_TAKE)
         replies = await take(keys=keys, args=[now, 60_000, len(job_key_prefix)])
-        due, expired = str(now - 5).encode(), str(now).encode()
-        assert replies == [0, b"", -1, b"", -1, b"", due, b"data", expired, b""]
-        assert await client.exists(in_progress_key_prefix + "gone") == 0
-        assert await client.exists(in_progress_key_prefix + "later") == 0
-        assert 0 < await client.pttl(in_progress_key_prefix + "due") <= 60_000
+        due_at, expired_at = str(now - 5).encode(), str(now).encode()
+        assert replies == [0, b"", -1, b"", -1, b"", due_at, b"data", expired_at, b""]
+        assert await client.exists(in_progress_key_prefix + gone) == 0
+        assert await client.exists(in_progress_key_prefix + later) == 0
+        assert 0 < await client.pttl(in_progress_key_prefix + due) <= 60_000
     finally:
         await client.aclose()
 
@@ -534,7 +535,7 @@ async def test_a_poll_takes_its_share_of_a_burst_among_the_queues_live_workers(
         await client.aclose()
 
 
-async def test_a_job_whose_step_ended_holds_no_slot_while_arq_finishes_it(
+async def test_a_job_whose_step_ended_holds_no_slot_while_it_is_finished(
     settings: Settings,
 ) -> None:
     """A job's step ends (its successor, claimed in the same statement, already running
