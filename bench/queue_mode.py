@@ -47,7 +47,7 @@ from arq.worker import Worker  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
 from bench import probe  # noqa: E402
-from hub.executors.arq import _deserialize, _serialize, redis_settings  # noqa: E402
+from hub.engine.executors.arq import _deserialize, _serialize, redis_settings  # noqa: E402
 from hub.runtime import Hub  # noqa: E402
 from hub.settings import Settings  # noqa: E402
 from tests.services import PostgresServer, RedisServer, terminate  # noqa: E402

@@ -23,14 +23,14 @@ from hub.db import store
 from hub.db.database import Database
 from hub.db.migrate import upgrade
 from hub.engine import Engine, RunNotFound
-from hub.executors.base import Executor
-from hub.executors.local import LocalExecutor
+from hub.engine.executors.base import Executor
+from hub.engine.executors.local import LocalExecutor
 from hub.expressions import Expressions, Limits
 from hub.flows import Flow, load_flow
-from hub.netguard import make_http_client
 from hub.plugins import build_registry, call_observers, collect_mapping, make_plugin_manager
 from hub.schemas import schema_errors
-from hub.secrets import KEY_FILE, SecretBox, SecretKeyError, load_keys, secret_fields
+from hub.security.netguard import make_http_client
+from hub.security.secrets import KEY_FILE, SecretBox, SecretKeyError, load_keys, secret_fields
 from hub.settings import Settings
 
 log = logging.getLogger("hub")
@@ -101,7 +101,7 @@ class Hub:
         self.http = make_http_client(s)
         if executor is None:
             if s.redis_url:
-                from hub.executors.arq import ArqExecutor
+                from hub.engine.executors.arq import ArqExecutor
 
                 executor = ArqExecutor(s)
             else:
@@ -109,7 +109,7 @@ class Hub:
         self.executor = executor
         limiter = None
         if self.redis is not None:
-            from hub.flowcontrol import RedisLimiter
+            from hub.engine.limits import RedisLimiter
 
             limiter = RedisLimiter(self.redis)
         self.engine = Engine(

@@ -17,9 +17,9 @@ from typing import Any
 import httpx
 from litestar import Litestar
 
-from hub import Action, ActionError, CachePolicy, Connector, accounts, hookimpl
+from hub import Action, ActionError, CachePolicy, Connector, hookimpl
 from hub.api.app import create_app
-from hub.db import store
+from hub.db import accounts, store
 from hub.runtime import Hub
 from tests import kit
 

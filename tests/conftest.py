@@ -96,7 +96,7 @@ async def started(settings: Settings, **kwargs: Any) -> AsyncIterator[Hub]:
     stop = asyncio.Event()
     worker = None
     if settings.redis_url:
-        from hub.executors.arq import PRIORITIES, run_worker
+        from hub.engine.executors.arq import PRIORITIES, run_worker
 
         worker = asyncio.create_task(run_worker(instance, queues=PRIORITIES, stop=stop))
     try:

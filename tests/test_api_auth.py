@@ -17,11 +17,11 @@ import httpx
 import pytest
 from cryptography.fernet import Fernet
 
-from hub import accounts
 from hub.api.app import create_app
 from hub.api.bootstrap import OWNER_EMAIL, PASSWORD_FILE
+from hub.db import accounts
 from hub.runtime import Hub
-from hub.secrets import SecretKeyError
+from hub.security.secrets import SecretKeyError
 from hub.settings import Settings
 from tests import kit
 from tests.api_kit import PASSWORD, SECRET, Api, add_user, flow_document, started_api

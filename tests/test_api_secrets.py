@@ -22,7 +22,7 @@ import pytest
 from cryptography.fernet import Fernet
 from litestar.routes import HTTPRoute
 
-from hub.secrets import KEY_FILE, REDACTED, load_keys
+from hub.security.secrets import KEY_FILE, REDACTED, load_keys
 from hub.settings import Settings
 from tests.api_kit import NESTED, PIN, SECRET, Api, flow_document, started_api
 

@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from hub.claims import Claim
-from hub.completions import Completion, ItemCompletion, is_final, is_simple
 from hub.db.database import HOT_SETTINGS, run_writes
 from hub.db.models import now_us, steps
-from hub.run_output import output_renderer
+from hub.db.runstate.claims import Claim
+from hub.db.runstate.completions import Completion, ItemCompletion, is_final, is_simple
+from hub.db.runstate.output import output_renderer
+from hub.db.runstate.transitions import Outcome, RunInfo, claim
 from hub.runtime import Hub
-from hub.transitions import Outcome, RunInfo, claim
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -608,8 +608,8 @@ def test_the_batched_statements_find_every_row_by_key(settings: Any, runs: int) 
     benchmark as the table grew."""
     import psycopg
 
-    from hub.claims import _CLAIM_MANY
-    from hub.completions import _COMPLETE_ITEMS, _COMPLETE_MANY
+    from hub.db.runstate.claims import _CLAIM_MANY
+    from hub.db.runstate.completions import _COMPLETE_ITEMS, _COMPLETE_MANY
 
     with psycopg.connect(settings.database_url, autocommit=True) as conn:
         conn.execute(

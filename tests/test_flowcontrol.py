@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from hub import Action, ActionError, Connector, RateLimit, hookimpl
-from hub.flowcontrol import LocalLimiter, RedisLimiter
+from hub.engine.limits import LocalLimiter, RedisLimiter
 from hub.settings import Settings
 from tests import kit
 from tests.conftest import started

@@ -26,7 +26,7 @@ import pytest
 
 from hub.builtin import http as http_plugin
 from hub.connectors import ActionError, Registry
-from hub.netguard import (
+from hub.security.netguard import (
     AddressGuard,
     BlockedAddressError,
     GuardedTransport,

@@ -9,9 +9,9 @@ from typing import Any
 from sqlalchemy import select, update
 
 from hub.db.models import now_us, steps
-from hub.executors.base import StepJob
+from hub.db.runstate.transitions import claim
+from hub.engine.executors.base import StepJob
 from hub.runtime import Hub
-from hub.transitions import claim
 from tests import kit
 
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from hub.executors.arq import _WakingWorker, presence_key, queue_for, run_worker
-from hub.executors.base import StepJob
+from hub.engine.executors.arq import _WakingWorker, presence_key, queue_for, run_worker
+from hub.engine.executors.base import StepJob
 from hub.hookspecs import hookimpl
 from hub.runtime import Hub
 from hub.settings import Settings
@@ -394,7 +394,7 @@ async def test_the_take_script_takes_only_free_due_jobs(settings: Settings) -> N
     import redis.asyncio
     from arq.constants import in_progress_key_prefix, job_key_prefix
 
-    from hub.executors.arq import _TAKE
+    from hub.engine.executors.arq import _TAKE
 
     client = redis.asyncio.Redis.from_url(settings.redis_url)
     try:

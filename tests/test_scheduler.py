@@ -6,8 +6,8 @@ import asyncio
 import datetime as dt
 
 from hub.runtime import Hub
-from hub.scheduler import fire_due, next_tick
 from hub.settings import Settings
+from hub.triggers.schedule import fire_due, next_tick
 from tests.conftest import make_hub
 
 UTC = dt.UTC

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from hub.runtime import Hub
-from hub.trigger_runner import TriggerRunner, poll_once
+from hub.triggers.runner import TriggerRunner, poll_once
 from tests import kit
 
 

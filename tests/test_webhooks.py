@@ -23,14 +23,15 @@ from typing import Any
 import httpx
 import pytest
 
-from hub import Connector, Trigger, hookimpl, webhook_keys
+from hub import Connector, Trigger, hookimpl
 from hub.api import webhooks
 from hub.api.app import create_app
-from hub.api.signatures import sign_slack, sign_stripe
 from hub.connectors import RegistrationError, Registry
+from hub.db import webhook_keys
 from hub.db.models import webhook_keys as webhook_keys_table
 from hub.runtime import Hub
 from hub.settings import Settings
+from hub.triggers.signatures import sign_slack, sign_stripe
 from tests import kit
 from tests.conftest import started
 

@@ -8,7 +8,6 @@ from litestar import Controller, Request, delete, get, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
-from hub import accounts
 from hub.api.deps import (
     OWNER,
     PRINCIPAL_DEPENDENCIES,
@@ -30,7 +29,8 @@ from hub.api.models import (
     WorkspaceInfo,
     ts,
 )
-from hub.api.workspace import WorkspaceHub
+from hub.db import accounts
+from hub.services.workspace import WorkspaceHub
 
 
 class WorkspacesController(Controller):

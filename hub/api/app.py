@@ -129,8 +129,8 @@ def create_app(hub: Hub, *, manage_hub: bool = True, bootstrap: bool = True) -> 
         if manage_hub:
             await hub.start()
             from hub.api.oauth2 import refresher
-            from hub.scheduler import run_scheduler
-            from hub.trigger_runner import TriggerRunner
+            from hub.triggers.runner import TriggerRunner
+            from hub.triggers.schedule import run_scheduler
 
             hub.add_background(run_scheduler(hub))
             hub.add_background(TriggerRunner(hub).run())

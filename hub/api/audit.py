@@ -11,7 +11,7 @@ from litestar.params import QueryParameter
 from hub.api.deps import EDITOR, SECURITY, WORKSPACE_DEPENDENCIES, workspace_guard
 from hub.api.errors import error_responses
 from hub.api.models import AuditItem, AuditPage, ts
-from hub.api.workspace import WorkspaceHub
+from hub.services.workspace import WorkspaceHub
 
 
 class AuditController(Controller):

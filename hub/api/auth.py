@@ -34,12 +34,12 @@ from litestar.params import JSONBody
 from litestar.types import Receive, Scope, Send
 from litestar.utils.scope.state import ScopeState
 
-from hub import accounts
 from hub.api.deps import PRINCIPAL_DEPENDENCIES, SECURITY, Principal, hub_of
 from hub.api.errors import ApiError, error_responses
 from hub.api.models import CsrfToken, LoginBody, Me, PasswordChange, UserInfo, WorkspaceInfo
+from hub.db import accounts
 from hub.db.models import now_us
-from hub.secrets import KEY_FILE
+from hub.security.secrets import KEY_FILE
 from hub.settings import Settings
 
 SESSION_COOKIE = "hub_session"

@@ -12,10 +12,9 @@ from typing import Any
 from cryptography.fernet import InvalidToken
 from sqlalchemy.exc import IntegrityError
 
-from hub import accounts
-from hub.db import queries, store
+from hub.db import accounts, queries, store
 from hub.runtime import Hub
-from hub.secrets import SecretKeyError
+from hub.security.secrets import SecretKeyError
 
 log = logging.getLogger("hub")
 OWNER_EMAIL = "admin@localhost"

@@ -31,9 +31,9 @@ from hub.api.models import (
     OAuthStatus,
     ts,
 )
-from hub.api.workspace import WorkspaceHub, secret_names
 from hub.connectors import ActionError, run_connection_test
-from hub.secrets import SecretKeyError
+from hub.security.secrets import SecretKeyError
+from hub.services.workspace import WorkspaceHub, secret_names
 
 NamePath = Annotated[str, PathParameter(max_length=100)]
 TEST_TIMEOUT = 30.0

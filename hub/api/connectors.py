@@ -15,10 +15,10 @@ from hub.api.deps import EDITOR, SECURITY, WORKSPACE_DEPENDENCIES, workspace_gua
 from hub.api.errors import ApiError, error_responses
 from hub.api.models import ActionInfo, ConnectorInfo, Options, OptionsQuery, TriggerInfo
 from hub.api.steps import NoChildRuns
-from hub.api.workspace import WorkspaceHub, invalid, secret_names
 from hub.connectors import Connector
 from hub.context import RedactingLogger, StepContext
-from hub.secrets import Redactor
+from hub.security.secrets import Redactor
+from hub.services.workspace import WorkspaceHub, invalid, secret_names
 
 log = logging.getLogger("hub.api")
 NamePath = Annotated[str, PathParameter(max_length=100)]

@@ -20,10 +20,10 @@ from litestar.connection import ASGIConnection
 from litestar.di import Provide
 from litestar.handlers import BaseRouteHandler
 
-from hub import accounts
 from hub.api.errors import ApiError
-from hub.api.workspace import WorkspaceHub
+from hub.db import accounts
 from hub.runtime import Hub
+from hub.services.workspace import WorkspaceHub
 
 VIEWER: dict[str, Any] = {"role": "viewer"}
 EDITOR: dict[str, Any] = {"role": "editor"}

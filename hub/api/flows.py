@@ -30,8 +30,8 @@ from hub.api.models import (
     VersionInfo,
     ts,
 )
-from hub.api.workspace import WorkspaceHub, flow_invalid, invalid
 from hub.flows import FlowError, diff_documents, parse_document
+from hub.services.workspace import WorkspaceHub, flow_invalid, invalid
 
 FlowPath = Annotated[str, PathParameter(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=100)]
 Version = Annotated[int, PathParameter(ge=1, le=2**31 - 1)]

@@ -34,12 +34,12 @@ from typing import Any
 
 import httpx
 
-from hub.accounts import at_least, role_of
 from hub.api.errors import ApiError
 from hub.connectors import Connector
 from hub.db import queries, store
+from hub.db.accounts import at_least, role_of
 from hub.runtime import Hub
-from hub.secrets import Redactor, SecretKeyError, secret_values
+from hub.security.secrets import Redactor, SecretKeyError, secret_values
 
 log = logging.getLogger("hub.oauth2")
 STATE_SECONDS = 600
@@ -223,7 +223,7 @@ async def store_tokens(
     compare-and-set: False when another process stored newer tokens meanwhile. ``audit`` is
     (actor, action) to record with it.
     """
-    from hub import accounts
+    from hub.db import accounts
 
     def write(conn: Any) -> bool:
         row = store.get_connection(conn, workspace, name)

@@ -31,7 +31,7 @@ from hub.api.models import (
     ms_between,
     ts,
 )
-from hub.api.workspace import WorkspaceHub
+from hub.services.workspace import WorkspaceHub
 
 RunStatus = Literal["queued", "running", "waiting", "succeeded", "failed", "cancelled"]
 RunPath = Annotated[str, PathParameter(max_length=64)]

@@ -15,12 +15,12 @@ from litestar.params import JSONBody
 from hub.api.deps import EDITOR, SECURITY, WORKSPACE_DEPENDENCIES, workspace_guard
 from hub.api.errors import error_responses
 from hub.api.models import StepTest, StepTestResult
-from hub.api.workspace import WorkspaceHub, invalid
 from hub.connectors import ActionError
 from hub.context import RedactingLogger, StepContext, Suspend
 from hub.expressions import ExpressionError
 from hub.schemas import schema_errors
-from hub.secrets import Redactor
+from hub.security.secrets import Redactor
+from hub.services.workspace import WorkspaceHub, invalid
 
 step_log = logging.getLogger("hub.step")
 MAX_TEST_TIMEOUT = 60.0

@@ -6,12 +6,12 @@ In the order a request meets them (docs/webhooks.md tells the same for users):
    database read per request); a flow that is unknown, disabled (seen within
    :data:`ENABLED_TTL` seconds) or not triggered by a webhook-kind trigger answers 404.
 2. The method (405) and the body cap (413, streamed: an oversized body is never held whole).
-3. The signature, over the raw body (:mod:`hub.api.signatures`, or the trigger plugin's own
+3. The signature, over the raw body (:mod:`hub.triggers.signatures`, or the trigger plugin's own
    ``verify``): refused with 401 before anything is parsed or stored.
 4. The body: JSON is decoded with msgspec and refused when nested deeper than
    :data:`MAX_DEPTH` (422), with a key longer than :data:`MAX_KEY_CHARS` (422) or an
    object of more than :data:`MAX_KEYS` keys (413). Other bodies stay text.
-5. ``Idempotency-Key`` and replay markers (:mod:`hub.webhook_keys`), inserted in the run's
+5. ``Idempotency-Key`` and replay markers (:mod:`hub.db.webhook_keys`), inserted in the run's
    own transaction: the same key and body answer the first run (200,
    ``Idempotent-Replayed: true``), another body 409; a replayed signature 401.
 6. The answer: 202 with the run id, or with ``response: {mode: sync}`` the flow's output
@@ -38,18 +38,17 @@ from cachetools import LRUCache
 from litestar import Request, Response, route
 from sqlalchemy.exc import IntegrityError
 
-from hub import webhook_keys
 from hub.api.errors import ApiError, error_responses
 from hub.api.metrics import Metrics, metrics_of
-from hub.api.signatures import SignatureError, SignatureSpec, Verified, secrets_of, verify
 from hub.connectors import WebhookRequest
-from hub.db import store
+from hub.db import store, webhook_keys
 from hub.db.models import now_us
 from hub.engine import RunNotFound, new_run_id
 from hub.flows import Flow, FlowError, parse_duration
 from hub.runtime import Hub
-from hub.secrets import Redactor, secret_values
-from hub.trigger_runner import emit_event
+from hub.security.secrets import Redactor, secret_values
+from hub.triggers.runner import emit_event
+from hub.triggers.signatures import SignatureError, SignatureSpec, Verified, secrets_of, verify
 
 log = logging.getLogger("hub.webhooks")
 

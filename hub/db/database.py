@@ -444,8 +444,8 @@ class Database:
 def run_writes(conn: Connection, fns: list[WriteFn]) -> list[Any]:
     """Run the writes of one transaction; return their results in order.
 
-    A write whose ``batchable`` attribute is true (:class:`hub.claims.Claim`, a simple
-    :class:`hub.completions.Completion`) runs together with the others of its class
+    A write whose ``batchable`` attribute is true (:class:`hub.db.runstate.claims.Claim`, a simple
+    :class:`hub.db.runstate.completions.Completion`) runs together with the others of its class
     through the class's ``run_many(conn, items)``, which returns one result per item in
     ONE statement on PostgreSQL (so that a batch of them can run in autocommit); every
     other write runs on its own. The writes of one transaction were submitted concurrently,

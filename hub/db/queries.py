@@ -2,7 +2,7 @@
 
 Like the store, each is a synchronous function of a SQLAlchemy ``Connection`` run in one
 transaction by :class:`hub.db.database.Database`. Handlers never call these directly: they
-go through :class:`hub.api.workspace.WorkspaceHub`, the one layer that passes the workspace.
+go through :class:`hub.services.workspace.WorkspaceHub`, the one layer that passes the workspace.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import Connection, or_, select, update
 
-from hub.accounts import Conflict
+from hub.db.accounts import Conflict
 from hub.db.models import connections, flow_versions, flows, now_us, runs
 from hub.db.store import RUN_COLUMNS, get_connection, insert_connection
 

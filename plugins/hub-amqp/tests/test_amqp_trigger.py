@@ -17,7 +17,7 @@ import hub_amqp.plugin as plugin
 import pytest
 
 from hub.runtime import Hub
-from hub.trigger_runner import TriggerRunner
+from hub.triggers.runner import TriggerRunner
 
 
 def flow_on(queue: str, flow_id: str = "orders") -> dict[str, Any]:

@@ -22,7 +22,7 @@ import pytest
 from hub.runtime import Hub
 from hub.settings import Settings
 from hub.testing import started_hub
-from hub.testing_subscribe import (
+from hub.testing.subscribe import (
     HubProcess,
     free_port,
     hub_processes,
@@ -115,6 +115,6 @@ async def hub(tmp_path: Path) -> AsyncIterator[Hub]:
 
 @pytest.fixture
 def hub_process(tmp_path: Path) -> Iterator[Callable[..., HubProcess]]:
-    """Build :class:`hub.testing_subscribe.HubProcess` objects; kill leftovers at the end."""
+    """Build :class:`hub.testing.subscribe.HubProcess` objects; kill leftovers at the end."""
     with hub_processes(tmp_path) as make:
         yield make

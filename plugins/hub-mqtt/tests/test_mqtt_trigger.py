@@ -16,7 +16,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from hub.runtime import Hub
-from hub.trigger_runner import TriggerRunner
+from hub.triggers.runner import TriggerRunner
 
 
 def flow_on(config: dict[str, Any], flow_id: str = "doors") -> dict[str, Any]:

@@ -15,7 +15,7 @@ import pytest
 from hub_nats.consumer import consume, durable_name
 
 from hub.runtime import Hub
-from hub.trigger_runner import TriggerRunner
+from hub.triggers.runner import TriggerRunner
 
 
 def flow_on(config: dict[str, Any], flow_id: str = "sensors") -> dict[str, Any]:

@@ -22,7 +22,7 @@ from odoo_standin import connection_for
 from hub.runtime import Hub
 from hub.settings import Settings
 from hub.testing import check_flow_file
-from hub.trigger_runner import poll_once
+from hub.triggers.runner import poll_once
 
 EXAMPLE = (
     Path(__file__).resolve().parents[3]

@@ -15,7 +15,7 @@ from hub_sql.trigger import poll_new_rows
 from hub import ActionError
 from hub.runtime import Hub
 from hub.settings import Settings
-from hub.trigger_runner import poll_once
+from hub.triggers.runner import poll_once
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from hub.cli import _settings, cli, with_hub
+from hub.cli.commands import _settings, cli, with_hub
 from hub.connectors import RegistrationError
 from hub.runtime import Hub
 
@@ -192,7 +192,7 @@ def secrets_rotate(ctx: click.Context) -> None:
     Put the new key first in HUB_SECRET_KEY ("NEW,OLD"), run this, then remove OLD.
     """
     from hub.api.bootstrap import rotate_secrets
-    from hub.secrets import SecretKeyError
+    from hub.security.secrets import SecretKeyError
 
     async def go(hub: Hub) -> int:
         try:
@@ -231,8 +231,7 @@ def users_create(
 ) -> None:
     """Create a user with a role in a workspace; without --password-stdin the password is
     generated and printed once."""
-    from hub import accounts
-    from hub.db import store
+    from hub.db import accounts, store
 
     password = sys.stdin.readline().rstrip("\r\n") if password_stdin else accounts.new_password()
     if len(password) < 12:
@@ -273,7 +272,7 @@ def tokens() -> None:
 @click.pass_context
 def tokens_create(ctx: click.Context, email: str, name: str, workspace: str | None) -> None:
     """Create an API token for a member of a workspace and print it (shown once)."""
-    from hub import accounts
+    from hub.db import accounts
 
     async def go(hub: Hub) -> str:
         target = workspace or hub.workspace

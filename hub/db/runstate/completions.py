@@ -21,13 +21,13 @@ A batch made only of such statements needs no ``BEGIN`` and ``COMMIT`` around th
 
 A step whose UPDATE matched nothing lost its lease (another worker took it over, or the run
 was cancelled): its successors are not inserted and its outcome says ``lost``, exactly as
-:meth:`hub.transitions.Transitions.complete` says it one by one. Round trips, not rows,
+:meth:`hub.db.runstate.transitions.Transitions.complete` says it one by one. Round trips, not rows,
 are what a step costs PostgreSQL and the worker here (each is a parse/bind/execute for the
 server and a socket write and a wake-up on both sides), so this is what lets a second
 worker add throughput instead of waiting on the database.
 
 On SQLite (one writer, no network) and for every other completion, the one-by-one path of
-:mod:`hub.transitions` runs unchanged.
+:mod:`hub.db.runstate.transitions` runs unchanged.
 """
 
 from __future__ import annotations
@@ -40,10 +40,10 @@ import msgspec
 from sqlalchemy import JSON, BigInteger, Connection, Integer, String, text
 
 from hub.db.models import now_us, opaque_status
-from hub.executors.base import StepJob
+from hub.db.runstate.output import last_step
+from hub.db.runstate.transitions import Outcome, RunInfo, Transitions, claimed_row, finished_run
+from hub.engine.executors.base import StepJob
 from hub.flows import Flow
-from hub.run_output import last_step
-from hub.transitions import Outcome, RunInfo, Transitions, claimed_row, finished_run
 
 # Statuses tested as (SELECT 'running'): see hub.db.models.opaque_status.
 _OPAQUE = {status: opaque_status(status) for status in ("running", "waiting", "queued")}
@@ -370,11 +370,11 @@ class ItemCompletion(Completion):
     row), each fan-out's ``items_left`` taken down by its number of items done, and for
     each done item a queued sibling claimed by this process (the newest: the queue's
     workers start from the oldest; its job is then withdrawn), as
-    :meth:`hub.transitions.Transitions.complete` does one item at a time, and more
+    :meth:`hub.db.runstate.transitions.Transitions.complete` does one item at a time, and more
     siblings when the process has room to spare (taken here in this statement, an item
     costs a row; taken from the queue, six round trips to Redis). The transaction
     that takes a fan-out's ``items_left`` to 0 then runs its fan-in
-    (:meth:`~hub.transitions.Transitions.fan_in`), still under the run's lock: so the batch
+    (:meth:`~hub.db.runstate.transitions.Transitions.fan_in`), still under the run's lock: so the batch
     is not one statement in every case, and runs in the general pipeline, in a
     transaction, not in autocommit. One by one, an item took four statements.
     """

@@ -1,8 +1,9 @@
 """The engine: runs one step (claim, render, validate, call, store, schedule successors).
 
-Every executor calls :meth:`Engine.execute` with a :class:`~hub.executors.base.StepJob`. The
-state transitions themselves are in :mod:`hub.transitions`, one transaction each; this module
-does the work between them: rendering expressions, validating against schemas, calling the
+Every executor calls :meth:`Engine.execute` with a
+:class:`~hub.engine.executors.base.StepJob`. The state transitions themselves are in
+:mod:`hub.db.runstate.transitions`, one transaction each; this module does the work between
+them: rendering expressions, validating against schemas, calling the
 action with its timeout, classifying errors, and redacting secrets before anything is stored.
 """
 
@@ -25,23 +26,14 @@ from cachetools import LRUCache
 from sqlalchemy import Connection
 
 from hub.cache import Cache
-from hub.claims import Claim
-from hub.completions import Completion, ItemCompletion, is_batchable_item
 from hub.connectors import Action, ActionError, Registry
 from hub.context import RedactingLogger, StepContext, Suspend
 from hub.db import store
 from hub.db.database import Database
-from hub.executors.base import Executor, StepJob, cancel_requested
-from hub.expressions import ExpressionError, Expressions
-from hub.flowcontrol import Limiter, LocalLimiter, StepGate
-from hub.flows import Flow, StepSpec, load_flow
-from hub.plugins import call_observers, has_observers
-from hub.recovery import RecoveryMixin
-from hub.run_output import output_renderer
-from hub.schemas import schema_errors
-from hub.secrets import NO_SECRETS, Redactor, SecretBox, secret_fields, secret_values
-from hub.settings import Settings
-from hub.transitions import (
+from hub.db.runstate.claims import Claim
+from hub.db.runstate.completions import Completion, ItemCompletion, is_batchable_item
+from hub.db.runstate.output import output_renderer
+from hub.db.runstate.transitions import (
     Outcome,
     RunInfo,
     Transitions,
@@ -50,6 +42,15 @@ from hub.transitions import (
     now_us,
     run_infos,
 )
+from hub.engine.executors.base import Executor, StepJob, cancel_requested
+from hub.engine.limits import Limiter, LocalLimiter, StepGate
+from hub.engine.recovery import RecoveryMixin
+from hub.expressions import ExpressionError, Expressions
+from hub.flows import Flow, StepSpec, load_flow
+from hub.plugins import call_observers, has_observers
+from hub.schemas import schema_errors
+from hub.security.secrets import NO_SECRETS, Redactor, SecretBox, secret_fields, secret_values
+from hub.settings import Settings
 
 log = logging.getLogger("hub.engine")
 step_log = logging.getLogger("hub.step")

@@ -4,8 +4,8 @@ A job from the queue names a step attempt; claiming it is one conditional UPDATE
 (``queued``, or ``waiting`` and due, becomes ``running`` with this process's lease). Every
 claim is independent of the others, so on PostgreSQL the claims of one group-committed
 transaction are one ``UPDATE ... FROM unnest(...) RETURNING`` for all of them, as
-:mod:`hub.completions` does for completions. A fan-out in queue mode claims every item
-this way. Elsewhere (SQLite), each claim runs :func:`hub.transitions.claim` on its own.
+:mod:`hub.db.runstate.completions` does for completions. A fan-out in queue mode claims every item
+this way. Elsewhere (SQLite), each claim runs :func:`hub.db.runstate.transitions.claim` on its own.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Connection, Integer, String, text
 
 from hub.db.models import now_us, opaque_status
-from hub.transitions import claim, claimed_row
+from hub.db.runstate.transitions import claim, claimed_row
 
 _CLAIM_MANY = text(
     """

@@ -22,7 +22,7 @@ from hub.connectors import RegistrationError
 from hub.engine import RunNotFound
 from hub.flows import FlowError, diff_documents, parse_document
 from hub.runtime import Hub, settle_gc
-from hub.secrets import SecretKeyError
+from hub.security.secrets import SecretKeyError
 from hub.settings import Settings, SettingsError
 
 T = TypeVar("T")
@@ -429,7 +429,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None, examples: str 
 @click.pass_context
 def worker(ctx: click.Context, concurrency: int | None, queues: str, burst: bool) -> None:
     """Run steps from the Redis queues (queue mode: needs HUB_REDIS_URL)."""
-    from hub.executors.arq import PRIORITIES, run_worker
+    from hub.engine.executors.arq import PRIORITIES, run_worker
 
     settings = _settings(ctx)
     if not settings.redis_url:
@@ -445,20 +445,3 @@ def worker(ctx: click.Context, concurrency: int | None, queues: str, burst: bool
         await run_worker(hub, queues=chosen, concurrency=concurrency, burst=burst)
 
     with_hub(ctx, go, execute=True)
-
-
-# The administrative commands live in their own module; importing it registers them.
-from hub import cli_admin  # noqa: E402, F401
-
-
-def main() -> None:
-    """Entry point: add the plugins' commands (``hub_cli``), then run the CLI."""
-    from hub.plugins import make_plugin_manager
-
-    try:
-        pm = make_plugin_manager(Settings.from_env())
-    except (SettingsError, RegistrationError) as exc:
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(2)
-    pm.hook.hub_cli(cli=cli)
-    cli()

@@ -8,9 +8,9 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, select
 
 from hub.db.models import steps
+from hub.db.runstate.transitions import RunInfo, load_outputs
 from hub.expressions import ExpressionError
 from hub.flows import Flow
-from hub.transitions import RunInfo, load_outputs
 
 _DONE_STEPS = select(steps.c.key, steps.c.output).where(
     steps.c.run_id == bindparam("b_run"),

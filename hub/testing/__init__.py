@@ -17,7 +17,7 @@ a run; :func:`check_examples` checks that an action's declared examples validate
 :func:`check_flow_file` validates a flow file; :func:`started_hub` starts a hub outside the
 fixtures; :func:`service_missing` skips a test whose service is not running here, except in
 CI, where it fails; :func:`serve_asgi` serves a stand-in ASGI app on a free loopback port.
-:mod:`hub.testing_subscribe` has helpers to test subscribe triggers in a child process.
+:mod:`hub.testing.subscribe` has helpers to test subscribe triggers in a child process.
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ import pytest
 from hub.cache import Cache
 from hub.connectors import Action, Registry, Trigger
 from hub.context import StepContext
-from hub.netguard import make_http_client
 from hub.schemas import schema_errors
+from hub.security.netguard import make_http_client
 from hub.settings import Settings
 
 if TYPE_CHECKING:

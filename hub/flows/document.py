@@ -6,9 +6,9 @@
 describes what changed between two versions. The document's format is
 ``schemas/flow.schema.json``, explained field by field in ``docs/flow-reference.md``.
 
-This module is the one to import: it re-exports the types of :mod:`hub.flowmodel`
+This module is the one to import: it re-exports the types of :mod:`hub.flows.model`
 (:class:`Flow`, :class:`FlowError`, ...), while the checks themselves live in
-:mod:`hub.flowvalidate` and :mod:`hub.flowcheck`.
+:mod:`hub.flows.validate` and :mod:`hub.flows.checks`.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from hub import flowcheck
 from hub.expressions import Expressions
-from hub.flowmodel import (
+from hub.flows import checks as flowcheck
+from hub.flows.model import (
     DURATION_HELP,
     Flow,
     FlowError,
@@ -29,7 +29,7 @@ from hub.flowmodel import (
     TriggerSpec,
     parse_duration,
 )
-from hub.flowvalidate import ACTION_RE, ON_ERROR_KEYWORDS, STEP_ID_RE, FlowChecker
+from hub.flows.validate import ACTION_RE, ON_ERROR_KEYWORDS, STEP_ID_RE, FlowChecker
 
 if TYPE_CHECKING:
     from hub.connectors import Registry

@@ -3,7 +3,7 @@
 
 :func:`hub.flows.load_flow` is the entry point; the checks that know only the flow schema
 (locations, JSON Schema errors as problems, partly templated input) are in
-:mod:`hub.flowcheck`.
+:mod:`hub.flows.checks`.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from hub import flowcheck
 from hub.expressions import Compiled, ExpressionError, Expressions
-from hub.flowmodel import (
+from hub.flows import checks as flowcheck
+from hub.flows.model import (
     Flow,
     FlowError,
     FlowIssue,

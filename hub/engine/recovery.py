@@ -11,16 +11,16 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from hub.db import store
-from hub.executors.base import StepJob
-from hub.run_output import output_renderer
-from hub.transitions import Outcome, now_us
+from hub.db.runstate.output import output_renderer
+from hub.db.runstate.transitions import Outcome, now_us
+from hub.engine.executors.base import StepJob
 
 if TYPE_CHECKING:
     from hub.db.database import Database
-    from hub.executors.base import Executor
+    from hub.db.runstate.transitions import RunInfo, Transitions
+    from hub.engine.executors.base import Executor
     from hub.flows import Flow
     from hub.settings import Settings
-    from hub.transitions import RunInfo, Transitions
 
 
 class RecoveryMixin:

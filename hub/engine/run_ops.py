@@ -22,8 +22,8 @@ from sqlalchemy import Connection, select, update
 
 from hub.db import store
 from hub.db.models import now_us, runs, steps
+from hub.db.runstate.transitions import Outcome, insert_steps, lock_run, step_row
 from hub.engine import Engine, RunNotFound
-from hub.transitions import Outcome, insert_steps, lock_run, step_row
 
 
 class RunStateError(Exception):

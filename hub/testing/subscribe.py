@@ -111,7 +111,7 @@ from pathlib import Path
 from hub import hookimpl
 from hub.runtime import Hub
 from hub.settings import Settings
-from hub.trigger_runner import TriggerRunner
+from hub.triggers.runner import TriggerRunner
 import {module} as real
 
 DATA, FLOW, CONNECTION, NOTES = sys.argv[1:5]

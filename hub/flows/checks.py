@@ -1,6 +1,6 @@
 """Helpers of flow validation: locations, the flow schema, JSON Schema errors as problems.
 
-:mod:`hub.flows` and :mod:`hub.flowvalidate` build their :class:`~hub.flows.FlowIssue`
+:mod:`hub.flows` and :mod:`hub.flows.validate` build their :class:`~hub.flows.FlowIssue`
 objects from the ``(location, message)`` pairs returned here; this module knows nothing of
 flows beyond their schema, so it has no import cycle with either.
 """

@@ -7,7 +7,7 @@ A value from a flow document (scalar, string, list, dict, nested) is compiled on
 - any other string holding ``{{`` or ``{%`` is a *text template* and renders to a string;
 - anything else is static and returned as is (the very same object: do not mutate it).
 
-Templates run in the sandbox of :mod:`hub.sandbox` (a bounded
+Templates run in the sandbox of :mod:`hub.expressions.sandbox` (a bounded
 :class:`~jinja2.sandbox.ImmutableSandboxedEnvironment`, with the bounds of :class:`Limits`);
 this module compiles values against it, renders them, and finds the steps an expression
 reads (``step_refs``). See ``docs/expressions.md``.
@@ -24,7 +24,14 @@ from jinja2 import nodes
 from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
 from jinja2.runtime import Context, Undefined
 
-from hub.sandbox import BUDGET, PLAIN_TYPES, Budget, LimitExceeded, Limits, SandboxEnvironment
+from hub.expressions.sandbox import (
+    BUDGET,
+    PLAIN_TYPES,
+    Budget,
+    LimitExceeded,
+    Limits,
+    SandboxEnvironment,
+)
 
 __all__ = ["Compiled", "ExpressionError", "Expressions", "Limits", "Render"]
 

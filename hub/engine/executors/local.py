@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Sequence
 
-from hub.executors.base import Executor, StepJob, StepRunner
+from hub.engine.executors.base import Executor, StepJob, StepRunner
 
 log = logging.getLogger("hub.executor")
 

@@ -11,16 +11,15 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from hub import accounts, run_ops
 from hub.api.errors import ApiError
 from hub.connectors import Connector
-from hub.db import queries, store
-from hub.engine import RunNotFound
+from hub.db import accounts, queries, store
+from hub.engine import RunNotFound, run_ops
+from hub.engine.run_ops import RunStateError
 from hub.flows import Flow, FlowError, load_flow
-from hub.run_ops import RunStateError
 from hub.runtime import Hub
 from hub.schemas import schema_errors
-from hub.secrets import Redactor, SecretKeyError, secret_fields, secret_values
+from hub.security.secrets import Redactor, SecretKeyError, secret_fields, secret_values
 
 # OAuth2 connectors get their current access token among their secrets, so that an action
 # reads it as ``ctx.connection["access_token"]`` and the engine redacts it like any secret.

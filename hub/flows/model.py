@@ -3,7 +3,7 @@
 :class:`Flow` (with its :class:`StepSpec` steps, :class:`TriggerSpec` and
 :class:`RetryPolicy`) is what the engine runs; :class:`FlowError` carries every
 :class:`FlowIssue` found in a document; :func:`parse_duration` reads the durations of a
-document. Its own module so that :mod:`hub.flows` and :mod:`hub.flowvalidate` share these
+document. Its own module so that :mod:`hub.flows` and :mod:`hub.flows.validate` share these
 without an import cycle; import them from :mod:`hub.flows`.
 """
 

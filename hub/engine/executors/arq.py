@@ -46,7 +46,7 @@ from arq.constants import in_progress_key_prefix, job_key_prefix, result_key_pre
 from arq.jobs import deserialize_job_raw, serialize_job
 from arq.worker import Worker
 
-from hub.executors.base import Executor, StepJob, StepRunner, cancel_requested
+from hub.engine.executors.base import Executor, StepJob, StepRunner, cancel_requested
 from hub.settings import Settings
 
 log = logging.getLogger("hub.executor.arq")

@@ -22,7 +22,7 @@ from sqlalchemy import Connection, and_, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from hub.db.models import ACTIVE_STATUSES, now_us, runs, status_is, steps
-from hub.executors.base import StepJob
+from hub.engine.executors.base import StepJob
 from hub.flows import Flow
 
 ACTIVE = ACTIVE_STATUSES
