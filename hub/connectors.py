@@ -209,8 +209,7 @@ class Connector:
 
 def schema_of(type_: Any) -> dict[str, Any]:
     """The JSON Schema of a msgspec-compatible type, with ``$defs`` inlined at the top."""
-    schema = msgspec.json.schema(type_)
-    return typing.cast(dict[str, Any], schema)
+    return msgspec.json.schema(type_)
 
 
 def action(

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hub.connectors import Action, Connector
-from hub.context import StepContext
-from hub.hookspecs import hookimpl
+from hub import Action, Connector, StepContext, hookimpl
 
 
 async def set_value(ctx: StepContext, data: dict[str, Any]) -> Any:

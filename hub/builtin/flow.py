@@ -8,9 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from hub.connectors import Action, ActionError, Connector
-from hub.context import StepContext, to_epoch
-from hub.hookspecs import hookimpl
+from hub import Action, ActionError, Connector, StepContext, hookimpl, to_epoch
 
 
 async def noop(ctx: StepContext, data: Any) -> Any:

@@ -30,8 +30,7 @@ from typing import Any, cast
 
 import httpx
 
-from hub.connectors import Action, ActionError, Connector, parse_retry_after
-from hub.hookspecs import hookimpl
+from hub import Action, ActionError, Connector, hookimpl, parse_retry_after
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

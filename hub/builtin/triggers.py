@@ -5,8 +5,7 @@ from __future__ import annotations
 import zoneinfo
 from typing import Any
 
-from hub.connectors import Connector, Trigger
-from hub.hookspecs import hookimpl
+from hub import Connector, Trigger, hookimpl
 
 DURATION: dict[str, Any] = {
     "anyOf": [
