@@ -21,14 +21,15 @@ $(STAMP): $(PYPROJECTS)
 run: $(STAMP)
 	$(BIN)/hub serve --examples examples
 
+# The static checks, each runnable alone (CONTRIBUTING.md): style, format, types, imports.
+CHECKED = hub tests bench plugins scripts
 lint: $(STAMP)
-	$(BIN)/ruff check hub tests bench plugins
-	$(BIN)/ruff format --check hub tests bench plugins
+	$(BIN)/ruff check $(CHECKED)
+	$(BIN)/ruff format --check $(CHECKED)
 	$(BIN)/mypy hub
+	$(BIN)/lint-imports
 
-test: $(STAMP)
-	$(BIN)/ruff check hub tests bench plugins
-	$(BIN)/mypy hub
+test: lint
 	$(BIN)/pytest -q
 
 bench: $(STAMP)
