@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import hashlib
 import logging
 import time
 import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -27,8 +28,10 @@ from sqlalchemy import Connection
 
 from hub.cache import Cache
 from hub.connectors import Action, ActionError, Registry
-from hub.context import RedactingLogger, StepContext, Suspend
-from hub.db import store
+from hub.context import StepContext, Suspend
+from hub.db import connections as connection_store
+from hub.db import flows as flow_store
+from hub.db import runs as run_store
 from hub.db.database import Database
 from hub.db.runstate.claims import Claim
 from hub.db.runstate.completions import Completion, ItemCompletion, is_batchable_item
@@ -45,15 +48,14 @@ from hub.db.runstate.transitions import (
 from hub.engine.executors.base import Executor, StepJob, cancel_requested
 from hub.engine.limits import Limiter, LocalLimiter, StepGate
 from hub.engine.recovery import RecoveryMixin
+from hub.engine.step_call import StepFailure, call_step, step_logger
 from hub.expressions import ExpressionError, Expressions
 from hub.flows import Flow, StepSpec, load_flow
 from hub.plugins import call_observers, has_observers
-from hub.schemas import schema_errors
 from hub.security.secrets import NO_SECRETS, Redactor, SecretBox, secret_fields, secret_values
 from hub.settings import Settings
 
 log = logging.getLogger("hub.engine")
-step_log = logging.getLogger("hub.step")
 
 Listener = Callable[[dict[str, Any]], None]
 PUBLISHED_TTL = 300.0
@@ -61,18 +63,6 @@ PUBLISHED_TTL = 300.0
 
 class RunNotFound(LookupError):
     """No run (or flow) with that id in this workspace."""
-
-
-class StepFailure(Exception):
-    """A step attempt failed; ``retryable`` says whether its retry policy applies."""
-
-    def __init__(
-        self, message: str, *, kind: str, retryable: bool = False, retry_after: float | None = None
-    ) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.retryable = retryable
-        self.retry_after = retry_after
 
 
 def new_run_id() -> str:
@@ -164,7 +154,7 @@ class Engine(RecoveryMixin):
         flow = self._flows.get(key)
         if flow is None:
             document = await self.db.read(
-                lambda c: store.version_document(c, workspace_id, flow_id, version)
+                lambda c: flow_store.version_document(c, workspace_id, flow_id, version)
             )
             if document is None:
                 raise RunNotFound(f"flow {flow_id!r} has no version {version}")
@@ -271,7 +261,7 @@ class Engine(RecoveryMixin):
         """
         return await self.cache.get_or_load(
             f"published:{workspace_id}:{flow_id}",
-            lambda: self.db.read(lambda c: store.published_version(c, workspace_id, flow_id)),
+            lambda: self.db.read(lambda c: flow_store.published_version(c, workspace_id, flow_id)),
             ttl=PUBLISHED_TTL,
         )
 
@@ -296,7 +286,7 @@ class Engine(RecoveryMixin):
         try:
             deadline = None if timeout is None else time.monotonic() + timeout
             while True:
-                record = await self.db.read(lambda c: store.run_record(c, run_id))
+                record = await self.db.read(lambda c: run_store.run_record(c, run_id))
                 if record is None:
                     raise RunNotFound(f"no run {run_id!r}")
                 if record["status"] in ("succeeded", "failed", "cancelled"):
@@ -398,7 +388,7 @@ class Engine(RecoveryMixin):
         is_item = claimed.item_index is not None
         is_handler = ":" in claimed.job.key
         redactor = NO_SECRETS
-        rendered: Any = None
+        ctx: StepContext | None = None
         try:
             context = await self._context(run, flow, spec, claimed)
             first_look = not is_item and not is_handler and claimed.attempt == 1
@@ -408,34 +398,22 @@ class Engine(RecoveryMixin):
                 return await self._expand(run, claimed, spec.for_each.render(context))
             action = self._action(spec)
             connection, redactor = await self._connection(run, spec)
-            rendered = spec.input.render(context)
-            errors = schema_errors(action.input_schema, rendered, f"steps.{spec.id}.input")
-            if errors:
-                raise StepFailure("; ".join(errors), kind="input")
             ctx = self._make_ctx(run, claimed, connection, redactor)
-            ctx.input = rendered
-            wait, held = await self.gate.enter(
-                workspace_id=run.workspace_id,
-                flow_id=run.flow_id,
-                flow_limit=flow.document.get("concurrency"),
-                action_name=spec.action,
-                rate=action.rate_limit,
-                connection=spec.connection,
-                connection_limit=(connection or {}).get("max_concurrency"),
+            output = await call_step(
+                action,
+                ctx,
+                spec.input,
+                data=context,
+                timeout=spec.timeout or action.timeout or self.settings.default_step_timeout,
+                where=f"steps.{spec.id}.",
+                name=spec.action,
+                around=functools.partial(self._limited, run, flow, claimed, action, ctx),
             )
-            if wait > 0:  # a limit says later: wait without using up an attempt
-                raise Suspend(time.time() + wait, claimed.state)
-            try:
-                output = await self._call_cached(action, ctx, spec, rendered)
-            finally:
-                await self.gate.leave(held)
-            errors = schema_errors(action.output_schema, output, f"steps.{spec.id}.output")
-            if errors:
-                raise StepFailure("; ".join(errors), kind="output")
             return await self._complete(
-                run, flow, claimed, "done", redactor.data(rendered), redactor.data(output), ctx
+                run, flow, claimed, "done", redactor.data(ctx.input), redactor.data(output), ctx
             )
         except Suspend as suspend:
+            rendered = None if ctx is None else ctx.input
             return await self._suspend(run, claimed, suspend, redactor.data(rendered))
         except asyncio.CancelledError:
             if cancel_requested():
@@ -447,46 +425,59 @@ class Engine(RecoveryMixin):
             # step left running until its lease expires: it goes back to the queue now.
             log.warning("step %s of run %s: a stray cancellation; queued again", spec.id, run.id)
             found = await self.db.write(
-                lambda c: store.hand_back(c, [claimed.row_id], self.boot_id, now_us())
+                lambda c: run_store.hand_back(c, [claimed.row_id], self.boot_id, now_us())
             )
             return Outcome(jobs=[StepJob(*entry) for entry in found])
         except Exception as exc:
             failure = self._classify(exc, spec, redactor)
+            rendered = None if ctx is None else ctx.input
             return await self._fail(run, flow, claimed, failure, redactor, rendered)
 
-    async def _call(self, action: Action, ctx: StepContext, spec: StepSpec, rendered: Any) -> Any:
+    async def _limited(
+        self,
+        run: RunInfo,
+        flow: Flow,
+        claimed: _Claimed,
+        action: Action,
+        ctx: StepContext,
+        call: Callable[[], Awaitable[Any]],
+    ) -> Any:
+        """The action's call within its rate limits and concurrency caps, through the data
+        cache when its policy allows caching, after the ``hub_before_step`` observers."""
+        spec = claimed.spec
+        wait, held = await self.gate.enter(
+            workspace_id=run.workspace_id,
+            flow_id=run.flow_id,
+            flow_limit=flow.document.get("concurrency"),
+            action_name=spec.action,
+            rate=action.rate_limit,
+            connection=spec.connection,
+            connection_limit=(ctx.connection or {}).get("max_concurrency"),
+        )
+        if wait > 0:  # a limit says later: wait without using up an attempt
+            raise Suspend(time.time() + wait, claimed.state)
+        try:
+            policy = action.cache
+            if policy is None:
+                return await self._observed(ctx, call)
+            digest = hashlib.sha256(
+                msgspec.json.encode([spec.action, spec.connection, ctx.input], order="sorted")
+            ).hexdigest()
+            return await self.cache.get_or_load(
+                f"action:{ctx.workspace_id}:{digest}",
+                lambda: self._observed(ctx, call),
+                policy.ttl,
+                policy.stale_while_revalidate,
+            )
+        finally:
+            await self.gate.leave(held)
+
+    async def _observed(self, ctx: StepContext, call: Callable[[], Awaitable[Any]]) -> Any:
         if self._observe_steps:
             await call_observers(
                 self.pm, "hub_before_step", self.settings.observer_timeout, ctx=ctx
             )
-        timeout = spec.timeout or action.timeout or self.settings.default_step_timeout
-        try:
-            async with asyncio.timeout(timeout):
-                return await action.run(ctx, rendered)
-        except TimeoutError:
-            raise StepFailure(
-                f"the action {spec.action} timed out after {timeout:g}s",
-                kind="timeout",
-                retryable=True,
-            ) from None
-
-    async def _call_cached(
-        self, action: Action, ctx: StepContext, spec: StepSpec, rendered: Any
-    ) -> Any:
-        """Call the action, through the data cache when its policy allows caching."""
-        policy = action.cache
-        if policy is None:
-            return await self._call(action, ctx, spec, rendered)
-        digest = hashlib.sha256(
-            msgspec.json.encode([spec.action, spec.connection, rendered], order="sorted")
-        ).hexdigest()
-        key = f"action:{ctx.workspace_id}:{digest}"
-        return await self.cache.get_or_load(
-            key,
-            lambda: self._call(action, ctx, spec, rendered),
-            policy.ttl,
-            policy.stale_while_revalidate,
-        )
+        return await call()
 
     def _classify(self, exc: Exception, spec: StepSpec, redactor: Redactor) -> StepFailure:
         if isinstance(exc, StepFailure):
@@ -528,7 +519,7 @@ class Engine(RecoveryMixin):
         self, workspace_id: str, name: str
     ) -> tuple[dict[str, Any], Redactor]:
         """A stored connection's settings and decrypted secrets, and a redactor for them."""
-        row = await self.db.read(lambda c: store.get_connection(c, workspace_id, name))
+        row = await self.db.read(lambda c: connection_store.get_connection(c, workspace_id, name))
         if row is None:
             raise LookupError(f"no connection named {name!r}")
         secrets = self.secrets.decrypt(row["secrets"]) if row["secrets"] else {}
@@ -541,9 +532,6 @@ class Engine(RecoveryMixin):
     def _make_ctx(
         self, run: RunInfo, claimed: _Claimed, connection: dict[str, Any] | None, redactor: Redactor
     ) -> StepContext:
-        logger: logging.Logger | logging.LoggerAdapter[logging.Logger] = step_log
-        if redactor:
-            logger = RedactingLogger(step_log, redactor.text, {"run_id": run.id})
         return StepContext(
             run_id=run.id,
             flow_id=run.flow_id,
@@ -554,7 +542,7 @@ class Engine(RecoveryMixin):
             connection=connection,
             http=self.http,
             cache=self.cache,
-            log=logger,
+            log=step_logger(redactor, run.id),
             state=claimed.state,
             settings=self.settings,
             services=self,
@@ -866,7 +854,7 @@ class Engine(RecoveryMixin):
 
     async def start_child_run(self, ctx: StepContext, flow_id: str, input: Any, wait: bool) -> Any:
         """Start (or find again) the child run of a step; see StepContext.start_flow."""
-        child = await self.db.read(lambda c: store.child_run(c, ctx.run_id, ctx.step_key))
+        child = await self.db.read(lambda c: run_store.child_run(c, ctx.run_id, ctx.step_key))
         if child is None:
             if ctx.depth + 1 > self.settings.max_subflow_depth:
                 raise ActionError(
