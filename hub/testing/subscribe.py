@@ -10,86 +10,31 @@ checks that the message is recorded exactly once and nothing else is delivered t
 :class:`HubProcess` writes the child script into the test's ``tmp_path`` and runs it; the
 child wraps every subscribe trigger of the plugin module so that it notes ``received X``
 before emit and ``recorded X`` after emit returns (X is the JSON of the event's
-``body_field``), and holds forever an event whose X contains the ``hold`` word. A plugin's
-``conftest.py`` exposes it as a fixture::
-
-    @pytest.fixture
-    def hub_process(tmp_path):
-        with hub_processes(tmp_path) as make:
-            yield make
-
-and a test calls ``hub_process(module="hub_x.plugin", connector="x", body_field="body",
+``body_field``), and holds forever an event whose X contains the ``hold`` word. The
+fixture ``hub_process`` of the pytest plugin builds them (:func:`hub_processes` outside a
+fixture): a test calls ``hub_process(module="hub_x.plugin", connector="x", body_field="body",
 flow=..., connection=...)``, then ``start(hold="slow")``, ``wait_for(...)``, ``kill()`` and
 ``runs(plugin)``.
 
-Also here: :func:`reachable`, :func:`require_service` (skip, or fail when CI=true, unless a
-service listens), :func:`free_port` and :func:`wait_until`.
+The servers' helpers the plugins' conftests use with it (:func:`require_service`,
+:func:`free_port`, ...) are in :mod:`hub.testing.servers`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from hub.runtime import Hub
-from hub.settings import Settings
-from hub.testing import service_missing
+from hub.testing.hubs import Hub, Settings, wait_until
 
-__all__ = [
-    "CHILD_SCRIPT",
-    "HubProcess",
-    "free_port",
-    "hub_processes",
-    "reachable",
-    "require_service",
-    "wait_until",
-]
-
-
-def reachable(host: str, port: int) -> bool:
-    """True when something accepts TCP connections at host:port."""
-    try:
-        with socket.create_connection((host, port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-def require_service(host: str, port: int, what: str) -> None:
-    """Skip the calling test (or fail it, when CI=true) unless ``what`` listens at host:port."""
-    if not reachable(host, port):
-        service_missing(f"{what} is not reachable at {host}:{port}")
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A loopback port nothing listens on (bound then released)."""
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
-async def wait_until(
-    check: Callable[[], Awaitable[Any]], timeout: float = 10.0, every: float = 0.05
-) -> Any:
-    """Await ``check()`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {check}")
-        await asyncio.sleep(every)
+__all__ = ["CHILD_SCRIPT", "HubProcess", "hub_processes"]
 
 
 CHILD_SCRIPT = '''\
@@ -109,9 +54,7 @@ import sys
 from pathlib import Path
 
 from hub import hookimpl
-from hub.runtime import Hub
-from hub.settings import Settings
-from hub.triggers.runner import TriggerRunner
+from hub.testing import Hub, Settings, running_triggers
 import {module} as real
 
 DATA, FLOW, CONNECTION, NOTES = sys.argv[1:5]
@@ -166,7 +109,8 @@ async def main():
     if not any(f["id"] == document["id"] for f in await hub.list_flows()):
         await hub.save_flow(document, publish=True)
     note("started " + str(os.getpid()))
-    await TriggerRunner(hub, reconcile_interval=0.2).run()
+    async with running_triggers(hub, reconcile_interval=0.2) as runner:
+        await runner
 
 
 asyncio.run(main())

@@ -6,21 +6,19 @@ When CI=true a missing broker fails the tests instead of skipping them.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import hub_amqp.plugin as plugin
 import pytest
 
-from hub.runtime import Hub
-from hub.settings import Settings
-from hub.testing import started_hub
-from hub.testing.subscribe import (
-    HubProcess,
+from hub.testing import (
+    Hub,
+    Settings,
     free_port,
-    hub_processes,
     require_service,
+    started_hub,
     wait_until,
 )
 
@@ -58,10 +56,3 @@ async def hub(tmp_path: Path) -> AsyncIterator[Hub]:
     """A started hub (SQLite in tmp_path, in-process) with only the amqp plugin."""
     async with started_hub(Settings(data_dir=tmp_path, sweep_interval=0.2), [plugin]) as instance:
         yield instance
-
-
-@pytest.fixture
-def hub_process(tmp_path: Path) -> Iterator[Callable[..., HubProcess]]:
-    """Build :class:`hub.testing.subscribe.HubProcess` objects; kill leftovers at the end."""
-    with hub_processes(tmp_path) as make:
-        yield make

@@ -16,8 +16,7 @@ import aio_pika
 import hub_amqp.plugin as plugin
 import pytest
 
-from hub.runtime import Hub
-from hub.triggers.runner import TriggerRunner
+from hub.testing import Hub, running_triggers
 
 
 def flow_on(queue: str, flow_id: str = "orders") -> dict[str, Any]:
@@ -66,9 +65,7 @@ async def test_each_message_starts_one_run_with_the_documented_event(
 ) -> None:
     await hub.set_connection("broker", "amqp", rabbit)
     await hub.save_flow(flow_on(queue), publish=True)
-    runner = TriggerRunner(hub, reconcile_interval=0.05)
-    task = asyncio.create_task(runner.run())
-    try:
+    async with running_triggers(hub):
         await publish(
             rabbit,
             queue,
@@ -87,9 +84,6 @@ async def test_each_message_starts_one_run_with_the_documented_event(
             return runs if len(runs) == 3 else None
 
         runs = sorted(await waiter(three_runs), key=lambda r: r["trigger"]["encoding"])
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
     base64_run, json_run, text_run = runs
     event = json_run["trigger"]
     assert event["body"] == {"order": 1} and event["encoding"] == "json"
@@ -182,8 +176,7 @@ async def test_consumer_comes_back_after_the_broker_closed_its_connection(
     flow_id = f"reconnect-{queue}"
     await hub.set_connection("broker", "amqp", rabbit)
     await hub.save_flow(flow_on(queue, flow_id), publish=True)
-    task = asyncio.create_task(TriggerRunner(hub, reconcile_interval=0.05).run())
-    try:
+    async with running_triggers(hub):
         await publish(rabbit, queue, aio_pika.Message(b'"before"'))
 
         async def runs(count: int) -> Any:
@@ -198,9 +191,6 @@ async def test_consumer_comes_back_after_the_broker_closed_its_connection(
         assert closed == 1
         await publish(rabbit, queue, aio_pika.Message(b'"after"'))
         found = await waiter(await runs(2), timeout=20)
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
     assert sorted(r["trigger"]["body"] for r in found) == ["after", "before"]
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from hub.settings import Settings
+from hub.testing import Settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 

@@ -17,8 +17,7 @@ from hub_hubspot.crm import owner_options, pipeline_options, stage_options
 from jsonschema import Draft202012Validator
 
 from hub import ActionError
-from hub.settings import Settings
-from hub.testing import check_examples, make_context, registry_of, run_action
+from hub.testing import Settings, check_examples, make_context, registry_of, run_action
 
 REGISTRY = registry_of(plugin)
 

@@ -17,9 +17,7 @@ import pytest
 import yaml
 from hub_hubspot import plugin
 
-from hub.runtime import Hub
-from hub.settings import Settings
-from hub.testing import check_flow_file
+from hub.testing import Hub, Settings, check_flow_file, run_flow, started_hub
 
 EXAMPLE = (
     Path(__file__).resolve().parents[3] / "examples" / "connectors" / "hubspot-lead-to-deal.yaml"
@@ -29,24 +27,13 @@ EXAMPLE = (
 @pytest.fixture
 async def hub(tmp_path: Path, hubspot_api: Any) -> AsyncIterator[Hub]:
     settings = Settings(data_dir=tmp_path, allow_hosts=("127.0.0.1",), sweep_interval=0.2)
-    instance = Hub(settings, plugins=[plugin], entry_points=False)
-    await instance.start()
-    await instance.set_connection(
-        "hubspot-main",
-        "hubspot",
-        {"access_token": hubspot_standin.TOKEN, "base_url": hubspot_api.base_url},
-    )
-    try:
+    async with started_hub(settings, [plugin]) as instance:
+        await instance.set_connection(
+            "hubspot-main",
+            "hubspot",
+            {"access_token": hubspot_standin.TOKEN, "base_url": hubspot_api.base_url},
+        )
         yield instance
-    finally:
-        await instance.stop(grace=1.0)
-
-
-async def run(hub: Hub, document: dict[str, Any], input: Any = None) -> dict[str, Any]:
-    saved = await hub.save_flow(document, publish=True)
-    run_id = await hub.start_run(saved.flow_id, input)
-    await hub.wait_for_run(run_id, 10)
-    return await hub.get_run(run_id)
 
 
 def step(id: str, action: str, input: dict[str, Any], **extra: Any) -> dict[str, Any]:
@@ -61,11 +48,11 @@ async def test_the_example_flow_creates_then_finds_the_contact(hub: Hub, hubspot
     document = yaml.safe_load(EXAMPLE.read_text())
     document["trigger"] = {"type": "manual"}  # a manual run gets the webhook's data as input
     lead = {"body": {"email": " Ada@Example.com ", "firstname": "Ada", "amount": 1200}}
-    first = await run(hub, document, lead)
+    first = await run_flow(hub, document, lead)
     assert first["status"] == "succeeded", first
     contact_id = first["output"]["contact_id"]
     assert hubspot_api.records["contacts"][contact_id]["properties"]["email"] == "ada@example.com"
-    second = await run(hub, document, lead)
+    second = await run_flow(hub, document, lead)
     assert second["status"] == "succeeded", second
     assert second["output"]["contact_id"] == contact_id  # found, not created again
     assert len(hubspot_api.records["contacts"]) == 1
@@ -136,7 +123,7 @@ async def test_every_other_action_runs_in_a_flow(hub: Hub, hubspot_api: Any) -> 
             "owner": "{{ steps.owners.output.owners[0].id }}",
         },
     }
-    record = await run(hub, document)
+    record = await run_flow(hub, document)
     assert record["status"] == "succeeded", record
     assert record["output"] == {
         "name": "Acme Ltd",
@@ -165,7 +152,7 @@ async def test_an_oauth2_run_keeps_the_refreshed_token_out_of_the_record(
         },
     )
     document = {"id": "hubspot-oauth", "steps": [step("p", "hubspot.list_pipelines", {})]}
-    record = await run(hub, document)
+    record = await run_flow(hub, document)
     assert record["status"] == "succeeded", record
     assert hubspot_api.requests[-1].headers["authorization"] == "Bearer standin-access-token-0001"
     for secret in ("standin-access-token-0001", hubspot_standin.REFRESH_TOKEN,
@@ -182,7 +169,7 @@ async def test_a_refused_token_fails_the_run_once(hub: Hub, hubspot_api: Any) ->
         "id": "hubspot-refused",
         "steps": [step("g", "hubspot.get_contact", {"id": "1"}, retry={"max_attempts": 3})],
     }
-    record = await run(hub, document)
+    record = await run_flow(hub, document)
     assert record["status"] == "failed"
     assert "HubSpot refused the credentials" in text(record["error"])
     assert len(hubspot_api.requests) == 1

@@ -6,28 +6,26 @@ When CI=true a missing broker fails the tests instead of skipping them.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import hub_mqtt.plugin as plugin
 import pytest
 
-from hub.runtime import Hub
-from hub.settings import Settings
-from hub.testing import started_hub
-from hub.testing.subscribe import (
-    HubProcess,
+from hub.testing import (
+    Hub,
+    Settings,
     free_port,
-    hub_processes,
     reachable,
     require_service,
+    service_missing,
+    started_hub,
     wait_until,
 )
 
@@ -47,9 +45,7 @@ def _binary(name: str) -> str:
         (p for p in (f"/usr/sbin/{name}", f"/usr/bin/{name}") if Path(p).exists()), None
     )
     if found is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{name} is not installed (CI=true: a missing service is a failure)")
-        pytest.skip(f"{name} is not installed")
+        service_missing(f"{name} is not installed")
     return found
 
 
@@ -111,10 +107,3 @@ async def hub(tmp_path: Path) -> AsyncIterator[Hub]:
     """A started hub (SQLite in tmp_path, in-process) with only the mqtt plugin."""
     async with started_hub(Settings(data_dir=tmp_path, sweep_interval=0.2), [plugin]) as instance:
         yield instance
-
-
-@pytest.fixture
-def hub_process(tmp_path: Path) -> Iterator[Callable[..., HubProcess]]:
-    """Build :class:`hub.testing.subscribe.HubProcess` objects; kill leftovers at the end."""
-    with hub_processes(tmp_path) as make:
-        yield make

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import types
@@ -15,8 +16,7 @@ from hub_mqtt.consumer import consume
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from hub.runtime import Hub
-from hub.triggers.runner import TriggerRunner
+from hub.testing import Hub, running_triggers
 
 
 def flow_on(config: dict[str, Any], flow_id: str = "doors") -> dict[str, Any]:
@@ -43,16 +43,16 @@ async def send(
 
 
 class Runner:
-    """A TriggerRunner in a task, started and stopped at will; tells when it is subscribed."""
+    """The hub's triggers running, started and stopped at will; tells when it is subscribed."""
 
     def __init__(self, hub: Hub, caplog: Any, waiter: Any) -> None:
         self.hub, self.caplog, self.waiter = hub, caplog, waiter
-        self.task: asyncio.Task[None] | None = None
+        self.running = contextlib.AsyncExitStack()
         caplog.set_level(logging.INFO, logger="hub.trigger")
 
     async def start(self) -> None:
         seen = len(self._consuming())
-        self.task = asyncio.create_task(TriggerRunner(self.hub, reconcile_interval=0.05).run())
+        await self.running.enter_async_context(running_triggers(self.hub))
 
         async def subscribed() -> bool:
             return len(self._consuming()) > seen
@@ -63,9 +63,7 @@ class Runner:
         return [r for r in self.caplog.records if "consuming (client id" in r.getMessage()]
 
     async def stop(self) -> None:
-        assert self.task is not None
-        self.task.cancel()
-        await asyncio.gather(self.task, return_exceptions=True)
+        await self.running.aclose()
 
     async def runs(self, count: int, flow_id: str = "doors") -> list[dict[str, Any]]:
         async def enough() -> list[dict[str, Any]] | None:

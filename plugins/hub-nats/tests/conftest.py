@@ -6,27 +6,25 @@ When CI=true a missing server fails the tests instead of skipping them.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import hub_nats.plugin as plugin
 import pytest
 
-from hub.runtime import Hub
-from hub.settings import Settings
-from hub.testing import started_hub
-from hub.testing.subscribe import (
-    HubProcess,
+from hub.testing import (
+    Hub,
+    Settings,
     free_port,
-    hub_processes,
     reachable,
     require_service,
+    service_missing,
+    started_hub,
     wait_until,
 )
 
@@ -46,9 +44,7 @@ def auth_server(tmp_path: Path) -> Any:
     """A private nats-server requiring user 'alice' / password 's3cret-Pw' (its connection)."""
     binary = shutil.which("nats-server")
     if binary is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("nats-server is not installed (CI=true: a missing service is a failure)")
-        pytest.skip("nats-server is not installed")
+        service_missing("nats-server is not installed")
     port = free_port()
     proc = subprocess.Popen(
         [binary, "-a", HOST, "-p", str(port), "--user", "alice", "--pass", "s3cret-Pw"],
@@ -90,10 +86,3 @@ async def hub(tmp_path: Path) -> AsyncIterator[Hub]:
     """A started hub (SQLite in tmp_path, in-process) with only the nats plugin."""
     async with started_hub(Settings(data_dir=tmp_path, sweep_interval=0.2), [plugin]) as instance:
         yield instance
-
-
-@pytest.fixture
-def hub_process(tmp_path: Path) -> Iterator[Callable[..., HubProcess]]:
-    """Build :class:`hub.testing.subscribe.HubProcess` objects; kill leftovers at the end."""
-    with hub_processes(tmp_path) as make:
-        yield make

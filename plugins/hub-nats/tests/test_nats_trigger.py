@@ -14,8 +14,7 @@ import nats
 import pytest
 from hub_nats.consumer import consume, durable_name
 
-from hub.runtime import Hub
-from hub.triggers.runner import TriggerRunner
+from hub.testing import Hub, running_triggers
 
 
 def flow_on(config: dict[str, Any], flow_id: str = "sensors") -> dict[str, Any]:
@@ -72,8 +71,7 @@ async def test_jetstream_messages_start_runs_and_are_acked_after_recording(
     await js_publish(nats_conn, subject, b"warm", **{"Content-Type": "text/plain"})
     await hub.set_connection("broker", "nats", nats_conn)
     await hub.save_flow(flow_on({"subject": subject, "deliver_policy": "all"}), publish=True)
-    task = asyncio.create_task(TriggerRunner(hub, reconcile_interval=0.05).run())
-    try:
+    async with running_triggers(hub):
         runs = await run_hub_until(hub, 2, "sensors", waiter)
         durable = durable_name(hub.workspace, "sensors", subject, None)
 
@@ -82,9 +80,6 @@ async def test_jetstream_messages_start_runs_and_are_acked_after_recording(
             return info if info.num_ack_pending == 0 and info.num_pending == 0 else None
 
         info = await waiter(all_acked)
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
     assert info.delivered.stream_seq == 2
     by_seq = {r["trigger"]["stream_seq"]: r["trigger"] for r in runs}
     first, second = by_seq[1], by_seq[2]
@@ -161,8 +156,7 @@ async def test_core_nats_subscription_starts_runs(
     subject = f"{unique}.core"
     await hub.set_connection("broker", "nats", nats_conn)
     await hub.save_flow(flow_on({"subject": subject, "jetstream": False}, "core"), publish=True)
-    task = asyncio.create_task(TriggerRunner(hub, reconcile_interval=0.05).run())
-    try:
+    async with running_triggers(hub):
 
         async def subscribed() -> bool:
             return any("consuming (core NATS" in r.getMessage() for r in caplog.records)
@@ -172,9 +166,6 @@ async def test_core_nats_subscription_starts_runs(
         await nc.publish(subject, b'{"core": true}', headers={"A": "b"})
         await nc.close()
         runs = await run_hub_until(hub, 1, "core", waiter)
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
     event = runs[0]["trigger"]
     assert event["data"] == {"core": True} and event["headers"] == {"A": "b"}
     assert event["jetstream"] is False and event["stream"] is None

@@ -19,8 +19,7 @@ from hub_odoo.plugin import field_options, model_options
 from jsonschema import Draft202012Validator
 
 from hub import ActionError
-from hub.settings import Settings
-from hub.testing import check_examples, make_context, registry_of, run_action
+from hub.testing import Settings, check_examples, make_context, registry_of, run_action
 
 REGISTRY = registry_of(plugin)
 KEY = odoo_standin.API_KEY

@@ -19,10 +19,7 @@ import yaml
 from hub_odoo import plugin
 from odoo_standin import connection_for
 
-from hub.runtime import Hub
-from hub.settings import Settings
-from hub.testing import check_flow_file
-from hub.triggers.runner import poll_once
+from hub.testing import Hub, Settings, check_flow_file, poll_once, run_flow, started_hub
 
 EXAMPLE = (
     Path(__file__).resolve().parents[3]
@@ -35,21 +32,10 @@ EXAMPLE = (
 @pytest.fixture
 async def hub(tmp_path: Path, odoo: Any) -> AsyncIterator[Hub]:
     settings = Settings(data_dir=tmp_path, allow_hosts=("127.0.0.1",), sweep_interval=0.2)
-    instance = Hub(settings, plugins=[plugin], entry_points=False)
-    await instance.start()
-    await instance.set_connection("odoo-main", "odoo", connection_for("json2", odoo.url))
-    await instance.set_connection("odoo-rpc", "odoo", connection_for("jsonrpc", odoo.url))
-    try:
+    async with started_hub(settings, [plugin]) as instance:
+        await instance.set_connection("odoo-main", "odoo", connection_for("json2", odoo.url))
+        await instance.set_connection("odoo-rpc", "odoo", connection_for("jsonrpc", odoo.url))
         yield instance
-    finally:
-        await instance.stop(grace=1.0)
-
-
-async def run(hub: Hub, document: dict[str, Any], input: Any = None) -> dict[str, Any]:
-    saved = await hub.save_flow(document, publish=True)
-    run_id = await hub.start_run(saved.flow_id, input)
-    await hub.wait_for_run(run_id, 10)
-    return await hub.get_run(run_id)
 
 
 def text(record: dict[str, Any]) -> str:
@@ -82,7 +68,7 @@ async def test_every_action_runs_in_a_flow_and_the_record_holds_no_key(
         ],
         "output": {"read": "{{ steps.read.output.records }}", "gone": "{{ steps.remove.output }}"},
     }
-    record = await run(hub, document, {"name": "Ada"})
+    record = await run_flow(hub, document, {"name": "Ada"})
     assert record["status"] == "succeeded", record
     assert record["output"] == {
         "read": [{"id": 1, "name": "Ada", "email": "a@b.c"}],
@@ -109,7 +95,7 @@ async def test_a_refused_key_fails_the_run_once_without_the_key(hub: Hub, odoo: 
             }
         ],
     }
-    record = await run(hub, document)
+    record = await run_flow(hub, document)
     assert record["status"] == "failed"
     assert "Odoo refused the credentials" in text(record["error"])
     assert len(odoo.requests) == 1

@@ -12,8 +12,7 @@ from typing import Any
 
 from hub_odoo.poll import poll_changes
 
-from hub.settings import Settings
-from hub.testing import make_context
+from hub.testing import Settings, make_context
 
 T0 = dt.datetime(2025, 3, 1, 10, 0, 0)
 

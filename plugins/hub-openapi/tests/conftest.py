@@ -11,9 +11,6 @@ its next answer fail with any status (``fail_next``).
 from __future__ import annotations
 
 import base64
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +18,7 @@ from typing import Annotated, Any
 
 import msgspec
 import pytest
-import uvicorn
+from hub.testing import serve_asgi
 from litestar import Litestar, Request, delete, get, post
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
@@ -238,21 +235,8 @@ APP = make_app()
 
 @pytest.fixture(scope="session")
 def _server() -> Iterator[str]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(APP, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the pet store stand-in did not start")
-        time.sleep(0.01)
-    host, port = sock.getsockname()[:2]
-    yield f"http://{host}:{port}"
-    server.should_exit = True
-    thread.join(5)
+    with serve_asgi(APP) as url:
+        yield url
 
 
 @pytest.fixture

@@ -16,8 +16,7 @@ from hub_slack import plugin
 from hub_slack.plugin import channel_options
 
 from hub import ActionError
-from hub.settings import Settings
-from hub.testing import check_examples, make_context, registry_of, run_action
+from hub.testing import Settings, check_examples, make_context, registry_of, run_action
 
 
 def action(name: str) -> Any:

@@ -15,9 +15,7 @@ from typing import Any
 import pytest
 from hub_slack import plugin
 
-from hub.runtime import Hub
-from hub.settings import Settings
-from hub.testing import check_flow_file
+from hub.testing import Hub, Settings, check_flow_file, run_flow, started_hub
 
 EXAMPLE = (
     Path(__file__).resolve().parents[3] / "examples" / "connectors" / "slack-mention-reply.yaml"
@@ -27,22 +25,11 @@ EXAMPLE = (
 @pytest.fixture
 async def hub(tmp_path: Path, slack_api: Any) -> AsyncIterator[Hub]:
     settings = Settings(data_dir=tmp_path, allow_hosts=("127.0.0.1",), sweep_interval=0.2)
-    instance = Hub(settings, plugins=[plugin], entry_points=False)
-    await instance.start()
-    await instance.set_connection(
-        "slack-main", "slack", {"bot_token": slack_api.token, "base_url": slack_api.base_url}
-    )
-    try:
+    async with started_hub(settings, [plugin]) as instance:
+        await instance.set_connection(
+            "slack-main", "slack", {"bot_token": slack_api.token, "base_url": slack_api.base_url}
+        )
         yield instance
-    finally:
-        await instance.stop(grace=1.0)
-
-
-async def run(hub: Hub, document: dict[str, Any], input: Any = None) -> dict[str, Any]:
-    saved = await hub.save_flow(document, publish=True)
-    run_id = await hub.start_run(saved.flow_id, input)
-    await hub.wait_for_run(run_id, 10)
-    return await hub.get_run(run_id)
 
 
 def step(id: str, action: str, input: dict[str, Any], **extra: Any) -> dict[str, Any]:
@@ -94,7 +81,7 @@ async def test_every_action_runs_in_a_flow_and_the_record_holds_no_token(
             "channels": "{{ steps.channels.output.channels | length }}",
         },
     }
-    record = await run(hub, document, {"text": "hello from a flow"})
+    record = await run_flow(hub, document, {"text": "hello from a flow"})
     assert record["status"] == "succeeded", record
     assert record["output"]["thread"] == record["output"]["posted"]
     assert record["output"]["edited"] == "edited"
@@ -126,7 +113,7 @@ async def test_a_refused_token_fails_the_run_once_and_the_record_holds_no_token(
             )
         ],
     }
-    record = await run(hub, document)
+    record = await run_flow(hub, document)
     assert record["status"] == "failed"
     assert "refused the credentials (invalid_auth)" in json.dumps(record["error"], default=str)
     assert len(slack_api.calls("chat.postMessage")) == 1  # not retried

@@ -11,13 +11,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 from hub_slack import plugin
 from hub_slack.events import slack_signature
 
-from hub.api.app import create_app
-from hub.runtime import Hub
-from hub.settings import Settings
+from hub.testing import Settings, http_client, started_hub
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 
@@ -33,9 +30,7 @@ def signed(body: dict[str, Any], secret: str = SECRET) -> tuple[bytes, dict[str,
 
 
 async def test_slack_events_reach_the_hub_through_its_webhook_route(tmp_path: Path) -> None:
-    hub = Hub(Settings(data_dir=tmp_path), plugins=[plugin], entry_points=False)
-    await hub.start()
-    try:
+    async with started_hub(Settings(data_dir=tmp_path), [plugin]) as hub:
         await hub.set_connection(
             "slack-app", "slack", {"bot_token": "xoxb-1-2", "signing_secret": SECRET}
         )
@@ -53,9 +48,7 @@ async def test_slack_events_reach_the_hub_through_its_webhook_route(tmp_path: Pa
             },
             publish=True,
         )
-        app = create_app(hub, manage_hub=False, bootstrap=False)
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://hub") as client:
+        async with http_client(hub) as client:
             url = "/hooks/default/mentions"
             raw, headers = signed({"type": "url_verification", "challenge": "3eZbrw1aB"})
             answer = await client.post(url, content=raw, headers=headers)
@@ -82,5 +75,3 @@ async def test_slack_events_reach_the_hub_through_its_webhook_route(tmp_path: Pa
             refused = await client.post(url, content=raw, headers=headers)
             assert refused.status_code == 401
             assert len(await hub.list_runs(flow_id="mentions")) == 1
-    finally:
-        await hub.stop(grace=0)

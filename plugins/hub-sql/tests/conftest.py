@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import hub_sql.plugin
 import pytest
 import sqlalchemy as sa
 from hub_sql.engines import ENGINES
 from hub_sql.tables import forget_reflections
+
+from hub.testing import Hub, Settings, service_missing, started_hub
 
 PG_ADMIN = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
 MARIA_ADMIN = "mysql+pymysql://root:@127.0.0.1:3306/test"
@@ -27,11 +29,8 @@ DIALECTS = ["sqlite", "postgresql", "mysql"]
 
 def require(condition: bool, what: str) -> None:
     """Skip (or, under CI=true, fail) when a service cannot be had."""
-    if condition:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{what} is required in CI and is missing")
-    pytest.skip(f"{what} is not available")
+    if not condition:
+        service_missing(f"{what} is not available")
 
 
 def _server(admin_url: str, family: str) -> Iterator[dict[str, Any] | None]:
@@ -144,3 +143,10 @@ def maria(tmp_path: Path, maria_server: dict[str, Any] | None) -> Iterator[Datab
 def unique() -> Callable[[str], str]:
     """Unique table names, so tests sharing a server database never collide."""
     return lambda prefix: f"{prefix}_{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+async def hub(tmp_path: Path) -> AsyncIterator[Hub]:
+    """A started hub (SQLite in tmp_path, in-process) with the built-ins and hub-sql only."""
+    async with started_hub(Settings(data_dir=tmp_path / "hub"), [hub_sql.plugin]) as instance:
+        yield instance

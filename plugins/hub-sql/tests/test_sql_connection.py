@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +15,7 @@ from hub_sql.engines import ENGINES, EngineCache, resolve
 from hub_sql.engines import test_connection as check_connection
 
 from hub import ActionError
-from hub.runtime import Hub
-from hub.settings import Settings
-from hub.testing import run_action
+from hub.testing import Hub, Settings, run_action, started_hub
 
 WRONG_PASSWORD = "Wr0ng-Secret-Pw-4711"
 
@@ -127,19 +124,6 @@ def test_the_engine_cache_is_bounded_and_disposes_what_it_evicts(tmp_path: Path)
     cache.clear()
 
 
-@pytest.fixture
-async def hub(tmp_path: Path) -> AsyncIterator[Hub]:
-    """A started hub with the built-ins and hub-sql."""
-    instance = Hub(
-        Settings(data_dir=tmp_path / "hub"), plugins=[hub_sql.plugin], entry_points=False
-    )
-    await instance.start()
-    try:
-        yield instance
-    finally:
-        await instance.stop(grace=1.0)
-
-
 async def test_the_connection_secret_never_reaches_the_run_record(
     hub: Hub, pg: Any, maria: Any
 ) -> None:
@@ -197,13 +181,7 @@ async def test_the_statement_timeout_stops_a_long_query_on_the_server(
 
 
 async def test_stopping_the_hub_closes_the_pooled_connections(tmp_path: Path, db: Any) -> None:
-    instance = Hub(
-        Settings(data_dir=tmp_path / "hub"), plugins=[hub_sql.plugin], entry_points=False
-    )
-    await instance.start()
-    try:
+    async with started_hub(Settings(data_dir=tmp_path / "hub"), [hub_sql.plugin]):
         await run_action(actions.query, {"sql": "SELECT 1 AS one"}, connection=db.connection)
         assert resolve(db.connection) in ENGINES
-    finally:
-        await instance.stop(grace=1.0)
     assert len(ENGINES) == 0

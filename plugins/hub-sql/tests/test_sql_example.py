@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import hub_sql.plugin
-import pytest
 import sqlalchemy as sa
 
-from hub.flows import parse_document
-from hub.runtime import Hub
-from hub.settings import Settings
-from hub.testing import check_flow_file
-from hub.triggers.runner import poll_once
+from hub.testing import Hub, check_flow_file, poll_once, read_flow_file
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "connectors" / "sql-new-orders.yaml"
 
@@ -22,19 +16,6 @@ EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "connectors" / "sql
 def test_the_example_flow_validates() -> None:
     flow = check_flow_file(EXAMPLE, hub_sql.plugin)
     assert flow.trigger.type == "sql.new_rows"
-
-
-@pytest.fixture
-async def hub(tmp_path: Path) -> AsyncIterator[Hub]:
-    """A started hub with the built-ins and hub-sql."""
-    instance = Hub(
-        Settings(data_dir=tmp_path / "hub"), plugins=[hub_sql.plugin], entry_points=False
-    )
-    await instance.start()
-    try:
-        yield instance
-    finally:
-        await instance.stop(grace=1.0)
 
 
 async def test_the_example_tallies_new_orders(hub: Hub, db: Any) -> None:
@@ -65,7 +46,7 @@ async def test_the_example_tallies_new_orders(hub: Hub, db: Any) -> None:
     db.create(customers, orders, stats)
     db.execute(customers.insert(), [{"id": 7, "email": "ada@example.com", "name": "Ada"}])
     await hub.set_connection("shop-db", "sql", db.connection)
-    await hub.save_flow(parse_document(EXAMPLE.read_text(), str(EXAMPLE)), publish=True)
+    await hub.save_flow(read_flow_file(EXAMPLE), publish=True)
 
     assert await poll_once(hub, "sql-new-orders") == []  # starts at the current end
     db.execute(
@@ -92,8 +73,7 @@ def test_a_templated_sql_text_is_refused_at_validation(tmp_path) -> None:  # typ
     import pytest as _pytest
     from hub_sql import plugin as sql_plugin
 
-    from hub.flows import FlowError
-    from hub.testing import check_flow_file
+    from hub.testing import FlowError, check_flow_file
 
     path = tmp_path / "bad.yaml"
     path.write_text(

@@ -3,32 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
-import hub_sql.plugin
 import pytest
 import sqlalchemy as sa
 from hub_sql.trigger import poll_new_rows
 
 from hub import ActionError
-from hub.runtime import Hub
-from hub.settings import Settings
-from hub.triggers.runner import poll_once
-
-
-@pytest.fixture
-async def hub(tmp_path: Path) -> AsyncIterator[Hub]:
-    """A started hub with only the built-ins and hub-sql, as the hub's own tests build one."""
-    instance = Hub(
-        Settings(data_dir=tmp_path / "hub"), plugins=[hub_sql.plugin], entry_points=False
-    )
-    await instance.start()
-    try:
-        yield instance
-    finally:
-        await instance.stop(grace=1.0)
+from hub.testing import Hub, poll_once
 
 
 def orders(db: Any, name: str) -> sa.Table:
