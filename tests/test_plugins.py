@@ -13,7 +13,6 @@ import pytest
 from hub import Action, Connector, action, hookimpl
 from hub.connectors import RegistrationError
 from hub.plugins import build_registry, make_plugin_manager
-from hub.runtime import Hub
 from hub.settings import Settings
 from hub.testing import ActionCheckError, check_examples, registry_of, run_action
 from tests.conftest import make_hub, run_flow
@@ -139,33 +138,6 @@ def test_plugin_modules_named_in_the_settings_are_loaded(
     sys.modules.pop("team_hooks", None)
 
 
-async def test_template_filters_and_globals_from_plugins_work_in_flows(settings: Settings) -> None:
-    extra = plugin(
-        hub_template_filters=lambda: {"shout": lambda s: str(s).upper() + "!"},
-        hub_template_globals=lambda: {"company": "ACME"},
-    )
-    hub = make_hub(settings, plugins=[extra])
-    await hub.start(migrate=False)
-    try:
-        run = await run_flow(
-            hub,
-            {
-                "id": "f",
-                "steps": [
-                    {
-                        "id": "a",
-                        "action": "data.set",
-                        "input": {"value": "{{ trigger | shout }} {{ company }}"},
-                    }
-                ],
-            },
-            "hi",
-        )
-        assert run["output"] == "HI! ACME"
-    finally:
-        await hub.stop()
-
-
 class Lead(msgspec.Struct):
     email: str
     score: int = 0
@@ -246,28 +218,6 @@ def test_registry_of_builds_a_registry_from_given_plugins_only() -> None:
         connectors_plugin(Connector(name="solo", actions=[Action(name="a", run=noop)]))
     )
     assert set(registry.connectors) == {"solo"}
-
-
-def test_startup_and_shutdown_hooks_are_called(settings: Settings) -> None:
-    import asyncio
-
-    calls: list[str] = []
-
-    async def hub_startup(hub: Hub) -> None:
-        calls.append(f"start:{hub.workspace}")
-
-    def hub_shutdown(hub: Hub) -> None:
-        calls.append("stop")
-
-    async def go() -> None:
-        hub = make_hub(
-            settings, plugins=[plugin(hub_startup=hub_startup, hub_shutdown=hub_shutdown)]
-        )
-        await hub.start(migrate=False)
-        await hub.stop()
-
-    asyncio.run(go())
-    assert calls == ["start:default", "stop"]
 
 
 def test_settings_below_their_bound_are_refused_with_the_variable_named() -> None:
