@@ -8,8 +8,8 @@
 - every setting of :class:`hub.settings.Settings` is a row of the settings table of
   ``docs/quickstart.md``, with its ``HUB_`` variable and its default, and no row names a
   setting that does not exist;
-- every relative link, and every repository path written in backticks, in ``README.md`` and
-  ``docs/*.md`` points at a file that exists.
+- every relative link, and every repository path written in backticks (a file, or a folder
+  ending in ``/``), in ``README.md``, ``CONTRIBUTING.md`` and ``docs/*.md`` exists.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from hub.settings import Settings
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 SCHEMA = json.loads((ROOT / "schemas" / "flow.schema.json").read_text())
-DOC_FILES = [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
+DOC_FILES = [ROOT / "README.md", ROOT / "CONTRIBUTING.md", *sorted(DOCS.glob("*.md"))]
 
 # The section of docs/flow-reference.md that documents each object of the flow schema.
 SECTIONS = {
@@ -140,9 +140,10 @@ def test_every_setting_is_in_the_quickstart_with_its_variable_and_default() -> N
 
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
 CODE_PATH = re.compile(
-    r"`((?:hub|docs|schemas|examples|tests|bench|plugins|ui)/[A-Za-z0-9_./-]+"
-    r"\.(?:md|ya?ml|json|py|toml))`"
+    r"`((?:hub|docs|schemas|examples|tests|bench|plugins|ui|scripts)/[A-Za-z0-9_./-]*"
+    r"(?:\.(?:md|ya?ml|json|py|toml)|/))`"
 )
+"""A backticked file path (by its extension) or folder path (ending in ``/``)."""
 
 
 def broken_references(path: Path) -> list[str]:
@@ -172,6 +173,10 @@ def test_broken_references_finds_a_missing_file(tmp_path: Path) -> None:
     (tmp_path / "there.md").write_text("x")
     page.write_text(
         "[ok](there.md) [anchor](#x) [web](https://example.com/a.md) [bad](gone.md#part)\n"
-        "`docs/no-such-page.md` `hub/runtime.py`\n"
+        "`docs/no-such-page.md` `hub/runtime.py` `hub/engine/` `hub/no_such_package/`\n"
     )
-    assert broken_references(page) == ["link gone.md#part", "path `docs/no-such-page.md`"]
+    assert broken_references(page) == [
+        "link gone.md#part",
+        "path `docs/no-such-page.md`",
+        "path `hub/no_such_package/`",
+    ]
