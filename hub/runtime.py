@@ -1,8 +1,12 @@
-"""The hub instance: settings, plugins, database, executor and engine, composed once.
+"""The composition root: settings, plugins, database, executor and engine, built once.
 
-:class:`Hub` is what the CLI, the HTTP app and tests hold. Its methods (``start_run``,
-``cancel_run``, ``save_flow``, ``publish_flow`` ...) are the one path the faces use to act on
-the hub: no face runs SQL or drives the engine by another route.
+:class:`Hub` builds the parts and starts and stops them, with the background services
+(the sweeper and heartbeat; with :meth:`Hub.start_triggers`, the scheduler, the poll and
+subscribe triggers and the OAuth2 refresher; with :meth:`Hub.work`, a queue worker). It
+holds no face logic: the faces act through the workspace services (:mod:`hub.services`).
+Its convenience methods (``save_flow``, ``start_run``, ``set_connection`` ...) each delegate
+to the default workspace's service acting as ``system``, so that code holding a hub (tests,
+benchmarks, plugins' tests) goes the same validated and audited way as the faces.
 """
 
 from __future__ import annotations
@@ -19,18 +23,20 @@ import pluggy
 
 from hub.cache import Cache
 from hub.connectors import Registry
-from hub.db import store
+from hub.db import accounts
 from hub.db.database import Database
+from hub.db.flows import SavedVersion
 from hub.db.migrate import upgrade
-from hub.engine import Engine, RunNotFound
+from hub.engine import Engine
 from hub.engine.executors.base import Executor
 from hub.engine.executors.local import LocalExecutor
 from hub.expressions import Expressions, Limits
-from hub.flows import Flow, load_flow
+from hub.flows import Flow
 from hub.plugins import build_registry, call_observers, collect_mapping, make_plugin_manager
-from hub.schemas import schema_errors
 from hub.security.netguard import make_http_client
-from hub.security.secrets import KEY_FILE, SecretBox, SecretKeyError, load_keys, secret_fields
+from hub.security.secrets import SecretBox, load_keys
+from hub.services import oauth2, system
+from hub.services.workspace import WorkspaceHub
 from hub.settings import Settings
 
 log = logging.getLogger("hub")
@@ -125,8 +131,23 @@ class Hub:
             limiter=limiter,
         )
         self.workspace = s.workspace
+        self._service: WorkspaceHub | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._started = False
+
+    @property
+    def service(self) -> WorkspaceHub:
+        """The workspace services of ``self.workspace`` acting as ``system`` (an owner): what
+        the convenience methods below delegate to."""
+        found = self._service
+        if found is None or found.workspace != self.workspace:
+            found = self._service = WorkspaceHub(self, self.workspace, actor="system", role="owner")
+        return found
+
+    @property
+    def boot_id(self) -> str:
+        """This process's id among the hub's processes (it owns the leases of its steps)."""
+        return self.engine.boot_id
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -149,7 +170,7 @@ class Hub:
         """
         if migrate:
             await asyncio.to_thread(self.migrate) if not self.db.is_sqlite else self.migrate()
-        await self.db.write(lambda c: store.ensure_workspace(c, self.workspace))
+        await self.db.write(lambda c: accounts.ensure_workspace(c, self.workspace))
         if verify_key:
             await self.verify_secret_key()
         if not execute:
@@ -180,6 +201,28 @@ class Hub:
                 await self.engine.heartbeat()
             except Exception:
                 log.exception("heartbeat failed")
+
+    def start_triggers(self) -> None:
+        """Start what ``hub serve`` runs besides the engine: the scheduler, the poll and
+        subscribe triggers, and the OAuth2 token refresher (for the life of the hub)."""
+        from hub.triggers.runner import TriggerRunner
+        from hub.triggers.schedule import run_scheduler
+
+        self.add_background(run_scheduler(self))
+        self.add_background(TriggerRunner(self).run())
+        self.add_background(oauth2.refresher(self))
+
+    async def work(
+        self, queues: list[str], *, concurrency: int | None = None, burst: bool = False
+    ) -> None:
+        """Run steps from the Redis queues (queue mode) until stopped, or until they are
+        empty with ``burst``; ValueError names an unknown queue."""
+        from hub.engine.executors.arq import PRIORITIES, run_worker
+
+        unknown = [q for q in queues if q not in PRIORITIES]
+        if unknown:
+            raise ValueError(f"unknown queue(s) {unknown}; use {PRIORITIES}")
+        await run_worker(self, queues=queues, concurrency=concurrency, burst=burst)
 
     def add_background(self, coro: Any) -> None:
         """Run a coroutine for the life of the hub (cancelled on stop)."""
@@ -223,21 +266,20 @@ class Hub:
         await self.stop()
 
     async def check_database(self) -> None:
-        """Raise if the database does not answer (for readiness probes)."""
-        await self.db.read(store.ping)
+        """Raise :class:`hub.services.errors.Unavailable` if the database (or Redis) does
+        not answer."""
+        await system.check_ready(self)
 
-    # -- flows ------------------------------------------------------------------------------
+    async def verify_secret_key(self, sample: int = system.KEY_CHECK_SAMPLE) -> int:
+        """Check that the configured key decrypts the stored secrets (see
+        :func:`hub.services.system.verify_secret_key`); return how many were checked."""
+        return await system.verify_secret_key(self, sample)
 
-    async def connections(self) -> dict[str, str]:
-        """Connection name -> connector, in this workspace."""
-        return await self.db.read(lambda c: store.connection_names(c, self.workspace))
+    # -- the default workspace, acting as ``system`` ----------------------------------------
 
     async def validate_flow(self, document: dict[str, Any]) -> Flow:
         """Validate a document against the installed actions and stored connections."""
-        conns = await self.connections()
-        return load_flow(
-            document, expressions=self.expressions, registry=self.registry, connections=conns
-        )
+        return await self.service.validate(document)
 
     async def save_flow(
         self,
@@ -247,47 +289,23 @@ class Hub:
         author: str = "",
         message: str = "",
         publish: bool = False,
-    ) -> store.SavedVersion:
+    ) -> SavedVersion:
         """Validate and save a document as a new version (if it changed); maybe publish it."""
-        await self.validate_flow(document)
-        saved = await self.db.write(
-            lambda c: store.save_version(
-                c,
-                self.workspace,
-                document,
-                source=source,
-                author=author,
-                message=message,
-                publish=publish,
-            )
+        return await self.service.save_flow(
+            document, source=source, author=author or None, message=message, publish=publish
         )
-        if saved.published:
-            await self.engine.published_changed(self.workspace, saved.flow_id, saved.version)
-        return saved
 
     async def publish_flow(self, flow_id: str, version: int) -> None:
         """Publish a version of a flow (rolling back is publishing an older one)."""
-        await self.db.write(lambda c: store.publish_version(c, self.workspace, flow_id, version))
-        await self.engine.published_changed(self.workspace, flow_id, version)
+        await self.service.publish(flow_id, version)
 
     async def list_flows(self) -> list[dict[str, Any]]:
         """Every flow of the workspace."""
-        return await self.db.read(lambda c: store.list_flows(c, self.workspace))
+        return await self.service.list_flows()
 
     async def flow_document(self, flow_id: str, version: int | None = None) -> dict[str, Any]:
         """The document of a version (the published one, else the latest, by default)."""
-        flow = await self.db.read(lambda c: store.get_flow(c, self.workspace, flow_id))
-        if flow is None:
-            raise RunNotFound(f"no flow {flow_id!r}")
-        chosen = version or flow["published_version"] or flow["latest_version"]
-        doc = await self.db.read(
-            lambda c: store.version_document(c, self.workspace, flow_id, chosen)
-        )
-        if doc is None:
-            raise RunNotFound(f"flow {flow_id!r} has no version {chosen}")
-        return doc
-
-    # -- runs -------------------------------------------------------------------------------
+        return await self.service.flow_document(flow_id, version)
 
     async def start_run(
         self,
@@ -298,89 +316,32 @@ class Hub:
         trigger_type: str = "manual",
     ) -> str:
         """Start a run of a flow (its published version unless ``version``)."""
-        return await self.engine.start_run(
-            self.workspace, flow_id, input, version=version, trigger_type=trigger_type
-        )
+        return await self.service.start_run(flow_id, input, version, trigger_type=trigger_type)
 
     async def cancel_run(self, run_id: str) -> bool:
         """Cancel a run and its child runs; False if it had already finished."""
-        await self.get_run(run_id, with_steps=False)
-        return await self.engine.cancel_run(run_id)
+        return await self.service.cancel_run(run_id)
 
     async def wait_for_run(self, run_id: str, timeout: float | None = None) -> dict[str, Any]:
-        """Wait for a run's final status and return its record."""
+        """Wait for a run's final status (a run of any workspace: waiting changes nothing)
+        and return its record."""
         return await self.engine.wait_for_run(run_id, timeout)
 
     async def get_run(self, run_id: str, *, with_steps: bool = True) -> dict[str, Any]:
         """A run record, with its step attempts."""
-        record = await self.db.read(lambda c: store.run_record(c, run_id, self.workspace))
-        if record is None:
-            raise RunNotFound(f"no run {run_id!r}")
-        if with_steps:
-            record["steps"] = await self.db.read(lambda c: store.run_steps(c, run_id))
-        return record
+        return await self.service.get_run(run_id, with_steps=with_steps)
 
     async def list_runs(self, **filters: Any) -> list[dict[str, Any]]:
         """Runs of the workspace, newest first (filters: flow_id, status, before, limit)."""
-        return await self.db.read(lambda c: store.list_runs(c, self.workspace, **filters))
-
-    # -- connections ------------------------------------------------------------------------
-
-    async def verify_secret_key(self, sample: int = 500) -> int:
-        """Check that the configured key decrypts the stored secrets (the newest ``sample``
-        connections); raise :class:`SecretKeyError` naming HUB_SECRET_KEY if not, so that a
-        process started with a wrong key fails loudly instead of failing every step.
-
-        Returns how many encrypted values were checked.
-        """
-        rows = await self.db.read(lambda c: store.encrypted_connections(c, limit=sample))
-        checked = 0
-        for row in rows:
-            for token in (row["secrets"], row["oauth_tokens"]):
-                if not token:
-                    continue
-                try:
-                    self.secrets.decrypt(token)
-                except SecretKeyError as exc:
-                    source = (
-                        "HUB_SECRET_KEY"
-                        if self.settings.secret_key
-                        else f"the key file {self.settings.data_dir / KEY_FILE} "
-                        "(HUB_SECRET_KEY unset)"
-                    )
-                    raise SecretKeyError(
-                        f"the stored secrets of connection {row['name']!r} in workspace "
-                        f"{row['workspace_id']!r} cannot be decrypted with {source}. Start the "
-                        "hub with HUB_SECRET_KEY set to the key(s) they were encrypted with, "
-                        "newest first, comma-separated (then `hub secrets rotate` to move to "
-                        "a new key)."
-                    ) from exc
-                checked += 1
-        return checked
+        return await self.service.list_runs(**filters)
 
     async def connection_values(self, name: str, workspace_id: str | None = None) -> dict[str, Any]:
         """A connection's settings with its secrets decrypted (for triggers and tests)."""
-        values, _redactor = await self.engine.connection_values(
-            workspace_id or self.workspace, name
-        )
-        return values
+        service = self.service
+        if workspace_id is not None and workspace_id != self.workspace:
+            service = WorkspaceHub(self, workspace_id, actor="system", role="owner")
+        return (await service.connection_values(name))[0]
 
     async def set_connection(self, name: str, connector: str, values: dict[str, Any]) -> None:
         """Create or replace a connection; secret fields (by its schema) are encrypted."""
-        desc = self.registry.connectors.get(connector)
-        if desc is None:
-            raise LookupError(f"no connector {connector!r} is installed")
-        if desc.connection_schema is None:
-            raise ValueError(
-                f"connector {connector!r} takes no connection (it has no connection schema)"
-            )
-        problems = schema_errors(desc.connection_schema, values, f"connection {name!r}")
-        if problems:
-            raise ValueError("; ".join(problems))
-        secret_names = secret_fields(desc.connection_schema)
-        secrets = {k: v for k, v in values.items() if k in secret_names}
-        plain = {k: v for k, v in values.items() if k not in secret_names}
-        token = self.secrets.encrypt(secrets) if secrets else ""
-        await self.db.write(
-            lambda c: store.put_connection(c, self.workspace, name, connector, token, plain)
-        )
+        await self.service.put_connection(name, connector, values)

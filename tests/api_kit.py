@@ -19,8 +19,9 @@ from litestar import Litestar
 
 from hub import Action, ActionError, CachePolicy, Connector, hookimpl
 from hub.api.app import create_app
-from hub.db import accounts, store
+from hub.db import accounts
 from hub.runtime import Hub
+from hub.security.accounts import hash_password
 from tests import kit
 
 SECRET = "s3cr3t-T0KEN-value-42"  # the kit connector's secret in these tests
@@ -47,10 +48,10 @@ async def add_user(
     hub: Hub, email: str, role: str, workspace: str = "default", password: str = ""
 ) -> Caller:
     """Create a user (a password only when given: hashing is slow), a role and a token."""
-    password_hash = accounts.hash_password(password) if password else ""
+    password_hash = hash_password(password) if password else ""
 
     def write(conn: Any) -> Caller:
-        store.ensure_workspace(conn, workspace)
+        accounts.ensure_workspace(conn, workspace)
         user = accounts.user_by_email(conn, email) or accounts.create_user(
             conn, email, password_hash=password_hash
         )

@@ -18,10 +18,11 @@ import pytest
 from cryptography.fernet import Fernet
 
 from hub.api.app import create_app
-from hub.api.bootstrap import OWNER_EMAIL, PASSWORD_FILE
 from hub.db import accounts
 from hub.runtime import Hub
+from hub.security.accounts import token_digest, verify_password
 from hub.security.secrets import SecretKeyError
+from hub.services.system import OWNER_EMAIL, PASSWORD_FILE
 from hub.settings import Settings
 from tests import kit
 from tests.api_kit import PASSWORD, SECRET, Api, add_user, flow_document, started_api
@@ -174,7 +175,7 @@ async def test_a_token_is_shown_once_stored_hashed_and_revocable(api: Api) -> No
     listed = await api.call("GET", "/api/w/default/tokens", api.editor)
     assert token not in listed.text
     assert {t["name"] for t in listed.json()} == {"editor token", "ci"}
-    digest = accounts.token_digest(token)
+    digest = token_digest(token)
     stored = await api.hub.db.read(
         lambda c: c.exec_driver_sql("SELECT token_hash FROM api_tokens").scalars().all()
     )
@@ -365,9 +366,9 @@ def test_hub_users_create_and_tokens_create(tmp_path: Path) -> None:
     hashes = [r[0] for r in db.execute("SELECT token_hash FROM api_tokens")]
     users = dict(db.execute("SELECT email, password_hash FROM users"))
     db.close()
-    assert hashes == [accounts.token_digest(value)]
-    assert accounts.verify_password(users["ops@example.com"], password)
-    assert accounts.verify_password(users["dev@example.com"], "x" * 16)
+    assert hashes == [token_digest(value)]
+    assert verify_password(users["ops@example.com"], password)
+    assert verify_password(users["dev@example.com"], "x" * 16)
 
 
 async def test_hub_secrets_rotate_reencrypts_with_the_newest_key(settings: Settings) -> None:

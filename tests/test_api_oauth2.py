@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from hub.api import oauth2
+from hub.services import oauth2
 from hub.settings import Settings
 from tests.api_kit import Api, started_api
 

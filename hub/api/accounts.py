@@ -29,7 +29,7 @@ from hub.api.models import (
     WorkspaceInfo,
     ts,
 )
-from hub.db import accounts
+from hub.services import accounts
 from hub.services.workspace import WorkspaceHub
 
 
@@ -48,7 +48,7 @@ class WorkspacesController(Controller):
         self, request: Request[Any, Any, Any], principal: NamedDependency[Principal]
     ) -> list[WorkspaceInfo]:
         """Workspaces the caller belongs to (a token: only its own)."""
-        rows = await hub_of(request).db.read(lambda c: accounts.workspaces_of(c, principal.user_id))
+        rows = await accounts.workspaces_of(hub_of(request), principal.user_id)
         if principal.via == "token":
             rows = [r for r in rows if r["id"] == principal.token_workspace]
         return [WorkspaceInfo(id=r["id"], name=r["name"], role=r["role"]) for r in rows]
@@ -69,15 +69,9 @@ class WorkspacesController(Controller):
         if principal.via == "token":
             raise ApiError(403, "forbidden", "an API token cannot create workspaces")
         name = data.name or data.id
-
-        def write(conn: Any) -> None:
-            try:
-                accounts.create_workspace(conn, data.id, name, principal.user_id)
-            except accounts.Conflict as exc:
-                raise ApiError(409, "conflict", str(exc)) from exc
-            accounts.record(conn, data.id, principal.email, "workspace.create", data.id)
-
-        await hub_of(request).db.write(write)
+        await accounts.create_workspace(
+            hub_of(request), data.id, name, user_id=principal.user_id, actor=principal.email
+        )
         return WorkspaceInfo(id=data.id, name=name, role="owner")
 
 

@@ -34,17 +34,24 @@ from hub.api.auth import (
     csrf_config,
     session_config,
 )
-from hub.api.bootstrap import ensure_first_owner, verify_secret_key
 from hub.api.connections import ConnectionsController, OAuth2Controller
 from hub.api.connectors import ConnectorsController
-from hub.api.errors import http_exception_handler, internal_error_handler
+from hub.api.errors import (
+    flow_error_handler,
+    http_exception_handler,
+    internal_error_handler,
+    service_error_handler,
+)
 from hub.api.flows import FlowsController
 from hub.api.health import HealthController
 from hub.api.metrics import metrics_endpoint, metrics_of
 from hub.api.runs import RunsController
 from hub.api.steps import StepTestsController
 from hub.api.webhooks import webhook
+from hub.flows import FlowError
 from hub.runtime import Hub, settle_gc
+from hub.services import system
+from hub.services.errors import ServiceError
 
 API_CONTROLLERS: list[Any] = [
     AuthController,
@@ -128,16 +135,10 @@ def create_app(hub: Hub, *, manage_hub: bool = True, bootstrap: bool = True) -> 
     async def on_startup() -> None:
         if manage_hub:
             await hub.start()
-            from hub.api.oauth2 import refresher
-            from hub.triggers.runner import TriggerRunner
-            from hub.triggers.schedule import run_scheduler
-
-            hub.add_background(run_scheduler(hub))
-            hub.add_background(TriggerRunner(hub).run())
-            hub.add_background(refresher(hub))
-        await verify_secret_key(hub)
+            hub.start_triggers()
+        await system.verify_secret_key(hub)
         if bootstrap:
-            await ensure_first_owner(hub)
+            await system.ensure_first_owner(hub)
         if manage_hub:
             settle_gc(hub.settings)  # the webhook p99 (bench/webhooks.py), steps' CPU
 
@@ -160,6 +161,8 @@ def create_app(hub: Hub, *, manage_hub: bool = True, bootstrap: bool = True) -> 
         ],
         exception_handlers={
             HTTPException: http_exception_handler,
+            ServiceError: service_error_handler,
+            FlowError: flow_error_handler,
             Exception: internal_error_handler,
         },
         on_startup=[on_startup],

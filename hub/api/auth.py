@@ -15,8 +15,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
 import time
 from collections import deque
 from typing import Any
@@ -37,9 +35,9 @@ from litestar.utils.scope.state import ScopeState
 from hub.api.deps import PRINCIPAL_DEPENDENCIES, SECURITY, Principal, hub_of
 from hub.api.errors import ApiError, error_responses
 from hub.api.models import CsrfToken, LoginBody, Me, PasswordChange, UserInfo, WorkspaceInfo
-from hub.db import accounts
-from hub.db.models import now_us
+from hub.security.accounts import TOKEN_PREFIX, normalize_email
 from hub.security.secrets import KEY_FILE
+from hub.services import accounts
 from hub.settings import Settings
 
 SESSION_COOKIE = "hub_session"
@@ -47,7 +45,6 @@ CSRF_COOKIE = "csrftoken"
 CSRF_HEADER = "x-csrftoken"
 SESSION_DAYS = 7
 PUBLIC_PATHS = ["^/schema"]  # the OpenAPI pages; other public routes say exclude_from_auth
-TOUCH_EVERY_US = 60 * 1_000_000  # last_used_at is written at most once a minute per token
 
 
 def _key_material(settings: Settings) -> bytes:
@@ -113,11 +110,6 @@ class CSRFUnlessBearer(CSRFMiddleware):
         await super().__call__(scope, receive, send)
 
 
-def password_fingerprint(password_hash: str) -> str:
-    """A short digest of the password hash kept in the session (not the hash itself)."""
-    return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
-
-
 async def resolve_principal(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal | None:
     """The caller from a bearer token, else from the session cookie; None when neither.
 
@@ -128,16 +120,11 @@ async def resolve_principal(connection: ASGIConnection[Any, Any, Any, Any]) -> P
     if header is not None:
         scheme, _, token = header.partition(" ")
         token = token.strip()
-        if scheme.lower() != "bearer" or not token.startswith(accounts.TOKEN_PREFIX):
+        if scheme.lower() != "bearer" or not token.startswith(TOKEN_PREFIX):
             raise ApiError(401, "unauthorized", "the Authorization header must be 'Bearer hub_...'")
-        digest = accounts.token_digest(token)
-        found = await hub.db.read(lambda c: accounts.token_principal(c, digest))
+        found = await accounts.token_principal(hub, token)
         if found is None:
             raise ApiError(401, "unauthorized", "the API token is unknown or was revoked")
-        now = now_us()
-        if (found["last_used_at"] or 0) < now - TOUCH_EVERY_US:
-            token_id = found["token_id"]
-            await hub.db.write(lambda c: accounts.touch_token(c, token_id, now))
         return Principal(
             user_id=found["user_id"],
             email=found["email"],
@@ -150,9 +137,8 @@ async def resolve_principal(connection: ASGIConnection[Any, Any, Any, Any]) -> P
     session = connection.scope.get("session")
     if not isinstance(session, dict) or "uid" not in session:
         return None
-    user_id = str(session["uid"])
-    user = await hub.db.read(lambda c: accounts.get_user(c, user_id))
-    if user is None or session.get("pw") != password_fingerprint(user["password_hash"]):
+    user = await accounts.session_user(hub, str(session["uid"]), session.get("pw"))
+    if user is None:
         return None
     return Principal(user_id=user["id"], email=user["email"], name=user["name"], via="session")
 
@@ -213,7 +199,7 @@ THROTTLE = LoginThrottle()
 
 async def me_of(hub: Any, principal: NamedDependency[Principal]) -> Me:
     """The caller's user and workspaces (a token sees only its own workspace)."""
-    rows = await hub.db.read(lambda c: accounts.workspaces_of(c, principal.user_id))
+    rows = await accounts.workspaces_of(hub, principal.user_id)
     if principal.via == "token":
         rows = [r for r in rows if r["id"] == principal.token_workspace]
     return Me(
@@ -255,16 +241,15 @@ class AuthController(Controller):
     async def login(self, request: Request[Any, Any, Any], data: JSONBody[LoginBody]) -> Me:
         """Start a browser session (sets the ``hub_session`` cookie)."""
         hub = hub_of(request)
-        key = accounts.normalize_email(data.email)
+        key = normalize_email(data.email)
         THROTTLE.check(key)
-        user = await hub.db.read(lambda c: accounts.user_by_email(c, key))
-        stored = user["password_hash"] if user else ""
-        ok = await asyncio.to_thread(accounts.verify_password, stored, data.password)
-        if user is None or not ok:
+        user = await accounts.login(hub, key, data.password)
+        if user is None:
             THROTTLE.failed(key)
             raise ApiError(401, "unauthorized", "wrong email or password")
         THROTTLE.succeeded(key)
-        request.set_session({"uid": user["id"], "pw": password_fingerprint(stored)})
+        fingerprint = accounts.password_fingerprint(user["password_hash"])
+        request.set_session({"uid": user["id"], "pw": fingerprint})
         principal = Principal(user["id"], user["email"], user["name"], "session")
         return await me_of(hub, principal)
 
@@ -311,16 +296,7 @@ class MeController(Controller):
     ) -> None:
         """Change one's password (ends every other browser session of the user)."""
         hub = hub_of(request)
-        user = await hub.db.read(lambda c: accounts.get_user(c, principal.user_id))
-        stored = user["password_hash"] if user else ""
-        if not await asyncio.to_thread(accounts.verify_password, stored, data.current):
-            raise ApiError(
-                422,
-                "invalid",
-                "the current password is wrong",
-                [{"location": "current", "message": "does not match"}],
-            )
-        new_hash = await asyncio.to_thread(accounts.hash_password, data.new)
-        await hub.db.write(lambda c: accounts.set_password_hash(c, principal.user_id, new_hash))
+        new_hash = await accounts.change_password(hub, principal.user_id, data.current, data.new)
         if principal.via == "session":
-            request.set_session({"uid": principal.user_id, "pw": password_fingerprint(new_hash)})
+            fingerprint = accounts.password_fingerprint(new_hash)
+            request.set_session({"uid": principal.user_id, "pw": fingerprint})

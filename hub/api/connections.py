@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from typing import Annotated, Any
 
@@ -12,7 +11,6 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody, PathParameter, QueryParameter
 from litestar.response import Redirect
 
-from hub.api import oauth2
 from hub.api.deps import (
     EDITOR,
     PRINCIPAL_DEPENDENCIES,
@@ -31,12 +29,11 @@ from hub.api.models import (
     OAuthStatus,
     ts,
 )
-from hub.connectors import ActionError, run_connection_test
-from hub.security.secrets import SecretKeyError
-from hub.services.workspace import WorkspaceHub, secret_names
+from hub.services import oauth2
+from hub.services.connections import secret_names
+from hub.services.workspace import WorkspaceHub
 
 NamePath = Annotated[str, PathParameter(max_length=100)]
-TEST_TIMEOUT = 30.0
 
 
 def connection_info(ws: NamedDependency[WorkspaceHub], row: dict[str, Any]) -> ConnectionInfo:
@@ -150,32 +147,8 @@ class ConnectionsController(Controller):
         self, ws: NamedDependency[WorkspaceHub], name: NamePath
     ) -> ConnectionTested:
         """Run the connector's connection test (refreshing an expiring OAuth2 token first)."""
-        row = await ws.get_connection(name)
-        connector = ws.connector(row["connector"])
-        if connector.test_connection is None:
-            raise ApiError(
-                422,
-                "invalid",
-                f"connector {connector.name!r} has no connection test",
-                [{"location": "connector", "message": "no test_connection"}],
-            )
-        if row["oauth_tokens"]:
-            try:
-                await oauth2.refresh_connection(ws.hub, ws.workspace, name)
-            except oauth2.OAuthError as exc:
-                return ConnectionTested(ok=False, message=str(exc))
-        values, redactor = await ws.connection_values(name)
-        try:
-            async with asyncio.timeout(TEST_TIMEOUT):
-                await run_connection_test(connector, values, ws.hub.http)
-        except TimeoutError:
-            return ConnectionTested(ok=False, message=f"no answer within {TEST_TIMEOUT:g}s")
-        except ActionError as exc:
-            return ConnectionTested(ok=False, message=redactor.text(str(exc)))
-        except Exception as exc:
-            return ConnectionTested(ok=False, message=redactor.text(f"{type(exc).__name__}: {exc}"))
-        await ws.audit("connection.test", name, {"ok": True})
-        return ConnectionTested(ok=True, message="the service accepted the connection")
+        ok, message = await ws.test_connection(name)
+        return ConnectionTested(ok=ok, message=message)
 
     @get(
         "/{name:str}/oauth2/authorize",
@@ -194,20 +167,8 @@ class ConnectionsController(Controller):
     ) -> Redirect:
         """Redirect the browser to the service to authorize the connection (OAuth2 with
         PKCE); the service sends it back to ``/api/oauth2/callback``."""
-        row = await ws.get_connection(name)
-        block = oauth2.oauth_block(ws.connector(row["connector"]))
-        values, _redactor = await ws.connection_values(name)
         callback = str(request.base_url).rstrip("/") + "/api/oauth2/callback"
-        url = oauth2.authorize_url(
-            ws.hub,
-            workspace=ws.workspace,
-            name=name,
-            user_id=ws.user_id,
-            block=block,
-            values=values,
-            redirect_uri=callback,
-            return_to=oauth2.safe_return_to(return_to),
-        )
+        url = await ws.authorize_url(name, callback, return_to)
         return Redirect(url, status_code=302)
 
     @post(
@@ -220,13 +181,7 @@ class ConnectionsController(Controller):
     )
     async def refresh(self, ws: NamedDependency[WorkspaceHub], name: NamePath) -> ConnectionInfo:
         """Refresh the connection's OAuth2 access token now."""
-        try:
-            await oauth2.refresh_connection(ws.hub, ws.workspace, name, force=True)
-        except oauth2.OAuthError as exc:
-            raise ApiError(502, "bad_gateway", str(exc)) from exc
-        except SecretKeyError as exc:
-            raise ApiError(500, "secret_key", str(exc)) from exc
-        await ws.audit("connection.oauth2_refresh", name)
+        await ws.refresh_oauth2(name)
         return connection_info(ws, await ws.get_connection(name))
 
 

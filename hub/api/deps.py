@@ -6,8 +6,9 @@ means the token's own workspace), checks the caller's membership and the role th
 asks for in its ``opt`` (``viewer`` unless it says ``editor`` or ``owner``). A workspace the
 caller does not belong to answers 404, exactly like one that does not exist, and a token
 only ever reaches its own workspace. The handlers then get a
-:class:`~hub.api.workspace.WorkspaceHub` bound to that workspace: the one layer through which
-every query passes the workspace explicitly.
+:class:`~hub.services.workspace.WorkspaceHub` bound to that workspace and acting as the
+caller: the one layer through which every query passes the workspace explicitly, and which
+checks the role and writes the audit log again on every change.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from litestar.di import Provide
 from litestar.handlers import BaseRouteHandler
 
 from hub.api.errors import ApiError
-from hub.db import accounts
 from hub.runtime import Hub
+from hub.services import accounts
+from hub.services.base import require_role
 from hub.services.workspace import WorkspaceHub
 
 VIEWER: dict[str, Any] = {"role": "viewer"}
@@ -81,16 +83,10 @@ async def workspace_guard(
             raise not_found_workspace(workspace)
         role = principal.token_role
     else:
-        role = await hub.db.read(lambda c: accounts.role_of(c, workspace, principal.user_id))
+        role = await accounts.role_in(hub, workspace, principal.user_id)
     if role is None:
         raise not_found_workspace(workspace)
-    required = str(route_handler.opt.get("role", "viewer"))
-    if not accounts.at_least(role, required):
-        raise ApiError(
-            403,
-            "forbidden",
-            f"this needs the {required} role in workspace {workspace!r}; you are {role}",
-        )
+    require_role(role, str(route_handler.opt.get("role", "viewer")), workspace)  # else 403
     connection.state["workspace"] = workspace
     connection.state["role"] = role
 

@@ -1,4 +1,11 @@
-"""One JSON error shape for every error: ``{"error": {"code", "message", "details"}}``."""
+"""One JSON error shape for every error: ``{"error": {"code", "message", "details"}}``.
+
+The services raise domain errors (:mod:`hub.services.errors`) that know nothing of HTTP;
+:data:`STATUS_OF` gives each its status here, and :func:`service_error_handler` answers
+with the error's own code, message and details. An invalid flow document
+(:class:`hub.flows.FlowError`) is a 422 listing every issue with its location.
+:class:`ApiError` remains for what only HTTP knows (authentication, a malformed request).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +17,18 @@ from litestar.exceptions import HTTPException
 from litestar.openapi.datastructures import ResponseSpec
 
 from hub.api.models import ErrorBody
+from hub.flows import FlowError
+from hub.services.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    Invalid,
+    KeyMismatch,
+    NotFound,
+    ServiceError,
+    Unavailable,
+    UpstreamFailed,
+)
 
 log = logging.getLogger("hub.api")
 
@@ -66,6 +85,52 @@ def error_responses(*codes: int) -> dict[int, ResponseSpec]:
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
     """The error shape."""
     return {"error": {"code": code, "message": message, "details": details}}
+
+
+STATUS_OF: dict[type[ServiceError], int] = {
+    BadRequest: 400,
+    Forbidden: 403,
+    NotFound: 404,
+    Conflict: 409,
+    Invalid: 422,
+    KeyMismatch: 500,
+    UpstreamFailed: 502,
+    Unavailable: 503,
+}
+
+
+def status_of(exc: ServiceError) -> int:
+    """The HTTP status of a domain error (500 for one without a mapping)."""
+    for cls, status in STATUS_OF.items():
+        if isinstance(exc, cls):
+            return status
+    return 500
+
+
+def flow_issues(exc: FlowError) -> list[dict[str, str]]:
+    """A flow's validation errors as issues, each with its location."""
+    return [{"location": i.location, "message": i.message} for i in exc.issues]
+
+
+def invalid(message: str, issues: list[dict[str, str]]) -> ApiError:
+    """A 422 listing every issue with its location (a request body the API cannot use)."""
+    return ApiError(422, "invalid", message, issues)
+
+
+def flow_invalid(exc: FlowError) -> ApiError:
+    """A 422 from a flow's validation errors."""
+    issues = flow_issues(exc)
+    return invalid(f"the flow is invalid ({len(issues)} issue(s))", issues)
+
+
+def service_error_handler(request: Request[Any, Any, Any], exc: ServiceError) -> Response[Any]:
+    """Answer a domain error with its status, code, message and details."""
+    return Response(error_body(exc.code, exc.message, exc.details), status_code=status_of(exc))
+
+
+def flow_error_handler(request: Request[Any, Any, Any], exc: FlowError) -> Response[Any]:
+    """Answer an invalid flow document: 422, every issue with its location."""
+    return http_exception_handler(request, flow_invalid(exc))
 
 
 def http_exception_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:

@@ -13,7 +13,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromQuery, JSONBody, PathParameter, QueryParameter
 
 from hub.api.deps import EDITOR, SECURITY, WORKSPACE_DEPENDENCIES, workspace_guard
-from hub.api.errors import ApiError, error_responses
+from hub.api.errors import ApiError, error_responses, flow_invalid, invalid
 from hub.api.models import (
     FlowDetail,
     FlowDiff,
@@ -31,7 +31,7 @@ from hub.api.models import (
     ts,
 )
 from hub.flows import FlowError, diff_documents, parse_document
-from hub.services.workspace import WorkspaceHub, flow_invalid, invalid
+from hub.services.workspace import WorkspaceHub
 
 FlowPath = Annotated[str, PathParameter(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=100)]
 Version = Annotated[int, PathParameter(ge=1, le=2**31 - 1)]
@@ -329,16 +329,7 @@ class FlowsController(Controller):
         self, ws: NamedDependency[WorkspaceHub], flow_id: FlowPath, data: JSONBody[PublishBody]
     ) -> Published:
         """Publish an older version (default: the one before the published one)."""
-        flow = await ws.get_flow(flow_id)
-        current = flow["published_version"]
-        if current is None:
-            raise ApiError(409, "not_published", f"flow {flow_id!r} has no published version")
-        target = data.version or current - 1
-        if target >= current or target < 1:
-            raise ApiError(
-                409, "conflict", f"a roll back publishes a version older than v{current}"
-            )
-        version, previous = await ws.publish(flow_id, target, action="flow.rollback")
+        version, previous = await ws.rollback(flow_id, data.version)
         return Published(flow_id=flow_id, published_version=version, previous_version=previous)
 
     @post(

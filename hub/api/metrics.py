@@ -31,8 +31,8 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
 from hub import __version__
-from hub.db import store
 from hub.runtime import Hub
+from hub.services import system
 
 # The classic text format (every Prometheus reads it); Litestar adds "; charset=utf-8".
 CONTENT_TYPE = "text/plain; version=0.0.4"
@@ -117,7 +117,7 @@ class Metrics:
         # counted when they finish but not timed).
         self._children: dict[tuple[str, str], Any] = {}
         self._run_started: LRUCache[str, float] = LRUCache(maxsize=10_000)
-        hub.engine.listeners.append(self.on_event)
+        system.listen(hub, self.on_event)
 
     def _child(self, metric: Counter, value: str) -> Any:
         key = (metric._name, value)
@@ -152,7 +152,7 @@ class Metrics:
     async def render(self) -> bytes:
         """The text exposition, with the database gauges read now."""
         hub = self._hub()
-        counts = await hub.db.read(store.metric_counts) if hub is not None else {}
+        counts = await system.metric_counts(hub) if hub is not None else {}
         for status in ("queued", "waiting"):
             self.queue_depth.labels(status).set(counts.get(status, 0))
         self.runs_active.set(counts.get("runs_running", 0))

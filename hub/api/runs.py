@@ -148,15 +148,8 @@ async def run_events(
     second for work done by other processes; ends when the run is final (or after
     ``max_seconds``, with an ``end`` event: reconnect to go on).
     """
-    engine = ws.hub.engine
     wake = asyncio.Event()
-
-    def listener(event: dict[str, Any]) -> None:
-        if event.get("run_id") == run_id:
-            wake.set()
-
-    engine.listeners.append(listener)
-    try:
+    with ws.watch(lambda _event: wake.set(), run_id):
         seen: dict[tuple[str, int], str] = {}
         last_status = None
         deadline = time.monotonic() + max_seconds
@@ -186,9 +179,6 @@ async def run_events(
                 return
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), min(POLL_SECONDS, remaining))
-    finally:
-        if listener in engine.listeners:
-            engine.listeners.remove(listener)
 
 
 class RunsController(Controller):
@@ -239,7 +229,6 @@ class RunsController(Controller):
     ) -> RunStarted:
         """Start a manual run of a flow with ``input`` as its trigger data."""
         run_id = await ws.start_run(data.flow_id, data.input, data.version)
-        await ws.audit("run.start", run_id, {"flow_id": data.flow_id})
         return RunStarted(run_id=run_id, status="running")
 
     @get(

@@ -1,20 +1,24 @@
 """The administrative commands of ``hub``: plugins, connections, db, secrets, users, tokens.
 
-Registered on the ``hub`` group of :mod:`hub.cli` when that module imports this one.
+Registered on the ``hub`` group of :mod:`hub.cli` when that module imports this one. Like
+the other commands they act through the services (:func:`hub.cli.commands.workspace_of`),
+as ``cli:<OS user>``, so that every change is audited.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from typing import Any
 
 import click
 
-from hub.cli.commands import _settings, cli, with_hub
+from hub.cli.commands import _settings, cli, with_hub, workspace_of
 from hub.connectors import RegistrationError
 from hub.runtime import Hub
+from hub.security.accounts import new_password, normalize_email
+from hub.security.secrets import SecretKeyError
+from hub.services import system
 
 
 @cli.group()
@@ -148,10 +152,7 @@ def connections_set(ctx: click.Context, name: str, connector: str, values: tuple
         desc = hub.registry.connectors.get(connector)
         schema = (desc.connection_schema or {}) if desc else {}
         typed = {k: _typed(v, schema.get("properties", {}).get(k)) for k, v in parsed.items()}
-        try:
-            await hub.set_connection(name, connector, typed)
-        except (LookupError, ValueError) as exc:
-            raise click.ClickException(str(exc)) from exc
+        await workspace_of(hub).put_connection(name, connector, typed)
 
     with_hub(ctx, go)
     click.echo(f"connection {name} saved")
@@ -191,12 +192,10 @@ def secrets_rotate(ctx: click.Context) -> None:
 
     Put the new key first in HUB_SECRET_KEY ("NEW,OLD"), run this, then remove OLD.
     """
-    from hub.api.bootstrap import rotate_secrets
-    from hub.security.secrets import SecretKeyError
 
     async def go(hub: Hub) -> int:
         try:
-            return await rotate_secrets(hub)
+            return await system.rotate_secrets(hub)
         except SecretKeyError as exc:
             raise click.ClickException(str(exc)) from exc
 
@@ -231,30 +230,17 @@ def users_create(
 ) -> None:
     """Create a user with a role in a workspace; without --password-stdin the password is
     generated and printed once."""
-    from hub.db import accounts, store
-
-    password = sys.stdin.readline().rstrip("\r\n") if password_stdin else accounts.new_password()
+    password = sys.stdin.readline().rstrip("\r\n") if password_stdin else new_password()
     if len(password) < 12:
         raise click.BadParameter("at least 12 characters", param_hint="password")
 
     async def go(hub: Hub) -> str:
-        target = workspace or hub.workspace
-        password_hash = await asyncio.to_thread(accounts.hash_password, password)
-
-        def write(conn: Any) -> None:
-            store.ensure_workspace(conn, target)
-            try:
-                user = accounts.create_user(conn, email, name=name, password_hash=password_hash)
-            except accounts.Conflict as exc:
-                raise click.ClickException(str(exc)) from exc
-            accounts.set_membership(conn, target, user["id"], role)
-            accounts.record(conn, target, "cli", "member.add", user["email"], {"role": role})
-
-        await hub.db.write(write)
-        return target
+        ws = workspace_of(hub, workspace)
+        await ws.put_member(email, role, name, password=password, new_account=True)
+        return ws.workspace
 
     target = with_hub(ctx, go)
-    click.echo(f"user {accounts.normalize_email(email)} created: {role} of workspace {target}")
+    click.echo(f"user {normalize_email(email)} created: {role} of workspace {target}")
     if not password_stdin:
         click.echo(f"password: {password}")
         click.echo("(shown once: store it now, or change it after logging in)", err=True)
@@ -272,22 +258,10 @@ def tokens() -> None:
 @click.pass_context
 def tokens_create(ctx: click.Context, email: str, name: str, workspace: str | None) -> None:
     """Create an API token for a member of a workspace and print it (shown once)."""
-    from hub.db import accounts
 
     async def go(hub: Hub) -> str:
-        target = workspace or hub.workspace
-
-        def write(conn: Any) -> str:
-            user = accounts.user_by_email(conn, email)
-            if user is None:
-                raise click.ClickException(f"no user with the email {email!r}")
-            if accounts.role_of(conn, target, user["id"]) is None:
-                raise click.ClickException(f"{email} is not a member of workspace {target!r}")
-            token, _row = accounts.create_token(conn, target, user["id"], name)
-            accounts.record(conn, target, "cli", "token.create", name, {"user": user["email"]})
-            return token
-
-        return await hub.db.write(write)
+        token, _row = await workspace_of(hub, workspace).create_token(name, email=email)
+        return token
 
     token = with_hub(ctx, go)
     click.echo(token)

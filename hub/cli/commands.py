@@ -1,12 +1,17 @@
-"""The ``hub`` command: serve, run, flows, runs, plugins, connections, db, secrets.
+"""The ``hub`` command: serve, worker, run, flows, runs.
 
-Every command acts through :class:`hub.runtime.Hub`, the same functions the API calls.
+Every command starts a :class:`hub.runtime.Hub` (:func:`with_hub`) and acts through the
+workspace services (:func:`workspace_of`), the same ones the API calls: each change is
+checked and written to the audit log there. The CLI acts as ``cli:<OS user>`` (the login
+name of whoever runs it, :func:`cli_actor`) with the owner's role: whoever can run ``hub``
+on the hub's data can read its database and key anyway.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import getpass
 import json
 import sys
 import time
@@ -19,10 +24,11 @@ import msgspec
 import yaml
 
 from hub.connectors import RegistrationError
-from hub.engine import RunNotFound
 from hub.flows import FlowError, diff_documents, parse_document
 from hub.runtime import Hub, settle_gc
 from hub.security.secrets import SecretKeyError
+from hub.services.errors import ServiceError
+from hub.services.workspace import WorkspaceHub
 from hub.settings import Settings, SettingsError
 
 T = TypeVar("T")
@@ -51,6 +57,33 @@ def _settings(ctx: click.Context) -> Settings:
     return settings
 
 
+def cli_actor() -> str:
+    """Who the audit log names for a CLI command: ``cli:<OS login name>``."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no login name (a container without a passwd entry)
+        user = "unknown"
+    return f"cli:{user}"
+
+
+def workspace_of(hub: Hub, workspace: str | None = None) -> WorkspaceHub:
+    """The services of a workspace (the hub's default one unless named), acting as the
+    CLI's user (:func:`cli_actor`) with the owner's role."""
+    return WorkspaceHub(hub, workspace or hub.workspace, actor=cli_actor(), role="owner")
+
+
+def service_failure(exc: ServiceError) -> click.ClickException:
+    """A refusal of the services as the CLI shows it: the message, then each issue."""
+    lines = [exc.message]
+    if isinstance(exc.details, list):
+        lines += [
+            f"  {i.get('location', '')}: {i.get('message', '')}"
+            for i in exc.details
+            if isinstance(i, dict)
+        ]
+    return click.ClickException("\n".join(lines))
+
+
 def with_hub(
     ctx: click.Context,
     fn: Callable[[Hub], Awaitable[T]],
@@ -60,7 +93,8 @@ def with_hub(
 ) -> T:
     """Start a hub on the configured settings, run ``fn(hub)``, stop the hub.
 
-    Only commands that run flows (``execute``) start the executor and the sweeper.
+    Only commands that run flows (``execute``) start the executor and the sweeper. A
+    refusal of the services (:class:`ServiceError`) ends the command with its message.
     """
 
     async def main() -> T:
@@ -75,6 +109,8 @@ def with_hub(
             raise click.ClickException(str(exc)) from exc
         try:
             return await fn(hub)
+        except ServiceError as exc:
+            raise service_failure(exc) from exc
         finally:
             await hub.stop()
 
@@ -162,8 +198,9 @@ def run(
         raise click.ClickException(str(exc)) from exc
 
     async def go(hub: Hub) -> dict[str, Any]:
+        ws = workspace_of(hub)
         try:
-            saved = await hub.save_flow(document, source=Path(flow_file).read_text(), author="cli")
+            saved = await ws.save_flow(document, source=Path(flow_file).read_text())
         except FlowError as exc:
             raise click.ClickException(str(exc)) from exc
         started = time.perf_counter()
@@ -179,11 +216,11 @@ def run(
                 line += f": {event['error']['message']}"
             click.echo(line, err=True)
 
-        hub.engine.listeners.append(show)
-        run_id = await hub.start_run(saved.flow_id, data, version=saved.version)
-        if not quiet:
-            click.echo(f"run {run_id} of {saved.flow_id} v{saved.version}", err=True)
-        record = await hub.wait_for_run(run_id, timeout)
+        with ws.watch(show):
+            run_id = await ws.start_run(saved.flow_id, data, saved.version)
+            if not quiet:
+                click.echo(f"run {run_id} of {saved.flow_id} v{saved.version}", err=True)
+            record = await ws.wait_for_run(run_id, timeout)
         record["elapsed"] = time.perf_counter() - started
         return record
 
@@ -215,9 +252,10 @@ def flows_validate(ctx: click.Context, paths: tuple[str, ...]) -> None:
 
     async def go(hub: Hub) -> int:
         bad = 0
+        ws = workspace_of(hub)
         for path in files:
             try:
-                await hub.validate_flow(_load_file(path))
+                await ws.validate(_load_file(path))
                 click.echo(f"ok      {path}")
             except FlowError as exc:
                 bad += 1
@@ -244,10 +282,11 @@ def flows_apply(ctx: click.Context, folder: str, dry_run: bool) -> None:
     async def go(hub: Hub) -> int:
         documents: list[tuple[Path, dict[str, Any]]] = []
         problems = 0
+        ws = workspace_of(hub)
         for path in files:
             try:
                 document = _load_file(path)
-                await hub.validate_flow(document)
+                await ws.validate(document)
                 documents.append((path, document))
             except FlowError as exc:
                 problems += 1
@@ -263,9 +302,7 @@ def flows_apply(ctx: click.Context, folder: str, dry_run: bool) -> None:
             if dry_run:
                 click.echo(f"would apply {document['id']} from {path}")
                 continue
-            saved = await hub.save_flow(
-                document, source=path.read_text(), author="hub flows apply", publish=True
-            )
+            saved = await ws.save_flow(document, source=path.read_text(), publish=True)
             if saved.created:
                 click.echo(f"{saved.flow_id}: v{saved.version} published")
                 changes = (
@@ -293,13 +330,7 @@ def flows_apply(ctx: click.Context, folder: str, dry_run: bool) -> None:
 def flows_export(ctx: click.Context, flow_id: str, version: int | None, fmt: str) -> None:
     """Print a flow's document as YAML or JSON."""
 
-    async def go(hub: Hub) -> dict[str, Any]:
-        try:
-            return await hub.flow_document(flow_id, version)
-        except RunNotFound as exc:
-            raise click.ClickException(str(exc)) from exc
-
-    document = with_hub(ctx, go)
+    document = with_hub(ctx, lambda hub: workspace_of(hub).flow_document(flow_id, version))
     if fmt == "json":
         click.echo(json.dumps(document, indent=2))
     else:
@@ -310,7 +341,7 @@ def flows_export(ctx: click.Context, flow_id: str, version: int | None, fmt: str
 @click.pass_context
 def flows_list(ctx: click.Context) -> None:
     """List flows with their trigger and versions."""
-    rows = with_hub(ctx, lambda hub: hub.list_flows())
+    rows = with_hub(ctx, lambda hub: workspace_of(hub).list_flows())
     click.echo(f"{'FLOW':30} {'TRIGGER':10} {'PUBLISHED':>9} {'LATEST':>6}  NAME")
     for row in rows:
         click.echo(
@@ -334,7 +365,10 @@ def runs() -> None:
 @click.pass_context
 def runs_list(ctx: click.Context, flow_id: str | None, status: str | None, limit: int) -> None:
     """List runs, newest first."""
-    rows = with_hub(ctx, lambda hub: hub.list_runs(flow_id=flow_id, status=status, limit=limit))
+    rows = with_hub(
+        ctx,
+        lambda hub: workspace_of(hub).list_runs(flow_id=flow_id, status=status, limit=limit),
+    )
     click.echo(f"{'RUN':32} {'FLOW':24} {'STATUS':10} {'STARTED':19} {'TOOK':>10}")
     for row in rows:
         took = _duration(row["started_at"], row["finished_at"])
@@ -351,13 +385,7 @@ def runs_list(ctx: click.Context, flow_id: str | None, status: str | None, limit
 def runs_show(ctx: click.Context, run_id: str, as_json: bool) -> None:
     """Show a run with every step attempt."""
 
-    async def go(hub: Hub) -> dict[str, Any]:
-        try:
-            return await hub.get_run(run_id)
-        except RunNotFound as exc:
-            raise click.ClickException(str(exc)) from exc
-
-    record = with_hub(ctx, go)
+    record = with_hub(ctx, lambda hub: workspace_of(hub).get_run(run_id))
     if as_json:
         click.echo(msgspec.json.format(msgspec.json.encode(record)).decode())
         return
@@ -429,19 +457,17 @@ def serve(ctx: click.Context, host: str | None, port: int | None, examples: str 
 @click.pass_context
 def worker(ctx: click.Context, concurrency: int | None, queues: str, burst: bool) -> None:
     """Run steps from the Redis queues (queue mode: needs HUB_REDIS_URL)."""
-    from hub.engine.executors.arq import PRIORITIES, run_worker
-
     settings = _settings(ctx)
     if not settings.redis_url:
         raise click.ClickException("hub worker needs a Redis URL: set HUB_REDIS_URL")
     chosen = [q.strip() for q in queues.split(",") if q.strip()]
-    unknown = [q for q in chosen if q not in PRIORITIES]
-    if unknown:
-        raise click.BadParameter(f"unknown queue(s) {unknown}; use {PRIORITIES}")
 
     async def go(hub: Hub) -> None:
-        click.echo(f"hub worker {hub.engine.boot_id[:8]} serving {', '.join(chosen)}", err=True)
+        click.echo(f"hub worker {hub.boot_id[:8]} serving {', '.join(chosen)}", err=True)
         settle_gc(hub.settings)
-        await run_worker(hub, queues=chosen, concurrency=concurrency, burst=burst)
+        try:
+            await hub.work(chosen, concurrency=concurrency, burst=burst)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--queues") from exc
 
     with_hub(ctx, go, execute=True)

@@ -1,105 +1,32 @@
-"""Accounts: users, workspace memberships, API tokens and the audit log.
+"""Accounts: users, workspaces and memberships, API tokens, and the first owner.
 
-Passwords are hashed with argon2id (argon2-cffi's defaults). API tokens are random
-(``hub_`` and 43 url-safe characters, 256 bits), shown once when created, and stored as their
-SHA-256 digest: a token is found by its digest, so the table never holds one that works.
-
-Every storage function here is a synchronous function of a SQLAlchemy ``Connection``, run in
-one transaction by :class:`hub.db.database.Database` (like :mod:`hub.db.store`); the faces
-call them through named functions and never write SQL of their own.
+Hashing passwords and making tokens need no database: :mod:`hub.security.accounts`. Each
+function here is a synchronous function of a SQLAlchemy ``Connection``, run in one
+transaction by :class:`hub.db.database.Database`; the faces reach them through the
+services (:mod:`hub.services`).
 """
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 import uuid
 from typing import Any, cast
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy import Connection, Table, and_, delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
-from hub.db.models import (
-    ApiToken,
-    AuditEntry,
-    Membership,
-    User,
-    now_us,
-    workspaces,
-)
+from hub.db.audit import record
+from hub.db.errors import Conflict
+from hub.db.models import ApiToken, Membership, User, now_us, workspaces
+from hub.security.accounts import ROLE_RANK, ROLES, new_token, normalize_email, token_digest
 
 users = cast(Table, User.__table__)
 memberships = cast(Table, Membership.__table__)
 api_tokens = cast(Table, ApiToken.__table__)
-audit_log = cast(Table, AuditEntry.__table__)
-
-ROLES = ("viewer", "editor", "owner")
-ROLE_RANK = {role: rank for rank, role in enumerate(ROLES)}
-TOKEN_PREFIX = "hub_"
-
-_hasher = PasswordHasher()
-_dummy_hash: str | None = None
-
-
-class Conflict(ValueError):
-    """The thing to create exists already (a user's email, a workspace id)."""
-
-
-# -- secrets of accounts ------------------------------------------------------------------------
-
-
-def hash_password(password: str) -> str:
-    """An argon2id hash of ``password`` (slow on purpose: run it off the event loop)."""
-    return _hasher.hash(password)
-
-
-def verify_password(password_hash: str, password: str) -> bool:
-    """True when ``password`` matches; an empty or malformed hash never matches.
-
-    A missing user is checked against a dummy hash, so that the time taken does not tell
-    whether an email is registered.
-    """
-    global _dummy_hash
-    if not password_hash:
-        if _dummy_hash is None:
-            _dummy_hash = _hasher.hash(secrets.token_urlsafe(16))
-        password_hash = _dummy_hash
-        password = password + "\x00never"
-    try:
-        return _hasher.verify(password_hash, password)
-    except (VerifyMismatchError, VerificationError, InvalidHashError):
-        return False
-
-
-def new_password() -> str:
-    """A random password (24 url-safe characters, 144 bits)."""
-    return secrets.token_urlsafe(18)
-
-
-def new_token() -> str:
-    """A new API token: ``hub_`` and 43 url-safe characters."""
-    return TOKEN_PREFIX + secrets.token_urlsafe(32)
-
-
-def token_digest(token: str) -> str:
-    """The SHA-256 hex digest a token is stored and looked up by."""
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def new_id() -> str:
     """A random 32-hex-digit id."""
     return uuid.uuid4().hex
-
-
-def normalize_email(email: str) -> str:
-    """Emails are compared case-insensitively: stored trimmed and lower-case."""
-    return email.strip().lower()
-
-
-def at_least(role: str | None, required: str) -> bool:
-    """True when ``role`` grants what ``required`` does (owner > editor > viewer)."""
-    return role is not None and ROLE_RANK.get(role, -1) >= ROLE_RANK[required]
 
 
 # -- users ----------------------------------------------------------------------------------
@@ -146,6 +73,20 @@ def set_password_hash(conn: Connection, user_id: str, password_hash: str) -> Non
 
 
 # -- workspaces and memberships -------------------------------------------------------------
+
+
+def ensure_workspace(conn: Connection, workspace_id: str, name: str = "") -> None:
+    """Create the workspace if it does not exist.
+
+    Several processes may start at once on a new database: the insert ignores a conflict
+    instead of checking first (a check-then-insert would race).
+    """
+    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    conn.execute(
+        insert(workspaces)
+        .values(id=workspace_id, name=name or workspace_id, created_at=now_us())
+        .on_conflict_do_nothing()
+    )
 
 
 def get_workspace(conn: Connection, workspace_id: str) -> dict[str, Any] | None:
@@ -325,55 +266,6 @@ def delete_token(
     if user_id is not None:
         stmt = stmt.where(api_tokens.c.user_id == user_id)
     return bool(conn.execute(stmt).rowcount)
-
-
-# -- the audit log --------------------------------------------------------------------------
-
-
-def record(
-    conn: Connection,
-    workspace_id: str,
-    actor: str,
-    action: str,
-    target: str,
-    details: Any = None,
-) -> None:
-    """Append an entry: ``actor`` (an email, or ``cli``) did ``action`` to ``target``.
-
-    Run it in the transaction of the change it records, so neither exists without the other.
-    ``details`` must never hold a secret value (names of secret fields are fine).
-    """
-    conn.execute(
-        audit_log.insert().values(
-            workspace_id=workspace_id,
-            actor=actor,
-            action=action,
-            target=target,
-            details=details,
-            at=now_us(),
-        )
-    )
-
-
-def list_audit(
-    conn: Connection,
-    workspace_id: str,
-    *,
-    before_id: int | None = None,
-    action: str | None = None,
-    target: str | None = None,
-    limit: int = 50,
-) -> list[dict[str, Any]]:
-    """Audit entries of a workspace, newest first, keyset-paginated on the entry id."""
-    stmt = select(audit_log).where(audit_log.c.workspace_id == workspace_id)
-    if before_id is not None:
-        stmt = stmt.where(audit_log.c.id < before_id)
-    if action:
-        stmt = stmt.where(audit_log.c.action == action)
-    if target:
-        stmt = stmt.where(audit_log.c.target == target)
-    stmt = stmt.order_by(audit_log.c.id.desc()).limit(limit)
-    return [dict(r._mapping) for r in conn.execute(stmt)]
 
 
 # -- the first start ------------------------------------------------------------------------

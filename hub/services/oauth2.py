@@ -34,12 +34,23 @@ from typing import Any
 
 import httpx
 
-from hub.api.errors import ApiError
 from hub.connectors import Connector
-from hub.db import queries, store
-from hub.db.accounts import at_least, role_of
-from hub.runtime import Hub
+from hub.db import accounts
+from hub.db import audit as audit_log
+from hub.db import connections as connection_store
+from hub.security.accounts import at_least
 from hub.security.secrets import Redactor, SecretKeyError, secret_values
+from hub.services.base import HubParts
+from hub.services.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    Invalid,
+    KeyMismatch,
+    NotFound,
+    ServiceError,
+    UpstreamFailed,
+)
 
 log = logging.getLogger("hub.oauth2")
 STATE_SECONDS = 600
@@ -52,12 +63,11 @@ class OAuthError(Exception):
 
 
 def oauth_block(connector: Connector) -> dict[str, Any]:
-    """The connector's oauth2 block, or 422 when it declares none (or an unusable one)."""
+    """The connector's oauth2 block, or :class:`Invalid` when it declares none (or an
+    unusable one)."""
     block = connector.oauth2 or {}
     if not block.get("authorize_url") or not block.get("token_url"):
-        raise ApiError(
-            422,
-            "invalid",
+        raise Invalid(
             f"connector {connector.name!r} does not declare OAuth2 "
             "(an oauth2 block with authorize_url and token_url)",
             [{"location": "connector", "message": "no oauth2 block"}],
@@ -78,9 +88,7 @@ def safe_return_to(value: str | None) -> str | None:
     if not value:
         return None
     if not value.startswith("/") or value.startswith("//") or "\\" in value:
-        raise ApiError(
-            400,
-            "bad_request",
+        raise BadRequest(
             "return_to must be a path on this hub",
             [{"key": "return_to", "source": "query"}],
         )
@@ -88,7 +96,7 @@ def safe_return_to(value: str | None) -> str | None:
 
 
 def authorize_url(
-    hub: Hub,
+    hub: HubParts,
     *,
     workspace: str,
     name: str,
@@ -101,9 +109,7 @@ def authorize_url(
     """The provider's authorization URL for a connection, with PKCE and a sealed state."""
     client_id = values.get("client_id")
     if not client_id:
-        raise ApiError(
-            422,
-            "invalid",
+        raise Invalid(
             "the connection has no client_id",
             [{"location": "values.client_id", "message": "required for OAuth2"}],
         )
@@ -135,14 +141,15 @@ def authorize_url(
     return base + ("&" if "?" in base else "?") + urllib.parse.urlencode(params)
 
 
-def open_state(hub: Hub, state: str) -> dict[str, Any]:
-    """The content of a state the hub made, or 400 (forged, altered or expired)."""
+def open_state(hub: HubParts, state: str) -> dict[str, Any]:
+    """The content of a state the hub made, or :class:`BadRequest` (forged, altered or
+    expired)."""
     try:
         payload = hub.secrets.decrypt(state)
     except (SecretKeyError, ValueError, TypeError) as exc:
-        raise ApiError(400, "bad_request", "the OAuth2 state is not one this hub made") from exc
+        raise BadRequest("the OAuth2 state is not one this hub made") from exc
     if not isinstance(payload, dict) or float(payload.get("exp", 0)) < time.time():
-        raise ApiError(400, "bad_request", "the OAuth2 state has expired; authorize again")
+        raise BadRequest("the OAuth2 state has expired; authorize again")
     return payload
 
 
@@ -200,7 +207,7 @@ async def token_request(
     }
 
 
-def tokens_of(hub: Hub, row: dict[str, Any]) -> dict[str, Any] | None:
+def tokens_of(hub: HubParts, row: dict[str, Any]) -> dict[str, Any] | None:
     """A connection's decrypted OAuth2 token set, or None when it has none."""
     if not row.get("oauth_tokens"):
         return None
@@ -209,7 +216,7 @@ def tokens_of(hub: Hub, row: dict[str, Any]) -> dict[str, Any] | None:
 
 
 async def store_tokens(
-    hub: Hub,
+    hub: HubParts,
     workspace: str,
     name: str,
     tokens: dict[str, Any],
@@ -223,15 +230,14 @@ async def store_tokens(
     compare-and-set: False when another process stored newer tokens meanwhile. ``audit`` is
     (actor, action) to record with it.
     """
-    from hub.db import accounts
 
     def write(conn: Any) -> bool:
-        row = store.get_connection(conn, workspace, name)
+        row = connection_store.get_connection(conn, workspace, name)
         if row is None:
-            raise ApiError(404, "not_found", f"no connection {name!r}")
+            raise NotFound(f"no connection {name!r}")
         current = hub.secrets.decrypt(row["secrets"]) if row["secrets"] else {}
         current["access_token"] = tokens["access_token"]
-        changed = queries.update_connection(
+        changed = connection_store.update_connection(
             conn,
             workspace,
             name,
@@ -242,14 +248,14 @@ async def store_tokens(
         )
         if changed and audit is not None:
             details = {"scope": tokens.get("scope"), "refresh": bool(tokens.get("refresh_token"))}
-            accounts.record(conn, workspace, audit[0], audit[1], name, details)
+            audit_log.record(conn, workspace, audit[0], audit[1], name, details)
         return changed
 
     return await hub.db.write(write)
 
 
 async def complete_authorization(
-    hub: Hub, *, user_id: str, actor: str, code: str, state: str
+    hub: HubParts, *, user_id: str, actor: str, code: str, state: str
 ) -> tuple[str, str, str | None]:
     """Exchange the code (with the PKCE verifier) and store the tokens.
 
@@ -259,16 +265,16 @@ async def complete_authorization(
     payload = open_state(hub, state)
     workspace, name = str(payload["w"]), str(payload["c"])
     if payload.get("u") != user_id:
-        raise ApiError(403, "forbidden", "this authorization was started by another user")
-    role = await hub.db.read(lambda c: role_of(c, workspace, user_id))
+        raise Forbidden("this authorization was started by another user")
+    role = await hub.db.read(lambda c: accounts.role_of(c, workspace, user_id))
     if not at_least(role, "editor"):
-        raise ApiError(404, "not_found", f"no workspace {workspace!r}")
-    row = await hub.db.read(lambda c: store.get_connection(c, workspace, name))
+        raise NotFound(f"no workspace {workspace!r}")
+    row = await hub.db.read(lambda c: connection_store.get_connection(c, workspace, name))
     connector = hub.registry.connectors.get(row["connector"]) if row else None
     if row is None or connector is None:
-        raise ApiError(404, "not_found", f"no connection {name!r}")
+        raise NotFound(f"no connection {name!r}")
     block = oauth_block(connector)
-    values, _redactor = await hub.engine.connection_values(workspace, name)
+    values = await _values(hub, workspace, name)
     form = {
         "grant_type": "authorization_code",
         "code": code,
@@ -278,22 +284,22 @@ async def complete_authorization(
     try:
         tokens = await token_request(hub.http, block, values, form)
     except OAuthError as exc:
-        raise ApiError(502, "bad_gateway", str(exc)) from exc
+        raise UpstreamFailed(str(exc)) from exc
     await store_tokens(hub, workspace, name, tokens, audit=(actor, "connection.oauth2"))
     return workspace, name, payload.get("t")
 
 
 async def refresh_connection(
-    hub: Hub, workspace: str, name: str, *, force: bool = False, margin: float = REFRESH_MARGIN
+    hub: HubParts, workspace: str, name: str, *, force: bool = False, margin: float = REFRESH_MARGIN
 ) -> bool:
     """Refresh a connection's access token when it expires within ``margin`` seconds
     (or always, with ``force``); True when new tokens were stored."""
-    row = await hub.db.read(lambda c: store.get_connection(c, workspace, name))
+    row = await hub.db.read(lambda c: connection_store.get_connection(c, workspace, name))
     if row is None:
-        raise ApiError(404, "not_found", f"no connection {name!r}")
+        raise NotFound(f"no connection {name!r}")
     tokens = tokens_of(hub, row)
     if tokens is None:
-        raise ApiError(409, "conflict", f"connection {name!r} is not authorized yet")
+        raise Conflict(f"connection {name!r} is not authorized yet")
     expires_at = tokens.get("expires_at")
     if not force and (expires_at is None or float(expires_at) > time.time() + margin):
         return False
@@ -303,16 +309,36 @@ async def refresh_connection(
     if connector is None:
         raise OAuthError(f"connector {row['connector']!r} is not installed")
     block = oauth_block(connector)
-    values, _redactor = await hub.engine.connection_values(workspace, name)
+    values = await _values(hub, workspace, name)
     form = {"grant_type": "refresh_token", "refresh_token": str(tokens["refresh_token"])}
     fresh = await token_request(hub.http, block, values, form)
     fresh["refresh_token"] = fresh.get("refresh_token") or tokens["refresh_token"]
     return await store_tokens(hub, workspace, name, fresh, expect=row["oauth_tokens"])
 
 
-async def refresh_due(hub: Hub) -> int:
+async def refresh_now(hub: HubParts, workspace: str, name: str) -> None:
+    """Refresh a connection's access token whatever its expiry (:class:`UpstreamFailed`
+    when the OAuth2 server refuses, :class:`KeyMismatch` when the key does not fit)."""
+    try:
+        await refresh_connection(hub, workspace, name, force=True)
+    except OAuthError as exc:
+        raise UpstreamFailed(str(exc)) from exc
+    except SecretKeyError as exc:
+        raise KeyMismatch(str(exc)) from exc
+
+
+async def _values(hub: HubParts, workspace: str, name: str) -> dict[str, Any]:
+    """A connection's decrypted values (:class:`NotFound` when it is gone)."""
+    try:
+        values, _redactor = await hub.engine.connection_values(workspace, name)
+    except LookupError as exc:
+        raise NotFound(str(exc)) from exc
+    return values
+
+
+async def refresh_due(hub: HubParts) -> int:
     """Refresh every access token that expires soon, in every workspace; return how many."""
-    rows = await hub.db.read(lambda c: store.encrypted_connections(c))
+    rows = await hub.db.read(lambda c: connection_store.encrypted_connections(c))
     refreshed = 0
     for row in rows:
         if not row["oauth_tokens"]:
@@ -320,7 +346,7 @@ async def refresh_due(hub: Hub) -> int:
         try:
             if await refresh_connection(hub, row["workspace_id"], row["name"]):
                 refreshed += 1
-        except (OAuthError, ApiError, SecretKeyError) as exc:
+        except (OAuthError, ServiceError, SecretKeyError) as exc:
             log.warning(
                 "refreshing the OAuth2 token of %s/%s failed: %s",
                 row["workspace_id"],
@@ -330,7 +356,7 @@ async def refresh_due(hub: Hub) -> int:
     return refreshed
 
 
-async def refresher(hub: Hub, every: float = REFRESH_EVERY) -> None:
+async def refresher(hub: HubParts, every: float = REFRESH_EVERY) -> None:
     """Refresh tokens that expire soon, every ``every`` seconds, for the life of the hub."""
     while True:
         await asyncio.sleep(every)

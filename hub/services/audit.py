@@ -1,0 +1,22 @@
+"""Reading a workspace's audit log (the services write it, each change in its transaction)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hub.db import audit
+from hub.services.base import WorkspaceScope
+
+
+class AuditService(WorkspaceScope):
+    """The audit log of the workspace."""
+
+    async def audit_page(
+        self, *, before_id: int | None, action: str | None, target: str | None, limit: int
+    ) -> list[dict[str, Any]]:
+        """Audit entries, newest first, keyset-paginated on the entry id."""
+        return await self.hub.db.read(
+            lambda c: audit.list_audit(
+                c, self.workspace, before_id=before_id, action=action, target=target, limit=limit
+            )
+        )
