@@ -1,4 +1,4 @@
-"""Connecting to an AMQP 0-9-1 broker, mapping its errors, and converting message bodies.
+"""Connecting to an AMQP 0-9-1 broker, mapping its errors, and converting header values.
 
 Everything here keeps secrets out of messages: errors name the user, host, port and virtual
 host, never the password (and any text that comes from the client library is scrubbed of it).
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import json
 import ssl
 from collections.abc import Mapping
 from decimal import Decimal
@@ -19,6 +18,7 @@ import aiormq.exceptions as amqp_errors
 from aio_pika.abc import AbstractConnection
 
 from hub import ActionError
+from hub.plugin_kit.brokers import tls_context
 
 CONNECTION_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -86,16 +86,6 @@ def settings_of(connection: Mapping[str, Any] | None, what: str) -> Settings:
     return Settings(connection)
 
 
-def _ssl_context(settings: Settings) -> ssl.SSLContext | None:
-    if not settings.tls:
-        return None
-    return (
-        ssl.create_default_context(cadata=settings.ca_cert)
-        if settings.ca_cert
-        else (ssl.create_default_context())
-    )
-
-
 async def connect(settings: Settings, what: str, name: str = "hub") -> AbstractConnection:
     """Open a connection, mapping refusals to :class:`hub.ActionError`."""
     try:
@@ -106,7 +96,7 @@ async def connect(settings: Settings, what: str, name: str = "hub") -> AbstractC
             password=settings.password,
             virtualhost=settings.virtual_host,
             ssl=settings.tls,
-            ssl_context=_ssl_context(settings),
+            ssl_context=tls_context(settings.ca_cert) if settings.tls else None,
             timeout=settings.timeout,
             client_properties={"connection_name": name},
         )
@@ -177,32 +167,7 @@ def _reply_text(exc: BaseException) -> str:
     return text[start + 1 : text.rfind('"')] if start >= 0 else text
 
 
-# -- bodies ---------------------------------------------------------------------------------
-
-
-def encode_body(value: Any, content_type: str | None) -> tuple[bytes, str]:
-    """The bytes to send and their content type: a string as text, anything else as JSON."""
-    if isinstance(value, str):
-        return value.encode("utf-8"), content_type or "text/plain; charset=utf-8"
-    data = json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    return data, content_type or "application/json"
-
-
-def decode_body(body: bytes, content_type: str | None) -> tuple[Any, str]:
-    """``(value, encoding)``: JSON when it parses, else text, else base64 for binary data.
-
-    A ``text/*`` content type keeps the body as text even when it would parse as JSON.
-    """
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        return base64.b64encode(body).decode("ascii"), "base64"
-    if not (content_type or "").lower().startswith("text/") and text.strip():
-        try:
-            return json.loads(text), "json"
-        except ValueError:
-            pass
-    return text, "text"
+# -- header values --------------------------------------------------------------------------
 
 
 def jsonable(value: Any) -> Any:

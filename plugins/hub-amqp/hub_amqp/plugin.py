@@ -14,20 +14,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-from collections.abc import Awaitable, Callable
+import functools
 from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 
 from hub import Action, ActionError, Connector, Trigger, hookimpl
+from hub.plugin_kit.brokers import Emit, decode_body, encode_body, record_then_ack
 from hub_amqp.client import (
     CONNECTION_SCHEMA,
     Settings,
     channel_error,
     connect,
-    decode_body,
-    encode_body,
     iso,
     jsonable,
     settings_of,
@@ -266,37 +265,22 @@ def to_event(message: AbstractIncomingMessage, queue: str) -> dict[str, Any]:
     }
 
 
-async def record_then_ack(
-    emit: Callable[[Any], Awaitable[Any]], event: Any, message: AbstractIncomingMessage
-) -> None:
-    """Emit the event; ack once it is recorded, requeue it if recording failed.
+async def deliver(emit: Emit, message: AbstractIncomingMessage, queue: str) -> None:
+    """Record the message's run, then ack it; requeue it if it was not recorded.
 
-    A cancellation (the hub stopping) while the run is being recorded waits for the record to
-    finish first, so that the acknowledgement always matches what the database holds.
+    The publisher's message id is the dedup key: a redelivered message returns its run.
     """
-    # The publisher's message id identifies a redelivery: the hub returns the run it started.
-    key = event.get("message_id") if isinstance(event, dict) else None
-    task = asyncio.ensure_future(emit(event, dedup_key=f"amqp:{key}") if key else emit(event))
-    try:
-        await asyncio.shield(task)
-    except asyncio.CancelledError:
-        with contextlib.suppress(BaseException):
-            await asyncio.wait_for(task, 30)
-        if task.done() and not task.cancelled() and task.exception() is None:
-            with contextlib.suppress(Exception):
-                await message.ack()
-        else:
-            with contextlib.suppress(Exception):
-                await message.nack(requeue=True)
-        raise
-    except BaseException:
-        with contextlib.suppress(Exception):
-            await message.nack(requeue=True)
-        raise
-    await message.ack()
+    event = to_event(message, queue)
+    await record_then_ack(
+        emit,
+        event,
+        ack=message.ack,
+        nack=functools.partial(message.nack, requeue=True),
+        dedup_key=f"amqp:{event['message_id']}" if event["message_id"] else None,
+    )
 
 
-async def consume(ctx: Any, config: dict[str, Any], emit: Callable[[Any], Awaitable[Any]]) -> None:
+async def consume(ctx: Any, config: dict[str, Any], emit: Emit) -> None:
     """The ``amqp.message`` trigger: consume a queue, one run per message, ack after record."""
     settings = settings_of(ctx.connection, "amqp.message")
     queue_name = str(config["queue"])
@@ -323,7 +307,7 @@ async def consume(ctx: Any, config: dict[str, Any], emit: Callable[[Any], Awaita
         async with queue.iterator() as messages:
             # The iterator ends when the broker closes the channel or the connection.
             async for message in messages:
-                await record_then_ack(emit, to_event(message, queue_name), message)
+                await deliver(emit, message, queue_name)
         raise ConnectionError(f"{what}: the broker closed the consumer")
     finally:
         with contextlib.suppress(Exception):

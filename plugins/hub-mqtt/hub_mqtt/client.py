@@ -1,4 +1,4 @@
-"""Connecting to an MQTT broker, mapping its errors, and converting payloads.
+"""Connecting to an MQTT broker and mapping its errors.
 
 Errors name the broker and the user, never the password (text from the client library is
 scrubbed of it).
@@ -6,9 +6,7 @@ scrubbed of it).
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import json
 import re
 import ssl
 from collections.abc import Mapping
@@ -20,6 +18,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from hub import ActionError
+from hub.plugin_kit.brokers import tls_context
 
 CONNECTION_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -103,13 +102,6 @@ class Settings:
         session_expiry: int = 0,
     ) -> aiomqtt.Client:
         """An aiomqtt client; ``persistent`` keeps the broker session across connections."""
-        tls_context = None
-        if self.tls:
-            tls_context = (
-                ssl.create_default_context(cadata=self.ca_cert)
-                if self.ca_cert
-                else ssl.create_default_context()
-            )
         kwargs: dict[str, Any] = {}
         if self.v5:
             kwargs["protocol"] = aiomqtt.ProtocolVersion.V5
@@ -129,7 +121,7 @@ class Settings:
             identifier=identifier,
             keepalive=self.keepalive,
             timeout=self.timeout,
-            tls_context=tls_context,
+            tls_context=tls_context(self.ca_cert) if self.tls else None,
             **kwargs,
         )
 
@@ -180,33 +172,3 @@ def mqtt_error(exc: BaseException, settings: Settings, what: str) -> BaseExcepti
         detail = settings.scrub(str(exc) or type(exc).__name__)
         return ActionError(f"{what}: {settings.where}: {detail}", retryable=True)
     return exc
-
-
-# -- payloads -------------------------------------------------------------------------------
-
-
-def encode_payload(value: Any) -> tuple[bytes, str]:
-    """The bytes to send and their content type: a string as text, anything else as JSON."""
-    if isinstance(value, str):
-        return value.encode("utf-8"), "text/plain; charset=utf-8"
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode(), "application/json"
-
-
-def decode_payload(payload: Any, content_type: str | None) -> tuple[Any, str]:
-    """``(value, encoding)``: JSON when it parses, else text, else base64 for binary data.
-
-    A ``text/*`` content type (MQTT 5) keeps the payload as text even when it parses as JSON.
-    """
-    if isinstance(payload, int | float):
-        payload = str(payload).encode()
-    data = bytes(payload or b"")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        return base64.b64encode(data).decode("ascii"), "base64"
-    if not (content_type or "").lower().startswith("text/") and text.strip():
-        try:
-            return json.loads(text), "json"
-        except ValueError:
-            pass
-    return text, "text"

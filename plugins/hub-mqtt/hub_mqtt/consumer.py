@@ -15,19 +15,16 @@ trigger refuses to start rather than silently falling back to acknowledging on r
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import datetime as dt
-from collections.abc import Awaitable, Callable
+import functools
 from typing import Any
 
 import aiomqtt
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from hub import ActionError
-from hub_mqtt.client import client_id_for, decode_payload, mqtt_error, settings_of
-
-Emit = Callable[[Any], Awaitable[Any]]
+from hub.plugin_kit.brokers import Emit, decode_body, record_then_ack
+from hub_mqtt.client import client_id_for, mqtt_error, settings_of
 
 MESSAGE_CONFIG: dict[str, Any] = {
     "type": "object",
@@ -89,6 +86,13 @@ MESSAGE_EVENT: dict[str, Any] = {
 }
 
 
+def payload_bytes(payload: Any) -> bytes:
+    """A received payload as bytes (aiomqtt types it bytes, int, float or None)."""
+    if isinstance(payload, int | float):
+        return str(payload).encode()
+    return bytes(payload or b"")
+
+
 def to_event(message: aiomqtt.Message) -> dict[str, Any]:
     """The trigger event of one message (documented in the README)."""
     props = message.properties
@@ -97,7 +101,7 @@ def to_event(message: aiomqtt.Message) -> dict[str, Any]:
         headers[str(key)] = str(value)
     content_type = getattr(props, "ContentType", None)
     correlation = getattr(props, "CorrelationData", None)
-    payload, encoding = decode_payload(message.payload, content_type)
+    payload, encoding = decode_body(payload_bytes(message.payload), content_type)
     return {
         "topic": message.topic.value,
         "payload": payload,
@@ -107,7 +111,7 @@ def to_event(message: aiomqtt.Message) -> dict[str, Any]:
         "headers": headers,
         "content_type": content_type,
         "response_topic": getattr(props, "ResponseTopic", None),
-        "correlation_data": decode_payload(correlation, "text/")[0] if correlation else None,
+        "correlation_data": decode_body(correlation, "text/")[0] if correlation else None,
         "received_at": dt.datetime.now(dt.UTC).isoformat(),
     }
 
@@ -123,23 +127,10 @@ def _paho_of(client: aiomqtt.Client) -> Any:
     return paho
 
 
-async def _record(emit: Emit, event: Any) -> bool:
-    """Emit and wait for the record; raises what ``emit`` raised.
-
-    Returns True when the hub was stopping (cancelled) meanwhile and the record finished
-    anyway: the caller acknowledges, then stops. A cancellation whose record did not finish
-    is re-raised (the message stays unacknowledged).
-    """
-    task = asyncio.ensure_future(emit(event))
-    try:
-        await asyncio.shield(task)
-    except asyncio.CancelledError:
-        with contextlib.suppress(BaseException):
-            await asyncio.wait_for(task, 30)
-        if task.done() and not task.cancelled() and task.exception() is None:
-            return True
-        raise
-    return False
+async def acknowledge(paho: Any, message: aiomqtt.Message) -> None:
+    """Send the PUBACK of a QoS 1 message (a QoS 0 message has none)."""
+    if message.qos > 0:
+        paho.ack(message.mid, message.qos)
 
 
 async def consume(ctx: Any, config: dict[str, Any], emit: Emit) -> None:
@@ -174,11 +165,11 @@ async def consume(ctx: Any, config: dict[str, Any], emit: Emit) -> None:
                 # A persistent session may still hold an older subscription: ignore (and
                 # acknowledge) what this flow did not ask for.
                 wanted = message.topic.matches(topic) and not (skip_retained and message.retain)
-                stopping = wanted and await _record(emit, to_event(message))
-                if message.qos > 0:
-                    paho.ack(message.mid, message.qos)
-                if stopping:
-                    raise asyncio.CancelledError
+                ack = functools.partial(acknowledge, paho, message)
+                if wanted:
+                    await record_then_ack(emit, to_event(message), ack=ack)
+                else:
+                    await ack()
     except aiomqtt.MqttError as exc:
         raise mqtt_error(exc, settings, what) from None
     raise ConnectionError(f"{what}: the broker closed the connection")

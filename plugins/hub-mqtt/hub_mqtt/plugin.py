@@ -16,10 +16,10 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from hub import Action, ActionError, Connector, Trigger, hookimpl
+from hub.plugin_kit.brokers import encode_body
 from hub_mqtt.client import (
     CONNECTION_SCHEMA,
     Settings,
-    encode_payload,
     mqtt_error,
     settings_of,
 )
@@ -114,7 +114,7 @@ async def publish(ctx: Any, data: dict[str, Any]) -> dict[str, Any]:
     qos = int(data.get("qos", 1))
     retain = bool(data.get("retain", False))
     what = f"mqtt.publish to {topic!r}"
-    payload, content_type = encode_payload(data["payload"])
+    payload, content_type = encode_body(data["payload"])
     headers = dict(data.get("headers") or {})
     properties = None
     key: str | None = None

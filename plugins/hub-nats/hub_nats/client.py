@@ -1,4 +1,4 @@
-"""Connecting to NATS, mapping its errors, and converting message data.
+"""Connecting to NATS and mapping its errors.
 
 Errors name the servers and the user, never a password or token (text that comes from the
 client library is scrubbed of them, and credentials embedded in server URLs are hidden).
@@ -6,8 +6,6 @@ client library is scrubbed of them, and credentials embedded in server URLs are 
 
 from __future__ import annotations
 
-import base64
-import json
 import re
 import ssl
 from collections.abc import Mapping
@@ -19,6 +17,7 @@ import nats.js.errors
 from nats.aio.client import Client as NATS
 
 from hub import ActionError
+from hub.plugin_kit.brokers import tls_context
 
 CONNECTION_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -122,11 +121,7 @@ async def connect(settings: Settings, what: str, name: str = "hub") -> NATS:
     if settings.token is not None:
         options["token"] = settings.token
     if settings.tls:
-        options["tls"] = (
-            ssl.create_default_context(cadata=settings.ca_cert)
-            if settings.ca_cert
-            else ssl.create_default_context()
-        )
+        options["tls"] = tls_context(settings.ca_cert)
     try:
         return await nats.connect(**options)
     except BaseException as exc:
@@ -182,30 +177,3 @@ def jetstream_error(exc: BaseException, settings: Settings, what: str) -> BaseEx
         detail = settings.scrub(str(exc) or type(exc).__name__)
         return ActionError(f"{what}: {detail}", retryable=True)
     return exc
-
-
-# -- message data ---------------------------------------------------------------------------
-
-
-def encode_data(value: Any) -> tuple[bytes, str]:
-    """The bytes to send and their content type: a string as text, anything else as JSON."""
-    if isinstance(value, str):
-        return value.encode("utf-8"), "text/plain; charset=utf-8"
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode(), "application/json"
-
-
-def decode_data(data: bytes, content_type: str | None) -> tuple[Any, str]:
-    """``(value, encoding)``: JSON when it parses, else text, else base64 for binary data.
-
-    A ``text/*`` content type keeps the data as text even when it would parse as JSON.
-    """
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        return base64.b64encode(data).decode("ascii"), "base64"
-    if not (content_type or "").lower().startswith("text/") and text.strip():
-        try:
-            return json.loads(text), "json"
-        except ValueError:
-            pass
-    return text, "text"

@@ -15,9 +15,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import hashlib
 import re
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import nats.errors
@@ -26,9 +26,8 @@ from nats.aio.msg import Msg
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from hub import ActionError
-from hub_nats.client import connect, decode_data, jetstream_error, settings_of
-
-Emit = Callable[[Any], Awaitable[Any]]
+from hub.plugin_kit.brokers import Emit, decode_body, record_then_ack
+from hub_nats.client import connect, jetstream_error, settings_of
 
 MESSAGE_CONFIG: dict[str, Any] = {
     "type": "object",
@@ -126,7 +125,7 @@ def to_event(msg: Msg, jetstream: bool, consumer: str | None = None) -> dict[str
     """The trigger event of one message (documented in the README)."""
     headers = {str(k): str(v) for k, v in (msg.headers or {}).items()}
     content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), None)
-    data, encoding = decode_data(msg.data, content_type)
+    data, encoding = decode_body(msg.data, content_type)
     event: dict[str, Any] = {
         "subject": msg.subject,
         "data": data,
@@ -155,26 +154,10 @@ def to_event(msg: Msg, jetstream: bool, consumer: str | None = None) -> dict[str
     return event
 
 
-async def _record(emit: Emit, event: Any) -> bool:
-    """Emit and wait for the record; raises what ``emit`` raised.
-
-    Returns True when the hub was stopping (cancelled) meanwhile and the record finished
-    anyway: the caller acknowledges, then stops. A cancellation whose record did not finish
-    is re-raised (the message stays unacknowledged).
-    """
-    # A JetStream message is identified by its stream sequence: a redelivery returns its run.
-    seq = event.get("stream_seq") if isinstance(event, dict) else None
-    key = f"nats:{event.get('stream')}:{seq}" if seq is not None else None
-    task = asyncio.ensure_future(emit(event, dedup_key=key) if key else emit(event))
-    try:
-        await asyncio.shield(task)
-    except asyncio.CancelledError:
-        with contextlib.suppress(BaseException):
-            await asyncio.wait_for(task, 30)
-        if task.done() and not task.cancelled() and task.exception() is None:
-            return True
-        raise
-    return False
+def jetstream_dedup_key(event: dict[str, Any]) -> str | None:
+    """A JetStream message's stream and sequence identify it: a redelivery returns its run."""
+    seq = event.get("stream_seq")
+    return f"nats:{event.get('stream')}:{seq}" if seq is not None else None
 
 
 async def _keep_in_progress(pending: list[Msg], every: float) -> None:
@@ -209,8 +192,7 @@ async def _consume_core(
     await nc.flush(timeout=5)
     ctx.log.info("%s: consuming (core NATS, flow %s)", what, ctx.flow_id)
     async for msg in sub.messages:
-        if await _record(emit, to_event(msg, jetstream=False)):
-            raise asyncio.CancelledError
+        await record_then_ack(emit, to_event(msg, jetstream=False))
     raise ConnectionError(f"{what}: the subscription ended (connection closed)")
 
 
@@ -260,17 +242,21 @@ async def _consume_jetstream(
         await _deliver_batch(emit, msgs, durable, ack_wait)
 
 
+async def _ack(msg: Msg, pending: list[Msg]) -> None:
+    """Acknowledge a recorded message (confirmed by the server); it is no longer pending."""
+    await msg.ack_sync(timeout=10)
+    pending.remove(msg)
+
+
 async def _deliver_batch(emit: Emit, msgs: list[Msg], durable: str, ack_wait: float) -> None:
     """Record each message in order, acking each once recorded; on failure nak the rest."""
     pending = list(msgs)
     keeper = asyncio.create_task(_keep_in_progress(pending, max(ack_wait / 3, 0.1)))
     try:
         for msg in msgs:
-            stopping = await _record(emit, to_event(msg, jetstream=True, consumer=durable))
-            await msg.ack_sync(timeout=10)
-            pending.remove(msg)
-            if stopping:
-                raise asyncio.CancelledError
+            event = to_event(msg, jetstream=True, consumer=durable)
+            ack = functools.partial(_ack, msg, pending)
+            await record_then_ack(emit, event, ack=ack, dedup_key=jetstream_dedup_key(event))
     except BaseException:
         # Not recorded (or not acknowledged): let JetStream deliver them again now.
         for msg in pending:

@@ -13,11 +13,11 @@ import contextlib
 from typing import Any
 
 from hub import Action, ActionError, Connector, Trigger, hookimpl
+from hub.plugin_kit.brokers import encode_body
 from hub_nats.client import (
     CONNECTION_SCHEMA,
     Settings,
     connect,
-    encode_data,
     jetstream_error,
     settings_of,
 )
@@ -105,7 +105,7 @@ async def publish(ctx: Any, data: dict[str, Any]) -> dict[str, Any]:
     subject = str(data["subject"])
     jetstream = bool(data.get("jetstream", False))
     what = f"nats.publish to {subject!r}"
-    payload, content_type = encode_data(data["data"])
+    payload, content_type = encode_body(data["data"])
     msg_id = str(data.get("msg_id") or ctx.idempotency_key)
     headers = {"Content-Type": content_type, **(data.get("headers") or {}), "Nats-Msg-Id": msg_id}
     nc = await connect(settings, what)
