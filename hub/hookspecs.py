@@ -66,6 +66,9 @@ def hub_after_step(ctx: StepContext, result: dict[str, Any]) -> None:
     ``result`` is ``{"status": "done"|"failed"|"waiting"|"retrying", "output": ...,
     "error": ...}`` (secrets redacted). May be ``async def``; awaited like
     :func:`hub_before_step`, and errors are logged and ignored.
+
+    Known gap: the engine calls it only for an attempt that is ``done`` today (an expected
+    failure in tests/test_hooks.py).
     """
 
 
