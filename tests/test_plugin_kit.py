@@ -24,15 +24,18 @@ import pytest
 from click.testing import CliRunner
 
 from hub import cli as cli_module
-from hub.db import store
+from hub.db import flows as flow_store
 from hub.plugin_kit import PluginKitError, check_plugin_name, new_plugin
 from hub.runtime import Hub
 from hub.settings import Settings
 from hub.testing import (
     ActionCheckError,
+    StandIn,
+    StandInRequest,
     registry_of,
     run_flow,
     run_poll,
+    serve_asgi,
     service_missing,
     started_hub,
 )
@@ -201,7 +204,9 @@ async def test_hub_fixtures_give_a_started_hub_its_database_and_an_http_client(
     record = await run_flow(hub_app, document, {"word": "hi"})
     assert record["status"] == "succeeded" and record["output"] == {"said": "hi"}
     assert [s["key"] for s in record["steps"]] == ["say"]
-    assert await hub_db.read(lambda c: store.get_flow(c, hub_app.workspace, "echo")) is not None
+    assert (
+        await hub_db.read(lambda c: flow_store.get_flow(c, hub_app.workspace, "echo")) is not None
+    )
 
 
 async def test_by_default_a_test_hub_loads_the_installed_entry_points(tmp_path: Path) -> None:
@@ -225,6 +230,32 @@ async def test_run_poll_validates_and_returns_events_and_cursor() -> None:
     with pytest.raises(ActionCheckError, match="not a poll trigger"):
         (feed,) = [t for t in registry_of(kit).connectors["test"].triggers if t.kind != "poll"]
         await run_poll(feed)
+
+
+class EchoStandIn(StandIn):
+    """Answers every request with what it saw."""
+
+    def answer(self, request: StandInRequest) -> tuple[int, Any]:
+        return 201, {"path": request.path, "query": request.query, "body": request.json}
+
+
+async def test_a_stand_in_records_requests_answers_json_and_serves_forced_answers() -> None:
+    standin = EchoStandIn()
+    with serve_asgi(standin) as url:
+        async with httpx.AsyncClient(base_url=url) as client:
+            answer = await client.post("/things?x=1", json={"n": 1}, headers={"X-Key": "k"})
+            standin.force(429, b"slow down", {"Retry-After": "3"})
+            limited = await client.post("/things", json={})
+    assert answer.status_code == 201
+    assert answer.json() == {"path": "/things", "query": {"x": "1"}, "body": {"n": 1}}
+    assert answer.headers["content-type"] == "application/json; charset=utf-8"
+    assert (limited.status_code, limited.content) == (429, b"slow down")
+    assert limited.headers["retry-after"] == "3"
+    first, second = standin.requests
+    assert (first.method, first.headers["x-key"], first.json) == ("POST", "k", {"n": 1})
+    assert second.body == b"{}"
+    standin.reset()
+    assert standin.requests == [] and standin.forced == []
 
 
 @pytest.mark.parametrize(("ci", "outcome"), [("true", "failed"), ("", "skipped")])

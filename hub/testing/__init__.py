@@ -19,6 +19,8 @@ The helpers, by concern:
 - the servers a test talks to (:mod:`hub.testing.servers`): :func:`require_service`,
   :func:`service_missing` (skip, or fail when ``CI=true``), :func:`in_ci`,
   :func:`reachable`, :func:`free_port`, :func:`serve_asgi` (a stand-in ASGI app on loopback);
+- a stand-in for an HTTP JSON API (:mod:`hub.testing.standin`): :class:`StandIn`, whose
+  subclass answers, recording each :class:`StandInRequest`;
 - subscribe triggers killed between receive and record, in a child process
   (:mod:`hub.testing.subscribe`): :class:`HubProcess`, :func:`hub_processes`.
 """
@@ -48,6 +50,7 @@ from hub.testing.servers import (
     serve_asgi,
     service_missing,
 )
+from hub.testing.standin import StandIn, StandInRequest
 from hub.testing.subscribe import HubProcess, hub_processes
 from hub.testing.triggers import poll_once, running_triggers
 
@@ -58,6 +61,8 @@ __all__ = [
     "Hub",
     "HubProcess",
     "Settings",
+    "StandIn",
+    "StandInRequest",
     "check_examples",
     "check_flow_file",
     "free_port",

@@ -12,41 +12,16 @@ records every request; ``force`` queues canned answers (429, 5xx ...).
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
-import json
 from typing import Any
-from urllib.parse import parse_qsl
 
-from hub.testing import serve_asgi
+from hub.testing import StandIn, StandInRequest, serve_asgi
 
 TOKEN = "pat-na1-standin-11111111-2222-3333-4444-555555555555"
 CLIENT_ID = "standin-client-id"
 CLIENT_SECRET = "standin-client-secret-6789"
 REFRESH_TOKEN = "standin-refresh-token-abcdef"
 KEY_PROPS = {"contacts": "email", "companies": "domain", "deals": None}
-
-
-@dataclasses.dataclass
-class Seen:
-    """One request the stand-in received."""
-
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    body: bytes
-    raw_path: str = ""
-
-    @property
-    def json(self) -> Any:
-        """The body parsed as JSON."""
-        return json.loads(self.body)
-
-    @property
-    def form(self) -> dict[str, str]:
-        """The body parsed as a form."""
-        return dict(parse_qsl(self.body.decode()))
 
 
 def error(status: int, message: str, category: str, **extra: Any) -> tuple[int, Any]:
@@ -59,18 +34,14 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-class HubSpotStandIn:
+class HubSpotStandIn(StandIn):
     """The ASGI app: one HubSpot account with a few records, pipelines and owners."""
 
-    def __init__(self) -> None:
-        self.requests: list[Seen] = []
-        self.forced: list[tuple[int, dict[str, str], Any]] = []
-        self.reset()
+    content_type = "application/json;charset=utf-8"
 
     def reset(self) -> None:
         """Forget requests, records, issued tokens and canned answers."""
-        self.requests.clear()
-        self.forced.clear()
+        super().reset()
         self.valid_tokens = {TOKEN}
         self.expired_tokens: set[str] = set()
         self.issued = 0
@@ -89,11 +60,7 @@ class HubSpotStandIn:
             for i in range(120)
         ]
 
-    def force(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-        """Answer the next request with this status, body and headers."""
-        self.forced.append((status, headers or {}, body))
-
-    def calls(self, method: str, prefix: str) -> list[Seen]:
+    def calls(self, method: str, prefix: str) -> list[StandInRequest]:
         """The requests with this method whose path starts with ``prefix``."""
         return [r for r in self.requests if r.method == method and r.path.startswith(prefix)]
 
@@ -113,41 +80,9 @@ class HubSpotStandIn:
         }
         return rid
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            return
-        chunks = []
-        while True:
-            message = await receive()
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body"):
-                break
-        seen = Seen(
-            method=scope["method"],
-            path=scope["path"],
-            query=dict(parse_qsl(scope["query_string"].decode())),
-            headers={k.decode().lower(): v.decode() for k, v in scope["headers"]},
-            body=b"".join(chunks),
-            raw_path=(scope.get("raw_path") or b"").decode(),
-        )
-        self.requests.append(seen)
-        headers: dict[str, str] = {}
-        if self.forced:
-            status, headers, payload = self.forced.pop(0)
-        else:
-            status, payload = self.answer(seen)
-        if isinstance(payload, bytes) or payload is None:
-            raw = payload or b""
-        else:
-            raw = json.dumps(payload).encode()
-        head = [(b"content-type", b"application/json;charset=utf-8")]
-        head += [(k.encode(), v.encode()) for k, v in headers.items()]
-        await send({"type": "http.response.start", "status": status, "headers": head})
-        await send({"type": "http.response.body", "body": raw})
-
     # -- the API ---------------------------------------------------------------------------
 
-    def answer(self, seen: Seen) -> tuple[int, Any]:
+    def answer(self, seen: StandInRequest) -> tuple[int, Any]:
         """HubSpot's answer to one request."""
         if seen.path == "/oauth/v1/token" and seen.method == "POST":
             return self.token(seen.form)
@@ -214,7 +149,9 @@ class HubSpotStandIn:
                 return record
         return None
 
-    def objects(self, seen: Seen, object_type: str, rest: list[str], body: Any) -> tuple[int, Any]:
+    def objects(
+        self, seen: StandInRequest, object_type: str, rest: list[str], body: Any
+    ) -> tuple[int, Any]:
         if object_type not in self.records:
             return error(
                 400, f"Unable to infer object type from: {object_type}", "VALIDATION_ERROR"

@@ -21,13 +21,11 @@ in ``debug`` contain ``TRACEBACK-MARKER`` so tests can check they are never copi
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
-import json
 from collections.abc import Callable
 from typing import Any
 
-from hub.testing import serve_asgi
+from hub.testing import StandIn, StandInRequest, serve_asgi
 
 API_KEY = "odoo-standin-api-key-6578616d706c65"
 DATABASE = "standin"
@@ -70,33 +68,12 @@ class OdooError(Exception):
         self.name, self.message, self.status = name, message, status
 
 
-@dataclasses.dataclass
-class Seen:
-    """One request the stand-in received."""
-
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-    @property
-    def json(self) -> Any:
-        """The body parsed as JSON."""
-        return json.loads(self.body)
-
-
-class OdooStandIn:
+class OdooStandIn(StandIn):
     """The ASGI app: one database with partners."""
-
-    def __init__(self) -> None:
-        self.requests: list[Seen] = []
-        self.forced: list[tuple[int, dict[str, str], Any]] = []
-        self.reset()
 
     def reset(self) -> None:
         """Forget requests, records and canned answers; the clock is the real one again."""
-        self.requests.clear()
-        self.forced.clear()
+        super().reset()
         self.clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC).replace(tzinfo=None)
         self.partners: dict[int, dict[str, Any]] = {}
         self.next_id = 1
@@ -111,10 +88,6 @@ class OdooStandIn:
             },
         ]
 
-    def force(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-        """Answer the next request with this status, body and headers."""
-        self.forced.append((status, headers or {}, body))
-
     def add(self, name: str, at: dt.datetime | None = None, **values: Any) -> int:
         """Store a partner directly (test setup), written at ``at``; return its id."""
         rid = self.next_id
@@ -123,40 +96,17 @@ class OdooStandIn:
         self.partners[rid].update(values, write_date=at or self.clock())
         return rid
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            return
-        chunks = []
-        while True:
-            message = await receive()
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body"):
-                break
-        seen = Seen(
-            method=scope["method"],
-            path=scope["path"],
-            headers={k.decode().lower(): v.decode() for k, v in scope["headers"]},
-            body=b"".join(chunks),
-        )
-        self.requests.append(seen)
-        headers: dict[str, str] = {}
-        if self.forced:
-            status, headers, payload = self.forced.pop(0)
-        elif seen.path == "/jsonrpc" and seen.method == "POST":
-            status, payload = 200, self.jsonrpc(seen)
-        elif seen.path.startswith("/json/2/") and seen.method == "POST":
-            status, payload = self.json2(seen)
-        else:
-            status, payload = 404, {"name": "werkzeug.exceptions.NotFound", "message": "Not Found"}
-        raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-        head = [(b"content-type", b"application/json; charset=utf-8")]
-        head += [(k.encode(), v.encode()) for k, v in headers.items()]
-        await send({"type": "http.response.start", "status": status, "headers": head})
-        await send({"type": "http.response.body", "body": raw})
+    def answer(self, seen: StandInRequest) -> tuple[int, Any]:
+        """Odoo's answer to one request: JSON-RPC, JSON-2, or not found."""
+        if seen.path == "/jsonrpc" and seen.method == "POST":
+            return 200, self.jsonrpc(seen)
+        if seen.path.startswith("/json/2/") and seen.method == "POST":
+            return self.json2(seen)
+        return 404, {"name": "werkzeug.exceptions.NotFound", "message": "Not Found"}
 
     # -- the protocols -------------------------------------------------------------------------
 
-    def json2(self, seen: Seen) -> tuple[int, Any]:
+    def json2(self, seen: StandInRequest) -> tuple[int, Any]:
         """A JSON-2 call."""
         try:
             scheme, _, key = seen.headers.get("authorization", "").partition(" ")
@@ -185,7 +135,7 @@ class OdooStandIn:
                 "debug": f"Traceback (most recent call last):\n  TRACEBACK-MARKER\n{exc.name}",
             }
 
-    def jsonrpc(self, seen: Seen) -> dict[str, Any]:
+    def jsonrpc(self, seen: StandInRequest) -> dict[str, Any]:
         """A JSON-RPC call (always HTTP 200)."""
         request = seen.json
         params = request.get("params") or {}

@@ -12,45 +12,20 @@ answers (429, 5xx ...) for the next requests.
 from __future__ import annotations
 
 import base64
-import dataclasses
-import json
 import time
 from typing import Any
-from urllib.parse import parse_qsl
 
-from hub.testing import serve_asgi
+from hub.testing import StandIn, StandInRequest, serve_asgi
 
 TOKEN = "xoxb-standin-0123456789-abcdefABCDEF"
 
 
-@dataclasses.dataclass
-class Seen:
-    """One request the stand-in received."""
-
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    body: bytes
-
-    @property
-    def json(self) -> Any:
-        """The body parsed as JSON."""
-        return json.loads(self.body)
-
-
-class SlackStandIn:
+class SlackStandIn(StandIn):
     """The ASGI app: a workspace with channels, and the messages posted during a test."""
-
-    def __init__(self) -> None:
-        self.requests: list[Seen] = []
-        self.forced: list[tuple[int, dict[str, str], Any]] = []
-        self.reset()
 
     def reset(self) -> None:
         """Forget requests, messages and canned answers."""
-        self.requests.clear()
-        self.forced.clear()
+        super().reset()
         self.messages: dict[tuple[str, str], dict[str, Any]] = {}
         self.channels = [
             {"id": f"C{i:04d}", "name": f"channel-{i}", "is_private": False, "is_archived": False}
@@ -65,45 +40,18 @@ class SlackStandIn:
         )
         self._seq = 0
 
-    def force(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-        """Answer the next request with this status, body and headers."""
-        self.forced.append((status, headers or {}, body))
-
-    def calls(self, method: str) -> list[Seen]:
+    def calls(self, method: str) -> list[StandInRequest]:
         """The requests made to one Web API method."""
         return [r for r in self.requests if r.path == f"/api/{method}"]
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            return
-        chunks = []
-        while True:
-            message = await receive()
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body"):
-                break
-        seen = Seen(
-            method=scope["method"],
-            path=scope["path"],
-            query=dict(parse_qsl(scope["query_string"].decode())),
-            headers={k.decode().lower(): v.decode() for k, v in scope["headers"]},
-            body=b"".join(chunks),
-        )
-        self.requests.append(seen)
-        if self.forced:
-            status, headers, payload = self.forced.pop(0)
-        else:
-            status, headers, payload = 200, {}, self.answer(seen)
-        raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-        head = [(b"content-type", b"application/json; charset=utf-8")]
-        head += [(k.encode(), v.encode()) for k, v in headers.items()]
-        await send({"type": "http.response.start", "status": status, "headers": head})
-        await send({"type": "http.response.body", "body": raw})
-
     # -- the Web API -----------------------------------------------------------------------
 
-    def answer(self, seen: Seen) -> dict[str, Any]:
+    def answer(self, seen: StandInRequest) -> tuple[int, Any]:
         """Slack's answer to one request (HTTP 200, ``ok`` true or false)."""
+        return 200, self.method(seen)
+
+    def method(self, seen: StandInRequest) -> dict[str, Any]:
+        """The body of a Web API method's answer."""
         method = seen.path.removeprefix("/api/")
         auth = seen.headers.get("authorization", "")
         if not auth:
