@@ -115,7 +115,7 @@ class FlowsController(Controller):
         limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
     ) -> FlowPage:
         """Flows by id; ``q`` searches ids and names; ``cursor`` is the last id seen."""
-        rows = await ws.list_flows(q, enabled, cursor, limit + 1)
+        rows = await ws.search_flows(q, enabled, cursor, limit + 1)
         more = len(rows) > limit
         rows = rows[:limit]
         return FlowPage(

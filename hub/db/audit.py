@@ -19,7 +19,10 @@ def record(
     target: str,
     details: Any = None,
 ) -> None:
-    """Append an entry: ``actor`` (an email, or ``cli``) did ``action`` to ``target``.
+    """Append an entry: ``actor`` did ``action`` to ``target``.
+
+    The actor is a person's email (the API), ``cli:<OS user>`` (the CLI), ``system`` (code
+    holding a :class:`hub.runtime.Hub`) or ``hub`` (the first owner, made at first start).
 
     Run it in the transaction of the change it records, so neither exists without the other.
     ``details`` must never hold a secret value (names of secret fields are fine).

@@ -34,6 +34,24 @@ class SavedVersion:
     previous: dict[str, Any] | None
 
 
+def _insert_flow(conn: Connection, workspace_id: str, document: dict[str, Any], now: int) -> None:
+    """The row of a new flow, enabled, with no version yet."""
+    flow_id = document["id"]
+    conn.execute(
+        flows.insert().values(
+            workspace_id=workspace_id,
+            id=flow_id,
+            name=document.get("name") or flow_id,
+            enabled=True,
+            trigger_type=(document.get("trigger") or {}).get("type", "manual"),
+            published_version=None,
+            latest_version=0,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+
+
 def save_version(
     conn: Connection,
     workspace_id: str,
@@ -53,19 +71,7 @@ def save_version(
     ).first()
     previous = None
     if flow is None:
-        conn.execute(
-            flows.insert().values(
-                workspace_id=workspace_id,
-                id=flow_id,
-                name=document.get("name") or flow_id,
-                enabled=True,
-                trigger_type=(document.get("trigger") or {}).get("type", "manual"),
-                published_version=None,
-                latest_version=0,
-                created_at=now,
-                updated_at=now,
-            )
-        )
+        _insert_flow(conn, workspace_id, document, now)
         latest = 0
     else:
         latest = flow.latest_version

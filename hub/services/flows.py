@@ -36,21 +36,17 @@ class FlowsService(WorkspaceScope):
             connections=names,
         )
 
-    async def list_flows(
-        self,
-        q: str | None = None,
-        enabled: bool | None = None,
-        after: str | None = None,
-        limit: int | None = None,
+    async def list_flows(self) -> list[dict[str, Any]]:
+        """Every flow of the workspace, by id."""
+        return await self.hub.db.read(lambda c: flow_store.list_flows(c, self.workspace))
+
+    async def search_flows(
+        self, q: str | None, enabled: bool | None, after: str | None, limit: int
     ) -> list[dict[str, Any]]:
-        """Flows matching the search, by id (every flow without arguments)."""
+        """Flows matching the search, by id (see :func:`hub.db.flows.search_flows`)."""
         ws = self.workspace
-        if limit is None and q is None and enabled is None and after is None:
-            return await self.hub.db.read(lambda c: flow_store.list_flows(c, ws))
         return await self.hub.db.read(
-            lambda c: flow_store.search_flows(
-                c, ws, q=q, enabled=enabled, after=after, limit=limit or 100
-            )
+            lambda c: flow_store.search_flows(c, ws, q=q, enabled=enabled, after=after, limit=limit)
         )
 
     async def get_flow(self, flow_id: str) -> dict[str, Any]:
