@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from hub.testing import Settings
+from hub.testing import Settings, serve_asgi
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -24,7 +24,7 @@ from hub_hubspot import client
 @pytest.fixture(scope="session")
 def _hubspot_server() -> Iterator[tuple[hubspot_standin.HubSpotStandIn, str]]:
     app = hubspot_standin.HubSpotStandIn()
-    with hubspot_standin.serve(app) as url:
+    with serve_asgi(app) as url:
         yield app, url
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from hub.testing import StandIn, StandInRequest, serve_asgi
+from hub.testing import StandIn, StandInRequest
 
 TOKEN = "pat-na1-standin-11111111-2222-3333-4444-555555555555"
 CLIENT_ID = "standin-client-id"
@@ -325,7 +325,3 @@ def _match(record: dict[str, Any], f: dict[str, Any]) -> bool:
             return False
         return {"GT": a > b, "GTE": a >= b, "LT": a < b, "LTE": a <= b}[op]
     return False
-
-
-serve = serve_asgi
-"""Serve an ASGI app on a free loopback port in a thread; yield its URL (hub.testing)."""

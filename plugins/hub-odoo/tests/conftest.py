@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from hub.testing import Settings
+from hub.testing import Settings, serve_asgi
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -24,7 +24,7 @@ from odoo_standin import connection_for
 @pytest.fixture(scope="session")
 def _odoo_server() -> Iterator[tuple[odoo_standin.OdooStandIn, str]]:
     app = odoo_standin.OdooStandIn()
-    with odoo_standin.serve(app) as url:
+    with serve_asgi(app) as url:
         yield app, url
 
 

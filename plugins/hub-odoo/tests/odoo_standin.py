@@ -25,7 +25,7 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
-from hub.testing import StandIn, StandInRequest, serve_asgi
+from hub.testing import StandIn, StandInRequest
 
 API_KEY = "odoo-standin-api-key-6578616d706c65"
 DATABASE = "standin"
@@ -325,7 +325,3 @@ def connection_for(protocol: str, url: str) -> dict[str, Any]:
         "username": LOGIN,
         "api_key": API_KEY,
     }
-
-
-serve = serve_asgi
-"""Serve an ASGI app on a free loopback port in a thread; yield its URL (hub.testing)."""

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from hub.testing import Settings
+from hub.testing import Settings, serve_asgi
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -23,7 +23,7 @@ import slack_standin
 @pytest.fixture(scope="session")
 def _slack_server() -> Iterator[tuple[slack_standin.SlackStandIn, str]]:
     app = slack_standin.SlackStandIn()
-    with slack_standin.serve(app) as url:
+    with serve_asgi(app) as url:
         yield app, url
 
 

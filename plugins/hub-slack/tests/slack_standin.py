@@ -15,7 +15,7 @@ import base64
 import time
 from typing import Any
 
-from hub.testing import StandIn, StandInRequest, serve_asgi
+from hub.testing import StandIn, StandInRequest
 
 TOKEN = "xoxb-standin-0123456789-abcdefABCDEF"
 
@@ -152,7 +152,3 @@ class SlackStandIn(StandIn):
             "channels": [{**c, "is_channel": True, "is_member": True} for c in page],
             "response_metadata": {"next_cursor": cursor},
         }
-
-
-serve = serve_asgi
-"""Serve an ASGI app on a free loopback port in a thread; yield its URL (hub.testing)."""
