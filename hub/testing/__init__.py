@@ -5,7 +5,7 @@ every name below is importable as ``from hub.testing import NAME``.
 
 Installing the hub loads this package as a pytest plugin (``pytest11``), so its fixtures
 (:mod:`hub.testing.fixtures`) are in every pytest session: ``hub_plugins``, ``hub_settings``,
-``hub_app``, ``hub_db``, ``hub_client``.
+``hub_app``, ``hub_db``, ``hub_client``, ``hub_process``.
 
 The helpers, by concern:
 

@@ -20,7 +20,7 @@ __all__ = ["FlowError", "check_flow_file", "read_flow_file", "registry_of"]
 
 
 def registry_of(*plugins: Any) -> Registry:
-    """A registry built from the built-in plugins and the given plugin modules (or objects)."""
+    """A registry built from the given plugin modules (or objects) only, no built-in."""
     settings = Settings(load_plugins=())
     return build_registry(make_plugin_manager(settings, plugins, entry_points=False))
 
