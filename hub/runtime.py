@@ -332,8 +332,9 @@ class Hub:
         return await self.service.get_run(run_id, with_steps=with_steps)
 
     async def list_runs(self, **filters: Any) -> list[dict[str, Any]]:
-        """Runs of the workspace, newest first (filters: flow_id, status, before, limit)."""
-        return await self.service.list_runs(**filters)
+        """Runs of the workspace, newest first (filters: flow_id, status, since, until,
+        cursor, limit; see :meth:`hub.services.runs.RunsService.runs_page`)."""
+        return await self.service.runs_page(**filters)
 
     async def connection_values(self, name: str, workspace_id: str | None = None) -> dict[str, Any]:
         """A connection's settings with its secrets decrypted (for triggers and tests)."""

@@ -367,7 +367,7 @@ def runs_list(ctx: click.Context, flow_id: str | None, status: str | None, limit
     """List runs, newest first."""
     rows = with_hub(
         ctx,
-        lambda hub: workspace_of(hub).list_runs(flow_id=flow_id, status=status, limit=limit),
+        lambda hub: workspace_of(hub).runs_page(flow_id=flow_id, status=status, limit=limit),
     )
     click.echo(f"{'RUN':32} {'FLOW':24} {'STATUS':10} {'STARTED':19} {'TOOK':>10}")
     for row in rows:

@@ -71,27 +71,6 @@ def run_steps(conn: Connection, run_id: str) -> list[dict[str, Any]]:
     return [dict(r._mapping) for r in rows]
 
 
-def list_runs(
-    conn: Connection,
-    workspace_id: str,
-    *,
-    flow_id: str | None = None,
-    status: str | None = None,
-    before: str | None = None,
-    limit: int = 50,
-) -> list[dict[str, Any]]:
-    """Runs, newest first, with keyset pagination on the (time-ordered) run id."""
-    stmt = select(*RUN_COLUMNS).where(runs.c.workspace_id == workspace_id)
-    if flow_id:
-        stmt = stmt.where(runs.c.flow_id == flow_id)
-    if status:
-        stmt = stmt.where(runs.c.status == status)
-    if before:
-        stmt = stmt.where(runs.c.id < before)
-    stmt = stmt.order_by(runs.c.created_at.desc(), runs.c.id.desc()).limit(limit)
-    return [dict(r._mapping) for r in conn.execute(stmt)]
-
-
 def child_run(conn: Connection, parent_run_id: str, parent_step_key: str) -> dict[str, Any] | None:
     """The child run started by a step, if any."""
     row = conn.execute(

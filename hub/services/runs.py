@@ -66,13 +66,9 @@ class RunsService(WorkspaceScope):
         return run_id
 
     async def runs_page(self, **filters: Any) -> list[dict[str, Any]]:
-        """Runs matching the filters, newest first (see :func:`hub.db.runs.runs_page`)."""
+        """Runs matching the filters, newest first: ``flow_id``, ``status``, ``since``,
+        ``until``, ``cursor``, ``limit`` (see :func:`hub.db.runs.runs_page`)."""
         return await self.hub.db.read(lambda c: run_store.runs_page(c, self.workspace, **filters))
-
-    async def list_runs(self, **filters: Any) -> list[dict[str, Any]]:
-        """Runs newest first (filters: flow_id, status, before, limit; see
-        :func:`hub.db.runs.list_runs`)."""
-        return await self.hub.db.read(lambda c: run_store.list_runs(c, self.workspace, **filters))
 
     async def get_run(self, run_id: str, *, with_steps: bool = True) -> dict[str, Any]:
         """A run record (with its step attempts), or :class:`NotFound`."""
