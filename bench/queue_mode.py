@@ -47,7 +47,7 @@ from arq.worker import Worker  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
 from bench import probe  # noqa: E402
-from hub.engine.executors.arq import _deserialize, _serialize, redis_settings  # noqa: E402
+from hub.engine.executors.arq.queues import deserialize, redis_settings, serialize  # noqa: E402
 from hub.runtime import Hub  # noqa: E402
 from hub.settings import Settings  # noqa: E402
 from tests.services import PostgresServer, RedisServer, terminate  # noqa: E402
@@ -70,7 +70,7 @@ async def raw_arq_rate(redis_url: str, n: int) -> float:
     """Jobs/s of one arq worker running no-op jobs (enqueued first, then drained in burst)."""
     queue = f"raw{uuid.uuid4().hex[:6]}"
     pool = await create_pool(
-        redis_settings(redis_url), job_serializer=_serialize, job_deserializer=_deserialize
+        redis_settings(redis_url), job_serializer=serialize, job_deserializer=deserialize
     )
     for i in range(n):
         await pool.enqueue_job("noop_job", _job_id=f"j{i}", _queue_name=queue)
@@ -83,8 +83,8 @@ async def raw_arq_rate(redis_url: str, n: int) -> float:
         poll_delay=POLL_DELAY,
         keep_result=0,
         max_jobs=100,
-        job_serializer=_serialize,
-        job_deserializer=_deserialize,
+        job_serializer=serialize,
+        job_deserializer=deserialize,
         log_results=False,
     )
     started = time.perf_counter()

@@ -14,7 +14,8 @@ from hub.db.models import now_us, steps
 from hub.db.runstate.claims import Claim
 from hub.db.runstate.completions import Completion, ItemCompletion, is_final, is_simple
 from hub.db.runstate.output import output_renderer
-from hub.db.runstate.transitions import Outcome, RunInfo, claim
+from hub.db.runstate.rows import claim
+from hub.db.runstate.types import Outcome, RunInfo
 from hub.runtime import Hub
 
 

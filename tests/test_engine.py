@@ -494,7 +494,7 @@ async def test_runs_facts_asked_for_together_are_read_in_one_query(
 ) -> None:
     """A burst of new runs reaching a worker asks for each run's facts at once: the runs
     not cached are read in one query, and a run that does not exist fails alone."""
-    import hub.engine.engine as engine_module
+    import hub.engine.reads as engine_module
     from hub.engine import RunNotFound
 
     await hub.executor.stop()

@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from hub.engine.executors.base import StepJob
+from hub.db.runstate.types import StepJob
 from hub.runtime import Hub
 from hub.settings import Settings
 from tests import kit

@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import select, update
 
 from hub.db.models import now_us, steps
-from hub.db.runstate.transitions import claim
-from hub.engine.executors.base import StepJob
+from hub.db.runstate.rows import claim
+from hub.db.runstate.types import StepJob
 from hub.runtime import Hub
 from tests import kit
 

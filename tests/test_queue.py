@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
-from hub.engine.executors.arq import _WakingWorker, presence_key, queue_for, run_worker
-from hub.engine.executors.base import StepJob
+from hub.db.runstate.types import StepJob
+from hub.engine.executors.arq import queue_for, run_worker
+from hub.engine.executors.arq.worker import WakingWorker, presence_key
 from hub.hookspecs import hookimpl
 from hub.runtime import Hub
 from hub.settings import Settings
@@ -394,7 +395,7 @@ async def test_the_take_script_takes_only_free_due_jobs(settings: Settings) -> N
     import redis.asyncio
     from arq.constants import in_progress_key_prefix, job_key_prefix
 
-    from hub.engine.executors.arq import _TAKE
+    from hub.engine.executors.arq.worker import TAKE
 
     client = redis.asyncio.Redis.from_url(settings.redis_url)
     try:
@@ -409,7 +410,7 @@ async def test_the_take_script_takes_only_free_due_jobs(settings: Settings) -> N
         keys = [queue]
         for job_id in (held, gone, later, due, expired):
             keys += [in_progress_key_prefix + job_id, job_key_prefix + job_id]
-        take = client.register_script(_TAKE)
+        take = client.register_script(TAKE)
         replies = await take(keys=keys, args=[now, 60_000, len(job_key_prefix)])
         due_at, expired_at = str(now - 5).encode(), str(now).encode()
         assert replies == [0, b"", -1, b"", -1, b"", due_at, b"data", expired_at, b""]
@@ -506,14 +507,14 @@ async def test_a_poll_takes_its_share_of_a_burst_among_the_queues_live_workers(
     import redis.asyncio
 
     started: list[int] = []
-    original = _WakingWorker.start_jobs
+    original = WakingWorker.start_jobs
 
-    async def recorded(self: _WakingWorker, job_ids: list[bytes]) -> None:
+    async def recorded(self: WakingWorker, job_ids: list[bytes]) -> None:
         before = set(self.tasks)
         await original(self, job_ids)
         started.append(len(set(self.tasks) - before))
 
-    monkeypatch.setattr(_WakingWorker, "start_jobs", recorded)
+    monkeypatch.setattr(WakingWorker, "start_jobs", recorded)
     key = presence_key(queue_for(settings, "default"))
     client = redis.asyncio.Redis.from_url(settings.redis_url)
     try:

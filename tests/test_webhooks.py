@@ -24,12 +24,12 @@ import httpx
 import pytest
 
 from hub import Connector, Trigger, hookimpl
-from hub.api import webhooks
 from hub.api.app import create_app
 from hub.connectors import RegistrationError, Registry
 from hub.db import webhook_keys
 from hub.db.models import webhook_keys as webhook_keys_table
 from hub.runtime import Hub
+from hub.services import events as webhook_events
 from hub.settings import Settings
 from hub.triggers.signatures import sign_slack, sign_stripe
 from tests import kit
@@ -246,7 +246,7 @@ async def test_during_a_rotation_both_secrets_are_accepted_and_no_other(
 async def test_a_changed_secret_takes_effect_after_the_short_local_cache(
     hub: Hub, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(webhooks, "SECRET_TTL", 0.05)
+    monkeypatch.setattr(webhook_events, "SECRET_TTL", 0.05)
     path = await publish(hub, hook_flow("changing", HMAC_CONFIG))
     assert (await post(client, path, BODY, {"x-signature": hmac_hex(SECRET, BODY)})).is_success
     await hub.set_connection("hook-secret", "core", {"secret": OLD_SECRET})

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
-import logging
-from typing import Annotated, Any
+from typing import Annotated
 
-import msgspec
 from litestar import Controller, get, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody, PathParameter
@@ -14,13 +11,11 @@ from litestar.params import JSONBody, PathParameter
 from hub.api.deps import EDITOR, SECURITY, WORKSPACE_DEPENDENCIES, workspace_guard
 from hub.api.errors import ApiError, error_responses
 from hub.api.models import ActionInfo, ConnectorInfo, Options, OptionsQuery, TriggerInfo
-from hub.api.steps import NoChildRuns
 from hub.connectors import Connector
-from hub.context import RedactingLogger, StepContext
-from hub.security.secrets import Redactor
-from hub.services.workspace import WorkspaceHub, invalid, secret_names
+from hub.services import actions
+from hub.services.connections import secret_names
+from hub.services.workspace import WorkspaceHub
 
-log = logging.getLogger("hub.api")
 NamePath = Annotated[str, PathParameter(max_length=100)]
 
 
@@ -43,12 +38,6 @@ def connector_info(connector: Connector, plugin: str) -> ConnectorInfo:
         ],
         triggers=[TriggerInfo(**t.describe()) for t in connector.triggers],
     )
-
-
-def options_key(ws: WorkspaceHub, action: str, field: str, query: OptionsQuery) -> str:
-    """The cache key of a field's options: per workspace, connection and input."""
-    digest = hashlib.sha256(msgspec.json.encode(query.input, order="sorted")).hexdigest()[:32]
-    return f"options:{ws.workspace}:{action}:{field}:{query.connection or ''}:{digest}"
 
 
 class ConnectorsController(Controller):
@@ -112,55 +101,10 @@ class ConnectorsController(Controller):
         The action's ``options[field]`` is called with a step context whose ``connection``
         is the decrypted connection and ``input`` the input filled in so far.
         """
-        full_name = f"{connector}.{action}"
-        found = ws.hub.registry.action(full_name)
-        if found is None:
-            raise ApiError(404, "not_found", f"no action {full_name!r} is installed")
-        loader = found.options.get(field)
-        if loader is None:
-            raise ApiError(404, "not_found", f"{full_name} has no options for field {field!r}")
-        connection: dict[str, Any] | None = None
-        redactor = Redactor()
-        if data.connection:
-            connection, redactor = await ws.connection_values(data.connection)
-        elif found.needs_connection:
-            raise invalid(
-                f"{full_name} needs a connection to list options",
-                [{"location": "connection", "message": "required by the action"}],
-            )
-
-        async def load() -> list[dict[str, Any]]:
-            ctx = StepContext(
-                run_id="options",
-                flow_id="",
-                workspace_id=ws.workspace,
-                step_key=field,
-                step_id=field,
-                attempt=1,
-                connection=connection,
-                http=ws.hub.http,
-                cache=ws.hub.cache,
-                log=RedactingLogger(log, redactor.text, {}),
-                state={},
-                settings=ws.hub.settings,
-                services=NoChildRuns(),
-            )
-            ctx.input = data.input
-            return list(await loader(ctx))
-
         try:
-            if found.cache is not None:
-                options = await ws.hub.cache.get_or_load(
-                    options_key(ws, full_name, field, data),
-                    load,
-                    found.cache.ttl,
-                    found.cache.stale_while_revalidate,
-                )
-            else:
-                options = await load()
-        except ApiError:
-            raise
-        except Exception as exc:
-            message = redactor.text(f"listing the options failed: {type(exc).__name__}: {exc}")
-            raise ApiError(502, "bad_gateway", message) from exc
-        return Options(options=[o for o in redactor.data(options) if isinstance(o, dict)])
+            options = await actions.field_options(
+                ws, f"{connector}.{action}", field, data.input, data.connection
+            )
+        except actions.UpstreamError as exc:
+            raise ApiError(502, "bad_gateway", str(exc)) from exc
+        return Options(options=options)

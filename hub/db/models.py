@@ -297,3 +297,14 @@ def status_is(*values: str) -> ColumnElement[bool]:
     """``steps.status`` is one of ``values``, written with :func:`opaque_status`."""
     opaque: list[ColumnElement[Any]] = [literal_column(opaque_status(v)) for v in values]
     return steps.c.status == opaque[0] if len(opaque) == 1 else steps.c.status.in_(opaque)
+
+
+def lease_expiry(now: int, lease_s: float) -> int:
+    """When a step's lease taken at ``now`` (epoch microseconds) for ``lease_s`` seconds
+    expires: every claim, eager successor and renewal of a lease computes it here."""
+    return now + int(lease_s * 1_000_000)
+
+
+def lease_expired(now: int) -> ColumnElement[bool]:
+    """The step's lease had expired by ``now``: the sweeper may take the step over."""
+    return steps.c.lease_expires_at < now

@@ -1,15 +1,19 @@
-"""Storage of webhook ``Idempotency-Key`` values and signature replay markers (``webhook_keys``).
+"""Storage of the dedup keys of events (``webhook_keys``): webhook ``Idempotency-Key``
+values, signature replay markers, and the message ids of subscribe triggers.
 
-Both kinds of row are written by the webhook route IN THE SAME TRANSACTION as the run they
-let through (``Engine.start_runs(..., also=...)``), and the table's primary key (workspace,
+Every kind of row is written IN THE SAME TRANSACTION as the run it lets through
+(:func:`hub.triggers.events.start_event_runs`), and the table's primary key (workspace,
 flow, key) is what makes a key or a signed delivery start at most one run, whatever the
-number of processes: a second insert of the same key fails, its run is rolled back with it.
+number of processes: a second insert of the same key fails (:class:`KeyTaken`), its run is
+rolled back with it.
 
 - ``idem:<key>``: an ``Idempotency-Key`` with the SHA-256 of the request body; kept for
   :data:`IDEMPOTENCY_RETENTION` seconds (Stripe keeps keys 24 hours).
 - ``sig:<timestamp>:<digest>``: a timestamped signature that was accepted; kept until the
   timestamp leaves the scheme's tolerance (then the timestamp check refuses it anyway).
   The zero-padded timestamp first lets :func:`prune` delete old markers by key range.
+- ``event:<id>``: the dedup key a subscribe trigger gave with an event (a broker's message
+  id), with no request hash.
 """
 
 from __future__ import annotations
@@ -18,13 +22,19 @@ import dataclasses
 from collections.abc import Iterable
 
 from sqlalchemy import Connection, and_, delete, select
+from sqlalchemy.exc import IntegrityError
 
 from hub.db.models import now_us, webhook_keys
 
 IDEMPOTENCY_PREFIX = "idem:"
 REPLAY_PREFIX = "sig:"
+EVENT_PREFIX = "event:"
 IDEMPOTENCY_RETENTION = 24 * 3600.0
 MAX_KEY_LENGTH = 200 - len(IDEMPOTENCY_PREFIX)
+
+
+class KeyTaken(Exception):
+    """A key to record is stored already (another request or process recorded it first)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,22 +70,24 @@ def record(
     entries: Iterable[tuple[str, str]],
     run_id: str,
 ) -> None:
-    """Insert (key, request hash) rows for ``run_id``; a key that exists raises IntegrityError."""
+    """Insert (key, request hash) rows for ``run_id``; a key that exists raises
+    :class:`KeyTaken` (and its transaction must roll back)."""
     now = now_us()
-    conn.execute(
-        webhook_keys.insert(),
-        [
-            {
-                "workspace_id": workspace_id,
-                "flow_id": flow_id,
-                "key": key,
-                "request_hash": request_hash,
-                "run_id": run_id,
-                "created_at": now,
-            }
-            for key, request_hash in entries
-        ],
-    )
+    rows = [
+        {
+            "workspace_id": workspace_id,
+            "flow_id": flow_id,
+            "key": key,
+            "request_hash": request_hash,
+            "run_id": run_id,
+            "created_at": now,
+        }
+        for key, request_hash in entries
+    ]
+    try:
+        conn.execute(webhook_keys.insert(), rows)
+    except IntegrityError as exc:
+        raise KeyTaken(str(exc)) from exc
 
 
 def prune(

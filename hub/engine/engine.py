@@ -1,10 +1,11 @@
 """The engine: runs one step (claim, render, validate, call, store, schedule successors).
 
 Every executor calls :meth:`Engine.execute` with a
-:class:`~hub.engine.executors.base.StepJob`. The state transitions themselves are in
-:mod:`hub.db.runstate.transitions`, one transaction each; this module does the work between
-them: rendering expressions, validating against schemas, calling the
-action with its timeout, classifying errors, and redacting secrets before anything is stored.
+:class:`~hub.db.runstate.types.StepJob`. The state transitions themselves are in
+:mod:`hub.db.runstate`, one transaction each; this module does the work between them: the
+step call (:mod:`hub.engine.step_call`: rendering, validating against schemas, calling the
+action with its timeout) within the limits, classifying errors, and redacting secrets
+before anything is stored.
 """
 
 from __future__ import annotations
@@ -23,51 +24,34 @@ from typing import Any
 import httpx
 import msgspec
 import pluggy
-from cachetools import LRUCache
-from sqlalchemy import Connection
 
 from hub.cache import Cache
 from hub.connectors import Action, ActionError, Registry
 from hub.context import StepContext, Suspend
-from hub.db import connections as connection_store
-from hub.db import flows as flow_store
 from hub.db import runs as run_store
 from hub.db.database import Database
+from hub.db.models import now_us
 from hub.db.runstate.claims import Claim
 from hub.db.runstate.completions import Completion, ItemCompletion, is_batchable_item
 from hub.db.runstate.output import output_renderer
-from hub.db.runstate.transitions import (
-    Outcome,
-    RunInfo,
-    Transitions,
-    create_runs,
-    load_outputs,
-    now_us,
-    run_infos,
-)
-from hub.engine.executors.base import Executor, StepJob, cancel_requested
+from hub.db.runstate.transitions import Transitions
+from hub.db.runstate.types import Outcome, RunInfo, StepJob
+from hub.engine.capacity import CapacityMixin
+from hub.engine.executors.base import Executor, cancel_requested
 from hub.engine.limits import Limiter, LocalLimiter, StepGate
+from hub.engine.reads import ReadsMixin
 from hub.engine.recovery import RecoveryMixin
+from hub.engine.runs import RunsMixin
 from hub.engine.step_call import StepFailure, call_step, step_logger
 from hub.expressions import ExpressionError, Expressions
-from hub.flows import Flow, StepSpec, load_flow
+from hub.flows import Flow, StepSpec
 from hub.plugins import call_observers, has_observers
-from hub.security.secrets import NO_SECRETS, Redactor, SecretBox, secret_fields, secret_values
+from hub.security.secrets import NO_SECRETS, Redactor, SecretBox
 from hub.settings import Settings
 
 log = logging.getLogger("hub.engine")
 
 Listener = Callable[[dict[str, Any]], None]
-PUBLISHED_TTL = 300.0
-
-
-class RunNotFound(LookupError):
-    """No run (or flow) with that id in this workspace."""
-
-
-def new_run_id() -> str:
-    """A time-ordered run id: 12 hex digits of epoch milliseconds, then 20 random ones."""
-    return f"{time.time_ns() // 1_000_000:012x}{uuid.uuid4().hex[:20]}"
 
 
 class _Claimed:
@@ -86,8 +70,14 @@ class _Claimed:
         self.started = time.monotonic()
 
 
-class Engine(RecoveryMixin):
-    """Executes steps of runs; one per hub process."""
+class Engine(CapacityMixin, ReadsMixin, RunsMixin, RecoveryMixin):
+    """Executes steps of runs; one per hub process.
+
+    Starting, cancelling and waiting for runs is in :class:`~hub.engine.runs.RunsMixin`, its
+    capacity and shedding in :class:`~hub.engine.capacity.CapacityMixin`, its cached reads
+    of flows, runs and outputs in :class:`~hub.engine.reads.ReadsMixin`, the sweeper, leases
+    and hand-back in :class:`~hub.engine.recovery.RecoveryMixin`.
+    """
 
     def __init__(
         self,
@@ -113,24 +103,13 @@ class Engine(RecoveryMixin):
         self.http = http
         self.secrets = secrets
         self.boot_id = uuid.uuid4().hex
-        # How many steps this process runs at once (``hub worker --concurrency`` sets it).
-        self.capacity: int = settings.worker_concurrency
-        # While shedding work (see shed): how many steps to keep running, until when.
-        self._keep: tuple[int, float] | None = None
-        # Set, once asked for (want_idle), when the last step running here ends.
-        self._idle = asyncio.Event()
-        self._idle_wanted = False
+        self._init_capacity(settings.worker_concurrency)
         self.transitions = Transitions(self.boot_id, settings.lease_seconds, self.room)
         self._eager_tasks: set[asyncio.Task[None]] = set()
         self.gate = StepGate(
             limiter or LocalLimiter(), settings.default_step_timeout + settings.lease_seconds
         )
-        self._runs: LRUCache[str, RunInfo] = LRUCache(maxsize=10_000)
-        # Runs' facts asked for in this turn of the event loop, read together (_run_info).
-        self._run_reads: dict[str, asyncio.Future[RunInfo | None]] = {}
-        self._reads: set[asyncio.Task[None]] = set()
-        self._outputs: LRUCache[tuple[str, str], Any] = LRUCache(maxsize=50_000)
-        self._flows: LRUCache[tuple[str, str, int], Flow] = LRUCache(maxsize=1_000)
+        self._init_reads()
         # row id -> (claimed at, job, the task running it): for heartbeats, hand-back, cancel
         self._running: dict[int, tuple[float, StepJob, asyncio.Task[Any] | None]] = {}
         self._waiters: dict[str, list[asyncio.Future[dict[str, Any]]]] = {}
@@ -148,165 +127,6 @@ class Engine(RecoveryMixin):
 
     # -- flows and runs ---------------------------------------------------------------------
 
-    async def get_flow(self, workspace_id: str, flow_id: str, version: int) -> Flow:
-        """The compiled flow of one version (versions are immutable: cached freely)."""
-        key = (workspace_id, flow_id, version)
-        flow = self._flows.get(key)
-        if flow is None:
-            document = await self.db.read(
-                lambda c: flow_store.version_document(c, workspace_id, flow_id, version)
-            )
-            if document is None:
-                raise RunNotFound(f"flow {flow_id!r} has no version {version}")
-            flow = load_flow(document, expressions=self.expressions, registry=self.registry)
-            self._flows[key] = flow
-        return flow
-
-    async def start_run(
-        self,
-        workspace_id: str,
-        flow_id: str,
-        trigger: Any = None,
-        *,
-        version: int | None = None,
-        trigger_type: str = "manual",
-        parent: tuple[str, str, int] | None = None,
-    ) -> str:
-        """Create a run of ``flow_id`` (its published version unless ``version``); return its id.
-
-        The run row and its root steps are inserted in one transaction; the root steps are
-        submitted after it commits. ``parent`` is (run id, step key, depth) for a child run.
-        """
-        ids = await self.start_runs(
-            workspace_id,
-            flow_id,
-            [trigger],
-            version=version,
-            trigger_type=trigger_type,
-            parent=parent,
-        )
-        return ids[0]
-
-    async def start_runs(
-        self,
-        workspace_id: str,
-        flow_id: str,
-        triggers: list[Any],
-        *,
-        version: int | None = None,
-        trigger_type: str = "manual",
-        parent: tuple[str, str, int] | None = None,
-        also: Callable[[Connection], Any] | None = None,
-        run_ids: list[str] | None = None,
-    ) -> list[str]:
-        """Create one run per trigger value in ONE transaction, with ``also(conn)`` in it too.
-
-        Poll triggers use ``also`` to store their new cursor with the runs it produced, so an
-        event is never lost nor started twice.
-        """
-        if version is None:
-            version = await self.published_version(workspace_id, flow_id)
-            if version is None:
-                raise RunNotFound(f"flow {flow_id!r} has no published version")
-        flow = await self.get_flow(workspace_id, flow_id, version)
-        now = now_us()
-        rows = [
-            {
-                "id": run_ids[i] if run_ids else new_run_id(),
-                "workspace_id": workspace_id,
-                "flow_id": flow_id,
-                "flow_version": version,
-                "status": "running",
-                "trigger_type": trigger_type,
-                "trigger": trigger,
-                "parent_run_id": parent[0] if parent else None,
-                "parent_step_key": parent[1] if parent else None,
-                "depth": parent[2] if parent else 0,
-                "created_at": now,
-                "started_at": now,
-            }
-            for i, trigger in enumerate(triggers)
-        ]
-
-        def write(conn: Connection) -> Outcome:
-            outcome = create_runs(conn, rows, flow)
-            if also is not None:
-                also(conn)
-            return outcome
-
-        outcome = await self.db.write(write)
-        for row in rows:
-            self._runs[row["id"]] = RunInfo(
-                id=row["id"],
-                workspace_id=workspace_id,
-                flow_id=flow_id,
-                flow_version=version,
-                trigger=row["trigger"],
-                depth=row["depth"],
-                parent_run_id=row["parent_run_id"],
-                parent_step_key=row["parent_step_key"],
-                created_at=now,
-            )
-            self._emit(
-                {"type": "run", "run_id": row["id"], "status": "running", "flow_id": flow_id}
-            )
-        await self._after(outcome)
-        return [row["id"] for row in rows]
-
-    async def published_version(self, workspace_id: str, flow_id: str) -> int | None:
-        """The published version of a flow, through the layered cache.
-
-        Publishing writes the new version through and announces it, so every process's
-        next run uses it at once (not when a TTL runs out).
-        """
-        return await self.cache.get_or_load(
-            f"published:{workspace_id}:{flow_id}",
-            lambda: self.db.read(lambda c: flow_store.published_version(c, workspace_id, flow_id)),
-            ttl=PUBLISHED_TTL,
-        )
-
-    async def published_changed(self, workspace_id: str, flow_id: str, version: int) -> None:
-        """Write a newly published version through the cache and announce it."""
-        await self.cache.changed(f"published:{workspace_id}:{flow_id}", version, PUBLISHED_TTL)
-
-    async def cancel_run(self, run_id: str, reason: str = "cancelled") -> bool:
-        """Cancel a run: queued and waiting steps never start, running ones are interrupted."""
-        outcome = await self.db.write(
-            lambda c: self.transitions.cancel_run(c, run_id, reason), lane=run_id
-        )
-        for finished in outcome.finished:
-            self.interrupt_run(finished["id"])
-        await self._after(outcome)
-        return bool(outcome.finished)
-
-    async def wait_for_run(self, run_id: str, timeout: float | None = None) -> dict[str, Any]:
-        """Wait until a run has a final status; return its record."""
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._waiters.setdefault(run_id, []).append(future)
-        try:
-            deadline = None if timeout is None else time.monotonic() + timeout
-            while True:
-                record = await self.db.read(lambda c: run_store.run_record(c, run_id))
-                if record is None:
-                    raise RunNotFound(f"no run {run_id!r}")
-                if record["status"] in ("succeeded", "failed", "cancelled"):
-                    return record
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    raise TimeoutError(f"run {run_id} still {record['status']} after {timeout}s")
-                # Runs finished by another process are seen by polling.
-                wait = 1.0 if remaining is None else min(1.0, remaining)
-                try:
-                    await asyncio.wait_for(asyncio.shield(future), wait)
-                except TimeoutError:
-                    continue
-        finally:
-            waiters = self._waiters.get(run_id, [])
-            if future in waiters:
-                waiters.remove(future)
-            if not waiters:
-                self._waiters.pop(run_id, None)
-
     # -- executing one step -----------------------------------------------------------------
 
     async def execute(self, job: StepJob) -> None:
@@ -316,61 +136,6 @@ class Engine(RecoveryMixin):
         if row is None:
             return
         await self._execute_claimed(job, row)
-
-    def room(self) -> int:
-        """How many more steps this process can run now (negative when it runs more): its
-        capacity less the jobs of its executor running here and the steps it runs without
-        a job (eager successors and items), and the slots promised to steps a transaction
-        has claimed here beyond the ones it completed, until their tasks start. Counted by
-        tasks, so a slot is taken from the moment a job starts (before its claim) until its
-        task ends, whatever happens. While the process sheds work (:meth:`shed`), its
-        capacity is what it keeps."""
-        capacity = self.capacity
-        if self._keep is not None:
-            if time.monotonic() < self._keep[1]:
-                capacity = min(capacity, self._keep[0])
-            else:
-                self._keep = None
-        return capacity - len(self._eager_tasks) - self.executor.load() - self.transitions.promised
-
-    def _eager_task_done(self, task: asyncio.Task[None]) -> None:
-        self._eager_tasks.discard(task)
-        self.step_ended()
-
-    def want_idle(self) -> asyncio.Event:
-        """An event set when the last step running here ends (a worker then asks others
-        for work): until then, every step's end counts what still runs."""
-        self._idle.clear()
-        self._idle_wanted = True
-        return self._idle
-
-    def step_ended(self) -> None:
-        """A step running here has ended: when it was the last one and someone waits for
-        that (:meth:`want_idle`), say so (otherwise nothing: this is every step's path)."""
-        if self._idle_wanted and self.room() >= self.capacity:
-            self._idle_wanted = False
-            self._idle.set()
-
-    def shed(self, share: float, window: float) -> int:
-        """Hand ``share`` of the steps running here to other workers (an idle worker asked
-        for work): for ``window`` seconds this process runs at most the rest, so that the
-        successors of the steps that end meanwhile, beyond that, go through the queue,
-        where the idle worker takes them, instead of running here; and its polls take
-        nothing. Returns how many steps it sheds (none when it runs fewer than two, or
-        sheds already).
-
-        A run's successors run where its step ran (claimed in the completion's statement,
-        without a job): a worker that joined, or finished its share early, found nothing
-        to do while another ran the chains it had started; at the end of a load of equal
-        runs, one of two workers ran the last fifth alone.
-        """
-        running = self.capacity - self.room()  # (room() forgets a shedding that is over)
-        count = int(running * share)
-        if self._keep is not None or count < 1:
-            return 0
-        self._keep = (running - count, time.monotonic() + window)
-        log.debug("shedding %d of %d running steps for %.2fs", count, running, window)
-        return count
 
     async def _execute_claimed(self, job: StepJob, row: dict[str, Any]) -> None:
         run = await self._run_info(job.run_id)
@@ -515,20 +280,6 @@ class Engine(RecoveryMixin):
         except LookupError as exc:
             raise StepFailure(str(exc), kind="input") from exc
 
-    async def connection_values(
-        self, workspace_id: str, name: str
-    ) -> tuple[dict[str, Any], Redactor]:
-        """A stored connection's settings and decrypted secrets, and a redactor for them."""
-        row = await self.db.read(lambda c: connection_store.get_connection(c, workspace_id, name))
-        if row is None:
-            raise LookupError(f"no connection named {name!r}")
-        secrets = self.secrets.decrypt(row["secrets"]) if row["secrets"] else {}
-        connector = self.registry.connectors.get(row["connector"])
-        schema = connector.connection_schema if connector else None
-        marked = {k: v for k, v in row["settings"].items() if k in secret_fields(schema)}
-        values = {**row["settings"], **secrets}
-        return values, Redactor(secret_values(secrets) | secret_values(marked))
-
     def _make_ctx(
         self, run: RunInfo, claimed: _Claimed, connection: dict[str, Any] | None, redactor: Redactor
     ) -> StepContext:
@@ -574,68 +325,6 @@ class Engine(RecoveryMixin):
             if "item" in state:
                 context["index"] = _index_of(state.get("handles", ""))
         return context
-
-    async def _outputs_of(self, run_id: str, refs: set[str]) -> dict[str, Any]:
-        found: dict[str, Any] = {}
-        missing = []
-        for ref in refs:
-            key = (run_id, ref)
-            if key in self._outputs:
-                found[ref] = {"output": self._outputs[key]}
-            else:
-                missing.append(ref)
-        if missing:
-            loaded = await self.db.read(lambda c: load_outputs(c, run_id, missing))
-            for ref, output in loaded.items():
-                self._outputs[(run_id, ref)] = output
-                found[ref] = {"output": output}
-        return found
-
-    async def _run_info(self, run_id: str) -> RunInfo:
-        """A run's facts: cached; the runs not cached asked for in one turn of the event
-        loop are read in one query (a burst of new runs reaching a worker was a read
-        each, waiting in turn for the pool's connections: a fifth of a second for 150)."""
-        info = self._runs.get(run_id)
-        if info is not None:
-            return info
-        future = self._run_reads.get(run_id)
-        if future is None:
-            loop = asyncio.get_running_loop()
-            future = self._run_reads[run_id] = loop.create_future()
-            if len(self._run_reads) == 1:  # the first of this turn: read them all next turn
-                loop.call_soon(self._read_runs)
-        found = await asyncio.shield(future)  # a waiter cancelled leaves the others theirs
-        if found is None:
-            raise RunNotFound(f"no run {run_id!r}")
-        return found
-
-    def _read_runs(self) -> None:
-        wanted, self._run_reads = self._run_reads, {}
-        task = asyncio.get_running_loop().create_task(self._read_run_batch(wanted))
-        self._reads.add(task)
-        task.add_done_callback(self._reads.discard)
-
-    async def _read_run_batch(self, wanted: dict[str, asyncio.Future[RunInfo | None]]) -> None:
-        try:
-            found = await self.db.read(lambda c: run_infos(c, wanted))
-        except BaseException as exc:
-            for future in wanted.values():
-                if future.done():
-                    continue
-                if isinstance(exc, Exception):
-                    future.set_exception(exc)
-                    future.exception()  # marked read: a cancelled waiter leaves it unread
-                else:
-                    future.cancel()
-            if not isinstance(exc, Exception):
-                raise
-            return  # the waiters have the error
-        for run_id, future in wanted.items():
-            info = found.get(run_id)
-            if info is not None:
-                self._runs[run_id] = info
-            if not future.done():
-                future.set_result(info)
 
     # -- recording the result ---------------------------------------------------------------
 
@@ -849,41 +538,6 @@ class Engine(RecoveryMixin):
         run = await self._run_info(run_id)
         flow = await self.get_flow(run.workspace_id, run.flow_id, run.flow_version)
         return str(flow.document.get("priority") or "default")
-
-    # -- child runs (the action context's start_flow) -----------------------------------------
-
-    async def start_child_run(self, ctx: StepContext, flow_id: str, input: Any, wait: bool) -> Any:
-        """Start (or find again) the child run of a step; see StepContext.start_flow."""
-        child = await self.db.read(lambda c: run_store.child_run(c, ctx.run_id, ctx.step_key))
-        if child is None:
-            if ctx.depth + 1 > self.settings.max_subflow_depth:
-                raise ActionError(
-                    f"sub-flow depth limit reached ({self.settings.max_subflow_depth}): "
-                    f"{flow_id!r} not started"
-                )
-            try:
-                run_id = await self.start_run(
-                    ctx.workspace_id,
-                    flow_id,
-                    input,
-                    trigger_type="flow",
-                    parent=(ctx.run_id, ctx.step_key, ctx.depth + 1),
-                )
-            except RunNotFound as exc:
-                raise ActionError(str(exc)) from exc
-            child = {"id": run_id, "status": "running", "output": None, "error": None}
-        if not wait:
-            return {"run_id": child["id"]}
-        if child["status"] == "succeeded":
-            return child["output"]
-        if child["status"] in ("failed", "cancelled"):
-            message = (child["error"] or {}).get("message", child["status"])
-            raise ActionError(
-                f"sub-flow {flow_id!r} (run {child['id']}) {child['status']}: {message}"
-            )
-        suspend = Suspend(None, ctx.state)
-        suspend.child_run = child["id"]  # type: ignore[attr-defined]
-        raise suspend
 
 
 def _index_of(key: str) -> int | None:

@@ -10,14 +10,15 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
-from hub.db import store
+from hub.db import runs as run_store
+from hub.db.models import lease_expiry, now_us
 from hub.db.runstate.output import output_renderer
-from hub.db.runstate.transitions import Outcome, now_us
-from hub.engine.executors.base import StepJob
+from hub.db.runstate.types import Outcome, StepJob
 
 if TYPE_CHECKING:
     from hub.db.database import Database
-    from hub.db.runstate.transitions import RunInfo, Transitions
+    from hub.db.runstate.transitions import Transitions
+    from hub.db.runstate.types import RunInfo
     from hub.engine.executors.base import Executor
     from hub.flows import Flow
     from hub.settings import Settings
@@ -55,7 +56,7 @@ class RecoveryMixin:
         if startup:
             resubmit_before = now_us() + 1
         found = await self.db.write(
-            lambda c: store.sweep_candidates(c, horizon, resubmit_before, now_us())
+            lambda c: run_store.sweep_candidates(c, horizon, resubmit_before, now_us())
         )
         jobs = [StepJob(*entry) for entry in found.submit]
         for expired in found.expired:
@@ -108,7 +109,7 @@ class RecoveryMixin:
         ids = list(self._running)
         if not ids:
             return 0
-        found = await self.db.write(lambda c: store.hand_back(c, ids, self.boot_id, now_us()))
+        found = await self.db.write(lambda c: run_store.hand_back(c, ids, self.boot_id, now_us()))
         await self._after(Outcome(jobs=[StepJob(*entry) for entry in found]))
         return len(found)
 
@@ -123,8 +124,10 @@ class RecoveryMixin:
         threshold = time.monotonic() - self.settings.lease_seconds / 3
         ids = [row_id for row_id, (since, _job, _t) in self._running.items() if since < threshold]
         if ids:
-            expires = now_us() + int(self.settings.lease_seconds * 1_000_000)
-            held = await self.db.write(lambda c: store.renew_leases(c, ids, self.boot_id, expires))
+            expires = lease_expiry(now_us(), self.settings.lease_seconds)
+            held = await self.db.write(
+                lambda c: run_store.renew_leases(c, ids, self.boot_id, expires)
+            )
             # A step we no longer hold was cancelled, or taken over: stop running it.
             for row_id in set(ids) - set(held):
                 entry = self._running.get(row_id)

@@ -31,7 +31,8 @@ Around = Callable[[Callable[[], Awaitable[Any]]], Awaitable[Any]]
 class StepFailure(Exception):
     """A step attempt failed; ``retryable`` says whether its retry policy applies.
 
-    ``problems`` lists the schema errors of a failed ``input`` or ``output`` check.
+    ``problems`` lists the schema errors of a failed ``input`` or ``output`` check, and
+    ``output`` is the output that failed its check.
     """
 
     def __init__(
@@ -42,12 +43,14 @@ class StepFailure(Exception):
         retryable: bool = False,
         retry_after: float | None = None,
         problems: list[str] | None = None,
+        output: Any = None,
     ) -> None:
         super().__init__(message)
         self.kind = kind
         self.retryable = retryable
         self.retry_after = retry_after
         self.problems = problems or []
+        self.output = output
 
 
 def step_logger(
@@ -106,5 +109,5 @@ async def call_step(
     output = await (timed() if around is None else around(timed))
     errors = schema_errors(action.output_schema, output, f"{where}output")
     if errors:
-        raise StepFailure("; ".join(errors), kind="output", problems=errors)
+        raise StepFailure("; ".join(errors), kind="output", problems=errors, output=output)
     return output

@@ -11,6 +11,8 @@
   A consumer that raises is restarted with back-off. ``emit(event, dedup_key=...)`` with
   the broker's message id makes a redelivered message return the run it already started.
 
+Both start their runs through :func:`hub.triggers.events.start_event_runs`.
+
 The runner reconciles every few seconds with the published flows: a new version restarts its
 trigger, an unpublished or disabled flow stops it.
 """
@@ -21,16 +23,15 @@ import asyncio
 import functools
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
-
-from sqlalchemy import Connection, select, update
-from sqlalchemy.exc import IntegrityError
+from typing import TYPE_CHECKING, Any
 
 from hub.connectors import Trigger
-from hub.db import store
-from hub.db.models import now_us, trigger_state, webhook_keys
-from hub.engine import new_run_id
-from hub.runtime import Hub
+from hub.db import flows as flow_store
+from hub.db import trigger_state, webhook_keys
+from hub.triggers.events import start_event_runs
+
+if TYPE_CHECKING:
+    from hub.runtime import Hub
 
 log = logging.getLogger("hub.triggers")
 CURSOR_KEY = "cursor"
@@ -56,38 +57,15 @@ class TriggerContext:
         self.log = logging.getLogger(f"hub.trigger.{flow_id}")
 
 
-def load_cursor(conn: Connection, workspace_id: str, flow_id: str) -> Any:
+def load_cursor(conn: Any, workspace_id: str, flow_id: str) -> Any:
     """The stored cursor of a flow's poll trigger (None before the first poll)."""
-    state = conn.execute(
-        select(trigger_state.c.state).where(
-            trigger_state.c.workspace_id == workspace_id,
-            trigger_state.c.flow_id == flow_id,
-            trigger_state.c.key == CURSOR_KEY,
-        )
-    ).scalar()
+    state = trigger_state.load(conn, workspace_id, flow_id, CURSOR_KEY)
     return None if state is None else state.get("cursor")
 
 
-def save_cursor(conn: Connection, workspace_id: str, flow_id: str, cursor: Any) -> None:
+def save_cursor(conn: Any, workspace_id: str, flow_id: str, cursor: Any) -> None:
     """Store a poll trigger's cursor (inside the transaction that starts its runs)."""
-    where = (
-        (trigger_state.c.workspace_id == workspace_id)
-        & (trigger_state.c.flow_id == flow_id)
-        & (trigger_state.c.key == CURSOR_KEY)
-    )
-    changed = conn.execute(
-        update(trigger_state).where(where).values(state={"cursor": cursor}, updated_at=now_us())
-    ).rowcount
-    if not changed:
-        conn.execute(
-            trigger_state.insert().values(
-                workspace_id=workspace_id,
-                flow_id=flow_id,
-                key=CURSOR_KEY,
-                state={"cursor": cursor},
-                updated_at=now_us(),
-            )
-        )
+    trigger_state.save(conn, workspace_id, flow_id, CURSOR_KEY, {"cursor": cursor})
 
 
 class TriggerRunner:
@@ -117,7 +95,7 @@ class TriggerRunner:
     async def reconcile(self) -> None:
         """Start, restart or stop trigger tasks to match the published flows."""
         wanted: dict[tuple[str, str], tuple[int, dict[str, Any], Trigger]] = {}
-        for flow in await self.hub.db.read(store.published_flows):
+        for flow in await self.hub.db.read(flow_store.published_flows):
             spec = flow["document"].get("trigger") or {}
             trigger = self.hub.registry.triggers.get(spec.get("type", ""))
             if trigger is not None and trigger.kind in ("poll", "subscribe"):
@@ -188,10 +166,11 @@ class TriggerRunner:
             )
             events, new_cursor = await trigger.poll(ctx, config, cursor)
             if events or new_cursor != cursor:
-                await self.hub.engine.start_runs(
+                await start_event_runs(
+                    self.hub.engine,
                     ws,
                     flow_id,
-                    list(events),
+                    events,
                     version=version,
                     trigger_type=f"poll:{trigger.name}",
                     also=functools.partial(
@@ -199,16 +178,6 @@ class TriggerRunner:
                     ),
                 )
             await asyncio.sleep(interval)
-
-
-def _event_key(conn: Connection, workspace_id: str, flow_id: str, key: str) -> str | None:
-    return conn.execute(
-        select(webhook_keys.c.run_id).where(
-            webhook_keys.c.workspace_id == workspace_id,
-            webhook_keys.c.flow_id == flow_id,
-            webhook_keys.c.key == key,
-        )
-    ).scalar()
 
 
 async def emit_event(
@@ -227,52 +196,25 @@ async def emit_event(
     recording the run but before its acknowledgement reached the broker) returns the run
     that exists instead of starting a second one.
     """
-    engine = hub.engine
-    if dedup_key is None:
-        return await engine.start_run(
-            workspace_id, flow_id, event, version=version, trigger_type=trigger_type
-        )
-    key = f"event:{dedup_key}"
-    lookup = functools.partial(_event_key, workspace_id=workspace_id, flow_id=flow_id, key=key)
-    existing = await hub.db.read(lookup)
-    if existing is not None:
-        return existing
-    run_id = new_run_id()
-
-    def remember(conn: Connection) -> None:
-        conn.execute(
-            webhook_keys.insert().values(
-                workspace_id=workspace_id,
-                flow_id=flow_id,
-                key=key,
-                request_hash="",
-                run_id=run_id,
-                created_at=now_us(),
-            )
-        )
-
-    try:
-        await engine.start_runs(
-            workspace_id,
-            flow_id,
-            [event],
-            version=version,
-            trigger_type=trigger_type,
-            also=remember,
-            run_ids=[run_id],
-        )
-    except IntegrityError:
-        found = await hub.db.read(lookup)
-        if found is None:
-            raise
-        return found
-    return run_id
+    keys = [] if dedup_key is None else [(webhook_keys.EVENT_PREFIX + dedup_key, "")]
+    started = await start_event_runs(
+        hub.engine,
+        workspace_id,
+        flow_id,
+        [event],
+        version=version,
+        trigger_type=trigger_type,
+        keys=keys,
+    )
+    if started.run_ids:
+        return started.run_ids[0]
+    return next(iter(started.found.values())).run_id
 
 
 async def poll_once(hub: Hub, flow_id: str) -> list[str]:
     """Poll a flow's trigger once now (for tests and ``hub triggers poll``); return run ids."""
     ws = hub.workspace
-    found = await hub.db.read(lambda c: store.published_document(c, ws, flow_id))
+    found = await hub.db.read(lambda c: flow_store.published_document(c, ws, flow_id))
     if found is None:
         raise LookupError(f"flow {flow_id!r} is not published")
     version, document = found
@@ -284,11 +226,13 @@ async def poll_once(hub: Hub, flow_id: str) -> list[str]:
     ctx = await runner.context_for(ws, flow_id, spec)
     cursor = await hub.db.read(functools.partial(load_cursor, workspace_id=ws, flow_id=flow_id))
     events, new_cursor = await trigger.poll(ctx, spec.get("config") or {}, cursor)
-    return await hub.engine.start_runs(
+    started = await start_event_runs(
+        hub.engine,
         ws,
         flow_id,
-        list(events),
+        events,
         version=version,
         trigger_type=f"poll:{trigger.name}",
         also=functools.partial(save_cursor, workspace_id=ws, flow_id=flow_id, cursor=new_cursor),
     )
+    return started.run_ids

@@ -1,7 +1,8 @@
 """The schedule trigger: fires each published cron flow once per tick.
 
-The last tick of each flow is kept in ``trigger_state``; a tick is claimed with a
-compare-and-set UPDATE before the run starts, so however many ``hub serve`` processes run the
+The last tick of each flow is kept in ``trigger_state`` (:mod:`hub.db.trigger_state`); a
+tick is claimed with a compare-and-set in the transaction that starts its run
+(:func:`hub.triggers.events.start_event_runs`), so however many ``hub serve`` processes run the
 scheduler, each tick fires once. A hub that was down does not fire the ticks it missed
 (it resumes from the next tick), which is what users of cron expect.
 """
@@ -13,14 +14,16 @@ import datetime as dt
 import functools
 import logging
 import zoneinfo
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from croniter import croniter
-from sqlalchemy import Connection, select, update
 
-from hub.db import store
-from hub.db.models import now_us, trigger_state
-from hub.runtime import Hub
+from hub.db import flows as flow_store
+from hub.db import trigger_state
+from hub.triggers.events import start_event_runs
+
+if TYPE_CHECKING:
+    from hub.runtime import Hub
 
 log = logging.getLogger("hub.scheduler")
 STATE_KEY = "schedule"
@@ -36,52 +39,21 @@ class TickTaken(Exception):
     """Another process fired this tick first."""
 
 
-def take_tick(
-    conn: Connection, workspace_id: str, flow_id: str, previous: str | None, tick: str
-) -> None:
+def take_tick(conn: Any, workspace_id: str, flow_id: str, previous: str | None, tick: str) -> None:
     """Claim a tick inside the transaction that starts its run; raise if it is taken."""
     if not claim_tick(conn, workspace_id, flow_id, previous, tick):
         raise TickTaken(tick)
 
 
-def claim_tick(
-    conn: Connection, workspace_id: str, flow_id: str, previous: str | None, tick: str
-) -> bool:
+def claim_tick(conn: Any, workspace_id: str, flow_id: str, previous: str | None, tick: str) -> bool:
     """Move a flow's last tick from ``previous`` to ``tick``; False if another process did."""
-    where = (
-        (trigger_state.c.workspace_id == workspace_id)
-        & (trigger_state.c.flow_id == flow_id)
-        & (trigger_state.c.key == STATE_KEY)
-    )
-    row = conn.execute(select(trigger_state.c.state).where(where)).first()
-    if row is None:
-        conn.execute(
-            trigger_state.insert().values(
-                workspace_id=workspace_id,
-                flow_id=flow_id,
-                key=STATE_KEY,
-                state={"last_tick": tick},
-                updated_at=now_us(),
-            )
-        )
-        return previous is None
-    if (row.state or {}).get("last_tick") != previous:
-        return False
-    conn.execute(
-        update(trigger_state).where(where).values(state={"last_tick": tick}, updated_at=now_us())
-    )
-    return True
+    expected = None if previous is None else {"last_tick": previous}
+    return trigger_state.swap(conn, workspace_id, flow_id, STATE_KEY, expected, {"last_tick": tick})
 
 
-def last_tick(conn: Connection, workspace_id: str, flow_id: str) -> str | None:
+def last_tick(conn: Any, workspace_id: str, flow_id: str) -> str | None:
     """The last tick fired for a flow, as ISO 8601, or None."""
-    state = conn.execute(
-        select(trigger_state.c.state).where(
-            trigger_state.c.workspace_id == workspace_id,
-            trigger_state.c.flow_id == flow_id,
-            trigger_state.c.key == STATE_KEY,
-        )
-    ).scalar()
+    state = trigger_state.load(conn, workspace_id, flow_id, STATE_KEY)
     return (state or {}).get("last_tick")
 
 
@@ -89,7 +61,7 @@ async def fire_due(hub: Hub, now: dt.datetime | None = None) -> list[str]:
     """Start a run for every schedule tick that is due; return the run ids."""
     now = now or dt.datetime.now(dt.UTC)
     started: list[str] = []
-    flows = await hub.db.read(store.published_flows)
+    flows = await hub.db.read(flow_store.published_flows)
     for flow in flows:
         trigger: dict[str, Any] = flow["document"].get("trigger") or {}
         if trigger.get("type") != "schedule":
@@ -122,7 +94,8 @@ async def fire_due(hub: Hub, now: dt.datetime | None = None) -> list[str]:
         data = {"scheduled_at": stamp, "fired_at": now.isoformat()}
         try:
             # The tick and its run are written in one transaction: never one without the other.
-            run_ids = await hub.engine.start_runs(
+            runs = await start_event_runs(
+                hub.engine,
                 ws,
                 flow_id,
                 [data],
@@ -132,7 +105,7 @@ async def fire_due(hub: Hub, now: dt.datetime | None = None) -> list[str]:
             )
         except TickTaken:
             continue
-        started.extend(run_ids)
+        started.extend(runs.run_ids)
     return started
 
 

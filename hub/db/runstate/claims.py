@@ -5,7 +5,7 @@ A job from the queue names a step attempt; claiming it is one conditional UPDATE
 claim is independent of the others, so on PostgreSQL the claims of one group-committed
 transaction are one ``UPDATE ... FROM unnest(...) RETURNING`` for all of them, as
 :mod:`hub.db.runstate.completions` does for completions. A fan-out in queue mode claims every item
-this way. Elsewhere (SQLite), each claim runs :func:`hub.db.runstate.transitions.claim` on its own.
+this way. Elsewhere (SQLite), each claim runs :func:`hub.db.runstate.rows.claim` on its own.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Connection, Integer, String, text
 
-from hub.db.models import now_us, opaque_status
-from hub.db.runstate.transitions import claim, claimed_row
+from hub.db.models import lease_expiry, now_us, opaque_status
+from hub.db.runstate.rows import claim, claimed_row
 
 _CLAIM_MANY = text(
     """
@@ -88,7 +88,7 @@ class Claim:
                 "keys": [c.key for c in items],
                 "attempts": [c.attempt for c in items],
                 "owners": [c.owner for c in items],
-                "expires": [now + int(c.lease_s * 1_000_000) for c in items],
+                "expires": [lease_expiry(now, c.lease_s) for c in items],
             },
         ).all()
         won = {(r.run_id, r.key, r.attempt): r for r in rows}

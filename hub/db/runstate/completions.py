@@ -39,10 +39,11 @@ from typing import Any
 import msgspec
 from sqlalchemy import JSON, BigInteger, Connection, Integer, String, text
 
-from hub.db.models import now_us, opaque_status
+from hub.db.models import lease_expiry, now_us, opaque_status
 from hub.db.runstate.output import last_step
-from hub.db.runstate.transitions import Outcome, RunInfo, Transitions, claimed_row, finished_run
-from hub.engine.executors.base import StepJob
+from hub.db.runstate.rows import claimed_row, finished_run
+from hub.db.runstate.transitions import Transitions
+from hub.db.runstate.types import Outcome, RunInfo, StepJob
 from hub.flows import Flow
 
 # Statuses tested as (SELECT 'running'): see hub.db.models.opaque_status.
@@ -242,7 +243,7 @@ class Completion:
                     eager_keys.add((item.run.id, succ))
                     n_status.append("running")
                     n_owner.append(transitions.owner)
-                    n_expires.append(now + int(transitions.lease_s * 1_000_000))
+                    n_expires.append(lease_expiry(now, transitions.lease_s))
                     n_started.append(now)
                 else:
                     n_status.append("queued")
@@ -374,9 +375,9 @@ class ItemCompletion(Completion):
     siblings when the process has room to spare (taken here in this statement, an item
     costs a row; taken from the queue, six round trips to Redis). The transaction
     that takes a fan-out's ``items_left`` to 0 then runs its fan-in
-    (:meth:`~hub.db.runstate.transitions.Transitions.fan_in`), still under the run's lock: so the batch
-    is not one statement in every case, and runs in the general pipeline, in a
-    transaction, not in autocommit. One by one, an item took four statements.
+    (:meth:`~hub.db.runstate.transitions.Transitions.fan_in`), still under the run's
+    lock: so the batch is not one statement in every case, and runs in the general
+    pipeline, in a transaction, not in autocommit. One by one, an item took four statements.
     """
 
     single_statement = False
@@ -424,7 +425,7 @@ class ItemCompletion(Completion):
                     "p_step": [step for _run, step in takes],
                     "p_take": list(takes.values()),
                     "owner": transitions.owner,
-                    "expires": now + int(transitions.lease_s * 1_000_000),
+                    "expires": lease_expiry(now, transitions.lease_s),
                 },
             ).all()
         finally:

@@ -8,7 +8,8 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, select
 
 from hub.db.models import steps
-from hub.db.runstate.transitions import RunInfo, load_outputs
+from hub.db.runstate.rows import load_outputs
+from hub.db.runstate.types import RunInfo
 from hub.expressions import ExpressionError
 from hub.flows import Flow
 

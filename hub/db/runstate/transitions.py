@@ -1,359 +1,53 @@
-"""The state transitions of runs and steps, each one database transaction.
+"""The state transitions of runs and steps that need the flow graph, each one database
+transaction.
 
-Every function here is a synchronous function of a SQLAlchemy ``Connection`` that the engine
-runs through :meth:`hub.db.database.Database.write`, so each transition is all-or-nothing:
-a step is marked done *and* its ready successors are inserted in the same transaction, and
-the UPDATE that completes a step checks the attempt, the lease owner and ``running``, so a
-worker that lost its lease cannot complete a step someone else has taken over.
+Every method of :class:`Transitions` is a synchronous function of a SQLAlchemy
+``Connection`` that the engine runs through :meth:`hub.db.database.Database.write`, so each
+transition is all-or-nothing: a step is marked done *and* its ready successors are inserted
+in the same transaction, and the UPDATE that completes a step checks the attempt, the lease
+owner and ``running``, so a worker that lost its lease cannot complete a step someone else
+has taken over.
 
-The functions return :class:`Outcome` objects: the jobs to submit once the transaction has
-committed (never before: a job must never reach a queue before its row exists) and the runs
-that reached a final status.
+The methods return :class:`~hub.db.runstate.types.Outcome` objects: the jobs to submit once
+the transaction has committed (never before: a job must never reach a queue before its row
+exists) and the runs that reached a final status. Their statements are in
+:mod:`hub.db.runstate.statements`, the row-level pieces in :mod:`hub.db.runstate.rows`.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import functools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, and_, func, select, update
 
-from hub.db.models import ACTIVE_STATUSES, now_us, runs, status_is, steps
-from hub.engine.executors.base import StepJob
+from hub.db.models import lease_expired, lease_expiry, now_us, runs, status_is, steps
+from hub.db.runstate.rows import (
+    claimed_row,
+    finish_update,
+    finished_run,
+    insert_steps,
+    lock_run,
+    run_info,
+    step_row,
+)
+from hub.db.runstate.statements import (
+    ANY_ACTIVE,
+    CANCEL_ACTIVE,
+    FINAL_RUN,
+    FINISH_RUN,
+    INSERT_STEPS,
+    ITEM_DONE,
+    NEEDS_STATUS,
+    NEXT_PENDING,
+    PULL_PENDING,
+    PULL_QUEUED,
+    QUEUE_PENDING,
+    SATISFIED,
+    WAKE_PARENT,
+)
+from hub.db.runstate.types import Outcome, RunInfo, StepJob
 from hub.flows import Flow
-
-ACTIVE = ACTIVE_STATUSES
-SATISFIED = ("done", "skipped")
-FINAL_RUN = ("succeeded", "failed", "cancelled")
-
-
-@dataclasses.dataclass
-class Outcome:
-    """What a transition produced: jobs to submit after commit, and finished runs."""
-
-    jobs: list[StepJob] = dataclasses.field(default_factory=list)
-    finished: list[dict[str, Any]] = dataclasses.field(default_factory=list)
-    lost: bool = False
-    # Successors inserted already claimed by this process: (job, claimed row) to run here.
-    eager: list[tuple[StepJob, dict[str, Any]]] = dataclasses.field(default_factory=list)
-    # Jobs of steps this process claimed without them: to take back out of the queue.
-    withdraw: list[StepJob] = dataclasses.field(default_factory=list)
-    # Slots of Transitions.promised held for this outcome's eager steps until they start.
-    promised: int = 0
-
-    def merge(self, other: Outcome) -> None:
-        """Add another outcome's jobs, eager steps and finished runs to this one."""
-        self.jobs.extend(other.jobs)
-        self.finished.extend(other.finished)
-        self.eager.extend(other.eager)
-        self.withdraw.extend(other.withdraw)
-        self.promised += other.promised
-
-
-@dataclasses.dataclass
-class RunInfo:
-    """The immutable facts of a run that the engine needs on every step."""
-
-    id: str
-    workspace_id: str
-    flow_id: str
-    flow_version: int
-    trigger: Any
-    depth: int
-    parent_run_id: str | None
-    parent_step_key: str | None
-    created_at: int
-
-
-# The hot statements are built once, with bind parameters: building a SQLAlchemy statement
-# costs more than executing a cached one, and a step runs several of them.
-_INSERT_STEPS = {
-    "postgresql": postgresql.insert(steps).on_conflict_do_nothing(),
-    "sqlite": sqlite.insert(steps).on_conflict_do_nothing(),
-}
-_LOCK_RUN = select(runs.c.status).where(runs.c.id == bindparam("b_run")).with_for_update()
-_CLAIM = (
-    update(steps)
-    .where(
-        steps.c.run_id == bindparam("b_run"),
-        steps.c.key == bindparam("b_key"),
-        steps.c.attempt == bindparam("b_attempt"),
-        status_is("queued", "waiting"),
-        (steps.c.due_at.is_(None) & status_is("queued")) | (steps.c.due_at <= bindparam("b_now")),
-    )
-    .values(
-        status="running",
-        lease_owner=bindparam("b_owner"),
-        lease_expires_at=bindparam("b_expires"),
-        started_at=func.coalesce(steps.c.started_at, bindparam("b_now")),
-    )
-    .returning(steps.c.id, steps.c.step_id, steps.c.item_index, steps.c.state)
-)
-_NEXT_PENDING = (
-    select(steps.c.id, steps.c.key, steps.c.attempt)
-    .where(
-        steps.c.run_id == bindparam("b_run"),
-        steps.c.step_id == bindparam("b_step"),
-        status_is("pending"),
-        steps.c.item_index.is_not(None),  # pending steps are items: their index applies
-    )
-    .order_by(steps.c.item_index)
-    .limit(1)
-)
-_QUEUE_PENDING = (
-    update(steps)
-    .where(steps.c.id == bindparam("b_id"))
-    .values(status="queued", submitted_at=bindparam("b_now"))
-)
-
-
-def _pull_statement(status: str, newest_first: bool) -> Any:
-    """Claim one item of a fan-out in ``status`` (its newest or oldest) for this process.
-
-    ``SKIP LOCKED`` passes over an item another worker is claiming right now; if one claims
-    the picked item first, the ``status`` condition, checked again on the row, takes none.
-    """
-    order = steps.c.item_index.desc() if newest_first else steps.c.item_index
-    pick = (
-        select(steps.c.id)
-        .where(
-            steps.c.run_id == bindparam("b_run"),
-            steps.c.step_id == bindparam("b_step"),
-            status_is(status),
-            steps.c.item_index.is_not(None),
-            steps.c.due_at.is_(None),
-        )
-        .order_by(order)
-        .limit(1)
-        .with_for_update(skip_locked=True)
-        .scalar_subquery()
-    )
-    return (
-        update(steps)
-        .where(steps.c.id == pick, status_is(status))
-        .values(
-            status="running",
-            lease_owner=bindparam("b_owner"),
-            lease_expires_at=bindparam("b_expires"),
-            submitted_at=func.coalesce(steps.c.submitted_at, bindparam("b_now")),
-            started_at=bindparam("b_now"),
-        )
-        .returning(
-            steps.c.id,
-            steps.c.key,
-            steps.c.attempt,
-            steps.c.resubmissions,
-            steps.c.step_id,
-            steps.c.item_index,
-            steps.c.state,
-        )
-    )
-
-
-# A queued item has a job: pulled from the end, away from where the queue's workers start.
-_PULL_QUEUED = _pull_statement("queued", newest_first=True)
-# A pending item (beyond a capped fan-out's limit) has none: pulled in order.
-_PULL_PENDING = _pull_statement("pending", newest_first=False)
-_ITEM_DONE = (
-    update(steps)
-    .where(
-        steps.c.run_id == bindparam("b_run"),
-        steps.c.key == bindparam("b_step"),
-        status_is("waiting"),
-    )
-    .values(items_left=steps.c.items_left - 1)
-    .returning(steps.c.items_left, steps.c.id)
-)
-_ANY_ACTIVE = (
-    select(steps.c.id)
-    .where(steps.c.run_id == bindparam("b_run"), steps.c.status.in_(ACTIVE))
-    .limit(1)
-)
-_NEEDS_STATUS = select(steps.c.key, steps.c.status, steps.c.attempt).where(
-    steps.c.run_id == bindparam("b_run"), steps.c.key.in_(bindparam("b_keys", expanding=True))
-)
-
-
-_FINISH_RUN = (
-    update(runs)
-    .where(runs.c.id == bindparam("b_run"), runs.c.status.not_in(FINAL_RUN))
-    .values(
-        status=bindparam("v_status"),
-        output=bindparam("v_output", type_=runs.c.output.type),
-        error=bindparam("v_error", type_=runs.c.error.type),
-        finished_at=bindparam("b_now"),
-    )
-)
-_CANCEL_ACTIVE = (
-    update(steps)
-    .where(steps.c.run_id == bindparam("b_run"), steps.c.status.in_(ACTIVE))
-    .values(status="cancelled", lease_owner=None, finished_at=bindparam("b_now"))
-)
-_WAKE_PARENT = (
-    update(steps)
-    .where(
-        steps.c.run_id == bindparam("b_run"),
-        steps.c.key == bindparam("b_key"),
-        status_is("waiting"),
-        steps.c.due_at.is_(None),
-    )
-    .values(due_at=bindparam("b_now"))
-    .returning(steps.c.attempt)
-)
-_LOAD_OUTPUTS = select(steps.c.key, steps.c.output).where(
-    steps.c.run_id == bindparam("b_run"),
-    steps.c.key.in_(bindparam("b_keys", expanding=True)),
-    steps.c.status.in_(SATISFIED),
-)
-_INSERT_RUN = runs.insert()
-
-
-@functools.cache
-def _finish_statement(columns: tuple[str, ...]) -> Any:
-    """UPDATE of a claimed step that checks id, attempt, lease owner and ``running``."""
-    return (
-        update(steps)
-        .where(
-            steps.c.id == bindparam("b_id"),
-            steps.c.attempt == bindparam("b_attempt"),
-            steps.c.lease_owner == bindparam("b_owner"),
-            status_is("running"),
-        )
-        .values(
-            lease_owner=None,
-            lease_expires_at=None,
-            **{name: bindparam(f"v_{name}") for name in columns},
-        )
-    )
-
-
-def lock_run(conn: Connection, run_id: str) -> None:
-    """Lock the run row so that concurrent completions of one run serialise.
-
-    PostgreSQL takes a row lock; SQLite needs nothing: it has one writer, and every write
-    transaction starts with ``BEGIN IMMEDIATE``.
-    """
-    if conn.dialect.name == "postgresql":
-        conn.execute(_LOCK_RUN, {"b_run": run_id})
-
-
-def step_row(run_id: str, key: str, step_id: str, now: int, **values: Any) -> dict[str, Any]:
-    """The column values of a new step row (queued and submitted now unless overridden)."""
-    row: dict[str, Any] = {
-        "run_id": run_id,
-        "key": key,
-        "step_id": step_id,
-        "item_index": None,
-        "attempt": 1,
-        "status": "queued",
-        "due_at": None,
-        "submitted_at": now,
-        "resubmissions": 0,
-        "state": None,
-        "items_left": None,
-        "created_at": now,
-    }
-    row.update(values)
-    return row
-
-
-def insert_steps(conn: Connection, rows: list[dict[str, Any]]) -> list[StepJob]:
-    """Insert step rows (ignoring ones that exist) and return jobs for the submittable ones."""
-    if not rows:
-        return []
-    conn.execute(_INSERT_STEPS[conn.dialect.name], rows)
-    return [
-        StepJob(r["run_id"], r["key"], r["attempt"], 0, _to_seconds(r["due_at"]))
-        for r in rows
-        if r["status"] in ("queued", "waiting")
-        and not (r["status"] == "waiting" and r["due_at"] is None)
-    ]
-
-
-def _to_seconds(us: int | None) -> float | None:
-    return None if us is None else us / 1_000_000
-
-
-def create_runs(conn: Connection, new_runs: list[dict[str, Any]], flow: Flow) -> Outcome:
-    """Insert run rows and the rows of their root steps: two statements for any number of
-    runs (a burst of webhooks or a poll's events start together), in the caller's
-    transaction."""
-    if not new_runs:
-        return Outcome()
-    conn.execute(_INSERT_RUN, new_runs)
-    rows = [
-        step_row(run["id"], root, root, run["created_at"])
-        for run in new_runs
-        for root in flow.roots
-    ]
-    return Outcome(jobs=insert_steps(conn, rows))
-
-
-def claim(
-    conn: Connection, run_id: str, key: str, attempt: int, owner: str, lease_s: float
-) -> dict[str, Any] | None:
-    """Claim a step: ``queued``/due ``waiting`` -> ``running`` with our lease, or None."""
-    now = now_us()
-    params = {
-        "b_run": run_id,
-        "b_key": key,
-        "b_attempt": attempt,
-        "b_now": now,
-        "b_owner": owner,
-        "b_expires": now + int(lease_s * 1_000_000),
-    }
-    row = conn.execute(_CLAIM, params).first()
-    return None if row is None else claimed_row(row)
-
-
-def claimed_row(row: Any) -> dict[str, Any]:
-    """What the engine runs of a step row this process has just claimed."""
-    return {"id": row.id, "step_id": row.step_id, "item_index": row.item_index, "state": row.state}
-
-
-_RUN_INFOS = select(
-    runs.c.id,
-    runs.c.workspace_id,
-    runs.c.flow_id,
-    runs.c.flow_version,
-    runs.c.trigger,
-    runs.c.depth,
-    runs.c.parent_run_id,
-    runs.c.parent_step_key,
-    runs.c.created_at,
-).where(runs.c.id.in_(bindparam("b_ids", expanding=True)))
-
-
-def run_infos(conn: Connection, run_ids: Iterable[str]) -> dict[str, RunInfo]:
-    """The immutable facts of these runs (those that exist), by id: one query."""
-    rows = conn.execute(_RUN_INFOS, {"b_ids": list(run_ids)})
-    return {row.id: RunInfo(**row._mapping) for row in rows}
-
-
-def run_info(conn: Connection, run_id: str) -> RunInfo | None:
-    """The immutable facts of a run."""
-    return run_infos(conn, [run_id]).get(run_id)
-
-
-def load_outputs(conn: Connection, run_id: str, keys: Iterable[str]) -> dict[str, Any]:
-    """The outputs of the given step keys that are done or skipped (latest attempt)."""
-    key_list = list(keys)
-    if not key_list:
-        return {}
-    rows = conn.execute(_LOAD_OUTPUTS, {"b_run": run_id, "b_keys": key_list})
-    return {r.key: r.output for r in rows}
-
-
-def _finish_update(
-    conn: Connection, row_id: int, attempt: int, owner: str, values: dict[str, Any]
-) -> bool:
-    stmt = _finish_statement(tuple(values))
-    params = {"b_id": row_id, "b_attempt": attempt, "b_owner": owner}
-    params.update({f"v_{name}": value for name, value in values.items()})
-    return conn.execute(stmt, params).rowcount == 1
 
 
 class Transitions:
@@ -400,7 +94,7 @@ class Transitions:
         lock_run(conn, run.id)
         now = now_us()
         values = {"status": status, "input": input, "output": output, "finished_at": now}
-        if not _finish_update(conn, row_id, attempt, self.owner, values):
+        if not finish_update(conn, row_id, attempt, self.owner, values):
             return Outcome(lost=True)
         return self._after_satisfied(conn, flow, run, key, now, render_output)
 
@@ -426,7 +120,7 @@ class Transitions:
             if status in FINAL_RUN:
                 until_us = now_us()
         values = {"status": "waiting", "due_at": until_us, "state": state, "input": input}
-        if not _finish_update(conn, row_id, attempt, self.owner, values):
+        if not finish_update(conn, row_id, attempt, self.owner, values):
             return Outcome(lost=True)
         if until_us is None:
             return Outcome()
@@ -462,7 +156,7 @@ class Transitions:
         now = now_us()
         values = {"status": "failed", "error": error, "input": input, "finished_at": now}
         if owner_check:
-            if not _finish_update(conn, row_id, attempt, self.owner, values):
+            if not finish_update(conn, row_id, attempt, self.owner, values):
                 return Outcome(lost=True)
         else:  # the sweeper: only a step whose lease has expired
             changed = conn.execute(
@@ -470,7 +164,7 @@ class Transitions:
                 .where(
                     steps.c.id == row_id,
                     status_is("running"),
-                    steps.c.lease_expires_at < now,
+                    lease_expired(now),
                 )
                 .values(lease_owner=None, lease_expires_at=None, **values)
             ).rowcount
@@ -563,11 +257,11 @@ class Transitions:
                 if not capped:
                     outcome.withdraw.append(pulled[0])
         elif capped:
-            nxt = conn.execute(_NEXT_PENDING, ids).first()
+            nxt = conn.execute(NEXT_PENDING, ids).first()
             if nxt is not None:
-                conn.execute(_QUEUE_PENDING, {"b_id": nxt.id, "b_now": now})
+                conn.execute(QUEUE_PENDING, {"b_id": nxt.id, "b_now": now})
                 outcome.jobs.append(StepJob(run.id, nxt.key, nxt.attempt, 0, None))
-        left = conn.execute(_ITEM_DONE, ids).first()
+        left = conn.execute(ITEM_DONE, ids).first()
         if left is None or left.items_left > 0:
             return outcome
         outcome.merge(self.fan_in(conn, flow, run, step_id, left.id, now, render_output))
@@ -611,7 +305,7 @@ class Transitions:
         for succ in flow.successors.get(step_id, ()):
             needs = flow.steps[succ].needs
             if len(needs) > 1:
-                found = conn.execute(_NEEDS_STATUS, {"b_run": run.id, "b_keys": list(needs)}).all()
+                found = conn.execute(NEEDS_STATUS, {"b_run": run.id, "b_keys": list(needs)}).all()
                 current: dict[str, tuple[int, str]] = {}
                 for r in found:
                     if r.key not in current or r.attempt > current[r.key][0]:
@@ -640,12 +334,12 @@ class Transitions:
         order, from those still pending (which have no job).
         """
         row = conn.execute(
-            _PULL_PENDING if capped else _PULL_QUEUED,
+            PULL_PENDING if capped else PULL_QUEUED,
             {
                 "b_run": run_id,
                 "b_step": step_id,
                 "b_owner": self.owner,
-                "b_expires": now + int(self.lease_s * 1_000_000),
+                "b_expires": lease_expiry(now, self.lease_s),
                 "b_now": now,
             },
         ).first()
@@ -666,7 +360,7 @@ class Transitions:
         row inserted (one that exists already is someone else's)."""
         if not rows:  # an empty parameter list would insert one row of defaults
             return []
-        expires = now + int(self.lease_s * 1_000_000)
+        expires = lease_expiry(now, self.lease_s)
         claimed = [
             {
                 **row,
@@ -677,7 +371,7 @@ class Transitions:
             }
             for row in rows
         ]
-        stmt = _INSERT_STEPS[conn.dialect.name].returning(steps.c.id, steps.c.key)
+        stmt = INSERT_STEPS[conn.dialect.name].returning(steps.c.id, steps.c.key)
         ids = {r.key: r.id for r in conn.execute(stmt, claimed)}
         return [
             (
@@ -696,7 +390,7 @@ class Transitions:
     def _maybe_finish(
         self, conn: Connection, run: RunInfo, now: int, render_output: Any
     ) -> Outcome:
-        active = conn.execute(_ANY_ACTIVE, {"b_run": run.id}).first()
+        active = conn.execute(ANY_ACTIVE, {"b_run": run.id}).first()
         if active is not None:
             return Outcome()
         status, output, error = render_output(conn)
@@ -718,7 +412,7 @@ class Transitions:
         lock_run(conn, run.id)
         now = now_us()
         values = {"status": "waiting", "due_at": None, "items_left": len(items)}
-        if not _finish_update(conn, row_id, attempt, self.owner, values):
+        if not finish_update(conn, row_id, attempt, self.owner, values):
             return Outcome(lost=True)
         cap = concurrency or len(items)
         rows = [
@@ -751,7 +445,7 @@ class Transitions:
     ) -> Outcome:
         """Give a run its final status; cancel what is left; wake a waiting parent step."""
         changed = conn.execute(
-            _FINISH_RUN,
+            FINISH_RUN,
             {
                 "b_run": run.id,
                 "v_status": status,
@@ -763,11 +457,11 @@ class Transitions:
         if not changed:
             return Outcome()
         if status != "succeeded":  # a succeeded run has nothing left to cancel
-            conn.execute(_CANCEL_ACTIVE, {"b_run": run.id, "b_now": now})
+            conn.execute(CANCEL_ACTIVE, {"b_run": run.id, "b_now": now})
         outcome = Outcome(finished=[finished_run(run, status, output, error)])
         if run.parent_run_id and run.parent_step_key:
             woke = conn.execute(
-                _WAKE_PARENT,
+                WAKE_PARENT,
                 {"b_run": run.parent_run_id, "b_key": run.parent_step_key, "b_now": now},
             ).first()
             if woke is not None:
@@ -796,19 +490,6 @@ class Transitions:
             pending.extend(children)
         outcome.jobs.clear()  # a cancelled child must not wake its cancelled parent
         return outcome
-
-
-def finished_run(run: RunInfo, status: str, output: Any, error: Any = None) -> dict[str, Any]:
-    """What :attr:`Outcome.finished` says of a run that a transition finished."""
-    return {
-        "id": run.id,
-        "flow_id": run.flow_id,
-        "workspace_id": run.workspace_id,
-        "status": status,
-        "output": output,
-        "error": error,
-        "parent_run_id": run.parent_run_id,
-    }
 
 
 def _carry_state(state: Any) -> Any:

@@ -8,31 +8,10 @@ from __future__ import annotations
 
 import abc
 import asyncio
-import dataclasses
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class StepJob:
-    """Run step ``key`` (attempt ``attempt``) of run ``run_id``, not before ``due_at``.
-
-    ``resubmission`` counts how often the sweeper re-submitted it: together they make the
-    deterministic job id (queues drop an id they still hold).
-    """
-
-    run_id: str
-    key: str
-    attempt: int
-    resubmission: int = 0
-    due_at: float | None = None
-    priority: str = "default"
-
-    @property
-    def job_id(self) -> str:
-        """The deterministic id of this submission."""
-        return f"{self.run_id}:{self.key}:{self.attempt}:{self.resubmission}"
-
+from hub.db.runstate.types import StepJob
 
 StepRunner = Callable[[StepJob], Coroutine[Any, Any, None]]
 

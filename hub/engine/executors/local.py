@@ -14,7 +14,8 @@ import logging
 import time
 from collections.abc import Sequence
 
-from hub.engine.executors.base import Executor, StepJob, StepRunner
+from hub.db.runstate.types import StepJob
+from hub.engine.executors.base import Executor, StepRunner
 
 log = logging.getLogger("hub.executor")
 

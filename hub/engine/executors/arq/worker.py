@@ -1,86 +1,31 @@
-"""Queue mode: step jobs travel through Redis with arq; any ``hub worker`` runs them.
+"""The worker: arq's ``Worker``, reworked to take jobs a chunk at a time, run them itself,
+finish them together, and poll only while it finds work (idle, it waits to be woken).
 
-The only module that imports arq. Around arq's known gaps:
-
-- arq silently drops a job whose id it still holds: ids are deterministic and unique per
-  submission (run, step key, attempt, resubmission counter) and results are not kept.
-- Jobs are serialised with msgpack, not pickle.
-- The database decides what runs: a job is a hint, the claim in SQL makes it happen once,
-  and a job lost with Redis is found again by the sweeper (the step is still ``queued``).
-- arq keeps a killed worker's job locked for its timeout: the hub's own leases and sweeper
-  decide when a step runs again, not arq's retries (``max_tries=1``, ``retry_jobs=False``).
-- SIGTERM: stop taking jobs, let running steps finish within the grace period, then hand
-  the rest back to ``queued`` with their attempt unchanged and submit them again.
-- Priority: one queue per priority (``hub``, ``hub:high``, ``hub:low``); a worker process
-  runs one arq worker per queue it serves, each with its own capacity.
-- Waking instead of polling: arq polls its queue every ``poll_delay``; a worker process
-  serving three queues at 5 ms made 600 Redis round trips a second while idle. Here every
-  submission also publishes on the queue's wake channel (``<queue>:wake``); an idle worker
-  waits for that message, for its queue's next deferred job to come due, or at most
-  ``HUB_QUEUE_IDLE_POLL`` seconds (the safety net for a message lost with Redis), and polls
-  every ``poll_delay`` only while it is finding work or is full.
-- Round trips: arq takes a job in four sequential round trips and runs it in two more,
-  each on a pooled connection of its own; here a poll takes its jobs, with their data, in
-  one script call, and the jobs that end in one turn of the loop are finished together.
-- A run's next step runs where its step ran (without a job): an idle worker asks the
-  queue's other workers for work (``<queue>:hungry``), and each sheds a share of its runs'
-  next steps through the queue for a moment.
+It overrides and calls private methods and attributes of arq's ``Worker`` (see
+``tests/test_arq_contract.py``, which fails when arq changes them; arq is pinned to the
+minor version they were written against).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
-import signal
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
-import msgspec
 from arq import create_pool
-from arq.connections import ArqRedis, RedisSettings
-from arq.constants import in_progress_key_prefix, job_key_prefix, result_key_prefix
-from arq.jobs import deserialize_job_raw, serialize_job
+from arq.constants import in_progress_key_prefix, job_key_prefix
+from arq.jobs import deserialize_job_raw
 from arq.worker import Worker
 
-from hub.engine.executors.base import Executor, StepJob, StepRunner, cancel_requested
-from hub.settings import Settings
+from hub.db.runstate.types import StepJob
+from hub.engine.executors.arq.wake import HUNGRY_EVERY, hungry_channel
+from hub.engine.executors.base import cancel_requested
 
 log = logging.getLogger("hub.executor.arq")
-PRIORITIES = ("high", "default", "low")
-
-
-def queue_for(settings: Settings, priority: str = "default") -> str:
-    """The Redis queue name of a priority."""
-    return settings.queue_name if priority == "default" else f"{settings.queue_name}:{priority}"
-
-
-EXPIRES_EXTRA_MS = 86_400_000  # arq's: a job's key outlives its due time by a day
-WITHDRAWN_KEEP_MS = 60_000  # a withdrawn job's key, for a worker that read its id already
-
-# arq's enqueue_job for many jobs at once, then the wake-ups: per job, unless its id is
-# held (arq drops an id whose job or result key exists), the job's key and its entry in
-# the queue's sorted set (score: when it is due, in ms). KEYS: job key, result key, queue
-# per job; ARGV: the count, then data, expiry (ms), score, id per job, then the channels.
-_ENQUEUE = """
-local n = tonumber(ARGV[1])
-for i = 0, n - 1 do
-    local job_key, result_key, queue = KEYS[i * 3 + 1], KEYS[i * 3 + 2], KEYS[i * 3 + 3]
-    local data, px, score, id = ARGV[i * 4 + 2], ARGV[i * 4 + 3], ARGV[i * 4 + 4], ARGV[i * 4 + 5]
-    if redis.call('EXISTS', job_key, result_key) == 0 then
-        redis.call('PSETEX', job_key, px, data)
-        redis.call('ZADD', queue, score, id)
-    end
-end
-for i = n * 4 + 2, #ARGV do
-    redis.call('PUBLISH', ARGV[i], '')
-end
-return n
-"""
-
 
 # A worker's poll takes a chunk of jobs in one call. KEYS: the queue, then per job its
 # in-progress key and its key; ARGV: now (ms), the in-progress timeout (ms), the length of
@@ -88,7 +33,7 @@ return n
 # replies: 0 and "" when another worker holds it; -1 and "" when it has left the queue or
 # is not due (its in-progress key, just set, deleted again); else its score and its data
 # ("" when its key has expired).
-_TAKE = """
+TAKE = """
 local queue, now, px, prefix = KEYS[1], tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
 local out = {}
 for i = 2, #KEYS, 2 do
@@ -112,145 +57,6 @@ return out
 """
 
 
-def wake_channel(queue: str) -> str:
-    """The pub/sub channel that wakes the idle workers of a queue."""
-    return f"{queue}:wake"
-
-
-def hungry_channel(queue: str) -> str:
-    """The pub/sub channel where an idle worker of a queue asks the others for work."""
-    return f"{queue}:hungry"
-
-
-HUNGRY_EVERY = 0.05  # an idle worker asks for work at most this often
-SHED_WINDOW = 0.05  # seconds a busy worker sends successors through the queue when asked
-
-
-def _serialize(value: Any) -> bytes:
-    return msgspec.msgpack.encode(value)
-
-
-def _deserialize(data: bytes) -> Any:
-    return msgspec.msgpack.decode(data)
-
-
-def redis_settings(url: str) -> RedisSettings:
-    """arq's connection settings from a Redis URL, with short retry for a restarting Redis."""
-    settings = RedisSettings.from_dsn(url)
-    settings.conn_retries = 60
-    settings.conn_retry_delay = 1
-    return settings
-
-
-class ArqExecutor(Executor):
-    """Submits step jobs to Redis; ``hub worker`` processes run them."""
-
-    in_process = False
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.pool: ArqRedis | None = None
-        self._enqueue: Any = None
-        # The arq workers of this process (``hub worker``), by priority: their jobs count in
-        # the process's load.
-        self.workers: dict[str, Worker] = {}
-        # Withdrawals asked for in one turn of the event loop go in one pipeline.
-        self._withdrawals: list[StepJob] = []
-        self._withdrawn: asyncio.Future[None] | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    def load(self) -> int:
-        """The jobs this process's arq workers have started whose step has not ended."""
-        return sum(
-            worker.load() if isinstance(worker, _WakingWorker) else worker.job_counter
-            for worker in self.workers.values()
-        )
-
-    async def start(self, runner: StepRunner) -> None:
-        """Connect to Redis."""
-        self.pool = await create_pool(
-            redis_settings(self.settings.redis_url),
-            job_serializer=_serialize,
-            job_deserializer=_deserialize,
-            default_queue_name=self.settings.queue_name,
-        )
-        self._enqueue = self.pool.register_script(_ENQUEUE)
-
-    async def submit(self, jobs: Sequence[StepJob]) -> None:
-        """Enqueue jobs and wake the workers of their queues, in one round trip to Redis.
-
-        A Redis failure is logged: the database still holds the steps, and the sweeper
-        submits them again.
-        """
-        if self.pool is None or not jobs:
-            return
-        now_ms = int(time.time() * 1000)
-        keys: list[str] = []
-        args: list[Any] = [len(jobs)]
-        channels: list[str] = []
-        for job in jobs:
-            score = now_ms if job.due_at is None else int(job.due_at * 1000)
-            queue = queue_for(self.settings, job.priority)
-            keys += [job_key_prefix + job.job_id, result_key_prefix + job.job_id, queue]
-            data = serialize_job(
-                "run_step",
-                (job.run_id, job.key, job.attempt, job.resubmission),
-                {},
-                None,
-                now_ms,
-                serializer=_serialize,
-            )
-            args += [data, max(score - now_ms, 0) + EXPIRES_EXTRA_MS, score, job.job_id]
-            if wake_channel(queue) not in channels:
-                channels.append(wake_channel(queue))
-        try:
-            await self._enqueue(keys=keys, args=args + channels)
-        except Exception as exc:  # Redis down: the database still holds the steps
-            log.warning(
-                "could not enqueue %d jobs (%s); the sweeper will resubmit them", len(jobs), exc
-            )
-
-    async def withdraw(self, jobs: Sequence[StepJob]) -> None:
-        """Take jobs out of their queues; return when they are out.
-
-        The withdrawals of one turn of the event loop (the items of one batch of
-        completions each withdraw the job of the sibling they took) go in one pipeline,
-        one round trip. Their keys are left to expire within a minute rather than deleted:
-        a worker that read a job's id just before would otherwise log it as expired;
-        finding it out of the queue, arq passes it over as finished.
-        """
-        if self.pool is None or not jobs:
-            return
-        self._withdrawals.extend(jobs)
-        if self._withdrawn is None:
-            self._withdrawn = asyncio.get_running_loop().create_future()
-            task = asyncio.get_running_loop().create_task(self._withdraw_together(self._withdrawn))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        await asyncio.shield(self._withdrawn)  # a cancelled caller leaves the rest be
-
-    async def _withdraw_together(self, done: asyncio.Future[None]) -> None:
-        await asyncio.sleep(0)  # the withdrawals asked for in this turn join
-        jobs, self._withdrawals, self._withdrawn = self._withdrawals, [], None
-        try:
-            if self.pool is not None:
-                async with self.pool.pipeline(transaction=False) as pipe:
-                    for job in jobs:
-                        pipe.zrem(queue_for(self.settings, job.priority), job.job_id)
-                        pipe.pexpire(job_key_prefix + job.job_id, WITHDRAWN_KEEP_MS)
-                    await pipe.execute()
-        except Exception as exc:  # Redis down: a job left in the queue is harmless
-            log.debug("could not withdraw %d jobs (%s)", len(jobs), exc)
-        finally:
-            done.set_result(None)
-
-    async def stop(self, grace: float = 10.0) -> None:
-        """Disconnect."""
-        if self.pool is not None:
-            await self.pool.aclose()
-            self.pool = None
-
-
 async def run_step(
     ctx: dict[str, Any], run_id: str, key: str, attempt: int, resubmission: int
 ) -> None:
@@ -264,7 +70,7 @@ async def run_step(
         log.exception("step %s of run %s failed inside the engine", key, run_id)
     finally:
         worker = ctx.get("worker")
-        if isinstance(worker, _WakingWorker):
+        if isinstance(worker, WakingWorker):
             worker.stepped.add(ctx["job_id"])  # its slot is free while the job is finished
         hub.engine.step_ended()
 
@@ -294,7 +100,7 @@ def share(room: int, waiting: int, workers: int, idle: bool) -> int:
     return fair if idle else min(fair, max(10, room // 8))
 
 
-class _WakingWorker(Worker):
+class WakingWorker(Worker):
     """arq's worker, polling only while it finds work; idle, it waits to be woken.
 
     arq's own ``_poll_iteration`` reads the queue; ``start_jobs`` takes jobs a chunk at a
@@ -332,7 +138,7 @@ class _WakingWorker(Worker):
         self._finishing: list[str] = []
         self._finished_all: asyncio.Future[None] | None = None
         self._finishers: set[asyncio.Task[None]] = set()
-        self._take: Any = None  # the _TAKE script, registered with the worker's pool
+        self._take: Any = None  # the TAKE script, registered with the worker's pool
 
     def load(self) -> int:
         """The jobs of this worker whose step has started (or is about to) and not ended."""
@@ -351,7 +157,7 @@ class _WakingWorker(Worker):
         other, and its ``run_job`` then reads the job in a fifth: in a worker whose event
         loop is busy running steps, each round trip waits for the loop to come round, and
         a burst of new runs took most of a second to start. Here a chunk of jobs is taken
-        in ONE round trip (the :data:`_TAKE` script), with the same effect: for each job,
+        in ONE round trip (the :data:`TAKE` script), with the same effect: for each job,
         its in-progress key set ``NX`` (at most one worker gets it, as arq's ``WATCH``
         ensures), then its data; a job whose key this worker got but that has left the
         queue, or was put back with a delay, is let go (its key deleted), as arq leaves
@@ -377,7 +183,7 @@ class _WakingWorker(Worker):
             for job_id in chunk:
                 keys += [in_progress_key_prefix + job_id, job_key_prefix + job_id]
             if self._take is None:
-                self._take = self.pool.register_script(_TAKE)
+                self._take = self.pool.register_script(TAKE)
             now_ms = int(time.time() * 1000)
             replies = await self._take(keys=keys, args=[now_ms, timeout_ms, len(job_key_prefix)])
             for index, job_id in enumerate(chunk):
@@ -562,164 +368,3 @@ class _WakingWorker(Worker):
         await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         for waiter in waiters:
             waiter.cancel()
-
-
-async def _listen_for_wakes(
-    hub: Any, wakes: dict[str, asyncio.Event], workers: Callable[[], int]
-) -> None:
-    """Set a queue's event whenever its wake channel carries a message, and shed work when
-    an idle worker of the queue asks for it (its share among the queue's ``workers``), for
-    the worker's life; after a lost connection, subscribe again (meanwhile the idle poll
-    covers)."""
-    channels = {wake_channel(queue).encode(): event for queue, event in wakes.items()}
-    hungry = {hungry_channel(queue).encode() for queue in wakes}
-    while True:
-        pubsub = hub.redis.pubsub()
-        try:
-            await pubsub.subscribe(*channels, *hungry)
-            async for message in pubsub.listen():
-                if message.get("type") != "message":
-                    continue
-                event = channels.get(message["channel"])
-                if event is not None:
-                    event.set()
-                elif message["channel"] in hungry:  # (this process's own: it runs nothing)
-                    hub.engine.shed(1 / max(2, workers()), SHED_WINDOW)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.debug("wake channel lost (%s); subscribing again", exc)
-            for event in channels.values():
-                event.set()  # poll once now: a wake-up may have been missed
-            await asyncio.sleep(1.0)
-        finally:
-            with contextlib.suppress(Exception):
-                await pubsub.aclose()
-
-
-def _make_worker(
-    hub: Any, priority: str, concurrency: int | None, burst: bool, wake: asyncio.Event
-) -> Worker:
-    settings: Settings = hub.settings
-    return _WakingWorker(
-        wake=wake,
-        want_idle=hub.engine.want_idle,
-        idle_poll=settings.queue_idle_poll,
-        room=hub.engine.room,
-        capacity=lambda: hub.engine.capacity,
-        functions=[run_step],
-        queue_name=queue_for(settings, priority),
-        redis_settings=redis_settings(settings.redis_url),
-        ctx={"hub": hub},
-        burst=burst,
-        handle_signals=False,
-        max_jobs=concurrency or settings.worker_concurrency,
-        job_timeout=86_400,
-        keep_result=0,
-        max_tries=1,
-        retry_jobs=False,
-        poll_delay=settings.queue_poll_delay,
-        job_serializer=_serialize,
-        job_deserializer=_deserialize,
-        log_results=False,
-    )
-
-
-async def _serve_queue(
-    hub: Any,
-    priority: str,
-    concurrency: int | None,
-    burst: bool,
-    stopping: asyncio.Event,
-    current: dict[str, Worker],
-    wake: asyncio.Event,
-) -> None:
-    """Serve one queue; when Redis goes away, start a fresh arq worker once it is back."""
-    delay = 0.5
-    while not stopping.is_set():
-        worker = _make_worker(hub, priority, concurrency, burst, wake)
-        current[priority] = worker
-        try:
-            await worker.async_run()
-            if burst:
-                return
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.warning("queue %s: lost Redis (%s); reconnecting in %.1fs", priority, exc, delay)
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 5.0)
-
-
-async def run_worker(
-    hub: Any,
-    *,
-    queues: Sequence[str] = ("default",),
-    concurrency: int | None = None,
-    burst: bool = False,
-    stop: asyncio.Event | None = None,
-) -> None:
-    """Run arq workers (one per priority queue) for a started hub until SIGTERM/SIGINT
-    (or until ``stop`` is set, when given: then no signal handler is installed).
-
-    On the signal: stop taking jobs, wait up to ``shutdown_grace`` seconds for running steps,
-    hand the rest back (their attempt unchanged) and submit them again.
-    """
-    settings: Settings = hub.settings
-    if concurrency:
-        hub.engine.capacity = concurrency
-    await hub.db.open_pool()
-    loop = asyncio.get_running_loop()
-    signals = stop is None
-    stopping = stop or asyncio.Event()
-    if signals:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stopping.set)
-    current: dict[str, Worker] = {}
-    if isinstance(hub.executor, ArqExecutor):
-        hub.executor.workers = current  # their jobs count in the process's load
-    wakes = {q: asyncio.Event() for q in queues}
-    listener = asyncio.create_task(
-        _listen_for_wakes(
-            hub,
-            {queue_for(settings, q): wakes[q] for q in queues},
-            lambda: max((getattr(w, "workers", 1) for w in current.values()), default=1),
-        )
-    )
-    mains = [
-        asyncio.create_task(_serve_queue(hub, q, concurrency, burst, stopping, current, wakes[q]))
-        for q in queues
-    ]
-    stopper = asyncio.create_task(stopping.wait())
-    waiting: list[asyncio.Future[Any]] = [stopper]
-    if burst:
-        waiting.append(asyncio.ensure_future(asyncio.gather(*mains)))
-    await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-    for worker in current.values():
-        worker.allow_pick_jobs = False
-    if stopping.is_set():
-        log.info("stopping: waiting up to %ss for running steps", settings.shutdown_grace)
-        await hub.engine.drain(settings.shutdown_grace)
-        handed = await hub.engine.hand_back()
-        if handed:
-            log.info("handed %d running steps back to the queue", handed)
-    listener.cancel()
-    for main in mains:
-        main.cancel()
-    for worker in current.values():
-        for task in worker.tasks.values():
-            task.cancel()
-        if worker.main_task is not None:
-            worker.main_task.cancel()
-    await asyncio.gather(listener, *mains, return_exceptions=True)
-    for worker in current.values():
-        if isinstance(worker, _WakingWorker) and worker._pool is not None:
-            with contextlib.suppress(Exception):
-                await worker.leave()
-        # close() gathers the job tasks we just cancelled: their CancelledError is expected.
-        with contextlib.suppress(Exception, asyncio.CancelledError):
-            await worker.close()
-    stopper.cancel()
-    if signals:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)

@@ -1,0 +1,363 @@
+"""Events from outside that start runs: what the webhook route asks of the hub.
+
+The route (:mod:`hub.api.webhooks`) reads the request and writes the answer; this module
+knows the flows: a flow's webhook plan (parsed once per published version), the check of a
+request's signature, the start of its run with its dedup keys (through
+:func:`hub.triggers.events.start_event_runs`, the one way an event starts runs), and the
+pruning of old keys. A request refused here raises :class:`EventRefused`, whose ``code``
+the route maps to an HTTP status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import inspect
+import logging
+import time
+import weakref
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from cachetools import LRUCache
+
+from hub.connectors import WebhookRequest
+from hub.db import flows as flow_store
+from hub.db import runs as run_store
+from hub.db import webhook_keys
+from hub.db.models import now_us
+from hub.engine import RunNotFound
+from hub.flows import Flow, FlowError, parse_duration
+from hub.security.secrets import Redactor, secret_values
+from hub.triggers.events import start_event_runs
+from hub.triggers.runner import emit_event
+from hub.triggers.signatures import SignatureError, SignatureSpec, Verified, secrets_of, verify
+
+if TYPE_CHECKING:
+    from hub.runtime import Hub
+
+log = logging.getLogger("hub.webhooks")
+
+ENABLED_TTL = 2.0
+SECRET_TTL = 2.0  # a changed signing secret takes effect within this many seconds
+DEFAULT_SYNC_TIMEOUT = 10.0
+MAX_SYNC_TIMEOUT = 60.0
+PRUNE_EVERY = 60.0
+MAX_KEY_LENGTH = webhook_keys.MAX_KEY_LENGTH
+
+
+class EventRefused(Exception):
+    """The hub refuses an event: ``code`` says why (``not_found``, ``misconfigured``,
+    ``unavailable``, ``invalid_signature``, ``idempotency_conflict``, ``run_failed``),
+    ``details`` says more (a signature's ``reason``, a run's id)."""
+
+    def __init__(self, code: str, message: str, details: Any = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = details
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """What a webhook flow's version asks of a request, parsed once per version."""
+
+    version: int
+    methods: tuple[str, ...]
+    cap: int
+    signature: SignatureSpec | None
+    verifier: Callable[..., Any] | None
+    handler: Callable[..., Any] | None
+    connection: str | None
+    sync: bool
+    timeout: float
+    tolerance: float
+    config: dict[str, Any]
+
+
+class _State:
+    """Per-hub state: parsed plans, signing secrets, and when keys were last pruned."""
+
+    def __init__(self) -> None:
+        self.plans: LRUCache[tuple[str, str, int], Plan | None] = LRUCache(maxsize=1_000)
+        self.pruned: dict[tuple[str, str], float] = {}
+        # Decrypted connection values for signatures, kept briefly in this process only (never
+        # in the shared cache): reading and decrypting them costs more than the HMAC itself.
+        self.secrets: LRUCache[tuple[str, str], tuple[float, dict[str, Any]]] = LRUCache(256)
+        self.tasks: set[asyncio.Task[Any]] = set()
+
+
+_STATES: weakref.WeakKeyDictionary[Hub, _State] = weakref.WeakKeyDictionary()
+
+
+def _state(hub: Hub) -> _State:
+    found = _STATES.get(hub)
+    if found is None:
+        found = _STATES[hub] = _State()
+    return found
+
+
+def _duration(value: Any, where: str, default: float) -> float:
+    if value is None:
+        return default
+    try:
+        return parse_duration(value, where)
+    except FlowError as exc:
+        raise ValueError(str(exc)) from exc
+
+
+def make_plan(hub: Hub, flow: Flow, version: int) -> Plan | None:
+    """The plan of a flow version, or None when its trigger is not a webhook-kind trigger."""
+    trigger = hub.registry.triggers.get(flow.trigger.type)
+    if trigger is None or trigger.kind != "webhook":
+        return None
+    config = flow.trigger.config
+    default_cap = hub.settings.webhook_max_body_bytes
+    signature = None
+    raw_signature = config.get("signature")
+    if trigger.verify is None and isinstance(raw_signature, dict):
+        signature = SignatureSpec.parse(raw_signature)
+    raw_response = config.get("response")
+    response: dict[str, Any] = raw_response if isinstance(raw_response, dict) else {}
+    timeout = _duration(
+        response.get("timeout"), "trigger.config.response.timeout", DEFAULT_SYNC_TIMEOUT
+    )
+    return Plan(
+        version=version,
+        methods=tuple(config.get("methods") or ("POST",)),
+        cap=min(int(config.get("max_body_bytes") or default_cap), default_cap),
+        signature=signature,
+        verifier=trigger.verify,
+        handler=trigger.handle_request,
+        connection=flow.trigger.connection,
+        sync=response.get("mode") == "sync",
+        timeout=min(timeout, MAX_SYNC_TIMEOUT),
+        tolerance=signature.tolerance if signature else 300.0,
+        config=dict(config),
+    )
+
+
+async def _enabled(hub: Hub, workspace: str, flow_id: str) -> bool:
+    async def load() -> bool:
+        row = await hub.db.read(lambda c: flow_store.get_flow(c, workspace, flow_id))
+        return bool(row and row["enabled"])
+
+    found: bool = await hub.cache.get_or_load(
+        f"webhook-enabled:{workspace}:{flow_id}", load, ttl=ENABLED_TTL
+    )
+    return found
+
+
+async def find_plan(hub: Hub, workspace: str, flow_id: str) -> Plan:
+    """The plan of the flow's published version, from the engine's caches (no database read
+    per request); ``not_found`` when there is no enabled webhook flow."""
+    state = _state(hub)
+    version = await hub.engine.published_version(workspace, flow_id)
+    plan = None
+    if version is not None and await _enabled(hub, workspace, flow_id):
+        key = (workspace, flow_id, version)
+        if key in state.plans:
+            plan = state.plans[key]
+        else:
+            try:
+                flow = await hub.engine.get_flow(workspace, flow_id, version)
+                plan = make_plan(hub, flow, version)
+            except RunNotFound:
+                plan = None
+            except ValueError as exc:
+                log.error("webhook flow %s/%s: %s", workspace, flow_id, exc)
+                raise EventRefused("misconfigured", "this webhook is misconfigured") from None
+            state.plans[key] = plan
+    if plan is None:
+        message = f"no webhook flow {flow_id!r} in workspace {workspace!r}"
+        raise EventRefused("not_found", message)
+    return plan
+
+
+async def _secret_values(hub: Hub, workspace: str, name: str) -> dict[str, Any]:
+    """A connection's decrypted values, from the short-lived local cache or the database."""
+    state = _state(hub)
+    now = time.monotonic()
+    found = state.secrets.get((workspace, name))
+    if found is not None and found[0] > now:
+        return found[1]
+    try:
+        values, _redactor = await hub.engine.connection_values(workspace, name)
+    except LookupError:
+        log.warning("webhook secret connection %r missing in workspace %r", name, workspace)
+        raise EventRefused(
+            "unavailable", "the webhook's signing secret is not configured"
+        ) from None
+    state.secrets[(workspace, name)] = (now + SECRET_TTL, values)
+    return values
+
+
+async def check_signature(
+    hub: Hub, plan: Plan, workspace: str, headers: dict[str, str], raw: bytes
+) -> Verified | None:
+    """Verify the request (``invalid_signature`` if refused); None when the flow asks for
+    no signature."""
+    if plan.signature is None and plan.verifier is None:
+        return None
+    name = plan.signature.secret_ref if plan.signature else plan.connection
+    values = await _secret_values(hub, workspace, name) if name else {}
+    now = time.time()
+    if plan.signature is None:
+        assert plan.verifier is not None
+        try:
+            result = plan.verifier(dict(plan.config), values, headers, raw, now)
+            if inspect.isawaitable(result):
+                await result
+        except ValueError as exc:
+            message = Redactor(secret_values(values)).text(str(exc))  # a plugin may quote it
+            raise EventRefused("invalid_signature", message, {"reason": "refused"}) from None
+        return Verified()
+    secrets = secrets_of(values)
+    if not secrets:
+        log.warning("webhook secret connection %r has no secret", name)
+        raise EventRefused("unavailable", "the webhook's signing secret is not configured")
+    try:
+        return verify(plan.signature, secrets, headers, raw, now)
+    except SignatureError as exc:
+        raise EventRefused("invalid_signature", str(exc), {"reason": exc.reason}) from None
+
+
+def _schedule_prune(hub: Hub, workspace: str, flow_id: str, plan: Plan) -> None:
+    """Delete this flow's expired keys and markers, at most once a minute per process."""
+    state = _state(hub)
+    now = time.monotonic()
+    if now - state.pruned.get((workspace, flow_id), 0.0) < PRUNE_EVERY:
+        return
+    state.pruned[(workspace, flow_id)] = now
+    replay_before = int(time.time() - plan.tolerance - 5)
+    keys_before = now_us() - int(webhook_keys.IDEMPOTENCY_RETENTION * 1_000_000)
+
+    async def prune() -> None:
+        try:
+            await hub.db.write(
+                lambda c: webhook_keys.prune(c, workspace, flow_id, replay_before, keys_before)
+            )
+        except Exception:
+            log.exception("pruning webhook keys of %s/%s failed", workspace, flow_id)
+
+    task = asyncio.get_running_loop().create_task(prune())
+    state.tasks.add(task)
+    task.add_done_callback(state.tasks.discard)
+
+
+async def start_webhook_run(
+    hub: Hub,
+    workspace: str,
+    flow_id: str,
+    plan: Plan,
+    data: dict[str, Any],
+    *,
+    idempotency_key: str | None,
+    replay_key: str | None,
+    body_hash: str,
+) -> tuple[str, bool]:
+    """Start the run of a webhook request; return its id, and whether it is the run that an
+    earlier request with the same ``Idempotency-Key`` and body started (then nothing new
+    starts).
+
+    The key and the signature's replay marker are stored with the run, in its transaction.
+    The same key with another body is an ``idempotency_conflict``, a signature used before
+    an ``invalid_signature`` (reason ``replayed``); a flow gone meanwhile ``not_found``.
+    """
+    idem = webhook_keys.IDEMPOTENCY_PREFIX + idempotency_key if idempotency_key else None
+    keys: list[tuple[str, str]] = []
+    if idem is not None:
+        keys.append((idem, body_hash))
+    if replay_key:
+        keys.append((webhook_keys.REPLAY_PREFIX + replay_key, body_hash))
+    if keys:
+        _schedule_prune(hub, workspace, flow_id, plan)
+    try:
+        started = await start_event_runs(
+            hub.engine,
+            workspace,
+            flow_id,
+            [data],
+            version=plan.version,
+            trigger_type="webhook",
+            keys=keys,
+        )
+    except RunNotFound as exc:
+        raise EventRefused("not_found", str(exc)) from exc
+    if started.run_ids:
+        return started.run_ids[0], False
+    if idem is not None and idem in started.found:
+        row = started.found[idem]
+        if row.request_hash != body_hash:
+            raise EventRefused(
+                "idempotency_conflict",
+                "this Idempotency-Key was already used with another body",
+                {"run_id": row.run_id},
+            )
+        return row.run_id, True
+    raise EventRefused(
+        "invalid_signature", "this signature was already used (a replay)", {"reason": "replayed"}
+    )
+
+
+async def handle_request(
+    hub: Hub,
+    plan: Plan,
+    workspace: str,
+    flow_id: str,
+    *,
+    method: str,
+    url: str,
+    headers: dict[str, str],
+    raw: bytes,
+) -> tuple[dict[str, Any], list[str]]:
+    """A trigger that answers the service itself: its answer, and the ids of the runs of
+    the events it found (one each; an event's ``idempotency_key`` is its dedup key)."""
+    assert plan.handler is not None
+    connection = await _secret_values(hub, workspace, plan.connection) if plan.connection else {}
+    answer: dict[str, Any] = plan.handler(
+        WebhookRequest(
+            connection=connection,
+            config=plan.config,
+            method=method,
+            url=url,
+            headers=headers,
+            raw_body=raw,
+            now=time.time(),
+        )
+    )
+    run_ids = [
+        await emit_event(
+            hub,
+            workspace,
+            flow_id,
+            plan.version,
+            "webhook",
+            event,
+            str(event["idempotency_key"])
+            if isinstance(event, dict) and event.get("idempotency_key")
+            else None,
+        )
+        for event in answer.get("events") or []
+    ]
+    return answer, run_ids
+
+
+async def finished_run(hub: Hub, run_id: str, timeout: float) -> dict[str, Any]:
+    """The record of a run once it has succeeded (a sync webhook's answer); raises
+    TimeoutError while it still runs after ``timeout`` seconds, ``run_failed`` when it
+    failed or was cancelled."""
+    record = await hub.engine.wait_for_run(run_id, timeout)
+    if record["status"] != "succeeded":
+        raise EventRefused(
+            "run_failed",
+            f"the run {record['status']}",
+            {"run_id": run_id, "status": record["status"]},
+        )
+    return record
+
+
+async def run_status(hub: Hub, run_id: str) -> str:
+    """A run's status now (``unknown`` when there is no such run)."""
+    found = await hub.db.read(lambda c: run_store.run_record(c, run_id))
+    return str(found["status"]) if found else "unknown"
