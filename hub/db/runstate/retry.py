@@ -1,5 +1,5 @@
 """Retrying a failed run, one transaction: the run goes back to ``running`` and its failed
-(and cancelled) step keys get a new attempt; see :mod:`hub.engine.run_ops` for the rules.
+(and cancelled) step keys get a new attempt (the engine's ``run_ops`` says the rules).
 """
 
 from __future__ import annotations
