@@ -10,8 +10,8 @@ that run inside one transaction. :class:`Database` runs them:
   costs no concurrency, and a 1,000-item fan-out commits in a handful of transactions instead
   of thousands. Each write keeps its own all-or-nothing semantics: if one write of a batch
   raises, the batch is rolled back and every write is re-run in a transaction of its own, so
-  the failing one fails alone. (The async aiosqlite path costs ~2 ms a transaction here: that
-  alone would cap a chain of steps at a few hundred steps a second.)
+  the failing one fails alone. (Not the async aiosqlite path: its cost per transaction alone
+  would cap a chain of steps at a few hundred steps a second.)
 - PostgreSQL (queue mode): SQLAlchemy's asyncio engine over asyncpg, through
   ``AsyncConnection.run_sync`` so the same storage functions serve both; writes are
   group-committed too (see :meth:`Database._pg_write`), and a lost server is waited for
@@ -192,9 +192,7 @@ class Database:
           fixed cost in PostgreSQL (planning, executor start, locks, the round trip) is
           most of what a step costs it when batches are small: while one batch commits,
           the next grows, so the cost per step falls as the load rises instead of the
-          statements multiplying. (Four at once, as every write had before, made batches
-          of ~9 steps under a 300-chain load; one makes ~50, and PostgreSQL's CPU per step
-          fell from ~190 to ~110 us: docs/benchmarks.md.)
+          statements multiplying (docs/benchmarks.md has the figures).
         - Every other write (item completions, fan-outs, failures, finishing runs, API
           writes) goes in the *general* pipeline: up to ``PG_FLUSHERS`` transactions at
           once, so that one waiting for a row lock held by another process does not hold

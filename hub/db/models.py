@@ -284,9 +284,9 @@ def opaque_status(value: str) -> str:
     whose predicate it implies (active, running, queued, waiting steps) a candidate, and
     with statistics taken when few steps were active (their number swings by thousands
     within seconds) the planner scans one whole (every active step, for each row of a
-    batch: 40 ms for a batch of 63 fan-out items, under the benchmark's load) instead of
-    looking rows up by key. Compared with a subquery's value, the test is the same, proves
-    nothing about an index predicate, and still serves as an index condition.
+    batch) instead of looking rows up by key. Compared with a subquery's value, the test is
+    the same, proves nothing about an index predicate, and still serves as an index
+    condition.
     """
     if not value.isidentifier():
         raise ValueError(f"not a status: {value!r}")

@@ -78,9 +78,8 @@ class CapacityMixin:
         sheds already).
 
         A run's successors run where its step ran (claimed in the completion's statement,
-        without a job): a worker that joined, or finished its share early, found nothing
-        to do while another ran the chains it had started; at the end of a load of equal
-        runs, one of two workers ran the last fifth alone.
+        without a job): without shedding, a worker that joins, or finishes its share
+        early, finds nothing to do while another runs the chains it has started.
         """
         running = self.capacity - self.room()  # (room() forgets a shedding that is over)
         count = int(running * share)

@@ -106,8 +106,8 @@ class ReadsMixin:
 
     async def _run_info(self, run_id: str) -> RunInfo:
         """A run's facts: cached; the runs not cached asked for in one turn of the event
-        loop are read in one query (a burst of new runs reaching a worker was a read
-        each, waiting in turn for the pool's connections: a fifth of a second for 150)."""
+        loop are read in one query (a burst of new runs reaching a worker would otherwise
+        be a read each, waiting in turn for the pool's connections)."""
         info = self._runs.get(run_id)
         if info is not None:
             return info

@@ -21,8 +21,8 @@ A batch made only of such statements needs no ``BEGIN`` and ``COMMIT`` around th
 
 A step whose UPDATE matched nothing lost its lease (another worker took it over, or the run
 was cancelled): its successors are not inserted and its outcome says ``lost``, exactly as
-:meth:`hub.db.runstate.transitions.Transitions.complete` says it one by one. Round trips, not rows,
-are what a step costs PostgreSQL and the worker here (each is a parse/bind/execute for the
+:meth:`hub.db.runstate.transitions.Transitions.complete` says it one by one. Round trips,
+not rows, are what a step costs PostgreSQL and the worker here (each is a parse/bind/execute for the
 server and a socket write and a wake-up on both sides), so this is what lets a second
 worker add throughput instead of waiting on the database.
 
@@ -377,7 +377,7 @@ class ItemCompletion(Completion):
     that takes a fan-out's ``items_left`` to 0 then runs its fan-in
     (:meth:`~hub.db.runstate.transitions.Transitions.fan_in`), still under the run's
     lock: so the batch is not one statement in every case, and runs in the general
-    pipeline, in a transaction, not in autocommit. One by one, an item took four statements.
+    pipeline, in a transaction, not in autocommit. One by one, an item costs four statements.
     """
 
     single_statement = False

@@ -18,8 +18,8 @@ arq's known gaps:
 - Priority: one queue per priority (``hub``, ``hub:high``, ``hub:low``); a worker process
   runs one arq worker per queue it serves, each with its own capacity.
 - Waking instead of polling: arq polls its queue every ``poll_delay``; a worker process
-  serving three queues at 5 ms made 600 Redis round trips a second while idle. Here every
-  submission also publishes on the queue's wake channel (``<queue>:wake``); an idle worker
+  serving three queues at 5 ms would make 600 Redis round trips a second while idle. Here
+  every submission also publishes on the queue's wake channel (``<queue>:wake``); an idle worker
   waits for that message, for its queue's next deferred job to come due, or at most
   ``HUB_QUEUE_IDLE_POLL`` seconds (the safety net for a message lost with Redis), and polls
   every ``poll_delay`` only while it is finding work or is full.

@@ -89,10 +89,10 @@ def share(room: int, waiting: int, workers: int, idle: bool) -> int:
     queue's live ``workers`` (rounded up), within its ``room``; and when the process is
     not ``idle``, at most an eighth of its room (at least ten) a poll.
 
-    Taking all it had room for, one worker of two took a whole burst of runs (and, running
-    their successors without jobs, the runs' every step) while the other idled: the fair
-    share splits a burst evenly and, reaching an idle process, starts it at once (a slice
-    a poll took a burst of 300 runs half a second to start). A busy process takes slices:
+    Taking all it has room for, one worker of two would take a whole burst of runs (and,
+    running their successors without jobs, the runs' every step) while the other idles:
+    the fair share splits a burst evenly and, reaching an idle process, starts it at once
+    (slices would start it a poll at a time). A busy process takes slices:
     its steps' completions claim work in the same statement (a fan-out's next items, a
     row each), which from the queue costs six round trips to Redis a job.
     """
@@ -156,7 +156,7 @@ class WakingWorker(Worker):
         in-progress key, ``EXISTS``, ``ZSCORE``, ``MULTI``/``EXEC``), one job after the
         other, and its ``run_job`` then reads the job in a fifth: in a worker whose event
         loop is busy running steps, each round trip waits for the loop to come round, and
-        a burst of new runs took most of a second to start. Here a chunk of jobs is taken
+        a burst of new runs waits for all of them. Here a chunk of jobs is taken
         in ONE round trip (the :data:`TAKE` script), with the same effect: for each job,
         its in-progress key set ``NX`` (at most one worker gets it, as arq's ``WATCH``
         ensures), then its data; a job whose key this worker got but that has left the
