@@ -3,7 +3,7 @@ step, finishing a claimed step, reading a run's facts and its steps' outputs.
 
 Each is a synchronous function of a SQLAlchemy ``Connection``, run inside the caller's
 transaction (:mod:`hub.db.runstate.transitions`, :mod:`hub.db.runstate.claims`,
-:mod:`hub.db.runstate.completions`, :mod:`hub.db.runstate.run_ops`).
+:mod:`hub.db.runstate.completions`, :mod:`hub.db.runstate.retry`).
 """
 
 from __future__ import annotations
