@@ -1,7 +1,9 @@
 """The action context: the only surface of the engine that actions see.
 
 Built-in actions use nothing that an outside plugin lacks. The engine builds one
-:class:`StepContext` per step attempt and passes it as the first argument of ``run``.
+:class:`StepContext` per step attempt and passes it as the first argument of ``run``; a step
+test, a field's options listing (:mod:`hub.services.actions`) and ``hub.testing`` build
+theirs alike.
 """
 
 from __future__ import annotations
