@@ -19,6 +19,10 @@ The ``state`` parameter is a Fernet token (encrypted and authenticated with the 
 it carries the workspace, connection, user, PKCE code verifier, redirect URI and an expiry,
 so no server-side storage is needed and the verifier never leaves the hub in clear. The
 callback only completes for the same user who started the flow (OAuth login-CSRF).
+
+The API's routes reach these functions through the connections service
+(:mod:`hub.services.connections`) and :func:`complete_authorization`; :func:`refresher`
+runs for the life of a serving hub (:meth:`hub.runtime.Hub.start_triggers`).
 """
 
 from __future__ import annotations
