@@ -101,10 +101,7 @@ class ConnectorsController(Controller):
         The action's ``options[field]`` is called with a step context whose ``connection``
         is the decrypted connection and ``input`` the input filled in so far.
         """
-        try:
-            options = await actions.field_options(
-                ws, f"{connector}.{action}", field, data.input, data.connection
-            )
-        except actions.UpstreamError as exc:
-            raise ApiError(502, "bad_gateway", str(exc)) from exc
+        options = await actions.field_options(
+            ws, f"{connector}.{action}", field, data.input, data.connection
+        )
         return Options(options=options)

@@ -22,15 +22,11 @@ from hub.context import RedactingLogger, StepContext, Suspend
 from hub.engine.step_call import StepFailure, call_step, step_logger
 from hub.expressions import ExpressionError
 from hub.security.secrets import Redactor
-from hub.services.errors import Invalid, NotFound
+from hub.services.errors import Invalid, NotFound, UpstreamFailed
 from hub.services.workspace import WorkspaceHub
 
 log = logging.getLogger("hub.api")
 MAX_TEST_TIMEOUT = 60.0
-
-
-class UpstreamError(Exception):
-    """The service behind an action failed to answer (the API says 502)."""
 
 
 class NoChildRuns:
@@ -175,7 +171,7 @@ async def field_options(
 
     The action's ``options[field]`` is called with a step context whose ``connection`` is
     the decrypted connection and ``input`` the input filled in so far. Raises
-    :class:`UpstreamError` (its message redacted) when that call fails.
+    :class:`~hub.services.errors.UpstreamFailed` (its message redacted) when that call fails.
     """
     action = ws.hub.registry.action(action_name)
     if action is None:
@@ -204,5 +200,5 @@ async def field_options(
             options = await load()
     except Exception as exc:
         message = redactor.text(f"listing the options failed: {type(exc).__name__}: {exc}")
-        raise UpstreamError(message) from exc
+        raise UpstreamFailed(message) from exc
     return [o for o in redactor.data(options) if isinstance(o, dict)]
