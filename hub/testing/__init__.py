@@ -14,7 +14,8 @@ The helpers, by concern:
 - flow files (:mod:`hub.testing.flows`): :func:`check_flow_file`, :func:`read_flow_file`,
   :func:`registry_of`, :class:`FlowError`;
 - a real hub (:mod:`hub.testing.hubs`): :class:`Hub`, :class:`Settings`, :func:`started_hub`,
-  :func:`http_client`, :func:`run_flow`, :func:`wait_until`, :data:`LOOPBACK_HOSTS`;
+  :func:`http_client`, :func:`run_flow`, :func:`wait_for_runs`, :func:`wait_until`,
+  :data:`LOOPBACK_HOSTS`;
 - its triggers (:mod:`hub.testing.triggers`): :func:`poll_once`, :func:`running_triggers`;
 - the servers a test talks to (:mod:`hub.testing.servers`): :func:`require_service`,
   :func:`service_missing` (skip, or fail when ``CI=true``), :func:`in_ci`,
@@ -40,6 +41,7 @@ from hub.testing.hubs import (
     http_client,
     run_flow,
     started_hub,
+    wait_for_runs,
     wait_until,
 )
 from hub.testing.servers import (
@@ -82,6 +84,7 @@ __all__ = [
     "serve_asgi",
     "service_missing",
     "started_hub",
+    "wait_for_runs",
     "wait_until",
 ]
 

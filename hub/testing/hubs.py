@@ -1,8 +1,9 @@
 """A real hub in a test: start one, talk to its HTTP app, run a flow, wait for something.
 
-:class:`Hub` (the hub a test drives: ``save_flow``, ``start_run``, ``wait_for_run``,
-``get_run``, ``list_runs``, ``set_connection``, ...) and :class:`Settings` are re-exported
-here so that a plugin's tests import them from :mod:`hub.testing` only.
+:func:`wait_for_runs` waits for the runs a trigger starts. :class:`Hub` (the hub a test
+drives: ``save_flow``, ``start_run``, ``wait_for_run``, ``get_run``, ``list_runs``,
+``set_connection``, ...) and :class:`Settings` are re-exported here so that a plugin's tests
+import them from :mod:`hub.testing` only.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ __all__ = [
     "http_client",
     "run_flow",
     "started_hub",
+    "wait_for_runs",
     "wait_until",
 ]
 
@@ -76,6 +78,22 @@ async def run_flow(
     run_id = await hub.start_run(saved.flow_id, input)
     await hub.wait_for_run(run_id, timeout)
     return await hub.get_run(run_id)
+
+
+async def wait_for_runs(
+    hub: Hub, flow_id: str, count: int, *, timeout: float = 10.0
+) -> list[dict[str, Any]]:
+    """Wait until the flow ``flow_id`` has at least ``count`` runs; return its runs.
+
+    For a trigger's test: the runs its events started, as ``hub.list_runs`` gives them.
+    Fails (AssertionError) after ``timeout`` seconds.
+    """
+
+    async def enough() -> list[dict[str, Any]] | None:
+        runs = await hub.list_runs(flow_id=flow_id)
+        return runs if len(runs) >= count else None
+
+    return list(await wait_until(enough, timeout))
 
 
 async def wait_until(

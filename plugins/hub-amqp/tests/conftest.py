@@ -19,7 +19,6 @@ from hub.testing import (
     free_port,
     require_service,
     started_hub,
-    wait_until,
 )
 
 HOST, PORT = "127.0.0.1", 5672
@@ -37,12 +36,6 @@ def rabbit() -> dict[str, Any]:
 def closed_port() -> int:
     """A loopback port nothing listens on."""
     return free_port()
-
-
-@pytest.fixture
-def waiter() -> Any:
-    """:func:`wait_until`, for tests (conftest modules cannot be imported by name here)."""
-    return wait_until
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import aio_pika
 import hub_amqp.plugin as plugin
 import pytest
 
-from hub.testing import Hub, running_triggers
+from hub.testing import Hub, running_triggers, wait_for_runs
 
 
 def flow_on(queue: str, flow_id: str = "orders") -> dict[str, Any]:
@@ -61,7 +61,7 @@ async def queue(rabbit: dict[str, Any], unique: str) -> Any:
 
 
 async def test_each_message_starts_one_run_with_the_documented_event(
-    hub: Hub, rabbit: dict[str, Any], queue: str, waiter: Any
+    hub: Hub, rabbit: dict[str, Any], queue: str
 ) -> None:
     await hub.set_connection("broker", "amqp", rabbit)
     await hub.save_flow(flow_on(queue), publish=True)
@@ -78,12 +78,8 @@ async def test_each_message_starts_one_run_with_the_documented_event(
             aio_pika.Message(b"plain words", content_type="text/plain"),
             aio_pika.Message(b"\xff\x00binary"),
         )
-
-        async def three_runs() -> list[dict[str, Any]] | None:
-            runs = await hub.list_runs(flow_id="orders")
-            return runs if len(runs) == 3 else None
-
-        runs = sorted(await waiter(three_runs), key=lambda r: r["trigger"]["encoding"])
+        runs = await wait_for_runs(hub, "orders", 3)
+    runs.sort(key=lambda r: r["trigger"]["encoding"])
     base64_run, json_run, text_run = runs
     event = json_run["trigger"]
     assert event["body"] == {"order": 1} and event["encoding"] == "json"
@@ -170,7 +166,7 @@ def close_connections_named(name: str) -> int:
 
 
 async def test_consumer_comes_back_after_the_broker_closed_its_connection(
-    hub: Hub, rabbit: dict[str, Any], queue: str, waiter: Any
+    hub: Hub, rabbit: dict[str, Any], queue: str
 ) -> None:
     """The broker drops the consumer's connection: the runner restarts it, nothing is lost."""
     flow_id = f"reconnect-{queue}"
@@ -178,19 +174,11 @@ async def test_consumer_comes_back_after_the_broker_closed_its_connection(
     await hub.save_flow(flow_on(queue, flow_id), publish=True)
     async with running_triggers(hub):
         await publish(rabbit, queue, aio_pika.Message(b'"before"'))
-
-        async def runs(count: int) -> Any:
-            async def check() -> Any:
-                found = await hub.list_runs(flow_id=flow_id)
-                return found if len(found) >= count else None
-
-            return check
-
-        await waiter(await runs(1))
+        await wait_for_runs(hub, flow_id, 1)
         closed = await asyncio.to_thread(close_connections_named, f"hub flow {flow_id}")
         assert closed == 1
         await publish(rabbit, queue, aio_pika.Message(b'"after"'))
-        found = await waiter(await runs(2), timeout=20)
+        found = await wait_for_runs(hub, flow_id, 2, timeout=20)
     assert sorted(r["trigger"]["body"] for r in found) == ["after", "before"]
 
 

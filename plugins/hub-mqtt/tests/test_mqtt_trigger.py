@@ -16,7 +16,7 @@ from hub_mqtt.consumer import consume
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from hub.testing import Hub, running_triggers
+from hub.testing import Hub, running_triggers, wait_for_runs, wait_until
 
 
 def flow_on(config: dict[str, Any], flow_id: str = "doors") -> dict[str, Any]:
@@ -45,8 +45,8 @@ async def send(
 class Runner:
     """The hub's triggers running, started and stopped at will; tells when it is subscribed."""
 
-    def __init__(self, hub: Hub, caplog: Any, waiter: Any) -> None:
-        self.hub, self.caplog, self.waiter = hub, caplog, waiter
+    def __init__(self, hub: Hub, caplog: Any) -> None:
+        self.hub, self.caplog = hub, caplog
         self.running = contextlib.AsyncExitStack()
         caplog.set_level(logging.INFO, logger="hub.trigger")
 
@@ -57,7 +57,7 @@ class Runner:
         async def subscribed() -> bool:
             return len(self._consuming()) > seen
 
-        await self.waiter(subscribed)
+        await wait_until(subscribed)
 
     def _consuming(self) -> list[Any]:
         return [r for r in self.caplog.records if "consuming (client id" in r.getMessage()]
@@ -66,19 +66,15 @@ class Runner:
         await self.running.aclose()
 
     async def runs(self, count: int, flow_id: str = "doors") -> list[dict[str, Any]]:
-        async def enough() -> list[dict[str, Any]] | None:
-            runs = await self.hub.list_runs(flow_id=flow_id)
-            return runs if len(runs) >= count else None
-
-        return list(await self.waiter(enough))
+        return await wait_for_runs(self.hub, flow_id, count)
 
 
 async def test_messages_start_runs_with_the_documented_event(
-    hub: Hub, mosquitto: dict[str, Any], unique: str, waiter: Any, caplog: Any
+    hub: Hub, mosquitto: dict[str, Any], unique: str, caplog: Any
 ) -> None:
     await hub.set_connection("broker", "mqtt", mosquitto)
     await hub.save_flow(flow_on({"topic": f"{unique}/+/door"}), publish=True)
-    runner = Runner(hub, caplog, waiter)
+    runner = Runner(hub, caplog)
     await runner.start()
     try:
         await send(mosquitto, f"{unique}/front/door", b'{"state": "open"}', Site="north")
@@ -96,12 +92,12 @@ async def test_messages_start_runs_with_the_documented_event(
 
 
 async def test_messages_sent_while_the_hub_is_down_arrive_when_it_is_back(
-    hub: Hub, mosquitto: dict[str, Any], unique: str, waiter: Any, caplog: Any
+    hub: Hub, mosquitto: dict[str, Any], unique: str, caplog: Any
 ) -> None:
     """The persistent session queues QoS 1 messages for the flow's client id."""
     await hub.set_connection("broker", "mqtt", mosquitto)
     await hub.save_flow(flow_on({"topic": f"{unique}/events"}), publish=True)
-    runner = Runner(hub, caplog, waiter)
+    runner = Runner(hub, caplog)
     await runner.start()
     await runner.stop()
     await send(mosquitto, f"{unique}/events", b'"while down"')
@@ -116,14 +112,14 @@ async def test_messages_sent_while_the_hub_is_down_arrive_when_it_is_back(
 
 
 async def test_a_retained_message_is_not_replayed_when_the_consumer_restarts(
-    hub: Hub, mosquitto: dict[str, Any], unique: str, waiter: Any, caplog: Any
+    hub: Hub, mosquitto: dict[str, Any], unique: str, caplog: Any
 ) -> None:
     topic = f"{unique}/status"
     await send(mosquitto, topic, b'"online"', retain=True)
     try:
         await hub.set_connection("broker", "mqtt", mosquitto)
         await hub.save_flow(flow_on({"topic": topic}), publish=True)
-        runner = Runner(hub, caplog, waiter)
+        runner = Runner(hub, caplog)
         await runner.start()
         try:
             runs = await runner.runs(1)

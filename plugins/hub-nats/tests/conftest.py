@@ -25,7 +25,6 @@ from hub.testing import (
     require_service,
     service_missing,
     started_hub,
-    wait_until,
 )
 
 HOST, PORT = "127.0.0.1", 4222
@@ -67,12 +66,6 @@ def auth_server(tmp_path: Path) -> Any:
 def closed_port() -> int:
     """A loopback port nothing listens on."""
     return free_port()
-
-
-@pytest.fixture
-def waiter() -> Any:
-    """:func:`wait_until`, for tests (conftest modules cannot be imported by name here)."""
-    return wait_until
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import nats
 import pytest
 from hub_nats.consumer import consume, durable_name
 
-from hub.testing import Hub, running_triggers
+from hub.testing import Hub, running_triggers, wait_for_runs, wait_until
 
 
 def flow_on(config: dict[str, Any], flow_id: str = "sensors") -> dict[str, Any]:
@@ -55,16 +55,8 @@ async def consumer_state(nats_conn: dict[str, Any], stream: str, durable: str) -
         await nc.close()
 
 
-async def run_hub_until(hub: Hub, count: int, flow_id: str, waiter: Any) -> list[dict[str, Any]]:
-    async def enough() -> list[dict[str, Any]] | None:
-        runs = await hub.list_runs(flow_id=flow_id)
-        return runs if len(runs) >= count else None
-
-    return list(await waiter(enough))
-
-
 async def test_jetstream_messages_start_runs_and_are_acked_after_recording(
-    hub: Hub, nats_conn: dict[str, Any], stream: str, waiter: Any
+    hub: Hub, nats_conn: dict[str, Any], stream: str
 ) -> None:
     subject = f"{stream}.temp"
     await js_publish(nats_conn, subject, b'{"celsius": 41}', **{"Nats-Msg-Id": "r-1", "Site": "n"})
@@ -72,14 +64,14 @@ async def test_jetstream_messages_start_runs_and_are_acked_after_recording(
     await hub.set_connection("broker", "nats", nats_conn)
     await hub.save_flow(flow_on({"subject": subject, "deliver_policy": "all"}), publish=True)
     async with running_triggers(hub):
-        runs = await run_hub_until(hub, 2, "sensors", waiter)
+        runs = await wait_for_runs(hub, "sensors", 2)
         durable = durable_name(hub.workspace, "sensors", subject, None)
 
         async def all_acked() -> Any:
             info = await consumer_state(nats_conn, stream, durable)
             return info if info.num_ack_pending == 0 and info.num_pending == 0 else None
 
-        info = await waiter(all_acked)
+        info = await wait_until(all_acked)
     assert info.delivered.stream_seq == 2
     by_seq = {r["trigger"]["stream_seq"]: r["trigger"] for r in runs}
     first, second = by_seq[1], by_seq[2]
@@ -150,7 +142,7 @@ async def test_slow_record_is_kept_in_progress_instead_of_redelivered(
 
 
 async def test_core_nats_subscription_starts_runs(
-    hub: Hub, nats_conn: dict[str, Any], unique: str, waiter: Any, caplog: Any
+    hub: Hub, nats_conn: dict[str, Any], unique: str, caplog: Any
 ) -> None:
     caplog.set_level(logging.INFO, logger="hub.trigger")
     subject = f"{unique}.core"
@@ -161,11 +153,11 @@ async def test_core_nats_subscription_starts_runs(
         async def subscribed() -> bool:
             return any("consuming (core NATS" in r.getMessage() for r in caplog.records)
 
-        await waiter(subscribed)
+        await wait_until(subscribed)
         nc = await nats.connect(nats_conn["servers"])
         await nc.publish(subject, b'{"core": true}', headers={"A": "b"})
         await nc.close()
-        runs = await run_hub_until(hub, 1, "core", waiter)
+        runs = await wait_for_runs(hub, "core", 1)
     event = runs[0]["trigger"]
     assert event["data"] == {"core": True} and event["headers"] == {"A": "b"}
     assert event["jetstream"] is False and event["stream"] is None
