@@ -9,6 +9,7 @@ plugin's tests with that venv's pytest. It takes tens of seconds; it runs in CI 
 
 from __future__ import annotations
 
+import asyncio
 import importlib.metadata
 import os
 import re
@@ -32,12 +33,15 @@ from hub.testing import (
     ActionCheckError,
     StandIn,
     StandInRequest,
+    poll_once,
     registry_of,
     run_flow,
     run_poll,
+    running_triggers,
     serve_asgi,
     service_missing,
     started_hub,
+    wait_for_runs,
 )
 from tests import kit
 
@@ -230,6 +234,35 @@ async def test_run_poll_validates_and_returns_events_and_cursor() -> None:
     with pytest.raises(ActionCheckError, match="not a poll trigger"):
         (feed,) = [t for t in registry_of(kit).connectors["test"].triggers if t.kind != "poll"]
         await run_poll(feed)
+
+
+def trigger_flow(flow_id: str, trigger: str) -> dict[str, Any]:
+    return {
+        "id": flow_id,
+        "trigger": {"type": trigger},
+        "steps": [{"id": "keep", "action": "data.set", "input": {"value": "{{ trigger.n }}"}}],
+    }
+
+
+async def test_poll_once_polls_a_published_flow_now_and_keeps_its_cursor(hub_app: Hub) -> None:
+    await hub_app.save_flow(trigger_flow("polled", "test.events"), publish=True)
+    kit.EVENTS.append({"n": 1})
+    (first,) = await poll_once(hub_app, "polled")
+    kit.EVENTS.append({"n": 2})
+    (second,) = await poll_once(hub_app, "polled")  # the cursor moved past the first event
+    assert await poll_once(hub_app, "polled") == []
+    records = [await hub_app.wait_for_run(run_id, 10) for run_id in (first, second)]
+    assert [r["output"] for r in records] == [1, 2]
+
+
+async def test_running_triggers_runs_subscribe_triggers_for_the_block(hub_app: Hub) -> None:
+    await hub_app.save_flow(trigger_flow("fed", "test.feed"), publish=True)
+    async with running_triggers(hub_app) as runner:
+        while kit.FEED is None:  # the trigger's consumer has started
+            await asyncio.sleep(0.01)
+        kit.FEED.put_nowait({"n": 7, "id": "m-7"})
+        (run,) = await wait_for_runs(hub_app, "fed", 1)
+    assert runner.done() and run["trigger"] == {"n": 7, "id": "m-7"}
 
 
 class EchoStandIn(StandIn):
