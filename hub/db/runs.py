@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, or_, select, update
 
-from hub.db.models import runs, status_is, steps
+from hub.db.models import lease_expired, runs, status_is, steps
 
 RUN_COLUMNS = (
     runs.c.id,
@@ -157,7 +157,7 @@ def sweep_candidates(
     jobs.extend((r.run_id, r.key, r.attempt, r.resubmissions, r.due_at / 1_000_000) for r in due)
     expired = conn.execute(
         select(steps.c.id, steps.c.run_id, steps.c.key, steps.c.step_id, steps.c.attempt)
-        .where(steps.c.status == "running", steps.c.lease_expires_at < now)
+        .where(steps.c.status == "running", lease_expired(now))
         .limit(limit)
     ).all()
     return SweepFound(jobs, [dict(r._mapping) for r in expired])
