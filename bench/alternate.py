@@ -27,8 +27,9 @@ or quoted later; the first line printed names the folder.
 
 What is compared, per benchmark: every numeric row of its ``measure / figure / target``
 table (a row ``a / b`` of two numbers becomes two figures), its ``ratios:`` line, and for
-``queue_mode`` also the medians in full swing and the CPU time per step; plus each run's
-wall time, benchmark start-up included.
+``queue_mode`` also the medians in full swing and the CPU time per step, for ``webhooks
+--accept-only`` its two phases' lines; plus each run's wall time, benchmark start-up
+included.
 """
 
 from __future__ import annotations
@@ -93,6 +94,17 @@ def parse(output: str) -> dict[str, str]:
             found["in full swing: steps/s, one worker"] = one
             found["in full swing: steps/s, two workers"] = two
             found["in full swing: two workers / one"] = ratio
+        elif match := re.fullmatch(
+            rf"(\w+) +\{{.*\}}: accepted/s ({NUMBER}), p50 ({NUMBER}) ms, p99 ({NUMBER}) ms, "
+            rf"server CPU ({NUMBER}) ms/request",
+            stripped,
+        ):
+            # webhooks --accept-only: "saturate  {...}: accepted/s 3,322, p50 ..., p99 ..."
+            phase = f"accept only, {match[1]}"
+            found[f"{phase}: accepted webhooks/s"] = match[2]
+            found[f"{phase}: latency p50 (ms)"] = match[3]
+            found[f"{phase}: latency p99 (ms)"] = match[4]
+            found[f"{phase}: server CPU per request (ms)"] = match[5]
         elif stripped.startswith("CPU time per step (us)"):
             in_cpu = True
         elif in_cpu and (match := re.fullmatch(rf"(.*?\S)\s{{2,}}({NUMBER})\s+({NUMBER})", line)):
