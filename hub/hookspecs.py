@@ -67,8 +67,10 @@ def hub_after_step(ctx: StepContext, result: dict[str, Any]) -> None:
     "error": ...}`` (secrets redacted). May be ``async def``; awaited like
     :func:`hub_before_step`, and errors are logged and ignored.
 
-    Known gap: the engine calls it only for an attempt that is ``done`` today (an expected
-    failure in tests/test_hooks.py).
+    It is called for every attempt whose action context was built (the attempt reached
+    its input): an attempt that fails before that (an unknown connection, a ``when`` or
+    ``for_each`` expression that does not render) and a ``for_each`` step waiting for its
+    items are not reported.
     """
 
 

@@ -179,7 +179,7 @@ class Engine(CapacityMixin, ReadsMixin, RunsMixin, RecoveryMixin):
             )
         except Suspend as suspend:
             rendered = None if ctx is None else ctx.input
-            return await self._suspend(run, claimed, suspend, redactor.data(rendered))
+            return await self._suspend(run, claimed, suspend, redactor.data(rendered), ctx)
         except asyncio.CancelledError:
             if cancel_requested():
                 # Interrupted by cancel_run (the row is already cancelled) or by shutdown:
@@ -196,7 +196,7 @@ class Engine(CapacityMixin, ReadsMixin, RunsMixin, RecoveryMixin):
         except Exception as exc:
             failure = self._classify(exc, spec, redactor)
             rendered = None if ctx is None else ctx.input
-            return await self._fail(run, flow, claimed, failure, redactor, rendered)
+            return await self._fail(run, flow, claimed, failure, redactor, rendered, ctx)
 
     async def _limited(
         self,
@@ -399,7 +399,12 @@ class Engine(CapacityMixin, ReadsMixin, RunsMixin, RecoveryMixin):
         return outcome
 
     async def _suspend(
-        self, run: RunInfo, claimed: _Claimed, suspend: Suspend, input: Any
+        self,
+        run: RunInfo,
+        claimed: _Claimed,
+        suspend: Suspend,
+        input: Any,
+        ctx: StepContext | None,
     ) -> Outcome:
         until = None if suspend.until is None else int(suspend.until * 1_000_000)
         if until is not None and until <= now_us():
@@ -413,7 +418,7 @@ class Engine(CapacityMixin, ReadsMixin, RunsMixin, RecoveryMixin):
         )
         if not outcome.lost:
             await self._step_event(
-                None, run, claimed.job.key, claimed.attempt, "waiting", claimed.started
+                ctx, run, claimed.job.key, claimed.attempt, "waiting", claimed.started
             )
         return outcome
 
@@ -425,6 +430,7 @@ class Engine(CapacityMixin, ReadsMixin, RunsMixin, RecoveryMixin):
         failure: StepFailure,
         redactor: Redactor,
         rendered: Any,
+        ctx: StepContext | None,
     ) -> Outcome:
         spec = claimed.spec
         if failure.retry_after:
@@ -460,7 +466,7 @@ class Engine(CapacityMixin, ReadsMixin, RunsMixin, RecoveryMixin):
         if not outcome.lost:
             status = "retrying" if delay is not None else "failed"
             await self._step_event(
-                None, run, key, claimed.attempt, status, claimed.started, error=error
+                ctx, run, key, claimed.attempt, status, claimed.started, error=error
             )
         return outcome
 
