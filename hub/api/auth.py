@@ -25,6 +25,7 @@ from litestar import Controller, Request, get, post
 from litestar.config.csrf import CSRFConfig
 from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
+from litestar.enums import ScopeType
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 from litestar.middleware.csrf import CSRFMiddleware
 from litestar.middleware.session.client_side import CookieBackendConfig
@@ -104,7 +105,7 @@ class CSRFUnlessBearer(CSRFMiddleware):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Check the CSRF token unless the request authenticates with a header."""
-        if scope["type"] == "http" and bearer_of(scope) is not None:
+        if scope["type"] == ScopeType.HTTP and bearer_of(scope) is not None:
             await self.app(scope, receive, send)
             return
         await super().__call__(scope, receive, send)

@@ -11,33 +11,21 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-import httpx
-
-from hub.cache import Cache
-from hub.connectors import Registry
 from hub.db import audit
-from hub.db.database import Database
-from hub.engine import Engine
 from hub.expressions import Expressions
 from hub.security.accounts import at_least
 from hub.security.secrets import SecretBox
 from hub.services.errors import Forbidden
-from hub.settings import Settings
+from hub.triggers.parts import TriggerParts
 
 
-class HubParts(Protocol):
-    """The parts of a hub the services use (a :class:`hub.runtime.Hub` has them all)."""
+class HubParts(TriggerParts, Protocol):
+    """The parts of a hub the services use (a :class:`hub.runtime.Hub` has them all): the
+    triggers' parts, and the expressions, secrets and Redis."""
 
-    settings: Settings
-    registry: Registry
     expressions: Expressions
-    db: Database
     secrets: SecretBox
-    cache: Cache
-    http: httpx.AsyncClient
-    engine: Engine
     redis: Any
-    workspace: str
 
 
 def require_role(role: str | None, required: str, workspace: str) -> None:

@@ -17,7 +17,7 @@ import logging
 import time
 import weakref
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from cachetools import LRUCache
 
@@ -29,12 +29,10 @@ from hub.db.models import now_us
 from hub.engine import RunNotFound
 from hub.flows import Flow, FlowError, parse_duration
 from hub.security.secrets import Redactor, secret_values
+from hub.services.base import HubParts
 from hub.triggers.events import start_event_runs
 from hub.triggers.runner import emit_event
 from hub.triggers.signatures import SignatureError, SignatureSpec, Verified, secrets_of, verify
-
-if TYPE_CHECKING:
-    from hub.runtime import Hub
 
 log = logging.getLogger("hub.webhooks")
 
@@ -87,10 +85,10 @@ class _State:
         self.tasks: set[asyncio.Task[Any]] = set()
 
 
-_STATES: weakref.WeakKeyDictionary[Hub, _State] = weakref.WeakKeyDictionary()
+_STATES: weakref.WeakKeyDictionary[HubParts, _State] = weakref.WeakKeyDictionary()
 
 
-def _state(hub: Hub) -> _State:
+def _state(hub: HubParts) -> _State:
     found = _STATES.get(hub)
     if found is None:
         found = _STATES[hub] = _State()
@@ -106,7 +104,7 @@ def _duration(value: Any, where: str, default: float) -> float:
         raise ValueError(str(exc)) from exc
 
 
-def make_plan(hub: Hub, flow: Flow, version: int) -> Plan | None:
+def make_plan(hub: HubParts, flow: Flow, version: int) -> Plan | None:
     """The plan of a flow version, or None when its trigger is not a webhook-kind trigger."""
     trigger = hub.registry.triggers.get(flow.trigger.type)
     if trigger is None or trigger.kind != "webhook":
@@ -137,7 +135,7 @@ def make_plan(hub: Hub, flow: Flow, version: int) -> Plan | None:
     )
 
 
-async def _enabled(hub: Hub, workspace: str, flow_id: str) -> bool:
+async def _enabled(hub: HubParts, workspace: str, flow_id: str) -> bool:
     async def load() -> bool:
         row = await hub.db.read(lambda c: flow_store.get_flow(c, workspace, flow_id))
         return bool(row and row["enabled"])
@@ -148,7 +146,7 @@ async def _enabled(hub: Hub, workspace: str, flow_id: str) -> bool:
     return found
 
 
-async def find_plan(hub: Hub, workspace: str, flow_id: str) -> Plan:
+async def find_plan(hub: HubParts, workspace: str, flow_id: str) -> Plan:
     """The plan of the flow's published version, from the engine's caches (no database read
     per request); ``not_found`` when there is no enabled webhook flow."""
     state = _state(hub)
@@ -174,7 +172,7 @@ async def find_plan(hub: Hub, workspace: str, flow_id: str) -> Plan:
     return plan
 
 
-async def _secret_values(hub: Hub, workspace: str, name: str) -> dict[str, Any]:
+async def _secret_values(hub: HubParts, workspace: str, name: str) -> dict[str, Any]:
     """A connection's decrypted values, from the short-lived local cache or the database."""
     state = _state(hub)
     now = time.monotonic()
@@ -193,7 +191,7 @@ async def _secret_values(hub: Hub, workspace: str, name: str) -> dict[str, Any]:
 
 
 async def check_signature(
-    hub: Hub, plan: Plan, workspace: str, headers: dict[str, str], raw: bytes
+    hub: HubParts, plan: Plan, workspace: str, headers: dict[str, str], raw: bytes
 ) -> Verified | None:
     """Verify the request (``invalid_signature`` if refused); None when the flow asks for
     no signature."""
@@ -222,7 +220,7 @@ async def check_signature(
         raise EventRefused("invalid_signature", str(exc), {"reason": exc.reason}) from None
 
 
-def _schedule_prune(hub: Hub, workspace: str, flow_id: str, plan: Plan) -> None:
+def _schedule_prune(hub: HubParts, workspace: str, flow_id: str, plan: Plan) -> None:
     """Delete this flow's expired keys and markers, at most once a minute per process."""
     state = _state(hub)
     now = time.monotonic()
@@ -246,7 +244,7 @@ def _schedule_prune(hub: Hub, workspace: str, flow_id: str, plan: Plan) -> None:
 
 
 async def start_webhook_run(
-    hub: Hub,
+    hub: HubParts,
     workspace: str,
     flow_id: str,
     plan: Plan,
@@ -301,7 +299,7 @@ async def start_webhook_run(
 
 
 async def handle_request(
-    hub: Hub,
+    hub: HubParts,
     plan: Plan,
     workspace: str,
     flow_id: str,
@@ -343,7 +341,7 @@ async def handle_request(
     return answer, run_ids
 
 
-async def finished_run(hub: Hub, run_id: str, timeout: float) -> dict[str, Any]:
+async def finished_run(hub: HubParts, run_id: str, timeout: float) -> dict[str, Any]:
     """The record of a run once it has succeeded (a sync webhook's answer); raises
     TimeoutError while it still runs after ``timeout`` seconds, ``run_failed`` when it
     failed or was cancelled."""
@@ -357,7 +355,7 @@ async def finished_run(hub: Hub, run_id: str, timeout: float) -> dict[str, Any]:
     return record
 
 
-async def run_status(hub: Hub, run_id: str) -> str:
+async def run_status(hub: HubParts, run_id: str) -> str:
     """A run's status now (``unknown`` when there is no such run)."""
     found = await hub.db.read(lambda c: run_store.run_record(c, run_id))
     return str(found["status"]) if found else "unknown"

@@ -23,15 +23,13 @@ import asyncio
 import functools
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from hub.connectors import Trigger
 from hub.db import flows as flow_store
 from hub.db import trigger_state, webhook_keys
 from hub.triggers.events import start_event_runs
-
-if TYPE_CHECKING:
-    from hub.runtime import Hub
+from hub.triggers.parts import TriggerParts
 
 log = logging.getLogger("hub.triggers")
 CURSOR_KEY = "cursor"
@@ -46,7 +44,7 @@ class TriggerContext:
         workspace_id: str,
         flow_id: str,
         connection: dict[str, Any] | None,
-        hub: Hub,
+        hub: TriggerParts,
     ) -> None:
         self.workspace_id = workspace_id
         self.flow_id = flow_id
@@ -71,7 +69,7 @@ def save_cursor(conn: Any, workspace_id: str, flow_id: str, cursor: Any) -> None
 class TriggerRunner:
     """Keeps one task per published flow whose trigger is a poll or a subscribe trigger."""
 
-    def __init__(self, hub: Hub, reconcile_interval: float = 5.0) -> None:
+    def __init__(self, hub: TriggerParts, reconcile_interval: float = 5.0) -> None:
         self.hub = hub
         self.reconcile_interval = reconcile_interval
         self._tasks: dict[tuple[str, str], tuple[int, asyncio.Task[None]]] = {}
@@ -117,7 +115,9 @@ class TriggerRunner:
         """The context a flow's poll or subscribe trigger runs with (its connection decrypted)."""
         connection = None
         if spec.get("connection"):
-            connection = await self.hub.connection_values(spec["connection"], workspace_id)
+            connection, _ = await self.hub.engine.connection_values(
+                workspace_id, spec["connection"]
+            )
         return TriggerContext(
             workspace_id=workspace_id, flow_id=flow_id, connection=connection, hub=self.hub
         )
@@ -181,7 +181,7 @@ class TriggerRunner:
 
 
 async def emit_event(
-    hub: Hub,
+    hub: TriggerParts,
     workspace_id: str,
     flow_id: str,
     version: int,
@@ -211,7 +211,7 @@ async def emit_event(
     return next(iter(started.found.values())).run_id
 
 
-async def poll_once(hub: Hub, flow_id: str) -> list[str]:
+async def poll_once(hub: TriggerParts, flow_id: str) -> list[str]:
     """Poll a flow's trigger once now (for tests and ``hub triggers poll``); return run ids."""
     ws = hub.workspace
     found = await hub.db.read(lambda c: flow_store.published_document(c, ws, flow_id))

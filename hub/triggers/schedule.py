@@ -14,16 +14,14 @@ import datetime as dt
 import functools
 import logging
 import zoneinfo
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from croniter import croniter
 
 from hub.db import flows as flow_store
 from hub.db import trigger_state
 from hub.triggers.events import start_event_runs
-
-if TYPE_CHECKING:
-    from hub.runtime import Hub
+from hub.triggers.parts import TriggerParts
 
 log = logging.getLogger("hub.scheduler")
 STATE_KEY = "schedule"
@@ -32,7 +30,8 @@ STATE_KEY = "schedule"
 def next_tick(cron: str, timezone: str, after: dt.datetime) -> dt.datetime:
     """The first tick of ``cron`` (in ``timezone``) strictly after ``after``."""
     tz = zoneinfo.ZoneInfo(timezone)
-    return croniter(cron, after.astimezone(tz)).get_next(dt.datetime)
+    tick: dt.datetime = croniter(cron, after.astimezone(tz)).get_next(dt.datetime)
+    return tick
 
 
 class TickTaken(Exception):
@@ -57,7 +56,7 @@ def last_tick(conn: Any, workspace_id: str, flow_id: str) -> str | None:
     return (state or {}).get("last_tick")
 
 
-async def fire_due(hub: Hub, now: dt.datetime | None = None) -> list[str]:
+async def fire_due(hub: TriggerParts, now: dt.datetime | None = None) -> list[str]:
     """Start a run for every schedule tick that is due; return the run ids."""
     now = now or dt.datetime.now(dt.UTC)
     started: list[str] = []
@@ -109,7 +108,7 @@ async def fire_due(hub: Hub, now: dt.datetime | None = None) -> list[str]:
     return started
 
 
-async def run_scheduler(hub: Hub, interval: float = 1.0) -> None:
+async def run_scheduler(hub: TriggerParts, interval: float = 1.0) -> None:
     """Check schedules every ``interval`` seconds for the life of the hub."""
     while True:
         try:
