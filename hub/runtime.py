@@ -36,6 +36,7 @@ from hub.plugins import build_registry, call_observers, collect_mapping, make_pl
 from hub.security.netguard import make_http_client
 from hub.security.secrets import SecretBox, load_keys
 from hub.services import oauth2, system
+from hub.services.base import SYSTEM
 from hub.services.workspace import WorkspaceHub
 from hub.settings import Settings
 
@@ -141,7 +142,7 @@ class Hub:
         the convenience methods below delegate to."""
         found = self._service
         if found is None or found.workspace != self.workspace:
-            found = self._service = WorkspaceHub(self, self.workspace, actor="system", role="owner")
+            found = self._service = WorkspaceHub(self, self.workspace, actor=SYSTEM, role="owner")
         return found
 
     @property
@@ -340,7 +341,7 @@ class Hub:
         """A connection's settings with its secrets decrypted (for triggers and tests)."""
         service = self.service
         if workspace_id is not None and workspace_id != self.workspace:
-            service = WorkspaceHub(self, workspace_id, actor="system", role="owner")
+            service = WorkspaceHub(self, workspace_id, actor=SYSTEM, role="owner")
         return (await service.connection_values(name))[0]
 
     async def set_connection(self, name: str, connector: str, values: dict[str, Any]) -> None:

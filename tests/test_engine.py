@@ -302,7 +302,7 @@ async def test_delay_is_durable_and_survives_a_restart(settings: Settings) -> No
     async with started(settings) as first:
         await first.save_flow(
             flow(
-                {"id": "wait", "action": "flow.delay", "input": {"seconds": 0.6}},
+                {"id": "wait", "action": "flow.delay", "input": {"seconds": 3}},
                 {
                     "id": "after",
                     "action": "data.set",
@@ -312,15 +312,17 @@ async def test_delay_is_durable_and_survives_a_restart(settings: Settings) -> No
             publish=True,
         )
         run_id = await first.start_run("f")
-        await asyncio.sleep(0.1)
-        assert (await first.get_run(run_id))["steps"][0]["status"] == "waiting"
+        deadline = time.monotonic() + 30
+        while (await first.get_run(run_id))["steps"][0]["status"] != "waiting":
+            assert time.monotonic() < deadline, "the delay step never started waiting"
+            await asyncio.sleep(0.02)
 
     async with started(settings) as second:
-        record = await second.wait_for_run(run_id, timeout=5)
+        record = await second.wait_for_run(run_id, timeout=60)
         assert record["status"] == "succeeded"
         run = await second.get_run(run_id)
         wait = by_key(run)["wait"]
-        assert (wait["finished_at"] - run["created_at"]) / 1e6 >= 0.6
+        assert (wait["finished_at"] - run["created_at"]) / 1e6 >= 3
         assert run["output"].startswith("20")
 
 

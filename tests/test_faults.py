@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -182,6 +182,24 @@ async def counts(hub: Hub) -> dict[str, int]:
     return {r[0]: r[1] for r in rows}
 
 
+def succeeded_at_least(hub: Hub, n: int) -> Callable[[], Awaitable[bool]]:
+    """A condition for :func:`until`: at least ``n`` runs have succeeded."""
+
+    async def check() -> bool:
+        return (await counts(hub)).get("succeeded", 0) >= n
+
+    return check
+
+
+def delivered(sink: Sink) -> Callable[[], Awaitable[bool]]:
+    """A condition for :func:`until`: the sink has received a delivery."""
+
+    async def check() -> bool:
+        return bool(sink.deliveries)
+
+    return check
+
+
 async def wait_all(hub: Hub, total: int, timeout: float, cluster: Cluster) -> dict[str, int]:
     deadline = time.monotonic() + timeout
     found: dict[str, int] = {}
@@ -191,6 +209,22 @@ async def wait_all(hub: Hub, total: int, timeout: float, cluster: Cluster) -> di
             return found
         await asyncio.sleep(0.25)
     raise AssertionError(f"runs not finished after {timeout}s: {found}\n{cluster.logs()}")
+
+
+async def until(
+    condition: Callable[[], Awaitable[Any]],
+    what: str,
+    cluster: Cluster,
+    timeout: float = 120.0,
+    every: float = 0.02,
+) -> None:
+    """Wait for ``condition`` to hold, or fail naming ``what`` with the workers' logs (a
+    worker that died leaves a condition that never holds: the test must fail, not hang)."""
+    deadline = time.monotonic() + timeout
+    while not await condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not after {timeout:g}s\n{cluster.logs()}")
+        await asyncio.sleep(every)
 
 
 async def running_on(hub: Hub, boot_prefix: str) -> int:
@@ -275,10 +309,8 @@ async def test_sigkill_a_worker_under_load_loses_no_run(cluster: Cluster, sink: 
     async with serving(cluster) as hub:
         total = 500
         await start_load(hub, sink, total)
-        while (await counts(hub)).get("succeeded", 0) < 100:
-            await asyncio.sleep(0.05)
-        while not await running_on(hub, victim):
-            await asyncio.sleep(0.005)
+        await until(succeeded_at_least(hub, 100), "100 runs succeeded", cluster)
+        await until(lambda: running_on(hub, victim), "a step running on the victim", cluster)
         cluster.workers[0].kill()  # SIGKILL in the middle of its steps
         cluster.workers[0].wait()
         found = await wait_all(hub, total, 90, cluster)
@@ -315,8 +347,7 @@ async def test_sigkill_a_worker_during_fan_outs_loses_no_item(cluster: Cluster, 
         await hub.save_flow({"id": "fan", "steps": [each, after]}, publish=True)
         total = 6
         await hub.engine.start_runs(hub.workspace, "fan", [None] * total)
-        while not await running_on(hub, victim):
-            await asyncio.sleep(0.005)
+        await until(lambda: running_on(hub, victim), "an item running on the victim", cluster)
         await asyncio.sleep(0.2)  # items done on both workers by now
         cluster.workers[0].kill()  # SIGKILL in the middle of its items
         cluster.workers[0].wait()
@@ -347,8 +378,7 @@ async def test_redis_restart_in_the_middle_of_a_load_loses_no_run(
     async with serving(cluster) as hub:
         total = 300
         await start_load(hub, sink, total)
-        while (await counts(hub)).get("succeeded", 0) < 50:
-            await asyncio.sleep(0.05)
+        await until(succeeded_at_least(hub, 50), "50 runs succeeded", cluster)
         cluster.redis.kill()  # the queue is gone: no persistence
         await asyncio.sleep(0.5)
         cluster.redis.start()
@@ -367,8 +397,7 @@ async def test_postgres_restart_in_the_middle_of_a_load_loses_no_run(
     async with serving(cluster) as hub:
         total = 200
         await start_load(hub, sink, total)
-        while (await counts(hub)).get("succeeded", 0) < 40:
-            await asyncio.sleep(0.05)
+        await until(succeeded_at_least(hub, 40), "40 runs succeeded", cluster)
         await asyncio.to_thread(postgres.kill)
         await asyncio.sleep(1.0)
         await asyncio.to_thread(postgres.start)
@@ -386,8 +415,7 @@ async def test_sigterm_during_a_step_finishes_it_or_hands_it_back(
     async with serving(cluster) as hub:
         await hub.save_flow({**load_flow(sink, "/slow"), "id": "load"}, publish=True)
         run_id = await hub.start_run("load", {})
-        while not sink.deliveries:
-            await asyncio.sleep(0.02)
+        await until(delivered(sink), "a delivery to the sink", cluster)
         terminate(quick, 10)  # grace 0.2 s < the 1.5 s step: it is handed back
         cluster.start_worker()
         record = await hub.wait_for_run(run_id, 30)

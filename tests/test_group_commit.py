@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from typing import Any
 
@@ -147,7 +148,12 @@ async def test_batchable_writes_go_one_batch_at_a_time_beside_other_writes(
     db._pg_autocommit = watched  # type: ignore[method-assign]
 
     def slow(conn: Connection) -> str:
-        conn.execute(text("SELECT pg_sleep(0.3)"))
+        # Holds its transaction (and lane "busy") until a write of another lane has
+        # committed, or 60 s: each statement gives the event loop a turn.
+        events.append("slow started")
+        deadline = time.monotonic() + 60
+        while "run-0 0" not in events and time.monotonic() < deadline:
+            conn.execute(text("SELECT pg_sleep(0.01)"))
         events.append("slow committed")
         return "slow"
 
@@ -158,7 +164,10 @@ async def test_batchable_writes_go_one_batch_at_a_time_beside_other_writes(
 
     try:
         slow_write = asyncio.ensure_future(db.write(slow, lane="busy"))
-        await asyncio.sleep(0.05)  # the slow transaction holds lane "busy"
+        deadline = time.monotonic() + 60
+        while "slow started" not in events:  # the slow transaction holds lane "busy"
+            assert time.monotonic() < deadline, "the slow transaction never started"
+            await asyncio.sleep(0.005)
         results = await asyncio.gather(
             batchable(-1, "busy"), *(batchable(n, f"run-{n}") for n in range(400))
         )

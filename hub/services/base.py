@@ -18,6 +18,10 @@ from hub.security.secrets import SecretBox
 from hub.services.errors import Forbidden
 from hub.triggers.parts import TriggerParts
 
+#: The actor of the hub's own in-process calls (:class:`hub.runtime.Hub`'s convenience
+#: methods: tests, benchmarks, the examples ``hub serve --examples`` applies).
+SYSTEM = "system"
+
 
 class HubParts(TriggerParts, Protocol):
     """The parts of a hub the services use (a :class:`hub.runtime.Hub` has them all): the

