@@ -427,6 +427,12 @@ class SandboxEnvironment(ImmutableSandboxedEnvironment):
     # -- filters ------------------------------------------------------------------------
 
     def _guard_filters(self) -> None:
+        """Replace Jinja's filters that can grow a value or loop with guarded copies, add the
+        hub's own, and bound every filter's string result (:meth:`_bounded`).
+
+        Over 80 lines on purpose: it is a list of small closures, each a few lines over the
+        same environment and output limit; one function keeps the guards side by side.
+        """
         lim = self.limits.max_output
         env = self
         f = self.filters
