@@ -18,7 +18,7 @@ the targets of the queue-mode issue:
 - recovery: a worker is SIGKILLed in the middle of a step; the time until the step's next
   attempt starts, with the default lease (30 s) and sweeper interval (5 s).
 
-    python bench/queue_mode.py              # everything (about four minutes)
+    python bench/queue_mode.py              # everything (about two and a half minutes, idle)
     python bench/queue_mode.py --length 30  # loads of 30-step chains (the shape until
                                             # 3 December 2026: 9,000 steps a load)
     python bench/queue_mode.py --quick      # one smaller run each, recovery with a 5 s lease

@@ -81,7 +81,7 @@ async def run_flow(
 
 
 async def wait_for_runs(
-    hub: Hub, flow_id: str, count: int, *, timeout: float = 10.0
+    hub: Hub, flow_id: str, count: int, *, timeout: float = 30.0
 ) -> list[dict[str, Any]]:
     """Wait until the flow ``flow_id`` has at least ``count`` runs; return its runs.
 
