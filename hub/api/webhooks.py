@@ -15,11 +15,11 @@ In the order a request meets them (docs/webhooks.md tells the same for users):
 5. ``Idempotency-Key`` and replay markers (:mod:`hub.db.webhook_keys`), inserted in the run's
    own transaction: the same key and body answer the first run (200,
    ``Idempotent-Replayed: true``), another body 409; a replayed signature 401.
+6. The answer: 202 with the run id, or with ``response: {mode: sync}`` the flow's output
+   (200) when the run ends within the timeout, else 202.
 
 The flows' side of each step (plans, signatures, starting the run with its keys) is in
 :mod:`hub.services.events`; this module reads the request and writes the answer.
-6. The answer: 202 with the run id, or with ``response: {mode: sync}`` the flow's output
-   (200) when the run ends within the timeout, else 202.
 
 Trigger data is data: it is never rendered as a template.
 """

@@ -135,13 +135,19 @@ def make_plan(hub: HubParts, flow: Flow, version: int) -> Plan | None:
     )
 
 
+def enabled_cache_key(workspace: str, flow_id: str) -> str:
+    """The cache key of whether a flow is enabled, as the webhook route reads it (the flows
+    service drops it when a flow is enabled or disabled)."""
+    return f"webhook-enabled:{workspace}:{flow_id}"
+
+
 async def _enabled(hub: HubParts, workspace: str, flow_id: str) -> bool:
     async def load() -> bool:
         row = await hub.db.read(lambda c: flow_store.get_flow(c, workspace, flow_id))
         return bool(row and row["enabled"])
 
     found: bool = await hub.cache.get_or_load(
-        f"webhook-enabled:{workspace}:{flow_id}", load, ttl=ENABLED_TTL
+        enabled_cache_key(workspace, flow_id), load, ttl=ENABLED_TTL
     )
     return found
 

@@ -17,9 +17,7 @@ from hub.db.flows import SavedVersion
 from hub.flows import Flow, load_flow
 from hub.services.base import WorkspaceScope
 from hub.services.errors import Conflict, NotFound
-
-# The cache key prefix under which the webhook route keeps a flow's enabled state.
-WEBHOOK_ENABLED_KEY = "webhook-enabled"
+from hub.services.events import enabled_cache_key
 
 
 class FlowsService(WorkspaceScope):
@@ -180,5 +178,5 @@ class FlowsService(WorkspaceScope):
             raise NotFound(f"no flow {flow_id!r}")
         # Webhooks keep the enabled state in the layered cache for a moment: drop it in
         # every process so that disabling takes effect at once.
-        await self.hub.cache.invalidate(f"{WEBHOOK_ENABLED_KEY}:{ws}:{flow_id}")
+        await self.hub.cache.invalidate(enabled_cache_key(ws, flow_id))
         return flow
