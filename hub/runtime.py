@@ -6,7 +6,8 @@ subscribe triggers and the OAuth2 refresher; with :meth:`Hub.work`, a queue work
 holds no face logic: the faces act through the workspace services (:mod:`hub.services`).
 Its convenience methods (``save_flow``, ``start_run``, ``set_connection`` ...) each delegate
 to the default workspace's service acting as ``system``, so that code holding a hub (tests,
-benchmarks, plugins' tests) goes the same validated and audited way as the faces.
+benchmarks, plugins' tests) goes the same validated way as the faces, and its changes are
+audited as ``system`` (its run starts are not: see :mod:`hub.services.runs`).
 """
 
 from __future__ import annotations
