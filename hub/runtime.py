@@ -198,7 +198,7 @@ class Hub:
 
     async def _heartbeat_loop(self) -> None:
         while True:
-            await asyncio.sleep(self.settings.lease_seconds / 3)
+            await asyncio.sleep(self.settings.heartbeat_interval)
             try:
                 await self.engine.heartbeat()
             except Exception:

@@ -76,6 +76,13 @@ class Settings:
         return f"sqlite:///{(self.data_dir / 'hub.db').resolve()}"
 
     @property
+    def heartbeat_interval(self) -> float:
+        """How often a process renews the leases of its running steps, and how long a step
+        runs before its lease is first renewed: a third of the lease, so that a lease
+        survives two missed renewals."""
+        return self.lease_seconds / 3
+
+    @property
     def is_sqlite(self) -> bool:
         """True when the database is SQLite (the embedded default)."""
         return self.resolved_database_url.startswith("sqlite")

@@ -120,8 +120,8 @@ class RecoveryMixin:
             await asyncio.sleep(0.02)
 
     async def heartbeat(self) -> None:
-        """Renew the leases of steps running here for longer than a third of the lease."""
-        threshold = time.monotonic() - self.settings.lease_seconds / 3
+        """Renew the leases of steps running here for longer than the heartbeat interval."""
+        threshold = time.monotonic() - self.settings.heartbeat_interval
         ids = [row_id for row_id, (since, _job, _t) in self._running.items() if since < threshold]
         if ids:
             expires = lease_expiry(now_us(), self.settings.lease_seconds)
