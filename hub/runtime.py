@@ -267,11 +267,6 @@ class Hub:
     ) -> None:
         await self.stop()
 
-    async def check_database(self) -> None:
-        """Raise :class:`hub.services.errors.Unavailable` if the database (or Redis) does
-        not answer."""
-        await system.check_ready(self)
-
     async def verify_secret_key(self, sample: int = system.KEY_CHECK_SAMPLE) -> int:
         """Check that the configured key decrypts the stored secrets (see
         :func:`hub.services.system.verify_secret_key`); return how many were checked."""
