@@ -67,6 +67,12 @@ class Settings:
     http_timeout: float = 30.0
     # Webhooks
     webhook_max_body_bytes: int = 1_000_000
+    # The public address: what people and services use to reach the hub (links, webhook
+    # URLs, OAuth2 redirect URIs); an https:// address makes the session cookies Secure.
+    public_url: str = ""
+    # Proxies whose X-Forwarded-For is believed (addresses or networks); the client address
+    # of a request from anywhere else is the connection's peer.
+    trusted_proxies: tuple[str, ...] = ()
 
     @property
     def resolved_database_url(self) -> str:
@@ -108,6 +114,11 @@ class Settings:
             except ValueError:
                 names.add(entry.lower().rstrip("."))
         return names
+
+    @property
+    def public_https(self) -> bool:
+        """True when ``HUB_PUBLIC_URL`` is an https:// address."""
+        return self.public_url.lower().startswith("https://")
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with some settings changed."""
