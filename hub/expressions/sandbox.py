@@ -65,15 +65,28 @@ class LimitExceeded(SecurityError):
     """A bound of :class:`Limits` was hit."""
 
 
+class RenderMoved(BaseException):  # noqa: N818 (a signal, not an error)
+    """The inline slice of a render ran out: the caller runs the render again off the event
+    loop with the whole budget (see :meth:`hub.expressions.Compiled.render`'s ``inline``).
+
+    A BaseException, so that nothing inside a template's evaluation catches it."""
+
+
 class Budget:
-    """What is left of one render's budget (loop iterations, text output, time)."""
+    """What is left of one render's budget (loop iterations, text output, time).
 
-    __slots__ = ("deadline", "out", "steps")
+    ``slice_end`` is when an inline render gives up and raises :class:`RenderMoved` (None:
+    never; the render runs to its budget).
+    """
 
-    def __init__(self, limits: Limits) -> None:
+    __slots__ = ("deadline", "out", "slice_end", "steps")
+
+    def __init__(self, limits: Limits, inline: float | None = None) -> None:
+        now = time.monotonic()
         self.steps = limits.max_loop_iterations
         self.out = limits.max_output
-        self.deadline = time.monotonic() + limits.max_render_seconds
+        self.deadline = now + limits.max_render_seconds
+        self.slice_end = None if inline is None else now + inline
 
 
 BUDGET: ContextVar[Budget | None] = ContextVar("hub_expression_budget", default=None)
@@ -230,7 +243,10 @@ class SandboxEnvironment(ImmutableSandboxedEnvironment):
             raise LimitExceeded(
                 f"more than {self.limits.max_loop_iterations} loop iterations or macro calls"
             )
-        if time.monotonic() > budget.deadline:
+        now = time.monotonic()
+        if budget.slice_end is not None and now > budget.slice_end:
+            raise RenderMoved
+        if now > budget.deadline:
             raise LimitExceeded(f"rendering took more than {self.limits.max_render_seconds}s")
 
     def _emit(self, length: int) -> None:

@@ -189,11 +189,16 @@ class Compiled:
     def __repr__(self) -> str:
         return f"<Compiled {self.location!r} static={self.is_static} refs={self.step_refs}>"
 
-    def render(self, context: Mapping[str, Any]) -> Any:
-        """Render against ``context``; raise ExpressionError naming the location."""
+    def render(self, context: Mapping[str, Any], *, inline: float | None = None) -> Any:
+        """Render against ``context``; raise ExpressionError naming the location.
+
+        With ``inline`` (seconds), a render still going after that long raises
+        :class:`~hub.expressions.sandbox.RenderMoved` instead of finishing: the caller (on an
+        event loop) runs it again in a thread with the whole budget.
+        """
         if self._render is None:
             return self._value
-        token = BUDGET.set(Budget(self._limits))
+        token = BUDGET.set(Budget(self._limits, inline))
         try:
             return self._render(context)
         finally:
