@@ -65,7 +65,7 @@ class LimitExceeded(SecurityError):
     """A bound of :class:`Limits` was hit."""
 
 
-class RenderMoved(BaseException):  # noqa: N818 (a signal, not an error)
+class RenderMoved(BaseException):
     """The inline slice of a render ran out: the caller runs the render again off the event
     loop with the whole budget (see :meth:`hub.expressions.Compiled.render`'s ``inline``).
 
