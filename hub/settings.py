@@ -73,6 +73,13 @@ class Settings:
     # Proxies whose X-Forwarded-For is believed (addresses or networks); the client address
     # of a request from anywhere else is the connection's peer.
     trusted_proxies: tuple[str, ...] = ()
+    # Sessions and logins (docs/security.md, "Sessions and logins")
+    session_idle_minutes: float = 720.0  # a session unused this long has ended
+    session_max_hours: float = 168.0  # a session ends this long after its login, used or not
+    max_concurrent_hashes: int = 2  # argon2 checks at once per process; more answer 429
+    login_attempts_per_account: int = 10  # failed logins/password checks per account per window
+    login_attempts_per_address: int = 20  # failed ones per client address per window
+    login_window_seconds: float = 300.0
 
     @property
     def resolved_database_url(self) -> str:
@@ -163,6 +170,9 @@ _AT_LEAST: dict[str, float] = {
     "database_pool_size": 1,
     "queue_idle_poll": 0.01,
     "gc_threshold": 0,
+    "max_concurrent_hashes": 1,
+    "login_attempts_per_account": 1,
+    "login_attempts_per_address": 1,
 }
 
 

@@ -91,6 +91,29 @@ class ApiToken(Base):
     token_hash: Mapped[str] = mapped_column(String(128), unique=True)
     created_at: Mapped[int] = mapped_column(BigInteger)
     last_used_at: Mapped[int | None] = mapped_column(BigInteger)
+    # Optional limits (None: the token acts with its user's role, until revoked): when it
+    # stops working, what it may do ("read" or "runs"), and the one flow it may reach.
+    expires_at: Mapped[int | None] = mapped_column(BigInteger)
+    scope: Mapped[str | None] = mapped_column(String(16))
+    flow_id: Mapped[str | None] = mapped_column(String(100))
+
+
+class LoginSession(Base):
+    """A browser session: the cookie carries a random secret, the table its SHA-256.
+
+    It ends at logout (``revoked_at``), after ``HUB_SESSION_IDLE_MINUTES`` without use
+    (``last_seen_at``, written at most once a minute) and ``HUB_SESSION_MAX_HOURS`` after
+    its login (``created_at``; ``expires_at`` is that moment when it was created, by which
+    old rows are pruned).
+    """
+
+    __tablename__ = "sessions"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    last_seen_at: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
+    revoked_at: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class FlowRow(Base):
