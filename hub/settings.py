@@ -63,6 +63,10 @@ class Settings:
     max_range: int = 100_000
     max_repeat: int = 1_000_000
     max_for_each_items: int = 100_000
+    # Where renders run (hub.expressions.offload): inline on the event loop for this long,
+    # then again from the start in one of this many threads, with the whole budget.
+    render_inline_seconds: float = 0.01
+    render_threads: int = 4
     http_max_response_bytes: int = 10_000_000
     http_timeout: float = 30.0
     # Webhooks

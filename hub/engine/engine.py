@@ -44,6 +44,7 @@ from hub.engine.recovery import RecoveryMixin
 from hub.engine.runs import RunsMixin
 from hub.engine.step_call import StepFailure, call_step, step_logger
 from hub.expressions import ExpressionError, Expressions
+from hub.expressions.offload import Renders
 from hub.flows import Flow, StepSpec
 from hub.plugins import call_observers, has_observers
 from hub.security.secrets import NO_SECRETS, Redactor, SecretBox
@@ -97,6 +98,8 @@ class Engine(CapacityMixin, ReadsMixin, RunsMixin, RecoveryMixin):
         self.db = db
         self.registry = registry
         self.expressions = expressions
+        # Renders on this loop: inline while cheap, else in a thread (hub.expressions.offload)
+        self.renders = Renders(settings.render_inline_seconds, settings.render_threads)
         self.pm = pm
         self.executor = executor
         self.cache = cache
@@ -157,10 +160,11 @@ class Engine(CapacityMixin, ReadsMixin, RunsMixin, RecoveryMixin):
         try:
             context = await self._context(run, flow, spec, claimed)
             first_look = not is_item and not is_handler and claimed.attempt == 1
-            if spec.when is not None and first_look and not spec.when.render(context):
+            render = self.renders.render
+            if spec.when is not None and first_look and not await render(spec.when, context):
                 return await self._complete(run, flow, claimed, "skipped", None, None)
             if spec.for_each is not None and not is_item and not is_handler:
-                return await self._expand(run, claimed, spec.for_each.render(context))
+                return await self._expand(run, claimed, await render(spec.for_each, context))
             action = self._action(spec)
             connection, redactor = await self._connection(run, spec)
             ctx = self._make_ctx(run, claimed, connection, redactor)
@@ -173,6 +177,7 @@ class Engine(CapacityMixin, ReadsMixin, RunsMixin, RecoveryMixin):
                 where=f"steps.{spec.id}.",
                 name=spec.action,
                 around=functools.partial(self._limited, run, flow, claimed, action, ctx),
+                renders=self.renders,
             )
             return await self._complete(
                 run, flow, claimed, "done", redactor.data(ctx.input), redactor.data(output), ctx

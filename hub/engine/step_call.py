@@ -19,6 +19,7 @@ from typing import Any
 from hub.connectors import Action
 from hub.context import RedactingLogger, StepContext
 from hub.expressions import ExpressionError
+from hub.expressions.offload import Renders, default_renders
 from hub.schemas import schema_errors
 from hub.security.secrets import Redactor
 
@@ -73,20 +74,23 @@ async def call_step(
     where: str = "",
     name: str = "",
     around: Around | None = None,
+    renders: Renders | None = None,
 ) -> Any:
     """Run ``action`` once as a step and return its output.
 
     ``input`` is a compiled template rendered against ``data`` when ``data`` is given, or
-    the input itself. The rendered input is validated against the action's input schema
-    (errors located under ``{where}input``), set on ``ctx.input`` (where a caller finds it
-    after a failure too), and the action is called within ``timeout`` seconds (None: no
+    the input itself; the render goes through ``renders`` (the process's default when
+    None): inline while it is cheap, else in a thread, so it never stalls the event loop.
+    The rendered input is validated against the action's input schema (errors located
+    under ``{where}input``), set on ``ctx.input`` (where a caller finds it after a failure
+    too), and the action is called within ``timeout`` seconds (None: no
     limit; the failure names the action ``name``), through ``around`` when given; its
     output is validated likewise (``{where}output``). The action's own exceptions pass
     through unchanged.
     """
     if data is not None:
         try:
-            input = input.render(data)
+            input = await (renders or default_renders()).render(input, data)
         except ExpressionError as exc:
             raise StepFailure(str(exc), kind="expression") from None
     ctx.input = input

@@ -129,7 +129,9 @@ async def try_step(
     output: Any = None
     error: dict[str, Any] | None = None
     try:
-        output = await call_step(action, ctx, compiled, data=data, timeout=limit)
+        output = await call_step(
+            action, ctx, compiled, data=data, timeout=limit, renders=hub.engine.renders
+        )
     except StepFailure as failure:
         error = {"kind": failure.kind, "message": redactor.text(str(failure))}
         if failure.kind == "input":

@@ -1,0 +1,95 @@
+"""Where renders run: on the event loop while they are cheap, in a thread when they are not.
+
+Every render made on an event loop (a step's input, ``when`` and ``for_each``, a step test)
+goes through :meth:`Renders.render`. It first renders inline with a small slice of time
+(``HUB_RENDER_INLINE_SECONDS``): almost every render ends well within it, at the cost of a
+plain call. A render still going when its slice runs out raises
+:class:`~hub.expressions.sandbox.RenderMoved` at the budget's next charge point; it is then
+run again from the start (renders are pure: the sandbox is immutable) in a bounded pool of
+threads (``HUB_RENDER_THREADS``) with the whole budget, and the event loop awaits it, free
+to answer requests and renew leases meanwhile.
+
+Python cannot stop a thread: a render in the pool ends by its budget (work, bytes and
+``max_render_seconds``, checked at every charge point), which raises
+:class:`~hub.expressions.sandbox.LimitExceeded`, reported as an
+:class:`~hub.expressions.ExpressionError` that names the limit. When every thread is busy,
+a moved render waits for one; renders that stay within their slice never wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from hub.expressions.sandbox import RenderMoved
+from hub.expressions.templates import Compiled
+
+__all__ = ["DEFAULT_INLINE_SECONDS", "DEFAULT_THREADS", "Renders", "default_renders"]
+
+#: The inline slice of a render on an event loop (``HUB_RENDER_INLINE_SECONDS``).
+DEFAULT_INLINE_SECONDS = 0.01
+#: The threads that run renders moved off an event loop (``HUB_RENDER_THREADS``).
+DEFAULT_THREADS = 4
+
+
+class Renders:
+    """Renders compiled values for code on an event loop without ever stalling it long.
+
+    ``inline_seconds`` is the slice a render gets on the loop; ``threads`` bounds the pool
+    that runs the renders that outgrow it (made on first use, closed by :meth:`close`).
+    """
+
+    def __init__(
+        self, inline_seconds: float = DEFAULT_INLINE_SECONDS, threads: int = DEFAULT_THREADS
+    ) -> None:
+        if inline_seconds < 0:
+            raise ValueError("inline_seconds must be at least 0")
+        if threads < 1:
+            raise ValueError("threads must be at least 1")
+        self.inline_seconds = inline_seconds
+        self.threads = threads
+        self.moved = 0  # renders that outgrew their slice (for tests and figures)
+        self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def _executor(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="hub-render")
+            return self._pool
+
+    async def render(self, compiled: Compiled, context: Mapping[str, Any]) -> Any:
+        """``compiled`` rendered against ``context``: inline within the slice, else in the
+        pool with the whole budget. Raises what :meth:`Compiled.render` raises
+        (:class:`~hub.expressions.ExpressionError`)."""
+        if compiled.is_static:
+            return compiled.render(context)
+        try:
+            return compiled.render(context, inline=self.inline_seconds)
+        except RenderMoved:
+            pass
+        self.moved += 1
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor(), compiled.render, context)
+
+    def close(self) -> None:
+        """Stop taking renders; threads still rendering end by their budget's deadline."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+
+_DEFAULT: Renders | None = None
+
+
+def default_renders() -> Renders:
+    """The process's shared :class:`Renders` with the default slice and pool, for callers
+    that have no hub's own (:func:`hub.testing.run_action`)."""
+    global _DEFAULT
+    if _DEFAULT is None:
+        _DEFAULT = Renders()
+    return _DEFAULT
