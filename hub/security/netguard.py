@@ -97,12 +97,31 @@ _V6_RULES: tuple[tuple[tuple[IPNetwork, ...], str], ...] = (
     (_nets("fe80::/10"), "link-local"),
     (_nets("fc00::/7", "fec0::/10"), "private"),  # unique local; site-local (deprecated)
     (_nets("ff00::/8"), "multicast"),
-    (_nets("64:ff9b:1::/48", "100::/64", "2001:db8::/32"), "reserved"),
+    (_nets("100::/64", "2001:db8::/32"), "reserved"),
 )
 
-_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
-_V4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+_GLOBAL_UNICAST = ipaddress.IPv6Network("2000::/3")
+"""The only IPv6 block allocated for global unicast; outside it nothing is publicly routable."""
 
+_V4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+_SIIT = ipaddress.IPv6Network("::ffff:0:0:0/96")
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_NAT64_LOCAL = ipaddress.IPv6Network("64:ff9b:1::/48")
+_SIXTOFOUR = ipaddress.IPv6Network("2002::/16")
+_TEREDO = ipaddress.IPv6Network("2001::/32")
+
+# Where RFC 6052 puts the IPv4 address behind a NAT64 prefix of each length that fits inside
+# the local-use prefix 64:ff9b:1::/48: the byte ranges of the 16-byte address (byte 8, the "u"
+# octet, is always skipped).
+_RFC6052_LAYOUTS: tuple[tuple[slice, ...], ...] = (
+    (slice(12, 16),),  # /96, the usual one: its reading is judged first
+    (slice(9, 13),),  # /64
+    (slice(7, 8), slice(9, 12)),  # /56
+    (slice(6, 8), slice(9, 11)),  # /48
+)
+
+# Forms that lead to their IPv4 address (a dual-stack socket, a NAT64 gateway, a 6to4 relay,
+# a Teredo relay): with a public embedded address they are as public as it is.
 _DESCRIPTIONS = {
     "loopback": "a loopback address",
     "private": "a private address",
@@ -114,20 +133,72 @@ _DESCRIPTIONS = {
     "shared address space": "in the shared address space (100.64.0.0/10, carrier-grade NAT)",
 }
 
+_FORWARDING_FORMS = frozenset({"IPv4-mapped", "NAT64", "NAT64 local-use", "6to4", "Teredo"})
+# Deprecated forms with no legitimate public use: refused even with a public embedded address,
+# unless HUB_ALLOW_HOSTS allows the address they carry.
+_DEPRECATED_FORMS = frozenset({"IPv4-compatible", "IPv4-translated (SIIT)"})
 
-def is_forbidden_address(ip: IPAddress | str) -> str | None:
-    """Why outgoing requests must not reach ``ip``, or None when it is a public address.
+
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> list[tuple[str, ipaddress.IPv4Address]]:
+    """Every IPv4 address that ``ip`` carries, each with the name of the form carrying it.
+
+    The forms: ``IPv4-mapped`` (``::ffff:a.b.c.d``), ``IPv4-translated (SIIT)``
+    (``::ffff:0:a.b.c.d``), ``IPv4-compatible`` (``::a.b.c.d``), ``NAT64``
+    (``64:ff9b::a.b.c.d``), ``NAT64 local-use`` (``64:ff9b:1::/48``: the prefix length is the
+    operator's choice, so every RFC 6052 layout that fits is read, one address each),
+    ``6to4`` (``2002:AABB:CCDD::/48``), ``Teredo`` (``2001:0::/32``: the server's address and
+    the obfuscated client's), and ``ISATAP`` (an interface identifier ``0:5efe:a.b.c.d`` or
+    ``200:5efe:a.b.c.d`` under any prefix). An empty list when it carries none.
+    """
+    found: list[tuple[str, ipaddress.IPv4Address]] = []
+    packed = ip.packed
+    low32 = ipaddress.IPv4Address(packed[12:])
+    if ip.ipv4_mapped is not None:
+        found.append(("IPv4-mapped", ip.ipv4_mapped))
+    elif ip in _SIIT:
+        found.append(("IPv4-translated (SIIT)", low32))
+    elif ip in _V4_COMPATIBLE:
+        found.append(("IPv4-compatible", low32))
+    elif ip in _NAT64:
+        found.append(("NAT64", low32))
+    elif ip in _NAT64_LOCAL:
+        for layout in _RFC6052_LAYOUTS:
+            raw = b"".join(packed[part] for part in layout)
+            found.append(("NAT64 local-use", ipaddress.IPv4Address(raw)))
+    elif ip in _SIXTOFOUR:
+        found.append(("6to4", ipaddress.IPv4Address(packed[2:6])))
+    elif ip in _TEREDO:
+        server, client = ip.teredo or (low32, low32)
+        found += [("Teredo", server), ("Teredo", client)]
+    # ISATAP: bytes 8-11 are 00-00-5E-FE, with the universal/local and group bits free.
+    if packed[8] & 0xFC == 0 and packed[9] == 0 and packed[10:12] == b"\x5e\xfe":
+        found.append(("ISATAP", low32))
+    return found
+
+
+def is_forbidden_address(
+    ip: IPAddress | str, allowed_networks: Sequence[IPNetwork] = ()
+) -> str | None:
+    """Why outgoing requests must not reach ``ip``, or None when it may be reached.
 
     The reasons: ``"loopback"``, ``"private"``, ``"link-local"``, ``"metadata"``,
-    ``"multicast"``, ``"reserved"``, ``"unspecified"``, ``"shared address space"``. An IPv4
-    address embedded in IPv6 (IPv4-mapped ``::ffff:a.b.c.d``, IPv4-compatible ``::a.b.c.d``,
-    NAT64 ``64:ff9b::/96``, 6to4 ``2002::/16``, Teredo) is judged as the IPv4 address it
-    carries. Anything else that is not globally routable counts as ``"reserved"``.
+    ``"multicast"``, ``"reserved"``, ``"unspecified"``, ``"shared address space"``. An address
+    inside one of ``allowed_networks`` (from ``HUB_ALLOW_HOSTS``) may be reached.
+
+    An IPv6 address that carries IPv4 addresses (every form of :func:`embedded_ipv4`) is
+    refused when any address it carries would be refused on its own, for the same reason. With
+    only public (or allowed) addresses inside: the mapped, NAT64, 6to4 and Teredo forms may be
+    reached; the deprecated IPv4-compatible and SIIT forms count as ``"reserved"`` unless every
+    address they carry is allowed; an ISATAP address is then judged by its prefix. Anything
+    else outside the global unicast block ``2000::/3``, or not globally routable, counts as
+    ``"reserved"``.
     """
     if isinstance(ip, str):
         ip = ipaddress.ip_address(ip)
     if isinstance(ip, ipaddress.IPv6Address) and ip.scope_id:
         ip = ipaddress.IPv6Address(int(ip))  # drop the %zone: compare the address only
+    if any(ip in net for net in allowed_networks):
+        return None
     if ip in METADATA_ADDRESSES:
         return "metadata"
     if isinstance(ip, ipaddress.IPv4Address):
@@ -139,26 +210,24 @@ def is_forbidden_address(ip: IPAddress | str) -> str | None:
         return "unspecified"
     if ip.is_loopback:
         return "loopback"
-    if ip.ipv4_mapped is not None:
-        return is_forbidden_address(ip.ipv4_mapped)
-    if ip in _V4_COMPATIBLE:  # ::a.b.c.d, deprecated: no legitimate use remains
-        embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-        return is_forbidden_address(embedded) or "reserved"
-    if ip in _NAT64:  # the well-known NAT64 prefix: the gateway connects to the IPv4 address
-        return is_forbidden_address(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
-    if ip.sixtofour is not None:
-        embedded_reason = is_forbidden_address(ip.sixtofour)
-        if embedded_reason:
+    carried = embedded_ipv4(ip)
+    for _form, embedded in carried:
+        embedded_reason = is_forbidden_address(embedded, allowed_networks)
+        if embedded_reason is not None:
             return embedded_reason
-    if ip.teredo is not None:
-        embedded_reason = is_forbidden_address(ip.teredo[1])
-        if embedded_reason:
-            return embedded_reason
+    forms = {form for form, _ in carried}
+    if forms & _DEPRECATED_FORMS:
+        every_allowed = all(
+            any(embedded in net for net in allowed_networks) for _, embedded in carried
+        )
+        return None if every_allowed else "reserved"
+    if forms & _FORWARDING_FORMS:
+        return None  # what it reaches is the IPv4 address judged above
     for networks, reason in _V6_RULES:
         if any(ip in net for net in networks):
             return reason
-    if ip.sixtofour is not None or ip.teredo is not None:
-        return None  # the embedded IPv4 address is public
+    if ip not in _GLOBAL_UNICAST:
+        return "reserved"
     return None if ip.is_global else "reserved"
 
 
@@ -254,20 +323,24 @@ class AddressGuard:
         )
 
     def address_allowed(self, ip: IPAddress) -> bool:
-        """True when ``ip`` (or the IPv4 address it maps) is inside an allowed network."""
-        candidates: list[IPAddress] = [ip]
-        if isinstance(ip, ipaddress.IPv6Address):
-            if ip.scope_id:
-                candidates.append(ipaddress.IPv6Address(int(ip)))
-            if ip.ipv4_mapped is not None:
-                candidates.append(ip.ipv4_mapped)
-        return any(c in net for c in candidates for net in self.allowed_networks)
+        """True when ``ip`` is inside an allowed network (an IPv6 address that carries IPv4
+        addresses: also when every address it carries is)."""
+        if isinstance(ip, ipaddress.IPv6Address) and ip.scope_id:
+            ip = ipaddress.IPv6Address(int(ip))
+        if any(ip in net for net in self.allowed_networks):
+            return True
+        if isinstance(ip, ipaddress.IPv4Address):
+            return False
+        carried = embedded_ipv4(ip)
+        return bool(carried) and all(
+            any(embedded in net for net in self.allowed_networks) for _, embedded in carried
+        )
 
     def refusal(self, host: str, ip: IPAddress) -> str | None:
         """The reason a connection to ``ip`` for ``host`` is refused, or None if allowed."""
-        if self.host_allowed(host) or self.address_allowed(ip):
+        if self.host_allowed(host):
             return None
-        return is_forbidden_address(ip)
+        return is_forbidden_address(ip, self.allowed_networks)
 
     def check(self, host: str, ip: IPAddress) -> None:
         """Raise :class:`BlockedAddressError` unless a connection to ``ip`` is allowed."""
