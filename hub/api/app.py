@@ -1,6 +1,7 @@
 """The app factory: one Litestar app per hub, with the plugins' routes mounted.
 
-Middleware, outermost first: the session cookie (loaded and saved), authentication (every
+Middleware, outermost first: ``Secure`` on the session and CSRF cookies of HTTPS requests,
+the session cookie (loaded and saved), authentication (every
 route needs an API token or a session unless it says ``exclude_from_auth=True``: health,
 webhooks, login, the OpenAPI pages), then the CSRF check for cookie-authenticated unsafe
 requests. Plugins' routes (``hub_routes``) are authenticated too unless they opt out.
@@ -31,6 +32,7 @@ from hub.api.auth import (
     CSRFUnlessBearer,
     HubAuthMiddleware,
     MeController,
+    SecureCookies,
     csrf_config,
     session_config,
 )
@@ -155,6 +157,7 @@ def create_app(hub: Hub, *, manage_hub: bool = True, bootstrap: bool = True) -> 
         dependencies={"hub": Provide(provide_hub, use_cache=True)},
         state=State({"hub": hub}),
         middleware=[
+            DefineMiddleware(SecureCookies, settings=settings),
             session_config(settings).middleware,
             DefineMiddleware(HubAuthMiddleware, exclude=PUBLIC_PATHS),
             DefineMiddleware(CSRFUnlessBearer, config=csrf_config(settings)),

@@ -1,22 +1,34 @@
-"""Authentication: API tokens, browser sessions, CSRF, and the login routes.
+"""Authentication: API tokens, browser sessions, CSRF, secure cookies, and the login routes.
 
 - **API tokens** (``Authorization: Bearer hub_...``) are looked up by their SHA-256; a token
-  acts in its own workspace with its user's role there.
-- **Browser sessions** are Litestar's client-side session cookie (``hub_session``: AES-GCM,
-  so signed and encrypted, with an authenticated expiry), keyed by a secret derived with
-  HKDF from the newest secrets-at-rest key (``HUB_SECRET_KEY``, or the key file in the data
-  folder), so every process of a hub accepts the same cookies. The session holds the user id
-  and a fingerprint of their password hash: changing the password ends the other sessions.
+  acts in its own workspace with its user's role there, narrowed by its own limits (an
+  expiry: 401 after it; a scope and a flow: see :mod:`hub.api.deps`).
+- **Browser sessions** live on the server (the ``sessions`` table, see
+  :mod:`hub.services.accounts`); the ``hub_session`` cookie carries only the session's
+  random secret, inside Litestar's client-side session cookie (AES-GCM, so signed and
+  encrypted, with an authenticated expiry) keyed by a secret derived with HKDF from the
+  newest secrets-at-rest key (``HUB_SECRET_KEY``, or the key file in the data folder), so
+  every process of a hub accepts the same cookies. Logging out revokes the session on the
+  server (a copied cookie stops working); sessions end after ``HUB_SESSION_IDLE_MINUTES``
+  unused and ``HUB_SESSION_MAX_HOURS`` after the login; changing the password ends the
+  user's other sessions; each login starts a new session (ending the one the browser had).
+- **Logins and password changes** are throttled per account and per client address
+  (:mod:`hub.api.throttle`, the address from :mod:`hub.api.proxy`) before any hashing, and
+  argon2 runs in the app's :class:`~hub.security.accounts.HashGate`: at most
+  ``HUB_MAX_CONCURRENT_HASHES`` at once, in a thread, more answered 429 at once.
 - **CSRF**: unsafe requests that do not carry a bearer token must send the ``csrftoken``
   cookie's value back in the ``X-CSRFToken`` header (Litestar's double-submit check, HMAC
   signed); bearer-token calls and webhooks are exempt (a browser never adds that header on
   its own, and webhooks carry no cookie-based authority).
+- **Cookies**: ``hub_session`` (HttpOnly, SameSite=Lax) and ``csrftoken`` (SameSite=Strict,
+  readable by the page's script) are marked ``Secure`` by :class:`SecureCookies` whenever
+  the request came over HTTPS (:func:`hub.api.proxy.is_https`) or ``HUB_PUBLIC_URL`` is an
+  https:// address.
 """
 
 from __future__ import annotations
 
-import time
-from collections import deque
+import dataclasses
 from typing import Any
 
 from cryptography.hazmat.primitives import hashes
@@ -30,21 +42,25 @@ from litestar.middleware import AbstractAuthenticationMiddleware, Authentication
 from litestar.middleware.csrf import CSRFMiddleware
 from litestar.middleware.session.client_side import CookieBackendConfig
 from litestar.params import JSONBody
-from litestar.types import Receive, Scope, Send
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from litestar.utils.scope.state import ScopeState
 
 from hub.api.deps import PRINCIPAL_DEPENDENCIES, SECURITY, Principal, hub_of
 from hub.api.errors import ApiError, error_responses
 from hub.api.models import CsrfToken, LoginBody, Me, PasswordChange, UserInfo, WorkspaceInfo
-from hub.security.accounts import TOKEN_PREFIX, normalize_email
+from hub.api.proxy import client_key, is_https
+from hub.api.scopes import refuse_unsafe_method
+from hub.api.throttle import LoginThrottle, Throttled
+from hub.security.accounts import TOKEN_PREFIX, HashesBusy, HashGate, normalize_email
 from hub.security.secrets import KEY_FILE
 from hub.services import accounts
+from hub.services.errors import Invalid
 from hub.settings import Settings
 
 SESSION_COOKIE = "hub_session"
 CSRF_COOKIE = "csrftoken"
 CSRF_HEADER = "x-csrftoken"
-SESSION_DAYS = 7
+SESSION_KEY = "sid"  # the one value in the session cookie: the session's secret
 PUBLIC_PATHS = ["^/schema"]  # the OpenAPI pages; other public routes say exclude_from_auth
 
 
@@ -66,12 +82,14 @@ def derived_secret(settings: Settings, purpose: str, length: int = 32) -> bytes:
 
 
 def session_config(settings: Settings) -> CookieBackendConfig:
-    """Signed, encrypted session cookies (HttpOnly, SameSite=Lax)."""
+    """The cookie that carries the session's secret (HttpOnly, SameSite=Lax; ``Secure``
+    with an https:// public address, and per request by :class:`SecureCookies`)."""
     return CookieBackendConfig(
         secret=derived_secret(settings, "hub session cookie"),
         key=SESSION_COOKIE,
-        max_age=SESSION_DAYS * 86400,
+        max_age=max(60, int(settings.session_max_hours * 3600)),
         httponly=True,
+        secure=settings.public_https,
         samesite="lax",
         exclude=["^/hooks/", "^/healthz$", "^/readyz$", "^/metrics$"],
     )
@@ -84,8 +102,46 @@ def csrf_config(settings: Settings) -> CSRFConfig:
         cookie_name=CSRF_COOKIE,
         header_name=CSRF_HEADER,
         cookie_samesite="strict",
+        cookie_secure=settings.public_https,
         exclude=["^/hooks/"],
     )
+
+
+class SecureCookies:
+    """Marks the session and CSRF cookies ``Secure`` on responses to HTTPS requests.
+
+    Litestar's cookie settings are fixed per app; whether a request came over HTTPS is
+    known per request (a trusted proxy's ``X-Forwarded-Proto``), so the ``Set-Cookie``
+    headers are amended on their way out.
+    """
+
+    NAMES = (SESSION_COOKIE.encode(), CSRF_COOKIE.encode())
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass the request on; amend the cookies of an HTTPS request's response."""
+        if scope["type"] != ScopeType.HTTP or not is_https(scope, self.settings):
+            await self.app(scope, receive, send)
+            return
+
+        async def send_secure(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [
+                    (name, self._secure(value) if name.lower() == b"set-cookie" else value)
+                    for name, value in message.get("headers", ())
+                ]
+            await send(message)
+
+        await self.app(scope, receive, send_secure)
+
+    def _secure(self, value: bytes) -> bytes:
+        if not value.startswith(self.NAMES):
+            return value
+        attributes = [part.strip().lower() for part in value.split(b";")[1:]]
+        return value if b"secure" in attributes else value + b"; Secure"
 
 
 def bearer_of(scope: Scope) -> str | None:
@@ -126,6 +182,8 @@ async def resolve_principal(connection: ASGIConnection[Any, Any, Any, Any]) -> P
         found = await accounts.token_principal(hub, token)
         if found is None:
             raise ApiError(401, "unauthorized", "the API token is unknown or was revoked")
+        if found["expired"]:
+            raise ApiError(401, "unauthorized", "the API token has expired")
         return Principal(
             user_id=found["user_id"],
             email=found["email"],
@@ -134,14 +192,32 @@ async def resolve_principal(connection: ASGIConnection[Any, Any, Any, Any]) -> P
             token_id=found["token_id"],
             token_workspace=found["workspace_id"],
             token_role=found["role"],
+            token_scope=found["scope"],
+            token_flow=found["flow_id"],
+            token_expires=found["expires_at"],
         )
-    session = connection.scope.get("session")
-    if not isinstance(session, dict) or "uid" not in session:
+    secret = session_secret(connection.scope)
+    if secret is None:
         return None
-    user = await accounts.session_user(hub, str(session["uid"]), session.get("pw"))
+    user = await accounts.session_user(hub, secret)
     if user is None:
         return None
-    return Principal(user_id=user["id"], email=user["email"], name=user["name"], via="session")
+    return Principal(
+        user_id=user["id"],
+        email=user["email"],
+        name=user["name"],
+        via="session",
+        session_id=user["session_id"],
+    )
+
+
+def session_secret(scope: Scope) -> str | None:
+    """The session secret the request's cookie carries, if any."""
+    session = scope.get("session")
+    if not isinstance(session, dict):
+        return None
+    secret = session.get(SESSION_KEY)
+    return secret if isinstance(secret, str) and secret else None
 
 
 class HubAuthMiddleware(AbstractAuthenticationMiddleware):
@@ -159,43 +235,45 @@ class HubAuthMiddleware(AbstractAuthenticationMiddleware):
                 "authentication required: an API token (Authorization: Bearer hub_...) "
                 "or a session (POST /api/auth/login)",
             )
+        handler = connection.scope.get("route_handler")
+        method = str(connection.scope.get("method", "GET"))
+        refuse_unsafe_method(principal, method, getattr(handler, "name", None))  # 403
         return AuthenticationResult(user=principal, auth=principal.via)
 
 
-class LoginThrottle:
-    """At most ``attempts`` failed logins per email per ``window`` seconds (per process)."""
+@dataclasses.dataclass
+class LoginGuards:
+    """What an app keeps to protect passwords: the throttle and the argon2 gate."""
 
-    def __init__(self, attempts: int = 10, window: float = 300.0) -> None:
-        self.attempts = attempts
-        self.window = window
-        self._failures: dict[str, deque[float]] = {}
-
-    def _recent(self, key: str) -> deque[float]:
-        failures = self._failures.setdefault(key, deque())
-        cutoff = time.monotonic() - self.window
-        while failures and failures[0] < cutoff:
-            failures.popleft()
-        return failures
-
-    def check(self, key: str) -> None:
-        """429 when the email has failed too often lately."""
-        if len(self._recent(key)) >= self.attempts:
-            error = ApiError(429, "rate_limited", "too many failed logins; try again later")
-            error.headers = {"retry-after": str(int(self.window))}
-            raise error
-
-    def failed(self, key: str) -> None:
-        """Count a failed attempt."""
-        self._recent(key).append(time.monotonic())
-        if len(self._failures) > 10_000:  # bound memory against made-up emails
-            self._failures.pop(next(iter(self._failures)))
-
-    def succeeded(self, key: str) -> None:
-        """Forget the failures of an email after a good login."""
-        self._failures.pop(key, None)
+    throttle: LoginThrottle
+    gate: HashGate
 
 
-THROTTLE = LoginThrottle()
+def login_guards(connection: ASGIConnection[Any, Any, Any, Any]) -> LoginGuards:
+    """The app's :class:`LoginGuards`, made from its hub's settings on first use."""
+    state = connection.app.state
+    guards = state.get("login_guards")
+    if not isinstance(guards, LoginGuards):
+        settings = hub_of(connection).settings
+        guards = LoginGuards(
+            LoginThrottle.from_settings(settings), HashGate(settings.max_concurrent_hashes)
+        )
+        state["login_guards"] = guards
+    return guards
+
+
+def throttled(exc: Throttled) -> ApiError:
+    """The 429 of a throttled password check."""
+    error = ApiError(429, "rate_limited", str(exc))
+    error.headers = {"retry-after": str(exc.retry_after)}
+    return error
+
+
+def busy(exc: HashesBusy) -> ApiError:
+    """The 429 of a password check refused because every argon2 slot is taken."""
+    error = ApiError(429, "rate_limited", f"{exc}: the server is busy checking passwords")
+    error.headers = {"retry-after": "1"}
+    return error
 
 
 async def me_of(hub: Any, principal: NamedDependency[Principal]) -> Me:
@@ -240,17 +318,32 @@ class AuthController(Controller):
         responses=error_responses(400, 401, 403, 429),
     )
     async def login(self, request: Request[Any, Any, Any], data: JSONBody[LoginBody]) -> Me:
-        """Start a browser session (sets the ``hub_session`` cookie)."""
+        """Start a browser session (sets the ``hub_session`` cookie).
+
+        Throttled per account and per client address (429 with ``Retry-After``), and 429
+        at once when the server is checking as many passwords as it allows.
+        """
         hub = hub_of(request)
-        key = normalize_email(data.email)
-        THROTTLE.check(key)
-        user = await accounts.login(hub, key, data.password)
+        guards = login_guards(request)
+        email = normalize_email(data.email)
+        key = "email:" + email
+        address = client_key(request.scope, hub.settings)
+        try:
+            guards.throttle.check(key, address)
+            user = await accounts.login(hub, email, data.password, guards.gate)
+        except Throttled as exc:
+            raise throttled(exc) from None
+        except HashesBusy as exc:
+            raise busy(exc) from None
         if user is None:
-            THROTTLE.failed(key)
+            guards.throttle.failed(key, address)
             raise ApiError(401, "unauthorized", "wrong email or password")
-        THROTTLE.succeeded(key)
-        fingerprint = accounts.password_fingerprint(user["password_hash"])
-        request.set_session({"uid": user["id"], "pw": fingerprint})
+        guards.throttle.succeeded(key)
+        previous = session_secret(request.scope)
+        if previous is not None:  # a login never continues another session
+            await accounts.end_session(hub, previous)
+        secret = await accounts.start_session(hub, user["id"])
+        request.set_session({SESSION_KEY: secret})
         principal = Principal(user["id"], user["email"], user["name"], "session")
         return await me_of(hub, principal)
 
@@ -263,7 +356,11 @@ class AuthController(Controller):
         responses=error_responses(401, 403),
     )
     async def logout(self, request: Request[Any, Any, Any]) -> None:
-        """End the browser session (clears the cookie)."""
+        """End the browser session: revoked on the server (a copy of the cookie stops
+        working too), and the cookie cleared."""
+        secret = session_secret(request.scope)
+        if secret is not None:
+            await accounts.end_session(hub_of(request), secret)
         request.clear_session()
 
 
@@ -295,9 +392,28 @@ class MeController(Controller):
         principal: NamedDependency[Principal],
         data: JSONBody[PasswordChange],
     ) -> None:
-        """Change one's password (ends every other browser session of the user)."""
+        """Change one's password: ends every other browser session of the user (all of
+        them when called with a token). Wrong current passwords are throttled like logins
+        (429 with ``Retry-After``)."""
         hub = hub_of(request)
-        new_hash = await accounts.change_password(hub, principal.user_id, data.current, data.new)
-        if principal.via == "session":
-            fingerprint = accounts.password_fingerprint(new_hash)
-            request.set_session({"uid": principal.user_id, "pw": fingerprint})
+        guards = login_guards(request)
+        account = "user:" + principal.user_id
+        address = client_key(request.scope, hub.settings)
+        try:
+            guards.throttle.check(account, address)
+            await accounts.change_password(
+                hub,
+                principal.user_id,
+                data.current,
+                data.new,
+                guards.gate,
+                keep_session=principal.session_id,
+            )
+        except Throttled as exc:
+            raise throttled(exc) from None
+        except HashesBusy as exc:
+            raise busy(exc) from None
+        except Invalid:
+            guards.throttle.failed(account, address)
+            raise
+        guards.throttle.succeeded(account)

@@ -8,7 +8,8 @@ caller does not belong to answers 404, exactly like one that does not exist, and
 only ever reaches its own workspace. The handlers then get a
 :class:`~hub.services.workspace.WorkspaceHub` bound to that workspace and acting as the
 caller: the one layer through which every query passes the workspace explicitly, and which
-checks the role and writes the audit log again on every change.
+checks the role and writes the audit log again on every change. An API token's limits
+(scope, flow) are checked here too (:mod:`hub.api.scopes`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from litestar.di import Provide
 from litestar.handlers import BaseRouteHandler
 
 from hub.api.errors import ApiError
+from hub.api.scopes import capped_role, check_workspace_route
 from hub.runtime import Hub
 from hub.services import accounts
 from hub.services.base import require_role
@@ -38,7 +40,9 @@ SECURITY: list[dict[str, list[str]]] = [{"bearer": []}, {"session": []}]
 class Principal:
     """An authenticated caller: a user, through a session or an API token.
 
-    A token belongs to one workspace and acts there with its user's role.
+    A token belongs to one workspace and acts there with its user's role, narrowed by its
+    limits (:mod:`hub.api.scopes`): a scope (``read``, ``runs``), one flow, an expiry.
+    A session's caller carries the session's id (the digest of its secret).
     """
 
     user_id: str
@@ -48,6 +52,10 @@ class Principal:
     token_id: str | None = None
     token_workspace: str | None = None
     token_role: str | None = None
+    token_scope: str | None = None
+    token_flow: str | None = None
+    token_expires: int | None = None
+    session_id: str | None = None
 
 
 def principal_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
@@ -81,12 +89,18 @@ async def workspace_guard(
     if principal.via == "token":
         if workspace != principal.token_workspace:
             raise not_found_workspace(workspace)
-        role = principal.token_role
+        role = capped_role(principal, principal.token_role)
     else:
         role = await accounts.role_in(hub, workspace, principal.user_id)
     if role is None:
         raise not_found_workspace(workspace)
     require_role(role, str(route_handler.opt.get("role", "viewer")), workspace)  # else 403
+
+    async def run_flow(run_id: str) -> Any:
+        scoped = WorkspaceHub(hub, workspace, actor=principal.email, user_id=principal.user_id)
+        return (await scoped.get_run(run_id, with_steps=False))["flow_id"]
+
+    await check_workspace_route(connection, principal, route_handler.name, run_flow)  # 403
     connection.state["workspace"] = workspace
     connection.state["role"] = role
 

@@ -16,12 +16,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from hub.db.audit import record
 from hub.db.errors import Conflict
-from hub.db.models import ApiToken, Membership, User, now_us, workspaces
+from hub.db.models import ApiToken, LoginSession, Membership, User, now_us, workspaces
 from hub.security.accounts import ROLE_RANK, ROLES, new_token, normalize_email, token_digest
 
 users = cast(Table, User.__table__)
 memberships = cast(Table, Membership.__table__)
 api_tokens = cast(Table, ApiToken.__table__)
+sessions = cast(Table, LoginSession.__table__)
 
 
 def new_id() -> str:
@@ -68,7 +69,7 @@ def user_by_email(conn: Connection, email: str) -> dict[str, Any] | None:
 
 
 def set_password_hash(conn: Connection, user_id: str, password_hash: str) -> None:
-    """Replace a user's password hash (which also ends their other browser sessions)."""
+    """Replace a user's password hash (the service also ends their other sessions)."""
     conn.execute(update(users).where(users.c.id == user_id).values(password_hash=password_hash))
 
 
@@ -184,9 +185,19 @@ def workspaces_of(conn: Connection, user_id: str) -> list[dict[str, Any]]:
 
 
 def create_token(
-    conn: Connection, workspace_id: str, user_id: str, name: str
+    conn: Connection,
+    workspace_id: str,
+    user_id: str,
+    name: str,
+    *,
+    expires_at: int | None = None,
+    scope: str | None = None,
+    flow_id: str | None = None,
 ) -> tuple[str, dict[str, Any]]:
-    """Create a token for a member; return the token (its only appearance) and its row."""
+    """Create a token for a member; return the token (its only appearance) and its row.
+
+    ``expires_at`` (epoch microseconds), ``scope`` and ``flow_id`` limit it (None: no limit).
+    """
     token = new_token()
     row = {
         "id": new_id(),
@@ -196,6 +207,9 @@ def create_token(
         "token_hash": token_digest(token),
         "created_at": now_us(),
         "last_used_at": None,
+        "expires_at": expires_at,
+        "scope": scope,
+        "flow_id": flow_id,
     }
     conn.execute(api_tokens.insert().values(**row))
     return token, row
@@ -211,6 +225,9 @@ def token_principal(conn: Connection, digest: str) -> dict[str, Any] | None:
             api_tokens.c.id.label("token_id"),
             api_tokens.c.workspace_id,
             api_tokens.c.last_used_at,
+            api_tokens.c.expires_at,
+            api_tokens.c.scope,
+            api_tokens.c.flow_id,
             users.c.id.label("user_id"),
             users.c.email,
             users.c.name,
@@ -246,6 +263,9 @@ def list_tokens(
             users.c.email,
             api_tokens.c.created_at,
             api_tokens.c.last_used_at,
+            api_tokens.c.expires_at,
+            api_tokens.c.scope,
+            api_tokens.c.flow_id,
         )
         .join(users, users.c.id == api_tokens.c.user_id)
         .where(api_tokens.c.workspace_id == workspace_id)
@@ -266,6 +286,74 @@ def delete_token(
     if user_id is not None:
         stmt = stmt.where(api_tokens.c.user_id == user_id)
     return bool(conn.execute(stmt).rowcount)
+
+
+# -- browser sessions -----------------------------------------------------------------------
+
+
+def create_session(conn: Connection, digest: str, user_id: str, now: int, expires_at: int) -> None:
+    """Record a new session by the digest of its secret; prune sessions past their end."""
+    conn.execute(delete(sessions).where(sessions.c.expires_at < now))
+    conn.execute(
+        sessions.insert().values(
+            id=digest,
+            user_id=user_id,
+            created_at=now,
+            last_seen_at=now,
+            expires_at=expires_at,
+            revoked_at=None,
+        )
+    )
+
+
+def session_user(conn: Connection, digest: str) -> dict[str, Any] | None:
+    """A session's times (``session_id``, ``created_at``, ``last_seen_at``, ``expires_at``,
+    ``revoked_at``) with its user (``id``, ``email``, ``name``), or None."""
+    row = conn.execute(
+        select(
+            sessions.c.id.label("session_id"),
+            sessions.c.created_at,
+            sessions.c.last_seen_at,
+            sessions.c.expires_at,
+            sessions.c.revoked_at,
+            users.c.id,
+            users.c.email,
+            users.c.name,
+        )
+        .join(users, users.c.id == sessions.c.user_id)
+        .where(sessions.c.id == digest)
+    ).first()
+    return None if row is None else dict(row._mapping)
+
+
+def touch_session(conn: Connection, digest: str, when: int) -> None:
+    """Record when a session was last used."""
+    conn.execute(update(sessions).where(sessions.c.id == digest).values(last_seen_at=when))
+
+
+def revoke_session(conn: Connection, digest: str, when: int) -> bool:
+    """End one session (logout); False when it was unknown or ended already."""
+    return bool(
+        conn.execute(
+            update(sessions)
+            .where(sessions.c.id == digest, sessions.c.revoked_at.is_(None))
+            .values(revoked_at=when)
+        ).rowcount
+    )
+
+
+def revoke_user_sessions(
+    conn: Connection, user_id: str, when: int, *, keep: str | None = None
+) -> int:
+    """End every session of a user but ``keep`` (a digest); return how many ended."""
+    stmt = (
+        update(sessions)
+        .where(sessions.c.user_id == user_id, sessions.c.revoked_at.is_(None))
+        .values(revoked_at=when)
+    )
+    if keep is not None:
+        stmt = stmt.where(sessions.c.id != keep)
+    return int(conn.execute(stmt).rowcount)
 
 
 # -- the first start ------------------------------------------------------------------------
