@@ -437,7 +437,15 @@ def serve(ctx: click.Context, host: str | None, port: int | None, examples: str 
         f"(data in {settings.data_dir.resolve()})",
         err=True,
     )
-    uvicorn.run(app, host=host or settings.host, port=port or settings.port, log_level="info")
+    # proxy_headers=False: uvicorn would otherwise believe X-Forwarded-For/-Proto from any
+    # loopback peer; the hub believes them only from HUB_TRUSTED_PROXIES (hub.api.proxy).
+    uvicorn.run(
+        app,
+        host=host or settings.host,
+        port=port or settings.port,
+        log_level="info",
+        proxy_headers=False,
+    )
 
 
 @cli.command()
