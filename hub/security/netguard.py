@@ -18,6 +18,7 @@ This module belongs to the model layer: it knows httpx and httpcore, nothing of 
 from __future__ import annotations
 
 import asyncio
+import http.cookiejar
 import ipaddress
 import logging
 import socket
@@ -50,6 +51,41 @@ DEFAULT_LIMITS = httpx.Limits(
 
 CALLER_EXTENSION = "hub_caller"
 """A request extension naming who sends the request, used in the refusal message."""
+
+CREDENTIAL_PARAMS_EXTENSION = "hub_credential_params"
+"""A request extension listing the query parameters that carry credentials (an API key in
+the query): a redirect to another origin removes them from the URL it follows."""
+
+REDIRECT_SAFE_HEADERS = frozenset(
+    {
+        "accept",
+        "accept-charset",
+        "accept-encoding",
+        "accept-language",
+        "cache-control",
+        "connection",
+        "content-encoding",
+        "content-language",
+        "content-length",
+        "content-type",
+        "expect",
+        "host",
+        "idempotency-key",
+        "if-match",
+        "if-modified-since",
+        "if-none-match",
+        "if-range",
+        "if-unmodified-since",
+        "pragma",
+        "range",
+        "te",
+        "transfer-encoding",
+        "user-agent",
+    }
+)
+"""The request headers a redirect to another origin keeps: standard ones that carry no
+credential. Every other header (``Authorization``, ``Proxy-Authorization``, ``Cookie``,
+``X-Api-Key``, any custom header a connection authenticates with) is dropped."""
 
 # Cloud metadata services: AWS/GCP/Azure/OpenStack/Oracle (169.254.169.254), AWS ECS task
 # metadata (169.254.170.2), EKS pod identity (169.254.170.23), AWS IPv6 IMDS (fd00:ec2::254,
@@ -492,6 +528,65 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
             ) from None
 
 
+def same_origin(url: httpx.URL, other: httpx.URL) -> bool:
+    """True when both URLs have the same scheme, host and port (default ports filled in)."""
+    defaults = {"http": 80, "https": 443}
+    return (
+        url.scheme == other.scheme
+        and url.host == other.host
+        and (url.port or defaults.get(url.scheme)) == (other.port or defaults.get(other.scheme))
+    )
+
+
+def without_credentials(previous: httpx.Request, redirect: httpx.Request) -> httpx.Request:
+    """The request that follows a redirect from ``previous``, with no credential it should
+    not carry.
+
+    To the same origin (scheme, host and port) it keeps every header of ``previous``,
+    ``Cookie`` included (httpx drops it: the client's cookie jar would rebuild it, and the
+    hub's shared client keeps no cookies). To another origin, an upgrade from http to https
+    included, it keeps only :data:`REDIRECT_SAFE_HEADERS` and drops the query parameters
+    named by the request's :data:`CREDENTIAL_PARAMS_EXTENSION`.
+    """
+    if same_origin(previous.url, redirect.url):
+        cookie = previous.headers.get("cookie")
+        if cookie is not None:
+            redirect.headers["Cookie"] = cookie
+        return redirect
+    for name in list(redirect.headers.keys()):
+        if name.lower() not in REDIRECT_SAFE_HEADERS:
+            del redirect.headers[name]
+    params = redirect.extensions.get(CREDENTIAL_PARAMS_EXTENSION) or ()
+    for param in params:
+        if param in redirect.url.params:
+            redirect.url = redirect.url.copy_remove_param(param)
+    return redirect
+
+
+class _NoCookies(http.cookiejar.DefaultCookiePolicy):
+    """A cookie policy that neither stores nor sends any cookie."""
+
+    def set_ok(self, cookie: http.cookiejar.Cookie, request: Any) -> bool:
+        return False
+
+    def return_ok(self, cookie: http.cookiejar.Cookie, request: Any) -> bool:
+        return False
+
+
+class GuardedClient(httpx.AsyncClient):
+    """The hub's shared client: redirects never carry credentials to another origin, and no
+    cookie is kept between requests (the client is shared by every flow of every workspace).
+
+    Redirects are followed by httpx; the one change is :func:`without_credentials` applied to
+    each request it builds to follow one.
+    """
+
+    def _build_redirect_request(
+        self, request: httpx.Request, response: httpx.Response
+    ) -> httpx.Request:
+        return without_credentials(request, super()._build_redirect_request(request, response))
+
+
 def make_http_client(
     settings: Settings,
     *,
@@ -501,7 +596,8 @@ def make_http_client(
     """The shared httpx client behind ``ctx.http``, guarded against SSRF.
 
     Timeouts come from ``HUB_HTTP_TIMEOUT``; redirects are followed (at most
-    :data:`MAX_REDIRECTS`), each new connection checked by the guard. The environment's proxy
+    :data:`MAX_REDIRECTS`), each new connection checked by the guard, and a redirect to
+    another origin carries no credential (:class:`GuardedClient`). The environment's proxy
     variables and ``.netrc`` are ignored (``trust_env=False``). ``resolver`` and ``verify``
     exist for tests and for private certificate authorities.
     """
@@ -509,8 +605,9 @@ def make_http_client(
     # query would reach the logs. Keep it to warnings.
     logging.getLogger("httpx").setLevel(max(logging.getLogger("httpx").level, logging.WARNING))
     guard = AddressGuard.from_settings(settings)
-    return httpx.AsyncClient(
+    return GuardedClient(
         transport=GuardedTransport(guard, resolver=resolver, verify=verify),
+        cookies=http.cookiejar.CookieJar(policy=_NoCookies()),
         timeout=httpx.Timeout(settings.http_timeout),
         follow_redirects=True,
         max_redirects=MAX_REDIRECTS,

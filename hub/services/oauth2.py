@@ -179,6 +179,9 @@ async def token_request(
             auth=auth,  # type: ignore[arg-type]
             headers={"accept": "application/json"},
             timeout=30.0,
+            # A token endpoint answers, it does not redirect: following one would send the
+            # form (code, verifier, client secret) to wherever the redirect points.
+            follow_redirects=False,
         )
     except httpx.HTTPError as exc:
         raise OAuthError(redactor.text(f"the OAuth2 token endpoint failed: {exc}")) from exc

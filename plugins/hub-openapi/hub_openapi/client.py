@@ -181,6 +181,7 @@ async def _apply_one(
         target = {"header": "headers", "query": "params", "cookie": "cookies"}[scheme.location]
         if target == "params":
             request["params"].append((scheme.param_name, creds["key"]))
+            request["credential_params"].append(scheme.param_name)
         else:
             request[target][scheme.param_name] = creds["key"]
     elif "username" in creds:
@@ -234,6 +235,7 @@ async def call(
         "params": [],
         "headers": {"Accept": "application/json"},
         "cookies": {},
+        "credential_params": [],
     }
     for param in op.params:
         if param.key not in data:
@@ -284,6 +286,8 @@ async def call(
                 headers=request["headers"],
                 content=content,
                 timeout=httpx.Timeout(timeout),
+                # A redirect to another origin drops these from its URL (the hub's client).
+                extensions={"hub_credential_params": request["credential_params"]},
             ) as response,
         ):
             raw = await _read(response, limit, where)
