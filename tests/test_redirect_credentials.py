@@ -51,7 +51,7 @@ def _handler(origin_of: dict[int, Origin]) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:
             parts = urlsplit(self.path)
             query = parse_qs(parts.query)
-            origin = origin_of[self.server.socket.getsockname()[1]]
+            origin = origin_of[self.connection.getsockname()[1]]
             if parts.path == "/redirect":
                 self.send_response(int(query.get("status", ["302"])[0]))
                 self.send_header("Location", query["to"][0])
