@@ -71,6 +71,15 @@ class Settings:
     http_timeout: float = 30.0
     # Webhooks
     webhook_max_body_bytes: int = 1_000_000
+    # Documents: the bounds of a flow document (YAML or JSON, from every face) and of every
+    # JSON request body, checked before anything recurses over the data or expands it
+    # (hub/flows/bounds.py, hub/api/bodies.py; docs/security.md).
+    max_document_bytes: int = 1_000_000
+    max_document_nodes: int = 100_000  # YAML aliases counted as expanded
+    max_document_depth: int = 64
+    max_yaml_aliases: int = 1_000
+    max_json_depth: int = 64  # request bodies of the API and webhooks
+    max_request_bytes: int = 4_000_000  # API request bodies (webhooks: their own cap)
     # The public address: what people and services use to reach the hub (links, webhook
     # URLs, OAuth2 redirect URIs); an https:// address makes the session cookies Secure.
     public_url: str = ""

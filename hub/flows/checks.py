@@ -19,6 +19,8 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from hub import schemas
+from hub.flows import bounds
+from hub.flows.bounds import DocumentLimits
 
 Problem = tuple[str, str]
 """One problem found: ``(location, message)``, e.g. ``("steps[1].retry", "...")``."""
@@ -337,10 +339,23 @@ def _line_column(text: str, position: int) -> str:
     return f"line {line}, column {column}"
 
 
-def read_yaml(text: str) -> Any:
-    """Read YAML with the safe loader; raise :class:`TextError` with the line and column."""
+def read_yaml(text: str, limits: DocumentLimits | None = None) -> Any:
+    """Read YAML with the safe loader, within ``limits``; raise :class:`TextError` with the
+    line and column.
+
+    The text is composed into its node graph first (libyaml bounds the nesting it parses),
+    the graph is measured with its aliases expanded (:func:`bounds.measure_yaml_graph`,
+    linear in the text), and only a document within the limits is constructed.
+    """
+    loader = _FlowLoader(text)
     try:
-        return yaml.load(text, Loader=_FlowLoader)  # a safe loader (see _FlowLoader)
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        bounds.measure_yaml_graph(node, limits or DocumentLimits())
+        return loader.construct_document(node)
+    except bounds.BoundExceeded as exc:
+        raise TextError(exc.location, exc.message) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         location = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -357,22 +372,44 @@ def read_yaml(text: str) -> Any:
         raise TextError(_line_column(text, exc.position), message) from exc
     except yaml.YAMLError as exc:
         raise TextError("", f"invalid YAML: {exc}") from exc
+    except RecursionError:  # the pure-Python composer, without libyaml's nesting bound
+        raise TextError("", "nested too deep for the YAML reader") from None
+    finally:
+        loader.dispose()
 
 
-def read_json(text: str) -> Any:
-    """Read JSON (refusing duplicate keys); raise :class:`TextError` with the line and column."""
+def read_json(text: str, limits: DocumentLimits | None = None) -> Any:
+    """Read JSON (refusing duplicate keys) within ``limits``; raise :class:`TextError` with
+    the line and column.
+
+    The nesting depth is measured on the text before the decoder recurses into it
+    (:func:`bounds.json_too_deep`); the decoded data is then counted against ``max_nodes``.
+    """
+    limits = limits or DocumentLimits()
+    data = text.encode()
+    deep_at = bounds.json_too_deep(data, limits.max_depth)
+    if deep_at is not None:
+        raise TextError(
+            bounds.line_column(data, deep_at),
+            f"nested deeper than {limits.max_depth} levels (HUB_MAX_DOCUMENT_DEPTH)",
+        )
     try:
-        return json.loads(text, object_pairs_hook=_unique_pairs)
+        value = json.loads(text, object_pairs_hook=_unique_pairs)
     except json.JSONDecodeError as exc:
         raise TextError(f"line {exc.lineno}, column {exc.colno}", exc.msg) from exc
     except _DuplicateKeyError as exc:
         # JSON is YAML: the YAML reader of the same text gives the duplicate's position.
         try:
-            read_yaml(text)
+            read_yaml(text, limits)
         except TextError as located:
             if "duplicate key" in located.message:
                 raise located from exc
         raise TextError("", f"duplicate key {exc.key!r}") from exc
+    try:
+        bounds.measure_value(value, limits)
+    except bounds.BoundExceeded as exc:
+        raise TextError(exc.location, exc.message) from None
+    return value
 
 
 # --- The step graph ------------------------------------------------------------------------

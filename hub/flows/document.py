@@ -18,7 +18,9 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from hub.expressions import Expressions
+from hub.flows import bounds
 from hub.flows import checks as flowcheck
+from hub.flows.bounds import DocumentLimits
 from hub.flows.model import (
     DURATION_HELP,
     Flow,
@@ -39,6 +41,7 @@ __all__ = [
     "DURATION_HELP",
     "ON_ERROR_KEYWORDS",
     "STEP_ID_RE",
+    "DocumentLimits",
     "Flow",
     "FlowError",
     "FlowIssue",
@@ -61,21 +64,32 @@ def _kind(value: Any) -> str:
     return names.get(type(value), "a number" if isinstance(value, float) else "a scalar")
 
 
-def parse_document(text: str, source: str = "") -> dict[str, Any]:
-    """Read a flow document from YAML or JSON text.
+def parse_document(
+    text: str, source: str = "", limits: DocumentLimits | None = None
+) -> dict[str, Any]:
+    """Read a flow document from YAML or JSON text, within ``limits``.
 
     Text starting with ``{`` is read as JSON (exact JSON errors); anything else as YAML with
     the safe loader. Malformed text, a key given twice, an empty document or a top level
     that is not a mapping raise :class:`FlowError` located as ``line L, column C``
     (1-based). Scalar keys become strings as JSON would write them (``200:`` -> ``"200"``).
-    This checks only the syntax; :func:`load_flow` validates the content.
+
+    ``limits`` (default: :class:`DocumentLimits`' defaults, which are the settings'
+    defaults) bound the text's bytes, and, before the data is built, its nesting depth, its
+    node count with YAML aliases expanded, and the number of alias uses: a document past a
+    bound is a :class:`FlowError` naming the place and the limit. This checks only the
+    syntax and the bounds; :func:`load_flow` validates the content.
     """
+    limits = limits or DocumentLimits()
     text = text.removeprefix("\ufeff")
+    oversized = bounds.too_large(len(text.encode()), limits)
+    if oversized is not None:
+        raise FlowError([FlowIssue(oversized.location, oversized.message)], source)
     try:
         data = (
-            flowcheck.read_json(text)
+            flowcheck.read_json(text, limits)
             if text.lstrip().startswith("{")
-            else flowcheck.read_yaml(text)
+            else flowcheck.read_yaml(text, limits)
         )
     except flowcheck.TextError as exc:
         raise FlowError([FlowIssue(exc.location, exc.message)], source) from exc
