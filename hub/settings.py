@@ -186,6 +186,8 @@ _AT_LEAST: dict[str, float] = {
     "max_concurrent_hashes": 1,
     "login_attempts_per_account": 1,
     "login_attempts_per_address": 1,
+    "render_inline_seconds": 0,
+    "render_threads": 1,
 }
 
 
