@@ -7,29 +7,33 @@ first, and the bounds of :class:`Limits` enforced at every operation that can gr
 (``*``, ``+``, ``~``, ``%``, ``**``, ``format``, padding filters and methods, list and dict
 literals, loops, macro calls, text output): its code generator routes those through counting
 hooks, and its filters are guarded copies of Jinja's plus the hub's extra ones (``fromjson``,
-``b64encode``, ``b64decode``, ``sha256``, ``md5``). One render's budget of loop iterations,
-output and time lives in :data:`BUDGET`. See ``docs/expressions.md``.
+``b64encode``, ``b64decode``, ``sha256``, ``md5``).
+
+Every render also spends one budget of work and of bytes built (:mod:`.budget`), by
+mechanism rather than by a list: every entry of ``filters`` and ``tests`` is metered when it
+is stored (also those that plugins add later), every call from a template goes through
+:meth:`SandboxEnvironment.call`, every arithmetic operator through ``call_binop``, every
+comparison operand, slice, literal, ``~``, loop iteration and piece of output through a
+hook of the code generator; each charges what it reads and what it builds, and the charge
+checks the deadline. See ``docs/expressions.md``.
 """
 
 from __future__ import annotations
 
 import base64
-import dataclasses
 import functools
 import hashlib
 import itertools
 import json
 import re
-import time
 import types
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextvars import ContextVar
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from jinja2 import filters as jfilters
 from jinja2 import nodes
-from jinja2.compiler import CodeGenerator, Frame
+from jinja2.compiler import CodeGenerator, Frame, operators
 from jinja2.exceptions import FilterArgumentError, SecurityError
 from jinja2.runtime import (
     BlockReference,
@@ -43,59 +47,41 @@ from jinja2.runtime import (
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedFormatter
 from jinja2.utils import Namespace, pass_context, pass_environment, pass_eval_context
 
+from hub.expressions import textops
+from hub.expressions.budget import (
+    BUDGET,
+    BYTE_COST,
+    CALL_COST,
+    ITEM_COST,
+    LOOP_COST,
+    NODE_COST,
+    Budget,
+    LimitExceeded,
+    Limits,
+    RenderMoved,
+    charge,
+    charge_built,
+    scan_cost,
+)
 
-@dataclasses.dataclass(frozen=True)
-class Limits:
-    """Bounds of the sandbox (defaults match hub.settings).
+__all__ = ["BUDGET", "PLAIN_TYPES", "Budget", "LimitExceeded", "Limits", "RenderMoved"]
+__all__ += ["SandboxEnvironment"]
 
-    ``max_output`` bounds the text a render produces and every string, list or dict an
-    expression builds; ``max_repeat`` the length made by ``*``; ``max_render_seconds`` is a
-    wall-clock backstop checked at every loop iteration and macro call.
-    """
-
-    max_output: int = 1_000_000
-    max_loop_iterations: int = 100_000
-    max_range: int = 100_000
-    max_repeat: int = 1_000_000
-    max_nesting: int = 64
-    max_render_seconds: float = 5.0
-
-
-class LimitExceeded(SecurityError):
-    """A bound of :class:`Limits` was hit."""
-
-
-class RenderMoved(BaseException):
-    """The inline slice of a render ran out: the caller runs the render again off the event
-    loop with the whole budget (see :meth:`hub.expressions.Compiled.render`'s ``inline``).
-
-    A BaseException, so that nothing inside a template's evaluation catches it."""
-
-
-class Budget:
-    """What is left of one render's budget (loop iterations, text output, time).
-
-    ``slice_end`` is when an inline render gives up and raises :class:`RenderMoved` (None:
-    never; the render runs to its budget).
-    """
-
-    __slots__ = ("deadline", "out", "slice_end", "steps")
-
-    def __init__(self, limits: Limits, inline: float | None = None) -> None:
-        now = time.monotonic()
-        self.steps = limits.max_loop_iterations
-        self.out = limits.max_output
-        self.deadline = now + limits.max_render_seconds
-        self.slice_end = None if inline is None else now + inline
-
-
-BUDGET: ContextVar[Budget | None] = ContextVar("hub_expression_budget", default=None)
-"""The budget of the render in progress (None outside a render: nothing is counted)."""
 
 PLAIN_TYPES = frozenset({str, int, float, bool, type(None)})
 """Types whose values are plain data as they are (no container to look into)."""
 
 _MAX_INT_BITS = 65_536
+MAX_WRAP_LINES = 50_000
+"""The most lines one ``wordwrap`` may cut (about 1 µs each: 50 ms)."""
+WRAP_LINE_COST = 1_000
+MAX_URLIZE_BACKTRACK = 1_000_000
+"""The most backtracking steps (squared punctuation runs) one ``urlize`` may take (40 ms)."""
+URLIZE_BYTE_COST = 300
+URLIZE_STEP_COST = 40
+FROMJSON_BYTE_COST = 40
+FROMJSON_GROWTH = 8
+"""What parsed JSON holds in memory, at most, per byte of its text (charged before)."""
 _REFUSED_ATTRS = frozenset({"translate", "maketrans", "expandtabs", "to_bytes", "fromkeys"})
 _BYTES_ATTRS = frozenset({"decode", "hex"})
 _PADDING_METHODS = frozenset({"center", "ljust", "rjust", "zfill"})
@@ -104,15 +90,21 @@ _DIGITS = re.compile(r"\d+")
 
 
 def _size(value: Any, limit: int) -> int:
-    """Estimate the serialized size of ``value``; stop counting once past ``limit``."""
+    """Estimate the serialized size of ``value``; stop counting once past ``limit``. A long
+    walk is charged to the render's work (:data:`NODE_COST` an object)."""
+    if type(value) is str:
+        return len(value)
     total = 0
+    visits = 0
     stack = [value]
     while stack:
+        visits += 1
         v = stack.pop()
         if isinstance(v, (str, bytes, bytearray)):
             total += len(v)
         elif isinstance(v, (list, tuple, set, frozenset)):
             total += len(v) + 2
+            visits += len(v)
             for item in v:
                 if isinstance(item, str):
                     total += len(item)
@@ -131,7 +123,9 @@ def _size(value: Any, limit: int) -> int:
         else:
             total += 1
         if total > limit:
-            return total
+            break
+    if visits > 64:
+        charge(visits * NODE_COST)
     return total
 
 
@@ -177,6 +171,25 @@ class _CodeGenerator(CodeGenerator):
     def _output_const_repr(self, group: Iterable[Any]) -> str:
         return f"environment.hub_text({super()._output_const_repr(group)})"
 
+    def visit_Compare(self, node: nodes.Compare, frame: Frame) -> None:
+        # each operand is charged what comparing it may scan (a long string, a big list)
+        self.write("(environment.hub_scan(")
+        self.visit(node.expr, frame)
+        self.write(")")
+        for operand in node.ops:
+            self.write(f" {operators[operand.op]} environment.hub_scan(")
+            self.visit(operand.expr, frame)
+            self.write(")")
+        self.write(")")
+
+    def visit_Getitem(self, node: nodes.Getitem, frame: Frame) -> None:
+        if not isinstance(node.arg, nodes.Slice):
+            super().visit_Getitem(node, frame)
+            return
+        self.write("environment.hub_sliced(")  # x[a:b] copies: charge what it builds
+        super().visit_Getitem(node, frame)
+        self.write(")")
+
 
 class _Formatter(SandboxedFormatter):
     """``str.format`` in the sandbox, with bounded widths and output."""
@@ -203,7 +216,7 @@ class SandboxEnvironment(ImmutableSandboxedEnvironment):
     """The hub's sandbox: key-first attribute access, bounded operations."""
 
     code_generator_class = _CodeGenerator
-    intercepted_binops = frozenset({"*", "**", "%", "+"})
+    intercepted_binops = frozenset({"*", "**", "%", "+", "-", "/", "//"})
 
     def __init__(self, limits: Limits) -> None:
         super().__init__(
@@ -219,6 +232,9 @@ class SandboxEnvironment(ImmutableSandboxedEnvironment):
             self.globals.pop(name, None)
         self.globals["range"] = self.hub_range
         self.globals["now"] = _now
+        # Whatever is stored in these, now or later (plugins' filters), is metered.
+        self.filters = _MeteredDict(self._meter, self.filters)
+        self.tests = _MeteredDict(self._meter, self.tests)
         self._guard_filters()
 
     # -- bounds -------------------------------------------------------------------------
@@ -241,19 +257,17 @@ class SandboxEnvironment(ImmutableSandboxedEnvironment):
         budget.steps -= 1
         if budget.steps < 0:
             raise LimitExceeded(
-                f"more than {self.limits.max_loop_iterations} loop iterations or macro calls"
+                f"more than {self.limits.max_loop_iterations} loop iterations or macro calls "
+                "(HUB_MAX_LOOP_ITERATIONS)"
             )
-        now = time.monotonic()
-        if budget.slice_end is not None and now > budget.slice_end:
-            raise RenderMoved
-        if now > budget.deadline:
-            raise LimitExceeded(f"rendering took more than {self.limits.max_render_seconds}s")
+        charge(LOOP_COST)
 
     def _emit(self, length: int) -> None:
         budget = BUDGET.get()
         if budget is not None:
             budget.out -= length
             self.check_length(self.limits.max_output - budget.out, "the output")
+            charge(length * BYTE_COST, length)
 
     # -- hooks called by the generated code ---------------------------------------------
 
@@ -270,11 +284,29 @@ class SandboxEnvironment(ImmutableSandboxedEnvironment):
         for part in parts:
             total += len(part) if isinstance(part, str) else _size(part, lim)
         self.check_length(total, "the ~ concatenation")
+        charge(total * BYTE_COST, total)
         return "".join([str(part) for part in parts])
 
     def hub_made(self, value: Any) -> Any:
         """A list, tuple or dict literal, bounded (repeated references count each time)."""
         self.check_length(_size(value, self.limits.max_output), "the list or dict built")
+        charge_built(value)
+        return value
+
+    def hub_scan(self, value: Any) -> Any:
+        """An operand of a comparison (``==``, ``<``, ``in``...): charge what comparing it
+        may scan."""
+        if type(value) in PLAIN_TYPES and type(value) is not str:
+            return value
+        cost = scan_cost(value)
+        if cost > CALL_COST:
+            charge(cost)
+        return value
+
+    def hub_sliced(self, value: Any) -> Any:
+        """The result of ``x[a:b]`` (a copy), charged."""
+        if isinstance(value, (str, bytes, list, tuple)):
+            charge_built(value)
         return value
 
     def hub_text(self, text: str) -> str:
@@ -347,12 +379,19 @@ class SandboxEnvironment(ImmutableSandboxedEnvironment):
         return functools.update_wrapper(wrapper, value)
 
     def call(self, context: Context, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
-        """Call from a template: count macro calls, bound string methods and results."""
+        """Call from a template (a method, a global function, a plugin's function, a macro):
+        charge what it reads and builds; count macro calls; bound string methods."""
         if isinstance(obj, (Macro, LoopContext, BlockReference)):
             self.tick()
             if isinstance(obj, LoopContext) and args:  # a recursive loop's next level
                 args = (self.hub_iter(args[0]), *args[1:])
         owner = getattr(obj, "__self__", None)
+        work = CALL_COST + scan_cost(owner)
+        for arg in args:
+            work += scan_cost(arg)
+        for arg in kwargs.values():
+            work += scan_cost(arg)
+        charge(work)
         if isinstance(owner, str):
             args = self._check_str_method(owner, getattr(obj, "__name__", ""), args)
         rv = super().call(context, obj, *args, **kwargs)
@@ -360,7 +399,33 @@ class SandboxEnvironment(ImmutableSandboxedEnvironment):
             self.hub_made(rv)
         elif isinstance(rv, str) and not (isinstance(owner, str) and len(owner) >= len(rv)):
             self.check_length(len(rv), "the result of a call")
+        return self._built(rv, owner, args, kwargs)
+
+    def _built(self, rv: Any, owner: Any, args: Any, kwargs: Mapping[str, Any]) -> Any:
+        """Charge the result of a call or filter as built, unless it is one of its inputs
+        (passed through); meter it if it is lazy."""
+        if rv is None or rv is owner or type(rv) is bool:
+            return rv
+        for arg in args:
+            if rv is arg:
+                return rv
+        if isinstance(rv, Generator):
+            return self._metered_items(rv)
+        if (type(rv) is int and rv.bit_length() < 4096) or type(rv) is float:
+            return rv
+        if not any(rv is v for v in kwargs.values()):
+            charge_built(rv)
         return rv
+
+    def _metered_items(self, items: Iterator[Any]) -> Iterator[Any]:
+        """The items of a lazy result (``map``, ``select``, ``batch``...), each charged as it
+        is produced: new lists and tuples as built, everything as read."""
+        for item in items:
+            if type(item) is list or type(item) is tuple:
+                charge_built(item)
+            else:
+                charge(ITEM_COST)
+            yield item
 
     def _check_str_method(self, s: str, name: str, args: tuple[Any, ...]) -> tuple[Any, ...]:
         if name in _PADDING_METHODS and args:
@@ -380,7 +445,20 @@ class SandboxEnvironment(ImmutableSandboxedEnvironment):
         return args
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
-        """``*``, ``**``, ``%`` and ``+``, bounded."""
+        """The arithmetic operators: ``*``, ``**``, ``%`` and ``+`` bounded; each charged
+        what it builds, and arithmetic on big integers what it computes."""
+        rv = self._binop(operator, left, right)
+        kind = type(rv)
+        if kind is str or kind is list or kind is tuple or kind is bytes:
+            charge_built(rv)
+        elif kind is int and isinstance(left, int) and isinstance(right, int):
+            # schoolbook cost in 30-bit digits, for big operands only
+            cost = (left.bit_length() // 30 + 1) * (right.bit_length() // 30 + 1)
+            if cost > 64 or rv.bit_length() > 4096:
+                charge(cost + rv.bit_length() // 8, rv.bit_length() // 8)
+        return rv
+
+    def _binop(self, operator: str, left: Any, right: Any) -> Any:
         if operator == "*":
             return self._multiply(left, right)
         if operator == "**":
@@ -466,14 +544,50 @@ class SandboxEnvironment(ImmutableSandboxedEnvironment):
             return jfilters.do_indent(text, width, first, blank)
 
         @pass_environment
-        def wordwrap(environment: Any, s: str, width: int = 79, *args: Any, **kw: Any) -> str:
-            text = str(s)
-            wrap = kw.get("wrapstring", args[1] if len(args) > 1 else None)
-            sep = len(str(wrap)) if wrap is not None else 1
-            spaces = text.count(" ") + text.count("\n") + text.count("\t")
-            lines = len(text) // max(int(width), 1) + spaces + 1
-            env.check_length(len(text) + lines * sep, "wordwrap()")
-            return jfilters.do_wordwrap(environment, text, width, *args, **kw)
+        def wordwrap(
+            environment: Any,
+            s: Any,
+            width: int = 79,
+            break_long_words: bool = True,
+            wrapstring: str | None = None,
+            break_on_hyphens: bool = True,
+        ) -> str:
+            # Jinja's wordwrap, with textwrap's lines cut in linear time (textops)
+            text, width = str(s), int(width)
+            wrap = environment.newline_sequence if wrapstring is None else str(wrapstring)
+            paragraphs = text.splitlines()
+            lines = 2 * len(text) // max(width, 1) + len(paragraphs) + 1  # at most
+            if lines > MAX_WRAP_LINES:
+                raise LimitExceeded(f"wordwrap() would cut more than {MAX_WRAP_LINES} lines")
+            charge(lines * WRAP_LINE_COST)
+            env.check_length(len(text) + lines * len(wrap), "wordwrap()")
+            return wrap.join(
+                [
+                    wrap.join(textops.wrap_lines(p, width, break_long_words, break_on_hyphens))
+                    for p in paragraphs
+                ]
+            )
+
+        @pass_eval_context
+        def urlize(eval_ctx: Any, value: Any, *args: Any, **kwargs: Any) -> str:
+            text = str(value)
+            cost = textops.urlize_cost(text)
+            if cost - len(text) > MAX_URLIZE_BACKTRACK:
+                raise LimitExceeded("urlize() of runs of punctuation this long (quadratic)")
+            charge(len(text) * URLIZE_BYTE_COST + (cost - len(text)) * URLIZE_STEP_COST)
+            return jfilters.do_urlize(eval_ctx, text, *args, **kwargs)
+
+        def whole(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
+            # a filter that serializes a whole value: its size is checked before it runs
+            index = 1 if getattr(func, "jinja_pass_arg", None) is not None else 0
+
+            @functools.wraps(func)
+            def checked(*args: Any, **kwargs: Any) -> Any:
+                if len(args) > index and not isinstance(args[index], str):
+                    env.check_length(_size(args[index], lim), f"|{name}")
+                return func(*args, **kwargs)
+
+            return checked
 
         @pass_eval_context
         def replace(eval_ctx: Any, s: Any, old: Any, new: Any, count: int | None = None) -> str:
@@ -535,27 +649,69 @@ class SandboxEnvironment(ImmutableSandboxedEnvironment):
             return jfilters.do_tojson(eval_ctx, value, indent)
 
         f.update(center=center, indent=indent, wordwrap=wordwrap, replace=replace, join=join)
-        f.update(format=format_, batch=batch, slice=slice_, sum=sum_, tojson=tojson)
+        f.update(format=format_, batch=batch, slice=slice_, sum=sum_, urlize=urlize)
         f.update(fromjson=_fromjson, b64encode=_b64encode, b64decode=_b64decode)
         f.update(sha256=_hash("sha256"), md5=_hash("md5"))
-        for name, func in list(f.items()):
-            f[name] = self._bounded(name, func)
+        f.update(tojson=whole("tojson", tojson))
+        for name in ("string", "pprint", "urlencode", "xmlattr", "list", "dictsort", "items"):
+            f[name] = whole(name, self.filters[name])
 
-    def _bounded(self, name: str, func: Callable[..., Any]) -> Callable[..., Any]:
-        """Refuse a filter's string result above max_output, unless it did not grow."""
+    def _meter(self, name: str, func: Any) -> Any:
+        """``func`` (a filter or test) metered: each call is charged :data:`CALL_COST` and
+        what it reads before it runs, then what it builds (a lazy result, item by item), and
+        a string result above ``max_output`` is refused unless it did not grow."""
+        if getattr(func, "hub_metered", False) or not callable(func):
+            return func
         index = 1 if getattr(func, "jinja_pass_arg", None) is not None else 0
         lim = self.limits.max_output
 
         @functools.wraps(func)
-        def bounded(*args: Any, **kwargs: Any) -> Any:
+        def metered(*args: Any, **kwargs: Any) -> Any:
+            if BUDGET.get() is None:
+                return func(*args, **kwargs)
+            work = CALL_COST
+            for arg in args[index:]:
+                work += scan_cost(arg)
+            for arg in kwargs.values():
+                work += scan_cost(arg)
+            charge(work)
             rv = func(*args, **kwargs)
             if isinstance(rv, str) and len(rv) > lim:
                 value = args[index] if len(args) > index else None
                 if not (isinstance(value, str) and len(value) >= len(rv)):
                     self.check_length(len(rv), f"the result of |{name}")
-            return rv
+            return self._built(rv, None, args[index:], kwargs)
 
-        return bounded
+        metered.hub_metered = True  # type: ignore[attr-defined]
+        return metered
+
+
+class _MeteredDict(dict[str, Any]):
+    """The environment's filters or tests: every value stored is metered first (by
+    :meth:`SandboxEnvironment._meter`), whoever stores it and whenever."""
+
+    def __init__(self, meter: Callable[[str, Any], Any], items: Mapping[str, Any]) -> None:
+        super().__init__()
+        self._meter = meter
+        self.update(items)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        super().__setitem__(key, self._meter(key, value))
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        """Store each entry through :meth:`__setitem__`."""
+        for key, value in dict(*args, **kwargs).items():
+            self[key] = value
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        """Store ``default`` (metered) if ``key`` is missing; return the stored value."""
+        if key not in self:
+            self[key] = default
+        return self[key]
+
+    def __ior__(self, other: Any) -> _MeteredDict:  # type: ignore[override,misc]
+        self.update(other)
+        return self
 
 
 class _Undefined(ChainableUndefined, StrictUndefined):
@@ -575,7 +731,9 @@ def _bytes(value: Any) -> bytes:
 
 
 def _fromjson(value: Any) -> Any:
-    """Parse a JSON string."""
+    """Parse a JSON string (charged before it runs: its text read, what it may build)."""
+    if isinstance(value, (str, bytes, bytearray)):
+        charge(len(value) * FROMJSON_BYTE_COST, len(value) * FROMJSON_GROWTH)
     return json.loads(value)
 
 

@@ -1,0 +1,182 @@
+"""One render's budget: the bounds of :class:`Limits`, what is left of them while a render
+runs (:class:`Budget`, in :data:`BUDGET`), and what the sandbox charges against it.
+
+Every filter, test, call, operator, literal, loop iteration and piece of output of a render
+spends **work** (units of roughly a nanosecond of CPU on a typical core: a byte scanned or
+copied is 1, an item of a container 100, a call 1,000) and every value it builds spends
+**bytes** (an estimate of the memory the value holds). :func:`charge` takes both, and checks
+the deadline (``max_render_seconds``) and the inline slice (:class:`RenderMoved`) each time.
+Bytes built are cumulative: what a render frees is not given back, so the memory a render
+can hold at once is at most ``max_render_bytes`` (plus its input, and one operation's result
+over the last check, itself bounded by ``max_output``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import time
+from collections.abc import ItemsView, KeysView, Mapping, ValuesView
+from contextvars import ContextVar
+from typing import Any
+
+from jinja2.exceptions import SecurityError
+
+# What one unit of work stands for, per kind of operation (roughly nanoseconds).
+CALL_COST = 1_000
+"""A call of a filter, test, method, function or macro (besides what it reads and builds)."""
+ITEM_COST = 100
+"""An item of a container read or built by an operation."""
+LOOP_COST = 1_000
+"""One iteration of a ``{% for %}`` loop (besides its body)."""
+NODE_COST = 300
+"""One object visited while measuring a value's size (a Python-level walk)."""
+BYTE_COST = 1
+"""A character or byte read or written by an operation."""
+
+# Estimates of the memory Python needs for a value (CPython 3.11, 64 bits, rounded up).
+_STR = 49
+_CONTAINER = 56
+_SLOT = 8
+_DICT_ENTRY = 40
+_OBJECT = 32
+
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+_VIEWS = (KeysView, ValuesView, ItemsView)
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    """Bounds of the sandbox (defaults match :mod:`hub.settings`, which names each
+    ``HUB_MAX_...``).
+
+    ``max_output`` bounds the text a render produces and every string, list or dict an
+    expression builds; ``max_repeat`` the length made by ``*``; ``max_render_work`` and
+    ``max_render_bytes`` the work done and the bytes built by one render in total;
+    ``max_render_seconds`` its wall-clock time, checked whenever the budget is charged.
+    """
+
+    max_output: int = 1_000_000
+    max_loop_iterations: int = 100_000
+    max_range: int = 100_000
+    max_repeat: int = 1_000_000
+    max_nesting: int = 64
+    max_render_seconds: float = 5.0
+    max_render_work: int = 1_000_000_000
+    max_render_bytes: int = 64_000_000
+
+
+class LimitExceeded(SecurityError):
+    """A bound of :class:`Limits` was hit."""
+
+
+class RenderMoved(BaseException):
+    """The inline slice of a render ran out: the caller runs the render again off the event
+    loop with the whole budget (see :meth:`hub.expressions.Compiled.render`'s ``inline``).
+
+    A BaseException, so that nothing inside a template's evaluation catches it."""
+
+
+class Budget:
+    """What is left of one render's budget: loop iterations (``steps``), text output
+    (``out``), ``work``, ``bytes`` built, and time (``deadline``).
+
+    ``slice_end`` is when an inline render gives up and raises :class:`RenderMoved` (None:
+    never; the render runs to its budget).
+    """
+
+    __slots__ = ("bytes", "deadline", "limits", "out", "slice_end", "steps", "work")
+
+    def __init__(self, limits: Limits, inline: float | None = None) -> None:
+        now = time.monotonic()
+        self.limits = limits
+        self.steps = limits.max_loop_iterations
+        self.out = limits.max_output
+        self.work = limits.max_render_work
+        self.bytes = limits.max_render_bytes
+        self.deadline = now + limits.max_render_seconds
+        self.slice_end = None if inline is None else now + inline
+
+
+BUDGET: ContextVar[Budget | None] = ContextVar("hub_expression_budget", default=None)
+"""The budget of the render in progress (None outside a render: nothing is counted)."""
+
+
+def charge(work: int, built: int = 0) -> None:
+    """Spend ``work`` units and ``built`` bytes of the render in progress, then check the
+    time: raise :class:`LimitExceeded` naming the setting of the bound that is spent, or
+    :class:`RenderMoved` when the inline slice is over. Outside a render, do nothing."""
+    budget = BUDGET.get()
+    if budget is None:
+        return
+    budget.work -= work
+    budget.bytes -= built
+    if budget.work < 0 or budget.bytes < 0:
+        _spent(budget)
+    now = time.monotonic()
+    if budget.slice_end is not None and now > budget.slice_end:
+        raise RenderMoved
+    if now > budget.deadline:
+        raise LimitExceeded(
+            "the render took longer than its time limit "
+            f"(HUB_MAX_RENDER_SECONDS={budget.limits.max_render_seconds:g})"
+        )
+
+
+def _spent(budget: Budget) -> None:
+    if budget.work < 0:
+        raise LimitExceeded(
+            "the render's work budget is spent "
+            f"(HUB_MAX_RENDER_WORK={budget.limits.max_render_work})"
+        )
+    raise LimitExceeded(
+        "the render's budget of bytes built is spent "
+        f"(HUB_MAX_RENDER_BYTES={budget.limits.max_render_bytes})"
+    )
+
+
+def scan_cost(value: Any) -> int:
+    """The work of reading ``value`` once, shallowly: its characters, or its items."""
+    if isinstance(value, (str, bytes, bytearray)):
+        return len(value) * BYTE_COST
+    if isinstance(value, (list, tuple, dict, set, frozenset, range, *_VIEWS)):
+        return len(value) * ITEM_COST
+    return 0
+
+
+def weight(value: Any) -> tuple[int, int]:
+    """An estimate of the memory ``value`` holds (its own, and its direct items'), and the
+    number of items looked at. Deeper levels are not walked: values nested deeper were
+    charged when they were built, or are data the render was given."""
+    kind = type(value)
+    if kind is str or kind is bytes or kind is bytearray:
+        return _STR + len(value), 0
+    if kind is int:
+        return _OBJECT + value.bit_length() // 8, 0
+    if kind in _PLAIN:
+        return _OBJECT, 0
+    if isinstance(value, Mapping):
+        total = _CONTAINER + _DICT_ENTRY * len(value)
+        items: Any = itertools.chain(value.keys(), value.values())
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        total = _CONTAINER + _SLOT * len(value)
+        items = value
+    elif isinstance(value, _VIEWS):  # a list of tuples once materialized, at most
+        return _CONTAINER + (_SLOT + _CONTAINER) * len(value), len(value)
+    else:
+        return _OBJECT, 0
+    for item in items:
+        kind = type(item)
+        if kind is str or kind is bytes:
+            total += _STR + len(item)
+        elif kind is list or kind is tuple or kind is dict or kind is set:
+            total += _CONTAINER + _DICT_ENTRY * len(item)
+        else:
+            total += _OBJECT
+    return total, len(value)
+
+
+def charge_built(value: Any) -> None:
+    """Charge a value just built: its weight as bytes, and as work (writing it)."""
+    size, items = weight(value)
+    charge(size * BYTE_COST + items * ITEM_COST, size)
