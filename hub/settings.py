@@ -62,6 +62,11 @@ class Settings:
     max_loop_iterations: int = 100_000
     max_range: int = 100_000
     max_repeat: int = 1_000_000
+    # One render's total: work (units of about a nanosecond of CPU), bytes built (memory
+    # it may hold), and wall-clock seconds (checked whenever the budget is charged).
+    max_render_work: int = 1_000_000_000
+    max_render_bytes: int = 64_000_000
+    max_render_seconds: float = 5.0
     max_for_each_items: int = 100_000
     # Where renders run (hub.expressions.offload): inline on the event loop for this long,
     # then again from the start in one of this many threads, with the whole budget.
