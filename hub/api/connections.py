@@ -29,7 +29,7 @@ from hub.api.models import (
     OAuthStatus,
     ts,
 )
-from hub.services import oauth2
+from hub.services import links, oauth2
 from hub.services.connections import secret_names
 from hub.services.workspace import WorkspaceHub
 
@@ -166,8 +166,9 @@ class ConnectionsController(Controller):
         return_to: Annotated[str | None, QueryParameter(max_length=2000)] = None,
     ) -> Redirect:
         """Redirect the browser to the service to authorize the connection (OAuth2 with
-        PKCE); the service sends it back to ``/api/oauth2/callback``."""
-        callback = str(request.base_url).rstrip("/") + "/api/oauth2/callback"
+        PKCE); the service sends it back to ``/api/oauth2/callback`` on ``HUB_PUBLIC_URL``
+        (when set; else on this request's own base URL)."""
+        callback = links.oauth2_redirect_uri(ws.hub.settings, str(request.base_url))
         url = await ws.authorize_url(name, callback, return_to)
         return Redirect(url, status_code=302)
 

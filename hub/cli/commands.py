@@ -416,7 +416,9 @@ def runs_show(ctx: click.Context, run_id: str, as_json: bool) -> None:
 
 @cli.command()
 @click.option("--host", default=None, help="HUB_HOST (default 127.0.0.1).")
-@click.option("--port", type=int, default=None, help="HUB_PORT (default 8000).")
+@click.option(
+    "--port", type=int, default=None, help="HUB_PORT (default 8000; 0 picks a free port)."
+)
 @click.option(
     "--examples", type=click.Path(exists=True, file_okay=False), help="Apply this folder first."
 )
@@ -426,26 +428,28 @@ def serve(ctx: click.Context, host: str | None, port: int | None, examples: str 
     import uvicorn
 
     from hub.api.app import create_app
+    from hub.cli.listen import bind_listener, bound_address, serve_banner
 
     settings = _settings(ctx)
     if examples:
         ctx.invoke(flows_apply, folder=examples, dry_run=False)
+    # Bound here, before the app starts: the banner and the first owner's note name the
+    # address really bound (the hub's settings carry it from now on).
+    listener = bind_listener(
+        settings.host if host is None else host, settings.port if port is None else port
+    )
+    bound_host, bound_port = bound_address(listener)
+    settings = settings.replace(host=bound_host, port=bound_port)
     hub = Hub(settings)
     app = create_app(hub)
     click.echo(
-        f"hub serving on http://{host or settings.host}:{port or settings.port} "
-        f"(data in {settings.data_dir.resolve()})",
+        serve_banner(bound_host, bound_port, settings.public_url, str(settings.data_dir.resolve())),
         err=True,
     )
     # proxy_headers=False: uvicorn would otherwise believe X-Forwarded-For/-Proto from any
     # loopback peer; the hub believes them only from HUB_TRUSTED_PROXIES (hub.api.proxy).
-    uvicorn.run(
-        app,
-        host=host or settings.host,
-        port=port or settings.port,
-        log_level="info",
-        proxy_headers=False,
-    )
+    config = uvicorn.Config(app, log_level="info", proxy_headers=False)
+    uvicorn.Server(config).run(sockets=[listener])
 
 
 @cli.command()

@@ -35,6 +35,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
+from hub.security.files import create_private_file
+
 log = logging.getLogger("hub.db")
 T = TypeVar("T")
 WriteFn = Callable[[Connection], Any]
@@ -103,9 +105,10 @@ class Database:
         self._write_conn: Connection | None = None
         self._read_conn: Connection | None = None
         if self.is_sqlite:
-            path = url.split("///", 1)[-1]
+            path = url.split("///", 1)[-1].split("?", 1)[0] if "///" in url else ""
             if path and path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                # 0600 before SQLite opens it: its -wal and -shm files copy this mode.
+                create_private_file(Path(path))
             self._writer = _sqlite_engine(url, immediate=True)
             self._reader = _sqlite_engine(url, immediate=False)
         else:

@@ -16,6 +16,8 @@ from typing import Any
 import msgspec
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
+from hub.security.files import private_dir
+
 REDACTED = "[redacted]"
 KEY_FILE = "secret.key"
 MIN_SECRET_LENGTH = 4
@@ -49,7 +51,7 @@ def _create_key_file(path: Path) -> None:
     The key is written to a file of this process's own, then linked to the key file's
     name, which fails if another process's link came first (its key is the one).
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     draft = path.with_name(f".{path.name}.{os.getpid()}")
     fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:

@@ -29,6 +29,7 @@ from hub.db.models import now_us
 from hub.engine import RunNotFound
 from hub.flows import Flow, FlowError, parse_duration
 from hub.security.secrets import Redactor, secret_values
+from hub.services import links
 from hub.services.base import HubParts
 from hub.triggers.events import start_event_runs
 from hub.triggers.runner import emit_event
@@ -324,7 +325,8 @@ async def handle_request(
             connection=connection,
             config=plan.config,
             method=method,
-            url=url,
+            # The URL the service called (and may have signed): on HUB_PUBLIC_URL when set.
+            url=links.as_public(hub.settings, url),
             headers=headers,
             raw_body=raw,
             now=time.time(),

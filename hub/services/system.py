@@ -22,7 +22,9 @@ from hub.db import accounts, health
 from hub.db import connections as connection_store
 from hub.db import errors as db_errors
 from hub.security.accounts import hash_password, new_password
+from hub.security.files import private_dir
 from hub.security.secrets import KEY_FILE, SecretKeyError
+from hub.services import links
 from hub.services.base import HubParts
 from hub.services.errors import Unavailable
 
@@ -125,7 +127,7 @@ async def rotate_secrets(hub: HubParts) -> int:
 
 def write_private(path: Path, text: str) -> None:
     """Write a file readable by its owner only (mode 0600, also when it existed)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(text)
@@ -153,7 +155,7 @@ async def ensure_first_owner(hub: HubParts, *, base_url: str = "") -> dict[str, 
     if user is None:
         return None
     path = hub.settings.data_dir / PASSWORD_FILE
-    where = base_url or f"http://{hub.settings.host}:{hub.settings.port}"
+    where = base_url or links.base_url(hub.settings)
     text = (
         f"email: {OWNER_EMAIL}\n"
         f"password: {password}\n"
