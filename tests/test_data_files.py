@@ -68,7 +68,7 @@ class Served:
                 except httpx.HTTPError:
                     pass
             time.sleep(0.1)
-        pytest.fail(f"hub serve did not answer /healthz within {START_DEADLINE} s:\n{self.output()}")
+        pytest.fail(f"no /healthz answer within {START_DEADLINE} s:\n{self.output()}")
 
     def stop(self) -> None:
         if self.proc.poll() is None:
