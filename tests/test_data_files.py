@@ -13,7 +13,7 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -80,21 +80,25 @@ class Served:
                 self.proc.wait()
 
 
+Serve = Callable[..., Served]
+
+
 @pytest.fixture
-def serve(tmp_path: Path) -> Iterator[type[Served]]:
+def serve(tmp_path: Path) -> Iterator[Serve]:
+    """Start ``hub serve`` processes (``serve(data_dir, public_url="")``); stop them after."""
     started: list[Served] = []
 
-    class Tracked(Served):
-        def __init__(self, data_dir: Path, public_url: str = "") -> None:
-            super().__init__(data_dir, tmp_path / f"serve-{len(started)}.log", public_url)
-            started.append(self)
+    def start(data_dir: Path, public_url: str = "") -> Served:
+        served = Served(data_dir, tmp_path / f"serve-{len(started)}.log", public_url)
+        started.append(served)
+        return served
 
-    yield Tracked
+    yield start
     for served in started:
         served.stop()
 
 
-def test_new_data_folder_and_its_files_are_private(serve: type[Served], tmp_path: Path) -> None:
+def test_new_data_folder_and_its_files_are_private(serve: Serve, tmp_path: Path) -> None:
     data = tmp_path / "new" / "data"
     served = serve(data)
     port = served.wait_ready()
@@ -113,7 +117,7 @@ def test_new_data_folder_and_its_files_are_private(serve: type[Served], tmp_path
         assert _mode(path) == 0o600, f"{path.name} is {oct(_mode(path))}"
 
 
-def test_banner_and_owner_note_name_the_bound_port(serve: type[Served], tmp_path: Path) -> None:
+def test_banner_and_owner_note_name_the_bound_port(serve: Serve, tmp_path: Path) -> None:
     data = tmp_path / "data"
     served = serve(data)
     port = served.wait_ready()
@@ -123,7 +127,7 @@ def test_banner_and_owner_note_name_the_bound_port(serve: type[Served], tmp_path
     assert ":8000" not in served.output()
 
 
-def test_banner_and_owner_note_name_the_public_url(serve: type[Served], tmp_path: Path) -> None:
+def test_banner_and_owner_note_name_the_public_url(serve: Serve, tmp_path: Path) -> None:
     data = tmp_path / "data"
     served = serve(data, public_url="https://hub.example.com/")
     port = served.wait_ready()
