@@ -146,6 +146,9 @@ class TokensController(Controller):
                 email=r["email"],
                 created_at=ts(r["created_at"]),  # type: ignore[arg-type]
                 last_used_at=ts(r["last_used_at"]),
+                expires_at=ts(r["expires_at"]),
+                scope=r["scope"],
+                flow_id=r["flow_id"],
             )
             for r in rows
         ]
@@ -154,17 +157,31 @@ class TokensController(Controller):
         "/",
         name="tokens_create",
         operation_id="tokens_create",
-        responses=error_responses(400, 401, 403, 404),
+        responses=error_responses(400, 401, 403, 404, 422),
     )
     async def create_token(
         self, ws: NamedDependency[WorkspaceHub], data: JSONBody[TokenCreate]
     ) -> TokenCreated:
         """Create a token for the caller in this workspace: shown once, stored hashed.
 
-        It acts here with the caller's role (a viewer's token can only read).
+        It acts here with the caller's role (a viewer's token can only read), narrowed by
+        its limits: an expiry (401 after it), a scope, one flow (403 outside them). A
+        token with limits cannot create tokens.
         """
-        token, row = await ws.create_token(data.name)
-        return TokenCreated(id=row["id"], name=row["name"], token=token)
+        expires = None
+        if data.expires_at is not None:
+            expires = int(data.expires_at.timestamp() * 1_000_000)
+        token, row = await ws.create_token(
+            data.name, expires_at=expires, scope=data.scope, flow_id=data.flow_id
+        )
+        return TokenCreated(
+            id=row["id"],
+            name=row["name"],
+            token=token,
+            expires_at=ts(row["expires_at"]),
+            scope=row["scope"],
+            flow_id=row["flow_id"],
+        )
 
     @delete(
         "/{token_id:str}",

@@ -136,14 +136,23 @@ class MemberSaved(msgspec.Struct):
     password: str | None = None
 
 
+TokenScope = Literal["read", "runs"]
+
+
 class TokenCreate(msgspec.Struct):
-    """A new API token for the caller in this workspace."""
+    """A new API token for the caller in this workspace, optionally limited: it stops
+    working at ``expires_at`` (a future time with a time zone); ``scope`` ``read`` only
+    reads, ``runs`` only lists, reads and starts runs; ``flow_id`` reaches only that flow
+    and its runs. Without limits it acts with the caller's role until revoked."""
 
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    expires_at: Annotated[dt.datetime, msgspec.Meta(tz=True)] | None = None
+    scope: TokenScope | None = None
+    flow_id: FlowId | None = None
 
 
 class TokenInfo(msgspec.Struct):
-    """An API token (never the token itself)."""
+    """An API token (never the token itself), with its limits (null: none)."""
 
     id: str
     name: str
@@ -151,6 +160,9 @@ class TokenInfo(msgspec.Struct):
     email: str
     created_at: dt.datetime
     last_used_at: dt.datetime | None = None
+    expires_at: dt.datetime | None = None
+    scope: TokenScope | None = None
+    flow_id: str | None = None
 
 
 class TokenCreated(msgspec.Struct):
@@ -159,6 +171,9 @@ class TokenCreated(msgspec.Struct):
     id: str
     name: str
     token: str
+    expires_at: dt.datetime | None = None
+    scope: TokenScope | None = None
+    flow_id: str | None = None
 
 
 # -- flows ----------------------------------------------------------------------------------

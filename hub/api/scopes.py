@@ -26,7 +26,6 @@ from litestar.connection import ASGIConnection
 
 from hub.api.errors import ApiError
 
-SCOPES = ("read", "runs")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 RUN_ROUTES = frozenset({"runs_list", "runs_get", "runs_events", "runs_start"})
 RUN_ID_ROUTES = frozenset({"runs_get", "runs_events", "runs_cancel", "runs_retry", "runs_replay"})

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from typing import Any
 
 import click
@@ -255,12 +256,32 @@ def tokens() -> None:
 @click.option("--email", required=True, help="The user the token acts for.")
 @click.option("--name", required=True, help="What the token is for.")
 @click.option("--workspace", default=None, help="Its workspace (default: HUB_WORKSPACE).")
+@click.option("--expires-in-days", type=click.IntRange(1, 3650), default=None, help="Expiry.")
+@click.option("--scope", type=click.Choice(["read", "runs"]), default=None, help="Only this.")
+@click.option("--flow", "flow_id", default=None, help="Reach only this flow and its runs.")
 @click.pass_context
-def tokens_create(ctx: click.Context, email: str, name: str, workspace: str | None) -> None:
-    """Create an API token for a member of a workspace and print it (shown once)."""
+def tokens_create(
+    ctx: click.Context,
+    email: str,
+    name: str,
+    workspace: str | None,
+    expires_in_days: int | None,
+    scope: str | None,
+    flow_id: str | None,
+) -> None:
+    """Create an API token for a member of a workspace and print it (shown once).
+
+    Without limits it acts with the member's role until revoked; ``--scope read`` only
+    reads, ``--scope runs`` only lists, reads and starts runs, ``--flow`` reaches one flow.
+    """
+    expires_at = None
+    if expires_in_days is not None:
+        expires_at = (int(time.time()) + expires_in_days * 86400) * 1_000_000
 
     async def go(hub: Hub) -> str:
-        token, _row = await workspace_of(hub, workspace).create_token(name, email=email)
+        token, _row = await workspace_of(hub, workspace).create_token(
+            name, email=email, expires_at=expires_at, scope=scope, flow_id=flow_id
+        )
         return token
 
     token = with_hub(ctx, go)

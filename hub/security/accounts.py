@@ -28,6 +28,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 ROLES = ("viewer", "editor", "owner")
 ROLE_RANK = {role: rank for rank, role in enumerate(ROLES)}
 TOKEN_PREFIX = "hub_"
+TOKEN_SCOPES = ("read", "runs")  # what a limited token may do (hub.api.scopes)
 
 _hasher = PasswordHasher()
 _dummy_hash: str | None = None

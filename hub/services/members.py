@@ -8,7 +8,8 @@ from typing import Any
 
 from hub.db import accounts, audit
 from hub.db import errors as db_errors
-from hub.security.accounts import hash_password, new_password
+from hub.db.models import now_us
+from hub.security.accounts import TOKEN_SCOPES, hash_password, new_password
 from hub.services.base import WorkspaceScope
 from hub.services.errors import Conflict, Invalid, NotFound
 
@@ -99,17 +100,35 @@ class MembersService(WorkspaceScope):
         return await self.hub.db.read(lambda c: accounts.list_tokens(c, self.workspace, only))
 
     async def create_token(
-        self, name: str, *, email: str | None = None
+        self,
+        name: str,
+        *,
+        email: str | None = None,
+        expires_at: int | None = None,
+        scope: str | None = None,
+        flow_id: str | None = None,
     ) -> tuple[str, dict[str, Any]]:
         """A new token here: (the token, shown once; its row). It is the caller's, or, for
-        an owner naming ``email``, that member's (:class:`NotFound` when not a member)."""
+        an owner naming ``email``, that member's (:class:`NotFound` when not a member).
+
+        Its limits (none by default): ``expires_at`` (epoch microseconds, in the future),
+        ``scope`` (``read`` or ``runs``) and ``flow_id`` (the one flow it reaches); see
+        :mod:`hub.api.scopes`. :class:`Invalid` for a past expiry or an unknown scope."""
         ws, actor = self.workspace, self.actor
         if email is not None:
             self.require("owner")
+        issues = []
+        if expires_at is not None and expires_at <= now_us():
+            issues.append({"location": "expires_at", "message": "must be in the future"})
+        if scope is not None and scope not in TOKEN_SCOPES:
+            issues.append({"location": "scope", "message": f"one of {', '.join(TOKEN_SCOPES)}"})
+        if issues:
+            raise Invalid("the token's limits are invalid", issues)
+        limits: dict[str, Any] = {"expires_at": expires_at, "scope": scope, "flow_id": flow_id}
 
         def write(conn: Any) -> tuple[str, dict[str, Any]]:
             user_id = self.user_id
-            details = None
+            details: dict[str, Any] | None = None
             if email is not None:
                 user = accounts.user_by_email(conn, email)
                 if user is None:
@@ -117,7 +136,12 @@ class MembersService(WorkspaceScope):
                 if accounts.role_of(conn, ws, user["id"]) is None:
                     raise NotFound(f"{email} is not a member of workspace {ws!r}")
                 user_id, details = user["id"], {"user": user["email"]}
-            token, row = accounts.create_token(conn, ws, user_id, name)
+            token, row = accounts.create_token(
+                conn, ws, user_id, name, expires_at=expires_at, scope=scope, flow_id=flow_id
+            )
+            set_limits = {k: v for k, v in limits.items() if v is not None}
+            if set_limits:
+                details = {**(details or {}), **set_limits}
             audit.record(conn, ws, actor, "token.create", name, details)
             return token, row
 
