@@ -1,0 +1,79 @@
+"""Links the hub hands out start with ``HUB_PUBLIC_URL`` when it is set, else with the
+request's own base URL (or, outside a request, the address the hub listens on)."""
+
+from __future__ import annotations
+
+import urllib.parse
+from collections.abc import AsyncIterator
+
+import pytest
+
+from hub.services import links
+from hub.settings import Settings
+from tests.api_kit import Api, started_api
+
+CONNS = "/api/w/default/connections"
+PUBLIC = "https://hub.example.com/integrations/"
+
+
+@pytest.fixture(params=["", PUBLIC], ids=["no-public-url", "public-url"])
+async def api(request: pytest.FixtureRequest, settings: Settings) -> AsyncIterator[Api]:
+    async for value in started_api(settings.replace(public_url=request.param)):
+        value.hub.registry.connectors["oauthy"].oauth2 = {
+            "authorize_url": "https://provider.example/authorize",  # never called
+            "token_url": "https://provider.example/token",
+        }
+        created = await value.call(
+            "POST",
+            CONNS,
+            value.editor,
+            json={
+                "name": "crm",
+                "connector": "oauthy",
+                "values": {"client_id": "id-1", "client_secret": "s-1"},
+            },
+        )
+        assert created.status_code == 201, created.text
+        yield value
+
+
+async def test_oauth2_redirect_uri_is_on_the_public_url_when_set(api: Api) -> None:
+    start = await api.call("GET", f"{CONNS}/crm/oauth2/authorize", api.editor)
+    assert start.status_code == 302, start.text
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(start.headers["location"]).query)
+    if api.hub.settings.public_url:
+        expected = "https://hub.example.com/integrations/api/oauth2/callback"
+    else:  # the request's own base URL, as the test client sent it
+        expected = "http://testserver.local/api/oauth2/callback"
+    assert query["redirect_uri"] == [expected]
+
+
+def test_base_url_prefers_the_public_url() -> None:
+    public = Settings(public_url=PUBLIC, host="0.0.0.0", port=9001)
+    assert links.base_url(public, "http://10.0.0.5:8000/") == "https://hub.example.com/integrations"
+    plain = Settings(host="0.0.0.0", port=9001)
+    assert links.base_url(plain, "http://10.0.0.5:8000/") == "http://10.0.0.5:8000"
+    assert links.base_url(plain) == "http://127.0.0.1:9001"
+    assert links.base_url(Settings(host="::", port=9001)) == "http://[::1]:9001"
+
+
+def test_webhook_url_and_oauth2_redirect_uri() -> None:
+    public = Settings(public_url=PUBLIC)
+    assert (
+        links.webhook_url(public, "default", "new lead")
+        == "https://hub.example.com/integrations/hooks/default/new%20lead"
+    )
+    assert (
+        links.oauth2_redirect_uri(Settings(), "http://testserver.local/")
+        == "http://testserver.local/api/oauth2/callback"
+    )
+
+
+def test_a_webhook_url_as_the_service_called_it() -> None:
+    """Webhook handlers that sign the URL (HubSpot, Twilio) verify the public one."""
+    internal = "http://10.0.0.5:8000/hooks/default/leads?x=1"
+    assert links.as_public(Settings(), internal) == internal
+    assert (
+        links.as_public(Settings(public_url=PUBLIC), internal)
+        == "https://hub.example.com/integrations/hooks/default/leads?x=1"
+    )
