@@ -384,7 +384,7 @@ class MeController(Controller):
         name="me_password",
         operation_id="me_password",
         status_code=204,
-        responses=error_responses(400, 401, 403, 422),
+        responses=error_responses(400, 401, 403, 422, 429),
     )
     async def change_password(
         self,
