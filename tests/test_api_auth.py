@@ -369,6 +369,31 @@ def test_hub_users_create_and_tokens_create(tmp_path: Path) -> None:
     assert verify_password(users["dev@example.com"], "x" * 16)
 
 
+def test_hub_tokens_create_with_limits(tmp_path: Path) -> None:
+    made = run_hub(tmp_path, "users", "create", "ops@example.com", "--role", "owner")
+    assert made.returncode == 0, made.stderr
+    token = run_hub(
+        tmp_path, "tokens", "create", "--email", "ops@example.com", "--name", "ci",
+        "--expires-in-days", "7", "--scope", "runs", "--flow", "nightly",
+    )  # fmt: skip
+    assert token.returncode == 0, token.stderr
+    bad = run_hub(
+        tmp_path, "tokens", "create", "--email", "ops@example.com", "--name", "x",
+        "--scope", "admin",
+    )  # fmt: skip
+    assert bad.returncode != 0
+    import sqlite3
+    import time
+
+    db = sqlite3.connect(tmp_path / "hub.db")
+    rows = list(db.execute("SELECT token_hash, expires_at, scope, flow_id FROM api_tokens"))
+    db.close()
+    ((digest, expires_at, scope, flow_id),) = rows
+    assert digest == token_digest(token.stdout.strip())
+    assert (scope, flow_id) == ("runs", "nightly")
+    assert abs(expires_at / 1e6 - (time.time() + 7 * 86400)) < 600
+
+
 async def test_hub_secrets_rotate_reencrypts_with_the_newest_key(settings: Settings) -> None:
     old, new, unrelated = (Fernet.generate_key().decode() for _ in range(3))
     hub = Hub(settings.replace(secret_key=(old,)), plugins=[kit], entry_points=False)
