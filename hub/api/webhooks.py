@@ -28,13 +28,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from typing import Any
 from urllib.parse import parse_qsl
 
 import msgspec
 from litestar import Request, Response, route
 
-from hub.api.errors import ApiError, error_responses
+from hub.api.errors import CODES, ApiError, error_body, error_responses
 from hub.api.metrics import metrics_of
 from hub.runtime import Hub
 from hub.services import events
@@ -47,6 +48,7 @@ MAX_DEPTH = 64
 MAX_KEY_CHARS = 1024
 MAX_KEYS = 10_000
 JSON = "application/json"
+CONTENT_LENGTH = re.compile(r"[0-9]{1,18}")
 # The HTTP status of each reason the services refuse an event for.
 REFUSED_STATUS = {
     "not_found": 404,
@@ -72,7 +74,9 @@ def _too_large(cap: int) -> ApiError:
 
 async def read_capped(request: Request[Any, Any, Any], cap: int, length: str | None) -> bytes:
     """The request body, refused with 413 once it passes ``cap`` bytes."""
-    if length is not None and length.isdigit() and int(length) > cap:
+    # ASCII digits only, length-bounded (``str.isdigit`` takes ``'²'``, which ``int`` refuses);
+    # a Content-Length the server let through that is not a number is left to the stream.
+    if length is not None and CONTENT_LENGTH.fullmatch(length) and int(length) > cap:
         raise _too_large(cap)
     chunks: list[bytes] = []
     size = 0
@@ -123,31 +127,53 @@ def check_shape(value: Any) -> None:
                     stack.append((item, depth + 1, (*path, index)))
 
 
+def decode_json(raw: bytes) -> Any:
+    """A JSON body as data, within the shape limits (400, 413 or 422 otherwise)."""
+    try:
+        value = msgspec.json.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from exc
+    except RecursionError:
+        raise ApiError(
+            422, "json_too_deep", f"body: JSON nested deeper than {MAX_DEPTH} levels"
+        ) from None
+    if _may_break_shape(raw):
+        check_shape(value)
+    return value
+
+
+def _may_break_shape(raw: bytes) -> bool:
+    """Cheap byte counts: most bodies cannot break any shape limit, and need no walk."""
+    return (
+        raw.count(b"{") + raw.count(b"[") > MAX_DEPTH
+        or len(raw) > MAX_KEY_CHARS
+        or raw.count(b":") > MAX_KEYS
+    )
+
+
 def parse_body(raw: bytes, content_type: str) -> Any:
     """JSON bodies become data (within the shape limits); form and other bodies stay text."""
     if not raw:
         return None
     if "json" in content_type:
-        try:
-            value = msgspec.json.decode(raw)
-        except msgspec.DecodeError as exc:
-            raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from exc
-        except RecursionError:
-            raise ApiError(
-                422, "json_too_deep", f"body: JSON nested deeper than {MAX_DEPTH} levels"
-            ) from None
-        # Cheap byte counts first: most bodies cannot break any limit.
-        if (
-            raw.count(b"{") + raw.count(b"[") > MAX_DEPTH
-            or len(raw) > MAX_KEY_CHARS
-            or raw.count(b":") > MAX_KEYS
-        ):
-            check_shape(value)
-        return value
+        return decode_json(raw)
     try:
         return raw.decode()
     except UnicodeDecodeError as exc:
         raise ApiError(415, "unsupported_media_type", "the body is not UTF-8 text") from exc
+
+
+def plugin_error(status: int, body: Any) -> dict[str, Any]:
+    """A plugin trigger's refusal in the hub's one error shape.
+
+    A body already in the shape is kept; ``{"error": "text"}`` (what the Slack and HubSpot
+    triggers answer) keeps its text as the message; anything else gets a generic message.
+    """
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict) and set(error) == {"code", "message", "details"}:
+        return {"error": error}
+    message = error if isinstance(error, str) else "the trigger refused the request"
+    return error_body(CODES.get(status, "refused"), message)
 
 
 def _headers(scope: Any) -> dict[str, str]:
@@ -205,6 +231,9 @@ async def receive(
     headers = _headers(scope)
     raw = await read_capped(request, plan.cap, headers.get("content-length"))
     if plan.handler is not None:
+        # The plugin parses the body itself: JSON past the shape limits never reaches it.
+        if "json" in headers.get("content-type", "") and _may_break_shape(raw):
+            decode_json(raw)
         answer, run_ids = await events.handle_request(
             hub,
             plan,
@@ -218,7 +247,10 @@ async def receive(
         status = int(answer.get("status") or 200)
         outcome = "accepted" if run_ids else ("refused" if status >= 400 else "answered")
         response_headers = {"x-run-ids": ",".join(run_ids)} if run_ids else None
-        return Response(answer.get("body"), status_code=status, headers=response_headers), outcome
+        body = answer.get("body")
+        if status >= 400:
+            body = plugin_error(status, body)
+        return Response(body, status_code=status, headers=response_headers), outcome
     verified = await events.check_signature(hub, plan, workspace, headers, raw)
     idempotency_key = _idempotency_key(headers)
     query = scope.get("query_string") or b""

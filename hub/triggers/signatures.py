@@ -6,6 +6,11 @@ raw body and the current time, and returns a :class:`Verified` or raises
 :class:`SignatureError` with a reason (``missing``, ``malformed``, ``mismatch``,
 ``expired``). Comparisons are constant-time (:func:`hmac.compare_digest` on the digests).
 
+Every header is read as untrusted text: a timestamp is at most :data:`MAX_TIMESTAMP_DIGITS`
+ASCII digits (``str.isdigit`` also accepts ``'²'``, which ``int`` refuses, and ``'٣'``, which
+it reads as 3), a header part given twice is refused, and anything else is a
+:class:`SignatureError` (401), never an unexpected exception.
+
 Timestamped schemes (``stripe``, ``slack``) also return a *replay key*: the signed timestamp
 and a digest of the signature that matched. The webhook route stores it with the run, in the
 same transaction, and refuses the same key again while the timestamp is inside the
@@ -19,6 +24,7 @@ import binascii
 import dataclasses
 import hashlib
 import hmac
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -33,6 +39,12 @@ DEFAULT_HEADERS = {
     "slack": "x-slack-signature",
 }
 SLACK_TIMESTAMP = "x-slack-request-timestamp"
+# Epoch seconds have 10 digits until the year 2286; 12 leave room and keep ``int`` cheap.
+MAX_TIMESTAMP_DIGITS = 12
+_TIMESTAMP = re.compile(rf"[0-9]{{1,{MAX_TIMESTAMP_DIGITS}}}")
+# Stripe sends one v1 per active secret (two while a secret is rolled); each one costs an
+# HMAC of the whole body, so a header of thousands of v1 parts is refused, not computed.
+MAX_STRIPE_SIGNATURES = 8
 
 
 class SignatureError(ValueError):
@@ -145,6 +157,15 @@ def _matches(candidate: bytes, secrets: Sequence[bytes], payload: bytes, algorit
     return found
 
 
+def _matches_any(candidate: bytes, expected: Sequence[bytes]) -> bool:
+    """True when ``candidate`` is one of the ``expected`` digests (each compared, no early
+    exit)."""
+    found = False
+    for digest in expected:
+        found |= hmac.compare_digest(digest, candidate)
+    return found
+
+
 def _header(headers: Mapping[str, str], name: str) -> str:
     value = headers.get(name)
     if value is None or not value.strip():
@@ -169,6 +190,19 @@ def verify_hmac(
     if not _matches(candidate, secrets, body, spec.algorithm):
         raise SignatureError("mismatch", "the signature does not match the body")
     return Verified()
+
+
+def parse_timestamp(text: str, where: str) -> int:
+    """A signed timestamp: 1 to :data:`MAX_TIMESTAMP_DIGITS` ASCII digits (epoch seconds).
+
+    ``where`` names the header (and part) in the error; the value itself is not quoted.
+    """
+    if _TIMESTAMP.fullmatch(text) is None:
+        raise SignatureError(
+            "malformed",
+            f"{where} must be epoch seconds: 1 to {MAX_TIMESTAMP_DIGITS} ASCII digits",
+        )
+    return int(text)
 
 
 def _check_time(timestamp: int, now: float, tolerance: float) -> None:
@@ -199,16 +233,24 @@ def verify_stripe(
         name, sep, item = part.strip().partition("=")
         if not sep:
             continue
-        if name == "t" and item.isdigit():
-            timestamp = int(item)
+        if name == "t":
+            if timestamp is not None:
+                raise SignatureError("malformed", f"the {header} header has more than one t=")
+            timestamp = parse_timestamp(item.strip(), f"the t= of the {header} header")
         elif name == "v1":
             decoded = _decode(item, "hex")
             if decoded is not None:
                 candidates.append(decoded)
+            if len(candidates) > MAX_STRIPE_SIGNATURES:
+                raise SignatureError(
+                    "malformed",
+                    f"the {header} header has more than {MAX_STRIPE_SIGNATURES} v1= signatures",
+                )
     if timestamp is None or not candidates:
         raise SignatureError("malformed", f"the {header} header has no t=... and v1=... values")
     payload = str(timestamp).encode() + b"." + body
-    matched = next((c for c in candidates if _matches(c, secrets, payload, "sha256")), None)
+    expected = [hmac.new(secret, payload, hashlib.sha256).digest() for secret in secrets]
+    matched = next((c for c in candidates if _matches_any(c, expected)), None)
     if matched is None:
         raise SignatureError("mismatch", "no v1 signature matches the body")
     _check_time(timestamp, now, tolerance)
@@ -229,13 +271,11 @@ def verify_slack(
     """
     value = _header(headers, header)
     stamp = _header(headers, SLACK_TIMESTAMP)
-    if not stamp.isdigit():
-        raise SignatureError("malformed", f"the {SLACK_TIMESTAMP} header is not a number")
+    timestamp = parse_timestamp(stamp, f"the {SLACK_TIMESTAMP} header")
     version, sep, digest = value.partition("=")
     candidate = _decode(digest, "hex") if sep and version == "v0" else None
     if candidate is None:
         raise SignatureError("malformed", f"the {header} header must be v0=<hex digest>")
-    timestamp = int(stamp)
     payload = b"v0:" + stamp.encode() + b":" + body
     if not _matches(candidate, secrets, payload, "sha256"):
         raise SignatureError("mismatch", "the signature does not match the body")

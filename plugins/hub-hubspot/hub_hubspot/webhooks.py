@@ -94,10 +94,11 @@ def verify_hubspot_signature(
         raise SignatureError(
             "the X-HubSpot-Signature-v3 or X-HubSpot-Request-Timestamp header is missing"
         )
-    try:
-        sent_ms = int(stamp)
-    except ValueError:
-        raise SignatureError("X-HubSpot-Request-Timestamp is not an integer") from None
+    # ASCII digits, bounded: int() also reads '٣' and ' -5', and a 400-digit number
+    # overflows the float arithmetic below.
+    if not (stamp.isascii() and stamp.isdigit() and len(stamp) <= 15):
+        raise SignatureError("X-HubSpot-Request-Timestamp is not an integer (1-15 ASCII digits)")
+    sent_ms = int(stamp)
     now = time.time() if now is None else now
     age = abs(now * 1000 - sent_ms) / 1000
     if age > tolerance:

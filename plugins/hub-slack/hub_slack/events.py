@@ -63,10 +63,11 @@ def verify_slack_signature(
     stamp = found.get(TIMESTAMP_HEADER, "").strip()
     if not signature or not stamp:
         raise SignatureError("the X-Slack-Signature or X-Slack-Request-Timestamp header is missing")
-    try:
-        sent_at = int(stamp)
-    except ValueError:
-        raise SignatureError("X-Slack-Request-Timestamp is not an integer") from None
+    # ASCII digits, bounded: int() also reads '٣' and ' -5', and a 400-digit number
+    # overflows the float arithmetic below.
+    if not (stamp.isascii() and stamp.isdigit() and len(stamp) <= 12):
+        raise SignatureError("X-Slack-Request-Timestamp is not an integer (1-12 ASCII digits)")
+    sent_at = int(stamp)
     now = time.time() if now is None else now
     if abs(now - sent_at) > tolerance:
         raise SignatureError(
@@ -123,14 +124,14 @@ def handle_events_request(
         event.get("bot_id") or event.get("subtype") == "bot_message"
     ):
         return {"status": 200, "body": None, "events": []}
-    retry = _lower(headers).get("x-slack-retry-num")
+    retry = _lower(headers).get("x-slack-retry-num") or ""
     data = {
         "event": event,
         "event_id": payload.get("event_id"),
         "event_time": payload.get("event_time"),
         "team_id": payload.get("team_id"),
         "api_app_id": payload.get("api_app_id"),
-        "retry_num": int(retry) if retry and retry.isdigit() else 0,
+        "retry_num": int(retry) if retry.isascii() and retry.isdigit() and len(retry) < 10 else 0,
         "idempotency_key": payload.get("event_id"),
     }
     return {"status": 200, "body": None, "events": [data]}
