@@ -3,14 +3,18 @@ request's own base URL (or, outside a request, the address the hub listens on)."
 
 from __future__ import annotations
 
+import shutil
 import urllib.parse
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
 from hub.services import links
 from hub.settings import Settings
 from tests.api_kit import Api, started_api
+from tests.test_cli import EXAMPLES, ok
+from tests.test_cli import hub as cli
 
 CONNS = "/api/w/default/connections"
 PUBLIC = "https://hub.example.com/integrations/"
@@ -77,3 +81,27 @@ def test_a_webhook_url_as_the_service_called_it() -> None:
         links.as_public(Settings(public_url=PUBLIC), internal)
         == "https://hub.example.com/integrations/hooks/default/leads?x=1"
     )
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, "http://127.0.0.1:8000/hooks/default/new-order"),
+        ({"HUB_PORT": "9001"}, "http://127.0.0.1:9001/hooks/default/new-order"),
+        (
+            {"HUB_PUBLIC_URL": PUBLIC},
+            "https://hub.example.com/integrations/hooks/default/new-order",
+        ),
+    ],
+    ids=["default", "port", "public-url"],
+)
+def test_flows_apply_names_the_webhook_url(
+    tmp_path: Path, env: dict[str, str], expected: str
+) -> None:
+    folder = tmp_path / "flows"
+    folder.mkdir()
+    shutil.copy(EXAMPLES / "new-order.yaml", folder)
+    shutil.copy(EXAMPLES / "send-reminder.yaml", folder)  # a manual trigger: no URL
+    result = ok(cli(tmp_path / "data", "flows", "apply", str(folder), **env))
+    webhook_lines = [line.strip() for line in result.stdout.splitlines() if "webhook:" in line]
+    assert webhook_lines == [f"webhook: {expected}"]

@@ -27,6 +27,7 @@ from hub.connectors import RegistrationError
 from hub.flows import FlowError, diff_documents, parse_document
 from hub.runtime import Hub, settle_gc
 from hub.security.secrets import SecretKeyError
+from hub.services import links
 from hub.services.errors import ServiceError
 from hub.services.workspace import WorkspaceHub
 from hub.settings import Settings, SettingsError
@@ -316,6 +317,11 @@ def flows_apply(ctx: click.Context, folder: str, dry_run: bool) -> None:
                 click.echo(f"{saved.flow_id}: v{saved.version} published (unchanged document)")
             else:
                 click.echo(f"{saved.flow_id}: unchanged (v{saved.version})")
+            trigger = hub.registry.triggers.get(str((document.get("trigger") or {}).get("type")))
+            if trigger is not None and trigger.kind == "webhook":
+                click.echo(
+                    f"  webhook: {links.webhook_url(hub.settings, ws.workspace, saved.flow_id)}"
+                )
         return 0
 
     if with_hub(ctx, go):
@@ -431,15 +437,16 @@ def serve(ctx: click.Context, host: str | None, port: int | None, examples: str 
     from hub.cli.listen import bind_listener, bound_address, serve_banner
 
     settings = _settings(ctx)
-    if examples:
-        ctx.invoke(flows_apply, folder=examples, dry_run=False)
-    # Bound here, before the app starts: the banner and the first owner's note name the
-    # address really bound (the hub's settings carry it from now on).
+    # Bound first: the banner, the first owner's note and the webhook URLs of --examples name
+    # the address really bound (the settings carry it from now on).
     listener = bind_listener(
         settings.host if host is None else host, settings.port if port is None else port
     )
     bound_host, bound_port = bound_address(listener)
     settings = settings.replace(host=bound_host, port=bound_port)
+    ctx.ensure_object(dict)["settings"] = settings
+    if examples:
+        ctx.invoke(flows_apply, folder=examples, dry_run=False)
     hub = Hub(settings)
     app = create_app(hub)
     click.echo(
