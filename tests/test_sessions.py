@@ -19,12 +19,14 @@ import httpx
 import pytest
 from sqlalchemy import update
 
+from hub.api.app import create_app
 from hub.api.proxy import client_address, client_key, is_https
 from hub.db import accounts
 from hub.db.models import now_us
 from hub.security import accounts as security
 from hub.settings import Settings
 from tests.api_kit import PASSWORD, Api, add_user, flow_document, started_api
+from tests.services import free_port
 
 HOUR_US = 3600 * 1_000_000
 LOGIN = "/api/auth/login"
@@ -573,3 +575,40 @@ async def test_a_token_without_limits_keeps_its_members_role(api: Api) -> None:
     )
     assert saved.status_code in (200, 201)
     assert (await api.client.post(TOKENS, json={"name": "y"}, headers=headers)).status_code == 201
+
+
+async def test_with_redis_every_process_shares_the_throttle(
+    settings: Settings, redis_server: Any
+) -> None:
+    """Two apps on one Redis stand for two ``hub serve`` processes: failures counted by one
+    throttle the other."""
+    changes = {"redis_url": redis_server.url, "login_attempts_per_address": 4}
+    async with api_with(settings, **changes) as api:
+        other_app = create_app(api.hub, manage_hub=False, bootstrap=False)
+        first, second = browser(api), browser(api)
+        second._transport = httpx.ASGITransport(app=other_app)
+        await csrf(first)
+        await csrf(second)
+        codes = [(await attempt(first, f"x{i}@example.com", "g")).status_code for i in range(4)]
+        assert codes == [401] * 4
+        refused = await attempt(second, "y@example.com", "g")
+        assert refused.status_code == 429, refused.text
+        assert "address" in refused.json()["error"]["message"]
+        await first.aclose()
+        await second.aclose()
+
+
+async def test_while_redis_is_down_each_process_counts_on_its_own() -> None:
+    import redis.asyncio
+
+    from hub.api.throttle import LoginThrottle, RedisLoginThrottle, Throttled
+
+    port = free_port()  # nothing listens there
+    down = redis.asyncio.Redis.from_url(f"redis://127.0.0.1:{port}/0", socket_timeout=2)
+    throttle = RedisLoginThrottle(down, LoginThrottle(2, 100, 60.0))
+    await throttle.check("a@example.com", "192.0.2.1")
+    await throttle.failed("a@example.com", "192.0.2.1")
+    await throttle.failed("a@example.com", "192.0.2.1")
+    with pytest.raises(Throttled):
+        await throttle.check("a@example.com", "192.0.2.1")
+    await down.aclose()

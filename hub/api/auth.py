@@ -50,7 +50,7 @@ from hub.api.errors import ApiError, error_responses
 from hub.api.models import CsrfToken, LoginBody, Me, PasswordChange, UserInfo, WorkspaceInfo
 from hub.api.proxy import client_key, is_https
 from hub.api.scopes import refuse_unsafe_method
-from hub.api.throttle import LoginThrottle, Throttled
+from hub.api.throttle import LoginThrottle, RedisLoginThrottle, Throttled
 from hub.security.accounts import TOKEN_PREFIX, HashesBusy, HashGate, normalize_email
 from hub.security.secrets import KEY_FILE
 from hub.services import accounts
@@ -243,9 +243,10 @@ class HubAuthMiddleware(AbstractAuthenticationMiddleware):
 
 @dataclasses.dataclass
 class LoginGuards:
-    """What an app keeps to protect passwords: the throttle and the argon2 gate."""
+    """What an app keeps to protect passwords: the throttle (in Redis when the hub has
+    it) and the argon2 gate."""
 
-    throttle: LoginThrottle
+    throttle: LoginThrottle | RedisLoginThrottle
     gate: HashGate
 
 
@@ -254,10 +255,12 @@ def login_guards(connection: ASGIConnection[Any, Any, Any, Any]) -> LoginGuards:
     state = connection.app.state
     guards = state.get("login_guards")
     if not isinstance(guards, LoginGuards):
-        settings = hub_of(connection).settings
-        guards = LoginGuards(
-            LoginThrottle.from_settings(settings), HashGate(settings.max_concurrent_hashes)
-        )
+        hub = hub_of(connection)
+        local = LoginThrottle.from_settings(hub.settings)
+        throttle: LoginThrottle | RedisLoginThrottle = local
+        if hub.redis is not None:
+            throttle = RedisLoginThrottle(hub.redis, local)
+        guards = LoginGuards(throttle, HashGate(hub.settings.max_concurrent_hashes))
         state["login_guards"] = guards
     return guards
 
@@ -329,16 +332,16 @@ class AuthController(Controller):
         key = "email:" + email
         address = client_key(request.scope, hub.settings)
         try:
-            guards.throttle.check(key, address)
+            await guards.throttle.check(key, address)
             user = await accounts.login(hub, email, data.password, guards.gate)
         except Throttled as exc:
             raise throttled(exc) from None
         except HashesBusy as exc:
             raise busy(exc) from None
         if user is None:
-            guards.throttle.failed(key, address)
+            await guards.throttle.failed(key, address)
             raise ApiError(401, "unauthorized", "wrong email or password")
-        guards.throttle.succeeded(key)
+        await guards.throttle.succeeded(key)
         previous = session_secret(request.scope)
         if previous is not None:  # a login never continues another session
             await accounts.end_session(hub, previous)
@@ -400,7 +403,7 @@ class MeController(Controller):
         account = "user:" + principal.user_id
         address = client_key(request.scope, hub.settings)
         try:
-            guards.throttle.check(account, address)
+            await guards.throttle.check(account, address)
             await accounts.change_password(
                 hub,
                 principal.user_id,
@@ -414,6 +417,6 @@ class MeController(Controller):
         except HashesBusy as exc:
             raise busy(exc) from None
         except Invalid:
-            guards.throttle.failed(account, address)
+            await guards.throttle.failed(account, address)
             raise
-        guards.throttle.succeeded(account)
+        await guards.throttle.succeeded(account)

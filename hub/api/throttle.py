@@ -8,19 +8,30 @@ attempt is answered 429 with ``Retry-After`` before any password is hashed. A go
 clears its account's failures, never its address's (one known password must not reset a
 spray across other accounts).
 
-The counts live in the process (a sliding window of failure times, at most
-:data:`MAX_KEYS` keys, the oldest forgotten first): several ``hub serve`` processes each
-count their own share.
+Embedded (no Redis), the counts live in the process (:class:`LoginThrottle`: a sliding
+window of failure times, at most :data:`MAX_KEYS` keys, the oldest forgotten first). With
+``HUB_REDIS_URL`` they live in Redis (:class:`RedisLoginThrottle`: a sorted set of failure
+times per key, named by the key's SHA-256 so no email is stored there), shared by every
+``hub serve`` process; while Redis does not answer, each process counts on its own.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import math
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable
+from typing import Any
+
+from redis.exceptions import RedisError
 
 from hub.settings import Settings
+
+log = logging.getLogger(__name__)
+REDIS_FAILURES = (RedisError, OSError)
 
 MAX_KEYS = 100_000  # bounds memory against made-up emails and rotating addresses
 
@@ -75,13 +86,13 @@ class LoginThrottle:
             wait = failures[len(failures) - limit] + self.window - now
             raise Throttled(what, max(1, math.ceil(wait)))
 
-    def check(self, account: str, address: str) -> None:
+    async def check(self, account: str, address: str) -> None:
         """:class:`Throttled` when the account or the address failed too often lately."""
         now = self.clock()
         self._check("account:" + account, self.per_account, "account", now)
         self._check("address:" + address, self.per_address, "address", now)
 
-    def failed(self, account: str, address: str) -> None:
+    async def failed(self, account: str, address: str) -> None:
         """Count a failed password check against both."""
         now = self.clock()
         for key in ("account:" + account, "address:" + address):
@@ -91,6 +102,65 @@ class LoginThrottle:
         while len(self._failures) > MAX_KEYS:
             self._failures.pop(next(iter(self._failures)))
 
-    def succeeded(self, account: str) -> None:
+    async def succeeded(self, account: str) -> None:
         """Forget an account's failures after its password was right."""
         self._failures.pop("account:" + account, None)
+
+
+class RedisLoginThrottle:
+    """The same windows in Redis, shared by every process of the hub (see the module).
+
+    While Redis fails, ``local`` (a :class:`LoginThrottle`) counts in this process."""
+
+    PREFIX = "hub:login-failures:"
+
+    def __init__(self, redis: Any, local: LoginThrottle) -> None:
+        self.redis = redis
+        self.local = local
+
+    def _key(self, key: str) -> str:
+        return self.PREFIX + hashlib.sha256(key.encode()).hexdigest()
+
+    async def check(self, account: str, address: str) -> None:
+        """:class:`Throttled` when the account or the address failed too often lately."""
+        local = self.local
+        limits = (
+            ("account:" + account, local.per_account, "account"),
+            ("address:" + address, local.per_address, "address"),
+        )
+        now = time.time()
+        try:
+            pipe = self.redis.pipeline(transaction=False)
+            for key, _limit, _what in limits:
+                pipe.zremrangebyscore(self._key(key), "-inf", now - local.window)
+                pipe.zrange(self._key(key), 0, -1, withscores=True)
+            results = await pipe.execute()
+        except REDIS_FAILURES as exc:  # Redis down: count in this process
+            log.warning("login throttle: Redis failed (%s); counting in this process", exc)
+            await local.check(account, address)
+            return
+        for (_key, limit, what), failures in zip(limits, results[1::2], strict=True):
+            if len(failures) >= limit:
+                oldest = float(failures[len(failures) - limit][1])
+                raise Throttled(what, max(1, math.ceil(oldest + local.window - now)))
+
+    async def failed(self, account: str, address: str) -> None:
+        """Count a failed password check against both."""
+        now, ttl = time.time(), int(self.local.window * 1000) + 1000
+        try:
+            pipe = self.redis.pipeline(transaction=False)
+            for key in ("account:" + account, "address:" + address):
+                pipe.zadd(self._key(key), {uuid.uuid4().hex: now})
+                pipe.pexpire(self._key(key), ttl)
+            await pipe.execute()
+        except REDIS_FAILURES as exc:  # Redis down: count in this process
+            log.warning("login throttle: Redis failed (%s); counting in this process", exc)
+            await self.local.failed(account, address)
+
+    async def succeeded(self, account: str) -> None:
+        """Forget an account's failures after its password was right."""
+        await self.local.succeeded(account)
+        try:
+            await self.redis.delete(self._key("account:" + account))
+        except REDIS_FAILURES as exc:  # Redis down: nothing to forget there
+            log.warning("login throttle: Redis failed (%s)", exc)
