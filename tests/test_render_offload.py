@@ -1,0 +1,181 @@
+"""No render blocks an event loop (:mod:`hub.expressions.offload`).
+
+A render runs inline for a small slice and, past it, again in a thread with its whole
+budget while the loop keeps answering; a worker's heartbeats go on meanwhile, so a step
+whose render passes its bound fails once with that reason, never as a lost lease.
+
+The costly render here is a pair of nested loops with the loop budget raised out of the
+way (``HUB_MAX_LOOP_ITERATIONS``), so that it runs until the render deadline
+(``max_render_seconds``, 5 s by default): longer than the leases the tests give.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hub.expressions import ExpressionError, Expressions, Limits
+from hub.expressions.offload import Renders
+from hub.settings import Settings, SettingsError
+from hub.testing.hostile import hub_command, stop_process
+from tests.conftest import make_hub, run_flow, started
+
+ROOT = Path(__file__).resolve().parent.parent
+LOOPS = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
+UNBOUNDED_LOOPS = 10**12  # the loop budget out of the way: the deadline ends LOOPS
+
+
+@contextlib.asynccontextmanager
+async def loop_gaps(period: float = 0.01) -> AsyncIterator[list[float]]:
+    """The longest the event loop went without running a task that sleeps ``period``
+    seconds at a time, in a one-item list filled in when the block ends."""
+    worst = [0.0]
+    stop = asyncio.Event()
+
+    async def tick() -> None:
+        last = time.monotonic()
+        while not stop.is_set():
+            await asyncio.sleep(period)
+            now = time.monotonic()
+            worst[0] = max(worst[0], now - last - period)
+            last = now
+
+    task = asyncio.create_task(tick())
+    try:
+        yield worst
+    finally:
+        stop.set()
+        await task
+
+
+async def test_cheap_renders_stay_inline_and_costly_ones_move_to_a_thread() -> None:
+    expressions = Expressions()
+    renders = Renders(inline_seconds=0.0)  # any charge point moves the render
+    try:
+        path = expressions.compile("{{ trigger.a }}", "x")
+        assert await renders.render(path, {"trigger": {"a": [1]}}) == [1]
+        static = expressions.compile({"a": 1}, "x")
+        assert await renders.render(static, {}) == {"a": 1}
+        assert renders.moved == 0  # neither has a charge point: no thread hop
+        loop = expressions.compile("{% for i in range(3) %}{{ i }}{% endfor %}", "x")
+        assert await renders.render(loop, {}) == "012"
+        assert renders.moved == 1
+        slow = Renders(inline_seconds=60.0)
+        assert await slow.render(loop, {}) == "012"
+        assert slow.moved == 0
+    finally:
+        renders.close()
+
+
+async def test_a_moved_render_leaves_the_loop_free_and_ends_by_its_deadline() -> None:
+    limits = Limits(max_loop_iterations=UNBOUNDED_LOOPS, max_render_seconds=1.5)
+    compiled = Expressions(limits).compile(LOOPS, "steps.x.input")
+    renders = Renders()
+    try:
+        started_at = time.monotonic()
+        async with loop_gaps() as worst:
+            with pytest.raises(ExpressionError, match="limit exceeded") as caught:
+                await renders.render(compiled, {})
+        took = time.monotonic() - started_at
+    finally:
+        renders.close()
+    assert caught.value.location == "steps.x.input"
+    assert renders.moved == 1
+    assert 1.4 < took < 10
+    assert worst[0] < 0.5, f"the loop stalled {worst[0]:.2f}s"
+
+
+def test_the_offload_settings_are_read_and_checked(tmp_path: Path) -> None:
+    env = {"HUB_RENDER_INLINE_SECONDS": "0.02", "HUB_RENDER_THREADS": "2"}
+    settings = Settings.from_env(env, data_dir=tmp_path)
+    assert (settings.render_inline_seconds, settings.render_threads) == (0.02, 2)
+    with pytest.raises(SettingsError, match="HUB_RENDER_THREADS"):
+        Settings.from_env({"HUB_RENDER_THREADS": "0"}, data_dir=tmp_path)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_an_embedded_hub_renders_a_costly_step_input_off_its_loop(
+    settings: Settings,
+) -> None:
+    """The run fails its step with the limit, and the hub's loop never stalls meanwhile."""
+    async with started(settings.replace(max_loop_iterations=UNBOUNDED_LOOPS)) as hub:
+        document = {
+            "id": "costly",
+            "steps": [{"id": "x", "action": "data.set", "input": {"value": LOOPS}}],
+        }
+        async with loop_gaps() as worst:
+            run = await run_flow(hub, document, timeout=60)
+        assert hub.engine.renders.moved == 1
+    assert run["status"] == "failed"
+    (step,) = run["steps"]
+    assert (step["status"], step["attempt"]) == ("failed", 1)
+    assert "limit exceeded" in step["error"]["message"], step["error"]
+    assert worst[0] < 0.5, f"the loop stalled {worst[0]:.2f}s"
+
+
+@pytest.fixture
+def backend() -> str:
+    return "queue"
+
+
+async def test_a_worker_keeps_its_leases_while_a_render_outlasts_them(
+    settings: Settings,
+) -> None:
+    """A ``hub worker`` (a lease of 1.5 s, renewed every 0.5 s) runs two steps at once: one
+    whose input renders until the render deadline (longer than the lease), and one that
+    sleeps for 3 s. The first fails once with the limit it met, the second succeeds, and
+    neither loses its lease, though this process's sweeper looks for expired leases every
+    0.2 s."""
+    settings = settings.replace(lease_seconds=1.5)
+    hub = make_hub(settings)
+    await hub.start(migrate=False)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("HUB_")},
+        "HUB_DATA_DIR": str(settings.data_dir),
+        "HUB_DATABASE_URL": settings.database_url,
+        "HUB_REDIS_URL": settings.redis_url,
+        "HUB_QUEUE_NAME": settings.queue_name,
+        "HUB_LEASE_SECONDS": "1.5",
+        "HUB_MAX_LOOP_ITERATIONS": str(UNBOUNDED_LOOPS),
+        "HUB_PLUGIN_MODULES": "tests.kit",
+        "PYTHONPATH": str(ROOT),
+    }
+    log = settings.data_dir / "worker.log"
+    worker = None
+    document: dict[str, Any] = {
+        "id": "lease",
+        "steps": [
+            {"id": "costly", "action": "data.set", "needs": [], "input": {"value": LOOPS}},
+            {"id": "normal", "action": "test.sleep", "needs": [], "input": {"seconds": 3}},
+        ],
+    }
+    try:
+        await hub.save_flow(document, publish=True)
+        with log.open("wb") as out:
+            worker = subprocess.Popen(
+                [hub_command(), "worker"], env=env, stdout=out, stderr=subprocess.STDOUT
+            )
+        run_id = await hub.start_run("lease")
+        await hub.wait_for_run(run_id, 60)
+        run = await hub.get_run(run_id)
+    finally:
+        if worker is not None:
+            await asyncio.to_thread(stop_process, worker)
+        await hub.stop(grace=0)
+    steps = {(s["step_id"], s["attempt"]): s for s in run["steps"]}
+    assert set(steps) == {("costly", 1), ("normal", 1)}, (run["steps"], log.read_text())
+    costly, normal = steps["costly", 1], steps["normal", 1]
+    assert costly["status"] == "failed"
+    assert "limit exceeded" in costly["error"]["message"], costly["error"]
+    took = costly["finished_at"] - costly["started_at"]  # epoch microseconds
+    assert took > 1_500_000, "the render ended within the lease: nothing tested"
+    assert normal["status"] == "done", normal
+    assert run["status"] == "failed"  # the costly step's failure (on_error: fail)
