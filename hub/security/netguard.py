@@ -12,6 +12,12 @@ address, a name that resolves to one (``localtest.me``), or a name whose DNS ans
 between a check and the connection (DNS rebinding) are all refused. TLS still verifies the
 certificate against the original host name: httpcore passes it to ``start_tls`` separately.
 
+An IPv6 address that carries IPv4 addresses (mapped, SIIT, compatible, NAT64, 6to4, Teredo,
+ISATAP: :func:`embedded_ipv4`) is judged by the addresses it carries. The shared client
+(:class:`GuardedClient`) also keeps credentials where they were sent: a redirect to another
+origin carries none of the request's credential headers or named credential parameters, and
+no cookie a response sets is kept.
+
 This module belongs to the model layer: it knows httpx and httpcore, nothing of the engine.
 """
 
