@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -14,16 +15,19 @@ from cachetools import LRUCache
 from jsonschema import Draft202012Validator, FormatChecker
 
 _VALIDATORS: LRUCache[int, tuple[Any, Draft202012Validator]] = LRUCache(maxsize=2048)
+_LOCK = threading.Lock()
 _FORMATS = FormatChecker()
 
 
 def validator_for(schema: Any) -> Draft202012Validator:
     """The compiled validator of a schema object (cached by identity; schemas are immutable)."""
-    entry = _VALIDATORS.get(id(schema))
+    with _LOCK:  # flows are validated in worker threads too (services.flows.validate)
+        entry = _VALIDATORS.get(id(schema))
     if entry is not None and entry[0] is schema:
         return entry[1]
     validator = Draft202012Validator(schema, format_checker=_FORMATS)
-    _VALIDATORS[id(schema)] = (schema, validator)
+    with _LOCK:
+        _VALIDATORS[id(schema)] = (schema, validator)
     return validator
 
 

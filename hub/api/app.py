@@ -4,7 +4,9 @@ Middleware, outermost first: ``Secure`` on the session and CSRF cookies of HTTPS
 the session cookie (loaded and saved), authentication (every
 route needs an API token or a session unless it says ``exclude_from_auth=True``: health,
 webhooks, login, the OpenAPI pages), then the CSRF check for cookie-authenticated unsafe
-requests. Plugins' routes (``hub_routes``) are authenticated too unless they opt out.
+requests, then the JSON depth of the request body (:mod:`hub.api.bodies`, before any
+handler decodes it; bodies are capped at ``HUB_MAX_REQUEST_BYTES``). Plugins' routes
+(``hub_routes``) are authenticated too unless they opt out.
 The OpenAPI 3.1 document is at ``/schema/openapi.json``, an interactive page at ``/schema``.
 """
 
@@ -36,6 +38,7 @@ from hub.api.auth import (
     csrf_config,
     session_config,
 )
+from hub.api.bodies import BodyDepthMiddleware
 from hub.api.connections import ConnectionsController, OAuth2Controller
 from hub.api.connectors import ConnectorsController
 from hub.api.errors import (
@@ -161,7 +164,9 @@ def create_app(hub: Hub, *, manage_hub: bool = True, bootstrap: bool = True) -> 
             session_config(settings).middleware,
             DefineMiddleware(HubAuthMiddleware, exclude=PUBLIC_PATHS),
             DefineMiddleware(CSRFUnlessBearer, config=csrf_config(settings)),
+            BodyDepthMiddleware(settings.max_json_depth),
         ],
+        request_max_body_size=settings.max_request_bytes,
         exception_handlers={
             HTTPException: http_exception_handler,
             ServiceError: service_error_handler,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import difflib
 from typing import Annotated, Any
 
+import anyio
 import yaml
 from litestar import Controller, Response, get, post, put
 from litestar.di import NamedDependency
@@ -13,7 +14,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromQuery, JSONBody, PathParameter, QueryParameter
 
 from hub.api.deps import EDITOR, SECURITY, WORKSPACE_DEPENDENCIES, workspace_guard
-from hub.api.errors import ApiError, error_responses, flow_invalid, invalid
+from hub.api.errors import ApiError, error_responses, invalid
 from hub.api.models import (
     FlowDetail,
     FlowDiff,
@@ -30,8 +31,10 @@ from hub.api.models import (
     VersionInfo,
     ts,
 )
-from hub.flows import FlowError, diff_documents, parse_document
+from hub.flows import FlowError, FlowIssue, diff_documents, parse_document
+from hub.flows.bounds import BoundExceeded, DocumentLimits, measure_value
 from hub.services.workspace import WorkspaceHub
+from hub.settings import Settings
 
 FlowPath = Annotated[str, PathParameter(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=100)]
 Version = Annotated[int, PathParameter(ge=1, le=2**31 - 1)]
@@ -68,8 +71,28 @@ def to_yaml(document: dict[str, Any]) -> str:
     return yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=100)
 
 
-def document_of(data: FlowSave | FlowImport) -> tuple[dict[str, Any], str]:
-    """The document and source text of a save: parsed from ``source`` or given as data."""
+# Text longer than this is parsed in a worker thread: about 15 ms of parsing on the event
+# loop at most (a 1 MB document takes about a second).
+PARSE_INLINE_CHARS = 16_000
+
+
+async def parse_source(source: str, limits: DocumentLimits) -> dict[str, Any]:
+    """``parse_document`` within ``limits``; a long text off the event loop."""
+    if len(source) <= PARSE_INLINE_CHARS:
+        return parse_document(source, "source", limits)
+    return await anyio.to_thread.run_sync(parse_document, source, "source", limits)
+
+
+async def document_of(
+    data: FlowSave | FlowImport, settings: Settings
+) -> tuple[dict[str, Any], str]:
+    """The document and source text of a save: parsed from ``source`` or given as data.
+
+    Either way the document is held to the settings' document bounds
+    (``HUB_MAX_DOCUMENT_*``): text by the bounded parser, data by counting its nodes and
+    depth; past a bound is a :class:`FlowError` naming the place and the limit.
+    """
+    limits = DocumentLimits.from_settings(settings)
     source = data.source or ""
     document = getattr(data, "document", None)
     if document is not None and source:
@@ -83,10 +106,12 @@ def document_of(data: FlowSave | FlowImport) -> tuple[dict[str, Any], str]:
                 "a flow needs a document or its source text",
                 [{"location": "document", "message": "required (or source)"}],
             )
+        document = await parse_source(source, limits)
+    else:
         try:
-            document = parse_document(source, "source")
-        except FlowError as exc:
-            raise flow_invalid(exc) from exc
+            measure_value(document, limits)
+        except BoundExceeded as exc:
+            raise FlowError([FlowIssue(exc.location, exc.message)], "document") from None
     if not isinstance(document.get("id"), str):
         raise invalid(
             "the flow has no id", [{"location": "id", "message": "required: a slug, as a string"}]
@@ -127,8 +152,9 @@ class FlowsController(Controller):
         ws: WorkspaceHub,
         data: FlowSave | FlowImport,
         must_exist: bool | None,
+        parsed: tuple[dict[str, Any], str] | None = None,
     ) -> tuple[SavedFlow, dict[str, Any]]:
-        document, source = document_of(data)
+        document, source = parsed or await document_of(data, ws.hub.settings)
         saved = await ws.save_flow(
             document,
             source=source,
@@ -190,7 +216,7 @@ class FlowsController(Controller):
     ) -> Validation:
         """Validate a document without saving it: every issue with its location."""
         try:
-            document, _source = document_of(data)
+            document, _source = await document_of(data, ws.hub.settings)
             await ws.validate(document)
         except FlowError as exc:
             return Validation(
@@ -226,13 +252,14 @@ class FlowsController(Controller):
         self, ws: NamedDependency[WorkspaceHub], flow_id: FlowPath, data: JSONBody[FlowSave]
     ) -> SavedFlow:
         """Save a new version of a flow (nothing new when the document is unchanged)."""
-        document, _source = document_of(data)
+        parsed = await document_of(data, ws.hub.settings)
+        document = parsed[0]
         if document["id"] != flow_id:
             raise invalid(
                 f"the document's id {document['id']!r} is not the flow {flow_id!r}",
                 [{"location": "id", "message": f"must be {flow_id!r}"}],
             )
-        answer, _doc = await self._save(ws, data, must_exist=True)
+        answer, _doc = await self._save(ws, data, must_exist=True, parsed=parsed)
         return answer
 
     @get(

@@ -32,16 +32,18 @@ class DocumentLimits:
     max_nodes: int = 100_000
     max_depth: int = 64
     max_aliases: int = 1_000
+    max_templates: int = 5_000
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DocumentLimits:
-        """The limits named by ``HUB_MAX_DOCUMENT_BYTES``, ``_NODES``, ``_DEPTH`` and
-        ``HUB_MAX_YAML_ALIASES``."""
+        """The limits named by ``HUB_MAX_DOCUMENT_BYTES``, ``_NODES``, ``_DEPTH``,
+        ``_TEMPLATES`` and ``HUB_MAX_YAML_ALIASES``."""
         return cls(
             max_bytes=settings.max_document_bytes,
             max_nodes=settings.max_document_nodes,
             max_depth=settings.max_document_depth,
             max_aliases=settings.max_yaml_aliases,
+            max_templates=settings.max_document_templates,
         )
 
 
@@ -68,6 +70,33 @@ def too_large(size: int, limits: DocumentLimits) -> BoundExceeded | None:
 # --- YAML: the composed node graph -----------------------------------------------------------
 
 
+def is_template(text: str) -> bool:
+    """True for a string the flow's validation compiles (it holds ``{{`` or ``{%``)."""
+    return "{{" in text or "{%" in text
+
+
+class _Templates:
+    """The distinct template strings seen so far, refused past ``max_templates``.
+
+    Compiling one costs about a millisecond and the same text is compiled once (the
+    expressions' cache), so the distinct ones are what validation pays for.
+    """
+
+    def __init__(self, limits: DocumentLimits) -> None:
+        self.limit = limits.max_templates
+        self.seen: set[str] = set()
+
+    def add(self, text: str, location: str) -> None:
+        if is_template(text) and text not in self.seen:
+            self.seen.add(text)
+            if len(self.seen) > self.limit:
+                raise BoundExceeded(
+                    location,
+                    f"more than {self.limit} different expressions in one document "
+                    "(HUB_MAX_DOCUMENT_TEMPLATES)",
+                )
+
+
 def _mark(node: yaml.Node) -> str:
     mark = node.start_mark
     return f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
@@ -89,9 +118,11 @@ def measure_yaml_graph(root: yaml.Node, limits: DocumentLimits) -> None:
     the sizes it computes are those of the document with every alias expanded. Raises
     :class:`BoundExceeded` naming the line and column and the limit: more alias uses than
     ``max_aliases``, an alias to a node that contains it (a recursive document), more than
-    ``max_nodes`` nodes once expanded, or deeper than ``max_depth`` once expanded.
+    ``max_nodes`` nodes once expanded, deeper than ``max_depth`` once expanded, or more than
+    ``max_templates`` different template strings.
     """
     max_nodes, max_aliases = limits.max_nodes, limits.max_aliases
+    templates = _Templates(limits)
     size: dict[int, int] = {}
     height: dict[int, int] = {}
     open_nodes = {id(root)}
@@ -116,6 +147,8 @@ def measure_yaml_graph(root: yaml.Node, limits: DocumentLimits) -> None:
                     raise BoundExceeded(_mark(node), _too_many(limits))
                 continue
             if child.__class__ is yaml.ScalarNode:
+                if "{" in child.value:
+                    templates.add(child.value, _mark(child))
                 size[key] = height[key] = 1
                 acc[0] += 1
                 acc[1] = max(acc[1], 1)
@@ -177,22 +210,27 @@ def _place(path: tuple[str | int, ...]) -> str:
 
 
 def measure_value(value: Any, limits: DocumentLimits, base: tuple[str | int, ...] = ()) -> None:
-    """Refuse decoded data (dicts, lists, scalars) deeper than ``max_depth`` or with more than
-    ``max_nodes`` nodes (keys count as nodes, as they do in YAML); the location is a path
-    into the document (``steps[3].input``). Iterative, and stops at the first bound passed."""
+    """Refuse decoded data (dicts, lists, scalars) deeper than ``max_depth``, with more than
+    ``max_nodes`` nodes (keys count as nodes, as they do in YAML) or more than
+    ``max_templates`` different template strings; the location of a depth or expression
+    error is a path into the document (``steps[3].input``), of a node count ``document``.
+    Iterative, and stops at the first bound passed."""
     nodes = 0
+    templates = _Templates(limits)
     stack: list[tuple[Any, int, tuple[str | int, ...]]] = [(value, 1, base)]
     while stack:
         node, depth, path = stack.pop()
         nodes += 1
         if nodes > limits.max_nodes:
             raise BoundExceeded(
-                _place(path) or "document",
+                "document",
                 f"the document has more than {limits.max_nodes} nodes (HUB_MAX_DOCUMENT_NODES)",
             )
         if depth > limits.max_depth:
             raise BoundExceeded(_place(path) or "document", _too_deep(limits))
-        if isinstance(node, dict):
+        if isinstance(node, str):
+            templates.add(node, _place(path) or "document")
+        elif isinstance(node, dict):
             nodes += len(node)
             stack.extend((item, depth + 1, (*path, str(key))) for key, item in node.items())
         elif isinstance(node, list):

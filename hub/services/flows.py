@@ -8,7 +8,12 @@ written to the audit log in the transaction of the change.
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import weakref
 from typing import Any
+
+import anyio
 
 from hub.db import audit
 from hub.db import connections as connection_store
@@ -19,20 +24,41 @@ from hub.services.base import WorkspaceScope
 from hub.services.errors import Conflict, NotFound
 from hub.services.events import enabled_cache_key
 
+# Validations running at once in worker threads, per event loop: each holds the GIL while it
+# works, and the event loop's turn comes round less often the more of them there are.
+VALIDATION_THREADS = 2
+_LIMITERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLimiter] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _validation_limiter() -> anyio.CapacityLimiter:
+    loop = asyncio.get_running_loop()
+    limiter = _LIMITERS.get(loop)
+    if limiter is None:
+        limiter = _LIMITERS[loop] = anyio.CapacityLimiter(VALIDATION_THREADS)
+    return limiter
+
 
 class FlowsService(WorkspaceScope):
     """Validate, save, publish, enable and read flows."""
 
     async def validate(self, document: dict[str, Any]) -> Flow:
-        """Validate against the installed actions and this workspace's connections."""
+        """Validate against the installed actions and this workspace's connections (in a
+        worker thread)."""
         ws = self.workspace
         names = await self.hub.db.read(lambda c: connection_store.connection_names(c, ws))
-        return load_flow(
+        check = functools.partial(
+            load_flow,
             document,
             expressions=self.hub.expressions,
             registry=self.hub.registry,
             connections=names,
         )
+        # The JSON Schema and the compiling of every template take a while on a large
+        # document (seconds within the document bounds): in a worker thread, so that the
+        # event loop goes on answering.
+        return await anyio.to_thread.run_sync(check, limiter=_validation_limiter())
 
     async def list_flows(self) -> list[dict[str, Any]]:
         """Every flow of the workspace, by id."""
