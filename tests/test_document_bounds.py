@@ -147,7 +147,10 @@ steps:
     input: {headers: {<<: *headers, x-extra: "1"}}
     retry: {<<: *retry, max_attempts: 5}
 """
-    document = parse_document(text)
+    # Four alias uses (merge keys included): a limit of four lets it through, three not.
+    with pytest.raises(FlowError, match=r"line 14, column 12: more than 3 alias uses"):
+        parse_document(text, limits=DocumentLimits(max_aliases=3))
+    document = parse_document(text, limits=DocumentLimits(max_aliases=4))
     assert document["steps"][0]["retry"] == {
         "max_attempts": 3,
         "backoff": "exponential",
@@ -166,7 +169,7 @@ def test_every_example_flow_is_within_the_default_bounds() -> None:
         if text.lstrip().startswith("{") or "steps" not in text:
             continue
         try:
-            parse_document(text, str(path))
+            parse_document(text, str(path), DocumentLimits.from_settings(Settings()))
         except FlowError as exc:
             assert not any("HUB_MAX" in i.message for i in exc.issues), exc
 
@@ -282,7 +285,7 @@ async def test_a_document_given_as_data_is_held_to_the_same_bounds(api: Api) -> 
     assert "HUB_MAX_DOCUMENT_NODES" in checked.json()["issues"][0]["message"]
 
 
-async def test_anchors_within_the_limits_save_through_the_api(api: Api) -> None:
+async def test_anchors_within_the_limits_save_through_the_api(settings: Settings) -> None:
     source = """\
 id: anchored
 trigger: {type: manual}
@@ -294,10 +297,22 @@ steps:
     action: test.echo
     input: *greeting
 """
-    response = await api.call("POST", f"{BASE}/flows", api.editor, json={"source": source})
-    assert response.status_code == 201, response.text
-    got = await api.call("GET", f"{BASE}/flows/anchored", api.viewer)
-    assert got.json()["document"]["steps"][1]["input"] == {"name": "{{ trigger.name }}"}
+    async for api in started_api(settings.replace(max_yaml_aliases=1)):
+        response = await api.call("POST", f"{BASE}/flows", api.editor, json={"source": source})
+        assert response.status_code == 201, response.text
+        got = await api.call("GET", f"{BASE}/flows/anchored", api.viewer)
+        assert got.json()["document"]["steps"][1]["input"] == {"name": "{{ trigger.name }}"}
+        twice = source + "  - {id: third, action: test.echo, input: *greeting}\n"
+        refused = await api.call(
+            "PUT", f"{BASE}/flows/anchored", api.editor, json={"source": twice}
+        )
+        error = assert_error(refused, 422, "invalid")
+        assert error["details"] == [
+            {
+                "location": "line 10, column 5",  # the mapping holding the second alias
+                "message": "more than 1 alias uses (HUB_MAX_YAML_ALIASES)",
+            }
+        ]
 
 
 @pytest.mark.timeout(120)
