@@ -236,6 +236,11 @@ def _json_key(key: Any) -> str:
     return key if isinstance(key, str) else json.dumps(key, default=str)
 
 
+# About 1,000 decimal digits: YAML's hex, octal and binary ints skip int()'s 4,300-digit
+# limit, and a number past it could not be written back as JSON.
+MAX_INT_BITS = 3_300
+
+
 def to_json_data(value: Any, path: Sequence[str | int], problems: list[Problem]) -> Any:
     """``value`` as JSON data: scalar keys become strings, as JSON would write them.
 
@@ -248,7 +253,9 @@ def to_json_data(value: Any, path: Sequence[str | int], problems: list[Problem])
         }
     if isinstance(value, list):
         return [to_json_data(v, [*path, i], problems) for i, v in enumerate(value)]
-    if value is not None and not isinstance(value, str | int | float | bool):
+    if isinstance(value, int) and value.bit_length() > MAX_INT_BITS:  # 0b1..., 0x...
+        problems.append((join_location("", path), "a number of more than 1,000 digits"))
+    elif value is not None and not isinstance(value, str | int | float | bool):
         problems.append(
             (
                 join_location("", path),
@@ -308,6 +315,18 @@ class _FlowLoader(_YAML_BASE):
                 seen[key] = key_node.start_mark
         result: dict[Any, Any] = super().construct_mapping(node, deep=deep)
         return result
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        """Build a value; one its tag cannot read (a 5,000-digit int, ``!!float abc``,
+        ``!!timestamp 2020-02-30``) is a located error, not a ``ValueError``."""
+        try:
+            return super().construct_object(node, deep=deep)
+        except (ValueError, OverflowError) as exc:
+            reason = str(exc).split(";")[0]  # not Python's advice on sys.set_int_max_str_digits
+            tag = node.tag.rsplit(":", 1)[-1]
+            raise yaml.constructor.ConstructorError(
+                None, None, f"this {tag} cannot be read: {reason}", node.start_mark
+            ) from None
 
 
 _FlowLoader.yaml_implicit_resolvers = {
@@ -405,6 +424,8 @@ def read_json(text: str, limits: DocumentLimits | None = None) -> Any:
             if "duplicate key" in located.message:
                 raise located from exc
         raise TextError("", f"duplicate key {exc.key!r}") from exc
+    except ValueError as exc:  # a number of more than 4,300 digits
+        raise TextError("", f"a value cannot be read: {str(exc).split(';')[0]}") from None
     try:
         bounds.measure_value(value, limits)
     except bounds.BoundExceeded as exc:

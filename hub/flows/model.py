@@ -129,12 +129,17 @@ def parse_duration(value: Any, location: str) -> float:
     Units: ``ms``, ``s``, ``m``, ``h``, ``d``; parts add up. Raises :class:`FlowError` at
     ``location`` for anything else (a negative number, a boolean, an unknown unit).
     """
+    seconds = -1.0
     if isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = float(value)
-        if seconds >= 0 and seconds != float("inf"):
-            return seconds
+        # An int past a float's range (10**400) is no duration either, not an OverflowError.
+        seconds = float(value) if not isinstance(value, int) or value.bit_length() < 1000 else -1
     elif isinstance(value, str) and _DURATION_TEXT.match(value):
-        return sum(float(n) * _UNIT_SECONDS[unit] for n, unit in _DURATION_PART.findall(value))
-    raise FlowError(
-        [FlowIssue(location, f"{DURATION_HELP} (got {json.dumps(value, default=str)})")]
+        seconds = sum(float(n) * _UNIT_SECONDS[unit] for n, unit in _DURATION_PART.findall(value))
+    if 0 <= seconds < float("inf"):
+        return seconds
+    shown = (
+        "a number too large"
+        if isinstance(value, int) and value.bit_length() >= 1000
+        else (json.dumps(value, default=str)[:100])
     )
+    raise FlowError([FlowIssue(location, f"{DURATION_HELP} (got {shown})")])
