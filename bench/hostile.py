@@ -17,6 +17,7 @@ its peak.
     .venv/bin/python bench/hostile.py                   # the step tests, about a minute
     .venv/bin/python bench/hostile.py --webhook         # and the webhook flow
     .venv/bin/python bench/hostile.py --rounds 3        # the corpus three times over
+    .venv/bin/python bench/hostile.py --only sort_loop,nested_loops     # some of it
     HUB_RENDER_THREADS=1 .venv/bin/python bench/hostile.py   # HUB_* settings reach the server
 """
 
@@ -90,8 +91,12 @@ def main(args: argparse.Namespace) -> None:
         probe = HealthProbe(base)
         probe.start()
         rows: list[tuple[str, float, str]] = []
+        only = set(filter(None, args.only.split(",")))
+        unknown = only - {entry.name for entry in CORPUS}
+        if unknown:
+            raise SystemExit(f"no such templates: {sorted(unknown)}")
         for _ in range(args.rounds):
-            for entry in CORPUS:
+            for entry in [e for e in CORPUS if not only or e.name in only]:
                 started = time.perf_counter()
                 body = {"action": "data.set", "input": {"value": entry.source}}
                 answer = client.post(step_test, json=body, headers=headers).json()
@@ -150,5 +155,6 @@ if __name__ == "__main__":
     )
     parser.add_argument("--rounds", type=int, default=1, help="times the corpus is played")
     parser.add_argument("--webhook", action="store_true", help="also through a webhook flow")
+    parser.add_argument("--only", default="", help="comma-separated template names to play")
     parser.add_argument("--idle", type=float, default=2.0, help="seconds of idle polling first")
     main(parser.parse_args())
