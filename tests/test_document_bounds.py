@@ -470,3 +470,23 @@ def test_the_cli_refuses_a_billion_laughs_with_a_clear_message(tmp_path: Path) -
         assert time.perf_counter() - started < 30
         assert "line 8, column 5: more than 100000 nodes" in result.stdout, result.stdout
         assert "HUB_MAX_DOCUMENT_NODES" in result.stdout
+
+
+def test_the_cli_reads_the_document_bounds_from_the_settings(tmp_path: Path) -> None:
+    flow = tmp_path / "anchored.yaml"
+    flow.write_text(
+        "id: anchored\ntrigger: {type: manual}\nsteps:\n"
+        "  - {id: a, action: flow.noop, input: &same {x: 1}}\n"
+        "  - {id: b, action: flow.noop, input: *same}\n"
+    )
+    env = {**os.environ, "HUB_DATA_DIR": str(tmp_path / "data")}
+    ok = subprocess.run(
+        [HUB, "flows", "validate", str(flow)], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert ok.returncode == 0, ok
+    env["HUB_MAX_YAML_ALIASES"] = "0"
+    refused = subprocess.run(
+        [HUB, "flows", "validate", str(flow)], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert refused.returncode == 1, refused
+    assert "line 5, column 5: more than 0 alias uses (HUB_MAX_YAML_ALIASES)" in refused.stdout

@@ -25,6 +25,7 @@ import yaml
 
 from hub.connectors import RegistrationError
 from hub.flows import FlowError, diff_documents, parse_document
+from hub.flows.bounds import DocumentLimits
 from hub.runtime import Hub, settle_gc
 from hub.security.secrets import SecretKeyError
 from hub.services import links
@@ -162,8 +163,9 @@ def _flow_files(paths: tuple[str, ...]) -> list[Path]:
     return files
 
 
-def _load_file(path: Path) -> dict[str, Any]:
-    return parse_document(path.read_text(), str(path))
+def _load_file(path: Path, settings: Settings) -> dict[str, Any]:
+    """A flow file, parsed within the settings' document bounds (``HUB_MAX_DOCUMENT_*``)."""
+    return parse_document(path.read_text(), str(path), DocumentLimits.from_settings(settings))
 
 
 @click.group()
@@ -194,7 +196,7 @@ def run(
     """
     data = _read_input(input_)
     try:
-        document = _load_file(Path(flow_file))
+        document = _load_file(Path(flow_file), _settings(ctx))
     except FlowError as exc:
         raise click.ClickException(str(exc)) from exc
 
@@ -256,7 +258,7 @@ def flows_validate(ctx: click.Context, paths: tuple[str, ...]) -> None:
         ws = workspace_of(hub)
         for path in files:
             try:
-                await ws.validate(_load_file(path))
+                await ws.validate(_load_file(path, hub.settings))
                 click.echo(f"ok      {path}")
             except FlowError as exc:
                 bad += 1
@@ -286,7 +288,7 @@ def flows_apply(ctx: click.Context, folder: str, dry_run: bool) -> None:
         ws = workspace_of(hub)
         for path in files:
             try:
-                document = _load_file(path)
+                document = _load_file(path, hub.settings)
                 await ws.validate(document)
                 documents.append((path, document))
             except FlowError as exc:
