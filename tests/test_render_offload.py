@@ -68,6 +68,9 @@ async def test_cheap_renders_stay_inline_and_costly_ones_move_to_a_thread() -> N
         loop = expressions.compile("{% for i in range(3) %}{{ i }}{% endfor %}", "x")
         assert await renders.render(loop, {}) == "012"
         assert renders.moved == 1
+        # Moved once, it goes straight to the pool: no inline attempt stops again.
+        assert await renders.render(loop, {}) == "012"
+        assert renders.moved == 1
         slow = Renders(inline_seconds=60.0)
         assert await slow.render(loop, {}) == "012"
         assert slow.moved == 0

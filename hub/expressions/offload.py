@@ -7,7 +7,10 @@ plain call. A render still going when its slice runs out raises
 :class:`~hub.expressions.sandbox.RenderMoved` at the budget's next charge point; it is then
 run again from the start (renders are pure: the sandbox is immutable) in a bounded pool of
 threads (``HUB_RENDER_THREADS``) with the whole budget, and the event loop awaits it, free
-to answer requests and renew leases meanwhile.
+to answer requests and renew leases meanwhile. A compiled value that outgrew its slice once
+goes straight to the pool the next times (the last ``MOVED_REMEMBERED`` of them are kept):
+the slice can only end at a charge point, so a single costly operation that starts inside
+it runs to its end on the loop, and a flood of one costly template would pay that each time.
 
 Python cannot stop a thread: a render in the pool ends by its budget (work, bytes and
 ``max_render_seconds``, checked at every charge point), which raises
@@ -27,12 +30,20 @@ from typing import Any
 from hub.expressions.sandbox import RenderMoved
 from hub.expressions.templates import Compiled
 
-__all__ = ["DEFAULT_INLINE_SECONDS", "DEFAULT_THREADS", "Renders", "default_renders"]
+__all__ = [
+    "DEFAULT_INLINE_SECONDS",
+    "DEFAULT_THREADS",
+    "MOVED_REMEMBERED",
+    "Renders",
+    "default_renders",
+]
 
 #: The inline slice of a render on an event loop (``HUB_RENDER_INLINE_SECONDS``).
 DEFAULT_INLINE_SECONDS = 0.01
 #: The threads that run renders moved off an event loop (``HUB_RENDER_THREADS``).
 DEFAULT_THREADS = 4
+#: How many compiled values that moved are remembered (and sent straight to the pool).
+MOVED_REMEMBERED = 1024
 
 
 class Renders:
@@ -52,6 +63,8 @@ class Renders:
         self.inline_seconds = inline_seconds
         self.threads = threads
         self.moved = 0  # renders that outgrew their slice (for tests and figures)
+        # Compiled values that moved, by id (holding each keeps its id from being reused).
+        self._costly: dict[int, Compiled] = {}
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
 
@@ -67,11 +80,15 @@ class Renders:
         (:class:`~hub.expressions.ExpressionError`)."""
         if compiled.is_static:
             return compiled.render(context)
-        try:
-            return compiled.render(context, inline=self.inline_seconds)
-        except RenderMoved:
-            pass
-        self.moved += 1
+        if id(compiled) not in self._costly:
+            try:
+                return compiled.render(context, inline=self.inline_seconds)
+            except RenderMoved:
+                pass
+            self.moved += 1
+            if len(self._costly) >= MOVED_REMEMBERED:
+                self._costly.pop(next(iter(self._costly)))
+            self._costly[id(compiled)] = compiled
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor(), compiled.render, context)
 
