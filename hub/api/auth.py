@@ -274,7 +274,11 @@ def throttled(exc: Throttled) -> ApiError:
 
 def busy(exc: HashesBusy) -> ApiError:
     """The 429 of a password check refused because every argon2 slot is taken."""
-    error = ApiError(429, "rate_limited", f"{exc}: the server is busy checking passwords")
+    error = ApiError(
+        429,
+        "rate_limited",
+        f"the server is checking as many passwords as it allows ({exc}); try again in a moment",
+    )
     error.headers = {"retry-after": "1"}
     return error
 

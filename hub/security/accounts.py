@@ -95,7 +95,7 @@ class HashGate:
         taken."""
         with self._lock:
             if self._busy >= self.limit:
-                raise HashesBusy(f"{self.limit} password checks are running; try again")
+                raise HashesBusy(f"{self.limit} at once")
             self._busy += 1
 
         state = ["queued"]  # -> "running" in the thread, or "abandoned" by a cancellation
