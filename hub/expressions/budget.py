@@ -2,9 +2,10 @@
 runs (:class:`Budget`, in :data:`BUDGET`), and what the sandbox charges against it.
 
 Every filter, test, call, operator, literal, loop iteration and piece of output of a render
-spends **work** (units of roughly a nanosecond of CPU on a typical core: a byte scanned or
-copied is 1, an item of a container 100, a call 1,000) and every value it builds spends
-**bytes** (an estimate of the memory the value holds). :func:`charge` takes both, and checks
+spends **work** (units of roughly a nanosecond of CPU, measured on a slow shared core: a
+character read is 10, a byte built 1, an item of a container 100, a call 1,000; filters that
+do more per character or item say so in :data:`FILTER_COSTS`) and every value it builds
+spends **bytes** (an estimate of the memory the value holds). :func:`charge` takes both, and checks
 the deadline (``max_render_seconds``) and the inline slice (:class:`RenderMoved`) each time.
 Bytes built are cumulative: what a render frees is not given back, so the memory a render
 can hold at once is at most ``max_render_bytes`` (plus its input, and one operation's result
@@ -27,12 +28,35 @@ CALL_COST = 1_000
 """A call of a filter, test, method, function or macro (besides what it reads and builds)."""
 ITEM_COST = 100
 """An item of a container read or built by an operation."""
+LAZY_ITEM_COST = 1_000
+"""An item produced by a lazy filter (``map``, ``select``, ``unique``, ``batch``...)."""
 LOOP_COST = 1_000
 """One iteration of a ``{% for %}`` loop (besides its body)."""
 NODE_COST = 300
 """One object visited while measuring a value's size (a Python-level walk)."""
+CHAR_COST = 10
+"""A character or byte read by a call, a filter or a comparison."""
 BYTE_COST = 1
-"""A character or byte read or written by an operation."""
+"""A character or byte written (output, a value built)."""
+
+FILTER_COSTS: dict[str, tuple[int, int]] = {
+    # (work per character, per item) of the value a filter reads, where Python-level or
+    # regex work makes it costlier than CHAR_COST and ITEM_COST (measured at 1 MB and
+    # 100,000 items: docs/expressions.md)
+    "title": (400, ITEM_COST),
+    "wordcount": (40, ITEM_COST),
+    "striptags": (150, ITEM_COST),
+    "urlencode": (60, 2_500),
+    "xmlattr": (CHAR_COST, 2_000),
+    "pprint": (CHAR_COST, 2_000),
+    "sort": (CHAR_COST, 2_500),
+    "dictsort": (CHAR_COST, 1_500),
+    "groupby": (CHAR_COST, 3_500),
+    "tojson": (CHAR_COST, 300),
+    "min": (CHAR_COST, 300),
+    "max": (CHAR_COST, 300),
+    "sum": (CHAR_COST, 300),
+}
 
 # Estimates of the memory Python needs for a value (CPython 3.11, 64 bits, rounded up).
 _STR = 49
@@ -43,6 +67,7 @@ _OBJECT = 32
 
 _PLAIN = frozenset({str, int, float, bool, type(None)})
 _VIEWS = (KeysView, ValuesView, ItemsView)
+_CONTAINERS = frozenset({list, tuple, dict, set, frozenset, range})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,7 +110,7 @@ class Budget:
     never; the render runs to its budget).
     """
 
-    __slots__ = ("bytes", "deadline", "limits", "out", "slice_end", "steps", "work")
+    __slots__ = ("bytes", "check_at", "deadline", "limits", "out", "slice_end", "steps", "work")
 
     def __init__(self, limits: Limits, inline: float | None = None) -> None:
         now = time.monotonic()
@@ -93,6 +118,7 @@ class Budget:
         self.steps = limits.max_loop_iterations
         self.out = limits.max_output
         self.work = limits.max_render_work
+        self.check_at = self.work  # the clock is read once this much work is left
         self.bytes = limits.max_render_bytes
         self.deadline = now + limits.max_render_seconds
         self.slice_end = None if inline is None else now + inline
@@ -102,17 +128,29 @@ BUDGET: ContextVar[Budget | None] = ContextVar("hub_expression_budget", default=
 """The budget of the render in progress (None outside a render: nothing is counted)."""
 
 
+CHECK_EVERY = 20_000
+"""The clock is read whenever this much work (about 20 µs) was charged since it last was."""
+
+
 def charge(work: int, built: int = 0) -> None:
-    """Spend ``work`` units and ``built`` bytes of the render in progress, then check the
-    time: raise :class:`LimitExceeded` naming the setting of the bound that is spent, or
+    """Spend ``work`` units and ``built`` bytes of the render in progress and check the
+    bounds: raise :class:`LimitExceeded` naming the setting of the bound that is spent, or
     :class:`RenderMoved` when the inline slice is over. Outside a render, do nothing."""
     budget = BUDGET.get()
-    if budget is None:
-        return
+    if budget is not None:
+        spend(budget, work, built)
+
+
+def spend(budget: Budget, work: int, built: int = 0) -> None:
+    """:func:`charge` to a given budget. The clock (deadline, inline slice) is read at
+    least every :data:`CHECK_EVERY` units of work, and at every charge of more."""
     budget.work -= work
     budget.bytes -= built
+    if budget.work >= budget.check_at and budget.bytes >= 0:
+        return
     if budget.work < 0 or budget.bytes < 0:
         _spent(budget)
+    budget.check_at = budget.work - CHECK_EVERY
     now = time.monotonic()
     if budget.slice_end is not None and now > budget.slice_end:
         raise RenderMoved
@@ -135,12 +173,19 @@ def _spent(budget: Budget) -> None:
     )
 
 
-def scan_cost(value: Any) -> int:
+def scan_cost(value: Any, char: int = CHAR_COST, item: int = ITEM_COST) -> int:
     """The work of reading ``value`` once, shallowly: its characters, or its items."""
+    kind = type(value)
+    if kind is str or kind is bytes:
+        return len(value) * char
+    if kind in _CONTAINERS:
+        return len(value) * item
+    if kind in _PLAIN:
+        return 0
     if isinstance(value, (str, bytes, bytearray)):
-        return len(value) * BYTE_COST
-    if isinstance(value, (list, tuple, dict, set, frozenset, range, *_VIEWS)):
-        return len(value) * ITEM_COST
+        return len(value) * char
+    if isinstance(value, (list, tuple, dict, set, frozenset, *_VIEWS)):
+        return len(value) * item
     return 0
 
 

@@ -27,7 +27,7 @@ import itertools
 import json
 import re
 import types
-from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -52,7 +52,10 @@ from hub.expressions.budget import (
     BUDGET,
     BYTE_COST,
     CALL_COST,
+    CHAR_COST,
+    FILTER_COSTS,
     ITEM_COST,
+    LAZY_ITEM_COST,
     LOOP_COST,
     NODE_COST,
     Budget,
@@ -62,6 +65,7 @@ from hub.expressions.budget import (
     charge,
     charge_built,
     scan_cost,
+    spend,
 )
 
 __all__ = ["BUDGET", "PLAIN_TYPES", "Budget", "LimitExceeded", "Limits", "RenderMoved"]
@@ -72,12 +76,16 @@ PLAIN_TYPES = frozenset({str, int, float, bool, type(None)})
 """Types whose values are plain data as they are (no container to look into)."""
 
 _MAX_INT_BITS = 65_536
+_STR_BYTES = 49  # what a str object holds besides its characters
 MAX_WRAP_LINES = 50_000
 """The most lines one ``wordwrap`` may cut (about 1 µs each: 50 ms)."""
-WRAP_LINE_COST = 1_000
+WRAP_LINE_COST = 4_000
 MAX_URLIZE_BACKTRACK = 1_000_000
 """The most backtracking steps (squared punctuation runs) one ``urlize`` may take (40 ms)."""
-URLIZE_BYTE_COST = 300
+MAX_URLIZE_TEXT = 100_000
+"""The longest text one ``urlize`` takes (it works word by word in Python: about 1 µs a
+character on short words, 0.1 s for this many)."""
+URLIZE_BYTE_COST = 1_000
 URLIZE_STEP_COST = 40
 FROMJSON_BYTE_COST = 40
 FROMJSON_GROWTH = 8
@@ -94,6 +102,8 @@ def _size(value: Any, limit: int) -> int:
     walk is charged to the render's work (:data:`NODE_COST` an object)."""
     if type(value) is str:
         return len(value)
+    if type(value) in PLAIN_TYPES and type(value) is not int:
+        return 1
     total = 0
     visits = 0
     stack = [value]
@@ -242,12 +252,17 @@ class SandboxEnvironment(ImmutableSandboxedEnvironment):
     def check_length(self, length: int, what: str) -> None:
         """Refuse a string, list or dict larger than ``max_output``."""
         if length > self.limits.max_output:
-            raise LimitExceeded(f"{what} would exceed the limit of {self.limits.max_output}")
+            raise LimitExceeded(
+                f"{what} would exceed the limit of {self.limits.max_output} (HUB_MAX_RENDER_OUTPUT)"
+            )
 
     def check_width(self, width: Any) -> None:
         """Refuse a padding width, precision or indent larger than ``max_output``."""
         if isinstance(width, int) and width > self.limits.max_output:
-            raise LimitExceeded(f"width {width} exceeds the limit of {self.limits.max_output}")
+            raise LimitExceeded(
+                f"width {width} exceeds the limit of {self.limits.max_output} "
+                "(HUB_MAX_RENDER_OUTPUT)"
+            )
 
     def tick(self) -> None:
         """Count one loop iteration or macro call against the render's budget."""
@@ -327,7 +342,9 @@ class SandboxEnvironment(ImmutableSandboxedEnvironment):
         except OverflowError:
             size = self.limits.max_range + 1
         if size > self.limits.max_range:
-            raise LimitExceeded(f"range() larger than the limit of {self.limits.max_range}")
+            raise LimitExceeded(
+                f"range() larger than the limit of {self.limits.max_range} (HUB_MAX_RANGE)"
+            )
         return rng
 
     # -- sandbox overrides --------------------------------------------------------------
@@ -404,27 +421,46 @@ class SandboxEnvironment(ImmutableSandboxedEnvironment):
     def _built(self, rv: Any, owner: Any, args: Any, kwargs: Mapping[str, Any]) -> Any:
         """Charge the result of a call or filter as built, unless it is one of its inputs
         (passed through); meter it if it is lazy."""
-        if rv is None or rv is owner or type(rv) is bool:
+        kind = type(rv)
+        if rv is None or rv is owner or kind is bool or kind is float:
             return rv
         for arg in args:
             if rv is arg:
                 return rv
-        if isinstance(rv, Generator):
+        if kind is str:
+            budget = BUDGET.get()
+            if budget is not None:
+                spend(budget, len(rv) * BYTE_COST, _STR_BYTES + len(rv))
+        elif kind is types.GeneratorType:
             return self._metered_items(rv)
-        if (type(rv) is int and rv.bit_length() < 4096) or type(rv) is float:
-            return rv
-        if not any(rv is v for v in kwargs.values()):
+        elif (kind is not int or rv.bit_length() >= 4096) and all(
+            rv is not v for v in kwargs.values()
+        ):
             charge_built(rv)
         return rv
 
     def _metered_items(self, items: Iterator[Any]) -> Iterator[Any]:
         """The items of a lazy result (``map``, ``select``, ``batch``...), each charged as it
         is produced: new lists and tuples as built, everything as read."""
+        budget = BUDGET.get()
+        if budget is None:
+            yield from items
+            return
         for item in items:
             if type(item) is list or type(item) is tuple:
                 charge_built(item)
-            else:
-                charge(ITEM_COST)
+            budget.work -= LAZY_ITEM_COST  # spend(), inlined: this runs per item
+            if budget.work < budget.check_at:
+                spend(budget, 0)
+            yield item
+
+    @staticmethod
+    def _read_items(budget: Budget, items: Iterator[Any], cost: int) -> Iterator[Any]:
+        """``items``, each charged ``cost`` as it is read."""
+        for item in items:
+            budget.work -= cost
+            if budget.work < budget.check_at:
+                spend(budget, 0)
             yield item
 
     def _check_str_method(self, s: str, name: str, args: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -452,10 +488,15 @@ class SandboxEnvironment(ImmutableSandboxedEnvironment):
         if kind is str or kind is list or kind is tuple or kind is bytes:
             charge_built(rv)
         elif kind is int and isinstance(left, int) and isinstance(right, int):
-            # schoolbook cost in 30-bit digits, for big operands only
-            cost = (left.bit_length() // 30 + 1) * (right.bit_length() // 30 + 1)
-            if cost > 64 or rv.bit_length() > 4096:
-                charge(cost + rv.bit_length() // 8, rv.bit_length() // 8)
+            # schoolbook cost in 30-bit digits (``**``: squarings of the result), about 3
+            # units a digit product, for big operands only
+            digits = rv.bit_length() // 30 + 1
+            if operator == "**":
+                cost = digits * digits
+            else:
+                cost = (left.bit_length() // 30 + 1) * (right.bit_length() // 30 + 1)
+            if cost > 64 or digits > 128:
+                charge(3 * cost + digits * 4, digits * 4)
         return rv
 
     def _binop(self, operator: str, left: Any, right: Any) -> Any:
@@ -464,7 +505,10 @@ class SandboxEnvironment(ImmutableSandboxedEnvironment):
         if operator == "**":
             big = isinstance(left, int) and isinstance(right, int) and abs(left) > 1
             if big and abs(left).bit_length() * right > _MAX_INT_BITS:
-                raise LimitExceeded(f"the result of {left} ** {right} is too large")
+                raise LimitExceeded(
+                    f"the result of {left} ** {right} is too large (a fixed bound: "
+                    f"{_MAX_INT_BITS} bits)"
+                )
         elif operator == "%" and isinstance(left, str):
             return self.percent(left, right)
         elif operator == "%" and isinstance(left, (bytes, bytearray)):
@@ -483,7 +527,9 @@ class SandboxEnvironment(ImmutableSandboxedEnvironment):
             left, right = right, left
         if isinstance(left, seqs) and isinstance(right, int) and right > 0:
             if len(left) * right > self.limits.max_repeat:
-                raise LimitExceeded(f"repetition longer than the limit of {self.limits.max_repeat}")
+                raise LimitExceeded(
+                    f"repetition longer than the limit of {self.limits.max_repeat} (HUB_MAX_REPEAT)"
+                )
             lim = self.limits.max_output
             self.check_length(_size(left, lim // right) * right, "the repetition")
         elif (
@@ -491,7 +537,9 @@ class SandboxEnvironment(ImmutableSandboxedEnvironment):
             and isinstance(right, int)
             and (left.bit_length() + right.bit_length() > _MAX_INT_BITS)
         ):
-            raise LimitExceeded("the result of * is too large")
+            raise LimitExceeded(
+                f"the result of * is too large (a fixed bound: {_MAX_INT_BITS} bits)"
+            )
         return left * right
 
     def percent(self, fmt: str, args: Any) -> str:
@@ -541,6 +589,7 @@ class SandboxEnvironment(ImmutableSandboxedEnvironment):
             env.check_width(w)
             if isinstance(w, int):
                 env.check_length(len(text) + (text.count("\n") + 1) * w, "indent()")
+                charge(w * BYTE_COST, w)  # the indentation string, built even if unused
             return jfilters.do_indent(text, width, first, blank)
 
         @pass_environment
@@ -558,9 +607,12 @@ class SandboxEnvironment(ImmutableSandboxedEnvironment):
             paragraphs = text.splitlines()
             lines = 2 * len(text) // max(width, 1) + len(paragraphs) + 1  # at most
             if lines > MAX_WRAP_LINES:
-                raise LimitExceeded(f"wordwrap() would cut more than {MAX_WRAP_LINES} lines")
+                raise LimitExceeded(
+                    f"wordwrap() would cut more than {MAX_WRAP_LINES} lines (a fixed bound)"
+                )
             charge(lines * WRAP_LINE_COST)
-            env.check_length(len(text) + lines * len(wrap), "wordwrap()")
+            # a break turns a space into the wrapstring, or adds it inside a long word
+            env.check_length(len(text) + lines * max(len(wrap) - 1, 0), "wordwrap()")
             return wrap.join(
                 [
                     wrap.join(textops.wrap_lines(p, width, break_long_words, break_on_hyphens))
@@ -571,9 +623,15 @@ class SandboxEnvironment(ImmutableSandboxedEnvironment):
         @pass_eval_context
         def urlize(eval_ctx: Any, value: Any, *args: Any, **kwargs: Any) -> str:
             text = str(value)
+            if len(text) > MAX_URLIZE_TEXT:
+                raise LimitExceeded(
+                    f"urlize() of more than {MAX_URLIZE_TEXT} characters (a fixed bound)"
+                )
             cost = textops.urlize_cost(text)
             if cost - len(text) > MAX_URLIZE_BACKTRACK:
-                raise LimitExceeded("urlize() of runs of punctuation this long (quadratic)")
+                raise LimitExceeded(
+                    "urlize() of runs of punctuation this long would take too long (a fixed bound)"
+                )
             charge(len(text) * URLIZE_BYTE_COST + (cost - len(text)) * URLIZE_STEP_COST)
             return jfilters.do_urlize(eval_ctx, text, *args, **kwargs)
 
@@ -583,7 +641,7 @@ class SandboxEnvironment(ImmutableSandboxedEnvironment):
 
             @functools.wraps(func)
             def checked(*args: Any, **kwargs: Any) -> Any:
-                if len(args) > index and not isinstance(args[index], str):
+                if len(args) > index and type(args[index]) not in PLAIN_TYPES:
                     env.check_length(_size(args[index], lim), f"|{name}")
                 return func(*args, **kwargs)
 
@@ -613,7 +671,9 @@ class SandboxEnvironment(ImmutableSandboxedEnvironment):
 
         def filled(name: Any, count: int, fill_with: Any) -> None:
             if isinstance(count, int) and count > env.limits.max_repeat:
-                raise LimitExceeded(f"{name} larger than the limit of {env.limits.max_repeat}")
+                raise LimitExceeded(
+                    f"{name} larger than the limit of {env.limits.max_repeat} (HUB_MAX_REPEAT)"
+                )
             if fill_with is not None and isinstance(count, int) and count > 0:
                 env.check_length(_size(fill_with, lim // count) * count, f"{name} filling")
 
@@ -653,7 +713,7 @@ class SandboxEnvironment(ImmutableSandboxedEnvironment):
         f.update(fromjson=_fromjson, b64encode=_b64encode, b64decode=_b64decode)
         f.update(sha256=_hash("sha256"), md5=_hash("md5"))
         f.update(tojson=whole("tojson", tojson))
-        for name in ("string", "pprint", "urlencode", "xmlattr", "list", "dictsort", "items"):
+        for name in ("string", "pprint", "urlencode", "xmlattr"):
             f[name] = whole(name, self.filters[name])
 
     def _meter(self, name: str, func: Any) -> Any:
@@ -664,17 +724,25 @@ class SandboxEnvironment(ImmutableSandboxedEnvironment):
             return func
         index = 1 if getattr(func, "jinja_pass_arg", None) is not None else 0
         lim = self.limits.max_output
+        char, item = FILTER_COSTS.get(name, (CHAR_COST, ITEM_COST))
+        costly_items = item > ITEM_COST
 
         @functools.wraps(func)
         def metered(*args: Any, **kwargs: Any) -> Any:
-            if BUDGET.get() is None:
+            budget = BUDGET.get()
+            if budget is None:
                 return func(*args, **kwargs)
             work = CALL_COST
             for arg in args[index:]:
-                work += scan_cost(arg)
+                work += scan_cost(arg, char, item)
             for arg in kwargs.values():
                 work += scan_cost(arg)
-            charge(work)
+            spend(budget, work)
+            if costly_items and len(args) > index and _is_iterator(args[index]):
+                # a lazy value read whole by a filter that works hard per item: charge
+                # each item as the filter takes it
+                read = self._read_items(budget, args[index], item)
+                args = (*args[:index], read, *args[index + 1 :])
             rv = func(*args, **kwargs)
             if isinstance(rv, str) and len(rv) > lim:
                 value = args[index] if len(args) > index else None
@@ -712,6 +780,11 @@ class _MeteredDict(dict[str, Any]):
     def __ior__(self, other: Any) -> _MeteredDict:  # type: ignore[override,misc]
         self.update(other)
         return self
+
+
+def _is_iterator(value: Any) -> bool:
+    kind = type(value)
+    return kind not in PLAIN_TYPES and hasattr(kind, "__next__")
 
 
 class _Undefined(ChainableUndefined, StrictUndefined):

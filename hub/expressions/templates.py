@@ -343,7 +343,7 @@ class Expressions:
         def render(context: Mapping[str, Any]) -> str:
             text = "".join(template.root_render_func(self._context(template, context)))
             if len(text) > lim:
-                raise LimitExceeded(f"output exceeds the limit of {lim}")
+                raise LimitExceeded(f"output exceeds the limit of {lim} (HUB_MAX_RENDER_OUTPUT)")
             return text
 
         return render
