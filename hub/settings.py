@@ -84,7 +84,7 @@ class Settings:
     max_document_depth: int = 64
     max_yaml_aliases: int = 1_000
     max_document_templates: int = 5_000  # distinct expressions: each compiles in about 1 ms
-    max_json_depth: int = 64  # request bodies of the API and webhooks
+    max_json_depth: int = 64  # API request bodies (webhooks: 64, hub/api/webhooks.py)
     max_request_bytes: int = 4_000_000  # API request bodies (webhooks: their own cap)
     # The public address: what people and services use to reach the hub (links, webhook
     # URLs, OAuth2 redirect URIs); an https:// address makes the session cookies Secure.
