@@ -429,6 +429,15 @@ async def test_the_depth_check_runs_after_authentication_and_before_typed_decodi
         headers={"content-type": "application/json"},
     )
     assert_error(nobody, 401, "unauthorized")
+    # A route that never reads its body does not pay for (nor refuse) one.
+    ignored = await api.call(
+        "POST",
+        f"{BASE}/flows/nope/enable",
+        api.editor,
+        content=deep_array(1000),
+        headers={"content-type": "application/json"},
+    )
+    assert_error(ignored, 404, "not_found")
     # Strings may hold any brackets; 64 levels are accepted.
     await api.call(
         "POST", f"{BASE}/flows", api.editor, json={"document": flow_document(), "publish": True}

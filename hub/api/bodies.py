@@ -9,9 +9,9 @@ chunks). A body nested deeper than ``HUB_MAX_JSON_DEPTH`` is answered 400 ``json
 in the error shape, naming the limit and the line and column: msgspec, ``json`` and the
 code that recurses over decoded values never see it.
 
-Skipped: bodiless requests, HTML forms, and routes that read their own stream
-(``request_max_body_size=None``: the webhook route, which runs the same scan on the bytes it
-reads within its own cap).
+Skipped: bodiless requests, HTML forms, routes that never read the body (no ``data`` and no
+``request`` parameter), and routes that read their own stream (``request_max_body_size=None``:
+the webhook route, which decodes within its own cap and refuses nesting deeper than 64).
 """
 
 from __future__ import annotations
@@ -71,9 +71,20 @@ def _has_body(scope: Scope) -> bool:
     return chunked or (length is not None and length != b"0")
 
 
-def _reads_own_stream(scope: Scope) -> bool:
+# A handler's parameters that give it the body: ``data`` (Litestar decodes it) or the
+# request itself (it may read the body; a plugin's route calling ``request.json()``).
+BODY_READERS = frozenset({"data", "request"})
+
+
+def _route_reads_body(scope: Scope) -> bool:
+    """True when the route decodes the body, unless it reads its own stream with its own
+    cap (``request_max_body_size=None``: the webhook route)."""
     handler: Any = scope.get("route_handler")
-    return handler is not None and handler.resolve_request_max_body_size() is None
+    if handler is None:
+        return False
+    if not BODY_READERS.intersection(handler.parsed_fn_signature.parameters):
+        return False  # the body is never read: nothing to protect
+    return handler.resolve_request_max_body_size() is not None
 
 
 class BodyDepthMiddleware(ASGIMiddleware):
@@ -86,7 +97,7 @@ class BodyDepthMiddleware(ASGIMiddleware):
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         """Read and scan the body (Litestar keeps it for the handler), then go on."""
-        if _has_body(scope) and not _reads_own_stream(scope):
+        if _has_body(scope) and _route_reads_body(scope):
             request: Request[Any, Any, Any] = Request(scope, receive)
             data = await request.body()
             offset = await depth_offset(data, self.max_depth)
