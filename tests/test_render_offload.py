@@ -124,6 +124,35 @@ async def test_an_embedded_hub_renders_a_costly_step_input_off_its_loop(
     assert worst[0] < 0.5, f"the loop stalled {worst[0]:.2f}s"
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_a_costly_flow_output_renders_off_the_loop(settings: Settings) -> None:
+    """The output is rendered in the transaction that finishes the run, which runs on the
+    loop and holds SQLite's write lock: past its slice it is rolled back, the output
+    rendered in a thread, and the transaction run again; the loop never stalls."""
+    async with started(settings.replace(max_loop_iterations=UNBOUNDED_LOOPS)) as hub:
+        step = {"id": "a", "action": "data.set", "input": {"value": 1}}
+        document = {"id": "out", "steps": [step], "output": LOOPS}
+        async with loop_gaps() as worst:
+            run = await run_flow(hub, document, timeout=60)
+    assert run["status"] == "failed"
+    assert "limit exceeded" in run["error"]["message"], run["error"]
+    assert [s["status"] for s in run["steps"]] == ["done"]
+    assert worst[0] < 0.5, f"the loop stalled {worst[0]:.2f}s"
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_an_output_rendered_off_the_loop_is_the_runs_output(settings: Settings) -> None:
+    """With no inline slice, every output with a charge point takes the thread path."""
+    async with started(settings.replace(render_inline_seconds=0.0)) as hub:
+        document = {
+            "id": "out",
+            "steps": [{"id": "a", "action": "data.set", "input": {"value": 2}}],
+            "output": "{% for i in range(3) %}{{ steps.a.output * i }}{% endfor %}",
+        }
+        run = await run_flow(hub, document)
+    assert (run["status"], run["output"]) == ("succeeded", "024")
+
+
 @pytest.fixture
 def backend() -> str:
     return "queue"

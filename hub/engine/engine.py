@@ -33,7 +33,7 @@ from hub.db.database import Database
 from hub.db.models import now_us
 from hub.db.runstate.claims import Claim
 from hub.db.runstate.completions import Completion, ItemCompletion, is_batchable_item
-from hub.db.runstate.output import output_renderer
+from hub.db.runstate.output import output_renderer, write_finishing
 from hub.db.runstate.transitions import Transitions
 from hub.db.runstate.types import Outcome, RunInfo, StepJob
 from hub.engine.capacity import CapacityMixin
@@ -344,7 +344,8 @@ class Engine(CapacityMixin, ReadsMixin, RunsMixin, RecoveryMixin):
         ctx: StepContext | None = None,
     ) -> Outcome:
         key = claimed.job.key
-        renderer = output_renderer(run, flow, (key, output) if status == "done" else None)
+        done = (key, output) if status == "done" else None
+        renderer = output_renderer(run, flow, done, self.renders.inline_seconds)
         kind = ItemCompletion if is_batchable_item(flow, key) else Completion
         completion = kind(
             self.transitions,
@@ -359,7 +360,8 @@ class Engine(CapacityMixin, ReadsMixin, RunsMixin, RecoveryMixin):
             renderer,
         )
         try:
-            outcome = await self.db.write(completion)  # batched with others where it can be
+            # batched with others where it can be; the run's output rendered off the loop
+            outcome = await write_finishing(self.db, completion, renderer, self.renders)
         except BaseException:
             self.transitions.promised -= completion.promised  # no outcome will start them
             raise
@@ -451,9 +453,10 @@ class Engine(CapacityMixin, ReadsMixin, RunsMixin, RecoveryMixin):
             delay = spec.retry.delay(claimed.attempt)
             if failure.retry_after is not None:
                 delay = max(delay, min(failure.retry_after, spec.retry.max * 10))
-        renderer = output_renderer(run, flow)
+        renderer = output_renderer(run, flow, None, self.renders.inline_seconds)
         key = claimed.job.key
-        outcome = await self.db.write(
+        outcome = await write_finishing(
+            self.db,
             lambda c: self.transitions.fail(
                 c,
                 flow,
@@ -466,6 +469,8 @@ class Engine(CapacityMixin, ReadsMixin, RunsMixin, RecoveryMixin):
                 delay,
                 renderer,
             ),
+            renderer,
+            self.renders,
             lane=run.id,
         )
         if not outcome.lost:

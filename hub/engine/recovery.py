@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from hub.db import runs as run_store
 from hub.db.models import lease_expiry, now_us
-from hub.db.runstate.output import output_renderer
+from hub.db.runstate.output import output_renderer, write_finishing
 from hub.db.runstate.types import Outcome, StepJob
 
 if TYPE_CHECKING:
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from hub.db.runstate.transitions import Transitions
     from hub.db.runstate.types import RunInfo
     from hub.engine.executors.base import Executor
+    from hub.expressions.offload import Renders
     from hub.flows import Flow
     from hub.settings import Settings
 
@@ -31,6 +32,7 @@ class RecoveryMixin:
     db: Database
     executor: Executor
     transitions: Transitions
+    renders: Renders
     boot_id: str
     _running: dict[int, tuple[float, StepJob, asyncio.Task[Any] | None]]
     _eager_tasks: set[asyncio.Task[None]]
@@ -79,8 +81,9 @@ class RecoveryMixin:
         # A lost worker is not the step's fault: it gets at least lease_retry_attempts tries.
         allowed = max(spec.retry.max_attempts, self.settings.lease_retry_attempts)
         delay = spec.retry.delay(expired["attempt"]) if expired["attempt"] < allowed else None
-        renderer = output_renderer(run, flow)
-        return await self.db.write(
+        renderer = output_renderer(run, flow, None, self.renders.inline_seconds)
+        return await write_finishing(
+            self.db,
             lambda c: self.transitions.fail(
                 c,
                 flow,
@@ -93,7 +96,9 @@ class RecoveryMixin:
                 delay,
                 renderer,
                 owner_check=False,
-            )
+            ),
+            renderer,
+            self.renders,
         )
 
     @property

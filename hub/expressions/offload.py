@@ -89,6 +89,10 @@ class Renders:
             if len(self._costly) >= MOVED_REMEMBERED:
                 self._costly.pop(next(iter(self._costly)))
             self._costly[id(compiled)] = compiled
+        return await self.in_thread(compiled, context)
+
+    async def in_thread(self, compiled: Compiled, context: Mapping[str, Any]) -> Any:
+        """``compiled`` rendered against ``context`` in the pool, with the whole budget."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor(), compiled.render, context)
 
