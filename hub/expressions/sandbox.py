@@ -102,7 +102,9 @@ def _size(value: Any, limit: int) -> int:
     walk is charged to the render's work (:data:`NODE_COST` an object)."""
     if type(value) is str:
         return len(value)
-    if type(value) in PLAIN_TYPES and type(value) is not int:
+    if type(value) is int:
+        return value.bit_length() // 3 + 1
+    if type(value) in PLAIN_TYPES:
         return 1
     total = 0
     visits = 0
@@ -281,8 +283,12 @@ class SandboxEnvironment(ImmutableSandboxedEnvironment):
         budget = BUDGET.get()
         if budget is not None:
             budget.out -= length
-            self.check_length(self.limits.max_output - budget.out, "the output")
-            charge(length * BYTE_COST, length)
+            if budget.out < 0:
+                self.check_length(self.limits.max_output - budget.out, "the output")
+            budget.work -= length * BYTE_COST  # spend(), inlined: this runs per output
+            budget.bytes -= length
+            if budget.work < budget.check_at or budget.bytes < 0:
+                spend(budget, 0)
 
     # -- hooks called by the generated code ---------------------------------------------
 
@@ -487,7 +493,12 @@ class SandboxEnvironment(ImmutableSandboxedEnvironment):
         kind = type(rv)
         if kind is str or kind is list or kind is tuple or kind is bytes:
             charge_built(rv)
-        elif kind is int and isinstance(left, int) and isinstance(right, int):
+        elif (
+            kind is int
+            and type(left) is int
+            and type(right) is int
+            and (left.bit_length() + right.bit_length() > 256 or rv.bit_length() > 256)
+        ):
             # schoolbook cost in 30-bit digits (``**``: squarings of the result), about 3
             # units a digit product, for big operands only
             digits = rv.bit_length() // 30 + 1
@@ -744,11 +755,18 @@ class SandboxEnvironment(ImmutableSandboxedEnvironment):
                 read = self._read_items(budget, args[index], item)
                 args = (*args[:index], read, *args[index + 1 :])
             rv = func(*args, **kwargs)
-            if isinstance(rv, str) and len(rv) > lim:
-                value = args[index] if len(args) > index else None
-                if not (isinstance(value, str) and len(value) >= len(rv)):
-                    self.check_length(len(rv), f"the result of |{name}")
-            return self._built(rv, None, args[index:], kwargs)
+            if type(rv) is not str:
+                return self._built(rv, None, args[index:], kwargs)
+            size = len(rv)
+            value = args[index] if len(args) > index else None
+            if size > lim and not (isinstance(value, str) and len(value) >= size):
+                self.check_length(size, f"the result of |{name}")
+            if rv is not value:  # (spend(), inlined: the common case of every filter)
+                budget.work -= size * BYTE_COST
+                budget.bytes -= _STR_BYTES + size
+                if budget.work < budget.check_at or budget.bytes < 0:
+                    spend(budget, 0)
+            return rv
 
         metered.hub_metered = True  # type: ignore[attr-defined]
         return metered
