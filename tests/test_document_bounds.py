@@ -499,3 +499,23 @@ def test_the_cli_reads_the_document_bounds_from_the_settings(tmp_path: Path) -> 
     )
     assert refused.returncode == 1, refused
     assert "line 5, column 5: more than 0 alias uses (HUB_MAX_YAML_ALIASES)" in refused.stdout
+
+
+def test_the_cli_refuses_deep_run_input_before_decoding_it(tmp_path: Path) -> None:
+    flow = tmp_path / "echo.yaml"
+    flow.write_text("id: echo\ntrigger: {type: manual}\nsteps: [{id: a, action: flow.noop}]\n")
+    deep = tmp_path / "deep.json"
+    deep.write_text('{"a": ' + deep_array(100_000) + "}")
+    env = {**os.environ, "HUB_DATA_DIR": str(tmp_path / "data")}
+    result = subprocess.run(
+        [HUB, "run", str(flow), "--input", f"@{deep}"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2, result
+    assert "nested deeper than 64 levels (HUB_MAX_JSON_DEPTH), at line 1, column 70" in (
+        result.stderr
+    ), result.stderr
+    assert "Traceback" not in result.stderr

@@ -25,7 +25,7 @@ import yaml
 
 from hub.connectors import RegistrationError
 from hub.flows import FlowError, diff_documents, parse_document
-from hub.flows.bounds import DocumentLimits
+from hub.flows.bounds import DocumentLimits, json_too_deep, line_column
 from hub.runtime import Hub, settle_gc
 from hub.security.secrets import SecretKeyError
 from hub.services import links
@@ -132,7 +132,8 @@ def _duration(start: int | None, end: int | None) -> str:
     return f"{ms:.1f} ms" if ms < 10_000 else f"{ms / 1000:.1f} s"
 
 
-def _read_input(value: str | None) -> Any:
+def _read_input(value: str | None, max_depth: int) -> Any:
+    """``--input``: JSON text or ``@file``, nested at most ``max_depth`` (HUB_MAX_JSON_DEPTH)."""
     if value is None:
         return None
     try:
@@ -141,6 +142,14 @@ def _read_input(value: str | None) -> Any:
         raise click.BadParameter(
             f"cannot read {value[1:]}: {exc.strerror}", param_hint="--input"
         ) from exc
+    data = text.encode()
+    deep_at = json_too_deep(data, max_depth)
+    if deep_at is not None:
+        raise click.BadParameter(
+            f"nested deeper than {max_depth} levels (HUB_MAX_JSON_DEPTH), at "
+            f"{line_column(data, deep_at)}",
+            param_hint="--input",
+        )
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
@@ -194,7 +203,7 @@ def run(
     The file is saved as a new version of its flow (when it changed) and that version runs;
     the published version is not changed. Exits 1 when the run fails.
     """
-    data = _read_input(input_)
+    data = _read_input(input_, _settings(ctx).max_json_depth)
     try:
         document = _load_file(Path(flow_file), _settings(ctx))
     except FlowError as exc:
