@@ -443,3 +443,34 @@ def test_the_same_source_is_compiled_once(ex: Expressions) -> None:
 def test_static_strings_do_not_fill_the_cache(ex: Expressions) -> None:
     ex.compile(["plain", "text", {"k": "v"}], "f")
     assert len(ex.cache) == 0
+
+
+# -- the render's budget (more in test_expression_budget.py) ----------------------------
+
+
+def test_a_spent_budget_names_the_nested_field_and_the_setting() -> None:
+    ex = Expressions(Limits(max_render_bytes=1_000_000, max_render_seconds=60.0))
+    value = {
+        "tags": ["{{ 'ok' }}", "{% for i in range(100) %}{% set s = 'x' * 50000 %}{% endfor %}"]
+    }
+    with pytest.raises(ExpressionError) as info:
+        ex.compile(value, "steps[1].input").render(CONTEXT)
+    assert info.value.location == "steps[1].input.tags[1]"
+    assert "HUB_MAX_RENDER_BYTES=1000000" in info.value.message
+
+
+def test_comparisons_and_slices_are_charged() -> None:
+    ex = Expressions(Limits(max_render_work=50_000_000, max_render_seconds=60.0))
+    big = {"s": "a" * 1_000_000}
+    compare = "{% for i in range(100) %}{{ s == s }}{% endfor %}"
+    sliced = "{% for i in range(100) %}{% set t = s[1:] %}{% endfor %}"
+    for source in (compare, sliced):
+        with pytest.raises(ExpressionError, match="HUB_MAX_RENDER_WORK"):
+            ex.compile(source, "f").render(big)
+    assert render(ex, "{{ s[:3] == 'aaa' }}", big) is True
+
+
+def test_cheap_renders_fit_a_small_budget() -> None:
+    ex = Expressions(Limits(max_render_work=100_000, max_render_bytes=10_000))
+    assert render(ex, "{{ trigger.body.name | title }} {{ index + 1 }}") == "Ada 1"
+    assert render(ex, "{{ trigger.body.email }}") == "ada@example.com"
