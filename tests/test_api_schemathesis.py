@@ -22,6 +22,7 @@ import dataclasses
 import json
 import logging
 import traceback
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -200,6 +201,7 @@ WRONG_VALUES: list[Any] = [
     {"": None},
     "²",
     "1" * 5000,
+    "a\x00b",  # PostgreSQL stores no NUL in text
 ]
 # Wrong JSON literals that Python's json cannot produce from a value.
 WRONG_LITERALS = [b"1" + b"0" * 400, b"-1" + b"0" * 400, b"1e999", b"-0", b"1E-400"]
@@ -753,12 +755,20 @@ async def seed_hostile(hub: Hub) -> dict[str, str]:
     return {"run_id": run_id}
 
 
-@pytest.fixture(scope="module")
-def hostile_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostileApi]:
-    """A started hub (SQLite, the in-process executor) and its app, on a private event loop."""
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def hostile_api(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[HostileApi]:
+    """A started hub (SQLite, then PostgreSQL, which refuses what SQLite stores: NUL
+    characters) with the in-process executor, and its app, on a private event loop."""
     folder = tmp_path_factory.mktemp("hostile")
+    settings = Settings(data_dir=folder)
+    if request.param == "postgres":
+        server = request.getfixturevalue("postgres")
+        name = f"hostile_{uuid.uuid4().hex[:12]}"
+        settings = settings.replace(database_url=server.create_database(name, "hub_template"))
     runner = asyncio.Runner()
-    hub = Hub(Settings(data_dir=folder), plugins=[kit, ApiPlugin()], entry_points=False)
+    hub = Hub(settings, plugins=[kit, ApiPlugin()], entry_points=False)
     runner.run(hub.start())
     apis = make_api(hub)
     api = runner.run(anext(apis))

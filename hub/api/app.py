@@ -49,6 +49,7 @@ from hub.api.errors import (
 )
 from hub.api.flows import FlowsController
 from hub.api.health import HealthController
+from hub.api.inputs import NulCharacterMiddleware
 from hub.api.metrics import metrics_endpoint, metrics_of
 from hub.api.runs import RunsController
 from hub.api.steps import StepTestsController
@@ -160,6 +161,7 @@ def create_app(hub: Hub, *, manage_hub: bool = True, bootstrap: bool = True) -> 
         dependencies={"hub": Provide(provide_hub, use_cache=True)},
         state=State({"hub": hub}),
         middleware=[
+            NulCharacterMiddleware(),
             DefineMiddleware(SecureCookies, settings=settings),
             session_config(settings).middleware,
             DefineMiddleware(HubAuthMiddleware, exclude=PUBLIC_PATHS),
