@@ -128,8 +128,8 @@ BUDGET: ContextVar[Budget | None] = ContextVar("hub_expression_budget", default=
 """The budget of the render in progress (None outside a render: nothing is counted)."""
 
 
-CHECK_EVERY = 20_000
-"""The clock is read whenever this much work (about 20 µs) was charged since it last was."""
+CHECK_EVERY = 5_000
+"""The clock is read whenever this much work (about 5 µs) was charged since it last was."""
 
 
 def charge(work: int, built: int = 0) -> None:
