@@ -124,10 +124,10 @@ async def test_an_embedded_hub_renders_a_costly_step_input_off_its_loop(
     assert worst[0] < 0.5, f"the loop stalled {worst[0]:.2f}s"
 
 
-@pytest.mark.parametrize("backend", ["sqlite"])
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 async def test_a_costly_flow_output_renders_off_the_loop(settings: Settings) -> None:
     """The output is rendered in the transaction that finishes the run, which runs on the
-    loop and holds SQLite's write lock: past its slice it is rolled back, the output
+    loop (PostgreSQL's in a greenlet of it) and holds the write lock: past its slice it is rolled back, the output
     rendered in a thread, and the transaction run again; the loop never stalls."""
     async with started(settings.replace(max_loop_iterations=UNBOUNDED_LOOPS)) as hub:
         step = {"id": "a", "action": "data.set", "input": {"value": 1}}
