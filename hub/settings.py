@@ -76,6 +76,9 @@ class Settings:
     http_timeout: float = 30.0
     # Webhooks
     webhook_max_body_bytes: int = 1_000_000
+    # How long a sender's delivery id (trigger.config.dedup) is kept: a redelivery within it
+    # answers the first run (Stripe retries for up to three days; docs/webhooks.md).
+    webhook_dedup_retention_hours: float = 72.0
     # Documents: the bounds of a flow document (YAML or JSON, from every face) and of every
     # JSON request body, checked before anything recurses over the data or expands it
     # (hub/flows/bounds.py, hub/api/bodies.py; docs/security.md).

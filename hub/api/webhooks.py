@@ -11,10 +11,13 @@ In the order a request meets them (docs/webhooks.md tells the same for users):
    own ``verify``): refused with 401 before anything is parsed or stored.
 4. The body: JSON is decoded with msgspec and refused when nested deeper than
    :data:`MAX_DEPTH` (422), with a key longer than :data:`MAX_KEY_CHARS` (422) or an
-   object of more than :data:`MAX_KEYS` keys (413). Other bodies stay text.
-5. ``Idempotency-Key`` and replay markers (:mod:`hub.db.webhook_keys`), inserted in the run's
-   own transaction: the same key and body answer the first run (200,
-   ``Idempotent-Replayed: true``), another body 409; a replayed signature 401.
+   object of more than :data:`MAX_KEYS` keys (413). Form bodies (urlencoded, multipart)
+   become objects (:mod:`hub.api.webhook_forms`). Other bodies stay text.
+5. The sender's delivery id (``trigger.config.dedup`` or its ``sender`` preset; 400
+   ``missing_dedup_key`` without it), ``Idempotency-Key`` and replay markers
+   (:mod:`hub.db.webhook_keys`), inserted in the run's own transaction: a delivery id seen
+   before, or the same key and body, answer the first run (200, ``Idempotent-Replayed:
+   true``), the same key with another body 409; a replayed signature 401.
 6. The answer: 202 with the run id, or with ``response: {mode: sync}`` the flow's output
    (200) when the run ends within the timeout, else 202.
 
@@ -35,6 +38,7 @@ from urllib.parse import parse_qsl
 import msgspec
 from litestar import Request, Response, route
 
+from hub.api import webhook_forms
 from hub.api.errors import CODES, ApiError, error_body, error_responses
 from hub.api.metrics import metrics_of
 from hub.runtime import Hub
@@ -55,6 +59,7 @@ REFUSED_STATUS = {
     "misconfigured": 500,
     "unavailable": 503,
     "invalid_signature": 401,
+    "missing_dedup_key": 400,
     "idempotency_conflict": 409,
     "run_failed": 502,
 }
@@ -152,11 +157,17 @@ def _may_break_shape(raw: bytes) -> bool:
 
 
 def parse_body(raw: bytes, content_type: str) -> Any:
-    """JSON bodies become data (within the shape limits); form and other bodies stay text."""
+    """JSON and form bodies become data (within the shape limits); other bodies stay text."""
     if not raw:
         return None
     if "json" in content_type:
         return decode_json(raw)
+    if "form" in content_type:
+        media = content_type.partition(";")[0].strip().lower()
+        if media == webhook_forms.URLENCODED:
+            return webhook_forms.parse_urlencoded(raw, decode_json)
+        if media == webhook_forms.MULTIPART:
+            return webhook_forms.parse_multipart(raw, content_type, decode_json)
     try:
         return raw.decode()
     except UnicodeDecodeError as exc:
@@ -216,6 +227,36 @@ async def _answer(hub: Hub, plan: Plan, run_id: str, replayed: bool) -> tuple[Re
     return Response({"run_id": run_id, "status": "running"}, status_code=202), "accepted"
 
 
+async def _plugin_answer(
+    hub: Hub, answer: dict[str, Any], runs: list[tuple[str, bool]]
+) -> tuple[Response[Any], str]:
+    """A plugin trigger's answer: a refusal in the hub's error shape (counted by its code and
+    reason), else its body, or the run it started (or the first run of a repeated event)."""
+    status = int(answer.get("status") or 200)
+    body = answer.get("body")
+    if status >= 400:
+        shaped = plugin_error(status, body)
+        error = shaped["error"]
+        reason = error["details"].get("reason") if isinstance(error["details"], dict) else None
+        outcome = f"{error['code']}:{reason}" if reason else str(error["code"])
+        return Response(shaped, status_code=status), outcome
+    if not runs:
+        return Response(body, status_code=status), "answered"
+    run_ids = [run_id for run_id, _replayed in runs]
+    headers = {"x-run-ids": ",".join(run_ids)}
+    replayed = all(again for _run_id, again in runs)
+    if replayed:
+        headers["idempotent-replayed"] = "true"
+    if body is None:
+        state = await events.run_status(hub, run_ids[0]) if replayed else "running"
+        body = {"run_id": run_ids[0], "status": state}
+        if len(run_ids) > 1:
+            body["run_ids"] = run_ids
+    return Response(body, status_code=status, headers=headers), (
+        "replayed" if replayed else "accepted"
+    )
+
+
 async def receive(
     hub: Hub, request: Request[Any, Any, Any], workspace: str, flow_id: str
 ) -> tuple[Response[Any], str]:
@@ -234,7 +275,7 @@ async def receive(
         # The plugin parses the body itself: JSON past the shape limits never reaches it.
         if "json" in headers.get("content-type", "") and _may_break_shape(raw):
             decode_json(raw)
-        answer, run_ids = await events.handle_request(
+        answer, runs = await events.handle_request(
             hub,
             plan,
             workspace,
@@ -244,13 +285,7 @@ async def receive(
             headers=headers,
             raw=raw,
         )
-        status = int(answer.get("status") or 200)
-        outcome = "accepted" if run_ids else ("refused" if status >= 400 else "answered")
-        response_headers = {"x-run-ids": ",".join(run_ids)} if run_ids else None
-        body = answer.get("body")
-        if status >= 400:
-            body = plugin_error(status, body)
-        return Response(body, status_code=status, headers=response_headers), outcome
+        return await _plugin_answer(hub, answer, runs)
     verified = await events.check_signature(hub, plan, workspace, headers, raw)
     idempotency_key = _idempotency_key(headers)
     query = scope.get("query_string") or b""
@@ -261,9 +296,10 @@ async def receive(
         "query": dict(parse_qsl(query.decode("latin-1"), keep_blank_values=True)) if query else {},
         "body": parse_body(raw, headers.get("content-type", "")),
     }
+    dedup_key = await events.dedup_key(hub, plan, headers, data)
     replay_key = verified.replay_key if verified is not None else None
     body_hash = ""
-    if idempotency_key is not None or replay_key:
+    if idempotency_key is not None or replay_key or dedup_key:
         body_hash = hashlib.sha256(raw).hexdigest()
     run_id, replayed = await events.start_webhook_run(
         hub,
@@ -274,6 +310,7 @@ async def receive(
         idempotency_key=idempotency_key,
         replay_key=replay_key,
         body_hash=body_hash,
+        dedup_key=dedup_key,
     )
     return await _answer(hub, plan, run_id, replayed)
 

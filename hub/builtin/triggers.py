@@ -7,6 +7,9 @@ from typing import Any
 
 from hub import Connector, Trigger, hookimpl
 
+# The presets of hub.triggers.senders (a test checks that the two lists agree).
+SENDER_PRESETS = ("github", "stripe", "shopify", "svix", "slack")
+
 DURATION: dict[str, Any] = {
     "anyOf": [
         {"type": "number", "minimum": 0},
@@ -32,10 +35,11 @@ WEBHOOK_CONFIG: dict[str, Any] = {
             "description": "Verify a signature over the raw body (docs/webhooks.md); 401 if not.",
             "properties": {
                 "scheme": {
-                    "enum": ["hmac", "stripe", "slack"],
+                    "enum": ["hmac", "stripe", "slack", "svix"],
                     "default": "hmac",
                     "description": "hmac: one header with the digest; stripe: Stripe-Signature "
-                    "t=...,v1=...; slack: X-Slack-Signature v0=... with its timestamp.",
+                    "t=...,v1=...; slack: X-Slack-Signature v0=... with its timestamp; svix: "
+                    "svix-signature v1,<base64> with svix-id and svix-timestamp.",
                 },
                 "secret_ref": {
                     "type": "string",
@@ -65,11 +69,52 @@ WEBHOOK_CONFIG: dict[str, Any] = {
                 },
                 "tolerance": {
                     **DURATION,
-                    "description": "stripe and slack: how far the signed timestamp may be "
-                    "from now (default 300 s); a signature is accepted once in that window.",
+                    "description": "stripe, slack and svix: how far the signed timestamp may "
+                    "be from now (default 300 s); a signature is accepted once in that window.",
                 },
             },
             "required": ["secret_ref"],
+            "additionalProperties": False,
+        },
+        "sender": {
+            "type": "object",
+            "description": "A common sender's signature scheme and delivery id together "
+            "(docs/webhooks.md); an explicit signature or dedup beside it wins.",
+            "properties": {
+                "preset": {"enum": list(SENDER_PRESETS)},
+                "secret_ref": {
+                    "type": "string",
+                    "minLength": 1,
+                    "description": "A connection of the core connector holding the signing key.",
+                },
+                "tolerance": {**DURATION, "description": "stripe, slack and svix presets."},
+            },
+            "required": ["preset", "secret_ref"],
+            "additionalProperties": False,
+        },
+        "dedup": {
+            "type": "object",
+            "description": "Where the sender's delivery id is: a repeat of it answers the first "
+            "run (200, Idempotent-Replayed) instead of starting another; a request without it "
+            "is refused (400 missing_dedup_key). Exactly one of header, field, expression.",
+            "properties": {
+                "header": {"type": "string", "minLength": 1, "description": "X-GitHub-Delivery"},
+                "field": {
+                    "anyOf": [
+                        {"type": "string", "minLength": 1},
+                        {"type": "array", "items": {"type": "string", "minLength": 1}},
+                    ],
+                    "description": "A dotted path in the decoded body (id, data.object.id); a "
+                    "list takes the first one present.",
+                },
+                "expression": {
+                    "type": "string",
+                    "pattern": "\\{\\{",
+                    "description": "An expression over trigger (headers, body, query).",
+                },
+            },
+            "minProperties": 1,
+            "maxProperties": 1,
             "additionalProperties": False,
         },
         "response": {

@@ -1,5 +1,6 @@
 """Storage of the dedup keys of events (``webhook_keys``): webhook ``Idempotency-Key``
-values, signature replay markers, and the message ids of subscribe triggers.
+values, senders' delivery ids, signature replay markers, and the message ids of subscribe
+triggers.
 
 Every kind of row is written IN THE SAME TRANSACTION as the run it lets through
 (:func:`hub.triggers.events.start_event_runs`), and the table's primary key (workspace,
@@ -12,6 +13,10 @@ rolled back with it.
 - ``sig:<timestamp>:<digest>``: a timestamped signature that was accepted; kept until the
   timestamp leaves the scheme's tolerance (then the timestamp check refuses it anyway).
   The zero-padded timestamp first lets :func:`prune` delete old markers by key range.
+- ``dedup:<id>``: a sender's delivery id, found where the flow's ``trigger.config.dedup``
+  (or its ``sender`` preset) says (``X-GitHub-Delivery``, Stripe's event ``id`` ...), with
+  the SHA-256 of the body; kept for ``HUB_WEBHOOK_DEDUP_RETENTION_HOURS`` (a sender's retry
+  period: Stripe retries for up to three days).
 - ``event:<id>``: the dedup key a subscribe trigger gave with an event (a broker's message
   id), with no request hash.
 """
@@ -29,6 +34,7 @@ from hub.db.models import now_us, webhook_keys
 IDEMPOTENCY_PREFIX = "idem:"
 REPLAY_PREFIX = "sig:"
 EVENT_PREFIX = "event:"
+DEDUP_PREFIX = "dedup:"
 IDEMPOTENCY_RETENTION = 24 * 3600.0
 MAX_KEY_LENGTH = 200 - len(IDEMPOTENCY_PREFIX)
 
@@ -91,10 +97,16 @@ def record(
 
 
 def prune(
-    conn: Connection, workspace_id: str, flow_id: str, replay_before: int, keys_before_us: int
+    conn: Connection,
+    workspace_id: str,
+    flow_id: str,
+    replay_before: int,
+    keys_before_us: int,
+    dedup_before_us: int | None = None,
 ) -> int:
-    """Delete replay markers signed before ``replay_before`` (epoch seconds) and idempotency
-    keys stored before ``keys_before_us``; return how many rows went."""
+    """Delete replay markers signed before ``replay_before`` (epoch seconds), idempotency
+    keys stored before ``keys_before_us`` and, with ``dedup_before_us``, delivery ids stored
+    before it; return how many rows went."""
     mine = and_(webhook_keys.c.workspace_id == workspace_id, webhook_keys.c.flow_id == flow_id)
     markers = conn.execute(
         delete(webhook_keys).where(
@@ -110,4 +122,13 @@ def prune(
             webhook_keys.c.created_at < keys_before_us,
         )
     ).rowcount
-    return int(markers or 0) + int(keys or 0)
+    deliveries = 0
+    if dedup_before_us is not None:
+        deliveries = conn.execute(
+            delete(webhook_keys).where(
+                mine,
+                webhook_keys.c.key.like(DEDUP_PREFIX + "%"),
+                webhook_keys.c.created_at < dedup_before_us,
+            )
+        ).rowcount
+    return int(markers or 0) + int(keys or 0) + int(deliveries or 0)

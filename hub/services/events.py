@@ -1,8 +1,10 @@
 """Events from outside that start runs: what the webhook route asks of the hub.
 
 The route (:mod:`hub.api.webhooks`) reads the request and writes the answer; this module
-knows the flows: a flow's webhook plan (parsed once per published version), the check of a
-request's signature, the start of its run with its dedup keys (through
+knows the flows: a flow's webhook plan (parsed once per published version, with its
+``sender`` preset applied: :mod:`hub.triggers.senders`), the check of a request's
+signature, its sender's delivery id (:func:`dedup_key`), the start of its run with its dedup
+keys (through
 :func:`hub.triggers.events.start_event_runs`, the one way an event starts runs), and the
 pruning of old keys. A request refused here raises :class:`EventRefused`, whose ``code``
 the route maps to an HTTP status.
@@ -27,12 +29,14 @@ from hub.db import runs as run_store
 from hub.db import webhook_keys
 from hub.db.models import now_us
 from hub.engine import RunNotFound
+from hub.expressions import Compiled, ExpressionError
 from hub.flows import Flow, FlowError, parse_duration
 from hub.security.secrets import Redactor, secret_values
 from hub.services import links
 from hub.services.base import HubParts
+from hub.triggers import senders
 from hub.triggers.events import start_event_runs
-from hub.triggers.runner import emit_event
+from hub.triggers.senders import DedupSpec, MissingKey
 from hub.triggers.signatures import SignatureError, SignatureSpec, Verified, secrets_of, verify
 
 log = logging.getLogger("hub.webhooks")
@@ -47,8 +51,8 @@ MAX_KEY_LENGTH = webhook_keys.MAX_KEY_LENGTH
 
 class EventRefused(Exception):
     """The hub refuses an event: ``code`` says why (``not_found``, ``misconfigured``,
-    ``unavailable``, ``invalid_signature``, ``idempotency_conflict``, ``run_failed``),
-    ``details`` says more (a signature's ``reason``, a run's id)."""
+    ``unavailable``, ``invalid_signature``, ``missing_dedup_key``, ``idempotency_conflict``,
+    ``run_failed``), ``details`` says more (a signature's ``reason``, a run's id)."""
 
     def __init__(self, code: str, message: str, details: Any = None) -> None:
         super().__init__(message)
@@ -72,6 +76,8 @@ class Plan:
     timeout: float
     tolerance: float
     config: dict[str, Any]
+    dedup: DedupSpec | None = None
+    dedup_expression: Compiled | None = None
 
 
 class _State:
@@ -113,9 +119,17 @@ def make_plan(hub: HubParts, flow: Flow, version: int) -> Plan | None:
     config = flow.trigger.config
     default_cap = hub.settings.webhook_max_body_bytes
     signature = None
-    raw_signature = config.get("signature")
-    if trigger.verify is None and isinstance(raw_signature, dict):
+    raw_signature, dedup = senders.resolve(config)
+    if trigger.verify is None and raw_signature is not None:
         signature = SignatureSpec.parse(raw_signature)
+    dedup_expression = None
+    if dedup is not None and dedup.expression is not None:
+        try:
+            dedup_expression = hub.engine.expressions.compile(
+                dedup.expression, "trigger.config.dedup.expression"
+            )
+        except ExpressionError as exc:
+            raise ValueError(str(exc)) from exc
     raw_response = config.get("response")
     response: dict[str, Any] = raw_response if isinstance(raw_response, dict) else {}
     timeout = _duration(
@@ -133,6 +147,8 @@ def make_plan(hub: HubParts, flow: Flow, version: int) -> Plan | None:
         timeout=min(timeout, MAX_SYNC_TIMEOUT),
         tolerance=signature.tolerance if signature else 300.0,
         config=dict(config),
+        dedup=dedup,
+        dedup_expression=dedup_expression,
     )
 
 
@@ -227,6 +243,36 @@ async def check_signature(
         raise EventRefused("invalid_signature", str(exc), {"reason": exc.reason}) from None
 
 
+async def dedup_key(
+    hub: HubParts, plan: Plan, headers: dict[str, str], data: dict[str, Any]
+) -> str | None:
+    """The sender's delivery id of a request, where the flow's ``dedup`` says (None when it
+    names none); ``missing_dedup_key`` when the request does not carry it: a request the flow
+    would dedup never starts a run without its key."""
+    spec = plan.dedup
+    if spec is None:
+        return None
+    try:
+        if plan.dedup_expression is None:
+            return senders.storable(senders.from_request(spec, headers, data["body"]))
+        value = await hub.engine.renders.render(plan.dedup_expression, {"trigger": data})
+    except MissingKey as exc:
+        raise EventRefused("missing_dedup_key", str(exc), {"dedup": spec.describe()}) from None
+    except ExpressionError as exc:
+        raise EventRefused(
+            "missing_dedup_key",
+            f"the dedup expression failed: {exc.message}",
+            {"dedup": spec.describe()},
+        ) from None
+    if isinstance(value, bool) or not isinstance(value, str | int) or not str(value).strip():
+        raise EventRefused(
+            "missing_dedup_key",
+            "the dedup expression gave no key (an empty or non-text value)",
+            {"dedup": spec.describe()},
+        )
+    return senders.storable(str(value).strip())
+
+
 def _schedule_prune(hub: HubParts, workspace: str, flow_id: str, plan: Plan) -> None:
     """Delete this flow's expired keys and markers, at most once a minute per process."""
     state = _state(hub)
@@ -236,11 +282,14 @@ def _schedule_prune(hub: HubParts, workspace: str, flow_id: str, plan: Plan) -> 
     state.pruned[(workspace, flow_id)] = now
     replay_before = int(time.time() - plan.tolerance - 5)
     keys_before = now_us() - int(webhook_keys.IDEMPOTENCY_RETENTION * 1_000_000)
+    dedup_before = now_us() - int(hub.settings.webhook_dedup_retention_hours * 3600e6)
 
     async def prune() -> None:
         try:
             await hub.db.write(
-                lambda c: webhook_keys.prune(c, workspace, flow_id, replay_before, keys_before)
+                lambda c: webhook_keys.prune(
+                    c, workspace, flow_id, replay_before, keys_before, dedup_before
+                )
             )
         except Exception:
             log.exception("pruning webhook keys of %s/%s failed", workspace, flow_id)
@@ -260,17 +309,23 @@ async def start_webhook_run(
     idempotency_key: str | None,
     replay_key: str | None,
     body_hash: str,
+    dedup_key: str | None = None,
 ) -> tuple[str, bool]:
     """Start the run of a webhook request; return its id, and whether it is the run that an
-    earlier request with the same ``Idempotency-Key`` and body started (then nothing new
-    starts).
+    earlier request with the same sender's delivery id, or the same ``Idempotency-Key`` and
+    body, started (then nothing new starts).
 
-    The key and the signature's replay marker are stored with the run, in its transaction.
-    The same key with another body is an ``idempotency_conflict``, a signature used before
-    an ``invalid_signature`` (reason ``replayed``); a flow gone meanwhile ``not_found``.
+    The delivery id, the key and the signature's replay marker are stored with the run, in
+    its transaction. A delivery id seen before answers its run whatever the body (a sender's
+    retry); the same key with another body is an ``idempotency_conflict``, a signature used
+    before an ``invalid_signature`` (reason ``replayed``); a flow gone meanwhile
+    ``not_found``.
     """
     idem = webhook_keys.IDEMPOTENCY_PREFIX + idempotency_key if idempotency_key else None
+    dedup = webhook_keys.DEDUP_PREFIX + dedup_key if dedup_key else None
     keys: list[tuple[str, str]] = []
+    if dedup is not None:
+        keys.append((dedup, body_hash))
     if idem is not None:
         keys.append((idem, body_hash))
     if replay_key:
@@ -291,6 +346,8 @@ async def start_webhook_run(
         raise EventRefused("not_found", str(exc)) from exc
     if started.run_ids:
         return started.run_ids[0], False
+    if dedup is not None and dedup in started.found:
+        return started.found[dedup].run_id, True
     if idem is not None and idem in started.found:
         row = started.found[idem]
         if row.request_hash != body_hash:
@@ -305,6 +362,30 @@ async def start_webhook_run(
     )
 
 
+async def _start_plugin_event(
+    hub: HubParts, workspace: str, flow_id: str, plan: Plan, event: Any
+) -> tuple[str, bool]:
+    """Start the run of one event a plugin's ``handle_request`` found; its
+    ``idempotency_key`` is its dedup key, stored with the run (a repeat answers that run)."""
+    key = event.get("idempotency_key") if isinstance(event, dict) else None
+    keys = [(webhook_keys.EVENT_PREFIX + senders.storable(str(key)), "")] if key else []
+    try:
+        started = await start_event_runs(
+            hub.engine,
+            workspace,
+            flow_id,
+            [event],
+            version=plan.version,
+            trigger_type="webhook",
+            keys=keys,
+        )
+    except RunNotFound as exc:
+        raise EventRefused("not_found", str(exc)) from exc
+    if started.run_ids:
+        return started.run_ids[0], False
+    return next(iter(started.found.values())).run_id, True
+
+
 async def handle_request(
     hub: HubParts,
     plan: Plan,
@@ -315,9 +396,9 @@ async def handle_request(
     url: str,
     headers: dict[str, str],
     raw: bytes,
-) -> tuple[dict[str, Any], list[str]]:
-    """A trigger that answers the service itself: its answer, and the ids of the runs of
-    the events it found (one each; an event's ``idempotency_key`` is its dedup key)."""
+) -> tuple[dict[str, Any], list[tuple[str, bool]]]:
+    """A trigger that answers the service itself: its answer, and for each event it found
+    the id of its run and whether that run existed already (a repeated event)."""
     assert plan.handler is not None
     connection = await _secret_values(hub, workspace, plan.connection) if plan.connection else {}
     answer: dict[str, Any] = plan.handler(
@@ -332,21 +413,9 @@ async def handle_request(
             now=time.time(),
         )
     )
-    run_ids = [
-        await emit_event(
-            hub,
-            workspace,
-            flow_id,
-            plan.version,
-            "webhook",
-            event,
-            str(event["idempotency_key"])
-            if isinstance(event, dict) and event.get("idempotency_key")
-            else None,
-        )
-        for event in answer.get("events") or []
-    ]
-    return answer, run_ids
+    events = (answer.get("events") or []) if int(answer.get("status") or 200) < 400 else []
+    runs = [await _start_plugin_event(hub, workspace, flow_id, plan, e) for e in events]
+    return answer, runs
 
 
 async def finished_run(hub: HubParts, run_id: str, timeout: float) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Webhook signature schemes, checked over the raw body: generic HMAC, Stripe's and Slack's.
+"""Webhook signature schemes, checked over the raw body: generic HMAC, Stripe's, Slack's and
+Svix's (Standard Webhooks).
 
 Each verifier takes the scheme's settings (a flow's ``trigger.config.signature``), the
 candidate secrets (several during a rotation), the request headers (lower-case names), the
@@ -11,9 +12,9 @@ ASCII digits (``str.isdigit`` also accepts ``'²'``, which ``int`` refuses, and 
 it reads as 3), a header part given twice is refused, and anything else is a
 :class:`SignatureError` (401), never an unexpected exception.
 
-Timestamped schemes (``stripe``, ``slack``) also return a *replay key*: the signed timestamp
-and a digest of the signature that matched. The webhook route stores it with the run, in the
-same transaction, and refuses the same key again while the timestamp is inside the
+Timestamped schemes (``stripe``, ``slack``, ``svix``) also return a *replay key*: the signed
+timestamp and a digest of the signature that matched. The webhook route stores it with the
+run, in the same transaction, and refuses the same key again while the timestamp is inside the
 tolerance (after that, the timestamp check refuses the request anyway).
 """
 
@@ -30,13 +31,14 @@ from typing import Any
 
 from hub.flows import FlowError, parse_duration
 
-SCHEMES = ("hmac", "stripe", "slack")
+SCHEMES = ("hmac", "stripe", "slack", "svix")
 ALGORITHMS = {"sha256": hashlib.sha256, "sha1": hashlib.sha1, "sha512": hashlib.sha512}
 DEFAULT_TOLERANCE = 300.0
 DEFAULT_HEADERS = {
     "hmac": "x-signature",
     "stripe": "stripe-signature",
     "slack": "x-slack-signature",
+    "svix": "svix-signature",
 }
 SLACK_TIMESTAMP = "x-slack-request-timestamp"
 # Epoch seconds have 10 digits until the year 2286; 12 leave room and keep ``int`` cheap.
@@ -132,6 +134,8 @@ def verify(
         return verify_stripe(secrets, headers, body, now, spec.tolerance, spec.header)
     if spec.scheme == "slack":
         return verify_slack(secrets, headers, body, now, spec.tolerance, spec.header)
+    if spec.scheme == "svix":
+        return verify_svix(secrets, headers, body, now, spec.tolerance)
     return verify_hmac(spec, secrets, headers, body)
 
 
@@ -281,6 +285,70 @@ def verify_slack(
         raise SignatureError("mismatch", "the signature does not match the body")
     _check_time(timestamp, now, tolerance)
     return Verified(timestamp, _replay_key(timestamp, candidate))
+
+
+def svix_key(secret: bytes) -> bytes:
+    """The HMAC key of a Svix secret: ``whsec_<base64>`` is base64 (a secret without the
+    prefix, or not base64, is used as it is)."""
+    text = secret[6:] if secret.startswith(b"whsec_") else secret
+    try:
+        return base64.b64decode(text, validate=True)
+    except (ValueError, binascii.Error):
+        return secret
+
+
+def _svix_header(headers: Mapping[str, str], name: str) -> str:
+    # Svix sends svix-*; the Standard Webhooks spelling is webhook-*.
+    if headers.get("svix-" + name) is None and headers.get("webhook-" + name) is not None:
+        return _header(headers, "webhook-" + name)
+    return _header(headers, "svix-" + name)
+
+
+def verify_svix(
+    secrets: Sequence[bytes],
+    headers: Mapping[str, str],
+    body: bytes,
+    now: float,
+    tolerance: float = DEFAULT_TOLERANCE,
+) -> Verified:
+    """Svix's scheme (Standard Webhooks): ``svix-signature: v1,<base64> [v1,<base64> ...]``,
+    HMAC-SHA256 over ``{svix-id}.{svix-timestamp}.{body}`` keyed with the base64 of the
+    ``whsec_`` secret."""
+    message_id = _svix_header(headers, "id")
+    stamp = _svix_header(headers, "timestamp")
+    value = _svix_header(headers, "signature")
+    timestamp = parse_timestamp(stamp, "the svix-timestamp header")
+    candidates: list[bytes] = []
+    for part in value.split(" "):
+        version, sep, digest = part.partition(",")
+        if sep and version == "v1":
+            decoded = _decode(digest, "base64")
+            if decoded is not None:
+                candidates.append(decoded)
+            if len(candidates) > MAX_STRIPE_SIGNATURES:
+                raise SignatureError(
+                    "malformed", f"the signature header has more than {MAX_STRIPE_SIGNATURES} v1"
+                )
+    if not candidates:
+        raise SignatureError("malformed", "the signature header has no v1,<base64> value")
+    payload = f"{message_id}.{stamp}.".encode() + body
+    expected = [hmac.new(svix_key(s), payload, hashlib.sha256).digest() for s in secrets]
+    matched = next((c for c in candidates if _matches_any(c, expected)), None)
+    if matched is None:
+        raise SignatureError("mismatch", "no v1 signature matches the body")
+    _check_time(timestamp, now, tolerance)
+    return Verified(timestamp, _replay_key(timestamp, matched))
+
+
+def sign_svix(secret: str, message_id: str, body: bytes, timestamp: int) -> dict[str, str]:
+    """The three Svix headers for ``body`` (for tests and for calling a hub's webhook)."""
+    payload = f"{message_id}.{timestamp}.".encode() + body
+    digest = hmac.new(svix_key(secret.encode()), payload, hashlib.sha256).digest()
+    return {
+        "svix-id": message_id,
+        "svix-timestamp": str(timestamp),
+        "svix-signature": "v1," + base64.b64encode(digest).decode(),
+    }
 
 
 def sign_stripe(secret: str, body: bytes, timestamp: int) -> str:
