@@ -147,7 +147,8 @@ def wait_run(client: httpx.Client, server: Served, run_id: str, timeout: float) 
 
 def corpus_problems(steps: list[dict[str, Any]]) -> list[str]:
     """What is wrong with the step attempts of a run of :func:`flow_with_corpus`: each
-    template's step failed once (attempt 1), with an error naming its limit."""
+    template's step failed once (attempt 1), with an error naming its limit (the flow
+    continues on error, so the step counts as done with its error recorded)."""
     by_id: dict[str, list[dict[str, Any]]] = {}
     for step in steps:
         by_id.setdefault(step["step_id"], []).append(step)
@@ -160,7 +161,8 @@ def corpus_problems(steps: list[dict[str, Any]]) -> list[str]:
             continue
         step = attempts[0]
         message = str((step["error"] or {}).get("message", ""))
-        if step["status"] != "failed" or not names_a_limit(message):
+        # on_error: continue records the error and counts the step as done (output null)
+        if step["status"] not in ("failed", "done") or not names_a_limit(message):
             problems.append(f"{entry.name}: {step['status']}, {step['error']}")
     return problems
 

@@ -4,9 +4,9 @@ A render runs inline for a small slice and, past it, again in a thread with its 
 budget while the loop keeps answering; a worker's heartbeats go on meanwhile, so a step
 whose render passes its bound fails once with that reason, never as a lost lease.
 
-The costly render here is a pair of nested loops with the loop budget raised out of the
-way (``HUB_MAX_LOOP_ITERATIONS``), so that it runs until the render deadline
-(``max_render_seconds``, 5 s by default): longer than the leases the tests give.
+The costly render here is a pair of nested loops with the loop and work budgets raised out
+of the way (``HUB_MAX_LOOP_ITERATIONS``, ``HUB_MAX_RENDER_WORK``), so that it runs until the
+render deadline (``HUB_MAX_RENDER_SECONDS``): longer than the leases the tests give.
 """
 
 from __future__ import annotations
@@ -30,7 +30,14 @@ from tests.conftest import make_hub, run_flow, started
 
 ROOT = Path(__file__).resolve().parent.parent
 LOOPS = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
-UNBOUNDED_LOOPS = 10**12  # the loop budget out of the way: the deadline ends LOOPS
+UNBOUNDED = 10**15  # the loop and work budgets out of the way: the deadline ends LOOPS
+
+
+def costly(settings: Settings) -> Settings:
+    """``settings`` under which LOOPS runs until a 2 s render deadline."""
+    return settings.replace(
+        max_loop_iterations=UNBOUNDED, max_render_work=UNBOUNDED, max_render_seconds=2.0
+    )
 
 
 @contextlib.asynccontextmanager
@@ -79,7 +86,9 @@ async def test_cheap_renders_stay_inline_and_costly_ones_move_to_a_thread() -> N
 
 
 async def test_a_moved_render_leaves_the_loop_free_and_ends_by_its_deadline() -> None:
-    limits = Limits(max_loop_iterations=UNBOUNDED_LOOPS, max_render_seconds=1.5)
+    limits = Limits(
+        max_loop_iterations=UNBOUNDED, max_render_work=UNBOUNDED, max_render_seconds=1.5
+    )
     compiled = Expressions(limits).compile(LOOPS, "steps.x.input")
     renders = Renders()
     try:
@@ -109,7 +118,7 @@ async def test_an_embedded_hub_renders_a_costly_step_input_off_its_loop(
     settings: Settings,
 ) -> None:
     """The run fails its step with the limit, and the hub's loop never stalls meanwhile."""
-    async with started(settings.replace(max_loop_iterations=UNBOUNDED_LOOPS)) as hub:
+    async with started(costly(settings)) as hub:
         document = {
             "id": "costly",
             "steps": [{"id": "x", "action": "data.set", "input": {"value": LOOPS}}],
@@ -127,9 +136,10 @@ async def test_an_embedded_hub_renders_a_costly_step_input_off_its_loop(
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 async def test_a_costly_flow_output_renders_off_the_loop(settings: Settings) -> None:
     """The output is rendered in the transaction that finishes the run, which runs on the
-    loop (PostgreSQL's in a greenlet of it) and holds the write lock: past its slice it is rolled back, the output
-    rendered in a thread, and the transaction run again; the loop never stalls."""
-    async with started(settings.replace(max_loop_iterations=UNBOUNDED_LOOPS)) as hub:
+    loop (PostgreSQL's in a greenlet of it) and holds the write lock: past its slice it is
+    rolled back, the output rendered in a thread, and the transaction run again; the loop
+    never stalls."""
+    async with started(costly(settings)) as hub:
         step = {"id": "a", "action": "data.set", "input": {"value": 1}}
         document = {"id": "out", "steps": [step], "output": LOOPS}
         async with loop_gaps() as worst:
@@ -176,7 +186,9 @@ async def test_a_worker_keeps_its_leases_while_a_render_outlasts_them(
         "HUB_REDIS_URL": settings.redis_url,
         "HUB_QUEUE_NAME": settings.queue_name,
         "HUB_LEASE_SECONDS": "1.5",
-        "HUB_MAX_LOOP_ITERATIONS": str(UNBOUNDED_LOOPS),
+        "HUB_MAX_LOOP_ITERATIONS": str(UNBOUNDED),
+        "HUB_MAX_RENDER_WORK": str(UNBOUNDED),
+        "HUB_MAX_RENDER_SECONDS": "4",
         "HUB_PLUGIN_MODULES": "tests.kit",
         "PYTHONPATH": str(ROOT),
     }
