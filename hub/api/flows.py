@@ -33,6 +33,7 @@ from hub.api.models import (
 )
 from hub.flows import FlowError, FlowIssue, diff_documents, parse_document
 from hub.flows.bounds import BoundExceeded, DocumentLimits, measure_value
+from hub.services.flows import document_limiter
 from hub.services.workspace import WorkspaceHub
 from hub.settings import Settings
 
@@ -80,7 +81,9 @@ async def parse_source(source: str, limits: DocumentLimits) -> dict[str, Any]:
     """``parse_document`` within ``limits``; a long text off the event loop."""
     if len(source) <= PARSE_INLINE_CHARS:
         return parse_document(source, "source", limits)
-    return await anyio.to_thread.run_sync(parse_document, source, "source", limits)
+    return await anyio.to_thread.run_sync(
+        parse_document, source, "source", limits, limiter=document_limiter()
+    )
 
 
 async def document_of(

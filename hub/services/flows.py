@@ -24,19 +24,21 @@ from hub.services.base import WorkspaceScope
 from hub.services.errors import Conflict, NotFound
 from hub.services.events import enabled_cache_key
 
-# Validations running at once in worker threads, per event loop: each holds the GIL while it
-# works, and the event loop's turn comes round less often the more of them there are.
-VALIDATION_THREADS = 2
+# Flow documents parsed or validated at once in worker threads, per event loop: each holds
+# the GIL while it works, and the event loop's turn comes round less often the more of them
+# there are.
+DOCUMENT_THREADS = 2
 _LIMITERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLimiter] = (
     weakref.WeakKeyDictionary()
 )
 
 
-def _validation_limiter() -> anyio.CapacityLimiter:
+def document_limiter() -> anyio.CapacityLimiter:
+    """The running loop's limiter of worker threads for parsing and validating documents."""
     loop = asyncio.get_running_loop()
     limiter = _LIMITERS.get(loop)
     if limiter is None:
-        limiter = _LIMITERS[loop] = anyio.CapacityLimiter(VALIDATION_THREADS)
+        limiter = _LIMITERS[loop] = anyio.CapacityLimiter(DOCUMENT_THREADS)
     return limiter
 
 
@@ -58,7 +60,7 @@ class FlowsService(WorkspaceScope):
         # The JSON Schema and the compiling of every template take a while on a large
         # document (seconds within the document bounds): in a worker thread, so that the
         # event loop goes on answering.
-        return await anyio.to_thread.run_sync(check, limiter=_validation_limiter())
+        return await anyio.to_thread.run_sync(check, limiter=document_limiter())
 
     async def list_flows(self) -> list[dict[str, Any]]:
         """Every flow of the workspace, by id."""
