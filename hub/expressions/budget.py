@@ -22,6 +22,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from jinja2.exceptions import SecurityError
+from jinja2.utils import Namespace
 
 # What one unit of work stands for, per kind of operation (roughly nanoseconds).
 CALL_COST = 1_000
@@ -65,7 +66,11 @@ _SLOT = 8
 _DICT_ENTRY = 40
 _OBJECT = 32
 
-_PLAIN = frozenset({str, int, float, bool, type(None)})
+PLAIN_TYPES = frozenset({str, int, float, bool, type(None)})
+"""Types whose values are plain data as they are (no container to look into)."""
+_PLAIN = PLAIN_TYPES
+STR_BYTES = 49
+"""What a str object holds besides its characters."""
 _VIEWS = (KeysView, ValuesView, ItemsView)
 _CONTAINERS = frozenset({list, tuple, dict, set, frozenset, range})
 
@@ -225,3 +230,47 @@ def charge_built(value: Any) -> None:
     """Charge a value just built: its weight as bytes, and as work (writing it)."""
     size, items = weight(value)
     charge(size * BYTE_COST + items * ITEM_COST, size)
+
+
+def json_size(value: Any, limit: int) -> int:
+    """Estimate the serialized size of ``value``; stop counting once past ``limit``. A long
+    walk is charged to the render's work (:data:`NODE_COST` an object)."""
+    if type(value) is str:
+        return len(value)
+    if type(value) is int:
+        return value.bit_length() // 3 + 1
+    if type(value) in PLAIN_TYPES:
+        return 1
+    total = 0
+    visits = 0
+    stack = [value]
+    while stack:
+        visits += 1
+        v = stack.pop()
+        if isinstance(v, (str, bytes, bytearray)):
+            total += len(v)
+        elif isinstance(v, (list, tuple, set, frozenset)):
+            total += len(v) + 2
+            visits += len(v)
+            for item in v:
+                if isinstance(item, str):
+                    total += len(item)
+                elif type(item) in PLAIN_TYPES:
+                    total += 1
+                else:
+                    stack.append(item)
+        elif isinstance(v, Mapping):
+            total += 2 * len(v) + 2
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif isinstance(v, Namespace):
+            stack.append(v._Namespace__attrs)
+        elif isinstance(v, int) and not isinstance(v, bool):
+            total += v.bit_length() // 3 + 1
+        else:
+            total += 1
+        if total > limit:
+            break
+    if visits > 64:
+        charge(visits * NODE_COST)
+    return total

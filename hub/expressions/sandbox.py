@@ -6,8 +6,8 @@ with strict (but chainable) undefined values, ``a.b`` reading the key ``b`` of a
 first, and the bounds of :class:`Limits` enforced at every operation that can grow a value
 (``*``, ``+``, ``~``, ``%``, ``**``, ``format``, padding filters and methods, list and dict
 literals, loops, macro calls, text output): its code generator routes those through counting
-hooks, and its filters are guarded copies of Jinja's plus the hub's extra ones (``fromjson``,
-``b64encode``, ``b64decode``, ``sha256``, ``md5``).
+hooks, and its filters (:mod:`.filters`) are guarded copies of Jinja's plus the hub's extra
+ones (``fromjson``, ``b64encode``, ``b64decode``, ``sha256``, ``md5``).
 
 Every render also spends one budget of work and of bytes built (:mod:`.budget`), by
 mechanism rather than by a list: every entry of ``filters`` and ``tests`` is metered when it
@@ -20,21 +20,17 @@ checks the deadline. See ``docs/expressions.md``.
 
 from __future__ import annotations
 
-import base64
 import functools
-import hashlib
 import itertools
-import json
 import re
 import types
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from jinja2 import filters as jfilters
 from jinja2 import nodes
 from jinja2.compiler import CodeGenerator, Frame, operators
-from jinja2.exceptions import FilterArgumentError, SecurityError
+from jinja2.exceptions import SecurityError
 from jinja2.runtime import (
     BlockReference,
     ChainableUndefined,
@@ -45,19 +41,17 @@ from jinja2.runtime import (
     Undefined,
 )
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedFormatter
-from jinja2.utils import Namespace, pass_context, pass_environment, pass_eval_context
+from jinja2.utils import Namespace, pass_context
 
-from hub.expressions import textops
+from hub.expressions import filters
 from hub.expressions.budget import (
     BUDGET,
     BYTE_COST,
     CALL_COST,
-    CHAR_COST,
-    FILTER_COSTS,
-    ITEM_COST,
     LAZY_ITEM_COST,
     LOOP_COST,
-    NODE_COST,
+    PLAIN_TYPES,
+    STR_BYTES,
     Budget,
     LimitExceeded,
     Limits,
@@ -67,78 +61,18 @@ from hub.expressions.budget import (
     scan_cost,
     spend,
 )
+from hub.expressions.budget import json_size as _size
 
 __all__ = ["BUDGET", "PLAIN_TYPES", "Budget", "LimitExceeded", "Limits", "RenderMoved"]
 __all__ += ["SandboxEnvironment"]
 
 
-PLAIN_TYPES = frozenset({str, int, float, bool, type(None)})
-"""Types whose values are plain data as they are (no container to look into)."""
-
 _MAX_INT_BITS = 65_536
-_STR_BYTES = 49  # what a str object holds besides its characters
-MAX_WRAP_LINES = 50_000
-"""The most lines one ``wordwrap`` may cut (about 1 µs each: 50 ms)."""
-WRAP_LINE_COST = 4_000
-MAX_URLIZE_BACKTRACK = 1_000_000
-"""The most backtracking steps (squared punctuation runs) one ``urlize`` may take (40 ms)."""
-MAX_URLIZE_TEXT = 100_000
-"""The longest text one ``urlize`` takes (it works word by word in Python: about 1 µs a
-character on short words, 0.1 s for this many)."""
-URLIZE_BYTE_COST = 1_000
-URLIZE_STEP_COST = 40
-FROMJSON_BYTE_COST = 40
-FROMJSON_GROWTH = 8
-"""What parsed JSON holds in memory, at most, per byte of its text (charged before)."""
 _REFUSED_ATTRS = frozenset({"translate", "maketrans", "expandtabs", "to_bytes", "fromkeys"})
 _BYTES_ATTRS = frozenset({"decode", "hex"})
 _PADDING_METHODS = frozenset({"center", "ljust", "rjust", "zfill"})
 _PERCENT = re.compile(r"%(?:\(([^)]*)\))?[#0\- +]*(\*|\d+)?(?:\.(\*|\d+))?[hlL]?(.)", re.S)
 _DIGITS = re.compile(r"\d+")
-
-
-def _size(value: Any, limit: int) -> int:
-    """Estimate the serialized size of ``value``; stop counting once past ``limit``. A long
-    walk is charged to the render's work (:data:`NODE_COST` an object)."""
-    if type(value) is str:
-        return len(value)
-    if type(value) is int:
-        return value.bit_length() // 3 + 1
-    if type(value) in PLAIN_TYPES:
-        return 1
-    total = 0
-    visits = 0
-    stack = [value]
-    while stack:
-        visits += 1
-        v = stack.pop()
-        if isinstance(v, (str, bytes, bytearray)):
-            total += len(v)
-        elif isinstance(v, (list, tuple, set, frozenset)):
-            total += len(v) + 2
-            visits += len(v)
-            for item in v:
-                if isinstance(item, str):
-                    total += len(item)
-                elif type(item) in PLAIN_TYPES:
-                    total += 1
-                else:
-                    stack.append(item)
-        elif isinstance(v, Mapping):
-            total += 2 * len(v) + 2
-            stack.extend(v.keys())
-            stack.extend(v.values())
-        elif isinstance(v, Namespace):
-            stack.append(v._Namespace__attrs)
-        elif isinstance(v, int) and not isinstance(v, bool):
-            total += v.bit_length() // 3 + 1
-        else:
-            total += 1
-        if total > limit:
-            break
-    if visits > 64:
-        charge(visits * NODE_COST)
-    return total
 
 
 class _CodeGenerator(CodeGenerator):
@@ -245,9 +179,10 @@ class SandboxEnvironment(ImmutableSandboxedEnvironment):
         self.globals["range"] = self.hub_range
         self.globals["now"] = _now
         # Whatever is stored in these, now or later (plugins' filters), is metered.
-        self.filters = _MeteredDict(self._meter, self.filters)
-        self.tests = _MeteredDict(self._meter, self.tests)
-        self._guard_filters()
+        meter = functools.partial(filters.meter, self)
+        self.filters = filters.MeteredDict(meter, self.filters)
+        self.tests = filters.MeteredDict(meter, self.tests)
+        filters.guard_filters(self)
 
     # -- bounds -------------------------------------------------------------------------
 
@@ -422,9 +357,9 @@ class SandboxEnvironment(ImmutableSandboxedEnvironment):
             self.hub_made(rv)
         elif isinstance(rv, str) and not (isinstance(owner, str) and len(owner) >= len(rv)):
             self.check_length(len(rv), "the result of a call")
-        return self._built(rv, owner, args, kwargs)
+        return self.charge_result(rv, owner, args, kwargs)
 
-    def _built(self, rv: Any, owner: Any, args: Any, kwargs: Mapping[str, Any]) -> Any:
+    def charge_result(self, rv: Any, owner: Any, args: Any, kwargs: Mapping[str, Any]) -> Any:
         """Charge the result of a call or filter as built, unless it is one of its inputs
         (passed through); meter it if it is lazy."""
         kind = type(rv)
@@ -436,7 +371,7 @@ class SandboxEnvironment(ImmutableSandboxedEnvironment):
         if kind is str:
             budget = BUDGET.get()
             if budget is not None:
-                spend(budget, len(rv) * BYTE_COST, _STR_BYTES + len(rv))
+                spend(budget, len(rv) * BYTE_COST, STR_BYTES + len(rv))
         elif kind is types.GeneratorType:
             return self._metered_items(rv)
         elif (kind is not int or rv.bit_length() >= 4096) and all(
@@ -456,15 +391,6 @@ class SandboxEnvironment(ImmutableSandboxedEnvironment):
             if type(item) is list or type(item) is tuple:
                 charge_built(item)
             budget.work -= LAZY_ITEM_COST  # spend(), inlined: this runs per item
-            if budget.work < budget.check_at:
-                spend(budget, 0)
-            yield item
-
-    @staticmethod
-    def _read_items(budget: Budget, items: Iterator[Any], cost: int) -> Iterator[Any]:
-        """``items``, each charged ``cost`` as it is read."""
-        for item in items:
-            budget.work -= cost
             if budget.work < budget.check_at:
                 spend(budget, 0)
             yield item
@@ -577,233 +503,6 @@ class SandboxEnvironment(ImmutableSandboxedEnvironment):
         rv: str = fmt % args
         return rv
 
-    # -- filters ------------------------------------------------------------------------
-
-    def _guard_filters(self) -> None:
-        """Replace Jinja's filters that can grow a value or loop with guarded copies, add the
-        hub's own, and bound every filter's string result (:meth:`_bounded`).
-
-        Over 80 lines on purpose: it is a list of small closures, each a few lines over the
-        same environment and output limit; one function keeps the guards side by side.
-        """
-        lim = self.limits.max_output
-        env = self
-        f = self.filters
-
-        def center(value: Any, width: int = 80) -> str:
-            env.check_width(width)
-            return jfilters.do_center(value, width)
-
-        def indent(s: Any, width: int | str = 4, first: bool = False, blank: bool = False) -> str:
-            text = str(s)
-            w = len(width) if isinstance(width, str) else width
-            env.check_width(w)
-            if isinstance(w, int):
-                env.check_length(len(text) + (text.count("\n") + 1) * w, "indent()")
-                charge(w * BYTE_COST, w)  # the indentation string, built even if unused
-            return jfilters.do_indent(text, width, first, blank)
-
-        @pass_environment
-        def wordwrap(
-            environment: Any,
-            s: Any,
-            width: int = 79,
-            break_long_words: bool = True,
-            wrapstring: str | None = None,
-            break_on_hyphens: bool = True,
-        ) -> str:
-            # Jinja's wordwrap, with textwrap's lines cut in linear time (textops)
-            text, width = str(s), int(width)
-            wrap = environment.newline_sequence if wrapstring is None else str(wrapstring)
-            paragraphs = text.splitlines()
-            lines = 2 * len(text) // max(width, 1) + len(paragraphs) + 1  # at most
-            if lines > MAX_WRAP_LINES:
-                raise LimitExceeded(
-                    f"wordwrap() would cut more than {MAX_WRAP_LINES} lines (a fixed bound)"
-                )
-            charge(lines * WRAP_LINE_COST)
-            # a break turns a space into the wrapstring, or adds it inside a long word
-            env.check_length(len(text) + lines * max(len(wrap) - 1, 0), "wordwrap()")
-            return wrap.join(
-                [
-                    wrap.join(textops.wrap_lines(p, width, break_long_words, break_on_hyphens))
-                    for p in paragraphs
-                ]
-            )
-
-        @pass_eval_context
-        def urlize(eval_ctx: Any, value: Any, *args: Any, **kwargs: Any) -> str:
-            text = str(value)
-            if len(text) > MAX_URLIZE_TEXT:
-                raise LimitExceeded(
-                    f"urlize() of more than {MAX_URLIZE_TEXT} characters (a fixed bound)"
-                )
-            cost = textops.urlize_cost(text)
-            if cost - len(text) > MAX_URLIZE_BACKTRACK:
-                raise LimitExceeded(
-                    "urlize() of runs of punctuation this long would take too long (a fixed bound)"
-                )
-            charge(len(text) * URLIZE_BYTE_COST + (cost - len(text)) * URLIZE_STEP_COST)
-            return jfilters.do_urlize(eval_ctx, text, *args, **kwargs)
-
-        def whole(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
-            # a filter that serializes a whole value: its size is checked before it runs
-            index = 1 if getattr(func, "jinja_pass_arg", None) is not None else 0
-
-            @functools.wraps(func)
-            def checked(*args: Any, **kwargs: Any) -> Any:
-                if len(args) > index and type(args[index]) not in PLAIN_TYPES:
-                    env.check_length(_size(args[index], lim), f"|{name}")
-                return func(*args, **kwargs)
-
-            return checked
-
-        @pass_eval_context
-        def replace(eval_ctx: Any, s: Any, old: Any, new: Any, count: int | None = None) -> str:
-            text = str(s)
-            env._check_str_method(text, "replace", (old, new, -1 if count is None else count))
-            return jfilters.do_replace(eval_ctx, s, old, new, count)
-
-        @pass_eval_context
-        def join(eval_ctx: Any, value: Any, d: str = "", attribute: Any = None) -> str:
-            if attribute is not None:
-                value = map(jfilters.make_attrgetter(env, attribute), value)
-            items = list(value)
-            total = len(str(d)) * max(len(items) - 1, 0)
-            for item in items:
-                total += _size(item, lim)
-                env.check_length(total, "join()")
-            return jfilters.sync_do_join(eval_ctx, items, d)
-
-        def format_(value: Any, *args: Any, **kwargs: Any) -> str:
-            if args and kwargs:
-                raise FilterArgumentError("can't handle positional and keyword args")
-            return env.percent(str(value), kwargs or args)
-
-        def filled(name: Any, count: int, fill_with: Any) -> None:
-            if isinstance(count, int) and count > env.limits.max_repeat:
-                raise LimitExceeded(
-                    f"{name} larger than the limit of {env.limits.max_repeat} (HUB_MAX_REPEAT)"
-                )
-            if fill_with is not None and isinstance(count, int) and count > 0:
-                env.check_length(_size(fill_with, lim // count) * count, f"{name} filling")
-
-        def batch(value: Any, linecount: int, fill_with: Any = None) -> Any:
-            filled("batch()", linecount if fill_with is not None else 0, fill_with)
-            return jfilters.do_batch(value, linecount, fill_with)
-
-        def slice_(value: Any, slices: int, fill_with: Any = None) -> Any:
-            filled("slice()", slices, fill_with)
-            return jfilters.sync_do_slice(value, slices, fill_with)
-
-        @pass_environment
-        def sum_(environment: Any, iterable: Any, attribute: Any = None, start: Any = 0) -> Any:
-            if not isinstance(start, (list, tuple)):
-                return jfilters.sync_do_sum(environment, iterable, attribute, start)
-            if attribute is not None:
-                iterable = map(jfilters.make_attrgetter(env, attribute), iterable)
-            items, total = list(start), _size(start, lim)
-            for item in iterable:  # concatenation in linear time, bounded
-                env.tick()
-                if type(item) is not type(start):
-                    raise TypeError(f"cannot add {type(item).__name__} to {type(start).__name__}")
-                total += _size(item, lim)
-                env.check_length(total, "sum()")
-                items.extend(item)
-            return type(start)(items)
-
-        @pass_eval_context
-        def tojson(eval_ctx: Any, value: Any, indent: Any = None) -> Any:
-            width = len(indent) if isinstance(indent, str) else indent
-            if indent is not None and not (isinstance(width, int) and width <= 16):
-                raise LimitExceeded("tojson() indent must be at most 16")
-            return jfilters.do_tojson(eval_ctx, value, indent)
-
-        f.update(center=center, indent=indent, wordwrap=wordwrap, replace=replace, join=join)
-        f.update(format=format_, batch=batch, slice=slice_, sum=sum_, urlize=urlize)
-        f.update(fromjson=_fromjson, b64encode=_b64encode, b64decode=_b64decode)
-        f.update(sha256=_hash("sha256"), md5=_hash("md5"))
-        f.update(tojson=whole("tojson", tojson))
-        for name in ("string", "pprint", "urlencode", "xmlattr"):
-            f[name] = whole(name, self.filters[name])
-
-    def _meter(self, name: str, func: Any) -> Any:
-        """``func`` (a filter or test) metered: each call is charged :data:`CALL_COST` and
-        what it reads before it runs, then what it builds (a lazy result, item by item), and
-        a string result above ``max_output`` is refused unless it did not grow."""
-        if getattr(func, "hub_metered", False) or not callable(func):
-            return func
-        index = 1 if getattr(func, "jinja_pass_arg", None) is not None else 0
-        lim = self.limits.max_output
-        char, item = FILTER_COSTS.get(name, (CHAR_COST, ITEM_COST))
-        costly_items = item > ITEM_COST
-
-        @functools.wraps(func)
-        def metered(*args: Any, **kwargs: Any) -> Any:
-            budget = BUDGET.get()
-            if budget is None:
-                return func(*args, **kwargs)
-            work = CALL_COST
-            for arg in args[index:]:
-                work += scan_cost(arg, char, item)
-            for arg in kwargs.values():
-                work += scan_cost(arg)
-            spend(budget, work)
-            if costly_items and len(args) > index and _is_iterator(args[index]):
-                # a lazy value read whole by a filter that works hard per item: charge
-                # each item as the filter takes it
-                read = self._read_items(budget, args[index], item)
-                args = (*args[:index], read, *args[index + 1 :])
-            rv = func(*args, **kwargs)
-            if type(rv) is not str:
-                return self._built(rv, None, args[index:], kwargs)
-            size = len(rv)
-            value = args[index] if len(args) > index else None
-            if size > lim and not (isinstance(value, str) and len(value) >= size):
-                self.check_length(size, f"the result of |{name}")
-            if rv is not value:  # (spend(), inlined: the common case of every filter)
-                budget.work -= size * BYTE_COST
-                budget.bytes -= _STR_BYTES + size
-                if budget.work < budget.check_at or budget.bytes < 0:
-                    spend(budget, 0)
-            return rv
-
-        metered.hub_metered = True  # type: ignore[attr-defined]
-        return metered
-
-
-class _MeteredDict(dict[str, Any]):
-    """The environment's filters or tests: every value stored is metered first (by
-    :meth:`SandboxEnvironment._meter`), whoever stores it and whenever."""
-
-    def __init__(self, meter: Callable[[str, Any], Any], items: Mapping[str, Any]) -> None:
-        super().__init__()
-        self._meter = meter
-        self.update(items)
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        super().__setitem__(key, self._meter(key, value))
-
-    def update(self, *args: Any, **kwargs: Any) -> None:
-        """Store each entry through :meth:`__setitem__`."""
-        for key, value in dict(*args, **kwargs).items():
-            self[key] = value
-
-    def setdefault(self, key: str, default: Any = None) -> Any:
-        """Store ``default`` (metered) if ``key`` is missing; return the stored value."""
-        if key not in self:
-            self[key] = default
-        return self[key]
-
-    def __ior__(self, other: Any) -> _MeteredDict:  # type: ignore[override,misc]
-        self.update(other)
-        return self
-
-
-def _is_iterator(value: Any) -> bool:
-    kind = type(value)
-    return kind not in PLAIN_TYPES and hasattr(kind, "__next__")
-
 
 class _Undefined(ChainableUndefined, StrictUndefined):
     """Strict on use (str, bool, iteration...), chainable on access, so that
@@ -815,33 +514,3 @@ class _Undefined(ChainableUndefined, StrictUndefined):
 def _now() -> str:
     """The current time, UTC, ISO 8601."""
     return datetime.now(UTC).isoformat()
-
-
-def _bytes(value: Any) -> bytes:
-    return value if isinstance(value, bytes) else str(value).encode("utf-8")
-
-
-def _fromjson(value: Any) -> Any:
-    """Parse a JSON string (charged before it runs: its text read, what it may build)."""
-    if isinstance(value, (str, bytes, bytearray)):
-        charge(len(value) * FROMJSON_BYTE_COST, len(value) * FROMJSON_GROWTH)
-    return json.loads(value)
-
-
-def _b64encode(value: Any, urlsafe: bool = False) -> str:
-    """Base64 of the UTF-8 bytes of ``value``."""
-    return (base64.urlsafe_b64encode if urlsafe else base64.b64encode)(_bytes(value)).decode()
-
-
-def _b64decode(value: Any, urlsafe: bool = False) -> str:
-    """Decode base64 to a UTF-8 string."""
-    return (base64.urlsafe_b64decode if urlsafe else base64.b64decode)(_bytes(value)).decode()
-
-
-def _hash(name: str) -> Callable[[Any], str]:
-    def digest(value: Any) -> str:
-        return hashlib.new(name, _bytes(value)).hexdigest()
-
-    digest.__name__ = name
-    digest.__doc__ = f"The hex {name} digest of the UTF-8 bytes of the value."
-    return digest
