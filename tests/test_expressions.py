@@ -474,3 +474,13 @@ def test_cheap_renders_fit_a_small_budget() -> None:
     ex = Expressions(Limits(max_render_work=100_000, max_render_bytes=10_000))
     assert render(ex, "{{ trigger.body.name | title }} {{ index + 1 }}") == "Ada 1"
     assert render(ex, "{{ trigger.body.email }}") == "ada@example.com"
+
+
+def test_lookups_in_a_mapping_or_set_are_not_charged_as_scans() -> None:
+    ex = Expressions(Limits(max_render_work=200_000_000, max_render_seconds=60.0))
+    data = {"seen": {str(i): True for i in range(100_000)}, "ids": [str(i) for i in range(100_000)]}
+    lookups = "{% for i in range(2000) %}{{ (i ~ '') in seen }}{% endfor %}"
+    assert ex.compile(lookups, "f").render(data).count("True") == 2000
+    scans = "{% for i in range(2000) %}{{ (i ~ '') in ids }}{% endfor %}"
+    with pytest.raises(ExpressionError, match="HUB_MAX_RENDER_WORK"):
+        ex.compile(scans, "f").render(data)

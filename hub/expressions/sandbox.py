@@ -123,7 +123,8 @@ class _CodeGenerator(CodeGenerator):
         self.visit(node.expr, frame)
         self.write(")")
         for operand in node.ops:
-            self.write(f" {operators[operand.op]} environment.hub_scan(")
+            hook = "hub_scan_in" if operand.op in ("in", "notin") else "hub_scan"
+            self.write(f" {operators[operand.op]} environment.{hook}(")
             self.visit(operand.expr, frame)
             self.write(")")
         self.write(")")
@@ -258,6 +259,13 @@ class SandboxEnvironment(ImmutableSandboxedEnvironment):
         if cost > CALL_COST:
             charge(cost)
         return value
+
+    def hub_scan_in(self, value: Any) -> Any:
+        """The right operand of ``in``: a hashed lookup in a mapping, set or range is not a
+        scan; a string or list is."""
+        if isinstance(value, (Mapping, set, frozenset, range)):
+            return value
+        return self.hub_scan(value)
 
     def hub_sliced(self, value: Any) -> Any:
         """The result of ``x[a:b]`` (a copy), charged."""
