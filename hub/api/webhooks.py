@@ -177,13 +177,17 @@ def parse_body(raw: bytes, content_type: str) -> Any:
 def plugin_error(status: int, body: Any) -> dict[str, Any]:
     """A plugin trigger's refusal in the hub's one error shape.
 
-    A body already in the shape is kept; ``{"error": "text"}`` (what the Slack and HubSpot
-    triggers answer) keeps its text as the message; anything else gets a generic message.
+    A body already in the shape is kept (the Slack trigger answers so); ``{"error": "text"}``
+    (what the HubSpot trigger answers) keeps its text as the message; anything else gets a
+    generic message. A 401 of such a plugin is an ``invalid_signature`` of reason
+    ``refused``, as a plugin ``verify`` refusal is.
     """
     error = body.get("error") if isinstance(body, dict) else None
     if isinstance(error, dict) and set(error) == {"code", "message", "details"}:
         return {"error": error}
     message = error if isinstance(error, str) else "the trigger refused the request"
+    if status == 401:
+        return error_body("invalid_signature", message, {"reason": "refused"})
     return error_body(CODES.get(status, "refused"), message)
 
 

@@ -9,6 +9,13 @@ The functions here are pure (no I/O, the time passed in), so whatever route rece
 requests can call them: :func:`verify_slack_signature` checks one request,
 :func:`handle_events_request` decides the whole answer (refusal, the ``url_verification``
 challenge, or the events that start runs).
+
+Refusals are answered in the hub's one error shape, ``{"error": {"code", "message",
+"details"}}``, with the hub's codes and statuses (docs/webhooks.md): ``invalid_signature``
+(401, ``details.reason``: ``missing``, ``malformed``, ``expired`` or ``mismatch``, as the
+hub's built-in verification says them), ``unavailable`` (503, no signing secret
+configured) and ``invalid_json`` (400); the hub counts them in ``/metrics`` by code and
+reason.
 """
 
 from __future__ import annotations
@@ -29,7 +36,20 @@ VERSION = "v0"
 
 
 class SignatureError(ValueError):
-    """A request does not carry a valid Slack signature; the message says why (no secrets)."""
+    """A request does not carry a valid Slack signature; the message says why (no secrets),
+    ``reason`` in one word (``missing``, ``malformed``, ``expired``, ``mismatch``, or
+    ``unconfigured`` when there is no signing secret)."""
+
+    def __init__(self, message: str, reason: str = "mismatch") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def refusal(status: int, code: str, message: str, reason: str | None = None) -> dict[str, Any]:
+    """A refusing answer of :func:`handle_events_request` in the hub's error shape."""
+    details = {"reason": reason} if reason else None
+    error = {"code": code, "message": message, "details": details}
+    return {"status": status, "body": {"error": error}, "events": []}
 
 
 def _lower(headers: Mapping[str, str]) -> dict[str, str]:
@@ -57,26 +77,35 @@ def verify_slack_signature(
     comparison is constant-time.
     """
     if not secret:
-        raise SignatureError("no signing secret is configured (connection field signing_secret)")
+        raise SignatureError(
+            "no signing secret is configured (connection field signing_secret)", "unconfigured"
+        )
     found = _lower(headers)
     signature = found.get(SIGNATURE_HEADER, "").strip()
     stamp = found.get(TIMESTAMP_HEADER, "").strip()
     if not signature or not stamp:
-        raise SignatureError("the X-Slack-Signature or X-Slack-Request-Timestamp header is missing")
+        raise SignatureError(
+            "the X-Slack-Signature or X-Slack-Request-Timestamp header is missing", "missing"
+        )
     # ASCII digits, bounded: int() also reads '٣' and ' -5', and a 400-digit number
     # overflows the float arithmetic below.
     if not (stamp.isascii() and stamp.isdigit() and len(stamp) <= 12):
-        raise SignatureError("X-Slack-Request-Timestamp is not an integer (1-12 ASCII digits)")
+        raise SignatureError(
+            "X-Slack-Request-Timestamp is not an integer (1-12 ASCII digits)", "malformed"
+        )
     sent_at = int(stamp)
     now = time.time() if now is None else now
     if abs(now - sent_at) > tolerance:
         raise SignatureError(
             f"the request timestamp is {abs(now - sent_at):.0f} s away from now "
-            f"(more than {tolerance:g} s): a replay, or a clock out of sync"
+            f"(more than {tolerance:g} s): a replay, or a clock out of sync",
+            "expired",
         )
     expected = slack_signature(secret, stamp, raw_body)
     if not hmac.compare_digest(expected.encode(), signature.encode()):
-        raise SignatureError("the signature does not match (wrong signing secret, or altered body)")
+        raise SignatureError(
+            "the signature does not match (wrong signing secret, or altered body)", "mismatch"
+        )
 
 
 def handle_events_request(
@@ -103,13 +132,15 @@ def handle_events_request(
             float(config.get("tolerance_seconds") or TOLERANCE_SECONDS),
         )
     except SignatureError as exc:
-        return {"status": 401, "body": {"error": f"slack signature: {exc}"}, "events": []}
+        if exc.reason == "unconfigured":
+            return refusal(503, "unavailable", "the webhook's signing secret is not configured")
+        return refusal(401, "invalid_signature", f"slack signature: {exc}", exc.reason)
     try:
         payload = json.loads(raw_body)
     except ValueError:
-        return {"status": 400, "body": {"error": "the body is not JSON"}, "events": []}
+        return refusal(400, "invalid_json", "the body is not valid JSON")
     if not isinstance(payload, dict):
-        return {"status": 400, "body": {"error": "the body is not a JSON object"}, "events": []}
+        return refusal(400, "invalid_json", "the body is not a JSON object")
     kind = payload.get("type")
     if kind == "url_verification":
         return {"status": 200, "body": {"challenge": payload.get("challenge", "")}, "events": []}

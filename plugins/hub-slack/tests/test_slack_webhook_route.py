@@ -75,3 +75,130 @@ async def test_slack_events_reach_the_hub_through_its_webhook_route(tmp_path: Pa
             refused = await client.post(url, content=raw, headers=headers)
             assert refused.status_code == 401
             assert len(await hub.list_runs(flow_id="mentions")) == 1
+
+
+def refused_with(response: Any, status: int, code: str, reason: str | None) -> None:
+    """The answer is a refusal in the hub's one error shape with this code and reason."""
+    assert response.status_code == status, response.text
+    assert set(response.json()) == {"error"}
+    error = response.json()["error"]
+    assert set(error) == {"code", "message", "details"}
+    assert error["code"] == code, error
+    assert error["details"] == ({"reason": reason} if reason else None), error
+
+
+def webhook_count(metrics: str, outcome: str) -> float:
+    line = f'hub_webhook_requests_total{{outcome="{outcome}"}} '
+    found = [row for row in metrics.splitlines() if row.startswith(line)]
+    return float(found[0].split()[-1]) if found else 0.0
+
+
+async def test_every_refusal_is_in_the_hub_error_shape_and_counted_by_reason(
+    tmp_path: Path,
+) -> None:
+    """Each refusal of the slack.events trigger answers like the hub's built-in checks (code,
+    status, details.reason) and /metrics counts it by code and reason, not as ``refused``;
+    an accepted event answers its run id, a retried one the same run, marked replayed."""
+    async with started_hub(Settings(data_dir=tmp_path), [plugin]) as hub:
+        await hub.set_connection(
+            "slack-app", "slack", {"bot_token": "xoxb-1-2", "signing_secret": SECRET}
+        )
+        await hub.set_connection("no-secret", "slack", {"bot_token": "xoxb-1-2"})
+        step = {"id": "a", "action": "data.set", "input": {"value": "{{ trigger.event_id }}"}}
+        for flow_id, connection in (("events", "slack-app"), ("unconfigured", "no-secret")):
+            await hub.save_flow(
+                {
+                    "id": flow_id,
+                    "trigger": {"type": "slack.events", "connection": connection},
+                    "steps": [step],
+                },
+                publish=True,
+            )
+        event = {"type": "event_callback", "event_id": "Ev1", "event": {"type": "app_mention"}}
+        raw, good = signed(event)
+        now = int(time.time())
+        old = str(now - 3600)
+        cases = [
+            ({"content-type": "application/json"}, raw, 401, "invalid_signature", "missing"),
+            (
+                {**good, "x-slack-request-timestamp": "12e3"},
+                raw,
+                401,
+                "invalid_signature",
+                "malformed",
+            ),
+            (
+                {
+                    **good,
+                    "x-slack-request-timestamp": old,
+                    "x-slack-signature": slack_signature(SECRET, old, raw),
+                },
+                raw,
+                401,
+                "invalid_signature",
+                "expired",
+            ),
+            (
+                {**good, "x-slack-signature": "v0=" + "0" * 64},
+                raw,
+                401,
+                "invalid_signature",
+                "mismatch",
+            ),
+        ]
+        not_json = b"not json"
+        cases.append(
+            (
+                {
+                    **good,
+                    "x-slack-signature": slack_signature(
+                        SECRET, good["x-slack-request-timestamp"], not_json
+                    ),
+                },
+                not_json,
+                400,
+                "invalid_json",
+                None,
+            )
+        )
+        array = b"[1, 2]"
+        cases.append(
+            (
+                {
+                    **good,
+                    "x-slack-signature": slack_signature(
+                        SECRET, good["x-slack-request-timestamp"], array
+                    ),
+                },
+                array,
+                400,
+                "invalid_json",
+                None,
+            )
+        )
+        async with http_client(hub) as client:
+            for headers, body, status, code, reason in cases:
+                answer = await client.post("/hooks/default/events", content=body, headers=headers)
+                refused_with(answer, status, code, reason)
+            answer = await client.post("/hooks/default/unconfigured", content=raw, headers=good)
+            refused_with(answer, 503, "unavailable", None)
+            assert await hub.list_runs(flow_id="events") == []
+
+            first = await client.post("/hooks/default/events", content=raw, headers=good)
+            assert first.status_code == 200, first.text
+            run_id = first.json()["run_id"]
+            assert first.json() == {"run_id": run_id, "status": "running"}
+            retry = await client.post(
+                "/hooks/default/events", content=raw, headers={**good, "x-slack-retry-num": "1"}
+            )
+            assert retry.json()["run_id"] == run_id
+            assert retry.headers["idempotent-replayed"] == "true"
+
+            metrics = (await client.get("/metrics")).text
+        for outcome in ("missing", "malformed", "expired", "mismatch"):
+            assert webhook_count(metrics, f"invalid_signature:{outcome}") == 1, outcome
+        assert webhook_count(metrics, "invalid_json") == 2
+        assert webhook_count(metrics, "unavailable") == 1
+        assert webhook_count(metrics, "refused") == 0
+        assert webhook_count(metrics, "accepted") == 1
+        assert webhook_count(metrics, "replayed") == 1
