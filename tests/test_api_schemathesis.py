@@ -41,7 +41,14 @@ from hub.api.app import create_app
 from hub.runtime import Hub
 from hub.settings import Settings
 from tests import kit
-from tests.api_kit import SECRET, ApiPlugin, add_user, flow_document, make_api
+from tests.api_kit import (
+    PASSWORD,
+    SECRET,
+    ApiPlugin,
+    add_user,
+    flow_document,
+    make_api,
+)
 
 MAX_EXAMPLES = 6
 
@@ -160,7 +167,7 @@ REQUEST_DEADLINE = 30.0  # seconds: an answer slower than this is a failure too
 HOSTILE_EXAMPLES = 400
 KB = 1024
 MB = 1024 * KB
-API_BODY_CAP = 10_000_000  # Litestar's request_max_body_size default, which the API keeps
+API_BODY_CAP = Settings().max_request_bytes  # HUB_MAX_REQUEST_BYTES
 
 # Digits that str.isdigit() accepts and int() does not (superscripts), or that int()
 # accepts while they are not ASCII (Arabic-Indic, N'Ko, fullwidth, mathematical bold).
@@ -296,6 +303,7 @@ class Hostile:
     drop_auth: bool = False
     body: bytes | None = None
     content_type: bytes | None = b"application/json"
+    session: bool = False  # authenticate with the session cookie and CSRF token instead
 
 
 def load_operations() -> tuple[list[Operation], dict[str, Any]]:
@@ -509,6 +517,32 @@ def hostile_variants(operation: Operation, components: dict[str, Any]) -> list[H
             headers=((b"authorization", b"Bearer hub_" + b"x" * 40),),
         )
     )
+    # A browser session with hostile cookies and CSRF tokens (not on the routes that would
+    # end the session the other cases use).
+    if operation.path not in ("/api/auth/logout", "/api/me/password"):
+        nasty = (b"\xff\xb2", b"t" * 64 * KB, b"", b"\xb2")
+        out.append(Hostile("session", "valid session and token", session=True))
+        out.append(Hostile("session", "no token", session=True, headers=((b"x-csrftoken", b""),)))
+        for value in nasty:
+            out.append(
+                Hostile(
+                    "session",
+                    f"token {value[:8]!r}",
+                    session=True,
+                    headers=((b"x-csrftoken", value),),
+                )
+            )
+            cookie = b"hub_session=" + value + b"; csrftoken=" + value
+            headers = ((b"cookie", cookie), (b"x-csrftoken", value))
+            out.append(Hostile("session", f"cookies {value[:8]!r}", session=True, headers=headers))
+        out.append(
+            Hostile(
+                "session",
+                "two session cookies",
+                session=True,
+                headers=((b"cookie", b"hub_session=a; hub_session=b"),),
+            )
+        )
     # Huge strings: every string field at 1 MB, the body past the cap.
     if body is not None:
         for field in fields:
@@ -656,8 +690,10 @@ class HostileApi:
     components: dict[str, Any]
     pins: dict[str, str]
     token: str
-
+    session_cookie: bytes
+    csrf_token: bytes
     errors: list[str] = dataclasses.field(default_factory=list)
+    statuses: dict[str, set[int]] = dataclasses.field(default_factory=dict)
 
     def logged_errors(self) -> str:
         """The unexpected errors the app logged since the last call (the cause of a 500)."""
@@ -678,7 +714,13 @@ class HostileApi:
     def send(self, operation: Operation, hostile: Hostile) -> str | None:
         """Send one hostile request; the failure, described, or None when it was answered well."""
         headers: list[tuple[bytes, bytes]] = []
-        if not hostile.drop_auth and not any(k == b"authorization" for k, _ in hostile.headers):
+        names = {k for k, _ in hostile.headers}
+        if hostile.session:
+            if b"cookie" not in names:
+                headers.append((b"cookie", self.session_cookie))
+            if b"x-csrftoken" not in names:
+                headers.append((b"x-csrftoken", self.csrf_token))
+        elif not hostile.drop_auth and b"authorization" not in names:
             headers.append((b"authorization", f"Bearer {self.token}".encode()))
         body = hostile.body
         if body is None and operation.body_schema is not None and hostile.family != "utf8":
@@ -691,12 +733,14 @@ class HostileApi:
         where = f"{operation.label} [{hostile.family}: {hostile.what}]"
 
         async def call() -> httpx.Response:
+            self.client.cookies.clear()  # only the cookies the case sends
             return await self.client.request(operation.method, url, headers=headers, content=body)
 
         try:
             response = self.runner.run(asyncio.wait_for(call(), REQUEST_DEADLINE))
         except TimeoutError:
             return f"{where}: no answer within {REQUEST_DEADLINE:g} s"
+        self.statuses.setdefault(hostile.family, set()).add(response.status_code)
         return answer_problem(where, response)
 
 
@@ -739,6 +783,21 @@ class ErrorCatcher(logging.Handler):
             frames = traceback.extract_tb(exc.__traceback__)
             where = f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
             self.into.append(f"{type(exc).__name__}: {str(exc)[:200]}{where}")
+
+
+async def browser_session(client: httpx.AsyncClient, hub: Hub) -> tuple[bytes, bytes]:
+    """An owner logged in like the UI: the Cookie header and the CSRF token to send."""
+    await add_user(hub, "browser@example.com", "owner", password=PASSWORD)
+    token = (await client.get("/api/auth/csrf")).json()["token"]
+    response = await client.post(
+        "/api/auth/login",
+        json={"email": "browser@example.com", "password": PASSWORD},
+        headers={"x-csrftoken": token},
+    )
+    assert response.status_code == 200, response.text
+    cookie = "; ".join(f"{k}={v}" for k, v in client.cookies.items())
+    client.cookies.clear()
+    return cookie.encode(), token.encode()
 
 
 async def seed_hostile(hub: Hub) -> dict[str, str]:
@@ -786,7 +845,10 @@ def hostile_api(
         "token_id": "no-such-token",
         "user_id": "no-such-user",
     }
-    hostile = HostileApi(runner, api.client, operations, components, pins, api.owner.token)
+    cookie, csrf = runner.run(browser_session(api.client, hub))
+    hostile = HostileApi(
+        runner, api.client, operations, components, pins, api.owner.token, cookie, csrf
+    )
     catcher = ErrorCatcher(hostile.errors)
     logging.getLogger("hub").addHandler(catcher)
     try:
@@ -829,7 +891,18 @@ def test_hostile_requests_to_every_route_answer_4xx_in_the_error_shape(
                 failures.setdefault(key, []).append(problem + api.logged_errors())
     api.pins = base_pins
     assert len(api.operations) >= 50, f"only {len(api.operations)} operations in the snapshot"
-    assert families >= {"deep", "digits", "headers", "huge", "types", "utf8", "duplicates"}
+    assert families >= {
+        "deep",
+        "digits",
+        "headers",
+        "huge",
+        "types",
+        "utf8",
+        "duplicates",
+        "session",
+    }
+    # The cases reach the handlers: a valid session (and the bearer token) get answers.
+    assert 200 in api.statuses["session"] and 200 in api.statuses["types"], api.statuses
     report = [f"{len(v)} x {v[0]}" for v in failures.values()]
     assert not failures, f"{len(report)} kinds of failure in {sent} requests:\n" + "\n".join(report)
 
