@@ -160,6 +160,10 @@ steps:
     assert document["steps"][1]["input"]["headers"]["x-team"] == "sales"
 
 
+def test_the_parsers_defaults_are_the_settings_defaults() -> None:
+    assert DocumentLimits() == DocumentLimits.from_settings(Settings())
+
+
 def test_every_example_flow_is_within_the_default_bounds() -> None:
     root = Path(__file__).resolve().parent.parent
     files = sorted((root / "examples").rglob("*.yaml")) + sorted((root / "tests").rglob("*.yaml"))

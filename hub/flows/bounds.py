@@ -1,5 +1,5 @@
-"""Bounds on documents: size, nesting depth, node count and YAML aliases, checked before
-anything recurses over the data or expands it.
+"""Bounds on documents: size, nesting depth, node count, YAML aliases and distinct
+expressions, checked before anything recurses over the data, expands it or compiles it.
 
 :class:`DocumentLimits` holds the limits (``HUB_MAX_DOCUMENT_*`` and ``HUB_MAX_YAML_ALIASES``).
 :func:`measure_yaml_graph` walks a composed YAML node graph once, memoized per node, so the
