@@ -14,6 +14,7 @@ import base64
 import contextlib
 import hashlib
 import json
+import re
 import time
 import urllib.parse
 from collections.abc import AsyncGenerator
@@ -215,6 +216,20 @@ def _is_json(content_type: str) -> bool:
     return media == "application/json" or media.endswith("+json")
 
 
+def server_url(server: str, base_url: str) -> str:
+    """Where an operation is called: its own absolute server, its relative one resolved
+    against ``base_url`` (``/v2`` from the host's root, ``v2`` below the base path), or
+    ``base_url`` when it has none."""
+    base = base_url.rstrip("/")
+    if not server:
+        return base
+    if re.match(r"^https?://", server):
+        return server
+    if not base:
+        return ""
+    return urllib.parse.urljoin(base + "/", server).rstrip("/")
+
+
 async def call(
     ctx: Any,
     connector: str,
@@ -226,7 +241,7 @@ async def call(
     """Call ``op`` with the validated input ``data``; return ``{status, headers, body}``."""
     where = f"{connector}.{op.action_name} ({op.method} {op.path})"
     connection = dict(ctx.connection or {})
-    base_url = str(connection.get("base_url") or default_base).rstrip("/")
+    base_url = server_url(op.server, str(connection.get("base_url") or default_base))
     if not base_url:
         raise ActionError(f"{where}: the connection has no base_url and the document no server")
     data = dict(data or {})

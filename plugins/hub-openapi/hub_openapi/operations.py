@@ -4,7 +4,10 @@ Each operation becomes an action named after its ``operationId`` (snake_cased; w
 ``<method>_<path>``). Its input has one field per parameter (path, query, header, cookie) and
 ``body`` for the request body; its output is ``{status, headers, body}``, ``body`` following
 the 2xx responses' schemas. The connection holds ``base_url`` (default: the document's first
-server) and one or more fields per security scheme (see :func:`security_fields`).
+server) and one or more fields per security scheme (see :func:`security_fields`). An
+operation or path item with its own ``servers`` is called on the first of them
+(:attr:`Operation.server`; the operation's before its path item's): an absolute URL as it is,
+a relative one resolved against the connection's ``base_url``.
 """
 
 from __future__ import annotations
@@ -73,18 +76,33 @@ class Operation:
     title: str
     description: str
     extensions: dict[str, Any]
+    # The operation's or its path item's first server ('' for the document's, the
+    # connection's base_url): an absolute http(s) URL, or a relative one.
+    server: str = ""
+
+
+def _first_server(servers: Any) -> str:
+    """The first server's URL with its variables at their defaults ('' when there is none)."""
+    if not isinstance(servers, list) or not servers or not isinstance(servers[0], dict):
+        return ""
+    url = str(servers[0].get("url") or "")
+    variables = servers[0].get("variables") or {}
+    for name, var in variables.items() if isinstance(variables, dict) else ():
+        if isinstance(var, dict) and "default" in var:
+            url = url.replace("{" + name + "}", str(var["default"]))
+    return url.rstrip("/") or url  # "/" (the root, relative) stays
 
 
 def default_base_url(doc: Document) -> str:
-    """The first server's URL with its variables at their defaults ('' when there is none)."""
-    servers = doc.data.get("servers") or []
-    if not servers or not isinstance(servers[0], dict):
-        return ""
-    url = str(servers[0].get("url") or "")
-    for name, var in (servers[0].get("variables") or {}).items():
-        if isinstance(var, dict) and "default" in var:
-            url = url.replace("{" + name + "}", str(var["default"]))
-    return url.rstrip("/") if re.match(r"^https?://", url) else ""
+    """The document's first server's URL with its variables at their defaults ('' when there
+    is none, or when it is not absolute)."""
+    url = _first_server(doc.data.get("servers"))
+    return url if re.match(r"^https?://", url) else ""
+
+
+def operation_server(item: dict[str, Any], op: dict[str, Any]) -> str:
+    """The first of the operation's ``servers``, else of its path item's ('' for neither)."""
+    return _first_server(op.get("servers")) or _first_server(item.get("servers"))
 
 
 def security_schemes(doc: Document) -> dict[str, Scheme]:
@@ -357,6 +375,7 @@ def build_operation(
         title=summary[:80] or name.replace("_", " ").capitalize(),
         description=text,
         extensions={k: v for k, v in op.items() if k.startswith("x-hub-")},
+        server=operation_server(item, op),
     )
 
 

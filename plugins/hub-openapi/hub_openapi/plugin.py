@@ -136,7 +136,8 @@ def build_connector(path: Path) -> Connector:
         if cache is not None and op.method != "GET":
             raise SpecError(f"{where}: x-hub-cache is allowed on GET operations only")
         timeout = op.extensions.get("x-hub-timeout")
-        needs = bool(op.security and {} not in op.security) or not base
+        own_server = op.server.startswith(("http://", "https://"))
+        needs = bool(op.security and {} not in op.security) or not (base or own_server)
         actions.append(
             Action(
                 name=op.action_name,

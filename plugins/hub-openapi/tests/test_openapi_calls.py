@@ -224,3 +224,45 @@ async def test_the_connection_test_calls_the_named_operation(
     assert petstore.requests[-1]["path"] == "/pets"  # x-hub-test-operation: listPets
     with pytest.raises(ActionError, match="credentials were refused"):
         await connector.test_connection({**connection, "api_key": "nope"})
+
+
+def _closed_port_url() -> str:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+async def test_path_and_operation_servers_are_where_their_operations_are_called(
+    petstore: Any, hub_settings: Any, tmp_path: Path
+) -> None:
+    """A path item's ``servers`` beat the document's (and the connection's base_url), an
+    operation's beat its path item's; a relative one resolves against base_url."""
+    import yaml
+
+    document = yaml.safe_load(SPEC.read_text())
+    nowhere = _closed_port_url()
+    document["paths"]["/pets"]["servers"] = [
+        {"url": "{root}", "variables": {"root": {"default": petstore.url}}}
+    ]
+    by_id = document["paths"]["/pets/{petId}"]
+    by_id["servers"] = [{"url": nowhere}]
+    by_id["get"]["servers"] = [{"url": petstore.url + "/"}]
+    by_id["delete"]["servers"] = [{"url": "/"}]  # relative: the base URL's root
+    path = tmp_path / "servers.yaml"
+    path.write_text(yaml.safe_dump(document))
+    acts = {a.name: a for a in plugin.build_connector(path).actions}
+    conn = {"base_url": nowhere + "/api/v9", "api_key": "pet-key-123"}
+
+    listed = await call(acts, "list_pets", {}, conn, hub_settings)  # the path item's server
+    assert listed["status"] == 200
+    got = await call(acts, "get_pet_by_id", {"petId": 2}, conn, hub_settings)  # the operation's
+    assert got["body"]["name"] == "Tom"
+    assert [r["path"] for r in petstore.requests] == ["/pets", "/pets/2"]
+    with pytest.raises(ActionError, match="ConnectError"):  # relative: the closed port's root
+        await call(acts, "delete_pet", {"petId": 2}, conn, hub_settings)
+    relative = {**conn, "base_url": petstore.url + "/api/v9"}
+    deleted = await call(acts, "delete_pet", {"petId": 2}, relative, hub_settings)
+    assert deleted["status"] == 204
+    assert petstore.requests[-1]["path"] == "/pets/2"
