@@ -41,6 +41,7 @@ from litestar import Request, Response, route
 from hub.api import webhook_forms
 from hub.api.errors import CODES, ApiError, error_body, error_responses
 from hub.api.metrics import metrics_of
+from hub.flows.bounds import json_too_deep, line_column
 from hub.runtime import Hub
 from hub.services import events
 from hub.services.events import EventRefused, Plan
@@ -133,7 +134,17 @@ def check_shape(value: Any) -> None:
 
 
 def decode_json(raw: bytes) -> Any:
-    """A JSON body as data, within the shape limits (400, 413 or 422 otherwise)."""
+    """A JSON body as data, within the shape limits (400, 413 or 422 otherwise).
+
+    The depth is scanned on the bytes before msgspec decodes them, as the API's bodies are
+    (:func:`hub.flows.bounds.json_too_deep`, the same scan).
+    """
+    deep_at = json_too_deep(raw, MAX_DEPTH)
+    if deep_at is not None:
+        where = line_column(raw, deep_at)
+        raise ApiError(
+            422, "json_too_deep", f"body: JSON nested deeper than {MAX_DEPTH} levels, at {where}"
+        )
     try:
         value = msgspec.json.decode(raw)
     except msgspec.DecodeError as exc:
