@@ -523,3 +523,22 @@ def test_the_cli_refuses_deep_run_input_before_decoding_it(tmp_path: Path) -> No
         result.stderr
     ), result.stderr
     assert "Traceback" not in result.stderr
+
+
+async def test_a_webhook_body_gets_the_same_depth_scan_before_decoding(api: Api) -> None:
+    document = flow_document("hook", trigger={"type": "webhook", "config": {}})
+    saved = await api.call(
+        "POST", f"{BASE}/flows", api.editor, json={"document": document, "publish": True}
+    )
+    assert saved.status_code == 201, saved.text
+    for depth in (65, 1000, 100_000):
+        response = await api.call(
+            "POST",
+            "/hooks/default/hook",
+            content='{"a": ' + deep_array(depth) + "}",
+            headers={"content-type": "application/json"},
+        )
+        error = assert_error(response, 422, "json_too_deep")
+        assert error["message"] == (
+            "body: JSON nested deeper than 64 levels, at line 1, column 70"
+        ), error
