@@ -24,6 +24,7 @@ import hmac
 import json
 import shutil
 import subprocess
+import sys
 import tarfile
 import time
 from collections.abc import AsyncIterator
@@ -37,10 +38,12 @@ import stripe
 from slack_sdk.signature import SignatureVerifier
 from standardwebhooks.webhooks import Webhook as StandardWebhook
 
+from hub import Connector, Trigger, hookimpl
 from hub.api.app import create_app
 from hub.builtin.triggers import SENDER_PRESETS
 from hub.db import webhook_keys
 from hub.db.models import webhook_keys as webhook_keys_table
+from hub.flows import parse_document
 from hub.runtime import Hub
 from hub.settings import Settings
 from hub.triggers.senders import PRESETS
@@ -53,10 +56,36 @@ SVIX_SECRET = "whsec_" + base64.b64encode(b"svix-test-key-0123456789abcdef").dec
 OCTOKIT = Path(__file__).parent / "vendor" / "octokit-webhooks-methods-6.0.0.tgz"
 
 
+class ExpiredError(ValueError):
+    """A plugin verifier's refusal that names its reason, as the built-in schemes do."""
+
+    reason = "expired"
+
+
+def verify_always_expired(
+    config: dict[str, Any], secrets: dict[str, Any], headers: Any, raw: bytes, now: float
+) -> None:
+    """A plugin verifier that refuses every request as expired (or unnamed, on request)."""
+    if headers.get("x-plain"):
+        raise ValueError("refused without a reason")
+    raise ExpiredError("the plugin's timestamp is too old")
+
+
+@hookimpl
+def hub_connectors() -> list[Connector]:
+    """A connector whose webhook trigger's verifier gives reasons."""
+    return [
+        Connector(
+            name="reasoned",
+            triggers=[Trigger(name="events", kind="webhook", verify=verify_always_expired)],
+        )
+    ]
+
+
 @pytest.fixture
 async def hub(settings: Settings) -> AsyncIterator[Hub]:
     """A started hub with signing secrets for each sender."""
-    async with started(settings, plugins=(kit,)) as instance:
+    async with started(settings, plugins=(kit, sys.modules[__name__])) as instance:
         for name in ("github", "stripe", "shopify", "slack"):
             await instance.set_connection(name, "core", {"secret": SECRET})
         await instance.set_connection("svix", "core", {"secret": SVIX_SECRET})
@@ -485,3 +514,184 @@ async def test_form_refusals(hub: Hub, client: httpx.AsyncClient) -> None:
     )
     assert_refused(not_multipart, 400, "invalid_form")
     assert await run_count(hub, "badforms") == 0
+
+
+# -- the examples of examples/webhooks ------------------------------------------------------
+
+EXAMPLES = Path(__file__).parent.parent / "examples" / "webhooks"
+
+
+async def apply_example(hub: Hub, name: str) -> str:
+    path = EXAMPLES / f"{name}.yaml"
+    saved = await hub.save_flow(parse_document(path.read_text(), str(path)), publish=True)
+    return f"/hooks/default/{saved.flow_id}"
+
+
+async def output_of(hub: Hub, response: httpx.Response) -> Any:
+    assert response.status_code == 202, response.text
+    record = await hub.wait_for_run(response.json()["run_id"], 10)
+    assert record["status"] == "succeeded", record["error"]
+    return record["output"]
+
+
+def test_every_sender_has_an_example() -> None:
+    files = {path.stem for path in EXAMPLES.glob("*.yaml")}
+    assert files == {
+        "github-push",
+        "stripe-invoice-paid",
+        "shopify-order",
+        "svix-event",
+        "slack-command",
+    }
+    for path in EXAMPLES.glob("*.yaml"):
+        preset = parse_document(path.read_text(), str(path))["trigger"]["config"]["sender"]
+        assert preset["preset"] in PRESETS
+
+
+async def test_the_github_example_reads_a_push(
+    hub: Hub, client: httpx.AsyncClient, octokit: Path
+) -> None:
+    path = await apply_example(hub, "github-push")
+    payload = json.dumps(
+        {
+            "ref": "refs/heads/main",
+            "repository": {"full_name": "octo/hub"},
+            "pusher": {"name": "ada"},
+            "commits": [{"id": "a1"}, {"id": "b2"}],
+        }
+    )
+    headers = {
+        "content-type": "application/json",
+        "x-github-event": "push",
+        "x-github-delivery": "d-1",
+        "x-hub-signature-256": octokit_sign(octokit, SECRET, payload),
+    }
+    out = await output_of(hub, await client.post(path, content=payload, headers=headers))
+    assert out == {
+        "event": "push",
+        "repository": "octo/hub",
+        "branch": "main",
+        "commits": 2,
+        "pusher": "ada",
+    }
+    # GitHub's form content type: the same push as payload=<json>, signed over the form.
+    form = urlencode({"payload": payload})
+    headers = {
+        **headers,
+        "content-type": "application/x-www-form-urlencoded",
+        "x-github-delivery": "d-2",
+        "x-hub-signature-256": octokit_sign(octokit, SECRET, form),
+    }
+    response = await client.post(path, content=form, headers=headers)
+    assert response.status_code == 202, response.text
+
+
+async def test_the_stripe_example_reads_an_invoice(hub: Hub, client: httpx.AsyncClient) -> None:
+    path = await apply_example(hub, "stripe-invoice-paid")
+    payload = json.dumps(
+        {
+            "id": "evt_1",
+            "type": "invoice.paid",
+            "data": {"object": {"customer": "cus_9", "amount_paid": 1250, "currency": "eur"}},
+        }
+    )
+    header = stripe.WebhookSignature.generate_signature_header(payload, SECRET)
+    stripe.Webhook.construct_event(payload, header, SECRET)
+    response = await client.post(
+        path,
+        content=payload,
+        headers={"content-type": "application/json", "stripe-signature": header},
+    )
+    out = await output_of(hub, response)
+    assert out == {
+        "event": "evt_1",
+        "type": "invoice.paid",
+        "customer": "cus_9",
+        "amount": 12.5,
+        "currency": "EUR",
+    }
+
+
+async def test_the_shopify_example_reads_an_order(hub: Hub, client: httpx.AsyncClient) -> None:
+    path = await apply_example(hub, "shopify-order")
+    payload = json.dumps(
+        {
+            "name": "#1001",
+            "total_price": "42.50",
+            "line_items": [{"title": "Mug", "quantity": 2}, {"title": "Tea", "quantity": 1}],
+        }
+    ).encode()
+    digest = hmac.new(SECRET.encode(), payload, hashlib.sha256).digest()
+    headers = {
+        "content-type": "application/json",
+        "x-shopify-topic": "orders/create",
+        "x-shopify-hmac-sha256": base64.b64encode(digest).decode(),
+        "x-shopify-webhook-id": "w-1",
+    }
+    out = await output_of(hub, await client.post(path, content=payload, headers=headers))
+    assert out == {
+        "topic": "orders/create",
+        "order": "#1001",
+        "total": 42.5,
+        "items": ["2 x Mug", "1 x Tea"],
+    }
+
+
+async def test_the_svix_example_reads_an_event(hub: Hub, client: httpx.AsyncClient) -> None:
+    path = await apply_example(hub, "svix-event")
+    payload = '{"type":"user.created","data":{"id":"user_1"}}'
+    stamp = datetime.datetime.now(tz=datetime.UTC)
+    signature = StandardWebhook(SVIX_SECRET).sign("msg_1", stamp, payload)
+    headers = {
+        "content-type": "application/json",
+        "svix-id": "msg_1",
+        "svix-timestamp": str(int(stamp.timestamp())),
+        "svix-signature": signature,
+    }
+    out = await output_of(hub, await client.post(path, content=payload, headers=headers))
+    assert out == {"message": "msg_1", "type": "user.created", "data": {"id": "user_1"}}
+
+
+async def test_the_slack_example_answers_a_command_and_a_button(
+    hub: Hub, client: httpx.AsyncClient
+) -> None:
+    path = await apply_example(hub, "slack-command")
+    command = urlencode(
+        {"command": "/order", "text": "A-17", "user_id": "U7", "trigger_id": "t.1"}
+    ).encode()
+    answer = await client.post(path, content=command, headers=slack_headers(command))
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {
+        "response_type": "ephemeral",
+        "text": "Order A-17 is on its way, <@U7>",
+    }
+    button = {
+        "type": "block_actions",
+        "trigger_id": "t.2",
+        "user": {"id": "U7"},
+        "actions": [{"action_id": "size", "value": "large"}],
+    }
+    form = urlencode({"payload": json.dumps(button)}).encode()
+    answer = await client.post(path, content=form, headers=slack_headers(form))
+    assert answer.json() == {"response_type": "ephemeral", "text": "U7 chose large"}
+
+
+async def test_a_plugin_verifier_refusal_carries_its_reason_into_the_answer_and_metrics(
+    hub: Hub, client: httpx.AsyncClient
+) -> None:
+    saved = await hub.save_flow(
+        {
+            "id": "reasoned",
+            "trigger": {"type": "reasoned.events"},
+            "steps": [{"id": "a", "action": "data.set", "input": {"value": 1}}],
+        },
+        publish=True,
+    )
+    path = f"/hooks/default/{saved.flow_id}"
+    expired = await client.post(path, content=b"{}", headers={"content-type": "application/json"})
+    assert_refused(expired, 401, "invalid_signature", "expired")
+    plain = await client.post(path, content=b"{}", headers={"x-plain": "1"})
+    assert_refused(plain, 401, "invalid_signature", "refused")
+    assert await metric(client, "invalid_signature:expired") == 1
+    assert await metric(client, "invalid_signature:refused") == 1
+    assert await run_count(hub, "reasoned") == 0

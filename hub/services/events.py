@@ -47,6 +47,8 @@ DEFAULT_SYNC_TIMEOUT = 10.0
 MAX_SYNC_TIMEOUT = 60.0
 PRUNE_EVERY = 60.0
 MAX_KEY_LENGTH = webhook_keys.MAX_KEY_LENGTH
+# The reasons a plugin verifier's ValueError may give in its ``reason`` (else ``refused``).
+PLUGIN_REASONS = frozenset({"missing", "malformed", "mismatch", "expired", "replayed"})
 
 
 class EventRefused(Exception):
@@ -231,7 +233,11 @@ async def check_signature(
                 await result
         except ValueError as exc:
             message = Redactor(secret_values(values)).text(str(exc))  # a plugin may quote it
-            raise EventRefused("invalid_signature", message, {"reason": "refused"}) from None
+            # A plugin's error may name its reason as the built-in schemes do (``reason``).
+            reason = getattr(exc, "reason", None)
+            if reason not in PLUGIN_REASONS:
+                reason = "refused"
+            raise EventRefused("invalid_signature", message, {"reason": reason}) from None
         return Verified()
     secrets = secrets_of(values)
     if not secrets:
