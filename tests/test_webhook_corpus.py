@@ -114,7 +114,6 @@ ACCEPTED_BODIES: dict[str, tuple[bytes, str]] = {
     "duplicated keys": (b'{"a":1,"a":2}', "application/json"),
     "JSON as text/plain": (BODY, "text/plain"),
     "XML": (b"<a>1</a>", "application/xml"),
-    "a form": (b"a=1&a=2", "application/x-www-form-urlencoded"),
     "no content type": (BODY, ""),
     "a template in the body": (b'{"a":"{{ range(10**9)|list }}"}', "application/json"),
     "NUL in a string": (b'{"a":"\\u0000"}', "application/json"),
@@ -181,8 +180,103 @@ def body_cases(sign: Callable[[bytes], list[tuple[bytes, bytes]]]) -> list[Case]
 # -- the cases of each form -----------------------------------------------------------------
 
 
+def multipart(*parts: bytes, boundary: bytes = b"XyZ") -> bytes:
+    """A multipart body of raw ``parts`` (each its headers, a blank line and its data)."""
+    out = b"".join(b"--" + boundary + b"\r\n" + part + b"\r\n" for part in parts)
+    return out + b"--" + boundary + b"--\r\n"
+
+
+def field(name: bytes, value: bytes, extra: bytes = b"") -> bytes:
+    disposition = b'Content-Disposition: form-data; name="' + name + b'"' + extra
+    return disposition + b"\r\n\r\n" + value
+
+
+FORM = "application/x-www-form-urlencoded"
+MULTIPART = "multipart/form-data; boundary=XyZ"
+
+
+def nested_multipart(depth: int) -> bytes:
+    body = field(b"a", b"1")
+    for level in range(depth):
+        boundary = b"b%d" % level
+        inner = multipart(body, boundary=boundary)
+        body = b"Content-Type: multipart/mixed; boundary=" + boundary + b"\r\n"
+        body += b'Content-Disposition: form-data; name="n"\r\n\r\n' + inner
+    return multipart(body)
+
+
+# Form bodies (the webhook route decodes urlencoded and multipart forms).
+FORMS: dict[str, tuple[bytes, str, set[int]]] = {
+    "a form": (b"a=1&a=2&b=%C2%B2", FORM, {202}),
+    "a form, not UTF-8": (b"a=\xff\xfe", FORM, {415}),
+    "a form, %FF escapes": (b"a=%FF%FE", FORM, {415}),
+    "a form of 20,000 fields": (b"&".join(b"f%d=1" % i for i in range(20_000)), FORM, {413}),
+    "a form payload 100,000 deep": (b"payload=" + deep(100_000), FORM, {422}),
+    "a form payload truncated": (b"payload=%7B%22a", FORM, {400}),
+    "a form payload of a 10**400 number": (b"payload=[" + HUGE.encode() + b"]", FORM, {202}),
+    "multipart": (multipart(field(b"a", b"1"), field(b"a", b"2")), MULTIPART, {202}),
+    "multipart without a boundary": (multipart(field(b"a", b"1")), "multipart/form-data", {400}),
+    "multipart with another boundary": (
+        multipart(field(b"a", b"1")),
+        "multipart/form-data; boundary=other",
+        {400},
+    ),
+    "multipart garbage": (b"\xff\xfe--XyZ\r\n\r\n", MULTIPART, {400}),
+    "multipart, a file": (
+        multipart(field(b"f", b"data", b'; filename="a.txt"')),
+        MULTIPART,
+        {415},
+    ),
+    "multipart, no field name": (
+        multipart(b"Content-Disposition: form-data\r\n\r\nx"),
+        MULTIPART,
+        {400},
+    ),
+    "multipart, not UTF-8": (multipart(field(b"a", b"\xff\xfe")), MULTIPART, {415}),
+    "multipart, a name in an unknown charset": (
+        multipart(b"Content-Disposition: form-data; name*=x-bogus''%FF%FE\r\n\r\nv"),
+        MULTIPART,
+        {202, 400},
+    ),
+    "multipart, base64 garbage": (
+        multipart(
+            b'Content-Disposition: form-data; name="a"\r\n'
+            b"Content-Transfer-Encoding: base64\r\n\r\n***"
+        ),
+        MULTIPART,
+        {202, 400, 415},
+    ),
+    "multipart, 20,000 parts": (
+        multipart(*(field(b"f%d" % i, b"1") for i in range(20_000))),
+        MULTIPART,
+        {413},
+    ),
+    "multipart nested 200 deep": (nested_multipart(200), MULTIPART, {415}),
+    "multipart nested 2,000 deep": (nested_multipart(2000), MULTIPART, {400, 415}),
+    "multipart nested 2,000 deep, RFC 2231 boundary": (
+        nested_multipart(2000),
+        "multipart/form-data; boundary*=utf-8''XyZ",
+        {400, 415},
+    ),
+    "multipart, a 64 KB boundary": (
+        multipart(field(b"a", b"1"), boundary=b"b" * 64 * KB),
+        "multipart/form-data; boundary=" + "b" * 64 * KB,
+        {202, 400},
+    ),
+    "multipart, payload 100,000 deep": (
+        multipart(field(b"payload", deep(100_000))),
+        MULTIPART,
+        {422},
+    ),
+}
+
+
 def plain_cases() -> list[Case]:
     cases = body_cases(lambda body: [])
+    cases += [
+        Case(name, [], body, expect, content_type)
+        for name, (body, content_type, expect) in FORMS.items()
+    ]
     cases += [
         Case("a valid request", [], BODY, {202}),
         Case("64 KB header", [(b"x-anything", b"a" * 64 * KB)], BODY, {202}),
