@@ -71,7 +71,7 @@ class Settings:
     # Where renders run (hub.expressions.offload): inline on the event loop for this long,
     # then again from the start in one of this many threads, with the whole budget.
     render_inline_seconds: float = 0.01
-    render_threads: int = 4
+    render_threads: int = 2
     http_max_response_bytes: int = 10_000_000
     http_timeout: float = 30.0
     # Webhooks

@@ -12,7 +12,7 @@ whole time (:class:`hub.testing.hostile.HealthProbe`); and the growth of the res
 of the process that rendered it under :data:`RSS_BOUND_MB`.
 
 Why 300 MB: a render's budget bounds what it builds to a few megabytes, at most
-``HUB_RENDER_THREADS`` (4) renders run at once in a process besides the loop's own, and
+``HUB_RENDER_THREADS`` (2) renders run at once in a process besides the loop's own, and
 CPython's allocator keeps some freed memory; 300 MB leaves room for all of that and for the
 allocator's slack, and is still well under what one unbounded template took (917 MB in the
 issue; ``center_list_memory`` alone builds a gigabyte).
@@ -48,7 +48,7 @@ from tests.conftest import make_hub
 
 HEALTHZ_BOUND = 2.0  # seconds: the longest /healthz may wait while the corpus renders
 ERROR_BOUND = 30.0  # seconds: generous, for one template's error (max_render_seconds is 5)
-RUN_BOUND = 120.0  # seconds: the whole corpus as one run (4 threads render it)
+RUN_BOUND = 120.0  # seconds: the whole corpus as one run (2 threads render it)
 RSS_BOUND_MB = 300
 
 

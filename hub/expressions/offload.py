@@ -1,16 +1,23 @@
 """Where renders run: on the event loop while they are cheap, in a thread when they are not.
 
-Every render made on an event loop (a step's input, ``when`` and ``for_each``, a step test)
-goes through :meth:`Renders.render`. It first renders inline with a small slice of time
-(``HUB_RENDER_INLINE_SECONDS``): almost every render ends well within it, at the cost of a
-plain call. A render still going when its slice runs out raises
-:class:`~hub.expressions.sandbox.RenderMoved` at the budget's next charge point; it is then
-run again from the start (renders are pure: the sandbox is immutable) in a bounded pool of
-threads (``HUB_RENDER_THREADS``) with the whole budget, and the event loop awaits it, free
-to answer requests and renew leases meanwhile. A compiled value that outgrew its slice once
-goes straight to the pool the next times (the last ``MOVED_REMEMBERED`` of them are kept):
-the slice can only end at a charge point, so a single costly operation that starts inside
-it runs to its end on the loop, and a flood of one costly template would pay that each time.
+Every render made on an event loop (a step's input, ``when`` and ``for_each``, a step test,
+and the run's output: :mod:`hub.db.runstate.output`) goes through this module. It first
+renders inline with a small slice of time (``HUB_RENDER_INLINE_SECONDS``): almost every
+render ends well within it, at the cost of a plain call. A render still going when its
+slice runs out raises :class:`~hub.expressions.sandbox.RenderMoved` at the budget's next
+charge point; it is then run again from the start (renders are pure: the sandbox is
+immutable) in a bounded pool of threads (``HUB_RENDER_THREADS``) with the whole budget, and
+the event loop awaits it, free to answer requests and renew leases meanwhile.
+
+The slice can only end at a charge point, and render threads compete with the loop for the
+interpreter lock, so:
+
+- a compiled value that outgrew its slice once goes straight to the pool the next times
+  (the last :data:`MOVED_REMEMBERED` of them are kept);
+- while renders run in the pool, the others get a tenth of the slice (:data:`BUSY_SLICE`):
+  a burst of costly renders would otherwise each take a whole slice on the loop in turn;
+- once the pool starts, the interpreter switches threads every millisecond
+  (:data:`SWITCH_INTERVAL`, Python's default is 5 ms), so the loop waits less for the lock.
 
 Python cannot stop a thread: a render in the pool ends by its budget (work, bytes and
 ``max_render_seconds``, checked at every charge point), which raises
@@ -22,6 +29,7 @@ a moved render waits for one; renders that stay within their slice never wait.
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -31,9 +39,11 @@ from hub.expressions.sandbox import RenderMoved
 from hub.expressions.templates import Compiled
 
 __all__ = [
+    "BUSY_SLICE",
     "DEFAULT_INLINE_SECONDS",
     "DEFAULT_THREADS",
     "MOVED_REMEMBERED",
+    "SWITCH_INTERVAL",
     "Renders",
     "default_renders",
 ]
@@ -41,9 +51,16 @@ __all__ = [
 #: The inline slice of a render on an event loop (``HUB_RENDER_INLINE_SECONDS``).
 DEFAULT_INLINE_SECONDS = 0.01
 #: The threads that run renders moved off an event loop (``HUB_RENDER_THREADS``).
-DEFAULT_THREADS = 4
+DEFAULT_THREADS = 2
 #: How many compiled values that moved are remembered (and sent straight to the pool).
 MOVED_REMEMBERED = 1024
+#: The share of the inline slice a render gets while others run in the pool (they compete
+#: with the loop for the interpreter lock; a burst of costly renders would each take its
+#: whole slice on the loop, one after another).
+BUSY_SLICE = 0.1
+#: The interpreter's thread switch interval once the pool starts (Python's default is 5 ms):
+#: how long the event loop may wait for the interpreter lock while render threads run.
+SWITCH_INTERVAL = 0.001
 
 
 class Renders:
@@ -65,12 +82,15 @@ class Renders:
         self.moved = 0  # renders that outgrew their slice (for tests and figures)
         # Compiled values that moved, by id (holding each keeps its id from being reused).
         self._costly: dict[int, Compiled] = {}
+        self._in_pool = 0  # renders running or waiting in the pool
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
 
     def _executor(self) -> ThreadPoolExecutor:
         with self._lock:
             if self._pool is None:
+                if sys.getswitchinterval() > SWITCH_INTERVAL:
+                    sys.setswitchinterval(SWITCH_INTERVAL)
                 self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="hub-render")
             return self._pool
 
@@ -81,8 +101,9 @@ class Renders:
         if compiled.is_static:
             return compiled.render(context)
         if id(compiled) not in self._costly:
+            inline = self.inline_seconds * (BUSY_SLICE if self._in_pool else 1.0)
             try:
-                return compiled.render(context, inline=self.inline_seconds)
+                return compiled.render(context, inline=inline)
             except RenderMoved:
                 pass
             self.moved += 1
@@ -94,7 +115,11 @@ class Renders:
     async def in_thread(self, compiled: Compiled, context: Mapping[str, Any]) -> Any:
         """``compiled`` rendered against ``context`` in the pool, with the whole budget."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor(), compiled.render, context)
+        self._in_pool += 1
+        try:
+            return await loop.run_in_executor(self._executor(), compiled.render, context)
+        finally:
+            self._in_pool -= 1
 
     def close(self) -> None:
         """Stop taking renders; threads still rendering end by their budget's deadline."""

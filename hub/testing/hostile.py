@@ -245,7 +245,8 @@ def serve(
 class HealthProbe(threading.Thread):
     """Polls ``GET {base}/healthz`` from its own client, one request after another (with
     ``pause`` seconds between), until :meth:`stop`; ``latencies`` holds every answer's
-    time in seconds, and ``failures`` every request that got no 200."""
+    time in seconds (``samples``: with when it started, by ``time.perf_counter``), and
+    ``failures`` every request that got no 200."""
 
     def __init__(self, base: str, pause: float = 0.01, timeout: float = 60.0) -> None:
         super().__init__(daemon=True, name="healthz-probe")
@@ -253,6 +254,7 @@ class HealthProbe(threading.Thread):
         self.pause = pause
         self.timeout = timeout
         self.latencies: list[float] = []
+        self.samples: list[tuple[float, float]] = []  # (perf_counter at the start, latency)
         self.failures: list[str] = []
         self._halt = threading.Event()
 
@@ -268,7 +270,9 @@ class HealthProbe(threading.Thread):
                 else:
                     if status != 200:
                         self.failures.append(f"status {status}")
-                self.latencies.append(time.perf_counter() - started)
+                took = time.perf_counter() - started
+                self.latencies.append(took)
+                self.samples.append((started, took))
                 self._halt.wait(self.pause)
 
     def stop(self) -> None:
@@ -282,6 +286,11 @@ class HealthProbe(threading.Thread):
         if not values:
             return 0.0
         return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
+
+    def worst_between(self, start: float, end: float) -> float:
+        """The longest wait of a request that was in flight between ``start`` and ``end``
+        (``time.perf_counter`` times)."""
+        return max((t for s, t in self.samples if s < end and s + t > start), default=0.0)
 
     @property
     def worst(self) -> float:
