@@ -413,6 +413,36 @@ def svix_cases() -> list[Case]:
     return cases
 
 
+def stripe_preset_cases() -> list[Case]:
+    """Stripe's preset: the signature, and the event's ``id`` field as the dedup key."""
+    header = b"stripe-signature"
+
+    def signed(body: bytes, expect: set[int], name: str) -> Case:
+        return Case(name, [(header, stripe_header(now_stamp(), body))], body, expect)
+
+    ids: dict[str, tuple[bytes, set[int]]] = {
+        "an event id": (b'"evt_1"', {202}),
+        "the same id again": (b'"evt_1"', {200}),
+        "a 400-digit id": (HUGE.encode(), {202}),
+        "a 4,300-digit id": (b"7" * 4300, {202}),
+        "a 100,000-character id": (b'"' + b"e" * 100_000 + b'"', {202}),
+        "a non-ASCII id": ('"\u00b2\u0663"'.encode(), {202}),
+        "a NUL id": (b'"\\u0000"', {202}),
+        "an empty id": (b'""', {400}),
+        "a blank id": (b'"   "', {400}),
+        "a null id": (b"null", {400}),
+        "a boolean id": (b"true", {400}),
+        "a float id": (b"1.5", {400}),
+        "an object id": (b'{"a":1}', {400}),
+        "a deep id": (deep(1000), {422}),
+    }
+    cases = [signed(b'{"id":' + raw + b"}", expect, name) for name, (raw, expect) in ids.items()]
+    cases.append(signed(b'{"type":"x"}', {400}, "no id"))
+    cases.append(signed(b"[1,2]", {400}, "a list body"))
+    cases.append(signed(b"", {400}, "an empty body"))
+    return cases
+
+
 def slack_scheme_cases() -> list[Case]:
     def sign(body: bytes) -> list[tuple[bytes, bytes]]:
         return slack_headers(now_stamp(), body)
@@ -671,6 +701,16 @@ async def test_stripe_signatures_refuse_every_hostile_variant_with_4xx(
     signature = {"scheme": "stripe", "secret_ref": "hook-secret"}
     trigger = {"type": "webhook", "config": {"signature": signature}}
     await run_corpus(hub, client, "stripe", trigger, stripe_cases())
+
+
+async def test_the_stripe_preset_dedups_on_hostile_ids_without_a_5xx(
+    hub: Hub, client: httpx.AsyncClient
+) -> None:
+    trigger = {
+        "type": "webhook",
+        "config": {"sender": {"preset": "stripe", "secret_ref": "hook-secret"}},
+    }
+    await run_corpus(hub, client, "stripe-preset", trigger, stripe_preset_cases())
 
 
 async def test_slack_signatures_refuse_every_hostile_variant_with_4xx(
