@@ -304,6 +304,7 @@ class Hostile:
     body: bytes | None = None
     content_type: bytes | None = b"application/json"
     session: bool = False  # authenticate with the session cookie and CSRF token instead
+    method: str | None = None  # another method than the operation's
 
 
 def load_operations() -> tuple[list[Operation], dict[str, Any]]:
@@ -649,6 +650,9 @@ def hostile_variants(operation: Operation, components: dict[str, Any]) -> list[H
         for index, raw in enumerate(HOSTILE_DOCUMENTS):
             text = with_field(body, "document", raw)
             out.append(Hostile("documents", f"document #{index} {raw[:30]!r}", body=text))
+    # Methods the operation does not have, standard or not.
+    for method in ("OPTIONS", "TRACE", "BREW", "get"):
+        out.append(Hostile("methods", method, method=method))
     # Bodies under the wrong content type.
     if body is not None:
         for content_type in (
@@ -734,7 +738,8 @@ class HostileApi:
 
         async def call() -> httpx.Response:
             self.client.cookies.clear()  # only the cookies the case sends
-            return await self.client.request(operation.method, url, headers=headers, content=body)
+            method = hostile.method or operation.method
+            return await self.client.request(method, url, headers=headers, content=body)
 
         try:
             response = self.runner.run(asyncio.wait_for(call(), REQUEST_DEADLINE))
