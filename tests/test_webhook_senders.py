@@ -43,7 +43,7 @@ from hub.api.app import create_app
 from hub.builtin.triggers import SENDER_PRESETS
 from hub.db import webhook_keys
 from hub.db.models import webhook_keys as webhook_keys_table
-from hub.flows import parse_document
+from hub.flows import FlowError, parse_document
 from hub.runtime import Hub
 from hub.settings import Settings
 from hub.triggers.senders import PRESETS
@@ -695,3 +695,15 @@ async def test_a_plugin_verifier_refusal_carries_its_reason_into_the_answer_and_
     assert await metric(client, "invalid_signature:expired") == 1
     assert await metric(client, "invalid_signature:refused") == 1
     assert await run_count(hub, "reasoned") == 0
+
+
+async def test_a_flow_with_a_broken_dedup_expression_or_two_places_is_refused(hub: Hub) -> None:
+    broken = hook_flow("broken", {"dedup": {"expression": "{{ trigger.body.id ) }}"}})
+    with pytest.raises(FlowError, match=r"trigger\.config\.dedup\.expression"):
+        await hub.save_flow(broken, publish=True)
+    both = hook_flow("both", {"dedup": {"header": "X-A", "field": "id"}})
+    with pytest.raises(FlowError, match=r"trigger\.config\.dedup"):
+        await hub.save_flow(both, publish=True)
+    unknown = hook_flow("unknown", {"sender": {"preset": "gitlab", "secret_ref": "github"}})
+    with pytest.raises(FlowError, match=r"trigger\.config\.sender\.preset"):
+        await hub.save_flow(unknown, publish=True)

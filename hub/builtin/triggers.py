@@ -191,6 +191,22 @@ def valid_timezone(name: str) -> bool:
     return True
 
 
+def check_webhook(config: dict[str, Any]) -> list[tuple[str, str]]:
+    """A webhook's dedup expression parses (its sandbox compiles it again when the flow is
+    published; a syntax error is told here, where the field is)."""
+    from jinja2 import Environment, TemplateSyntaxError
+
+    dedup = config.get("dedup")
+    expression = dedup.get("expression") if isinstance(dedup, dict) else None
+    if not isinstance(expression, str):
+        return []
+    try:
+        Environment().parse(expression)
+    except TemplateSyntaxError as exc:
+        return [("dedup.expression", f"{exc.message} (line {exc.lineno})")]
+    return []
+
+
 def check_schedule(config: dict[str, Any]) -> list[tuple[str, str]]:
     """A schedule's cron expression parses and its time zone exists."""
     from croniter import croniter
@@ -230,6 +246,7 @@ def hub_connectors() -> list[Connector]:
                     title="Webhook",
                     description="An HTTP request to /hooks/{workspace}/{flow}.",
                     config_schema=WEBHOOK_CONFIG,
+                    check_config=check_webhook,
                     output_schema={
                         "type": "object",
                         "properties": {
