@@ -36,6 +36,7 @@ CONTEXT: dict[str, Any] = {
     ],
     "rows": [{"k": i % 10, "v": i, "name": f"n{i}"} for i in range(100_000)],
     "bigdict": {str(i): i for i in range(100_000)},
+    "lists_json": "[" + ",".join(["[]"] * 333_000) + "]",
 }
 
 
@@ -99,6 +100,8 @@ HOSTILE = [
     "{% for i in range(1000) %}{{ words[:100000]|urlize|length }}{% endfor %}",
     "{% for i in range(1000) %}{{ words|title|length }}{% endfor %}",
     "{{ ('.' * 50000 ~ 'x.')|urlize|length }}",
+    # parsing JSON that takes far more memory than its text, again and again
+    "{% for i in range(1000) %}{{ (lists_json|fromjson)|length }}{% endfor %}",
     # plugins: a filter and a function that build big values with no check of their own
     "{% for i in range(100000) %}{{ i|big(900000)|length }}{% endfor %}",
     "{% for i in range(1000) %}{{ make(100000)|length }}{% endfor %}",

@@ -50,8 +50,9 @@ character on short words, 0.1 s for this many)."""
 URLIZE_BYTE_COST = 1_000
 URLIZE_STEP_COST = 40
 FROMJSON_BYTE_COST = 40
-FROMJSON_GROWTH = 8
-"""What parsed JSON holds in memory, at most, per byte of its text (charged before)."""
+FROMJSON_VALUE_BYTES = 40
+"""What one parsed JSON value holds in memory besides its text, on average (a value follows
+each ``,``, ``:``, ``[`` and ``{``; small ints and repeated keys are shared)."""
 
 
 def guard_filters(env: SandboxEnvironment) -> None:
@@ -294,9 +295,13 @@ def _bytes(value: Any) -> bytes:
 
 
 def _fromjson(value: Any) -> Any:
-    """Parse a JSON string (charged before it runs: its text read, what it may build)."""
+    """Parse a JSON string (charged before it runs: its text read, and what it will build:
+    the text, plus :data:`FROMJSON_VALUE_BYTES` per value)."""
     if isinstance(value, (str, bytes, bytearray)):
-        charge(len(value) * FROMJSON_BYTE_COST, len(value) * FROMJSON_GROWTH)
+        text = value if isinstance(value, str) else value.decode("latin-1")
+        values = 1 + sum(text.count(mark) for mark in (",", ":", "[", "{"))
+        built = len(value) + values * FROMJSON_VALUE_BYTES
+        charge(len(value) * FROMJSON_BYTE_COST, built)
     return json.loads(value)
 
 
