@@ -508,6 +508,20 @@ def hostile_variants(operation: Operation, components: dict[str, Any]) -> list[H
         if header == "cookie":
             value = b"hub_session=" + big + b"; csrftoken=" + big
         out.append(Hostile("headers", f"{header}: 64 KB", headers=((header.encode(), value),)))
+    for forwarded in (
+        b"\xb2.\xb2.\xb2.\xb2",
+        "\u0663.1.1.1".encode(),
+        b"[::1",
+        b"1.2.3.4:\xff",
+        b"," * 1000,
+    ):
+        headers = (
+            (b"x-forwarded-for", forwarded),
+            (b"x-forwarded-proto", forwarded),
+            (b"x-forwarded-host", forwarded),
+            (b"forwarded", b"for=" + forwarded),
+        )
+        out.append(Hostile("headers", f"forwarded {forwarded[:12]!r}", headers=headers))
     many = tuple((f"x-h{i}".encode(), b"v" * 200) for i in range(500))
     out.append(Hostile("headers", "500 headers", headers=many))
     out.append(
@@ -830,7 +844,8 @@ def hostile_api(
     """A started hub (SQLite, then PostgreSQL, which refuses what SQLite stores: NUL
     characters) with the in-process executor, and its app, on a private event loop."""
     folder = tmp_path_factory.mktemp("hostile")
-    settings = Settings(data_dir=folder)
+    # The test client's address is a trusted proxy: the forwarding headers are read.
+    settings = Settings(data_dir=folder, trusted_proxies=("127.0.0.1",))
     backend = str(request.param)
     if backend == "postgres":
         server = request.getfixturevalue("postgres")
