@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import os
 import subprocess
+import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -63,8 +64,13 @@ async def loop_gaps(period: float = 0.01) -> AsyncIterator[list[float]]:
         await task
 
 
+def where(value: object) -> str:
+    """A filter that tells on which thread the render runs."""
+    return threading.current_thread().name
+
+
 async def test_cheap_renders_stay_inline_and_costly_ones_move_to_a_thread() -> None:
-    expressions = Expressions()
+    expressions = Expressions(filters={"where": where})
     renders = Renders(inline_seconds=0.0)  # any charge point moves the render
     try:
         path = expressions.compile("{{ trigger.a }}", "x")
@@ -72,15 +78,19 @@ async def test_cheap_renders_stay_inline_and_costly_ones_move_to_a_thread() -> N
         static = expressions.compile({"a": 1}, "x")
         assert await renders.render(static, {}) == {"a": 1}
         assert renders.moved == 0  # neither has a charge point: no thread hop
-        loop = expressions.compile("{% for i in range(3) %}{{ i }}{% endfor %}", "x")
-        assert await renders.render(loop, {}) == "012"
+        loop = expressions.compile("{% for i in range(3) %}{{ i }}{% endfor %}{{ 0|where }}", "x")
+        main = threading.current_thread().name
+        assert await renders.render(loop, {}) == "012hub-render_0"
         assert renders.moved == 1
-        # Moved once, it goes straight to the pool: no inline attempt stops again.
-        assert await renders.render(loop, {}) == "012"
+        # It took longer than a slice (0 s) in the pool: it goes straight there next time,
+        # with no inline attempt stopped again.
+        assert await renders.render(loop, {}) == "012hub-render_0"
         assert renders.moved == 1
-        slow = Renders(inline_seconds=60.0)
-        assert await slow.render(loop, {}) == "012"
-        assert slow.moved == 0
+        # Quick in the pool (under a slice of 60 s), it goes back to the loop.
+        renders.inline_seconds = 60.0
+        assert await renders.render(loop, {}) == "012hub-render_0"
+        assert await renders.render(loop, {}) == f"012{main}"
+        assert renders.moved == 1
     finally:
         renders.close()
 

@@ -12,8 +12,9 @@ the event loop awaits it, free to answer requests and renew leases meanwhile.
 The slice can only end at a charge point, and render threads compete with the loop for the
 interpreter lock, so:
 
-- a compiled value that outgrew its slice once goes straight to the pool the next times
-  (the last :data:`MOVED_REMEMBERED` of them are kept);
+- a compiled value whose render in the pool took longer than a slice goes straight to the
+  pool the next times, until one of them is quick again (the last
+  :data:`MOVED_REMEMBERED` of them are kept);
 - while renders run in the pool, the others get a tenth of the slice (:data:`BUSY_SLICE`):
   a burst of costly renders would otherwise each take a whole slice on the loop in turn;
 - once the pool starts, the interpreter switches threads every millisecond
@@ -31,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import threading
+import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -100,24 +102,36 @@ class Renders:
         (:class:`~hub.expressions.ExpressionError`)."""
         if compiled.is_static:
             return compiled.render(context)
-        if id(compiled) not in self._costly:
+        key = id(compiled)
+        if key not in self._costly:
             inline = self.inline_seconds * (BUSY_SLICE if self._in_pool else 1.0)
             try:
                 return compiled.render(context, inline=inline)
             except RenderMoved:
                 pass
             self.moved += 1
-            if len(self._costly) >= MOVED_REMEMBERED:
-                self._costly.pop(next(iter(self._costly)))
-            self._costly[id(compiled)] = compiled
-        return await self.in_thread(compiled, context)
+        took: list[float] = []
+        try:
+            return await self.in_thread(compiled, context, took)
+        finally:
+            # Remembered only while it really is costly: a cheap render that outran its
+            # slice once (a pause of the process, a busy pool) goes back to the loop.
+            if took and took[0] >= self.inline_seconds:
+                if key not in self._costly and len(self._costly) >= MOVED_REMEMBERED:
+                    self._costly.pop(next(iter(self._costly)))
+                self._costly[key] = compiled
+            else:
+                self._costly.pop(key, None)
 
-    async def in_thread(self, compiled: Compiled, context: Mapping[str, Any]) -> Any:
-        """``compiled`` rendered against ``context`` in the pool, with the whole budget."""
+    async def in_thread(
+        self, compiled: Compiled, context: Mapping[str, Any], took: list[float] | None = None
+    ) -> Any:
+        """``compiled`` rendered against ``context`` in the pool, with the whole budget;
+        how long the render took (waiting for a thread aside) is appended to ``took``."""
         loop = asyncio.get_running_loop()
         self._in_pool += 1
         try:
-            return await loop.run_in_executor(self._executor(), compiled.render, context)
+            return await loop.run_in_executor(self._executor(), _timed, compiled, context, took)
         finally:
             self._in_pool -= 1
 
@@ -127,6 +141,15 @@ class Renders:
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _timed(compiled: Compiled, context: Mapping[str, Any], took: list[float] | None) -> Any:
+    started = time.perf_counter()
+    try:
+        return compiled.render(context)
+    finally:
+        if took is not None:
+            took.append(time.perf_counter() - started)
 
 
 _DEFAULT: Renders | None = None
