@@ -152,11 +152,13 @@ def test_every_operation_answers_within_its_documented_schema(
 #
 # Schemathesis above draws requests that a schema describes. The requests below are the ones
 # an attacker sends instead, built for every operation of the OpenAPI snapshot
-# (tests/snapshots/openapi.json): JSON nested 1,000 and 100,000 deep (in bodies, in fields
-# and in query parameters), non-ASCII digits in every parameter, path segment and the
-# headers that carry numbers, 64 KB headers and hundreds of them, MB strings inside and
-# beyond the body cap, a wrong type (and null) for every field, invalid UTF-8, duplicated
-# keys, parameters and headers, and bodies under the wrong content type. Each family is
+# (tests/snapshots/openapi.json): JSON nested 1,000 and 100,000 deep (in bodies and in
+# fields; 20,000 in query parameters, as URLs are bounded), non-ASCII digits in every
+# parameter, path segment and the headers that carry numbers, 64 KB headers and hundreds of
+# them, forwarding headers from a trusted proxy, MB strings inside and beyond the body cap, a
+# wrong type (and null) for every field, invalid UTF-8, duplicated keys, parameters and
+# headers, bodies under the wrong content type, flow sources the readers cannot build, a
+# browser session with hostile cookies and CSRF tokens, methods the route lacks. Each family is
 # enumerated for every operation (so no route is left out by chance); a Hypothesis test then
 # mixes the families at random (derandomized, a fixed number of examples). The only accepted
 # answers are 2xx/3xx and 4xx in the documented error shape; every failure is collected and
