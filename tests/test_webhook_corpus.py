@@ -1,20 +1,21 @@
 """A fixed corpus of hostile webhook requests, for every signature form the hub knows.
 
-The forms: no signature, generic HMAC (hex, base64 with a prefix, GitHub's
-``X-Hub-Signature-256: sha256=...``), Stripe (``Stripe-Signature: t=...,v1=...``), Slack (the
-hub's ``slack`` scheme, ``X-Slack-Signature`` and ``X-Slack-Request-Timestamp``), and the two
-first-party plugin triggers that answer the service themselves (``slack.events`` and
-``hubspot.webhook``). For each: missing, empty, duplicated and whitespace parts; non-ASCII
-digits in timestamps (``²`` arrives as a latin-1 header byte, ``٣`` as UTF-8 bytes);
-timestamps of 10**400, negative, fractional and 5,000 digits, each *correctly signed* so that
-the timestamp itself is what is judged; unicode, non-hex and non-base64 signatures; 64 KB
-headers; bodies that are not UTF-8, empty, under the wrong content type, and JSON bombs
-(100,000 deep, 20,000 keys, a 10**400 number).
+The forms: no signature (with urlencoded and multipart form bodies), generic HMAC (hex,
+base64 with a prefix, GitHub's ``X-Hub-Signature-256: sha256=...``), Stripe
+(``Stripe-Signature: t=...,v1=...``, and the Stripe preset's dedup key), Slack (the hub's
+``slack`` scheme, ``X-Slack-Signature`` and ``X-Slack-Request-Timestamp``), Svix (Standard
+Webhooks), and the two first-party plugin triggers that answer the service themselves
+(``slack.events`` and ``hubspot.webhook``). For each: missing, empty, duplicated and
+whitespace parts; non-ASCII digits in timestamps (``²`` arrives as a latin-1 header byte,
+``٣`` as UTF-8 bytes); timestamps of 10**400, negative, fractional and 5,000 digits, each
+*correctly signed* so that the timestamp itself is what is judged; unicode, non-hex and
+non-base64 signatures; 64 KB headers; bodies that are not UTF-8, empty, under the wrong
+content type, and JSON bombs (100,000 deep, 20,000 keys, a 10**400 number).
 
 Every refused case must answer a 4xx in the documented error shape
 (``{"error": {"code", "message", "details"}}``) and start no run; every valid one must be
-accepted (2xx). The app runs in-process over ASGI on a started hub (real SQLite, the real
-engine); signatures are made here as the services document them.
+accepted (2xx). The app runs in-process over ASGI on a started hub (SQLite and PostgreSQL,
+the real engine); signatures are made here as the services document them.
 """
 
 from __future__ import annotations
