@@ -20,17 +20,21 @@ the real engine); signatures are made here as the services document them.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import dataclasses
 import hashlib
 import hmac
 import itertools
+import socket
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from hub_hubspot import plugin as hubspot_plugin
 from hub_hubspot.webhooks import hubspot_signature
 from hub_slack import plugin as slack_plugin
@@ -41,7 +45,7 @@ from hub.runtime import Hub
 from hub.settings import Settings
 from hub.triggers.signatures import SCHEMES
 from tests import kit
-from tests.conftest import started
+from tests.conftest import make_hub, started
 
 SECRET = "whsec-corpus-signing-secret"
 BODY = b'{"order_id":"A-1","total":12.5}'
@@ -750,3 +754,95 @@ async def test_the_hubspot_trigger_refuses_every_hostile_variant_with_4xx(
 def test_the_corpus_covers_every_scheme_the_hub_verifies() -> None:
     """A new scheme in hub/triggers/signatures.py needs its corpus here."""
     assert set(SCHEMES) <= {"hmac", "stripe", "slack", "svix"}, "add the new scheme's corpus"
+
+
+# -- the same through a real HTTP server ----------------------------------------------------
+
+RAW_REQUESTS: dict[str, bytes] = {
+    "a raw non-ASCII byte in the path": b"POST /hooks/default/plain\xb2 HTTP/1.1\r\n",
+    "a raw byte in the query": b"POST /hooks/default/plain?a=\xff HTTP/1.1\r\n",
+    "NUL escaped in the path": b"POST /hooks/%00/plain HTTP/1.1\r\n",
+    "invalid UTF-8 escaped in the path": b"POST /hooks/default/%ff%fe HTTP/1.1\r\n",
+    "Content-Length \xb2": b"POST /hooks/default/plain HTTP/1.1\r\nContent-Length: \xb2\r\n",
+    "Content-Length of 5000 digits": (
+        b"POST /hooks/default/plain HTTP/1.1\r\nContent-Length: " + LONG.encode() + b"\r\n"
+    ),
+    "a NUL in a header": b"POST /hooks/default/plain HTTP/1.1\r\nX-A: a\x00b\r\n",
+    "a 64 KB header": b"POST /hooks/default/plain HTTP/1.1\r\nX-A: " + b"a" * 64 * KB + b"\r\n",
+    "latin-1 bytes in a header": b"POST /hooks/default/plain HTTP/1.1\r\nX-A: \xb2\xff\r\n",
+    "a bad chunk": b"POST /hooks/default/plain HTTP/1.1\r\nTransfer-Encoding: chunked\r\n",
+    "latin-1 bytes in Authorization": b"GET /api/me HTTP/1.1\r\nAuthorization: Bearer \xff\xb2\r\n",
+    "latin-1 bytes in the cookie": b"GET /api/me HTTP/1.1\r\nCookie: hub_session=\xff\xb2\r\n",
+    "latin-1 bytes in Host": b"GET /api/me HTTP/1.1\r\nHost: \xff\xb2\r\n",
+    "an absolute URI": b"GET http://elsewhere.invalid/api/me HTTP/1.1\r\n",
+}
+
+
+def raw_exchange(port: int, head: bytes) -> bytes:
+    """Send one raw request (a Host header and a small body added) and read the answer."""
+    if b"\r\nhost:" not in head.lower():
+        head += b"Host: 127.0.0.1\r\n"
+    if b"chunked" in head:
+        message = head + b"\r\nzz\r\n"
+    elif b"content-length" in head.lower():
+        message = head + b"\r\n"
+    else:
+        message = head + b"Content-Length: 2\r\n\r\n{}"
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(message)
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            piece = conn.recv(65536)
+            if not piece:
+                break
+            answer += piece
+    return answer
+
+
+def test_raw_requests_through_uvicorn_answer_no_5xx(settings: Settings) -> None:
+    """What only a real HTTP server lets through (raw bytes, malformed framing) is answered
+    2xx or 4xx (by uvicorn itself for what is not HTTP), never 5xx, with the server still up."""
+
+    async def publish() -> None:
+        async with started(settings) as seeding:
+            await seeding.save_flow(
+                {
+                    "id": "plain",
+                    "trigger": {"type": "webhook"},
+                    "steps": [{"id": "keep", "action": "data.set", "input": {"value": 1}}],
+                },
+                publish=True,
+            )
+
+    asyncio.run(publish())
+    hub = make_hub(settings, plugins=(kit,))
+    app = create_app(hub, bootstrap=False)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", proxy_headers=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started and time.monotonic() < deadline and thread.is_alive():
+            time.sleep(0.05)
+        assert server.started, "uvicorn did not start"
+        failures = []
+        accepted = []
+        for name, head in RAW_REQUESTS.items():
+            answer = raw_exchange(port, head)
+            status = answer.split(b" ", 2)[1] if answer.startswith(b"HTTP/1.1 ") else b"?"
+            if not status.startswith((b"2", b"4")):
+                failures.append(f"{name}: {answer[:120]!r}")
+            if status == b"202":
+                accepted.append(name)
+        # Those that are HTTP reach the webhook and start a run.
+        assert "latin-1 bytes in a header" in accepted, accepted
+        health = raw_exchange(port, b"GET /healthz HTTP/1.1\r\n")
+        assert health.startswith(b"HTTP/1.1 200"), health[:200]
+        assert not failures, "\n".join(failures)
+    finally:
+        server.should_exit = True
+        thread.join(30)
