@@ -166,9 +166,11 @@ hub connections set stripe-endpoint --connector core -v secret=whsec_new... \\
   -v 'secrets=["whsec_old..."]'
 ```
 
-During a rotation `secret` and every key of `secrets` are accepted. The signature schemes,
-`Idempotency-Key`, the synchronous answer and the body limits are described in
-`docs/webhooks.md`.
+During a rotation `secret` and every key of `secrets` are accepted. For the common senders,
+`sender: {preset: github, secret_ref: github}` (or `stripe`, `shopify`, `svix`, `slack`) sets
+the signature scheme and the delivery id the hub dedups on together. The signature schemes,
+delivery ids, `Idempotency-Key`, form bodies, the synchronous answer and the body limits are
+described in `docs/webhooks.md`.
 """
 
 SCHEDULE_CONFIG: dict[str, Any] = {
