@@ -311,7 +311,7 @@ async def receive(
         "query": dict(parse_qsl(query.decode("latin-1"), keep_blank_values=True)) if query else {},
         "body": parse_body(raw, headers.get("content-type", "")),
     }
-    dedup_key = await events.dedup_key(hub, plan, headers, data)
+    dedup_key = None if plan.dedup is None else await events.dedup_key(hub, plan, headers, data)
     replay_key = verified.replay_key if verified is not None else None
     body_hash = ""
     if idempotency_key is not None or replay_key or dedup_key:
