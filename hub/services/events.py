@@ -121,7 +121,13 @@ def make_plan(hub: HubParts, flow: Flow, version: int) -> Plan | None:
     config = flow.trigger.config
     default_cap = hub.settings.webhook_max_body_bytes
     signature = None
-    raw_signature, dedup = senders.resolve(config)
+    if trigger.verify is None and trigger.handle_request is None:
+        raw_signature, dedup = senders.resolve(config)
+    else:
+        # A plugin's trigger: its config is its own (``sender`` or ``dedup`` mean what they
+        # say there), and one with handle_request dedups the events it finds itself.
+        found = config.get("signature")
+        raw_signature, dedup = (found if isinstance(found, dict) else None), None
     if trigger.verify is None and raw_signature is not None:
         signature = SignatureSpec.parse(raw_signature)
     dedup_expression = None
