@@ -78,34 +78,28 @@ class Preset:
 
     signature: Mapping[str, Any]
     dedup: DedupSpec
-    notes: str
 
 
 PRESETS: dict[str, Preset] = {
     "github": Preset(
         {"scheme": "hmac", "header": "x-hub-signature-256", "prefix": "sha256="},
         DedupSpec(header="x-github-delivery"),
-        "X-Hub-Signature-256: sha256=<hex>; a redelivery keeps X-GitHub-Delivery",
     ),
     "stripe": Preset(
         {"scheme": "stripe"},
         DedupSpec(fields=(("id",),)),
-        "Stripe-Signature t=...,v1=...; a retry keeps the event's id (evt_...)",
     ),
     "shopify": Preset(
         {"scheme": "hmac", "header": "x-shopify-hmac-sha256", "encoding": "base64"},
         DedupSpec(header="x-shopify-webhook-id"),
-        "X-Shopify-Hmac-Sha256: <base64>; a retry keeps X-Shopify-Webhook-Id",
     ),
     "svix": Preset(
         {"scheme": "svix"},
         DedupSpec(header="svix-id"),
-        "svix-signature v1,<base64> over id.timestamp.body; a retry keeps svix-id",
     ),
     "slack": Preset(
         {"scheme": "slack"},
         DedupSpec(fields=(("event_id",), ("trigger_id",), ("payload", "trigger_id"))),
-        "X-Slack-Signature v0=...; event_id (Events API) or trigger_id (commands, interactivity)",
     ),
 }
 
