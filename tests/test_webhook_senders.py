@@ -47,6 +47,7 @@ from hub.flows import FlowError, parse_document
 from hub.runtime import Hub
 from hub.settings import Settings
 from hub.triggers.senders import PRESETS
+from hub.triggers.signatures import SignatureError, verify_svix
 from tests import kit
 from tests.conftest import started
 from tests.test_webhooks import assert_refused, hook_flow, publish, run_count
@@ -707,3 +708,32 @@ async def test_a_flow_with_a_broken_dedup_expression_or_two_places_is_refused(hu
     unknown = hook_flow("unknown", {"sender": {"preset": "gitlab", "secret_ref": "github"}})
     with pytest.raises(FlowError, match=r"trigger\.config\.sender\.preset"):
         await hub.save_flow(unknown, publish=True)
+
+
+def test_svix_signatures_agree_with_standardwebhooks_both_spellings_and_rotation() -> None:
+    """standardwebhooks signs; the hub's verifier accepts webhook-* and svix-* headers, any
+    of several v1 values, and refuses another body or an old timestamp."""
+    old = "whsec_" + base64.b64encode(b"the-old-key-of-this-endpoint").decode()
+    stamp = datetime.datetime.now(tz=datetime.UTC)
+    body = b'{"type":"ping"}'
+    headers = {
+        "webhook-id": "msg_9",
+        "webhook-timestamp": str(int(stamp.timestamp())),
+        "webhook-signature": StandardWebhook(old).sign("msg_9", stamp, body)
+        + " "
+        + StandardWebhook(SVIX_SECRET).sign("msg_9", stamp, body),
+    }
+    now = stamp.timestamp()
+    assert verify_svix([SVIX_SECRET.encode()], headers, body, now).replay_key
+    assert verify_svix([old.encode()], headers, body, now).timestamp == int(now)
+    svix = {name.replace("webhook-", "svix-"): value for name, value in headers.items()}
+    assert verify_svix([SVIX_SECRET.encode()], svix, body, now).replay_key
+    with pytest.raises(SignatureError) as caught:
+        verify_svix([SVIX_SECRET.encode()], headers, body + b" ", now)
+    assert caught.value.reason == "mismatch"
+    with pytest.raises(SignatureError) as caught:
+        verify_svix([SVIX_SECRET.encode()], headers, body, now + 3600)
+    assert caught.value.reason == "expired"
+    with pytest.raises(SignatureError) as caught:
+        verify_svix([SVIX_SECRET.encode()], {**headers, "webhook-signature": "v1,@@"}, body, now)
+    assert caught.value.reason == "malformed"
