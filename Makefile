@@ -6,7 +6,7 @@ BIN = $(VENV)/bin
 PYPROJECTS = pyproject.toml $(wildcard plugins/hub-*/pyproject.toml)
 STAMP = $(VENV)/.installed-$(shell cat $(PYPROJECTS) | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint tools bench clean
 
 $(STAMP): $(PYPROJECTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,7 +29,12 @@ lint: $(STAMP)
 	$(BIN)/mypy hub
 	$(BIN)/lint-imports
 
-test: lint
+# Tools the tests run besides Python: node (Octokit's webhook signer, tests/vendor/). As root
+# (CI), Debian's package is installed when absent; otherwise the tests say what is missing.
+tools:
+	@command -v node >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq nodejs >/dev/null; } || true
+
+test: lint tools
 	$(BIN)/pytest -q
 
 bench: $(STAMP)

@@ -46,6 +46,7 @@ from hub.db.models import webhook_keys as webhook_keys_table
 from hub.flows import FlowError, parse_document
 from hub.runtime import Hub
 from hub.settings import Settings
+from hub.testing import service_missing
 from hub.triggers.senders import PRESETS
 from hub.triggers.signatures import SignatureError, verify_svix
 from tests import kit
@@ -106,7 +107,7 @@ async def client(hub: Hub) -> AsyncIterator[httpx.AsyncClient]:
 def octokit(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Octokit's webhooks-methods unpacked, and a node script that signs stdin with it."""
     if shutil.which("node") is None:
-        pytest.skip("node is not installed (the Makefile's test setup needs it for Octokit)")
+        service_missing("node is not installed (Octokit's signer runs under node)")
     folder = tmp_path_factory.mktemp("octokit")
     with tarfile.open(OCTOKIT) as archive:
         archive.extractall(folder, filter="data")
