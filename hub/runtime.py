@@ -253,6 +253,7 @@ class Hub:
         await self.engine.drain(grace)
         await self.engine.hand_back()
         await self.executor.stop(0)
+        self.engine.renders.close()  # a render still in a thread ends by its budget
         await self.http.aclose()
         if self.redis is not None:
             await self.redis.aclose()
