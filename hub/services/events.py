@@ -35,7 +35,7 @@ from hub.security.secrets import Redactor, secret_values
 from hub.services import links
 from hub.services.base import HubParts
 from hub.triggers import senders
-from hub.triggers.events import start_event_runs
+from hub.triggers.events import StartedRuns, start_event_runs
 from hub.triggers.senders import DedupSpec, MissingKey
 from hub.triggers.signatures import SignatureError, SignatureSpec, Verified, secrets_of, verify
 
@@ -311,6 +311,31 @@ def _schedule_prune(hub: HubParts, workspace: str, flow_id: str, plan: Plan) -> 
     task.add_done_callback(state.tasks.discard)
 
 
+async def _start_one(
+    hub: HubParts,
+    workspace: str,
+    flow_id: str,
+    plan: Plan,
+    event: Any,
+    keys: list[tuple[str, str]],
+) -> StartedRuns:
+    """Start the run of one webhook event of ``plan``'s version with its dedup ``keys``
+    (a run already stored under one of them is in ``found`` instead); a flow gone meanwhile
+    is refused as ``not_found``."""
+    try:
+        return await start_event_runs(
+            hub.engine,
+            workspace,
+            flow_id,
+            [event],
+            version=plan.version,
+            trigger_type="webhook",
+            keys=keys,
+        )
+    except RunNotFound as exc:
+        raise EventRefused("not_found", str(exc)) from exc
+
+
 async def start_webhook_run(
     hub: HubParts,
     workspace: str,
@@ -344,18 +369,7 @@ async def start_webhook_run(
         keys.append((webhook_keys.REPLAY_PREFIX + replay_key, body_hash))
     if keys:
         _schedule_prune(hub, workspace, flow_id, plan)
-    try:
-        started = await start_event_runs(
-            hub.engine,
-            workspace,
-            flow_id,
-            [data],
-            version=plan.version,
-            trigger_type="webhook",
-            keys=keys,
-        )
-    except RunNotFound as exc:
-        raise EventRefused("not_found", str(exc)) from exc
+    started = await _start_one(hub, workspace, flow_id, plan, data, keys)
     if started.run_ids:
         return started.run_ids[0], False
     if dedup is not None and dedup in started.found:
@@ -381,18 +395,7 @@ async def _start_plugin_event(
     ``idempotency_key`` is its dedup key, stored with the run (a repeat answers that run)."""
     key = event.get("idempotency_key") if isinstance(event, dict) else None
     keys = [(webhook_keys.EVENT_PREFIX + senders.storable(str(key)), "")] if key else []
-    try:
-        started = await start_event_runs(
-            hub.engine,
-            workspace,
-            flow_id,
-            [event],
-            version=plan.version,
-            trigger_type="webhook",
-            keys=keys,
-        )
-    except RunNotFound as exc:
-        raise EventRefused("not_found", str(exc)) from exc
+    started = await _start_one(hub, workspace, flow_id, plan, event, keys)
     if started.run_ids:
         return started.run_ids[0], False
     return next(iter(started.found.values())).run_id, True
