@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from hub.flows.locations import join_location
+
 if TYPE_CHECKING:
     from hub.settings import Settings
 
@@ -198,15 +200,7 @@ def _too_deep(limits: DocumentLimits) -> str:
 
 
 def _place(path: tuple[str | int, ...]) -> str:
-    location = ""
-    for part in path:
-        if isinstance(part, int):
-            location += f"[{part}]"
-        elif part.isidentifier():
-            location += f".{part}" if location else part
-        else:
-            location += f"[{part[:40]!r}]"
-    return location
+    return join_location("", path, key_chars=40)
 
 
 def measure_value(value: Any, limits: DocumentLimits, base: tuple[str | int, ...] = ()) -> None:

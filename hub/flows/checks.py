@@ -21,6 +21,7 @@ from jsonschema.exceptions import ValidationError
 from hub import schemas
 from hub.flows import bounds
 from hub.flows.bounds import DocumentLimits
+from hub.flows.locations import join_location
 
 Problem = tuple[str, str]
 """One problem found: ``(location, message)``, e.g. ``("steps[1].retry", "...")``."""
@@ -46,23 +47,6 @@ _SHAPE_KEYWORDS = frozenset(
         "maxItems",
     }
 )
-
-
-def join_location(base: str, path: Iterable[str | int]) -> str:
-    """Append a JSON path to a location: ``steps[1]`` + ``["retry", "max"]`` -> ``...retry.max``.
-
-    Integers become ``[i]``; identifier keys become ``.key``; any other key is quoted
-    (``['X-Trace']``), as the expression errors of :mod:`hub.expressions` write it.
-    """
-    location = base
-    for part in path:
-        if isinstance(part, int):
-            location += f"[{part}]"
-        elif part.isidentifier():
-            location += f".{part}" if location else part
-        else:
-            location += f"[{part!r}]"
-    return location
 
 
 def suggest(name: str, choices: Iterable[str]) -> str:
