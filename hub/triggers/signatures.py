@@ -221,6 +221,27 @@ def _replay_key(timestamp: int, signature: bytes) -> str:
     return f"{timestamp:012d}:{hashlib.sha256(signature).hexdigest()}"
 
 
+def _one_of_v1(
+    candidates: Sequence[bytes],
+    keys: Sequence[bytes],
+    payload: bytes,
+    timestamp: int,
+    now: float,
+    tolerance: float,
+) -> Verified:
+    """The end of a scheme that sends several v1 signatures (Stripe, Svix): one of
+    ``candidates`` must be the HMAC-SHA256 of ``payload`` under one of ``keys`` (while a
+    secret is rotated, the connection holds both and the sender may sign with both), then
+    the timestamp must be within ``tolerance``; the replay marker is made of the signature
+    that matched."""
+    expected = [hmac.new(key, payload, hashlib.sha256).digest() for key in keys]
+    matched = next((c for c in candidates if _matches_any(c, expected)), None)
+    if matched is None:
+        raise SignatureError("mismatch", "no v1 signature matches the body")
+    _check_time(timestamp, now, tolerance)
+    return Verified(timestamp, _replay_key(timestamp, matched))
+
+
 def verify_stripe(
     secrets: Sequence[bytes],
     headers: Mapping[str, str],
@@ -253,12 +274,7 @@ def verify_stripe(
     if timestamp is None or not candidates:
         raise SignatureError("malformed", f"the {header} header has no t=... and v1=... values")
     payload = str(timestamp).encode() + b"." + body
-    expected = [hmac.new(secret, payload, hashlib.sha256).digest() for secret in secrets]
-    matched = next((c for c in candidates if _matches_any(c, expected)), None)
-    if matched is None:
-        raise SignatureError("mismatch", "no v1 signature matches the body")
-    _check_time(timestamp, now, tolerance)
-    return Verified(timestamp, _replay_key(timestamp, matched))
+    return _one_of_v1(candidates, secrets, payload, timestamp, now, tolerance)
 
 
 def verify_slack(
@@ -332,12 +348,8 @@ def verify_svix(
     if not candidates:
         raise SignatureError("malformed", "the signature header has no v1,<base64> value")
     payload = f"{message_id}.{stamp}.".encode() + body
-    expected = [hmac.new(svix_key(s), payload, hashlib.sha256).digest() for s in secrets]
-    matched = next((c for c in candidates if _matches_any(c, expected)), None)
-    if matched is None:
-        raise SignatureError("mismatch", "no v1 signature matches the body")
-    _check_time(timestamp, now, tolerance)
-    return Verified(timestamp, _replay_key(timestamp, matched))
+    keys = [svix_key(s) for s in secrets]
+    return _one_of_v1(candidates, keys, payload, timestamp, now, tolerance)
 
 
 def sign_svix(secret: str, message_id: str, body: bytes, timestamp: int) -> dict[str, str]:
