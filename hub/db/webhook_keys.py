@@ -26,7 +26,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 
-from sqlalchemy import Connection, and_, delete, select
+from sqlalchemy import ColumnElement, Connection, and_, delete, select
 from sqlalchemy.exc import IntegrityError
 
 from hub.db.models import now_us, webhook_keys
@@ -115,20 +115,23 @@ def prune(
             webhook_keys.c.key < f"{REPLAY_PREFIX}{max(0, replay_before):012d}",
         )
     ).rowcount
-    keys = conn.execute(
-        delete(webhook_keys).where(
-            mine,
-            webhook_keys.c.key.like(IDEMPOTENCY_PREFIX + "%"),
-            webhook_keys.c.created_at < keys_before_us,
-        )
-    ).rowcount
+    keys = _delete_stored_before(conn, mine, IDEMPOTENCY_PREFIX, keys_before_us)
     deliveries = 0
     if dedup_before_us is not None:
-        deliveries = conn.execute(
-            delete(webhook_keys).where(
-                mine,
-                webhook_keys.c.key.like(DEDUP_PREFIX + "%"),
-                webhook_keys.c.created_at < dedup_before_us,
-            )
-        ).rowcount
-    return int(markers or 0) + int(keys or 0) + int(deliveries or 0)
+        deliveries = _delete_stored_before(conn, mine, DEDUP_PREFIX, dedup_before_us)
+    return int(markers or 0) + keys + deliveries
+
+
+def _delete_stored_before(
+    conn: Connection, mine: ColumnElement[bool], prefix: str, before_us: int
+) -> int:
+    """Delete the keys of ``mine`` (one flow's) that start with ``prefix`` and were stored
+    before ``before_us``; return how many went."""
+    removed = conn.execute(
+        delete(webhook_keys).where(
+            mine,
+            webhook_keys.c.key.like(prefix + "%"),
+            webhook_keys.c.created_at < before_us,
+        )
+    ).rowcount
+    return int(removed or 0)
