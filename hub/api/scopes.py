@@ -4,7 +4,7 @@ A token without limits acts with its user's role in its workspace, until revoked
 token made before limits existed is one). A token may carry, in any combination:
 
 - an **expiry**: after it the token is refused with 401 (:mod:`hub.api.auth`);
-- the scope ``read``: only safe methods (GET, HEAD), on every route, workspace or not
+- the scope ``read``: only safe methods (GET, HEAD, OPTIONS), on every route, workspace or not
   (:func:`refuse_unsafe_method`); in a workspace it acts as a viewer at most, so the
   services' role checks refuse changes too;
 - the scope ``runs``: in a workspace, only listing, reading, following and starting runs
