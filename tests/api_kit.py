@@ -100,6 +100,26 @@ async def make_api(hub: Hub) -> AsyncIterator[Api]:
         await hook()
 
 
+async def add_oauthy_connection(
+    api: Api, oauth2: dict[str, Any], client_id: str, client_secret: str
+) -> None:
+    """Point the ``oauthy`` connector at a provider (``oauth2``: its ``authorize_url``,
+    ``token_url``, ``scopes``) and have the editor create its connection ``crm`` with the
+    client's id and secret."""
+    api.hub.registry.connectors["oauthy"].oauth2 = oauth2
+    created = await api.call(
+        "POST",
+        "/api/w/default/connections",
+        api.editor,
+        json={
+            "name": "crm",
+            "connector": "oauthy",
+            "values": {"client_id": client_id, "client_secret": client_secret},
+        },
+    )
+    assert created.status_code == 201, created.text
+
+
 def flow_document(flow_id: str = "greet", **changes: Any) -> dict[str, Any]:
     """A small valid flow of the kit connector."""
     document: dict[str, Any] = {

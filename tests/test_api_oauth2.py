@@ -24,7 +24,7 @@ import pytest
 
 from hub.services import oauth2
 from hub.settings import Settings
-from tests.api_kit import Api, started_api
+from tests.api_kit import Api, add_oauthy_connection, started_api
 
 CLIENT_ID = "client-1"
 CLIENT_SECRET = "client-s3cret-9000"
@@ -150,22 +150,12 @@ def stand_in() -> Iterator[StandIn]:
 @pytest.fixture
 async def api(settings: Settings, stand_in: StandIn) -> AsyncIterator[Api]:
     async for value in started_api(settings.replace(allow_hosts=("127.0.0.1",))):
-        value.hub.registry.connectors["oauthy"].oauth2 = {
+        provider = {
             "authorize_url": f"{stand_in.base}/authorize",
             "token_url": f"{stand_in.base}/token",
             "scopes": ["contacts"],
         }
-        created = await value.call(
-            "POST",
-            CONNS,
-            value.editor,
-            json={
-                "name": "crm",
-                "connector": "oauthy",
-                "values": {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET},
-            },
-        )
-        assert created.status_code == 201, created.text
+        await add_oauthy_connection(value, provider, CLIENT_ID, CLIENT_SECRET)
         yield value
 
 

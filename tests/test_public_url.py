@@ -12,7 +12,7 @@ import pytest
 
 from hub.services import links
 from hub.settings import Settings
-from tests.api_kit import Api, started_api
+from tests.api_kit import Api, add_oauthy_connection, started_api
 from tests.test_cli import EXAMPLES, ok
 from tests.test_cli import hub as cli
 
@@ -23,21 +23,11 @@ PUBLIC = "https://hub.example.com/integrations/"
 @pytest.fixture(params=["", PUBLIC], ids=["no-public-url", "public-url"])
 async def api(request: pytest.FixtureRequest, settings: Settings) -> AsyncIterator[Api]:
     async for value in started_api(settings.replace(public_url=request.param)):
-        value.hub.registry.connectors["oauthy"].oauth2 = {
+        provider = {
             "authorize_url": "https://provider.example/authorize",  # never called
             "token_url": "https://provider.example/token",
         }
-        created = await value.call(
-            "POST",
-            CONNS,
-            value.editor,
-            json={
-                "name": "crm",
-                "connector": "oauthy",
-                "values": {"client_id": "id-1", "client_secret": "s-1"},
-            },
-        )
-        assert created.status_code == 201, created.text
+        await add_oauthy_connection(value, provider, "id-1", "s-1")
         yield value
 
 

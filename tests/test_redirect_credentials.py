@@ -93,19 +93,24 @@ def redirect(origin: Origin, to: str, **extra: str) -> str:
     return str(httpx.URL(f"{origin.base}/redirect", params={"to": to, **extra}))
 
 
+async def landed(origin: Origin, url: str, **kwargs: Any) -> dict[str, Any]:
+    """What ``origin``'s /landing received (its ``headers`` and ``query``) from one GET of
+    ``url`` through the shared client, the redirects followed to a 200 there."""
+    origin.received.clear()
+    async with make_http_client(LOOPBACK_ALLOWED) as client:
+        response = await client.get(url, **kwargs)
+    assert response.status_code == 200
+    assert len(origin.received) == 1, origin.received
+    return origin.received[0]
+
+
 @pytest.mark.parametrize("status", ["301", "302", "303", "307", "308"])
 async def test_redirect_to_another_origin_drops_every_credential_header(
     origins: tuple[Origin, Origin], status: str
 ) -> None:
     a, b = origins
-    b.received.clear()
-    async with make_http_client(LOOPBACK_ALLOWED) as client:
-        response = await client.get(
-            redirect(a, f"{b.base}/landing", status=status), headers={**CREDENTIALS, **PLAIN}
-        )
-    assert response.status_code == 200
-    assert len(b.received) == 1
-    got = b.received[0]["headers"]
+    url = redirect(a, f"{b.base}/landing", status=status)
+    got = (await landed(b, url, headers={**CREDENTIALS, **PLAIN}))["headers"]
     for name in CREDENTIALS:
         assert name.lower() not in got, f"{name} was carried to another origin"
     assert got["accept"] == "application/json"
@@ -117,18 +122,15 @@ async def test_redirect_within_the_origin_keeps_the_credentials(
     origins: tuple[Origin, Origin],
 ) -> None:
     a, _ = origins
-    a.received.clear()
-    async with make_http_client(LOOPBACK_ALLOWED) as client:
-        response = await client.get(
-            redirect(a, "/landing?api_key=secret-query"),
-            headers={**CREDENTIALS, **PLAIN},
-            extensions={CREDENTIAL_PARAMS_EXTENSION: ["api_key"]},
-        )
-    assert response.status_code == 200
-    got = a.received[0]["headers"]
+    got = await landed(
+        a,
+        redirect(a, "/landing?api_key=secret-query"),
+        headers={**CREDENTIALS, **PLAIN},
+        extensions={CREDENTIAL_PARAMS_EXTENSION: ["api_key"]},
+    )
     for name, value in CREDENTIALS.items():
-        assert got.get(name.lower()) == value, f"{name} was dropped within the origin"
-    assert a.received[0]["query"]["api_key"] == ["secret-query"]
+        assert got["headers"].get(name.lower()) == value, f"{name} was dropped within the origin"
+    assert got["query"]["api_key"] == ["secret-query"]
 
 
 async def test_a_chain_back_to_the_first_origin_does_not_restore_them(
@@ -136,27 +138,20 @@ async def test_a_chain_back_to_the_first_origin_does_not_restore_them(
 ) -> None:
     """A -> B -> A: what was dropped on the way out stays dropped."""
     a, b = origins
-    a.received.clear()
-    async with make_http_client(LOOPBACK_ALLOWED) as client:
-        response = await client.get(
-            redirect(a, redirect(b, f"{a.base}/landing")), headers=CREDENTIALS
-        )
-    assert response.status_code == 200
-    assert not set(a.received[0]["headers"]) & {name.lower() for name in CREDENTIALS}
+    got = await landed(a, redirect(a, redirect(b, f"{a.base}/landing")), headers=CREDENTIALS)
+    assert not set(got["headers"]) & {name.lower() for name in CREDENTIALS}
 
 
 async def test_credential_query_parameters_are_not_carried_to_another_origin(
     origins: tuple[Origin, Origin],
 ) -> None:
     a, b = origins
-    b.received.clear()
-    async with make_http_client(LOOPBACK_ALLOWED) as client:
-        response = await client.get(
-            redirect(a, f"{b.base}/landing?api_key=secret-query&page=2"),
-            extensions={CREDENTIAL_PARAMS_EXTENSION: ["api_key"]},
-        )
-    assert response.status_code == 200
-    assert b.received[0]["query"] == {"page": ["2"]}
+    got = await landed(
+        b,
+        redirect(a, f"{b.base}/landing?api_key=secret-query&page=2"),
+        extensions={CREDENTIAL_PARAMS_EXTENSION: ["api_key"]},
+    )
+    assert got["query"] == {"page": ["2"]}
 
 
 async def test_cookies_a_response_sets_are_not_kept(origins: tuple[Origin, Origin]) -> None:
