@@ -334,3 +334,22 @@ def test_wordwrap_of_a_long_word_is_linear() -> None:
     lines = wrap_lines("a" * 200_000, 1)
     assert len(lines) == 200_000
     assert time.monotonic() - started < WALL  # textwrap: about 7 s here, quadratic
+
+
+def test_an_operation_costlier_than_the_inline_slice_moves_the_render_before_it_runs() -> None:
+    """One call charged more work than the inline slice is worth (here a filter reading
+    1.8 MB, 18 ms of work against a 10 ms slice) raises RenderMoved before the call runs,
+    so the event loop never waits for it; with the whole budget (off the loop) it runs."""
+    calls: list[int] = []
+
+    def spy(value: str) -> int:
+        calls.append(len(value))
+        return 1
+
+    compiled = Expressions(filters={"spy": spy}).compile("{{ big|spy }}", "steps.s.input")
+    context = {"big": "a" * 1_800_000}
+    with pytest.raises(RenderMoved):
+        compiled.render(context, inline=0.01)
+    assert calls == []
+    assert compiled.render(context) == 1
+    assert calls == [1_800_000]

@@ -112,10 +112,22 @@ class Budget:
     (``out``), ``work``, ``bytes`` built, and time (``deadline``).
 
     ``slice_end`` is when an inline render gives up and raises :class:`RenderMoved` (None:
-    never; the render runs to its budget).
+    never; the render runs to its budget), and ``slice_work`` the work one charge may take
+    inline: an operation charged more than the slice's worth before it runs moves the render
+    at once rather than holding the event loop for its whole length.
     """
 
-    __slots__ = ("bytes", "check_at", "deadline", "limits", "out", "slice_end", "steps", "work")
+    __slots__ = (
+        "bytes",
+        "check_at",
+        "deadline",
+        "limits",
+        "out",
+        "slice_end",
+        "slice_work",
+        "steps",
+        "work",
+    )
 
     def __init__(self, limits: Limits, inline: float | None = None) -> None:
         now = time.monotonic()
@@ -127,11 +139,15 @@ class Budget:
         self.bytes = limits.max_render_bytes
         self.deadline = now + limits.max_render_seconds
         self.slice_end = None if inline is None else now + inline
+        self.slice_work = 0 if inline is None else int(inline * UNITS_PER_SECOND)
 
 
 BUDGET: ContextVar[Budget | None] = ContextVar("hub_expression_budget", default=None)
 """The budget of the render in progress (None outside a render: nothing is counted)."""
 
+
+UNITS_PER_SECOND = 1_000_000_000
+"""Units of work in a second (a unit stands for about a nanosecond)."""
 
 CHECK_EVERY = 5_000
 """The clock is read whenever this much work (about 5 µs) was charged since it last was."""
@@ -157,7 +173,7 @@ def spend(budget: Budget, work: int, built: int = 0) -> None:
         _spent(budget)
     budget.check_at = budget.work - CHECK_EVERY
     now = time.monotonic()
-    if budget.slice_end is not None and now > budget.slice_end:
+    if budget.slice_end is not None and (now > budget.slice_end or work > budget.slice_work):
         raise RenderMoved
     if now > budget.deadline:
         raise LimitExceeded(
