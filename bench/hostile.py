@@ -25,11 +25,9 @@ its peak.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -38,27 +36,12 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hub.testing.hostile import CORPUS, HealthProbe, flow_with_corpus, rss_kb, serve
+from hub.testing.hostile import CORPUS, HealthProbe, PeakRss, flow_with_corpus, rss_kb, serve
 
 
 def ms(seconds: float) -> str:
     """Seconds as milliseconds, for the table."""
     return f"{seconds * 1000:,.1f}"
-
-
-class Peak(threading.Thread):
-    """The highest RSS (KiB) of a process, sampled every 20 ms until ``done`` is set."""
-
-    def __init__(self, pid: int) -> None:
-        super().__init__(daemon=True)
-        self.pid = pid
-        self.peak = rss_kb(pid)
-        self.done = threading.Event()
-
-    def run(self) -> None:
-        while not self.done.wait(0.02):
-            with contextlib.suppress(OSError, RuntimeError):
-                self.peak = max(self.peak, rss_kb(self.pid))
 
 
 def wait_run(client: httpx.Client, base: str, headers: dict[str, str], run_id: str) -> Any:
@@ -87,7 +70,7 @@ def main(args: argparse.Namespace) -> None:
         time.sleep(args.idle)
         idle.stop()
         baseline = rss_kb(srv.process.pid)
-        peak = Peak(srv.process.pid)
+        peak = PeakRss(srv.process.pid)
         peak.start()
         probe = HealthProbe(base)
         probe.start()
@@ -121,8 +104,7 @@ def main(args: argparse.Namespace) -> None:
             took = time.perf_counter() - started
             webhook = (took, failed, probe.worst_between(started, started + took))
         probe.stop()
-        peak.done.set()
-        peak.join()
+        peak.stop()
         client.close()
 
     width = max(len(row[0]) for row in rows)

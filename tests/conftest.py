@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
+import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -14,6 +16,7 @@ import pytest
 
 from hub.runtime import Hub
 from hub.settings import Settings
+from hub.testing.hostile import hub_command, stop_process
 from tests import kit
 from tests.services import PostgresServer, RedisServer
 
@@ -106,6 +109,39 @@ async def started(settings: Settings, **kwargs: Any) -> AsyncIterator[Hub]:
         if worker is not None:
             await worker
         await instance.stop(grace=1.0)
+
+
+def worker_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment of a ``hub worker`` process on the queue of ``settings`` (its data
+    folder, database, Redis and queue name), with ``extra`` added; this process's ``HUB_*``
+    variables are dropped, so that only these reach the worker."""
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("HUB_")},
+        "HUB_DATA_DIR": str(settings.data_dir),
+        "HUB_DATABASE_URL": settings.database_url,
+        "HUB_REDIS_URL": settings.redis_url,
+        "HUB_QUEUE_NAME": settings.queue_name,
+        **extra,
+    }
+
+
+@contextlib.asynccontextmanager
+async def worker_process(
+    settings: Settings, log: Path, **extra: str
+) -> AsyncIterator[subprocess.Popen[bytes]]:
+    """A ``hub worker`` process on the queue of ``settings`` (:func:`worker_env`, with
+    ``extra``), its output in ``log``; stopped (SIGTERM, then SIGKILL) when the block ends."""
+    with log.open("wb") as out:
+        worker = subprocess.Popen(
+            [hub_command(), "worker"],
+            env=worker_env(settings, **extra),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield worker
+    finally:
+        await asyncio.to_thread(stop_process, worker)
 
 
 @pytest.fixture

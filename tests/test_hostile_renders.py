@@ -20,11 +20,7 @@ issue; ``center_list_memory`` alone builds a gigabyte).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import os
-import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -36,15 +32,14 @@ from hub.settings import Settings
 from hub.testing.hostile import (
     CORPUS,
     HealthProbe,
+    PeakRss,
     Served,
     flow_with_corpus,
-    hub_command,
     names_a_limit,
     rss_kb,
     serve,
-    stop_process,
 )
-from tests.conftest import make_hub
+from tests.conftest import make_hub, worker_process
 
 HEALTHZ_BOUND = 2.0  # seconds: the longest /healthz may wait while the corpus renders
 ERROR_BOUND = 30.0  # seconds: generous, for one template's error (max_render_seconds is 5)
@@ -83,29 +78,6 @@ def probing(server: Served) -> Iterator[HealthProbe]:
     assert probe.worst < HEALTHZ_BOUND, (
         f"/healthz waited {probe.worst:.2f}s (p99 {probe.percentile(99) * 1000:.0f} ms)"
     )
-
-
-class PeakRss(threading.Thread):
-    """The highest RSS (KiB) of a process, sampled every 20 ms until stopped."""
-
-    def __init__(self, pid: int) -> None:
-        super().__init__(daemon=True)
-        self.pid = pid
-        self.peak = rss_kb(pid)
-        self._halt = threading.Event()
-
-    def run(self) -> None:
-        while not self._halt.wait(0.02):
-            with contextlib.suppress(OSError, RuntimeError):
-                self.peak = max(self.peak, rss_kb(self.pid))
-
-    def __enter__(self) -> PeakRss:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._halt.set()
-        self.join(5)
 
 
 def test_step_tests_of_hostile_templates_fail_naming_their_limit(server: Served) -> None:
@@ -204,35 +176,22 @@ async def test_a_worker_fails_each_hostile_step_once_naming_its_limit(settings: 
     settings = settings.replace(lease_seconds=3.0)
     hub = make_hub(settings)
     await hub.start(migrate=False)
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("HUB_")},
-        "HUB_DATA_DIR": str(settings.data_dir),
-        "HUB_DATABASE_URL": settings.database_url,
-        "HUB_REDIS_URL": settings.redis_url,
-        "HUB_QUEUE_NAME": settings.queue_name,
-        "HUB_LEASE_SECONDS": str(settings.lease_seconds),
-    }
     log = settings.data_dir / "worker.log"
-    worker = None
     try:
         await hub.save_flow(
             {"id": "warm", "steps": [{"id": "a", "action": "flow.noop"}]}, publish=True
         )
         await hub.save_flow(flow_with_corpus("hostile-run"), publish=True)
-        with log.open("wb") as out:
-            worker = subprocess.Popen(
-                [hub_command(), "worker"], env=env, stdout=out, stderr=subprocess.STDOUT
-            )
-        warm = await hub.start_run("warm")
-        assert (await hub.wait_for_run(warm, 60))["status"] == "succeeded"
-        baseline = rss_kb(worker.pid)
-        with PeakRss(worker.pid) as rss:
-            run_id = await hub.start_run("hostile-run")
-            await hub.wait_for_run(run_id, RUN_BOUND)
-        run = await hub.get_run(run_id)
+        lease = str(settings.lease_seconds)
+        async with worker_process(settings, log, HUB_LEASE_SECONDS=lease) as worker:
+            warm = await hub.start_run("warm")
+            assert (await hub.wait_for_run(warm, 60))["status"] == "succeeded"
+            baseline = rss_kb(worker.pid)
+            with PeakRss(worker.pid) as rss:
+                run_id = await hub.start_run("hostile-run")
+                await hub.wait_for_run(run_id, RUN_BOUND)
+            run = await hub.get_run(run_id)
     finally:
-        if worker is not None:
-            await asyncio.to_thread(stop_process, worker)
         await hub.stop(grace=0)
     text = log.read_text()
     problems = corpus_problems(run["steps"])

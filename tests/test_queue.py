@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import subprocess
 import sys
 import time
@@ -21,7 +20,7 @@ from hub.hookspecs import hookimpl
 from hub.runtime import Hub
 from hub.settings import Settings
 from tests import kit
-from tests.conftest import make_hub
+from tests.conftest import make_hub, worker_env
 
 
 @pytest.fixture
@@ -107,16 +106,12 @@ async def test_hub_worker_settles_its_garbage_collector(
     monkeypatch.syspath_prepend(str(tmp_path))
     hub = make_hub(settings, plugins=(kit, importlib.import_module("gcprobe")))
     await hub.start(migrate=False)
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("HUB_")},
-        "HUB_DATA_DIR": str(settings.data_dir),
-        "HUB_DATABASE_URL": settings.database_url,
-        "HUB_REDIS_URL": settings.redis_url,
-        "HUB_QUEUE_NAME": settings.queue_name,
-        "HUB_PLUGIN_MODULES": "gcprobe",
-        "HUB_GC_THRESHOLD": "12345",
-        "PYTHONPATH": str(tmp_path),
-    }
+    env = worker_env(
+        settings,
+        HUB_PLUGIN_MODULES="gcprobe",
+        HUB_GC_THRESHOLD="12345",
+        PYTHONPATH=str(tmp_path),
+    )
     try:
         flow = {"id": "g", "steps": [{"id": "s", "action": "gcprobe.state"}]}
         await hub.save_flow(flow, publish=True)

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import subprocess
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -26,8 +24,7 @@ import pytest
 from hub.expressions import ExpressionError, Expressions, Limits
 from hub.expressions.offload import Renders
 from hub.settings import Settings, SettingsError
-from hub.testing.hostile import hub_command, stop_process
-from tests.conftest import make_hub, run_flow, started
+from tests.conftest import make_hub, run_flow, started, worker_process
 
 ROOT = Path(__file__).resolve().parent.parent
 LOOPS = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
@@ -190,11 +187,6 @@ async def test_a_worker_keeps_its_leases_while_a_render_outlasts_them(
     hub = make_hub(settings)
     await hub.start(migrate=False)
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("HUB_")},
-        "HUB_DATA_DIR": str(settings.data_dir),
-        "HUB_DATABASE_URL": settings.database_url,
-        "HUB_REDIS_URL": settings.redis_url,
-        "HUB_QUEUE_NAME": settings.queue_name,
         "HUB_LEASE_SECONDS": "1.5",
         "HUB_MAX_LOOP_ITERATIONS": str(UNBOUNDED),
         "HUB_MAX_RENDER_WORK": str(UNBOUNDED),
@@ -203,7 +195,6 @@ async def test_a_worker_keeps_its_leases_while_a_render_outlasts_them(
         "PYTHONPATH": str(ROOT),
     }
     log = settings.data_dir / "worker.log"
-    worker = None
     document: dict[str, Any] = {
         "id": "lease",
         "steps": [
@@ -213,16 +204,11 @@ async def test_a_worker_keeps_its_leases_while_a_render_outlasts_them(
     }
     try:
         await hub.save_flow(document, publish=True)
-        with log.open("wb") as out:
-            worker = subprocess.Popen(
-                [hub_command(), "worker"], env=env, stdout=out, stderr=subprocess.STDOUT
-            )
-        run_id = await hub.start_run("lease")
-        await hub.wait_for_run(run_id, 60)
-        run = await hub.get_run(run_id)
+        async with worker_process(settings, log, **env):
+            run_id = await hub.start_run("lease")
+            await hub.wait_for_run(run_id, 60)
+            run = await hub.get_run(run_id)
     finally:
-        if worker is not None:
-            await asyncio.to_thread(stop_process, worker)
         await hub.stop(grace=0)
     steps = {(s["step_id"], s["attempt"]): s for s in run["steps"]}
     assert set(steps) == {("costly", 1), ("normal", 1)}, (run["steps"], log.read_text())

@@ -29,6 +29,7 @@ __all__ = [
     "CORPUS",
     "HealthProbe",
     "Hostile",
+    "PeakRss",
     "Served",
     "flow_with_corpus",
     "names_a_limit",
@@ -154,6 +155,35 @@ def rss_kb(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise RuntimeError(f"process {pid} reports no VmRSS")
+
+
+class PeakRss(threading.Thread):
+    """The highest RSS (KiB, ``peak``) of a process, sampled every 20 ms from :meth:`start`
+    until :meth:`stop`; as a context manager, over the block."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True, name="peak-rss")
+        self.pid = pid
+        self.peak = rss_kb(pid)
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        """Sample until stopped (a process that is gone meanwhile is not sampled)."""
+        while not self._halt.wait(0.02):
+            with contextlib.suppress(OSError, RuntimeError):
+                self.peak = max(self.peak, rss_kb(self.pid))
+
+    def stop(self) -> None:
+        """Stop sampling and wait (at most 5 s) for the thread to end."""
+        self._halt.set()
+        self.join(5)
+
+    def __enter__(self) -> PeakRss:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 @dataclasses.dataclass
