@@ -11,8 +11,9 @@ server's ``/healthz`` answered within 2 s throughout, from another client pollin
 whole time (:class:`hub.testing.hostile.HealthProbe`); and the growth of the resident memory
 of the process that rendered it under :data:`RSS_BOUND_MB`.
 
-Why 300 MB: a render's budget bounds what it builds to a few megabytes, at most
-``HUB_RENDER_THREADS`` (2) renders run at once in a process besides the loop's own, and
+Why 300 MB: a render's budget bounds what it builds (``HUB_MAX_RENDER_BYTES``, 64 MB, an
+estimate of the memory its values hold; the corpus mostly ends on work or output limits well
+before it), at most ``HUB_RENDER_THREADS`` (2) renders run at once besides the loop's own, and
 CPython's allocator keeps some freed memory; 300 MB leaves room for all of that and for the
 allocator's slack, and is still well under what one unbounded template took (917 MB in the
 issue; ``center_list_memory`` alone builds a gigabyte).

@@ -54,7 +54,7 @@ def refuse_unsafe_method(principal: Any, method: str, route_name: str | None) ->
     if principal.via != "token":
         return
     if principal.token_scope == "read" and method.upper() not in SAFE_METHODS:
-        raise forbidden("this API token is read-only: it can only read (GET)")
+        raise forbidden("this API token is read-only: it can only read (GET, HEAD, OPTIONS)")
     if route_name in LIMITED_REFUSED and is_limited(principal):
         raise forbidden(
             "this API token has limits (a scope, a flow or an expiry): it cannot "
