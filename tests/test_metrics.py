@@ -18,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from hub.api.app import create_app
 from hub.runtime import Hub
 from hub.settings import Settings
+from hub.testing import http_client
 from tests.conftest import make_hub
 from tests.services import RedisServer
 
@@ -34,9 +35,7 @@ TWO_STEPS: dict[str, Any] = {
 @pytest.fixture
 async def client(hub: Hub) -> AsyncIterator[httpx.AsyncClient]:
     """The app on the started hub (httpx's ASGI transport, same event loop)."""
-    app = create_app(hub, manage_hub=False, bootstrap=False)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver.local") as c:
+    async with http_client(hub) as c:
         yield c
 
 

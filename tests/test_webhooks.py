@@ -24,13 +24,13 @@ import httpx
 import pytest
 
 from hub import Connector, Trigger, hookimpl
-from hub.api.app import create_app
 from hub.connectors import RegistrationError, Registry
 from hub.db import webhook_keys
 from hub.db.models import webhook_keys as webhook_keys_table
 from hub.runtime import Hub
 from hub.services import events as webhook_events
 from hub.settings import Settings
+from hub.testing import http_client
 from hub.triggers.signatures import sign_slack, sign_stripe
 from tests import kit
 from tests.conftest import started
@@ -95,9 +95,7 @@ async def client(hub: Hub) -> AsyncIterator[httpx.AsyncClient]:
 
     (The app's start-up hooks are not needed: the hub is started and stopped by the fixture.)
     """
-    app = create_app(hub, manage_hub=False, bootstrap=False)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver.local") as c:
+    async with http_client(hub) as c:
         yield c
 
 
@@ -141,6 +139,16 @@ def assert_refused(
     assert error["code"] == code, error
     if reason is not None:
         assert error["details"] == {"reason": reason}, error
+
+
+def assert_replayed(first: httpx.Response, again: httpx.Response) -> None:
+    """``first`` started a run (202) and ``again`` was answered as its replay: 200,
+    ``Idempotent-Replayed: true``, the same run."""
+    assert first.status_code == 202, first.text
+    assert "idempotent-replayed" not in first.headers
+    assert again.status_code == 200, again.text
+    assert again.headers.get("idempotent-replayed") == "true"
+    assert again.json()["run_id"] == first.json()["run_id"]
 
 
 async def post(
@@ -403,12 +411,8 @@ async def test_the_same_idempotency_key_and_body_answer_the_first_run(
 ) -> None:
     path = await publish(hub, hook_flow("idem", {}))
     first = await post(client, path, BODY, {"idempotency-key": "order-A-1"})
-    assert first.status_code == 202, first.text
-    assert "idempotent-replayed" not in first.headers
     again = await post(client, path, BODY, {"idempotency-key": "order-A-1"})
-    assert again.status_code == 200, again.text
-    assert again.headers["idempotent-replayed"] == "true"
-    assert again.json()["run_id"] == first.json()["run_id"]
+    assert_replayed(first, again)
 
     other = await post(client, path, BODY + b" ", {"idempotency-key": "order-A-1"})
     assert_refused(other, 409, "idempotency_conflict")
