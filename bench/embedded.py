@@ -27,6 +27,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import probe
+from bench.report import print_measures
 from hub.runtime import Hub
 from hub.settings import Settings
 
@@ -171,10 +172,7 @@ async def main(quick: bool) -> None:
         ("  RSS before starting them (MB)", f"{before:.0f}", ""),
         (f"  time to start {waiting:,} waiting runs (s)", f"{wait_secs:.1f}", ""),
     ]
-    width = max(len(r[0]) for r in rows)
-    print(f"\n{'measure':{width}}  {'figure':>10}  target")
-    for name, value, target in rows:
-        print(f"{name:{width}}  {value:>10}  {target}")
+    print_measures(rows)
     print(
         f"\nratios: chain steps/s vs raw sqlite tx/s = {chain_rate / raw:.3f}; "
         f"for_each steps/s vs raw = {fan_rate / raw:.3f}"

@@ -36,6 +36,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.report import print_measures
 from hub.testing.hostile import CORPUS, HealthProbe, PeakRss, flow_with_corpus, rss_kb, serve
 
 
@@ -129,10 +130,7 @@ def main(args: argparse.Namespace) -> None:
         ("RSS before the corpus (MB)", f"{baseline / 1024:.0f}", ""),
         ("RSS peak during the corpus (MB)", f"{peak.peak / 1024:.0f}", ""),
     ]
-    width = max(len(r[0]) for r in table)
-    print(f"\n{'measure':{width}}  {'figure':>10}  target")
-    for name, value, target in table:
-        print(f"{name:{width}}  {value:>10}  {target}")
+    print_measures(table)
 
 
 if __name__ == "__main__":

@@ -47,6 +47,7 @@ from arq.worker import Worker  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
 from bench import probe  # noqa: E402
+from bench.report import print_measures  # noqa: E402
 from hub.engine.executors.arq.queues import deserialize, redis_settings, serialize  # noqa: E402
 from hub.runtime import Hub  # noqa: E402
 from hub.settings import Settings  # noqa: E402
@@ -414,10 +415,7 @@ async def main(quick: bool, length: int) -> None:
             "<= 40",
         ),
     ]
-    width = max(len(r[0]) for r in rows)
-    print(f"\n{'measure':{width}}  {'figure':>10}  target")
-    for name, value, target in rows:
-        print(f"{name:{width}}  {value:>10}  {target}")
+    print_measures(rows)
     print(f"\nratios: one worker / raw arq = {one / raw:.2f}; two workers / one = {two / one:.2f}")
     each = {n: [round(load.rate) for load in found] for n, found in measured.items()}
     print(f"every run, steps/s: one worker {each[1]}, two {each[2]}")
@@ -428,6 +426,7 @@ async def main(quick: bool, length: int) -> None:
         f"{statistics.median(steady[1]):,.0f} and {statistics.median(steady[2]):,.0f} "
         f"({statistics.median(steady[2]) / statistics.median(steady[1]):.2f}x)"
     )
+    width = max(len(r[0]) for r in rows)  # the CPU table lines up with the measures
     print("\nCPU time per step (us), in the median run of each")
     print(f"{'':{width}}  {'one worker':>10}  {'two':>10}")
     for name in one_cpu:

@@ -46,6 +46,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.report import print_measures  # noqa: E402
+
 HUB = str(Path(sys.executable).parent / "hub")
 PATH = "/hooks/default/bench-hook"
 SECRET = "bench-signing-secret"
@@ -434,10 +438,7 @@ def main(args: argparse.Namespace) -> None:
         ("paced: latency max (ms)", f"{paced_result['max_ms']:.1f}", ""),
         ("  server CPU per webhook and its run (ms)", f"{paced_cpu:.2f}", ""),
     ]
-    width = max(len(r[0]) for r in rows)
-    print(f"\n{'measure':{width}}  {'figure':>16}  target")
-    for name, value, target in rows:
-        print(f"{name:{width}}  {value:>16}  {target}")
+    print_measures(rows, figure_width=16)
 
 
 if __name__ == "__main__":
