@@ -3,10 +3,11 @@ runs (:class:`Budget`, in :data:`BUDGET`), and what the sandbox charges against 
 
 Every filter, test, call, operator, literal, loop iteration and piece of output of a render
 spends **work** (units of roughly a nanosecond of CPU, measured on a slow shared core: a
-character read is 10, a byte built 1, an item of a container 100, a call 1,000; filters that
-do more per character or item say so in :data:`FILTER_COSTS`) and every value it builds
-spends **bytes** (an estimate of the memory the value holds). :func:`charge` takes both, and checks
-the deadline (``max_render_seconds``) and the inline slice (:class:`RenderMoved`) each time.
+character read is 10, a byte built 1, an item of a container 100, a call 1,000, a macro call
+11,000; filters that do more per character or item say so in :data:`FILTER_COSTS`) and every
+value it builds spends **bytes** (an estimate of the memory the value holds). :func:`charge`
+takes both, and checks the deadline (``max_render_seconds``) and the inline slice
+(:class:`RenderMoved`) each time.
 Bytes built are cumulative: what a render frees is not given back, so the memory a render
 can hold at once is at most ``max_render_bytes`` (plus its input, and one operation's result
 over the last check, itself bounded by ``max_output``).
@@ -33,6 +34,9 @@ LAZY_ITEM_COST = 1_000
 """An item produced by a lazy filter (``map``, ``select``, ``unique``, ``batch``...)."""
 LOOP_COST = 1_000
 """One iteration of a ``{% for %}`` loop (besides its body)."""
+MACRO_COST = 10_000
+"""A call of a macro, besides :data:`CALL_COST`: Jinja makes a new context and frame for
+each (measured: 4 to 12 µs a call in a recursion, growing with its depth)."""
 NODE_COST = 300
 """One object visited while measuring a value's size (a Python-level walk)."""
 CHAR_COST = 10

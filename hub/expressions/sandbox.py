@@ -50,6 +50,7 @@ from hub.expressions.budget import (
     CALL_COST,
     LAZY_ITEM_COST,
     LOOP_COST,
+    MACRO_COST,
     PLAIN_TYPES,
     STR_BYTES,
     Budget,
@@ -352,7 +353,7 @@ class SandboxEnvironment(ImmutableSandboxedEnvironment):
             if isinstance(obj, LoopContext) and args:  # a recursive loop's next level
                 args = (self.hub_iter(args[0]), *args[1:])
         owner = getattr(obj, "__self__", None)
-        work = CALL_COST + scan_cost(owner)
+        work = CALL_COST + scan_cost(owner) + (MACRO_COST if isinstance(obj, Macro) else 0)
         for arg in args:
             work += scan_cost(arg)
         for arg in kwargs.values():
