@@ -83,6 +83,12 @@ def hub_connectors() -> list[Connector]:
     ]
 
 
+def sender(preset: str) -> dict[str, Any]:
+    """A webhook trigger's config: the sender ``preset``, signed with the secret of the
+    connection of the same name (the ``hub`` fixture makes one per sender)."""
+    return {"sender": {"preset": preset, "secret_ref": preset}}
+
+
 @pytest.fixture
 async def hub(settings: Settings) -> AsyncIterator[Hub]:
     """A started hub with signing secrets for each sender."""
@@ -161,7 +167,7 @@ async def test_a_github_delivery_sent_twice_starts_one_run(
     hub: Hub, client: httpx.AsyncClient, octokit: Path
 ) -> None:
     """Octokit's sign(); a redelivery keeps X-GitHub-Delivery and the signature."""
-    config = {"sender": {"preset": "github", "secret_ref": "github"}}
+    config = sender("github")
     path = await publish(hub, hook_flow("gh", config))
     payload = json.dumps({"action": "opened", "order_id": "PR-7", "number": 7})
     headers = {
@@ -193,9 +199,7 @@ async def test_a_stripe_event_retried_with_a_fresh_signature_starts_one_run(
 ) -> None:
     """stripe's generate_signature_header (checked by its construct_event); a retry is the
     same event id under a new timestamp and signature."""
-    path = await publish(
-        hub, hook_flow("stripe", {"sender": {"preset": "stripe", "secret_ref": "stripe"}})
-    )
+    path = await publish(hub, hook_flow("stripe", sender("stripe")))
     payload = json.dumps(
         {"id": "evt_1Nx", "object": "event", "type": "invoice.paid", "order_id": "in_1"}
     )
@@ -219,9 +223,7 @@ async def test_a_stripe_event_retried_with_a_fresh_signature_starts_one_run(
 async def test_a_shopify_style_delivery_sent_twice_starts_one_run(
     hub: Hub, client: httpx.AsyncClient
 ) -> None:
-    path = await publish(
-        hub, hook_flow("shop", {"sender": {"preset": "shopify", "secret_ref": "shopify"}})
-    )
+    path = await publish(hub, hook_flow("shop", sender("shopify")))
     payload = b'{"id":820982911946154508,"order_id":"1001"}'
     digest = hmac.new(SECRET.encode(), payload, hashlib.sha256).digest()
     headers = {
@@ -240,9 +242,7 @@ async def test_a_svix_message_sent_twice_starts_one_run(
     hub: Hub, client: httpx.AsyncClient
 ) -> None:
     """standardwebhooks' Webhook.sign and verify (Svix's scheme)."""
-    path = await publish(
-        hub, hook_flow("svix", {"sender": {"preset": "svix", "secret_ref": "svix"}})
-    )
+    path = await publish(hub, hook_flow("svix", sender("svix")))
     payload = '{"type":"invoice.paid","order_id":"sv-1"}'
     signer = StandardWebhook(SVIX_SECRET)
     answers = []
@@ -275,7 +275,7 @@ async def test_a_svix_message_sent_twice_starts_one_run(
 async def test_twenty_concurrent_repeats_of_one_delivery_start_one_run(
     hub: Hub, client: httpx.AsyncClient
 ) -> None:
-    config = {"sender": {"preset": "shopify", "secret_ref": "shopify"}}
+    config = sender("shopify")
     path = await publish(hub, hook_flow("burst", config))
     payload = b'{"order_id":"B-1"}'
     digest = hmac.new(SECRET.encode(), payload, hashlib.sha256).digest()
@@ -421,9 +421,7 @@ def slack_headers(body: bytes) -> dict[str, str]:
 async def test_a_slack_slash_command_reaches_the_flow_as_an_object(
     hub: Hub, client: httpx.AsyncClient
 ) -> None:
-    path = await publish(
-        hub, echo_flow("cmd", {"sender": {"preset": "slack", "secret_ref": "slack"}})
-    )
+    path = await publish(hub, echo_flow("cmd", sender("slack")))
     body = urlencode(
         {
             "command": "/deploy",
@@ -444,9 +442,7 @@ async def test_a_slack_slash_command_reaches_the_flow_as_an_object(
 
 
 async def test_a_slack_interactive_payload_is_decoded(hub: Hub, client: httpx.AsyncClient) -> None:
-    path = await publish(
-        hub, echo_flow("act", {"sender": {"preset": "slack", "secret_ref": "slack"}})
-    )
+    path = await publish(hub, echo_flow("act", sender("slack")))
     payload = {
         "type": "block_actions",
         "trigger_id": "123.456.abc",
