@@ -77,15 +77,16 @@ async def test_cheap_renders_stay_inline_and_costly_ones_move_to_a_thread() -> N
         assert renders.moved == 0  # neither has a charge point: no thread hop
         loop = expressions.compile("{% for i in range(3) %}{{ i }}{% endfor %}{{ 0|where }}", "x")
         main = threading.current_thread().name
-        assert await renders.render(loop, {}) == "012hub-render_0"
+        in_pool = "012hub-render_"  # which of the pool's threads is the pool's choice
+        assert (await renders.render(loop, {})).startswith(in_pool)
         assert renders.moved == 1
         # It took longer than a slice (0 s) in the pool: it goes straight there next time,
         # with no inline attempt stopped again.
-        assert await renders.render(loop, {}) == "012hub-render_0"
+        assert (await renders.render(loop, {})).startswith(in_pool)
         assert renders.moved == 1
         # Quick in the pool (under a slice of 60 s), it goes back to the loop.
         renders.inline_seconds = 60.0
-        assert await renders.render(loop, {}) == "012hub-render_0"
+        assert (await renders.render(loop, {})).startswith(in_pool)
         assert await renders.render(loop, {}) == f"012{main}"
         assert renders.moved == 1
     finally:
