@@ -57,7 +57,7 @@ async def depth_offset(data: bytes, limit: int) -> int | None:
     return None
 
 
-def _has_body(scope: Scope) -> bool:
+def has_body(scope: Scope) -> bool:
     """True unless the headers say there is no body or that it is an HTML form."""
     length: bytes | None = None
     chunked = False
@@ -76,7 +76,7 @@ def _has_body(scope: Scope) -> bool:
 BODY_READERS = frozenset({"data", "request"})
 
 
-def _route_reads_body(scope: Scope) -> bool:
+def route_reads_body(scope: Scope) -> bool:
     """True when the route decodes the body, unless it reads its own stream with its own
     cap (``request_max_body_size=None``: the webhook route)."""
     handler: Any = scope.get("route_handler")
@@ -97,7 +97,7 @@ class BodyDepthMiddleware(ASGIMiddleware):
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         """Read and scan the body (Litestar keeps it for the handler), then go on."""
-        if _has_body(scope) and _route_reads_body(scope):
+        if has_body(scope) and route_reads_body(scope):
             request: Request[Any, Any, Any] = Request(scope, receive)
             data = await request.body()
             offset = await depth_offset(data, self.max_depth)

@@ -24,7 +24,7 @@ from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from hub.api.bodies import _has_body, _route_reads_body
+from hub.api.bodies import has_body, route_reads_body
 from hub.api.errors import ApiError
 from hub.flows.bounds import line_column
 
@@ -73,7 +73,7 @@ class NulCharacterMiddleware(ASGIMiddleware):
         where = query_location(scope.get("query_string") or b"")
         if where is not None:
             raise refused(where)
-        if _has_body(scope) and _is_json(scope) and _route_reads_body(scope):
+        if has_body(scope) and _is_json(scope) and route_reads_body(scope):
             request: Request[Any, Any, Any] = Request(scope, receive)
             data = await request.body()  # Litestar keeps it for the handler
             found = JSON_NUL.search(data) if b"\\u0000" in data else None
