@@ -10,11 +10,14 @@
   is refused (415): the hub keeps no uploaded files until big payloads exist.
 
 The signature is checked over the raw bytes before any of this runs. Bounds: the body is
-already within the webhook's cap, and at most :data:`MAX_FIELDS` fields are kept (413).
+already within the webhook's cap, and at most :data:`MAX_FIELDS` fields or parts are kept
+(413). A part whose own type is ``multipart/*`` or ``message/*`` is refused (415) before the
+body is parsed: the email parser would recurse into it, one Python frame per level.
 """
 
 from __future__ import annotations
 
+import email.message
 import email.parser
 import email.policy
 import re
@@ -28,22 +31,53 @@ URLENCODED = "application/x-www-form-urlencoded"
 MULTIPART = "multipart/form-data"
 MAX_FIELDS = 10_000
 WRAPPED = "payload"
-# A part's Content-Type naming a multipart type (header names are case-insensitive; the
-# value may follow folded whitespace).
-PART_MULTIPART = re.compile(rb"(?i)content-type[ \t]*:\s*multipart/")
-BOUNDARY = re.compile(r'(?i)boundary="?([^";]+)')
+# Media types whose parts the email parser parses in turn, one Python frame per level.
+RECURSIVE_TYPES = frozenset({"multipart", "message"})
 
 
-def _nested_part(raw: bytes, content_type: str) -> bool:
-    """True when a top-level part's own headers declare a multipart type (a field's value,
-    such as a whole e-mail an inbound-mail service forwards, is not looked at)."""
-    found = BOUNDARY.search(content_type)
-    if found is None:
-        return False
-    delimiter = b"--" + found.group(1).strip().encode("latin-1")
-    return any(
-        PART_MULTIPART.search(part.split(b"\r\n\r\n", 1)[0]) for part in raw.split(delimiter)[1:]
+def _headers(data: bytes) -> email.message.Message:
+    """The headers of a message or part, its body kept as text and never parsed."""
+    return email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(data, headersonly=True)
+
+
+def _parts(raw: bytes, boundary: str) -> list[bytes]:
+    """The top-level parts of a multipart body as the email parser delimits them (a line
+    that is the delimiter, optionally closing, with trailing blanks), each with its headers;
+    nothing after the closing delimiter. Refuses (413) more than :data:`MAX_FIELDS` parts."""
+    delimiter = re.compile(
+        rb"(?:\A|(?<=[\r\n]))--"
+        + re.escape(boundary.encode("utf-8", "surrogateescape"))
+        + rb"(--)?[ \t]*(?:\r\n|\r|\n|\Z)"
     )
+    parts: list[bytes] = []
+    start: int | None = None
+    for found in delimiter.finditer(raw):
+        if start is not None:
+            parts.append(raw[start : found.start()])
+            if len(parts) > MAX_FIELDS:
+                raise ApiError(
+                    413, "too_many_fields", f"the form has more than {MAX_FIELDS} fields"
+                )
+        if found.group(1):
+            return parts
+        start = found.end()
+    if start is not None:
+        parts.append(raw[start:])
+    return parts
+
+
+def _refuse_nested(raw: bytes, boundary: str) -> None:
+    """415 when a top-level part's own Content-Type is ``multipart/*`` or ``message/*``, as the
+    email parser reads that header (RFC 2231 parameters, folded lines, any case): the parser
+    would recurse into such a part, one level per nesting. A field's value (a whole e-mail an
+    inbound-mail service forwards) is text and is not looked at."""
+    for part in _parts(raw, boundary):
+        if _headers(part).get_content_maintype() in RECURSIVE_TYPES:
+            raise ApiError(
+                415,
+                "unsupported_media_type",
+                "a part is itself multipart or a message: webhooks take flat forms",
+            )
 
 
 def _collect(pairs: Iterable[tuple[str, str]], decode_json: Callable[[bytes], Any]) -> Any:
@@ -89,15 +123,16 @@ def parse_multipart(raw: bytes, content_type: str, decode_json: Callable[[bytes]
     """A multipart body's text fields as an object; a file part is refused with 415, a body
     that is not multipart with 400."""
     # A part that is itself multipart (the email parser recurses per level: 1,000 levels in
-    # 120 kB were a RecursionError after a second of CPU) is refused before parsing.
-    if _nested_part(raw, content_type):
-        raise ApiError(
-            415, "unsupported_media_type", "a part is itself multipart: webhooks take flat forms"
-        )
+    # 120 kB were a RecursionError after a second of CPU) is refused before the body is parsed,
+    # whatever way its Content-Type writes the type and its parameters.
     head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode("latin-1")
+    boundary = _headers(head).get_boundary()
+    if not boundary:
+        raise ApiError(400, "invalid_form", "the multipart content type names no boundary")
+    _refuse_nested(raw, boundary)
     try:
         message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + raw)
-    except RecursionError:  # nesting the pattern above did not see (a folded header)
+    except RecursionError:  # a backstop: the check above leaves no part that recurses
         raise ApiError(400, "invalid_form", "the multipart parts are nested too deep") from None
     if not message.is_multipart() or message.defects:
         raise ApiError(400, "invalid_form", "the body is not a multipart/form-data document")
