@@ -78,13 +78,22 @@ BODY_READERS = frozenset({"data", "request"})
 
 def route_reads_body(scope: Scope) -> bool:
     """True when the route decodes the body, unless it reads its own stream with its own
-    cap (``request_max_body_size=None``: the webhook route)."""
+    cap (``request_max_body_size=None``: the webhook route). Worked out once per handler
+    and kept in its ``opt`` (handlers have slots: no attribute or weak reference)."""
     handler: Any = scope.get("route_handler")
     if handler is None:
         return False
-    if not BODY_READERS.intersection(handler.parsed_fn_signature.parameters):
-        return False  # the body is never read: nothing to protect
-    return handler.resolve_request_max_body_size() is not None
+    reads: bool | None = handler.opt.get(READS_BODY_OPT)
+    if reads is None:
+        reads = bool(BODY_READERS.intersection(handler.parsed_fn_signature.parameters))
+        # A handler whose body is never read has nothing to protect.
+        reads = reads and handler.resolve_request_max_body_size() is not None
+        handler.opt[READS_BODY_OPT] = reads
+    return reads
+
+
+READS_BODY_OPT = "hub_reads_body"
+"""The key of a route handler's ``opt`` that keeps :func:`route_reads_body`'s answer."""
 
 
 class BodyDepthMiddleware(ASGIMiddleware):
@@ -97,7 +106,7 @@ class BodyDepthMiddleware(ASGIMiddleware):
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         """Read and scan the body (Litestar keeps it for the handler), then go on."""
-        if has_body(scope) and route_reads_body(scope):
+        if route_reads_body(scope) and has_body(scope):
             request: Request[Any, Any, Any] = Request(scope, receive)
             data = await request.body()
             offset = await depth_offset(data, self.max_depth)

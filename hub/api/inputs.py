@@ -73,7 +73,7 @@ class NulCharacterMiddleware(ASGIMiddleware):
         where = query_location(scope.get("query_string") or b"")
         if where is not None:
             raise refused(where)
-        if has_body(scope) and _is_json(scope) and route_reads_body(scope):
+        if route_reads_body(scope) and has_body(scope) and _is_json(scope):
             request: Request[Any, Any, Any] = Request(scope, receive)
             data = await request.body()  # Litestar keeps it for the handler
             found = JSON_NUL.search(data) if b"\\u0000" in data else None

@@ -107,6 +107,8 @@ def is_https(scope: Any, settings: Settings) -> bool:
     """True when the client reached the hub over HTTPS (see the module's docstring)."""
     if settings.public_https or scope.get("scheme") in ("https", "wss"):
         return True
+    if not settings.trusted_proxies:  # no proxy to believe: nothing to parse per request
+        return False
     if not is_trusted(parse_address(_peer(scope)), settings):
         return False
     protos = _header_values(scope, b"x-forwarded-proto")
