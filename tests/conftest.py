@@ -152,7 +152,7 @@ async def hub(settings: Settings) -> AsyncIterator[Hub]:
 
 
 async def run_flow(
-    hub: Hub, document: dict[str, Any], input: Any = None, timeout: float = 10
+    hub: Hub, document: dict[str, Any], input: Any = None, timeout: float = 30
 ) -> dict[str, Any]:
     """Save and publish a document, run it, and return the finished run with its steps."""
     saved = await hub.save_flow(document, publish=True)

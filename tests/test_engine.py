@@ -357,7 +357,7 @@ async def test_sub_flow_depth_is_bounded(settings: Settings) -> None:
         run = await run_flow(
             hub,
             flow({"id": "again", "action": "flow.call", "input": {"flow": "f", "input": None}}),
-            timeout=10,
+            timeout=30,
         )
         assert run["status"] == "failed"
         assert "depth" in run["error"]["message"]

@@ -58,7 +58,7 @@ class Server:
                 return int(line.split()[1])
         raise AssertionError("no VmRSS")
 
-    def run(self, run_id: str, timeout: float = 10.0) -> dict[str, Any]:
+    def run(self, run_id: str, timeout: float = 30.0) -> dict[str, Any]:
         """The run record once it has finished (polled through ``hub runs show --json``)."""
         deadline = time.monotonic() + timeout
         while True:

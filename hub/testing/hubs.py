@@ -68,11 +68,13 @@ async def http_client(hub: Hub) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def run_flow(
-    hub: Hub, document: dict[str, Any], input: Any = None, *, timeout: float = 10.0
+    hub: Hub, document: dict[str, Any], input: Any = None, *, timeout: float = 30.0
 ) -> dict[str, Any]:
     """Save and publish ``document`` in ``hub``, run it, and return the finished run record.
 
     The record holds ``status``, ``output``, ``error`` and ``steps`` (every step attempt).
+    ``timeout`` is a deadline, not an expected duration: generous, so that a loaded machine
+    (CI beside other work) does not fail a run that takes a fraction of a second idle.
     """
     saved = await hub.save_flow(document, publish=True, author="hub.testing")
     run_id = await hub.start_run(saved.flow_id, input)
@@ -97,7 +99,7 @@ async def wait_for_runs(
 
 
 async def wait_until(
-    check: Callable[[], Awaitable[Any]], timeout: float = 10.0, every: float = 0.05
+    check: Callable[[], Awaitable[Any]], timeout: float = 30.0, every: float = 0.05
 ) -> Any:
     """Await ``check()`` until it returns something truthy; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
