@@ -241,3 +241,25 @@ async def started_api(settings: Any) -> AsyncIterator[Api]:
             yield api
     finally:
         await hub.stop(grace=1.0)
+
+
+def error_shape_problem(response: httpx.Response) -> str | None:
+    """What breaks the documented error shape (``{"error": {code, message, details}}``,
+    JSON) in an error answer; None when it fits."""
+    if not response.headers.get("content-type", "").startswith("application/json"):
+        return f"content-type {response.headers.get('content-type')!r}"
+    try:
+        payload = response.json()
+    except ValueError:
+        return f"a body that is not JSON: {response.text[:200]!r}"
+    error = payload.get("error") if isinstance(payload, dict) else None
+    if (
+        not isinstance(error, dict)
+        or set(payload) != {"error"}
+        or set(error) != {"code", "message", "details"}
+        or not isinstance(error["code"], str)
+        or not error["code"]
+        or not isinstance(error["message"], str)
+    ):
+        return f"outside the error shape: {response.text[:300]}"
+    return None

@@ -46,6 +46,7 @@ from tests.api_kit import (
     SECRET,
     ApiPlugin,
     add_user,
+    error_shape_problem,
     flow_document,
     make_api,
 )
@@ -776,23 +777,8 @@ def answer_problem(where: str, response: httpx.Response) -> str | None:
         return f"{where}: {status} {response.text[:300]}"
     if status < 400:
         return None
-    if not response.headers.get("content-type", "").startswith("application/json"):
-        return f"{where}: {status} with content-type {response.headers.get('content-type')!r}"
-    try:
-        payload = response.json()
-    except ValueError:
-        return f"{where}: {status} with a body that is not JSON: {response.text[:200]!r}"
-    error = payload.get("error") if isinstance(payload, dict) else None
-    if (
-        not isinstance(error, dict)
-        or set(payload) != {"error"}
-        or set(error) != {"code", "message", "details"}
-        or not isinstance(error["code"], str)
-        or not error["code"]
-        or not isinstance(error["message"], str)
-    ):
-        return f"{where}: {status} outside the error shape: {response.text[:300]}"
-    return None
+    problem = error_shape_problem(response)
+    return None if problem is None else f"{where}: {status} {problem}"
 
 
 class ErrorCatcher(logging.Handler):

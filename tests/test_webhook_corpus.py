@@ -45,6 +45,7 @@ from hub.runtime import Hub
 from hub.settings import Settings
 from hub.triggers.signatures import SCHEMES
 from tests import kit
+from tests.api_kit import error_shape_problem
 from tests.conftest import make_hub, started
 
 SECRET = "whsec-corpus-signing-secret"
@@ -594,28 +595,6 @@ async def client(hub: Hub) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as c:
         yield c
-
-
-def error_shape_problem(response: httpx.Response) -> str | None:
-    """What breaks the documented error shape in a 4xx answer (None when it fits)."""
-    if not response.headers.get("content-type", "").startswith("application/json"):
-        return f"content-type {response.headers.get('content-type')!r}"
-    try:
-        payload = response.json()
-    except ValueError:
-        return f"a body that is not JSON: {response.text[:120]!r}"
-    error = payload.get("error") if isinstance(payload, dict) else None
-    if (
-        not isinstance(error, dict)
-        or set(payload) != {"error"}
-        or set(error) != {"code", "message", "details"}
-        or not isinstance(error["code"], str)
-        or not isinstance(error["message"], str)
-    ):
-        return f"outside the error shape: {response.text[:200]}"
-    if SECRET in response.text:
-        return "the signing secret in the answer"
-    return None
 
 
 async def run_corpus(
