@@ -241,7 +241,7 @@ def free_port() -> int:
 # server only accepts (steps stay queued): what the HTTP path costs without the runs.
 ACCEPT_ONLY = """
 import sys, uvicorn
-from hub.api.app import create_app
+from hub.app import create_app
 from hub.runtime import Hub
 hub = Hub()
 app = create_app(hub)

@@ -92,6 +92,17 @@ def hub_routes() -> list[Any]:  # type: ignore[empty-body]
 
 
 @hookspec
+def hub_menu_items(workspace: str, role: str) -> list[dict[str, str]]:  # type: ignore[empty-body]
+    """Return entries for the web UI's menu: ``{"label": ..., "href": ...}`` each.
+
+    Called for every page a signed-in person sees, with the workspace the page is in and
+    the person's role there (``viewer``, ``editor``, ``owner``): return nothing for roles
+    that should not see an entry. ``href`` is a path on the hub (a page the plugin adds
+    through :func:`hub_routes`, rendering its own ``templates/``). Synchronous only.
+    """
+
+
+@hookspec
 def hub_cli(cli: click.Group) -> None:
     """Add commands to the ``hub`` command group (``@cli.command()``).
 

@@ -102,6 +102,8 @@ class Settings:
     login_attempts_per_account: int = 10  # failed logins/password checks per account per window
     login_attempts_per_address: int = 20  # failed ones per client address per window
     login_window_seconds: float = 300.0
+    # The web UI: a folder of templates that override the hub's and the plugins' (by name)
+    templates_dir: str = ""
 
     @property
     def resolved_database_url(self) -> str:

@@ -23,7 +23,7 @@ SNAPSHOT = ROOT / "tests" / "snapshots" / "openapi.json"
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI document of an app built on an empty data folder, with no plugins loaded
     from entry points (the document must not depend on what happens to be installed)."""
-    from hub.api.app import create_app
+    from hub.app import create_app
     from hub.runtime import Hub
     from hub.settings import Settings
 

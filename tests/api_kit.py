@@ -18,7 +18,7 @@ import httpx
 from litestar import Litestar
 
 from hub import Action, ActionError, CachePolicy, Connector, hookimpl
-from hub.api.app import create_app
+from hub.app import create_app
 from hub.db import accounts
 from hub.runtime import Hub
 from hub.security.accounts import hash_password

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from cryptography.fernet import Fernet
 
-from hub.api.app import create_app
+from hub.app import create_app
 from hub.db import accounts
 from hub.runtime import Hub
 from hub.security.accounts import token_digest, verify_password

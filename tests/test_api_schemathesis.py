@@ -37,7 +37,7 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.config import SchemathesisConfig
 
-from hub.api.app import create_app
+from hub.app import create_app
 from hub.runtime import Hub
 from hub.settings import Settings
 from tests import kit

@@ -23,7 +23,7 @@ from litestar import get
 
 from hub import Action, Connector, hookimpl
 from hub import hookspecs as hookspecs_module
-from hub.api.app import create_app
+from hub.app import create_app
 from hub.cli import main
 from hub.runtime import Hub
 from hub.settings import Settings

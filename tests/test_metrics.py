@@ -15,7 +15,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from hub.api.app import create_app
+from hub.app import create_app
 from hub.runtime import Hub
 from hub.settings import Settings
 from hub.testing import http_client

@@ -19,8 +19,8 @@ import httpx
 import pytest
 from sqlalchemy import update
 
-from hub.api.app import create_app
 from hub.api.proxy import client_address, client_key, is_https
+from hub.app import create_app
 from hub.db import accounts
 from hub.db.models import now_us
 from hub.security import accounts as security

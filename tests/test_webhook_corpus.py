@@ -40,7 +40,7 @@ from hub_hubspot.webhooks import hubspot_signature
 from hub_slack import plugin as slack_plugin
 from hub_slack.events import slack_signature
 
-from hub.api.app import create_app
+from hub.app import create_app
 from hub.runtime import Hub
 from hub.settings import Settings
 from hub.triggers.signatures import SCHEMES

@@ -1,4 +1,6 @@
-"""The app factory: one Litestar app per hub, with the plugins' routes mounted.
+"""The API app: one Litestar app per hub, with the plugins' routes mounted.
+
+:func:`hub.app.create_app` adds the web UI's pages (:mod:`hub.web`) to it.
 
 Middleware, outermost first: ``Secure`` on the session and CSRF cookies of HTTPS requests,
 the session cookie (loaded and saved), authentication (every
@@ -13,9 +15,11 @@ The OpenAPI 3.1 document is at ``/schema/openapi.json``, an interactive page at 
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from typing import Any
 
 from litestar import Litestar
+from litestar.config.compression import CompressionConfig
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
@@ -24,6 +28,7 @@ from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme, Tag
+from litestar.template import TemplateConfig
 
 from hub import __version__
 from hub.api.accounts import MembersController, TokensController, WorkspacesController
@@ -126,13 +131,26 @@ def per_method_operation_ids(handler: Any) -> Any:
     return fixed
 
 
-def create_app(hub: Hub, *, manage_hub: bool = True, bootstrap: bool = True) -> Litestar:
+def build_app(
+    hub: Hub,
+    *,
+    manage_hub: bool = True,
+    bootstrap: bool = True,
+    pages: Sequence[Any] = (),
+    compression: CompressionConfig | None = None,
+    template_config: TemplateConfig[Any] | None = None,
+    exception_handlers: dict[Any, Any] | None = None,
+) -> Litestar:
     """Build the app for ``hub``; with ``manage_hub`` the app starts and stops the hub.
 
+    ``pages`` are more route handlers (the web UI's, from :func:`hub.app.create_app`), with
+    the ``template_config`` they render with, the ``compression`` of responses, and
+    ``exception_handlers`` that take over from the API's (pages for unknown addresses).
     On start the app checks that the secret key decrypts the stored secrets (failing loudly,
     naming HUB_SECRET_KEY) and, with ``bootstrap``, creates the first owner of an empty hub.
     """
     handlers: list[Any] = [HealthController, metrics_endpoint, webhook, *API_CONTROLLERS]
+    handlers.extend(pages)
     metrics_of(hub)  # its engine listener counts runs and steps from the start
     for extra in hub.pm.hook.hub_routes():
         handlers.extend(extra or [])
@@ -174,9 +192,12 @@ def create_app(hub: Hub, *, manage_hub: bool = True, bootstrap: bool = True) -> 
             ServiceError: service_error_handler,
             FlowError: flow_error_handler,
             Exception: internal_error_handler,
+            **(exception_handlers or {}),
         },
         on_startup=[on_startup],
         on_shutdown=[on_shutdown],
         openapi_config=openapi_config(),
+        compression_config=compression,
+        template_config=template_config,
         debug=False,
     )

@@ -296,6 +296,49 @@ async def me_of(hub: Any, principal: NamedDependency[Principal]) -> Me:
     )
 
 
+async def password_login(
+    connection: ASGIConnection[Any, Any, Any, Any], email: str, password: str
+) -> dict[str, Any]:
+    """The user whose e-mail and password these are: throttled per account and client
+    address (429 with ``Retry-After``), 429 at once when every argon2 slot is busy, 401 for
+    a wrong pair. The one password check of the API's and the web UI's sign-in."""
+    hub = hub_of(connection)
+    guards = login_guards(connection)
+    key = "email:" + normalize_email(email)
+    address = client_key(connection.scope, hub.settings)
+    try:
+        await guards.throttle.check(key, address)
+        user = await accounts.login(hub, normalize_email(email), password, guards.gate)
+    except Throttled as exc:
+        raise throttled(exc) from None
+    except HashesBusy as exc:
+        raise busy(exc) from None
+    if user is None:
+        await guards.throttle.failed(key, address)
+        raise ApiError(401, "unauthorized", "wrong email or password")
+    await guards.throttle.succeeded(key)
+    return user
+
+
+async def start_browser_session(request: Request[Any, Any, Any], user_id: str) -> None:
+    """Start a new server-side session for ``user_id`` and set its cookie, ending the
+    session the browser had (a login never continues another session)."""
+    hub = hub_of(request)
+    previous = session_secret(request.scope)
+    if previous is not None:
+        await accounts.end_session(hub, previous)
+    secret = await accounts.start_session(hub, user_id)
+    request.set_session({SESSION_KEY: secret})
+
+
+async def end_browser_session(request: Request[Any, Any, Any]) -> None:
+    """Revoke the browser's session on the server and clear its cookie."""
+    secret = session_secret(request.scope)
+    if secret is not None:
+        await accounts.end_session(hub_of(request), secret)
+    request.clear_session()
+
+
 class AuthController(Controller):
     """Log in and out with a password; the CSRF token; who am I."""
 
@@ -331,26 +374,8 @@ class AuthController(Controller):
         at once when the server is checking as many passwords as it allows.
         """
         hub = hub_of(request)
-        guards = login_guards(request)
-        email = normalize_email(data.email)
-        key = "email:" + email
-        address = client_key(request.scope, hub.settings)
-        try:
-            await guards.throttle.check(key, address)
-            user = await accounts.login(hub, email, data.password, guards.gate)
-        except Throttled as exc:
-            raise throttled(exc) from None
-        except HashesBusy as exc:
-            raise busy(exc) from None
-        if user is None:
-            await guards.throttle.failed(key, address)
-            raise ApiError(401, "unauthorized", "wrong email or password")
-        await guards.throttle.succeeded(key)
-        previous = session_secret(request.scope)
-        if previous is not None:  # a login never continues another session
-            await accounts.end_session(hub, previous)
-        secret = await accounts.start_session(hub, user["id"])
-        request.set_session({SESSION_KEY: secret})
+        user = await password_login(request, data.email, data.password)
+        await start_browser_session(request, user["id"])
         principal = Principal(user["id"], user["email"], user["name"], "session")
         return await me_of(hub, principal)
 
@@ -365,10 +390,7 @@ class AuthController(Controller):
     async def logout(self, request: Request[Any, Any, Any]) -> None:
         """End the browser session: revoked on the server (a copy of the cookie stops
         working too), and the cookie cleared."""
-        secret = session_secret(request.scope)
-        if secret is not None:
-            await accounts.end_session(hub_of(request), secret)
-        request.clear_session()
+        await end_browser_session(request)
 
 
 class MeController(Controller):

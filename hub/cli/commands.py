@@ -444,7 +444,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None, examples: str 
     """Serve the hub: webhooks, health, the executor and the scheduler."""
     import uvicorn
 
-    from hub.api.app import create_app
+    from hub.app import create_app
     from hub.cli.listen import bind_listener, bound_address, serve_banner
 
     settings = _settings(ctx)

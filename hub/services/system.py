@@ -160,8 +160,9 @@ async def ensure_first_owner(hub: HubParts, *, base_url: str = "") -> dict[str, 
         f"email: {OWNER_EMAIL}\n"
         f"password: {password}\n"
         f"workspace: {hub.workspace}\n"
-        f"log in: POST {where}/api/auth/login with this email and password (or the UI),\n"
-        "then change the password (POST /api/me/password) and delete this file.\n"
+        f"sign in: {where}/ with this email and password (or POST {where}/api/auth/login),\n"
+        "then change the password (your profile page, or POST /api/me/password) and delete\n"
+        "this file.\n"
         f"API token: hub tokens create --email {OWNER_EMAIL} --name cli\n"
     )
     write_private(path, text)

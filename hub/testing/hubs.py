@@ -59,7 +59,7 @@ async def http_client(hub: Hub) -> AsyncIterator[httpx.AsyncClient]:
     The app neither starts nor stops ``hub``, and ASGI lifespan events are not sent: the
     routes answer as they would in ``hub serve``. What ``hub_client`` yields.
     """
-    from hub.api.app import create_app  # the API is loaded only by tests that use it
+    from hub.app import create_app  # the API is loaded only by tests that use it
 
     app = create_app(hub, manage_hub=False)
     transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]

@@ -1,0 +1,79 @@
+"""The web UI's route handlers, mounted by :func:`hub.app.create_app` beside the API.
+
+One Router holds every page: it keeps them out of the OpenAPI document, answers their
+errors as HTML (:mod:`hub.web.errors`), and sets the security headers of every page (a
+strict content security policy: no inline script or style, nothing from another origin).
+Static files are served from ``ui/static/`` under ``/static/``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Router
+from litestar.datastructures import CacheControlHeader, ResponseHeader
+from litestar.static_files import create_static_files_router
+
+from hub.web.connections import ConnectionPages
+from hub.web.connectors import ConnectorPages
+from hub.web.errors import PAGE_EXCEPTION_HANDLERS
+from hub.web.flows import FlowPages
+from hub.web.home import HomePages
+from hub.web.members import AuditPages, MemberPages
+from hub.web.profile import ProfilePages
+from hub.web.runs import RunPages
+from hub.web.session import SessionPages
+from hub.web.templates import STATIC_ROOT
+
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "font-src 'self'",
+        "connect-src 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+        "base-uri 'none'",
+        "manifest-src 'self'",
+    ]
+)
+SECURITY_HEADERS = [
+    ResponseHeader(name="Content-Security-Policy", value=CONTENT_SECURITY_POLICY),
+    ResponseHeader(name="X-Content-Type-Options", value="nosniff"),
+    ResponseHeader(name="Referrer-Policy", value="same-origin"),
+    ResponseHeader(name="X-Frame-Options", value="DENY"),
+    ResponseHeader(name="Cache-Control", value="no-store"),
+]
+PAGE_CONTROLLERS: list[Any] = [
+    SessionPages,
+    HomePages,
+    FlowPages,
+    RunPages,
+    ConnectionPages,
+    ConnectorPages,
+    MemberPages,
+    AuditPages,
+    ProfilePages,
+]
+
+
+def web_handlers() -> list[Any]:
+    """The pages (one Router) and the static files."""
+    pages = Router(
+        path="/",
+        route_handlers=PAGE_CONTROLLERS,
+        include_in_schema=False,
+        response_headers=SECURITY_HEADERS,
+        exception_handlers=PAGE_EXCEPTION_HANDLERS,
+    )
+    static = create_static_files_router(
+        path="/static",
+        directories=[STATIC_ROOT],
+        name="static",
+        opt={"exclude_from_auth": True},
+        include_in_schema=False,
+        cache_control=CacheControlHeader(max_age=3600, public=True),
+    )
+    return [pages, static]
