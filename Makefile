@@ -29,10 +29,13 @@ lint: $(STAMP)
 	$(BIN)/mypy hub
 	$(BIN)/lint-imports
 
-# Tools the tests run besides Python: node (Octokit's webhook signer, tests/vendor/). As root
-# (CI), Debian's package is installed when absent; otherwise the tests say what is missing.
+# Tools the tests run besides Python: node (Octokit's webhook signer, tests/vendor/) and
+# Chromium (the web UI's browser tests, driven by Playwright: never `playwright install`).
+# As root (CI), Debian's packages are installed when absent; otherwise the tests say what is
+# missing (and with CI=true a missing tool fails them).
 tools:
 	@command -v node >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq nodejs >/dev/null; } || true
+	@test -x /usr/bin/chromium || { [ "$$(id -u)" = 0 ] && { apt-get install -y -qq chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }; }; } || true
 
 test: lint tools
 	$(BIN)/pytest -q
