@@ -135,6 +135,10 @@ class Hub:
             secrets=self.secrets,
             limiter=limiter,
         )
+        if self.redis is not None:
+            from hub.engine.events import EventBus
+
+            self.engine.events = EventBus(self.redis, self.engine.boot_id)
         self.workspace = s.workspace
         self._service: WorkspaceHub | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -185,6 +189,8 @@ class Hub:
         await self.engine.sweep(startup=True)
         if self.l2 is not None:
             self._tasks.append(asyncio.create_task(self.l2.listen(self.cache)))
+        if self.engine.events is not None:  # other processes' run events, to live views
+            self._tasks.append(asyncio.create_task(self.engine.events.listen(self.engine.receive)))
         if background:
             self._tasks.append(asyncio.create_task(self._loop(self.engine.sweep, "sweep")))
             self._tasks.append(asyncio.create_task(self._heartbeat_loop()))
@@ -256,6 +262,8 @@ class Hub:
         self.engine.renders.close()  # a render still in a thread ends by its budget
         await self.http.aclose()
         if self.redis is not None:
+            if self.engine.events is not None:
+                await self.engine.events.flush()
             await self.redis.aclose()
         await self.db.close()
         self._started = False

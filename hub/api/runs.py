@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
-import contextlib
 import datetime as dt
-import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
@@ -36,7 +33,6 @@ from hub.services.workspace import WorkspaceHub
 RunStatus = Literal["queued", "running", "waiting", "succeeded", "failed", "cancelled"]
 RunPath = Annotated[str, PathParameter(max_length=64)]
 FINAL = ("succeeded", "failed", "cancelled")
-POLL_SECONDS = 0.5  # how often a live stream looks at the database (other processes' steps)
 
 
 def encode_cursor(created_at: int, run_id: str) -> str:
@@ -144,41 +140,32 @@ async def run_events(
 ) -> AsyncIterator[ServerSentEventMessage]:
     """Events of a run: ``step`` for each attempt's new status, ``run`` for the run's.
 
-    Woken at once by this process's engine events, and polling the database every half
-    second for work done by other processes; ends when the run is final (or after
+    The run is read once, then the pushed events of the engines (this process's, and in
+    queue mode the workers' through Redis) are applied to it: see
+    :func:`hub.services.live.follow_run`. Ends when the run is final (or after
     ``max_seconds``, with an ``end`` event: reconnect to go on).
     """
-    wake = asyncio.Event()
-    with ws.watch(lambda _event: wake.set(), run_id):
-        seen: dict[tuple[str, int], str] = {}
-        last_status = None
-        deadline = time.monotonic() + max_seconds
-        serial = 0
-        while True:
-            wake.clear()
-            record = await ws.get_run(run_id)
-            for step in record["steps"]:
-                ident = (step["key"], step["attempt"])
-                if seen.get(ident) == step["status"]:
+    seen: dict[tuple[str, int], str] = {}
+    last_status = None
+    serial = 0
+    async for changes in ws.follow_run(run_id, max_seconds=max_seconds):
+        for change in changes:
+            data = change.data
+            if change.kind == "step":
+                ident = (data["key"], data["attempt"])
+                if seen.get(ident) == data["status"]:
                     continue
-                seen[ident] = step["status"]
-                serial += 1
-                data = msgspec.json.encode(step_attempt(step)).decode()
-                yield ServerSentEventMessage(data=data, event="step", id=str(serial))
-            if record["status"] != last_status:
-                last_status = record["status"]
-                serial += 1
-                summary = run_summary(record)
-                data = msgspec.json.encode(summary).decode()
-                yield ServerSentEventMessage(data=data, event="run", id=str(serial))
-            if last_status in FINAL:
-                return
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                yield ServerSentEventMessage(data='{"reason": "time limit"}', event="end")
-                return
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), min(POLL_SECONDS, remaining))
+                seen[ident] = data["status"]
+                body = msgspec.json.encode(step_attempt(data)).decode()
+            else:
+                if data["status"] == last_status:
+                    continue
+                last_status = data["status"]
+                body = msgspec.json.encode(run_summary(data)).decode()
+            serial += 1
+            yield ServerSentEventMessage(data=body, event=change.kind, id=str(serial))
+    if last_status not in FINAL:
+        yield ServerSentEventMessage(data='{"reason": "time limit"}', event="end")
 
 
 class RunsController(Controller):

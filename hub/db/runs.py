@@ -48,27 +48,38 @@ def run_record(
     return None if row is None else dict(row._mapping)
 
 
+STEP_COLUMNS = (
+    steps.c.key,
+    steps.c.step_id,
+    steps.c.item_index,
+    steps.c.attempt,
+    steps.c.status,
+    steps.c.input,
+    steps.c.output,
+    steps.c.error,
+    steps.c.due_at,
+    steps.c.created_at,
+    steps.c.started_at,
+    steps.c.finished_at,
+)
+# What a list shows of a run: not its trigger data and output (they can be large)
+LIST_COLUMNS = tuple(c for c in RUN_COLUMNS if c.name not in ("trigger", "output"))
+
+
 def run_steps(conn: Connection, run_id: str) -> list[dict[str, Any]]:
     """Every step attempt of a run, in creation order."""
-    rows = conn.execute(
-        select(
-            steps.c.key,
-            steps.c.step_id,
-            steps.c.item_index,
-            steps.c.attempt,
-            steps.c.status,
-            steps.c.input,
-            steps.c.output,
-            steps.c.error,
-            steps.c.due_at,
-            steps.c.created_at,
-            steps.c.started_at,
-            steps.c.finished_at,
-        )
-        .where(steps.c.run_id == run_id)
-        .order_by(steps.c.id)
-    )
+    rows = conn.execute(select(*STEP_COLUMNS).where(steps.c.run_id == run_id).order_by(steps.c.id))
     return [dict(r._mapping) for r in rows]
+
+
+def step_attempt(conn: Connection, run_id: str, key: str, attempt: int) -> dict[str, Any] | None:
+    """One step attempt of a run (as :func:`run_steps` gives each), or None."""
+    row = conn.execute(
+        select(*STEP_COLUMNS).where(
+            steps.c.run_id == run_id, steps.c.key == key, steps.c.attempt == attempt
+        )
+    ).first()
+    return None if row is None else dict(row._mapping)
 
 
 def child_run(conn: Connection, parent_run_id: str, parent_step_key: str) -> dict[str, Any] | None:
@@ -91,13 +102,17 @@ def runs_page(
     until: int | None = None,
     cursor: tuple[int, str] | None = None,
     limit: int = 50,
+    with_data: bool = True,
 ) -> list[dict[str, Any]]:
     """Runs newest first, keyset-paginated on (created_at, id); times in epoch microseconds.
 
     ``since`` is inclusive and ``until`` exclusive; ``cursor`` is the (created_at, id) of the
-    last run of the previous page.
+    last run of the previous page. Without ``with_data``, a run's trigger data and output
+    are left out (what a list shows).
     """
-    stmt = select(*RUN_COLUMNS).where(runs.c.workspace_id == workspace_id)
+    stmt = select(*(RUN_COLUMNS if with_data else LIST_COLUMNS)).where(
+        runs.c.workspace_id == workspace_id
+    )
     if flow_id:
         stmt = stmt.where(runs.c.flow_id == flow_id)
     if status:

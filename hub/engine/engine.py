@@ -37,6 +37,7 @@ from hub.db.runstate.output import output_renderer, write_finishing
 from hub.db.runstate.transitions import Transitions
 from hub.db.runstate.types import Outcome, RunInfo, StepJob
 from hub.engine.capacity import CapacityMixin
+from hub.engine.events import EventBus
 from hub.engine.executors.base import Executor, cancel_requested
 from hub.engine.limits import Limiter, LocalLimiter, StepGate
 from hub.engine.reads import ReadsMixin
@@ -116,7 +117,10 @@ class Engine(CapacityMixin, ReadsMixin, RunsMixin, RecoveryMixin):
         # row id -> (claimed at, job, the task running it): for heartbeats, hand-back, cancel
         self._running: dict[int, tuple[float, StepJob, asyncio.Task[Any] | None]] = {}
         self._waiters: dict[str, list[asyncio.Future[dict[str, Any]]]] = {}
-        self.listeners: list[Listener] = []
+        self.listeners: list[Listener] = []  # this process's events (metrics, counters)
+        self.watchers: list[Listener] = []  # every process's events (live views)
+        # In queue mode, events go to the other processes too (set by the hub: runtime.py)
+        self.events: EventBus | None = None
         self._observe_steps = False
         self._observe_runs = False
 
@@ -368,9 +372,7 @@ class Engine(CapacityMixin, ReadsMixin, RunsMixin, RecoveryMixin):
         if not outcome.lost:
             self._outputs[(run.id, key)] = output
             try:
-                await self._step_event(
-                    ctx, run, key, claimed.attempt, status, claimed.started, output=output
-                )
+                await self._step_event(ctx, run, claimed, status, input=input, output=output)
             except BaseException:  # cancelled (its run was): the outcome will not be run
                 self.transitions.promised -= outcome.promised
                 outcome.promised = 0
@@ -400,9 +402,7 @@ class Engine(CapacityMixin, ReadsMixin, RunsMixin, RecoveryMixin):
             lane=run.id,
         )
         if not outcome.lost:
-            await self._step_event(
-                None, run, claimed.job.key, claimed.attempt, "waiting", claimed.started
-            )
+            await self._step_event(None, run, claimed, "waiting")
         return outcome
 
     async def _suspend(
@@ -424,9 +424,7 @@ class Engine(CapacityMixin, ReadsMixin, RunsMixin, RecoveryMixin):
             lane=run.id,
         )
         if not outcome.lost:
-            await self._step_event(
-                ctx, run, claimed.job.key, claimed.attempt, "waiting", claimed.started
-            )
+            await self._step_event(ctx, run, claimed, "waiting", input=input)
         return outcome
 
     async def _fail(
@@ -476,7 +474,7 @@ class Engine(CapacityMixin, ReadsMixin, RunsMixin, RecoveryMixin):
         if not outcome.lost:
             status = "retrying" if delay is not None else "failed"
             await self._step_event(
-                ctx, run, key, claimed.attempt, status, claimed.started, error=error
+                ctx, run, claimed, status, input=redactor.data(rendered), error=error
             )
         return outcome
 
@@ -494,7 +492,7 @@ class Engine(CapacityMixin, ReadsMixin, RunsMixin, RecoveryMixin):
         for finished in outcome.finished:
             if finished["status"] != "succeeded":
                 self.interrupt_run(finished["id"])  # siblings still running here stop now
-            self._emit({"type": "run", "run_id": finished["id"], **finished})
+            self._emit({"type": "run", "run_id": finished["id"], "at": now_us(), **finished})
             for future in self._waiters.get(finished["id"], []):
                 if not future.done():
                     future.set_result(finished)
@@ -507,38 +505,65 @@ class Engine(CapacityMixin, ReadsMixin, RunsMixin, RecoveryMixin):
         self,
         ctx: StepContext | None,
         run: RunInfo,
-        key: str,
-        attempt: int,
+        claimed: _Claimed,
         status: str,
-        started: float,
         *,
+        input: Any = None,
         output: Any = None,
         error: Any = None,
     ) -> None:
-        if self.listeners:
-            self._emit(
-                {
-                    "type": "step",
-                    "run_id": run.id,
-                    "key": key,
-                    "attempt": attempt,
-                    "status": status,
-                    "error": error,
-                    "seconds": time.monotonic() - started,  # since this process claimed it
-                }
-            )
+        if self.listeners or self.watchers or self.events is not None:
+            event = self._attempt_event(run, claimed, status)
+            event.update(input=input, output=output, error=error, finished_at=now_us())
+            if status in ("waiting", "retrying"):
+                event["finished_at"] = None
+            self._emit(event)
         if self._observe_steps and ctx is not None:
             result = {"status": status, "output": output, "error": error}
             await call_observers(
                 self.pm, "hub_after_step", self.settings.observer_timeout, ctx=ctx, result=result
             )
 
+    @staticmethod
+    def _attempt_event(run: RunInfo, claimed: _Claimed, status: str) -> dict[str, Any]:
+        """A step event: the attempt that changed, as a watcher shows it (the input and
+        output it is given are those stored, redacted; times in epoch microseconds, as
+        this process saw them)."""
+        seconds = time.monotonic() - claimed.started  # since this process claimed it
+        return {
+            "type": "step",
+            "run_id": run.id,
+            "key": claimed.job.key,
+            "step_id": claimed.step_id,
+            "item_index": claimed.item_index,
+            "attempt": claimed.attempt,
+            "status": status,
+            "error": None,
+            "started_at": now_us() - int(seconds * 1_000_000),
+            "finished_at": None,
+            "seconds": seconds,
+        }
+
     def emit(self, event: dict[str, Any]) -> None:
-        """Tell this process's listeners (CLI progress, live status, metrics) about an event."""
+        """Tell this process's listeners (metrics) and watchers (CLI progress, live views)
+        about an event, and in queue mode the other processes' watchers
+        (:mod:`hub.engine.events`)."""
         self._emit(event)
 
+    def receive(self, event: dict[str, Any]) -> None:
+        """Tell this process's watchers about another process's event (its listeners
+        count only this process's work; the event is not published again)."""
+        self._notify(self.watchers, event)
+
     def _emit(self, event: dict[str, Any]) -> None:
-        for listener in list(self.listeners):
+        self._notify(self.listeners, event)
+        self._notify(self.watchers, event)
+        if self.events is not None:
+            self.events.publish(event)
+
+    @staticmethod
+    def _notify(listeners: list[Listener], event: dict[str, Any]) -> None:
+        for listener in list(listeners):
             try:
                 listener(event)
             except Exception:

@@ -5,13 +5,16 @@ own transaction (the engine runs the audit insert with the run's rows). A start 
 itself (:data:`~hub.services.base.SYSTEM`) is recorded by its run alone, like a schedule's
 or a webhook's: the audit insert made 10,000 in-process starts 21% slower. Cancels,
 retries and replays are audited after the engine has acted. :meth:`RunsService.watch`
-lets a face follow the engine's run and step events.
+lets a face follow the engine's run and step events, and :meth:`RunsService.follow_run` a
+run's changes as they happen (:mod:`hub.services.live`).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+import dataclasses
+import json
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from hub.db import audit
@@ -21,8 +24,23 @@ from hub.engine import RunNotFound, new_run_id
 from hub.engine.run_ops import RunStateError, replay_run, retry_run
 from hub.services.base import SYSTEM, WorkspaceScope
 from hub.services.errors import Conflict, NotFound
+from hub.services.live import Change, follow_run
+
+SCAN_LIMIT = 5_000  # runs a text search reads at most before it says where it stopped
+SCAN_CHUNK = 500
 
 RunListener = Callable[[dict[str, Any]], None]
+
+
+@dataclasses.dataclass
+class RunScan:
+    """A text search's page: the runs found, and where the scan stopped when it read its
+    bound before the page was full (``stopped_at``: the (created_at, id) of the last run
+    read, to go on from; ``scanned``: how many runs it read)."""
+
+    rows: list[dict[str, Any]]
+    scanned: int
+    stopped_at: tuple[int, str] | None
 
 
 class RunsService(WorkspaceScope):
@@ -74,6 +92,36 @@ class RunsService(WorkspaceScope):
         """Runs matching the filters, newest first: ``flow_id``, ``status``, ``since``,
         ``until``, ``cursor``, ``limit`` (see :func:`hub.db.runs.runs_page`)."""
         return await self.hub.db.read(lambda c: run_store.runs_page(c, self.workspace, **filters))
+
+    async def scan_runs(
+        self, text: str, *, limit: int, scan_limit: int = SCAN_LIMIT, **filters: Any
+    ) -> RunScan:
+        """Runs (newest first, the filters of :meth:`runs_page`) whose trigger data contains
+        ``text`` (case-insensitively, in its JSON), reading at most ``scan_limit`` runs:
+        up to ``limit`` + 1 found (one more says there is a next page)."""
+        needle = text.casefold()
+        found: list[dict[str, Any]] = []
+        scanned = 0
+        cursor = filters.pop("cursor", None)
+        while scanned < scan_limit and len(found) <= limit:
+            chunk = min(SCAN_CHUNK, scan_limit - scanned)
+            rows = await self.runs_page(cursor=cursor, limit=chunk, **filters)
+            for row in rows:
+                scanned += 1
+                cursor = (row["created_at"], row["id"])
+                trigger = json.dumps(row["trigger"], ensure_ascii=False, default=str)
+                if needle in trigger.casefold():
+                    found.append(row)
+                    if len(found) > limit:
+                        return RunScan(found, scanned, None)
+            if len(rows) < chunk:
+                return RunScan(found, scanned, None)
+        return RunScan(found, scanned, cursor if len(found) <= limit else None)
+
+    def follow_run(self, run_id: str, *, max_seconds: float = 600.0) -> AsyncIterator[list[Change]]:
+        """A run's changes as they happen (see :func:`hub.services.live.follow_run`): the
+        whole run first, then what the pushed events change; ends when the run is final."""
+        return follow_run(self, run_id, max_seconds=max_seconds)
 
     async def get_run(self, run_id: str, *, with_steps: bool = True) -> dict[str, Any]:
         """A run record (with its step attempts), or :class:`NotFound`."""
@@ -137,9 +185,11 @@ class RunsService(WorkspaceScope):
         ``run_id``, or every run's when None.
 
         An event is a dict: ``{"type": "run", "run_id", "status", ...}`` or ``{"type":
-        "step", "run_id", "key", "attempt", "status", "error"?, ...}``. Only events of this
-        process's engine arrive (in queue mode a step's events happen in the worker that
-        ran it): a face that must see every change also reads the run again.
+        "step", "run_id", "key", "step_id", "item_index", "attempt", "status", "error",
+        "input", "output", "started_at", "finished_at", ...}``. In queue mode the events of
+        the other processes arrive too, through Redis (:mod:`hub.engine.events`): an event
+        lost there is not seen, so a face that must see every change also reads the run
+        now and then (:func:`hub.services.live.follow_run` does).
         """
         if run_id is None:
             chosen = listener
@@ -149,7 +199,7 @@ class RunsService(WorkspaceScope):
                 if event.get("run_id") == run_id:
                     listener(event)
 
-        listeners = self.hub.engine.listeners
+        listeners = self.hub.engine.watchers
         listeners.append(chosen)
         try:
             yield
