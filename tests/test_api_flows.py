@@ -187,3 +187,91 @@ async def test_search_and_keyset_pagination_of_flows(api: Api) -> None:
     page2 = await api.call("GET", BASE, api.viewer, params={"limit": 2, "cursor": cursor})
     assert [f["id"] for f in page2.json()["items"]] == ["gamma"]
     assert page2.json()["next_cursor"] is None
+
+
+# -- delete ---------------------------------------------------------------------------------
+
+
+async def test_deleting_a_flow_needs_an_editor_and_removes_it_with_its_runs(api: Api) -> None:
+    document = flow_document("hooked", trigger={"type": "webhook", "config": {}})
+    await api.call("POST", BASE, api.editor, json={"document": document, "publish": True})
+    hooked = await api.client.post("/hooks/default/hooked", json={"n": 1})
+    assert hooked.status_code == 202
+    run_id = hooked.json()["run_id"]
+    await api.hub.wait_for_run(run_id, 30)
+    kept = await api.call("POST", BASE, api.editor, json={"document": flow_document("kept")})
+    assert kept.status_code == 201
+
+    refused = await api.call("DELETE", f"{BASE}/hooked", api.viewer)
+    assert refused.status_code == 403
+    assert (await api.call("GET", f"{BASE}/hooked", api.viewer)).status_code == 200
+
+    deleted = await api.call("DELETE", f"{BASE}/hooked", api.editor)
+    assert deleted.status_code == 204 and deleted.content == b""
+    assert (await api.call("GET", f"{BASE}/hooked", api.viewer)).status_code == 404
+    assert (await api.call("DELETE", f"{BASE}/hooked", api.editor)).status_code == 404
+    # Its runs went with it (documented: runs and steps are deleted with their flow).
+    assert (await api.call("GET", f"/api/w/default/runs/{run_id}", api.viewer)).status_code == 404
+    listed = await api.call("GET", "/api/w/default/runs", api.viewer, params={"flow_id": "hooked"})
+    assert listed.json()["items"] == []
+    # Its webhook is gone at once (the enabled state and published version were cached).
+    assert (await api.client.post("/hooks/default/hooked", json={})).status_code == 404
+    # The other flow is untouched.
+    assert (await api.call("GET", f"{BASE}/kept", api.viewer)).status_code == 200
+    audit = await api.call("GET", "/api/w/default/audit", api.owner, params={"target": "hooked"})
+    entry = audit.json()["items"][0]
+    assert (entry["action"], entry["actor"]) == ("flow.delete", api.editor.email)
+    assert entry["details"]["runs"] == 1 and entry["details"]["versions"] == 1
+
+
+async def test_a_flow_with_an_unfinished_run_is_not_deleted(api: Api) -> None:
+    document = flow_document(
+        "slow", steps=[{"id": "wait", "action": "flow.delay", "input": {"seconds": 3600}}]
+    )
+    await api.call("POST", BASE, api.editor, json={"document": document, "publish": True})
+    started = await api.call("POST", "/api/w/default/runs", api.editor, json={"flow_id": "slow"})
+    run_id = started.json()["run_id"]
+    refused = await api.call("DELETE", f"{BASE}/slow", api.editor)
+    assert refused.status_code == 409
+    assert refused.json()["error"]["code"] == "runs_active"
+    assert refused.json()["error"]["details"] == {"active": 1}
+    assert (await api.call("GET", f"{BASE}/slow", api.viewer)).status_code == 200
+    assert (await api.call("GET", f"/api/w/default/runs/{run_id}", api.viewer)).status_code == 200
+    await api.call("POST", f"/api/w/default/runs/{run_id}/cancel", api.editor)
+    assert (await api.call("DELETE", f"{BASE}/slow", api.editor)).status_code == 204
+
+
+async def test_a_deleted_schedules_state_goes_and_it_fires_no_more(api: Api) -> None:
+    import datetime as dt
+
+    from hub.db import trigger_state
+    from hub.triggers.schedule import STATE_KEY, fire_due
+
+    document = flow_document(
+        "yearly", trigger={"type": "schedule", "config": {"cron": "0 0 1 1 *"}}
+    )
+    await api.call("POST", BASE, api.editor, json={"document": document, "publish": True})
+    now = dt.datetime.now(dt.UTC)
+    await fire_due(api.hub, now)  # first sight: the scheduler records where it counts from
+
+    def state(conn: object) -> object:
+        return trigger_state.load(conn, "default", "yearly", STATE_KEY)  # type: ignore[arg-type]
+
+    assert await api.hub.db.read(state) is not None
+    assert (await api.call("DELETE", f"{BASE}/yearly", api.editor)).status_code == 204
+    assert await api.hub.db.read(state) is None
+    assert await fire_due(api.hub, now + dt.timedelta(days=400)) == []
+
+
+async def test_a_flow_created_again_after_a_delete_numbers_its_versions_on(api: Api) -> None:
+    await api.call("POST", BASE, api.editor, json={"document": flow_document(), "publish": True})
+    first = await api.call("POST", "/api/w/default/runs", api.editor, json={"flow_id": "greet"})
+    await api.hub.wait_for_run(first.json()["run_id"], 30)
+    assert (await api.call("DELETE", f"{BASE}/greet", api.editor)).status_code == 204
+    again = flow_document(steps=[{"id": "other", "action": "test.echo", "input": {"again": "yes"}}])
+    created = await api.call("POST", BASE, api.editor, json={"document": again, "publish": True})
+    assert created.status_code == 201 and created.json()["version"] == 2
+    run = await api.call("POST", "/api/w/default/runs", api.editor, json={"flow_id": "greet"})
+    record = await api.hub.wait_for_run(run.json()["run_id"], 30)
+    # The new document runs, not the deleted flow's version 1 the engine had compiled.
+    assert record["flow_version"] == 2 and record["output"] == {"again": "yes"}

@@ -1,5 +1,5 @@
-"""Flows: create, read, update (a new version), search, versions, diff, publish and roll back,
-enable and disable, import and export as YAML, validate."""
+"""Flows: create, read, update (a new version), delete, search, versions, diff, publish and
+roll back, enable and disable, import and export as YAML, validate."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import anyio
 import yaml
-from litestar import Controller, Response, get, post, put
+from litestar import Controller, Response, delete, get, post, put
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromQuery, JSONBody, PathParameter, QueryParameter
@@ -264,6 +264,26 @@ class FlowsController(Controller):
             )
         answer, _doc = await self._save(ws, data, must_exist=True, parsed=parsed)
         return answer
+
+    @delete(
+        "/{flow_id:str}",
+        name="flows_delete",
+        operation_id="flows_delete",
+        opt=EDITOR,
+        responses=error_responses(400, 401, 403, 404, 409),
+    )
+    async def delete_flow(self, ws: NamedDependency[WorkspaceHub], flow_id: FlowPath) -> None:
+        """Delete a flow and its runs: 409 (``runs_active``) while any of its runs has not
+        finished (cancel them first).
+
+        In one transaction: the flow, its versions, its runs and their step attempts, its
+        triggers' state (a schedule's last tick, a poll's cursor), its webhooks' stored
+        keys and the API tokens limited to it. Its schedule, poll or webhook stops at once
+        (the webhook answers 404). Runs of other flows it started as sub-flows stay. The
+        id can be used again; a flow created with it numbers its versions on from the
+        deleted one's last.
+        """
+        await ws.delete_flow(flow_id)
 
     @get(
         "/{flow_id:str}/versions",

@@ -10,12 +10,25 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
-from sqlalchemy import Connection, and_, or_, select, update
+from sqlalchemy import Connection, and_, case, delete, func, or_, select, update
 
-from hub.db.models import flow_versions, flows, now_us
+from hub.db.models import (
+    api_tokens,
+    flow_tombstones,
+    flow_versions,
+    flows,
+    now_us,
+    runs,
+    steps,
+    trigger_state,
+    webhook_keys,
+)
+
+FINAL_RUN_STATUSES = ("succeeded", "failed", "cancelled")
 
 
 def checksum(document: dict[str, Any]) -> str:
@@ -72,7 +85,7 @@ def save_version(
     previous = None
     if flow is None:
         _insert_flow(conn, workspace_id, document, now)
-        latest = 0
+        latest = _reuse_deleted_id(conn, workspace_id, flow_id)
     else:
         latest = flow.latest_version
         last = conn.execute(
@@ -224,6 +237,23 @@ def published_flows(conn: Connection) -> list[dict[str, Any]]:
     return [dict(r._mapping) for r in rows]
 
 
+def _search(workspace_id: str, q: str | None, enabled: bool | None) -> Any:
+    """The conditions of a search: the workspace, ``q`` in the id or name, the state."""
+    conditions = [flows.c.workspace_id == workspace_id]
+    if q:
+        pattern = "%" + q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        pattern += "%"
+        conditions.append(
+            or_(
+                flows.c.id.like(pattern, escape="\\"),
+                flows.c.name.ilike(pattern, escape="\\"),
+            )
+        )
+    if enabled is not None:
+        conditions.append(flows.c.enabled.is_(enabled))
+    return and_(*conditions)
+
+
 def search_flows(
     conn: Connection,
     workspace_id: str,
@@ -232,24 +262,186 @@ def search_flows(
     enabled: bool | None = None,
     after: str | None = None,
     limit: int = 100,
+    offset: int = 0,
 ) -> list[dict[str, Any]]:
-    """Flows of a workspace by id; ``q`` matches the id or name (case-insensitive)."""
-    stmt = select(flows).where(flows.c.workspace_id == workspace_id)
-    if q:
-        pattern = "%" + q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        pattern += "%"
-        stmt = stmt.where(
-            or_(
-                flows.c.id.like(pattern, escape="\\"),
-                flows.c.name.ilike(pattern, escape="\\"),
-            )
-        )
-    if enabled is not None:
-        stmt = stmt.where(flows.c.enabled.is_(enabled))
+    """Flows of a workspace by id; ``q`` matches the id or name (case-insensitive);
+    ``after`` (an id) or ``offset`` (a count) says where the page starts."""
+    stmt = select(flows).where(_search(workspace_id, q, enabled))
     if after:
         stmt = stmt.where(flows.c.id > after)
-    stmt = stmt.order_by(flows.c.id).limit(limit)
+    stmt = stmt.order_by(flows.c.id).limit(limit).offset(offset or None)
     return [dict(r._mapping) for r in conn.execute(stmt)]
+
+
+def count_flows(
+    conn: Connection, workspace_id: str, *, q: str | None = None, enabled: bool | None = None
+) -> int:
+    """How many flows of a workspace match the search (see :func:`search_flows`)."""
+    stmt = select(func.count()).select_from(flows).where(_search(workspace_id, q, enabled))
+    return int(conn.execute(stmt).scalar() or 0)
+
+
+def run_stats(
+    conn: Connection, workspace_id: str, flow_ids: Sequence[str], since: int
+) -> dict[str, dict[str, Any]]:
+    """For each of ``flow_ids``: its newest run (``last_run_id``, ``last_status``,
+    ``last_created_at``, ``last_finished_at``; None when it never ran) and its runs created
+    since ``since`` (epoch microseconds): ``total``, ``succeeded``, ``failed``.
+
+    ONE statement for a whole page of flows, on the runs index by (workspace, flow, created
+    time): each flow's newest run is one step down the index from its end, and the counts
+    read only the runs of the window.
+    """
+    if not flow_ids:
+        return {}
+    ids = list(flow_ids)
+    newest = (
+        select(runs.c.id)
+        .where(runs.c.workspace_id == flows.c.workspace_id, runs.c.flow_id == flows.c.id)
+        .order_by(runs.c.created_at.desc(), runs.c.id.desc())
+        .limit(1)
+        .correlate(flows)
+        .scalar_subquery()
+    )
+    page = (
+        select(flows.c.id.label("flow_id"), newest.label("last_run_id"))
+        .where(flows.c.workspace_id == workspace_id, flows.c.id.in_(ids))
+        .subquery("page")
+    )
+    counts = (
+        select(
+            runs.c.flow_id,
+            func.count().label("total"),
+            func.sum(case((runs.c.status == "succeeded", 1), else_=0)).label("succeeded"),
+            func.sum(case((runs.c.status == "failed", 1), else_=0)).label("failed"),
+        )
+        .where(
+            runs.c.workspace_id == workspace_id,
+            runs.c.flow_id.in_(ids),
+            runs.c.created_at >= since,
+        )
+        .group_by(runs.c.flow_id)
+        .subquery("counts")
+    )
+    last = runs.alias("last")
+    stmt = (
+        select(
+            page.c.flow_id,
+            page.c.last_run_id,
+            last.c.status.label("last_status"),
+            last.c.created_at.label("last_created_at"),
+            last.c.finished_at.label("last_finished_at"),
+            func.coalesce(counts.c.total, 0).label("total"),
+            func.coalesce(counts.c.succeeded, 0).label("succeeded"),
+            func.coalesce(counts.c.failed, 0).label("failed"),
+        )
+        .select_from(page)
+        .outerjoin(last, last.c.id == page.c.last_run_id)
+        .outerjoin(counts, counts.c.flow_id == page.c.flow_id)
+    )
+    found = {}
+    for row in conn.execute(stmt):
+        item = dict(row._mapping)
+        for key in ("total", "succeeded", "failed"):
+            item[key] = int(item[key] or 0)
+        found[item["flow_id"]] = item
+    return found
+
+
+def run_counts(conn: Connection, workspace_id: str, flow_id: str) -> tuple[int, int]:
+    """How many runs a flow has, and how many of them are still active (not finished)."""
+    row = conn.execute(
+        select(
+            func.count(),
+            func.coalesce(func.sum(case((runs.c.status.in_(FINAL_RUN_STATUSES), 0), else_=1)), 0),
+        ).where(runs.c.workspace_id == workspace_id, runs.c.flow_id == flow_id)
+    ).one()
+    return int(row[0]), int(row[1])
+
+
+class FlowBusy(Exception):
+    """The flow has runs that have not finished (``active`` of them): it is not deleted."""
+
+    def __init__(self, active: int) -> None:
+        super().__init__(f"{active} run(s) of the flow have not finished")
+        self.active = active
+
+
+@dataclasses.dataclass(frozen=True)
+class DeletedFlow:
+    """What deleting a flow removed with it."""
+
+    versions: int
+    runs: int
+    steps: int
+    tokens: int
+
+
+def delete_flow(conn: Connection, workspace_id: str, flow_id: str) -> DeletedFlow | None:
+    """Delete a flow with everything that is its own, in the caller's transaction: its
+    versions, its runs and their step attempts, its triggers' state (a schedule's last
+    tick, a poll's cursor), its webhooks' stored keys, and the API tokens limited to it.
+    None when there is no such flow; :class:`FlowBusy` (nothing deleted) while any of its
+    runs has not finished.
+
+    Its id is remembered with its last version number (``flow_tombstones``): a flow created
+    again with that id numbers its versions on from there. Runs of other flows that it
+    started as sub-flows are theirs and stay (their parent run id then names no run).
+    """
+    flow = conn.execute(
+        select(flows.c.latest_version)
+        .where(flows.c.workspace_id == workspace_id, flows.c.id == flow_id)
+        .with_for_update()
+    ).first()
+    if flow is None:
+        return None
+    _total, active = run_counts(conn, workspace_id, flow_id)
+    if active:
+        raise FlowBusy(active)
+    own_runs = select(runs.c.id).where(
+        runs.c.workspace_id == workspace_id, runs.c.flow_id == flow_id
+    )
+    removed_steps = conn.execute(delete(steps).where(steps.c.run_id.in_(own_runs))).rowcount
+    removed_runs = conn.execute(
+        delete(runs).where(runs.c.workspace_id == workspace_id, runs.c.flow_id == flow_id)
+    ).rowcount
+    for table in (trigger_state, webhook_keys):
+        conn.execute(
+            delete(table).where(table.c.workspace_id == workspace_id, table.c.flow_id == flow_id)
+        )
+    tokens = conn.execute(
+        delete(api_tokens).where(
+            api_tokens.c.workspace_id == workspace_id, api_tokens.c.flow_id == flow_id
+        )
+    ).rowcount
+    versions = conn.execute(
+        delete(flow_versions).where(
+            flow_versions.c.workspace_id == workspace_id, flow_versions.c.flow_id == flow_id
+        )
+    ).rowcount
+    conn.execute(delete(flows).where(flows.c.workspace_id == workspace_id, flows.c.id == flow_id))
+    conn.execute(
+        flow_tombstones.insert().values(
+            workspace_id=workspace_id,
+            flow_id=flow_id,
+            last_version=flow.latest_version,
+            deleted_at=now_us(),
+        )
+    )
+    return DeletedFlow(versions=versions, runs=removed_runs, steps=removed_steps, tokens=tokens)
+
+
+def _reuse_deleted_id(conn: Connection, workspace_id: str, flow_id: str) -> int:
+    """The last version number of a deleted flow with this id (0 when there was none); its
+    tombstone goes, the new flow's row carries the numbering on."""
+    where = and_(
+        flow_tombstones.c.workspace_id == workspace_id, flow_tombstones.c.flow_id == flow_id
+    )
+    last = conn.execute(select(flow_tombstones.c.last_version).where(where)).scalar()
+    if last is None:
+        return 0
+    conn.execute(delete(flow_tombstones).where(where))
+    return int(last)
 
 
 def set_flow_enabled(conn: Connection, workspace_id: str, flow_id: str, enabled: bool) -> bool:

@@ -194,7 +194,8 @@ class StepRow(Base):
     rows that queries look for (active steps, items, queued, waiting and running steps),
     and a finished step sits in two indexes. ``run_id`` is not a foreign key: the check
     is a query per inserted step, and steps are only inserted by the engine's transitions
-    for a run they have just created or locked (runs are never deleted).
+    for a run they have just created or locked (runs are deleted only with their flow,
+    and only when none of them is active: :func:`hub.db.flows.delete_flow`).
     """
 
     __tablename__ = "steps"
@@ -274,6 +275,18 @@ class WebhookKey(Base):
     __table_args__ = (Index("ix_webhook_keys_age", "workspace_id", "flow_id", "created_at"),)
 
 
+class FlowTombstone(Base):
+    """A deleted flow's id and the last version number it had: a flow created again with
+    that id numbers its versions on from there, so that ``(workspace, flow, version)`` never
+    names two documents (the engine and the webhook route cache compiled versions by it)."""
+
+    __tablename__ = "flow_tombstones"
+    workspace_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    flow_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    last_version: Mapped[int] = mapped_column(Integer)
+    deleted_at: Mapped[int] = mapped_column(BigInteger)
+
+
 class AuditEntry(Base):
     """Who changed what, when."""
 
@@ -295,6 +308,8 @@ steps = cast(Table, StepRow.__table__)
 connections = cast(Table, Connection.__table__)
 trigger_state = cast(Table, TriggerState.__table__)
 webhook_keys = cast(Table, WebhookKey.__table__)
+flow_tombstones = cast(Table, FlowTombstone.__table__)
+api_tokens = cast(Table, ApiToken.__table__)
 audit_log = cast(Table, AuditEntry.__table__)
 
 

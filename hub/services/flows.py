@@ -2,15 +2,22 @@
 
 Saving validates the document against the installed actions and the workspace's
 connections (an invalid one raises :class:`hub.flows.FlowError`, every issue with its
-location); every save that makes a version, every publish and every enable or disable is
-written to the audit log in the transaction of the change.
+location); every save that makes a version, every publish, every enable or disable and
+every delete is written to the audit log in the transaction of the change.
+
+Deleting a flow deletes what is its own with it, in one transaction: its versions, its
+runs and their steps, its triggers' state, its webhooks' stored keys and the API tokens
+limited to it (:func:`hub.db.flows.delete_flow`); it is refused (:class:`Conflict`,
+``runs_active``) while any of its runs has not finished.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import functools
 import weakref
+import zoneinfo
 from typing import Any
 
 import anyio
@@ -18,11 +25,16 @@ import anyio
 from hub.db import audit
 from hub.db import connections as connection_store
 from hub.db import flows as flow_store
-from hub.db.flows import SavedVersion
+from hub.db.flows import DeletedFlow, FlowBusy, SavedVersion
+from hub.db.models import now_us
 from hub.flows import Flow, load_flow
 from hub.services.base import WorkspaceScope
-from hub.services.errors import Conflict, NotFound
+from hub.services.errors import Conflict, Invalid, NotFound
 from hub.services.events import enabled_cache_key
+from hub.triggers.schedule import next_tick
+
+#: How far back the flows list counts runs (7 days, in microseconds).
+STATS_WINDOW_US = 7 * 24 * 3600 * 1_000_000
 
 # Flow documents parsed or validated at once in worker threads, per event loop: each holds
 # the GIL while it works, and the event loop's turn comes round less often the more of them
@@ -40,6 +52,12 @@ def document_limiter() -> anyio.CapacityLimiter:
     if limiter is None:
         limiter = _LIMITERS[loop] = anyio.CapacityLimiter(DOCUMENT_THREADS)
     return limiter
+
+
+def published_cache_key(workspace: str, flow_id: str) -> str:
+    """The layered cache's key of a flow's published version, as
+    :meth:`hub.engine.Engine.published_version` reads it."""
+    return f"published:{workspace}:{flow_id}"
 
 
 class FlowsService(WorkspaceScope):
@@ -74,6 +92,93 @@ class FlowsService(WorkspaceScope):
         return await self.hub.db.read(
             lambda c: flow_store.search_flows(c, ws, q=q, enabled=enabled, after=after, limit=limit)
         )
+
+    async def flows_page(
+        self, q: str | None, *, page: int = 1, per_page: int = 50
+    ) -> tuple[list[dict[str, Any]], int]:
+        """One page (1-based) of the flows matching ``q``, by id, and how many match."""
+        ws = self.workspace
+        offset = (max(page, 1) - 1) * per_page
+
+        def read(conn: Any) -> tuple[list[dict[str, Any]], int]:
+            rows = flow_store.search_flows(conn, ws, q=q, limit=per_page, offset=offset)
+            return rows, flow_store.count_flows(conn, ws, q=q)
+
+        return await self.hub.db.read(read)
+
+    async def run_stats(
+        self, flow_ids: list[str], window_us: int = STATS_WINDOW_US
+    ) -> dict[str, dict[str, Any]]:
+        """Each flow's newest run and its runs' counts over the last ``window_us``
+        microseconds (7 days), for a page of flows in one query
+        (:func:`hub.db.flows.run_stats`)."""
+        ws, since = self.workspace, now_us() - window_us
+        return await self.hub.db.read(lambda c: flow_store.run_stats(c, ws, flow_ids, since))
+
+    async def run_counts(self, flow_id: str) -> tuple[int, int]:
+        """How many runs a flow has, and how many have not finished (what a delete would
+        remove, and what refuses it)."""
+        ws = self.workspace
+        return await self.hub.db.read(lambda c: flow_store.run_counts(c, ws, flow_id))
+
+    async def next_fire_times(self, flow_id: str, count: int = 5) -> list[dt.datetime]:
+        """The next ``count`` ticks of the schedule of a flow's published (else latest)
+        version, in its time zone; none when its trigger is not a schedule.
+        :class:`Invalid` for a cron expression or time zone the scheduler cannot read."""
+        trigger = (await self.flow_document(flow_id)).get("trigger") or {}
+        if trigger.get("type") != "schedule":
+            return []
+        config = trigger.get("config") or {}
+        ticks: list[dt.datetime] = []
+        moment = dt.datetime.now(dt.UTC)
+        try:
+            for _ in range(count):
+                moment = next_tick(str(config["cron"]), str(config.get("timezone", "UTC")), moment)
+                ticks.append(moment)
+        except (KeyError, ValueError, zoneinfo.ZoneInfoNotFoundError) as exc:
+            raise Invalid(f"the schedule cannot be read: {exc}") from None
+        return ticks
+
+    async def delete_flow(self, flow_id: str) -> DeletedFlow:
+        """Delete a flow with its versions, runs (and their steps), triggers' state,
+        webhooks' keys and the API tokens limited to it, in one transaction; its schedule,
+        poll or webhook stops at once in every process.
+
+        :class:`NotFound` for no flow; :class:`Conflict` (``runs_active``, details
+        ``{"active": n}``) while any of its runs has not finished: cancel them first.
+        """
+        self.require("editor")
+        ws, actor = self.workspace, self.actor
+
+        def write(conn: Any) -> DeletedFlow | None:
+            deleted = flow_store.delete_flow(conn, ws, flow_id)
+            if deleted is not None:
+                details = {
+                    "versions": deleted.versions,
+                    "runs": deleted.runs,
+                    "steps": deleted.steps,
+                    "tokens": deleted.tokens,
+                }
+                audit.record(conn, ws, actor, "flow.delete", flow_id, details)
+            return deleted
+
+        try:
+            deleted = await self.hub.db.write(write)
+        except FlowBusy as exc:
+            raise Conflict(
+                f"flow {flow_id!r} has {exc.active} run(s) that have not finished: cancel "
+                "them (or wait for them to finish), then delete it",
+                {"active": exc.active},
+                code="runs_active",
+            ) from None
+        if deleted is None:
+            raise NotFound(f"no flow {flow_id!r}")
+        # Every process forgets it at once: webhooks read the enabled state and the
+        # published version through the layered cache (the scheduler and the poll and
+        # subscribe runner read the published flows from the database).
+        await self.hub.cache.invalidate(enabled_cache_key(ws, flow_id))
+        await self.hub.cache.invalidate(published_cache_key(ws, flow_id))
+        return deleted
 
     async def get_flow(self, flow_id: str) -> dict[str, Any]:
         """A flow's row, or :class:`NotFound`."""
