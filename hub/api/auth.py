@@ -320,6 +320,33 @@ async def password_login(
     return user
 
 
+async def password_change(
+    connection: ASGIConnection[Any, Any, Any, Any], principal: Principal, current: str, new: str
+) -> None:
+    """Change the caller's password after checking ``current``, ending every other
+    session of the user (all of them for a token's caller): throttled per account and
+    client address like :func:`password_login` (429 with ``Retry-After``), 429 at once when
+    every argon2 slot is busy, :class:`~hub.services.errors.Invalid` for a wrong current
+    password (counted as a failure). The one password change of the API and the web UI."""
+    hub = hub_of(connection)
+    guards = login_guards(connection)
+    account = "user:" + principal.user_id
+    address = client_key(connection.scope, hub.settings)
+    try:
+        await guards.throttle.check(account, address)
+        await accounts.change_password(
+            hub, principal.user_id, current, new, guards.gate, keep_session=principal.session_id
+        )
+    except Throttled as exc:
+        raise throttled(exc) from None
+    except HashesBusy as exc:
+        raise busy(exc) from None
+    except Invalid:
+        await guards.throttle.failed(account, address)
+        raise
+    await guards.throttle.succeeded(account)
+
+
 async def start_browser_session(request: Request[Any, Any, Any], user_id: str) -> None:
     """Start a new server-side session for ``user_id`` and set its cookie, ending the
     session the browser had (a login never continues another session)."""
@@ -424,25 +451,4 @@ class MeController(Controller):
         """Change one's password: ends every other browser session of the user (all of
         them when called with a token). Wrong current passwords are throttled like logins
         (429 with ``Retry-After``)."""
-        hub = hub_of(request)
-        guards = login_guards(request)
-        account = "user:" + principal.user_id
-        address = client_key(request.scope, hub.settings)
-        try:
-            await guards.throttle.check(account, address)
-            await accounts.change_password(
-                hub,
-                principal.user_id,
-                data.current,
-                data.new,
-                guards.gate,
-                keep_session=principal.session_id,
-            )
-        except Throttled as exc:
-            raise throttled(exc) from None
-        except HashesBusy as exc:
-            raise busy(exc) from None
-        except Invalid:
-            await guards.throttle.failed(account, address)
-            raise
-        await guards.throttle.succeeded(account)
+        await password_change(request, principal, data.current, data.new)

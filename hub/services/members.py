@@ -94,9 +94,10 @@ class MembersService(WorkspaceScope):
 
         await self.hub.db.write(write)
 
-    async def tokens(self) -> list[dict[str, Any]]:
-        """The caller's API tokens here (an owner: everyone's), never the tokens."""
-        only = None if self.role == "owner" else self.user_id
+    async def tokens(self, *, mine: bool = False) -> list[dict[str, Any]]:
+        """The caller's API tokens here (an owner: everyone's, unless ``mine``), never the
+        tokens."""
+        only = None if self.role == "owner" and not mine else self.user_id
         return await self.hub.db.read(lambda c: accounts.list_tokens(c, self.workspace, only))
 
     async def create_token(
@@ -147,10 +148,11 @@ class MembersService(WorkspaceScope):
 
         return await self.hub.db.write(write)
 
-    async def delete_token(self, token_id: str) -> None:
-        """Revoke one of the caller's tokens (an owner: anyone's), or :class:`NotFound`."""
+    async def delete_token(self, token_id: str, *, mine: bool = False) -> None:
+        """Revoke one of the caller's tokens (an owner: anyone's, unless ``mine``), or
+        :class:`NotFound`."""
         ws, actor = self.workspace, self.actor
-        only = None if self.role == "owner" else self.user_id
+        only = None if self.role == "owner" and not mine else self.user_id
 
         def write(conn: Any) -> bool:
             deleted = accounts.delete_token(conn, ws, token_id, only)
