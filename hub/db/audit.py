@@ -44,17 +44,35 @@ def list_audit(
     workspace_id: str,
     *,
     before_id: int | None = None,
+    after_id: int | None = None,
     action: str | None = None,
     target: str | None = None,
+    actor: str | None = None,
+    since: int | None = None,
+    until: int | None = None,
     limit: int = 50,
 ) -> list[dict[str, Any]]:
-    """Audit entries of a workspace, newest first, keyset-paginated on the entry id."""
+    """Audit entries of a workspace, newest first, keyset-paginated on the entry id: those
+    older than ``before_id``, or the ``limit`` just newer than ``after_id`` (a page back);
+    filtered by exact ``action``, ``target`` and ``actor``, and by time (``since`` <= at <
+    ``until``, epoch microseconds)."""
     stmt = select(audit_log).where(audit_log.c.workspace_id == workspace_id)
     if before_id is not None:
         stmt = stmt.where(audit_log.c.id < before_id)
+    if after_id is not None:
+        stmt = stmt.where(audit_log.c.id > after_id)
     if action:
         stmt = stmt.where(audit_log.c.action == action)
     if target:
         stmt = stmt.where(audit_log.c.target == target)
+    if actor:
+        stmt = stmt.where(audit_log.c.actor == actor)
+    if since is not None:
+        stmt = stmt.where(audit_log.c.at >= since)
+    if until is not None:
+        stmt = stmt.where(audit_log.c.at < until)
+    if after_id is not None and before_id is None:
+        stmt = stmt.order_by(audit_log.c.id.asc()).limit(limit)
+        return [dict(r._mapping) for r in reversed(conn.execute(stmt).all())]
     stmt = stmt.order_by(audit_log.c.id.desc()).limit(limit)
     return [dict(r._mapping) for r in conn.execute(stmt)]
