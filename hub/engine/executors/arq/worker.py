@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
+import socket
 import time
 import uuid
 from collections.abc import Callable
@@ -84,6 +86,12 @@ def presence_key(queue: str) -> str:
     return f"{queue}:workers"
 
 
+def presence_member() -> str:
+    """A worker's member in its queue's presence set: ``host/pid/random``, so that whoever
+    reads the set (the home page) can tell the worker processes apart and name them."""
+    return f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:12]}"
+
+
 def share(room: int, waiting: int, workers: int, idle: bool) -> int:
     """How many jobs a poll starts at most: its fair share of the ``waiting`` jobs among the
     queue's live ``workers`` (rounded up), within its ``room``; and when the process is
@@ -126,7 +134,7 @@ class WakingWorker(Worker):
         self.room = room  # how many more steps the process can run now
         self.capacity = capacity  # how many it can run at once
         self.free_last_poll = 0  # jobs the last poll found free to start (maybe not started)
-        self.member = uuid.uuid4().hex  # this worker in its queue's presence set
+        self.member = presence_member()  # this worker in its queue's presence set
         self.workers = 1  # the queue's live workers, this one included
         self.seen_at = 0.0  # when this worker last said it was there
         self.asked_at = 0.0  # when this worker, idle, last asked the others for work
