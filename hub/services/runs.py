@@ -94,11 +94,13 @@ class RunsService(WorkspaceScope):
         return await self.hub.db.read(lambda c: run_store.runs_page(c, self.workspace, **filters))
 
     async def scan_runs(
-        self, text: str, *, limit: int, scan_limit: int = SCAN_LIMIT, **filters: Any
+        self, text: str, *, limit: int, scan_limit: int | None = None, **filters: Any
     ) -> RunScan:
         """Runs (newest first, the filters of :meth:`runs_page`) whose trigger data contains
-        ``text`` (case-insensitively, in its JSON), reading at most ``scan_limit`` runs:
-        up to ``limit`` + 1 found (one more says there is a next page)."""
+        ``text`` (case-insensitively, in its JSON), reading at most ``scan_limit`` runs
+        (:data:`SCAN_LIMIT` by default): up to ``limit`` + 1 found (one more says there is
+        a next page)."""
+        scan_limit = scan_limit or SCAN_LIMIT
         needle = text.casefold()
         found: list[dict[str, Any]] = []
         scanned = 0
