@@ -14,7 +14,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromQuery, JSONBody, PathParameter, QueryParameter
 
 from hub.api.deps import EDITOR, SECURITY, WORKSPACE_DEPENDENCIES, workspace_guard
-from hub.api.errors import ApiError, error_responses, invalid
+from hub.api.errors import ApiError, error_responses, flow_issues, invalid
 from hub.api.models import (
     FlowDetail,
     FlowDiff,
@@ -122,6 +122,47 @@ async def document_of(
     return document, source
 
 
+async def check_document(
+    ws: WorkspaceHub, data: FlowSave | FlowImport
+) -> tuple[dict[str, Any] | None, list[dict[str, str]]]:
+    """Read and validate a save without saving it (what ``_validate`` answers, and the web
+    UI's editor shows): the document and no issues, or None and every issue with its
+    location."""
+    try:
+        document, _source = await document_of(data, ws.hub.settings)
+        await ws.validate(document)
+    except FlowError as exc:
+        return None, flow_issues(exc)
+    except ApiError as exc:
+        if exc.status_code != 422:
+            raise
+        return None, [dict(i) for i in exc.details or []]
+    return document, []
+
+
+async def export_text(ws: WorkspaceHub, flow_id: str, version: int | None = None) -> str:
+    """A version as YAML (default: the published one, else the latest): the text it was
+    saved from when that was YAML (comments kept), else the document written as YAML."""
+    flow = await ws.get_flow(flow_id)
+    chosen = version or flow["published_version"] or flow["latest_version"]
+    row = await ws.version(flow_id, chosen)
+    source: str = row["source"] or ""
+    return source if source and not source.lstrip().startswith("{") else to_yaml(row["document"])
+
+
+def unified_diff(flow_id: str, old: dict[str, Any], new: dict[str, Any]) -> str:
+    """The unified diff of two versions' documents written as YAML (rows with ``version``
+    and ``document``)."""
+    return "".join(
+        difflib.unified_diff(
+            to_yaml(old["document"]).splitlines(keepends=True),
+            to_yaml(new["document"]).splitlines(keepends=True),
+            fromfile=f"{flow_id}@v{old['version']}",
+            tofile=f"{flow_id}@v{new['version']}",
+        )
+    )
+
+
 class FlowsController(Controller):
     """Flows of a workspace; every save is a new immutable version."""
 
@@ -218,18 +259,8 @@ class FlowsController(Controller):
         self, ws: NamedDependency[WorkspaceHub], data: JSONBody[FlowSave]
     ) -> Validation:
         """Validate a document without saving it: every issue with its location."""
-        try:
-            document, _source = await document_of(data, ws.hub.settings)
-            await ws.validate(document)
-        except FlowError as exc:
-            return Validation(
-                valid=False, issues=[Issue(i.location, i.message) for i in exc.issues]
-            )
-        except ApiError as exc:
-            if exc.status_code != 422:
-                raise
-            return Validation(valid=False, issues=[Issue(**i) for i in exc.details or []])
-        return Validation(valid=True, issues=[])
+        _document, issues = await check_document(ws, data)
+        return Validation(valid=not issues, issues=[Issue(**i) for i in issues])
 
     @get(
         "/{flow_id:str}",
@@ -335,14 +366,7 @@ class FlowsController(Controller):
         target = to_version or flow["latest_version"]
         old = await ws.version(flow_id, from_version)
         new = await ws.version(flow_id, target)
-        unified = "".join(
-            difflib.unified_diff(
-                to_yaml(old["document"]).splitlines(keepends=True),
-                to_yaml(new["document"]).splitlines(keepends=True),
-                fromfile=f"{flow_id}@v{from_version}",
-                tofile=f"{flow_id}@v{target}",
-            )
-        )
+        unified = unified_diff(flow_id, old, new)
         return FlowDiff(
             flow_id=flow_id,
             from_version=from_version,
@@ -431,13 +455,7 @@ class FlowsController(Controller):
 
         The text it was saved from is returned as is when it was YAML (comments kept).
         """
-        flow = await ws.get_flow(flow_id)
-        chosen = version or flow["published_version"] or flow["latest_version"]
-        row = await ws.version(flow_id, chosen)
-        source: str = row["source"] or ""
-        text = (
-            source if source and not source.lstrip().startswith("{") else to_yaml(row["document"])
-        )
+        text = await export_text(ws, flow_id, version)
         return Response(
             text,
             media_type="application/yaml",
