@@ -27,8 +27,72 @@ TEST_VENDOR = ROOT / "tests" / "vendor"
 LIBRARIES: dict[str, tuple[str, str, dict[str, str], Path]] = {
     "htmx.org": ("2.0.11", "htmx", {"dist/htmx.min.js": "htmx.min.js"}, UI_VENDOR),
     "htmx-ext-sse": ("2.2.4", "htmx-ext-sse", {"dist/sse.min.js": "sse.min.js"}, UI_VENDOR),
+    # The API reference at /schema (hub/api/reference_pages.py): Scalar's one-file browser
+    # bundle (no chunks: everything, its styles included, is in standalone.js) ...
+    "@scalar/api-reference": (
+        "1.76.4",
+        "scalar",
+        {"dist/browser/standalone.js": "standalone.js"},
+        UI_VENDOR,
+    ),
+    # ... and Swagger UI at /schema/swagger (BaseLayout: the standalone preset is not needed).
+    "swagger-ui-dist": (
+        "5.36.0",
+        "swagger-ui",
+        {
+            "swagger-ui-bundle.js": "swagger-ui-bundle.js",
+            "swagger-ui-bundle.js.LICENSE.txt": "swagger-ui-bundle.js.LICENSE.txt",
+            "swagger-ui.css": "swagger-ui.css",
+        },
+        UI_VENDOR,
+    ),
+    # The browser tests' accessibility checks (injected with page.evaluate; never served).
+    "axe-core": ("4.14.1", "axe-core", {"axe.min.js": "axe.min.js"}, TEST_VENDOR),
 }
 LICENCE_NAMES = ("LICENSE", "LICENSE.md", "LICENSE.txt", "LICENCE", "license")
+# Files an Apache-2.0 package asks to be redistributed beside its licence.
+NOTICE_NAMES = ("NOTICE", "NOTICE.md", "NOTICE.txt")
+# The MIT licence's text (SPDX "MIT"), for a package that declares it in package.json but
+# ships no licence file (@scalar/api-reference): its holder is the package's author.
+MIT_TEXT = """MIT License
+
+Copyright (c) {holder}
+
+Permission is hereby granted, free of charge, to any person obtaining a copy
+of this software and associated documentation files (the "Software"), to deal
+in the Software without restriction, including without limitation the rights
+to use, copy, modify, merge, publish, distribute, sublicense, and/or sell
+copies of the Software, and to permit persons to whom the Software is
+furnished to do so, subject to the following conditions:
+
+The above copyright notice and this permission notice shall be included in all
+copies or substantial portions of the Software.
+
+THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
+IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,
+FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE
+AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER
+LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
+OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE
+SOFTWARE.
+"""
+
+
+def licence_text(source: Path, package: str) -> str:
+    """The package's licence file, or the MIT text its package.json declares (else fail)."""
+    licence = next((source / n for n in LICENCE_NAMES if (source / n).exists()), None)
+    if licence is not None:
+        return licence.read_text()
+    meta = json.loads((source / "package.json").read_text())
+    author = meta.get("author")
+    holder = author.get("name") if isinstance(author, dict) else author
+    if meta.get("license") != "MIT" or not holder:
+        raise SystemExit(f"{package}: no licence file in the package")
+    return (
+        f'{package} ships no licence file; its package.json declares "license": "MIT"\n'
+        f'and "author": "{holder}". The MIT licence\'s text follows.\n\n'
+        + MIT_TEXT.format(holder=holder)
+    )
 
 
 def vendor(package: str) -> None:
@@ -52,10 +116,9 @@ def vendor(package: str) -> None:
         for name, served in files.items():
             (target / served).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source / name, target / served)
-        licence = next((source / n for n in LICENCE_NAMES if (source / n).exists()), None)
-        if licence is None:
-            raise SystemExit(f"{package}: no licence file in the package")
-        shutil.copyfile(licence, target / "LICENSE")
+        (target / "LICENSE").write_text(licence_text(source, package))
+        for notice in (source / n for n in NOTICE_NAMES if (source / n).exists()):
+            shutil.copyfile(notice, target / "NOTICE")
         (target / "VERSION").write_text(
             f"{package} {version}\nintegrity {info['integrity']}\n"
             "from the npm registry (npm pack)\n"

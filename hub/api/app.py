@@ -26,7 +26,6 @@ from litestar.exceptions import HTTPException
 from litestar.handlers import HTTPRouteHandler
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme, Tag
 from litestar.template import TemplateConfig
 
@@ -56,6 +55,7 @@ from hub.api.flows import FlowsController
 from hub.api.health import HealthController
 from hub.api.inputs import NulCharacterMiddleware
 from hub.api.metrics import metrics_endpoint, metrics_of
+from hub.api.reference_pages import ScalarPage, SwaggerPage
 from hub.api.runs import RunsController
 from hub.api.steps import StepTestsController
 from hub.api.webhooks import webhook
@@ -92,7 +92,7 @@ def openapi_config() -> OpenAPIConfig:
             "on unsafe requests). Errors: `{error: {code, message, details}}`."
         ),
         path="/schema",
-        render_plugins=[ScalarRenderPlugin(path="/"), SwaggerRenderPlugin(path="/swagger")],
+        render_plugins=[ScalarPage(path="/"), SwaggerPage(path="/swagger")],
         components=Components(
             security_schemes={
                 "bearer": SecurityScheme(
