@@ -1,10 +1,18 @@
 """What a workspace's home page reads: failed and running runs, the flows that fail most.
 
-A few indexed queries, whatever the number of runs: failures are found through the status
-index (``ix_runs_status``), the runs of the few flows that fail most counted on the covering
-list index (``ix_runs_list``: workspace, flow, created), running runs through the status
-index. Times are epoch microseconds; a window starts at a run's ``created_at`` (as the runs
-list's ``since`` filter does).
+A few indexed queries: failures and running runs are found through the status index
+(``ix_runs_status``: they are a small part of the runs), the runs of the few flows that fail
+most counted on the covering list index (``ix_runs_list``: workspace, flow, created), the
+newest failures down the workspace's time index. Where SQLite would pick the workspace's
+indexes for a condition (and read every run of the window), the condition is written as an
+expression (``workspace_id || ''``, ``created_at + 0``), which no index serves.
+
+With 100,000 runs over 10 days, 10% failed, the home page's reads took 25-40 ms on SQLite
+(two busy cores). They grow with the hub's failed runs (all workspaces, all time): an index
+by (status, workspace, created) would bound them to the window.
+
+Times are epoch microseconds; a window starts at a run's ``created_at`` (as the runs list's
+``since`` filter does).
 """
 
 from __future__ import annotations
@@ -40,8 +48,10 @@ def failures_by_flow(
         )
         .where(
             runs.c.status == "failed",
-            runs.c.workspace_id == workspace_id,
-            runs.c.created_at >= since,
+            # expressions, not the columns: the status index finds the failures; the
+            # workspace's indexes would read all its runs of the window (or of all time)
+            runs.c.workspace_id.concat("") == workspace_id,
+            runs.c.created_at + 0 >= since,
         )
         .group_by(runs.c.flow_id)
         .order_by(func.count().desc(), runs.c.flow_id)
@@ -70,16 +80,35 @@ def runs_by_flow(
     return {r.flow_id: int(r.runs) for r in conn.execute(stmt)}
 
 
-def latest_runs(
-    conn: Connection, workspace_id: str, status: str, *, since: int | None = None, limit: int = 5
+def recent_runs(
+    conn: Connection, workspace_id: str, status: str, since: int, limit: int = 5
 ) -> list[dict[str, Any]]:
-    """The newest runs of a status (created since ``since``, when given)."""
-    stmt = select(*LATEST_COLUMNS).where(
-        runs.c.status == status, runs.c.workspace_id == workspace_id
+    """The newest runs of a status created since ``since`` (down the workspace's time index
+    from its end, until ``limit`` of them are found)."""
+    stmt = (
+        select(*LATEST_COLUMNS)
+        .where(
+            runs.c.workspace_id == workspace_id,
+            runs.c.created_at >= since,
+            runs.c.status == status,
+        )
+        .order_by(runs.c.created_at.desc(), runs.c.id.desc())
+        .limit(limit)
     )
-    if since is not None:
-        stmt = stmt.where(runs.c.created_at >= since)
-    stmt = stmt.order_by(runs.c.created_at.desc(), runs.c.id.desc()).limit(limit)
+    return [dict(r._mapping) for r in conn.execute(stmt)]
+
+
+def active_runs(
+    conn: Connection, workspace_id: str, status: str, limit: int = 5
+) -> list[dict[str, Any]]:
+    """The newest runs of a status few runs have at once (``running``), through the status
+    index (the workspace's time index would be read back to the first such run)."""
+    stmt = (
+        select(*LATEST_COLUMNS)
+        .where(runs.c.status == status, runs.c.workspace_id.concat("") == workspace_id)
+        .order_by(runs.c.created_at.desc(), runs.c.id.desc())
+        .limit(limit)
+    )
     return [dict(r._mapping) for r in conn.execute(stmt)]
 
 
@@ -128,8 +157,8 @@ def attention(
     failures = failures_by_flow(conn, workspace_id, window_since, recent_since)
     worst = failures[:top]
     totals = runs_by_flow(conn, workspace_id, [f["flow_id"] for f in worst], window_since)
-    failed_latest = latest_runs(conn, workspace_id, "failed", since=recent_since, limit=latest)
-    running_latest = latest_runs(conn, workspace_id, "running", limit=latest)
+    failed_latest = recent_runs(conn, workspace_id, "failed", recent_since, latest)
+    running_latest = active_runs(conn, workspace_id, "running", latest)
     running = (
         len(running_latest)
         if len(running_latest) < latest
