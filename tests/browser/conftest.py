@@ -34,7 +34,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.kit import HubServer, Watch, hub_serve, watch
+from tests.browser.kit import HubServer, Watch, hub_serve, sign_in, watch
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -122,3 +122,24 @@ def open_page(browser: Any, hub_server: HubServer) -> Iterator[OpenPage]:
     finally:
         for context in contexts:
             context.close()
+
+
+@pytest.fixture(scope="module")
+def owner_state(browser: Any, hub_server: HubServer) -> dict[str, Any]:
+    """The first owner signed in once through the form: the cookies (Playwright's storage
+    state) that ``open_page(storage_state=owner_state)`` starts a signed-in context with."""
+    return signed_in_state(browser, hub_server, hub_server.owner_email, hub_server.owner_password)
+
+
+def signed_in_state(
+    browser: Any, hub_server: HubServer, email: str, password: str
+) -> dict[str, Any]:
+    """Sign ``email`` in through the form in a context of its own; return its storage state."""
+    context = browser.new_context(base_url=hub_server.base, viewport=VIEWPORT)
+    try:
+        page = context.new_page()
+        sign_in(page, hub_server.base, email, password)
+        state: dict[str, Any] = context.storage_state()
+        return state
+    finally:
+        context.close()
