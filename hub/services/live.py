@@ -35,6 +35,7 @@ DOWN_POLL_SECONDS = 1.0  # the same while the Redis subscription is down (queue 
 FINAL = frozenset({"succeeded", "failed", "cancelled"})
 # a step event's status as its attempt's row stores it (a failed attempt to be retried)
 STORED_STATUS = {"retrying": "failed"}
+SATISFIED = frozenset({"done", "skipped"})  # an item's end that lets its step go on
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -96,6 +97,30 @@ class RunState:
             return None
         self.steps[ident] = step
         return Change("step", step)
+
+    def parent_of(self, item: dict[str, Any]) -> dict[str, Any]:
+        """The newest attempt of an item's step."""
+        attempts = [s for (key, _), s in self.steps.items() if key == item["step_id"]]
+        return max(attempts, key=lambda s: int(s["attempt"]))
+
+    def fanned_in(self, item: dict[str, Any]) -> bool:
+        """Whether an item's end may have ended its step: its step waits, and every item
+        of it that is known has ended well (an item not known yet makes this a guess: the
+        step is then read to find out)."""
+        if item["item_index"] is None or item["status"] not in SATISFIED:
+            return False
+        step_id = item["step_id"]
+        if not any(key == step_id for key, _ in self.steps):
+            return False
+        if self.parent_of(item)["status"] != "waiting":
+            return False
+        items = [
+            s
+            for s in self.steps.values()
+            if s["step_id"] == step_id and s["item_index"] is not None
+        ]
+        latest = {s["key"]: s for s in sorted(items, key=lambda s: int(s["attempt"]))}
+        return all(s["status"] in SATISFIED for s in latest.values())
 
     def apply_run(self, event: dict[str, Any]) -> Change | None:
         """Apply a run event; the change, or None if nothing changed."""
@@ -191,6 +216,10 @@ async def _apply(
                 change = await _read_attempt(service, state, event)
             else:
                 change = state.apply_step(event)
+            if change is not None and state.fanned_in(change.data):
+                # the last item ended its step in the same transaction, without an event
+                changes.append(change)
+                change = await _read_attempt(service, state, state.parent_of(change.data))
         elif event.get("type") == "run":
             change = state.apply_run(event)
         else:
