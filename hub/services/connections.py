@@ -10,6 +10,7 @@ from hub.connectors import ActionError, Connector, run_connection_test
 from hub.db import audit
 from hub.db import connections as connection_store
 from hub.db import errors as db_errors
+from hub.db import flows as flow_store
 from hub.schemas import schema_errors
 from hub.security.secrets import Redactor, SecretKeyError, secret_fields, secret_values
 from hub.services import oauth2
@@ -28,6 +29,28 @@ def secret_names(connector: Connector) -> set[str]:
     if connector.oauth2:
         names |= OAUTH_SECRET_FIELDS
     return names
+
+
+def connection_places(document: Any, name: str) -> list[str]:
+    """Where a flow document names the connection ``name``: a step's ``connection``, the
+    trigger's ``connection``, a webhook signature's or sender's ``secret_ref``."""
+    if not isinstance(document, dict):
+        return []
+    places = []
+    trigger = document.get("trigger")
+    if isinstance(trigger, dict):
+        if trigger.get("connection") == name:
+            places.append("trigger.connection")
+        config = trigger.get("config")
+        for block in ("signature", "sender"):
+            part = config.get(block) if isinstance(config, dict) else None
+            if isinstance(part, dict) and part.get("secret_ref") == name:
+                places.append(f"trigger.config.{block}.secret_ref")
+    steps = document.get("steps")
+    for index, step in enumerate(steps if isinstance(steps, list) else []):
+        if isinstance(step, dict) and step.get("connection") == name:
+            places.append(f"steps[{index}].connection")
+    return places
 
 
 class ConnectionsService(WorkspaceScope):
@@ -158,6 +181,36 @@ class ConnectionsService(WorkspaceScope):
 
         if not await self.hub.db.write(write):
             raise NotFound(f"no connection {name!r}")
+
+    async def flows_using_connection(self, name: str) -> list[dict[str, Any]]:
+        """The flows whose current document (the published version, else the latest) or
+        latest draft names the connection, by id: each ``{"id", "name", "enabled",
+        "version", "places"}`` (see :func:`connection_places`)."""
+        ws = self.workspace
+
+        def read(conn: Any) -> list[dict[str, Any]]:
+            found = []
+            for flow in flow_store.list_flows(conn, ws):
+                versions = dict.fromkeys(
+                    v for v in (flow["published_version"], flow["latest_version"]) if v
+                )
+                for version in versions:
+                    document = flow_store.version_document(conn, ws, flow["id"], version)
+                    places = connection_places(document, name)
+                    if places:
+                        found.append(
+                            {
+                                "id": flow["id"],
+                                "name": flow["name"],
+                                "enabled": bool(flow["enabled"]),
+                                "version": version,
+                                "places": places,
+                            }
+                        )
+                        break
+            return found
+
+        return await self.hub.db.read(read)
 
     async def delete_connection(self, name: str) -> None:
         """Delete a connection, or :class:`NotFound`."""
