@@ -262,6 +262,11 @@ async def test_the_audit_log_filters_by_actor_action_target_and_time(api: Api) -
     assert await shown(since="2026-01-02T00:00") == ["late", "middle"]
     assert await shown(since="2026-01-01T12:00", until="2026-01-03T00:00") == ["middle"]
     assert await shown(until="2026-01-01") == ["member", "early"]  # a date: the whole day
+    day_end = await client.get(AUDIT, params={"until": "2026-01-01"})
+    assert 'value="2026-01-02T00:00"' in day_end.text  # as a datetime-local input holds it
+    zoned = await client.get(AUDIT, params={"since": "2026-01-01T02:00+02:00"})
+    assert targets(zoned.text) == ["member", "late", "middle", "early"]  # newest id first
+    assert 'value="2026-01-01T00:00"' in zoned.text
     assert await shown(actor="nobody@example.com") == []
     empty = await client.get(AUDIT, params={"actor": "nobody@example.com"})
     assert "No entries match these filters" in empty.text
@@ -285,6 +290,8 @@ async def test_audit_entries_are_escaped_and_never_show_a_secret(api: Api) -> No
     assert "connection.create" in page.text and "vault-1" in page.text
     assert SECRET not in page.text
     assert EVIL not in page.text and "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
-    assert "Details (large: show)" in page.text  # folded
+    folded = re.findall(r'<details class="folded"><summary><code>([^<]*)</code>', page.text)
+    assert len(folded) == 1 and folded[0].endswith("…")  # large details start folded
+    assert "x" * 60 not in folded[0] and "x" * 3000 in page.text
     by_actor = await client.get(AUDIT, params={"actor": EVIL})
     assert targets(by_actor.text) == ["&lt;script&gt;alert(1)&lt;/script&gt;"]

@@ -13,6 +13,7 @@ target, a time range in UTC), 50 a page, keyset-paginated on the entry id both w
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
@@ -48,6 +49,7 @@ MEMBER_MESSAGES = {
 }
 LAST_OWNER_HINT = "Make another member an owner first."
 AUDIT_PAGE = 50
+DETAILS_INLINE = 160  # details longer than this (as one line of JSON) start folded
 
 
 def members_path(ws: WorkspaceHub) -> str:
@@ -198,6 +200,13 @@ def utc_micros(text: str, *, end: bool = False) -> int | None:
     return int(moment.timestamp() * 1_000_000)
 
 
+def details_text(details: Any) -> str:
+    """An entry's details as one line of JSON ("" for none), escaped where it is shown."""
+    if details is None:
+        return ""
+    return json.dumps(details, ensure_ascii=False, default=str)
+
+
 class AuditPages(WorkspacePage):
     """``/w/{workspace}/audit``: the audit log (owners only)."""
 
@@ -227,12 +236,17 @@ class AuditPages(WorkspacePage):
         }
         errors: dict[str, str] = {}
         times: dict[str, int | None] = {}
+        shown = dict(filters)  # the form's values: times as a datetime-local input holds them
         for key in ("since", "until"):
             try:
                 times[key] = utc_micros(filters[key], end=key == "until")
             except ValueError:
                 times[key] = None
                 errors[key] = "Not a time: use YYYY-MM-DD HH:MM (UTC), or pick one."
+            moment = times[key]
+            if moment is not None:
+                utc = dt.datetime.fromtimestamp(moment / 1e6, tz=dt.UTC)
+                shown[key] = utc.strftime("%Y-%m-%dT%H:%M")
         rows = await ws.audit_page(
             before_id=int(before) if before else None,
             after_id=int(after) if after and not before else None,
@@ -256,6 +270,8 @@ class AuditPages(WorkspacePage):
         def link(**cursor: Any) -> str:
             return "?" + urlencode({**query, **cursor})
 
+        for row in rows:
+            row["details_text"] = details_text(row["details"])
         return await page(
             request,
             "pages/audit/index.html",
@@ -263,11 +279,12 @@ class AuditPages(WorkspacePage):
             title="Audit log",
             status_code=400 if errors else 200,
             entries=rows,
-            filters=filters,
+            filters=shown,
             filtered=bool(query),
             errors=errors,
             newer_href=link(after=rows[0]["id"]) if newer else "",
             older_href=link(before=rows[-1]["id"]) if older else "",
             first_href=link() if (before or after) else "",
+            details_inline=DETAILS_INLINE,
             filter_href=link,
         )

@@ -38,11 +38,7 @@ NOTICES = {
     "revoked": "The token was revoked: it no longer works.",
 }
 #: The token form's scopes: (value, label); "full" is no scope (the person's role).
-SCOPES = [
-    ("full", "Full: whatever your role here allows"),
-    ("read", "Read only: it can only read"),
-    ("runs", "Runs: list, read and start runs only"),
-]
+SCOPES = [("full", "Full"), ("read", "Read only"), ("runs", "Runs")]
 #: The token form's lifetimes: (value: days, label); "" never expires.
 EXPIRIES = [
     ("", "Never (until revoked)"),
