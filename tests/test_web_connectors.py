@@ -153,7 +153,7 @@ async def test_a_connector_page_summarises_its_connection(api: Api) -> None:
     assert answer.status_code == 200, answer.text
     text = text_of(answer.text)
     assert "token string required secret none API token" in text
-    assert 'region one of "eu", "us" optional no "eu"' in text
+    assert 'region string (enum) optional no "eu" One of: "eu", "us"' in text
     assert "Add a contact crm.add_contact" in text and "New_contact poll" in text
     assert XSS not in answer.text
     missing = await client.get("/w/default/connectors/nothing")
@@ -213,7 +213,7 @@ async def test_an_action_reference_lists_every_nested_field_and_a_valid_step(
     assert "addresses[].street object (Street) required none" in text
     assert "home object (Address) or null optional null" in text
     assert "addresses[].street.line string required none The street and number." in text
-    assert 'country one of "de", "fr", "it" optional "fr" One of: "de", "fr", "it"' in text
+    assert 'country string (enum) optional "fr" One of: "de", "fr", "it"' in text
     assert "priority integer optional 3" in text
     assert 'Example: "Lyon"' in text
     assert XSS not in page and "<b>bold</b>" not in page
@@ -257,3 +257,22 @@ async def test_the_pages_need_a_member(api: Api) -> None:
     client = await signed_in(api, api.stranger)
     answer = await client.get("/w/default/connectors")
     assert answer.status_code == 404
+
+
+async def test_declared_examples_are_shown_and_used_in_the_step(api: Api) -> None:
+    """data.set declares ``{"input", "output"}``; http.request declares bare inputs (taken as
+    inputs): both are shown, and the first valid one is the step's input."""
+    client = await signed_in(api, api.viewer)
+    answer = await client.get("/w/default/connectors/data/actions/set")
+    assert answer.status_code == 200, answer.text
+    steps = step_example(answer.text)
+    assert steps == [{"id": "set", "action": "data.set", "input": {"value": {"a": 1}}}]
+    await api.hub.validate_flow({"id": "sets", "steps": steps})
+    text = text_of(answer.text)
+    assert "Example 1 Input" in text and "Output" in text
+    answer = await client.get("/w/default/connectors/http/actions/request")
+    steps = step_example(answer.text)
+    assert steps[0]["input"]["url"] == "https://api.example.com/items"
+    assert steps[0]["input"]["query"] == {"page": 1}
+    assert '"json": {' in html.unescape(answer.text)  # the second example, shown
+    await api.hub.validate_flow({"id": "requests", "steps": steps})

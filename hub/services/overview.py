@@ -25,6 +25,7 @@ from hub.db.models import now_us
 from hub.plugin_kit.docs import action_policies
 from hub.plugin_kit.schema_reader import SchemaReader
 from hub.plugins import DEFAULT_PLUGINS, plugin_name
+from hub.schemas import schema_errors
 from hub.services.base import HubParts
 from hub.services.errors import NotFound
 from hub.services.system import REDIS_TIMEOUT
@@ -176,7 +177,19 @@ def schema_fields(schema: Any) -> list[dict[str, Any]]:
     :meth:`hub.plugin_kit.schema_reader.SchemaReader.fields`); types without the markdown
     code marks."""
     rows = SchemaReader(schema).fields(schema, max_depth=REFERENCE_DEPTH, unions=True)
-    return [{**row, "type": row["type"].replace("`", "")} for row in rows]
+    return [{**row, "type": _type_of(row)} for row in rows]
+
+
+JSON_TYPES = ((bool, "boolean"), (int, "integer"), (float, "number"), (str, "string"))
+
+
+def _type_of(row: dict[str, Any]) -> str:
+    """A field's type without markdown marks; an enum's as the types of its values
+    (``string (enum)``: the values are listed beside it)."""
+    if row["enum"]:
+        kinds = {next((n for t, n in JSON_TYPES if isinstance(v, t)), "null") for v in row["enum"]}
+        return " or ".join(sorted(kinds)) + " (enum)"
+    return str(row["type"]).replace("`", "")
 
 
 def schema_summary(schema: Any) -> str:
@@ -223,6 +236,12 @@ def trigger_example(full_name: str, trigger: Trigger, needs_connection: bool) ->
     )
 
 
+def _example(example: dict[str, Any]) -> dict[str, Any]:
+    """A declared example as ``{"input": ..., "output": ...}`` (the plugin guide's shape; an
+    example without ``input`` is taken as the input itself)."""
+    return example if "input" in example else {"input": example}
+
+
 def action_reference(registry: Registry, connector: str, action: str) -> dict[str, Any]:
     """What an action's reference page shows: its policies, input and output fields, its
     declared examples and a step using it (:class:`NotFound` when not installed)."""
@@ -231,7 +250,8 @@ def action_reference(registry: Registry, connector: str, action: str) -> dict[st
     if found is None or act is None:
         raise NotFound(f"no action {connector}.{action} is installed")
     full = f"{connector}.{action}"
-    declared = [e for e in act.examples if isinstance(e, dict)]
+    declared = [_example(e) for e in act.examples if isinstance(e, dict)]
+    valid = [e["input"] for e in declared if not schema_errors(act.input_schema, e["input"], "")]
     return {
         "connector": found,
         "action": act,
@@ -243,7 +263,7 @@ def action_reference(registry: Registry, connector: str, action: str) -> dict[st
         "output_fields": schema_fields(act.output_schema),
         "output_summary": schema_summary(act.output_schema),
         "examples": declared,
-        "step_yaml": step_example(full, act, declared[0].get("input") if declared else None),
+        "step_yaml": step_example(full, act, valid[0] if valid else None),
         "generated_input": example_value(act.input_schema),
         "generated_output": example_value(act.output_schema),
     }
