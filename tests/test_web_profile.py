@@ -137,6 +137,7 @@ async def test_a_token_is_shown_once_works_and_is_revoked(api: Api) -> None:
     assert len(set(found)) == 1
     token = found[0]
     assert 'data-copy="new-token"' in created.text
+    assert created.headers["cache-control"] == "no-store"  # never kept by the browser
     assert "nightly &lt;export&gt;" in created.text and "nightly <export>" not in created.text
     me = await api.client.get("/api/me", headers={"authorization": f"Bearer {token}"})
     assert me.status_code == 200 and me.json()["user"]["email"] == api.viewer.email
