@@ -40,6 +40,7 @@ from hub.web.forms import (
     render_form,
     resolve,
     validation_errors,
+    value_at,
 )
 from hub.web.pages import WorkspacePage, is_htmx, page
 
@@ -84,24 +85,12 @@ def known_fields(schema: dict[str, Any] | None, stored: dict[str, Any]) -> set[s
     return set(resolved.get("properties") or {})
 
 
-def _at(value: Any, path: Path) -> Any:
-    for part in path:
-        if isinstance(value, dict) and isinstance(part, str) and part in value:
-            value = value[part]
-            continue
-        if isinstance(value, list) and isinstance(part, int) and part < len(value):
-            value = value[part]
-            continue
-        return MISSING
-    return value
-
-
 def keep_nested_secrets(value: dict[str, Any], kept: set[Path], stored: dict[str, Any]) -> None:
     """Fill the secrets inside objects left empty on edit with their stored value (the
     service keeps top-level fields itself)."""
     for path in sorted((p for p in kept if len(p) > 1), key=len):
-        old = _at(stored, path)
-        parent = _at(value, path[:-1])
+        old = value_at(stored, path)
+        parent = value_at(value, path[:-1])
         if old is not MISSING and isinstance(parent, dict) and isinstance(path[-1], str):
             parent[path[-1]] = old
 
