@@ -123,6 +123,9 @@ async def test_home_counts_failed_running_and_the_flows_that_fail_most(api: Api)
     assert query["status"] == ["failed"]
     answer_of_api = await api.call("GET", "/api/w/default/runs", api.viewer, params=query)
     assert {r["id"] for r in answer_of_api.json()["items"]} == recent_failed
+    listed = await client.get(html.unescape(all_failed.group(1)))  # the runs page
+    assert listed.status_code == 200, listed.text
+    assert set(re.findall(r'href="/w/default/runs/([0-9a-f]+)"', listed.text)) == recent_failed
 
     running = section(page, "home-running")
     assert stat(running) == 2
@@ -138,7 +141,12 @@ async def test_home_counts_failed_running_and_the_flows_that_fail_most(api: Api)
         "Mixed <b>results</b> mixed 2 7 29% Failed runs of mixed",
     ]
     assert "<b>results</b>" not in page  # a flow's name is text
-    assert "flow_id=mixed" in failing and "status=failed" in failing
+    per_flow = re.findall(r'href="(/w/default/runs\?[^"]+)"', failing)
+    assert len(per_flow) == 2 and "flow=always" in per_flow[0]
+    listed = await client.get(html.unescape(per_flow[0]))
+    assert set(re.findall(r'href="/w/default/runs/([0-9a-f]+)"', listed.text)) == {
+        r["id"] for r in always
+    }
     assert 'aria-labelledby="home-queue"' not in page  # embedded mode: no queue block
 
 

@@ -21,9 +21,10 @@ from hub.web.pages import WorkspacePage, page
 
 
 def iso_utc(micros: int) -> str:
-    """Epoch microseconds as the ISO 8601 UTC time the runs list's ``since`` takes."""
+    """Epoch microseconds as the runs list's ``since`` takes it: an ISO 8601 date and time
+    without a zone, read as UTC (what its ``datetime-local`` field shows)."""
     when = dt.datetime.fromtimestamp(micros / 1_000_000, tz=dt.UTC)
-    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return when.strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def runs_link(base: str, **filters: str) -> str:
@@ -57,7 +58,7 @@ class HomePages(WorkspacePage):
             running_href=runs_link(base, status="running"),
             flow_failed_href={
                 f["flow_id"]: runs_link(
-                    base, flow_id=f["flow_id"], status="failed", since=since_window
+                    base, flow=f["flow_id"], status="failed", since=since_window
                 )
                 for f in found["failing_flows"]
             },
