@@ -59,7 +59,7 @@ def row_of(html: str, flow_id: str) -> str:
 
 def numbers(row: str) -> list[str]:
     """The numeric cells of a row (succeeded, failed, runs)."""
-    cells = re.findall(r'<td class="num">(.*?)</td>', row, re.S)
+    cells = re.findall(r'<td class="num[^"]*">(.*?)</td>', row, re.S)
     return [re.sub(r"<[^>]+>", "", c).strip() for c in cells]
 
 
@@ -522,3 +522,33 @@ async def test_a_hostile_flow_name_is_shown_as_text(api: Api, name: str) -> None
         assert "<script>alert" not in page.text and 'onmouseover="x' not in page.text
     escaped = str(markupsafe.escape(name))
     assert all(escaped in page.text for page in pages)
+
+
+async def test_hostile_text_in_a_documents_issues_is_shown_as_text(api: Api) -> None:
+    editor = await signed_in(api, api.editor)
+    await editor.get(f"{FLOWS}/new")
+    hostile = BROKEN.replace("nope.missing", '"<img src=x onerror=alert(1)>"')
+    answer = await editor.post(
+        f"{FLOWS}/_validate", data={"source": hostile}, headers=htmx_headers(editor)
+    )
+    assert answer.status_code == 200
+    assert "<img" not in answer.text and "&lt;img src=x onerror=alert(1)&gt;" in answer.text
+
+
+def test_issues_are_found_at_their_line_in_yaml_and_json_text() -> None:
+    from hub.web.flow_lines import locate
+
+    yaml_text = "id: x\nsteps:\n  - id: a\n    input:\n      X-Key: 1\n"
+    found = locate(yaml_text, [{"location": "steps[0].input['X-Key']", "message": "m"}])
+    assert (found[0]["line"], found[0]["snippet"]) == (5, "      X-Key: 1")
+    json_text = (
+        '{\n  "id": "x",\n  "steps": [\n    {"id": "a"},\n'
+        '    {"id": "b",\n     "action": 1}\n  ]\n}'
+    )
+    found = locate(json_text, [{"location": "steps[1].action", "message": "m"}])
+    assert found[0]["line"] == 6
+    unknown = locate(
+        yaml_text, [{"location": "", "message": "m"}, {"location": "nope", "message": "n"}]
+    )
+    assert [i["line"] for i in unknown] == [None, None]
+    assert locate("id: [", [{"location": "line 1, column 5", "message": "m"}])[0]["line"] == 1
