@@ -13,11 +13,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from sqlalchemy import func, select, update
 
 from hub.db import accounts, audit
 from hub.settings import Settings
 from tests.api_kit import SECRET, Api, started_api
-from tests.web_kit import browser, csrf_token, post_form, signed_in
+from tests.web_kit import browser, csrf_token, post_form, set_name, signed_in
 
 MEMBERS = "/w/default/members"
 AUDIT = "/w/default/audit"
@@ -43,11 +44,7 @@ def one_time_password(html: str) -> str:
 
 
 async def test_the_members_page_lists_members_and_escapes_them(api: Api) -> None:
-    await api.hub.db.write(
-        lambda c: c.exec_driver_sql(
-            "UPDATE users SET name = ? WHERE id = ?", (EVIL, api.editor.user_id)
-        )
-    )
+    await set_name(api, api.editor, EVIL)
     client = await signed_in(api, api.owner)
     page = await client.get(MEMBERS)
     assert page.status_code == 200
@@ -199,9 +196,9 @@ async def record(api: Api, count: int, **entry: Any) -> None:
             values.update(entry)
             audit.record(conn, "default", **values)
             if at is not None:
-                conn.exec_driver_sql(
-                    "UPDATE audit_log SET at = ? WHERE id = (SELECT max(id) FROM audit_log)",
-                    (at,),
+                newest = select(func.max(audit.audit_log.c.id)).scalar_subquery()
+                conn.execute(
+                    update(audit.audit_log).where(audit.audit_log.c.id == newest).values(at=at)
                 )
 
     await api.hub.db.write(write)

@@ -16,7 +16,7 @@ import pytest
 from hub.db import accounts
 from hub.settings import Settings
 from tests.api_kit import PASSWORD, Api, started_api
-from tests.web_kit import browser, csrf_token, post_form, signed_in
+from tests.web_kit import browser, csrf_token, post_form, set_name, signed_in
 
 PROFILE = "/w/default/profile"
 NEW_PASSWORD = "a much longer new password 7"
@@ -41,11 +41,7 @@ async def sign_in_with(api: Api, email: str, password: str) -> int:
 
 async def test_the_profile_shows_who_you_are_and_escapes_your_name(api: Api) -> None:
     evil = "<script>alert('x')</script>"
-    await api.hub.db.write(
-        lambda c: c.exec_driver_sql(
-            "UPDATE users SET name = ? WHERE id = ?", (evil, api.viewer.user_id)
-        )
-    )
+    await set_name(api, api.viewer, evil)
     client = await signed_in(api, api.viewer)
     page = await client.get(PROFILE)
     assert page.status_code == 200

@@ -13,6 +13,7 @@ import re
 from typing import Any
 
 import httpx
+from sqlalchemy import update
 
 from hub.db import accounts
 from hub.security.accounts import hash_password
@@ -88,3 +89,9 @@ def write_controls(html: str) -> list[str]:
             found.append(tag)
     found.extend(re.findall(r"<[^>]+\bhx-(?:post|put|patch|delete)=[^>]*>", html))
     return found
+
+
+async def set_name(api: Api, caller: Caller, name: str) -> None:
+    """Give ``caller``'s account the display name ``name`` (an XSS payload, say)."""
+    stmt = update(accounts.users).where(accounts.users.c.id == caller.user_id).values(name=name)
+    await api.hub.db.write(lambda c: c.execute(stmt))
