@@ -155,6 +155,8 @@ async def test_the_list_is_paged_by_50_and_searched_by_name_or_id(api: Api) -> N
     assert "/w/default/flows/flow-050" in by_id and "/w/default/flows/flow-049" not in by_id
     nothing = (await viewer.get(FLOWS, params={"q": "zzz"})).text
     assert "No flow matches" in nothing
+    past = (await viewer.get(FLOWS, params={"page": 9})).text
+    assert "past its end" in past and "No flows yet" not in past
 
 
 # -- the editor -----------------------------------------------------------------------------
