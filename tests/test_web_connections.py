@@ -10,6 +10,7 @@ connector (secrets of every type) and the ``oauthy`` OAuth2 connector of tests/a
 from __future__ import annotations
 
 import copy
+import logging
 import re
 from collections.abc import AsyncIterator
 from typing import Any
@@ -21,6 +22,7 @@ import pytest
 from hub.services import oauth2
 from hub.settings import Settings
 from tests.api_kit import NESTED, PIN, Api, add_oauthy_connection, flow_document, started_api
+from tests.test_api_oauth2 import CLIENT_ID, CLIENT_SECRET, StandIn, stand_in  # noqa: F401
 from tests.test_web_forms import submitted
 from tests.web_kit import csrf_token, htmx_headers, post_form, signed_in, write_controls
 
@@ -314,3 +316,43 @@ async def test_names_and_values_are_escaped(api: Api) -> None:
         answer = await client.get(path)
         assert "<script>alert" not in answer.text
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in answer.text or path != f"{BASE}/xss/edit"
+
+
+async def test_connect_completes_the_authorization_and_returns_to_the_page(
+    settings: Settings,
+    stand_in: StandIn,  # noqa: F811 - the fixture of tests/test_api_oauth2.py
+) -> None:
+    async for api in started_api(settings.replace(allow_hosts=("127.0.0.1",))):
+        provider = {"authorize_url": f"{stand_in.base}/authorize",
+                    "token_url": f"{stand_in.base}/token", "scopes": ["contacts"]}  # fmt: skip
+        await add_oauthy_connection(api, provider, CLIENT_ID, CLIENT_SECRET)
+        client = await signed_in(api, api.editor)
+        start = await client.get(f"{BASE}/crm/connect")
+        assert start.status_code == 303
+        async with httpx.AsyncClient() as outside:
+            consent = await outside.get(start.headers["location"])
+        assert consent.status_code == 302
+        back = urlsplit(consent.headers["location"])
+        returned = await client.get(f"{back.path}?{back.query}")
+        assert returned.status_code == 303
+        assert returned.headers["location"] == f"{BASE}/crm?notice=connected"
+        page = await client.get(returned.headers["location"])
+        assert "The service authorized the connection." in page.text
+        assert "Connected" in page.text and "Connect again" in page.text
+        values, _ = await api.hub.engine.connection_values("default", "crm")
+        for secret in (values["access_token"], CLIENT_SECRET):
+            assert secret not in page.text
+            assert secret not in (await client.get(BASE)).text
+
+
+async def test_no_log_record_carries_the_secret(api: Api, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    client = await signed_in(api, api.editor)
+    await create_vault(client, region="bad")
+    edit = await client.get(f"{BASE}/vault-main/edit")
+    await post_pairs(client, f"{BASE}/vault-main/edit", form_of(edit.text, **{"v.pin": "oops"}))
+    await post_form(client, f"{BASE}/vault-main/test")
+    # Today these pages log nothing at all: this guards against a log line that would.
+    for record in caplog.records:
+        text = record.getMessage() + str(record.__dict__)
+        assert_no_secret(text)
