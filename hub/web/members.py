@@ -200,6 +200,26 @@ def utc_micros(text: str, *, end: bool = False) -> int | None:
     return int(moment.timestamp() * 1_000_000)
 
 
+def time_filters(
+    filters: dict[str, str],
+) -> tuple[dict[str, int | None], dict[str, str], dict[str, str]]:
+    """The ``since`` and ``until`` filters as epoch microseconds; the filters as the form
+    shows them (times as a ``datetime-local`` input holds them, in UTC); the errors."""
+    times: dict[str, int | None] = {}
+    shown, errors = dict(filters), {}
+    for key in ("since", "until"):
+        try:
+            moment = utc_micros(filters[key], end=key == "until")
+            if moment is not None:
+                utc = dt.datetime.fromtimestamp(moment / 1e6, tz=dt.UTC)
+                shown[key] = utc.strftime("%Y-%m-%dT%H:%M")
+        except (ValueError, OverflowError):
+            moment = None
+            errors[key] = "Not a time: use YYYY-MM-DD HH:MM (UTC), or pick one."
+        times[key] = moment
+    return times, shown, errors
+
+
 def details_text(details: Any) -> str:
     """An entry's details as one line of JSON ("" for none), escaped where it is shown."""
     if details is None:
@@ -234,19 +254,7 @@ class AuditPages(WorkspacePage):
             "since": since.strip(),
             "until": until.strip(),
         }
-        errors: dict[str, str] = {}
-        times: dict[str, int | None] = {}
-        shown = dict(filters)  # the form's values: times as a datetime-local input holds them
-        for key in ("since", "until"):
-            try:
-                times[key] = utc_micros(filters[key], end=key == "until")
-            except ValueError:
-                times[key] = None
-                errors[key] = "Not a time: use YYYY-MM-DD HH:MM (UTC), or pick one."
-            moment = times[key]
-            if moment is not None:
-                utc = dt.datetime.fromtimestamp(moment / 1e6, tz=dt.UTC)
-                shown[key] = utc.strftime("%Y-%m-%dT%H:%M")
+        times, shown, errors = time_filters(filters)
         rows = await ws.audit_page(
             before_id=int(before) if before else None,
             after_id=int(after) if after and not before else None,
