@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Mapping
 from html.parser import HTMLParser
 from typing import Any
 
@@ -16,6 +17,8 @@ from hypothesis import strategies as st
 
 from hub.web.forms import (
     MISSING,
+    Field,
+    FormHooks,
     FormLimits,
     FormSchemaError,
     FormTooLarge,
@@ -420,3 +423,45 @@ def test_everything_a_user_typed_is_escaped() -> None:
                                 "notes": payload, "headers": {payload: "x"}})  # fmt: skip
     assert "<script>" not in html
     assert parse_form(EVERYTHING, submitted(html)).value["headers"] == {payload: "x"}
+
+
+class Expressions(FormHooks):
+    """What the flow builder does: a number field may hold an expression instead."""
+
+    def field(self, field: Field) -> Field:
+        if field.widget == "number":
+            field.widget, field.input_type = "string", "text"
+            field.hints.append("or an expression like {{ trigger.n }}")
+        return field
+
+    def parse(self, schema: dict[str, Any], name: str, form: Mapping[str, list[str]]) -> Any:
+        text = (form.get(name) or [""])[-1]
+        return text if text.startswith("{{") else MISSING
+
+
+def test_hooks_change_how_a_field_is_drawn_and_read() -> None:
+    schema = {"type": "object", "properties": {"count": {"type": "integer"}}}
+    value = {"count": "{{ trigger.n }}"}
+    hooks = Expressions()
+    html = ENV.get_template("forms/form.html").render(form=render_form(schema, value, hooks=hooks))
+    assert 'type="text" id="f-v-count" name="v.count"' in html
+    assert "or an expression like {{ trigger.n }}" in html
+    assert parse_form(schema, submitted(html), hooks=hooks).value == value
+    assert parse_form(schema, [("v.count", "7")], hooks=hooks).value == {"count": 7}
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        {"type": "string", "format": "textarea"},
+        {"type": "string", "x-multiline": True},
+        {"type": "string", "maxLength": 1000},
+    ],
+)
+def test_long_or_multi_line_strings_are_textareas(field: dict[str, Any]) -> None:
+    schema = {"type": "object", "properties": {"text": field}}
+    html = html_of(schema, {"text": "one"})
+    assert re.search(r'<textarea id="f-v-text" name="v.text"', html)
+    assert '<input type="text" id="f-v-text"' in html_of(
+        {"type": "object", "properties": {"text": {"type": "string", "maxLength": 200}}}
+    )
