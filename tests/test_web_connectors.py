@@ -18,7 +18,9 @@ import pytest
 import yaml
 
 from hub import Connector, Trigger, action, hookimpl
+from hub.flows import FlowError
 from hub.runtime import Hub
+from hub.services import overview
 from hub.settings import Settings
 from tests import kit
 from tests.api_kit import Api, ApiPlugin, make_api
@@ -276,3 +278,33 @@ async def test_declared_examples_are_shown_and_used_in_the_step(api: Api) -> Non
     assert steps[0]["input"]["query"] == {"page": 1}
     assert '"json": {' in html.unescape(answer.text)  # the second example, shown
     await api.hub.validate_flow({"id": "requests", "steps": steps})
+
+
+async def test_every_step_example_validates_or_says_what_to_replace(api: Api) -> None:
+    """Each installed action's step example (and each trigger's) is a valid part of a
+    flow, or its page lists the values the schema refuses."""
+    registry = api.hub.registry
+    for name, connector in sorted(registry.connectors.items()):
+        if connector.connection_schema is not None:
+            values = overview.example_value(connector.connection_schema)
+            await api.hub.set_connection(f"my_{name}", name, values)
+    checked = 0
+    for name, connector in sorted(registry.connectors.items()):
+        for act in connector.actions:
+            ref = overview.action_reference(registry, name, act.name)
+            steps = yaml.safe_load(ref["step_yaml"])
+            try:
+                await api.hub.validate_flow({"id": "one", "steps": steps})
+            except FlowError as exc:
+                assert ref["step_problems"], f"{name}.{act.name}: {exc}"
+            checked += 1
+        for trig in connector.triggers:
+            ref = overview.trigger_reference(registry, name, trig.name)
+            document = {**yaml.safe_load(ref["trigger_yaml"]), "id": "two"}
+            document["steps"] = [{"id": "s", "action": "data.set", "input": {"value": 1}}]
+            try:
+                await api.hub.validate_flow(document)
+            except FlowError as exc:
+                assert ref["trigger_problems"], f"{ref['full_name']}: {exc}"
+            checked += 1
+    assert checked > 20

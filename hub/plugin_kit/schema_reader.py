@@ -178,10 +178,30 @@ class SchemaReader:
                             )
         return rows
 
+    def _merged(self, parts: list[Any]) -> dict[str, Any]:
+        """Schemas merged into one: their properties together, their required lists
+        joined, any other keyword from the last one that has it."""
+        merged: dict[str, Any] = {}
+        props: dict[str, Any] = {}
+        required: list[str] = []
+        for part in parts:
+            resolved = self.resolve(part)
+            merged.update(resolved)
+            if isinstance(resolved.get("properties"), dict):
+                props.update(resolved["properties"])
+            required += [r for r in resolved.get("required") or [] if r not in required]
+        if props:
+            merged["properties"] = props
+        if required:
+            merged["required"] = required
+        return merged
+
     def example(self, schema: Any, depth: int = 0) -> Any:
-        """An example value the schema accepts: its first ``examples`` entry, its
-        ``default``, ``const`` or first ``enum`` value, else one made from its type (an
-        object: its required properties, or all of them when none is required)."""
+        """An example value the schema accepts (often, not always: a pattern or a format
+        it does not know is not followed): its first ``examples`` entry, its ``default``,
+        ``const`` or first ``enum`` value, else one made from its type. An object has its
+        required properties; a union takes its first alternative (but null), merged with
+        the schema's own properties when it has some (``oneOf`` of required fields)."""
         s = self.resolve(schema)
         for key in ("examples", "enum"):
             if isinstance(s.get(key), list) and s[key]:
@@ -189,26 +209,28 @@ class SchemaReader:
         for key in ("default", "const"):
             if key in s:
                 return s[key]
+        if depth > 8:
+            return None
         for key in ("anyOf", "oneOf"):
             if isinstance(s.get(key), list) and s[key]:
                 chosen = [b for b in s[key] if self.resolve(b).get("type") != "null"]
-                return self.example((chosen or s[key])[0], depth + 1)
+                first = (chosen or s[key])[0]
+                rest = {k: v for k, v in s.items() if k not in ("anyOf", "oneOf")}
+                if "properties" in rest or rest.get("type") == "object":
+                    return self.example(self._merged([rest, first]), depth + 1)
+                return self.example(first, depth + 1)
         if isinstance(s.get("allOf"), list) and s["allOf"]:
-            merged: dict[str, Any] = {}
-            for part in s["allOf"]:
-                merged.update(self.resolve(part))
-            return self.example(merged, depth + 1)
+            rest = {k: v for k, v in s.items() if k != "allOf"}
+            return self.example(self._merged([rest, *s["allOf"]]), depth + 1)
         kind = s.get("type")
         if isinstance(kind, list):
             kind = next((k for k in kind if k != "null"), "null")
         if kind is None:
             kind = "object" if "properties" in s else "array" if "items" in s else None
-        if depth > 8:
-            return None
         if kind == "object":
             found = s.get("properties")
             props: dict[str, Any] = found if isinstance(found, dict) else {}
-            wanted = [p for p in s.get("required") or [] if p in props] or list(props)
+            wanted = [p for p in s.get("required") or [] if p in props]
             return {name: self.example(props[name], depth + 1) for name in wanted}
         if kind == "array":
             count = max(1, int(s.get("minItems") or 1))

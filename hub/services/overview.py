@@ -169,6 +169,7 @@ def plugin_infos(owners: set[str]) -> dict[str, PluginInfo]:
 # -- the connectors' reference -------------------------------------------------------------
 
 EXAMPLE_CONNECTION = "my_{connector}"  # the connection name a step example uses
+RESERVED_STEP_IDS = ("fail", "continue")  # values of on_error, not step ids
 
 
 def schema_fields(schema: Any) -> list[dict[str, Any]]:
@@ -209,12 +210,32 @@ def example_value(schema: Any) -> Any:
     return SchemaReader(schema).example(schema)
 
 
+def example_problems(schema: Any, where: str) -> list[str]:
+    """What the schema refuses in its made-up example (a pattern, a format or a rule the
+    example maker does not follow): the values a person must replace."""
+    return schema_errors(schema, example_value(schema), where)
+
+
+def trigger_problems(trigger: Trigger) -> list[str]:
+    """What the trigger refuses in its made-up config: its schema, then its own check (a
+    cron expression, a time zone)."""
+    problems = example_problems(trigger.config_schema, "config")
+    config = example_value(trigger.config_schema)
+    if not problems and trigger.check_config is not None and isinstance(config, dict):
+        try:
+            problems = [f"config.{f}: {m}" for f, m in trigger.check_config(config)]
+        except Exception as exc:  # a plugin's check: say it, do not fail the page
+            problems = [f"config: {type(exc).__name__}"]
+    return problems
+
+
 def step_example(full_name: str, act: Action, input: Any = None) -> str:
     """A flow step using the action, as YAML: ``- id: ...`` with its ``action``, a
     connection when the action needs one, and ``input`` (the example input given, else one
     made from the input schema)."""
     connector = full_name.split(".", 1)[0]
-    step: dict[str, Any] = {"id": act.name, "action": full_name}
+    ident = f"{act.name}_step" if act.name in RESERVED_STEP_IDS else act.name
+    step: dict[str, Any] = {"id": ident, "action": full_name}
     if act.needs_connection:
         step["connection"] = EXAMPLE_CONNECTION.format(connector=connector)
     value = example_value(act.input_schema) if input is None else input
@@ -264,6 +285,7 @@ def action_reference(registry: Registry, connector: str, action: str) -> dict[st
         "output_summary": schema_summary(act.output_schema),
         "examples": declared,
         "step_yaml": step_example(full, act, valid[0] if valid else None),
+        "step_problems": [] if valid else example_problems(act.input_schema, "input"),
         "generated_input": example_value(act.input_schema),
         "generated_output": example_value(act.output_schema),
     }
@@ -288,5 +310,6 @@ def trigger_reference(registry: Registry, connector: str, trigger: str) -> dict[
         "output_fields": schema_fields(trig.output_schema),
         "output_summary": schema_summary(trig.output_schema),
         "trigger_yaml": trigger_example(full, trig, polls),
+        "trigger_problems": trigger_problems(trig),
         "generated_event": example_value(trig.output_schema) if trig.output_schema else None,
     }
