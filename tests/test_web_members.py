@@ -288,6 +288,7 @@ async def test_audit_entries_are_escaped_and_never_show_a_secret(api: Api) -> No
     page = await client.get(AUDIT)
     assert page.status_code == 200
     assert "connection.create" in page.text and "vault-1" in page.text
+    assert 'href="/w/default/connections/vault-1"' in page.text  # the target's own page
     assert SECRET not in page.text
     assert EVIL not in page.text and "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
     folded = re.findall(r'<details class="folded"><summary><code>([^<]*)</code>', page.text)

@@ -50,6 +50,8 @@ MEMBER_MESSAGES = {
 LAST_OWNER_HINT = "Make another member an owner first."
 AUDIT_PAGE = 50
 DETAILS_INLINE = 160  # details longer than this (as one line of JSON) start folded
+#: The page of an audit entry's target, by the family of its action (``flow.publish``: flow).
+TARGET_PAGES = {"flow": "flows", "run": "runs", "connection": "connections"}
 
 
 def members_path(ws: WorkspaceHub) -> str:
@@ -278,8 +280,11 @@ class AuditPages(WorkspacePage):
         def link(**cursor: Any) -> str:
             return "?" + urlencode({**query, **cursor})
 
+        base = f"/w/{quote(ws.workspace, safe='')}"
         for row in rows:
             row["details_text"] = details_text(row["details"])
+            area = TARGET_PAGES.get(str(row["action"]).split(".", 1)[0])
+            row["target_href"] = f"{base}/{area}/{quote(row['target'], safe='')}" if area else ""
         return await page(
             request,
             "pages/audit/index.html",
