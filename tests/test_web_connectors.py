@@ -24,7 +24,7 @@ from hub.services import overview
 from hub.settings import Settings
 from tests import kit
 from tests.api_kit import Api, ApiPlugin, make_api
-from tests.web_kit import signed_in
+from tests.web_kit import signed_in, write_controls
 
 XSS = "<script>alert(1)</script>"
 
@@ -308,3 +308,16 @@ async def test_every_step_example_validates_or_says_what_to_replace(api: Api) ->
                 assert ref["trigger_problems"], f"{ref['full_name']}: {exc}"
             checked += 1
     assert checked > 20
+
+
+async def test_a_viewer_sees_every_page_and_no_write_control(api: Api) -> None:
+    client = await signed_in(api, api.viewer)
+    for path in (
+        "/w/default/connectors",
+        "/w/default/connectors/crm",
+        "/w/default/connectors/crm/actions/add_contact",
+        "/w/default/connectors/crm/triggers/new_contact",
+    ):
+        answer = await client.get(path)
+        assert answer.status_code == 200, (path, answer.text)
+        assert write_controls(answer.text) == [], path

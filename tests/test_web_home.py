@@ -24,7 +24,7 @@ from hub.settings import Settings
 from tests import kit
 from tests.api_kit import Api, started_api
 from tests.conftest import ROOT, worker_process
-from tests.web_kit import signed_in
+from tests.web_kit import signed_in, write_controls
 
 DAY_US = 86_400 * 1_000_000
 MIXED = {
@@ -148,6 +148,7 @@ async def test_home_counts_failed_running_and_the_flows_that_fail_most(api: Api)
         r["id"] for r in always
     }
     assert 'aria-labelledby="home-queue"' not in page  # embedded mode: no queue block
+    assert write_controls(page) == []  # a viewer's page, read-only anyway
 
 
 async def test_home_counts_only_the_workspace_of_the_page(api: Api) -> None:
