@@ -356,3 +356,19 @@ async def test_no_log_record_carries_the_secret(api: Api, caplog: pytest.LogCapt
     for record in caplog.records:
         text = record.getMessage() + str(record.__dict__)
         assert_no_secret(text)
+
+
+async def test_a_write_only_field_of_any_widget_is_kept_when_not_given_again(api: Api) -> None:
+    vault_fields(api, tier={"enum": ["gold", "silver"], "writeOnly": True})
+    values = {"api_key": KEY, "region": "eu", "tier": "gold"}
+    body = {"name": "tiered", "connector": "vault", "values": values}
+    assert (await api.call("POST", f"/api{BASE}", api.editor, json=body)).status_code == 201
+    client = await signed_in(api, api.editor)
+    edit = await client.get(f"{BASE}/tiered/edit")
+    assert "gold" not in re.sub(r"<option[^>]*>gold</option>", "", edit.text)  # not selected
+    saved = await post_pairs(
+        client, f"{BASE}/tiered/edit", form_of(edit.text, **{"v.region": "us"})
+    )
+    assert saved.status_code == 303, saved.text
+    stored, _ = await api.hub.engine.connection_values("default", "tiered")
+    assert stored == {"api_key": KEY, "region": "us", "tier": "gold"}

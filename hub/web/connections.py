@@ -262,8 +262,12 @@ class ConnectionPages(WorkspacePage):
         stored = {**(row["settings"] or {}), **secrets}
         value = submission.value
         keep_nested_secrets(value, submission.kept, stored)
-        kept = {p[0] for p in submission.kept if len(p) == 1 and p[0] in stored}
-        merged = {**value, **{k: stored[k] for k in kept if isinstance(k, str)}}
+        # A stored secret not given again is kept unless its "remove" box was ticked
+        # (whatever its widget: a write-only enum is a select that cannot show it).
+        cleared = {p[0] for p in submission.cleared if len(p) == 1}
+        names = secret_names(connector)
+        kept = {k for k in stored if k in names and k not in value and k not in cleared}
+        merged = {**value, **{k: stored[k] for k in kept}}
         errors = dict(submission.errors)
         if not errors:
             hidden = secret_values(secrets) | submission.secret_texts()
