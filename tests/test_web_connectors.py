@@ -321,3 +321,14 @@ async def test_a_viewer_sees_every_page_and_no_write_control(api: Api) -> None:
         answer = await client.get(path)
         assert answer.status_code == 200, (path, answer.text)
         assert write_controls(answer.text) == [], path
+
+
+async def test_alternatives_of_required_fields_are_said(api: Api) -> None:
+    """flow.delay takes ``seconds`` or ``until`` (a oneOf of required lists)."""
+    client = await signed_in(api, api.viewer)
+    answer = await client.get("/w/default/connectors/flow/actions/delay")
+    assert answer.status_code == 200, answer.text
+    assert "Give exactly one of: seconds | until." in text_of(answer.text)
+    steps = step_example(answer.text)
+    assert list(steps[0]["input"]) == ["seconds"]
+    await api.hub.validate_flow({"id": "waits", "steps": steps})

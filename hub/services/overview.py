@@ -205,6 +205,21 @@ def schema_summary(schema: Any) -> str:
     return ""
 
 
+def schema_rules(schema: Any) -> list[str]:
+    """What a schema says about its fields together, in words, beside the fields' table:
+    alternatives of required fields (``oneOf: [{required: [a]}, {required: [b]}]``)."""
+    reader = SchemaReader(schema)
+    s = reader.resolve(schema)
+    rules: list[str] = []
+    for key, how in (("oneOf", "exactly one"), ("anyOf", "at least one")):
+        branches = [reader.resolve(b) for b in s.get(key) or []]
+        sets = [b.get("required") for b in branches]
+        if branches and all(isinstance(r, list) and r for r in sets):
+            names = " | ".join(" and ".join(str(n) for n in r) for r in sets if r)
+            rules.append(f"Give {how} of: {names}.")
+    return rules
+
+
 def example_value(schema: Any) -> Any:
     """An example value of a schema (its examples, default, else one made from its types)."""
     return SchemaReader(schema).example(schema)
@@ -281,6 +296,7 @@ def action_reference(registry: Registry, connector: str, action: str) -> dict[st
         "policies": [p.replace("`", "") for p in action_policies(act)],
         "input_fields": schema_fields(act.input_schema),
         "input_summary": schema_summary(act.input_schema),
+        "input_rules": schema_rules(act.input_schema),
         "output_fields": schema_fields(act.output_schema),
         "output_summary": schema_summary(act.output_schema),
         "examples": declared,
@@ -307,6 +323,7 @@ def trigger_reference(registry: Registry, connector: str, trigger: str) -> dict[
         "title": trig.title or trig.name.capitalize(),
         "config_fields": schema_fields(trig.config_schema),
         "config_summary": schema_summary(trig.config_schema) or "",
+        "config_rules": schema_rules(trig.config_schema),
         "output_fields": schema_fields(trig.output_schema),
         "output_summary": schema_summary(trig.output_schema),
         "trigger_yaml": trigger_example(full, trig, polls),
