@@ -206,6 +206,7 @@ class StandIn:
     def __init__(self, fail_first: dict[str, int] | None = None) -> None:
         self.fail_first = dict(fail_first or {})
         self.calls: dict[str, int] = {}
+        self.headers: dict[str, dict[str, str]] = {}  # the last call's headers, per path
         self.lock = threading.Lock()
         stand_in = self
 
@@ -223,6 +224,7 @@ class StandIn:
                 path = self.path.split("?", 1)[0]
                 with stand_in.lock:
                     count = stand_in.calls[path] = stand_in.calls.get(path, 0) + 1
+                    stand_in.headers[path] = {k.lower(): v for k, v in self.headers.items()}
                 status = 500 if count <= stand_in.fail_first.get(path, 0) else 200
                 body = json.dumps({"path": path, "call": count}).encode()
                 self.send_response(status)

@@ -29,6 +29,7 @@ PAGES = [
     ("runs", "/w/default/runs"),
     ("run", "/w/default/runs/{run}"),
     ("connections", "/w/default/connections"),
+    ("connection-form", "/w/default/connections/new?connector=hubspot"),
     ("connectors", "/w/default/connectors"),
     ("connector", "/w/default/connectors/http"),
     ("action", "/w/default/connectors/http/actions/request"),
