@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -39,6 +40,8 @@ CHART_WIDTH = 820
 ROW_HEIGHT = 20
 AXIS_HEIGHT = 24
 MIN_BAR = 2.0
+LABEL_CHARS = 24  # a lane's label on the timeline
+PREVIEW_CHARS = 160  # an item's output or error in its row
 
 
 # -- the list ---------------------------------------------------------------------------
@@ -144,6 +147,18 @@ class StepKey:
     def latest(self) -> dict[str, Any]:
         """The newest attempt."""
         return self.attempts[-1]
+
+    @property
+    def preview(self) -> str:
+        """The newest attempt's error message, else its output, as a short line of JSON
+        (an item's row; the whole values are in its step's output)."""
+        latest = self.latest
+        error = latest["error"]
+        if error:
+            text = str(error.get("message", error)) if isinstance(error, dict) else str(error)
+        else:
+            text = json.dumps(latest["output"], ensure_ascii=False, default=str)
+        return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
 
 
 @dataclasses.dataclass
@@ -270,6 +285,8 @@ def timeline(run: dict[str, Any], groups: list[StepGroup], now: int) -> Timeline
                     )
                 )
             label = key.key if key.item_index is None else f"[{key.item_index}]"
+            if len(label) > LABEL_CHARS:
+                label = label[: LABEL_CHARS - 1] + "…"
             lanes.append(Lane(label, key.item_index is not None, y, bars))
             y += ROW_HEIGHT
     ticks = [
