@@ -192,6 +192,7 @@ async def test_search_and_keyset_pagination_of_flows(api: Api) -> None:
 # -- delete ---------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 async def test_deleting_a_flow_needs_an_editor_and_removes_it_with_its_runs(api: Api) -> None:
     document = flow_document("hooked", trigger={"type": "webhook", "config": {}})
     await api.call("POST", BASE, api.editor, json={"document": document, "publish": True})
@@ -201,6 +202,12 @@ async def test_deleting_a_flow_needs_an_editor_and_removes_it_with_its_runs(api:
     await api.hub.wait_for_run(run_id, 30)
     kept = await api.call("POST", BASE, api.editor, json={"document": flow_document("kept")})
     assert kept.status_code == 201
+    limited = await api.call(
+        "POST", "/api/w/default/tokens", api.editor, json={"name": "hook", "flow_id": "hooked"}
+    )
+    assert limited.status_code == 201, limited.text
+    limited_headers = {"authorization": f"Bearer {limited.json()['token']}"}
+    assert (await api.client.get(f"{BASE}/hooked", headers=limited_headers)).status_code == 200
 
     refused = await api.call("DELETE", f"{BASE}/hooked", api.viewer)
     assert refused.status_code == 403
@@ -216,12 +223,14 @@ async def test_deleting_a_flow_needs_an_editor_and_removes_it_with_its_runs(api:
     assert listed.json()["items"] == []
     # Its webhook is gone at once (the enabled state and published version were cached).
     assert (await api.client.post("/hooks/default/hooked", json={})).status_code == 404
-    # The other flow is untouched.
+    # The other flow is untouched; a token limited to the deleted flow is revoked with it
+    # (it would otherwise reach a flow created again with the same id).
     assert (await api.call("GET", f"{BASE}/kept", api.viewer)).status_code == 200
+    assert (await api.client.get(f"{BASE}/hooked", headers=limited_headers)).status_code == 401
     audit = await api.call("GET", "/api/w/default/audit", api.owner, params={"target": "hooked"})
     entry = audit.json()["items"][0]
     assert (entry["action"], entry["actor"]) == ("flow.delete", api.editor.email)
-    assert entry["details"]["runs"] == 1 and entry["details"]["versions"] == 1
+    assert entry["details"] == {"versions": 1, "runs": 1, "steps": 1, "tokens": 1}
 
 
 async def test_a_flow_with_an_unfinished_run_is_not_deleted(api: Api) -> None:
@@ -263,6 +272,7 @@ async def test_a_deleted_schedules_state_goes_and_it_fires_no_more(api: Api) -> 
     assert await fire_due(api.hub, now + dt.timedelta(days=400)) == []
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 async def test_a_flow_created_again_after_a_delete_numbers_its_versions_on(api: Api) -> None:
     await api.call("POST", BASE, api.editor, json={"document": flow_document(), "publish": True})
     first = await api.call("POST", "/api/w/default/runs", api.editor, json={"flow_id": "greet"})

@@ -74,6 +74,7 @@ async def test_an_empty_list_says_what_to_do_next(api: Api) -> None:
     assert f'href="{FLOWS}/new"' in page.text and f'href="{FLOWS}/import"' in page.text
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 async def test_the_list_counts_the_last_7_days_and_shows_the_last_run(api: Api) -> None:
     await create(api, flow_document("greet"))
     await create(
