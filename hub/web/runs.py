@@ -422,7 +422,8 @@ async def live_fragments(
     """HTML for each batch of a run's changes: ``step`` (out-of-band swaps of the changed
     steps' sections, the timeline and the run's head; the first batch refreshes the whole
     section, in case something changed between the page and the stream), then ``done``
-    with the final section."""
+    with the final section. At the time limit (:data:`LIVE_SECONDS`) the stream just ends:
+    the browser's event source connects again."""
     env = request.app.template_engine.engine  # type: ignore[union-attr]
     section = env.get_template("partials/runs/run.html")
     oob = env.get_template("partials/runs/changes.html")
@@ -448,7 +449,7 @@ async def live_fragments(
             html = oob.render(**context, changed_groups=groups, new_steps=new)
         shown.update(g.step_id for g in context["groups"])
         yield ServerSentEventMessage(data=html, event="step")
-    if state:
+    if state and state["run"]["status"] in FINAL:  # else the time limit: the browser reconnects
         steps = list(state["steps"].values())
         context = {**common, **run_context(ws_base, state["run"], steps, ws.role)}
         yield ServerSentEventMessage(data=section.render(**context), event="done")
