@@ -109,9 +109,12 @@ BUILT_INS = ("http", "data", "flow", "triggers")
 
 @pytest.fixture
 async def api(settings: Settings) -> AsyncIterator[Api]:
-    """A hub with the kit, the API plugin, the CRM above and one installed entry point
-    (hub-slack), the other entry points left out."""
-    chosen = settings.replace(load_plugins=(*BUILT_INS, "slack"))
+    """A hub with the kit, the API plugin, the CRM above, one installed entry point
+    (hub-slack) and one installed plugin named by its module (hub-sql's), the other entry
+    points left out."""
+    chosen = settings.replace(
+        load_plugins=(*BUILT_INS, "slack", "hub_sql.plugin"), plugin_modules=("hub_sql.plugin",)
+    )
     hub = Hub(chosen, plugins=[kit, ApiPlugin(), RefPlugin()], entry_points=True)
     await hub.start(migrate=False)
     try:
@@ -135,6 +138,8 @@ async def test_the_list_shows_each_plugin_with_its_version_and_its_actions(api: 
     text = text_of(page)
     version = importlib.metadata.version("hub-slack")
     assert f"Plugin slack hub-slack {version}" in text
+    sql = importlib.metadata.version("hub-sql")
+    assert f"Plugin hub_sql.plugin hub-sql {sql}" in text  # a module's distribution
     assert "Plugin http built in" in text and "Plugin triggers built in" in text
     assert "CRM crm version 2.1" in text
     # an action: title, full name, description, whether it needs a connection

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import importlib.metadata
 import time
 from typing import Any
@@ -147,12 +148,21 @@ class PluginInfo:
 
 
 def plugin_infos(owners: set[str]) -> dict[str, PluginInfo]:
+    """:func:`installed_plugins` of ``owners`` (read once per process: what is installed
+    does not change while the hub runs; reading it takes 10-150 ms)."""
+    return installed_plugins(frozenset(owners))
+
+
+@functools.cache
+def installed_plugins(owners: frozenset[str]) -> dict[str, PluginInfo]:
     """Each plugin named in ``owners`` (a registry's plugin names) with its distribution and
-    version: built-ins are ``built in``; an entry point of the group ``hub`` names the
-    distribution that declares it (``importlib.metadata``); a module named by
-    ``HUB_PLUGIN_MODULES`` or registered in code has neither (version ``""``)."""
+    version (``importlib.metadata``): built-ins are ``built in``; an entry point of the
+    group ``hub`` names the distribution that declares it; a module named by
+    ``HUB_PLUGIN_MODULES`` the distribution that installed its top-level package, if any;
+    otherwise (a plugin registered in code) neither is known (version ``""``)."""
     built_ins = {plugin_name(m) for m in DEFAULT_PLUGINS}
     points = {ep.name: ep for ep in importlib.metadata.entry_points(group="hub")}
+    packages: dict[str, list[str]] | None = None
     found: dict[str, PluginInfo] = {}
     for name in sorted(owners):
         if name in built_ins:
@@ -161,6 +171,16 @@ def plugin_infos(owners: set[str]) -> dict[str, PluginInfo]:
         dist = getattr(points.get(name), "dist", None)
         if dist is not None:
             found[name] = PluginInfo(name, str(dist.name), str(dist.version))
+            continue
+        if packages is None:
+            packages = dict(importlib.metadata.packages_distributions())
+        owners_of = packages.get(name.split(".", 1)[0], [])
+        if len(owners_of) == 1:
+            try:
+                version = importlib.metadata.version(owners_of[0])
+            except importlib.metadata.PackageNotFoundError:
+                version = ""
+            found[name] = PluginInfo(name, owners_of[0], version)
         else:
             found[name] = PluginInfo(name, "", "")
     return found
