@@ -26,6 +26,10 @@ PUBLIC = {
     ("POST", "/api/auth/login"),
 }
 PUBLIC_PREFIXES = ("/schema", "/hooks/")
+# The web UI's routes: pages authenticate by session in their own guard (tests/test_web_shell.py
+# checks that every one of them sends a visitor without a session to the sign-in page).
+WEB_PREFIXES = ("/w/", "/static")
+WEB_PATHS = {"/", "/login", "/logout"}
 PARAM = re.compile(r"{(\w+):\w+}")
 
 
@@ -36,10 +40,13 @@ async def api(settings: Settings) -> AsyncIterator[Api]:
 
 
 def routes(api: Api) -> list[tuple[str, str, Any]]:
-    """(method, path template, handler) of every route, OPTIONS (CORS pre-flight) aside."""
+    """(method, path template, handler) of every API route (the web UI's pages aside),
+    OPTIONS (CORS pre-flight) aside."""
     found = []
     for route in api.app.routes:
         if not isinstance(route, HTTPRoute):
+            continue
+        if route.path.startswith(WEB_PREFIXES) or route.path in WEB_PATHS:
             continue
         for handler in route.route_handlers:
             for method in sorted(handler.http_methods):

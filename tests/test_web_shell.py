@@ -245,3 +245,35 @@ async def test_a_plugins_templates_folder_comes_before_the_hubs(
             await hub.stop(grace=1.0)
     finally:
         sys.modules.pop("acme_ui", None)
+
+
+def page_routes(api: Api) -> list[tuple[str, str]]:
+    """(method, path template) of every page route under ``/w/``."""
+    from litestar.routes import HTTPRoute
+
+    found = []
+    for route in api.app.routes:
+        if isinstance(route, HTTPRoute) and route.path.startswith("/w/"):
+            for handler in route.route_handlers:
+                found.extend((m, route.path) for m in handler.http_methods if m != "OPTIONS")
+    return found
+
+
+async def test_every_page_sends_a_visitor_without_a_session_to_sign_in(api: Api) -> None:
+    import re
+
+    checked = 0
+    for method, template in page_routes(api):
+        path = re.sub(
+            r"{(\w+):\w+}", lambda m: "default" if m.group(1) == "workspace" else "x", template
+        )
+        for headers in ({}, api.owner.headers):  # an API token is not a session
+            client = browser(api)
+            await client.get("/login")  # the CSRF cookie, so that unsafe methods reach the guard
+            answer = await client.request(
+                method, path, headers={**headers, "x-csrftoken": csrf_token(client)}
+            )
+            assert answer.status_code == 303, (method, template, answer.status_code)
+            assert answer.headers["location"].startswith("/login?next=/w/default")
+        checked += 1
+    assert checked >= 20
