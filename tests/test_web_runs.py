@@ -105,8 +105,9 @@ async def test_the_list_pages_with_a_keyset_cursor(api: Api) -> None:
     assert set(run_ids(first)) | set(run_ids(second)) == set(started)
     assert 'rel="next"' not in second
     assert "Newest" in second
-    # a page with only final runs does not poll
-    assert "every 2s" not in first
+    # only final runs: the first page looks for new runs now and then, an older page never
+    assert 'hx-trigger="every 10s"' in first and "every 2s" not in first
+    assert "hx-trigger" not in second
 
 
 async def test_the_text_search_is_bounded_and_says_where_it_stopped(
@@ -150,7 +151,8 @@ async def test_the_list_polls_while_runs_are_running_and_the_rows_fragment_stops
     rows = await client.get("/w/default/runs/rows", headers={"hx-request": "true"})
     assert rows.status_code == 200
     assert rows.text.lstrip().startswith("<tbody") and run_id in rows.text
-    assert "every 2s" not in rows.text  # the run is final: the poll stops
+    # the run is final: the fast poll stops (the first page looks for new runs slowly)
+    assert "every 2s" not in rows.text and 'hx-trigger="every 10s"' in rows.text
 
 
 # -- a run ------------------------------------------------------------------------------

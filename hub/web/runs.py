@@ -2,8 +2,9 @@
 run's page (summary, timeline, steps; retry, replay, cancel) and its live fragments.
 
 - ``/w/{ws}/runs``: 50 runs a page, newest first, through the API's keyset cursor. While the
-  page shows runs that are not final, its rows fragment (``/runs/rows``) polls every 2 s
-  and stops once none is left: no stream stays open on a list.
+  page shows runs that are not final, its rows fragment (``/runs/rows``) is fetched again
+  every 2 s; the first page's, every 10 s after that, for new runs; no stream stays open on
+  a list (a browser's "network idle" would never come).
 - ``/w/{ws}/runs/{id}``: the run. While it is not final, the page follows
   ``/runs/{id}/live`` (server-sent events, htmx's SSE extension): each pushed change sends
   the changed step's section and the timeline as out-of-band swaps (event ``step``); the
@@ -33,6 +34,8 @@ from hub.web.pages import WorkspacePage, can, page
 PAGE_SIZE = 50
 STATUSES = ("queued", "running", "waiting", "succeeded", "failed", "cancelled")
 ACTIVE = frozenset({"queued", "running", "waiting"})
+POLL_ACTIVE = "every 2s"  # the list's rows while runs in it are not final
+POLL_IDLE = "every 10s"  # the first page's rows, for new runs
 LIVE_SECONDS = 3600.0  # a live page's stream ends after this (the browser reconnects)
 # The timeline's geometry, in SVG user units
 LABEL_WIDTH = 180
@@ -125,10 +128,20 @@ async def list_context(ws: WorkspaceHub, filters: RunFilters) -> dict[str, Any]:
         "first_query": filters.query(cursor="") if filters.cursor else None,
         "stopped_at": stopped_at,
         "scanned": scanned,
-        # poll while something shown may still change (not a text search: it reads a lot)
-        "live": not filters.q and any(r["status"] in ACTIVE for r in rows),
+        "poll": poll_every(filters, rows),
         "rows_query": filters.query(),
     }
+
+
+def poll_every(filters: RunFilters, rows: list[dict[str, Any]]) -> str | None:
+    """How often the rows fragment is fetched again: every 2 s while a run shown is not
+    final; on the first page, every 10 s for new runs; else never (a text search reads too
+    much to repeat, and an older page gets no new runs)."""
+    if filters.q:
+        return None
+    if any(r["status"] in ACTIVE for r in rows):
+        return POLL_ACTIVE
+    return None if filters.cursor else POLL_IDLE
 
 
 # -- a run ------------------------------------------------------------------------------
