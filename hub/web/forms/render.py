@@ -293,10 +293,12 @@ class _Builder:
                 field.options.append(Option(text, title, chosen, f"{field.id}-{i}"))
             return
         label = field.label
+        # A row is in the value whatever it holds (the parser reads it as required), but
+        # the browser is not asked to refuse an empty one: a row is removed with Remove.
         for i, item in enumerate(rows):
             child = self.build(
                 s.get("items"), item, (*field.path, i), child_name(field.name, i),
-                f"{label} {i + 1}", True, depth + 1,
+                f"{label} {i + 1}", False, depth + 1,
             )  # fmt: skip
             child.row = i
             child.hide_label = child.widget not in ("object", "array", "choice", "kv")
@@ -336,14 +338,13 @@ class _Builder:
                 path=(*field.path, key, KEY),
                 label=f"Key {i + 1}",
                 schema={"type": "string"},
-                required=True,
                 text=key,
             )
             key_field.autofocus = self.focus == key_field.path
             self.count += 1
             value_field = self.build(
                 extra, item, (*field.path, key), f"{field.name}.{VALUE}.{i}",
-                f"Value {i + 1}", True, depth + 1,
+                f"Value {i + 1}", False, depth + 1,
             )  # fmt: skip
             row.children = [key_field, value_field]
             field.children.append(row)
