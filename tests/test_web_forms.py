@@ -1,4 +1,4 @@
-"""The JSON-Schema form renderer (hub/web/forms.py): a value rendered as a form and that
+"""The JSON-Schema form renderer (hub/web/forms/): a value rendered as a form and that
 form submitted as a browser would (its HTML parsed with the stdlib's html.parser) reads back
 as the same value, for a schema of every construct; required marks, descriptions, secrets,
 errors on their field, bounds, and rows added and removed without JavaScript."""
@@ -465,3 +465,46 @@ def test_long_or_multi_line_strings_are_textareas(field: dict[str, Any]) -> None
     assert '<input type="text" id="f-v-text"' in html_of(
         {"type": "object", "properties": {"text": {"type": "string", "maxLength": 200}}}
     )
+
+
+def test_all_of_and_definitions_are_resolved() -> None:
+    schema = {
+        "definitions": {
+            "named": {"properties": {"name": {"type": "string"}}, "required": ["name"]}
+        },
+        "allOf": [{"$ref": "#/definitions/named"}, {"properties": {"age": {"type": "integer"}}}],
+    }
+    html = html_of(schema, {"name": "Ann", "age": 42})
+    assert 'name="v.name"' in html and 'name="v.age"' in html
+    assert re.search(r'<label for="f-v-name">Name<span class="req"', html)
+    assert parse_form(schema, submitted(html)).value == {"name": "Ann", "age": 42}
+
+
+@pytest.mark.parametrize(
+    ("schema", "text", "message"),
+    [
+        ({"type": "number"}, "1e400", "Values: '1e400' is not a number (like 4.5)"),
+        ({"type": "integer"}, "4.5", "Values: '4.5' is not a whole number (like 42)"),
+        ({"type": "integer"}, "9" * 200, "is not a whole number"),
+        ({"type": "array", "items": {"type": "integer"}}, "", "Values 1: enter a whole number"),
+        ({}, "{oops", "Values: enter JSON (Expecting property name"),
+    ],
+)
+def test_text_that_is_not_the_fields_type_is_an_error_naming_it(
+    schema: dict[str, Any], text: str, message: str
+) -> None:
+    name = "v.0" if schema.get("type") == "array" else "v"
+    pairs = [("v.__set__", "1"), ("v.__row__", "0")] if name == "v.0" else []
+    submission = parse_form(schema, [*pairs, (name, text)])
+    (messages,) = submission.errors.values()
+    assert message in messages[0]
+
+
+def test_a_key_given_twice_is_an_error_on_the_object() -> None:
+    schema = {"type": "object", "additionalProperties": {"type": "string"}}
+    pairs = [("v.__kv__", "0"), ("v.__key__.0", "a"), ("v.__value__.0", "1"),
+             ("v.__kv__", "1"), ("v.__key__.1", "a"), ("v.__value__.1", "2"),
+             ("v.__kv__", "2"), ("v.__key__.2", ""), ("v.__value__.2", "")]  # fmt: skip
+    submission = parse_form(schema, pairs)
+    assert submission.errors == {(): ["Values: the key 'a' appears twice"]}
+    assert submission.value == {"a": "1"}  # the empty third row is no entry
