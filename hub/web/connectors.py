@@ -81,6 +81,7 @@ class ConnectorPages(WorkspacePage):
             plugin=overview.plugin_infos({owner})[owner],
             connection_fields=overview.schema_fields(found.connection_schema),
             connection_summary=overview.schema_summary(found.connection_schema),
+            connection_rules=overview.schema_rules(found.connection_schema),
         )
 
     @get("/{connector:str}/actions/{action:str}", name="web_connector_action")
