@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from hub.services import oauth2
+from hub.services.connections import connection_places
 from hub.settings import Settings
 from tests.api_kit import NESTED, PIN, Api, add_oauthy_connection, flow_document, started_api
 from tests.test_api_oauth2 import CLIENT_ID, CLIENT_SECRET, StandIn, stand_in  # noqa: F401
@@ -372,3 +373,21 @@ async def test_a_write_only_field_of_any_widget_is_kept_when_not_given_again(api
     assert saved.status_code == 303, saved.text
     stored, _ = await api.hub.engine.connection_values("default", "tiered")
     assert stored == {"api_key": KEY, "region": "us", "tier": "gold"}
+
+
+def test_the_places_a_flow_names_a_connection() -> None:
+    document = {
+        "trigger": {
+            "type": "webhook",
+            "connection": "crm",
+            "config": {"signature": {"secret_ref": "crm"}, "sender": {"secret_ref": "other"}},
+        },
+        "steps": [{"id": "a", "connection": "crm"}, {"id": "b", "connection": "crm-2"}, "junk"],
+    }
+    assert connection_places(document, "crm") == [
+        "trigger.connection",
+        "trigger.config.signature.secret_ref",
+        "steps[0].connection",
+    ]
+    assert connection_places(document, "other") == ["trigger.config.sender.secret_ref"]
+    assert connection_places(None, "crm") == []
