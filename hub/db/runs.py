@@ -123,8 +123,12 @@ def runs_page(
         stmt = stmt.where(runs.c.created_at < until)
     if cursor is not None:
         created, run_id = cursor
+        # ``created_at <= created`` says nothing new, but it is a range the planners use on
+        # the index: PostgreSQL scanned every newer run of the workspace for the OR alone
+        # (29 ms 90% deep into 100,000 runs; 0.7 ms with it)
         stmt = stmt.where(
-            or_(runs.c.created_at < created, (runs.c.created_at == created) & (runs.c.id < run_id))
+            runs.c.created_at <= created,
+            or_(runs.c.created_at < created, (runs.c.created_at == created) & (runs.c.id < run_id)),
         )
     stmt = stmt.order_by(runs.c.created_at.desc(), runs.c.id.desc()).limit(limit)
     return [dict(r._mapping) for r in conn.execute(stmt)]
