@@ -40,6 +40,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import gzip
+import logging
 import shutil
 import statistics
 import sys
@@ -171,18 +172,23 @@ async def sign_in(client: httpx.AsyncClient) -> None:
         raise SystemExit(f"signing in failed: {answer.status_code} {answer.text[:300]}")
 
 
-async def timed(client: httpx.AsyncClient, path: str, n: int, warm: int = 5) -> list[float]:
-    """The wall time of ``n`` requests of ``path`` (after ``warm`` unmeasured ones)."""
+async def timed(
+    client: httpx.AsyncClient, path: str, n: int, warm: int = 5
+) -> tuple[list[float], float]:
+    """The wall time of ``n`` requests of ``path`` (after ``warm`` unmeasured ones), and
+    this process's CPU time per request (the app's work; PostgreSQL's is not in it)."""
     took = []
+    cpu = 0.0
     for i in range(warm + n):
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         answer = await client.get(path)
         elapsed = time.perf_counter() - started
         if answer.status_code != 200:
             raise SystemExit(f"{path}: {answer.status_code} {answer.text[:500]}")
         if i >= warm:
             took.append(elapsed)
-    return took
+            cpu += time.process_time() - cpu_started
+    return took, cpu / n
 
 
 async def weight(
@@ -212,6 +218,7 @@ class PageFigures:
     name: str
     path: str
     times: list[float]
+    cpu: float = 0.0  # this process's CPU seconds per request
     html: int = 0
     assets: int = 0
     asset_count: int = 0
@@ -219,6 +226,7 @@ class PageFigures:
     def __str__(self) -> str:
         times = (
             f"p50 {ms(statistics.median(self.times))} ms, p95 {ms(percentile(self.times, 95))} ms, "
+            f"CPU {ms(self.cpu)} ms a request, "
             if self.times
             else ""
         )
@@ -258,7 +266,8 @@ async def measure_pages(
             ]
             figures = []
             for name, path in pages:
-                page = PageFigures(name, path, await timed(client, path, requests))
+                times, cpu = await timed(client, path, requests)
+                page = PageFigures(name, path, times, cpu)
                 page.html, page.assets, page.asset_count = await weight(client, transport, path)
                 figures.append(page)
                 print(f"  {page}", flush=True)
@@ -363,6 +372,7 @@ def run_backend(backend: str, args: argparse.Namespace) -> list[tuple[str, str, 
     with database(backend, args.pg_url) as (folder, url):
         settings = Settings(data_dir=folder, database_url=url)
         print(f"\n== {backend}: {url or folder / 'hub.db'}", flush=True)
+        logging.getLogger("alembic").setLevel(logging.WARNING)  # no line per migration
         db = Database(settings.resolved_database_url)
         upgrade(db.sync_engine)
         filled = ui_data.fill(
@@ -383,6 +393,7 @@ def run_backend(backend: str, args: argparse.Namespace) -> list[tuple[str, str, 
             p50, p95 = statistics.median(page.times), percentile(page.times, 95)
             rows.append((f"{backend}: {page.name}, p50 (ms)", ms(p50), ""))
             rows.append((f"{backend}: {page.name}, p95 (ms)", ms(p95), RENDER_TARGET))
+            rows.append((f"{backend}: {page.name}, app CPU a request (ms)", ms(page.cpu), ""))
         for page in figures:
             name = f"{backend}: weight, {page.name} (KB; HTML {kb(page.html)})"
             rows.append((name, kb(page.html + page.assets), WEIGHT_TARGET))
