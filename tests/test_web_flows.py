@@ -71,7 +71,7 @@ async def test_an_empty_list_says_what_to_do_next(api: Api) -> None:
     page = await editor.get(FLOWS)
     assert page.status_code == 200
     assert "No flows yet" in page.text
-    assert f'href="{FLOWS}/new"' in page.text and f'href="{FLOWS}/import"' in page.text
+    assert f'href="{FLOWS}/_new"' in page.text and f'href="{FLOWS}/_import"' in page.text
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
@@ -179,13 +179,13 @@ steps:
 
 async def test_the_editor_validates_and_shows_each_issue_at_its_line(api: Api) -> None:
     editor = await signed_in(api, api.editor)
-    form = await editor.get(f"{FLOWS}/new")
+    form = await editor.get(f"{FLOWS}/_new")
     assert form.status_code == 200
     assert '<label for="flow-source">' in form.text and 'id="flow-source"' in form.text
     checked = await editor.post(
         f"{FLOWS}/_validate",
         data={"source": BROKEN},
-        headers=htmx_headers(editor, f"{FLOWS}/new"),
+        headers=htmx_headers(editor, f"{FLOWS}/_new"),
     )
     assert checked.status_code == 200
     assert "Line 10" in checked.text and "steps[1].action" in checked.text
@@ -193,13 +193,13 @@ async def test_the_editor_validates_and_shows_each_issue_at_its_line(api: Api) -
     valid = await editor.post(
         f"{FLOWS}/_validate",
         data={"source": BROKEN.replace("nope.missing", "test.echo")},
-        headers=htmx_headers(editor, f"{FLOWS}/new"),
+        headers=htmx_headers(editor, f"{FLOWS}/_new"),
     )
     assert "The flow is valid" in valid.text
     syntax = await editor.post(
         f"{FLOWS}/_validate",
         data={"source": "id: x\nsteps: [\n"},
-        headers=htmx_headers(editor, f"{FLOWS}/new"),
+        headers=htmx_headers(editor, f"{FLOWS}/_new"),
     )
     assert re.search(r"Line [23]", syntax.text)
 
@@ -208,7 +208,7 @@ async def test_saving_an_invalid_flow_keeps_the_text_and_a_valid_one_is_created(
     api: Api,
 ) -> None:
     editor = await signed_in(api, api.editor)
-    await editor.get(f"{FLOWS}/new")
+    await editor.get(f"{FLOWS}/_new")
     refused = await post_form(editor, f"{FLOWS}/_save", {"source": BROKEN, "publish": "on"})
     assert refused.status_code == 422
     assert "Line 10" in refused.text
@@ -245,11 +245,11 @@ async def test_saving_an_invalid_flow_keeps_the_text_and_a_valid_one_is_created(
 
 async def test_import_a_yaml_or_json_file_and_export_it(api: Api) -> None:
     editor = await signed_in(api, api.editor)
-    assert (await editor.get(f"{FLOWS}/import")).status_code == 200
+    assert (await editor.get(f"{FLOWS}/_import")).status_code == 200
     text = "# kept comment\n" + yaml.safe_dump(flow_document("imported", name="Imported"))
     token = editor.cookies.get("csrftoken", "")
     answer = await editor.post(
-        f"{FLOWS}/import",
+        f"{FLOWS}/_import",
         data={"_csrf_token": token, "publish": "on"},
         files={"file": ("imported.yaml", text.encode(), "application/yaml")},
     )
@@ -262,7 +262,7 @@ async def test_import_a_yaml_or_json_file_and_export_it(api: Api) -> None:
     assert exported.text == text  # the text as it was imported, comment kept
     json_text = json.dumps(flow_document("from-json"))
     as_json = await editor.post(
-        f"{FLOWS}/import",
+        f"{FLOWS}/_import",
         data={"_csrf_token": token},
         files={"file": ("flow.json", json_text.encode(), "application/json")},
     )
@@ -274,10 +274,10 @@ async def test_an_invalid_or_oversized_import_shows_why_and_saves_nothing(
     api: Api,
 ) -> None:
     editor = await signed_in(api, api.editor)
-    await editor.get(f"{FLOWS}/import")
+    await editor.get(f"{FLOWS}/_import")
     token = editor.cookies.get("csrftoken", "")
     bad = await editor.post(
-        f"{FLOWS}/import",
+        f"{FLOWS}/_import",
         data={"_csrf_token": token},
         files={"file": ("bad.yaml", BROKEN.encode(), "application/yaml")},
     )
@@ -286,13 +286,13 @@ async def test_an_invalid_or_oversized_import_shows_why_and_saves_nothing(
     limit = api.hub.settings.max_document_bytes
     big = ("id: big\nname: " + "x" * (limit + 10) + "\n").encode()
     oversized = await editor.post(
-        f"{FLOWS}/import",
+        f"{FLOWS}/_import",
         data={"_csrf_token": token},
         files={"file": ("big.yaml", big, "application/yaml")},
     )
     assert oversized.status_code == 422 and "HUB_MAX_DOCUMENT_BYTES" in oversized.text
     not_text = await editor.post(
-        f"{FLOWS}/import",
+        f"{FLOWS}/_import",
         data={"_csrf_token": token},
         files={"file": ("x.yaml", b"\xff\xfe\x00bad", "application/yaml")},
     )
@@ -336,6 +336,8 @@ async def test_delete_asks_first_then_removes_the_flow_and_its_runs(api: Api) ->
     assert deleted.headers["location"] == f"{FLOWS}?deleted=doomed"
     listed = await editor.get(deleted.headers["location"])
     assert "was deleted" in listed.text and '/w/default/flows/doomed"' not in listed.text
+    forged = await editor.get(FLOWS, params={"deleted": "Your account was hacked, call +1 555"})
+    assert "was deleted" not in forged.text
     assert (await editor.get(f"{FLOWS}/doomed")).status_code == 404
     gone = await api.call("GET", f"/api/w/default/runs/{run['id']}", api.viewer)
     assert gone.status_code == 404
@@ -477,8 +479,8 @@ async def test_a_viewer_sees_no_write_control_and_forged_writes_answer_403(api: 
         assert write_controls(page.text) == [], path
         assert "/edit" not in page.text and "/delete" not in page.text
     for path in (
-        f"{FLOWS}/new",
-        f"{FLOWS}/import",
+        f"{FLOWS}/_new",
+        f"{FLOWS}/_import",
         f"{FLOWS}/hooked/edit",
         f"{FLOWS}/hooked/delete",
     ):
@@ -497,7 +499,7 @@ async def test_a_viewer_sees_no_write_control_and_forged_writes_answer_403(api: 
         assert answer.status_code == 403, path
     token = viewer.cookies.get("csrftoken", "")
     upload = await viewer.post(
-        f"{FLOWS}/import",
+        f"{FLOWS}/_import",
         data={"_csrf_token": token},
         files={"file": ("x.yaml", yaml.safe_dump(flow_document("sneaky")).encode())},
     )
@@ -529,7 +531,7 @@ async def test_a_hostile_flow_name_is_shown_as_text(api: Api, name: str) -> None
 
 async def test_hostile_text_in_a_documents_issues_is_shown_as_text(api: Api) -> None:
     editor = await signed_in(api, api.editor)
-    await editor.get(f"{FLOWS}/new")
+    await editor.get(f"{FLOWS}/_new")
     hostile = BROKEN.replace("nope.missing", '"<img src=x onerror=alert(1)>"')
     answer = await editor.post(
         f"{FLOWS}/_validate", data={"source": hostile}, headers=htmx_headers(editor)

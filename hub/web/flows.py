@@ -10,6 +10,7 @@ that ``POST /flows/_validate`` answers, the export of ``GET /flows/{id}/export``
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
@@ -29,6 +30,7 @@ from hub.services.workspace import WorkspaceHub
 from hub.web.flow_lines import locate
 from hub.web.pages import WorkspacePage, is_htmx, page
 
+FLOW_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,99}")
 PER_PAGE = 50
 RECENT_RUNS = 10
 FIRE_TIMES = 5
@@ -135,12 +137,13 @@ class FlowPages(WorkspacePage):
             first_index=(page_number - 1) * PER_PAGE + 1,
             previous_href=page_link(page_number - 1) if page_number > 1 else None,
             next_href=page_link(page_number + 1) if page_number < pages else None,
-            deleted=deleted,
+            # Only a flow id (the redirect after a delete) is echoed back as the notice.
+            deleted=deleted if FLOW_ID.fullmatch(deleted) else "",
         )
 
     # -- the YAML editor -----------------------------------------------------------------------
 
-    @get("/new", name="web_flows_new", opt=EDITOR)
+    @get("/_new", name="web_flows_new", opt=EDITOR)
     async def new_flow(self, request: Request[Any, Any, Any]) -> Template:
         """The YAML editor for a new flow (until the builder lands)."""
         return await self._editor(request, STARTER, flow=None)
@@ -241,14 +244,14 @@ class FlowPages(WorkspacePage):
 
     # -- import and export ---------------------------------------------------------------------
 
-    @get("/import", name="web_flows_import_form", opt=EDITOR)
+    @get("/_import", name="web_flows_import_form", opt=EDITOR)
     async def import_form(self, request: Request[Any, Any, Any]) -> Template:
         """The form to import a YAML or JSON file."""
         return await page(
             request, "pages/flows/import.html", section="flows", title="Import a flow", issues=[]
         )
 
-    @post("/import", name="web_flows_import", opt=EDITOR, status_code=303)
+    @post("/_import", name="web_flows_import", opt=EDITOR, status_code=303)
     async def import_file(
         self,
         request: Request[Any, Any, Any],
