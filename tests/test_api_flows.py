@@ -4,6 +4,7 @@ enable and disable, search and pagination, YAML in and out, the audit log."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import yaml
@@ -278,9 +279,20 @@ async def test_a_flow_created_again_after_a_delete_numbers_its_versions_on(api: 
     first = await api.call("POST", "/api/w/default/runs", api.editor, json={"flow_id": "greet"})
     await api.hub.wait_for_run(first.json()["run_id"], 30)
     assert (await api.call("DELETE", f"{BASE}/greet", api.editor)).status_code == 204
+    # A poll still running at the delete may save a cursor before its runner stops it.
+    from hub.db import trigger_state
+
+    def straggler(conn: Any) -> None:
+        trigger_state.save(conn, "default", "greet", "cursor", {"cursor": 41})
+
+    def cursor(conn: Any) -> Any:
+        return trigger_state.load(conn, "default", "greet", "cursor")
+
+    await api.hub.db.write(straggler)
     again = flow_document(steps=[{"id": "other", "action": "test.echo", "input": {"again": "yes"}}])
     created = await api.call("POST", BASE, api.editor, json={"document": again, "publish": True})
     assert created.status_code == 201 and created.json()["version"] == 2
+    assert await api.hub.db.read(cursor) is None  # the new flow starts afresh
     run = await api.call("POST", "/api/w/default/runs", api.editor, json={"flow_id": "greet"})
     record = await api.hub.wait_for_run(run.json()["run_id"], 30)
     # The new document runs, not the deleted flow's version 1 the engine had compiled.

@@ -433,7 +433,8 @@ def delete_flow(conn: Connection, workspace_id: str, flow_id: str) -> DeletedFlo
 
 def _reuse_deleted_id(conn: Connection, workspace_id: str, flow_id: str) -> int:
     """The last version number of a deleted flow with this id (0 when there was none); its
-    tombstone goes, the new flow's row carries the numbering on."""
+    tombstone goes (with any trigger state or webhook key written for the id since), the
+    new flow's row carries the numbering on."""
     where = and_(
         flow_tombstones.c.workspace_id == workspace_id, flow_tombstones.c.flow_id == flow_id
     )
@@ -441,6 +442,12 @@ def _reuse_deleted_id(conn: Connection, workspace_id: str, flow_id: str) -> int:
     if last is None:
         return 0
     conn.execute(delete(flow_tombstones).where(where))
+    # A poll that was running when the flow was deleted may have saved a cursor since (the
+    # trigger runner stops it within its reconcile interval): the new flow starts afresh.
+    for table in (trigger_state, webhook_keys):
+        conn.execute(
+            delete(table).where(table.c.workspace_id == workspace_id, table.c.flow_id == flow_id)
+        )
     return int(last)
 
 
