@@ -394,8 +394,8 @@ def test_forms_over_the_bounds_are_refused() -> None:
         deep = {"type": "object", "properties": {"x": deep}}
     with pytest.raises(FormTooLarge, match="nests deeper than 5 levels"):
         render_form(deep, limits=FormLimits(max_depth=5, max_fields=100))
-    recursive = {"$defs": {"n": {"type": "object", "properties": {"next": {"$ref": "#/$defs/n"}}}},
-                 "$ref": "#/$defs/n"}  # fmt: skip
+    node = {"type": "object", "properties": {"next": {"$ref": "#/$defs/n"}}, "required": ["next"]}
+    recursive = {"$defs": {"n": node}, "$ref": "#/$defs/n"}  # a required part never ends
     with pytest.raises(FormTooLarge, match="nests deeper than 64 levels"):
         render_form(recursive)
     many = {"type": "array", "items": {"type": "integer"}}
@@ -508,3 +508,25 @@ def test_a_key_given_twice_is_an_error_on_the_object() -> None:
     submission = parse_form(schema, pairs)
     assert submission.errors == {(): ["Values: the key 'a' appears twice"]}
     assert submission.value == {"a": "1"}  # the empty third row is no entry
+
+
+def test_a_recursive_schema_draws_its_optional_parts_closed_until_added() -> None:
+    schema = {
+        "$defs": {
+            "node": {
+                "type": "object",
+                "properties": {"label": {"type": "string"}, "next": {"$ref": "#/$defs/node"}},
+            }
+        },
+        "$ref": "#/$defs/node",
+    }
+    value = {"label": "a", "next": {"label": "b"}}
+    html = html_of(schema, value)
+    assert 'name="v.next.label"' in html and 'value="add:v.next.next"' in html
+    assert parse_form(schema, submitted(html)).value == value
+    added = parse_form(schema, submitted(html, ("_form_op", "add:v.next.next")))
+    tree, focus = apply_op(schema, added)
+    assert focus == ("next", "next")
+    html = ENV.get_template("forms/form.html").render(form=render_form(schema, tree, focus=focus))
+    assert re.search(r'name="v.next.next.label"[^>]*autofocus', html)
+    assert 'value="add:v.next.next.next"' in html

@@ -21,8 +21,8 @@ array's item adds ``.<row>``. Markers (hidden inputs, never a property) start an
 - ``P.__set__``: an array of enum values shown as checkboxes (``uniqueItems``) was in the
   form (so "none ticked" differs from "not in the form");
 - ``P.__clear__``: the person asked to remove a stored secret;
-- a boolean is a hidden ``P=false`` followed by the checkbox ``P=true``: the field was in
-  the form when either arrives, and it is true when ``true`` does.
+- a boolean is a hidden ``P=`` (empty) followed by the checkbox ``P=true``: the field was
+  in the form when either arrives, and it is true when ``true`` does.
 
 The submit buttons that add and remove rows post ``_form_op``: ``add:<name of the array or
 object>``, ``remove:<name of the row>``, or ``refresh`` (show another alternative's fields):

@@ -316,7 +316,7 @@ class _Reader:
         """Whether anything was typed, ticked or chosen in the field ``name`` or under it."""
         prefix = name + "."
         return any(
-            (k == name or k.startswith(prefix)) and any(v not in ("", "false") for v in values)
+            (k == name or k.startswith(prefix)) and any(v != "" for v in values)
             for k, values in self.form.items()
             if not k.endswith((ROW, KV, SET, CHOICE))
         )
@@ -396,15 +396,18 @@ def apply_op(schema: Any, submission: Submission) -> tuple[Any, Path | None]:
         return tree, parent_path
     field_schema = _schema_at(schema, path)
     holder = value_at(tree, path)
+    entries = isinstance(field_schema.get("additionalProperties"), dict)
     if holder is None or holder is MISSING:
-        holder = [] if kind_of(field_schema, schema) == "array" else {}
+        is_array = kind_of(field_schema, schema) == "array"
+        if not is_array and not entries:  # an optional object not set: set it
+            return _set(tree, path, blank(field_schema, schema)), path
+        holder = [] if is_array else {}
         tree = _set(tree, path, holder)
     if isinstance(holder, list):
         holder.append(blank(field_schema.get("items"), schema))
         return tree, (*path, len(holder) - 1)
-    extra = field_schema.get("additionalProperties")
-    if isinstance(holder, dict) and "" not in holder:
-        holder[""] = blank(extra, schema)
+    if isinstance(holder, dict) and entries and "" not in holder:
+        holder[""] = blank(field_schema["additionalProperties"], schema)
     return tree, (*path, "", KEY)
 
 

@@ -165,6 +165,7 @@ class _Builder:
         self.focus = focus
         self.count = 0
         self.index: dict[Path, Field] = {}
+        self.refs: list[str | None] = []  # the $refs being drawn, outermost first
 
     def build(
         self,
@@ -203,10 +204,20 @@ class _Builder:
             description=str(s.get("description") or ""),
             hints=constraint_hints(s, kind),
         )
-        if is_secret(s) and kind not in ("enum", "const"):
+        ref = str(schema["$ref"]) if isinstance(schema, dict) and "$ref" in schema else None
+        if ref is not None and ref in self.refs and value is MISSING and not required:
+            # A recursive schema's optional part, not set: drawn closed, with an Add button
+            # (else the form would unfold it until the depth bound).
+            field.widget = "absent"
+            field.hints = []
+        elif is_secret(s) and kind not in ("enum", "const"):
             self.secret(field, kind)
         else:
-            getattr(self, f"kind_{kind}")(field, value, depth)
+            self.refs.append(ref)
+            try:
+                getattr(self, f"kind_{kind}")(field, value, depth)
+            finally:
+                self.refs.pop()
         if self.focus is not None and path == self.focus:
             self.first_control(field).autofocus = True
         field = self.hooks.field(field)
