@@ -391,3 +391,17 @@ def test_the_places_a_flow_names_a_connection() -> None:
     ]
     assert connection_places(document, "other") == ["trigger.config.sender.secret_ref"]
     assert connection_places(None, "crm") == []
+
+
+async def test_with_htmx_the_form_is_swapped_in_place_and_a_save_redirects(api: Api) -> None:
+    client = await signed_in(api, api.editor)
+    page = await client.get(f"{BASE}/new?connector=vault")
+    assert 'hx-post="/w/default/connections/new" hx-target="this"' in page.text
+    headers = htmx_headers(client, f"{BASE}/new?connector=vault")
+    invalid = await post_pairs(client, f"{BASE}/new", form_of(page.text, name="h"), headers=headers)
+    assert invalid.status_code == 422 and invalid.text.lstrip().startswith("<form")
+    typed = {"v.api_key": KEY, "v.region": "us"}
+    saved = await post_pairs(
+        client, f"{BASE}/new", form_of(page.text, name="h", **typed), headers=headers
+    )
+    assert saved.status_code == 200 and saved.headers["hx-redirect"] == f"{BASE}/h?notice=created"
