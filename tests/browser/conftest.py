@@ -12,8 +12,9 @@
   browser is **package-scoped**: one Chromium for all the browser tests of a run, stopped
   as soon as the last of them ends, before any async test of the rest of the suite. Never
   write an ``async def`` test or fixture in this package.
-- **A hub per module** (``hub_server``): a real ``hub serve`` subprocess on a free loopback
-  port, with its own data folder, the example flows, and ``HUB_ALLOW_HOSTS=127.0.0.1`` (a
+- **A real hub** (``hub_server``): a ``hub serve`` subprocess on a free loopback port, shared
+  by the modules whose tests do not interfere (a module may have its own: ``module_hub``),
+  with its own data folder, the example flows, and ``HUB_ALLOW_HOSTS=127.0.0.1`` (a
   flow may call the test's loopback stand-in, :class:`tests.browser.kit.StandIn`). Its first
   owner's password is read from ``initial-owner.txt``; an API token of that owner adds the
   people and the flows a test needs.
@@ -86,9 +87,17 @@ def browser() -> Iterator[Any]:
         playwright.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def hub_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubServer]:
-    """A real ``hub serve`` for the module's tests (with the example flows)."""
+    """A real ``hub serve`` (with the example flows) shared by the modules whose tests do
+    not interfere (a hub takes seconds to start); a module that needs a hub of its own
+    overrides this fixture with a module-scoped one (:func:`module_hub`)."""
+    with hub_serve(tmp_path_factory.mktemp("hub")) as server:
+        yield server
+
+
+def module_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubServer]:
+    """A hub of the module's own: ``hub_server = pytest.fixture(scope="module")(module_hub)``."""
     with hub_serve(tmp_path_factory.mktemp("hub")) as server:
         yield server
 

@@ -156,11 +156,6 @@ def test_a_failed_run_is_retried_from_its_failed_step_in_the_page(
     assert stand_in.count("/first") == 1, "the step that had succeeded was called again"
 
 
-@pytest.mark.xfail(
-    reason="the runs list polls only while it shows runs that are not final (issue 15: "
-    "a new run should appear on an open list)",
-    strict=False,
-)
 def test_a_new_run_appears_on_the_open_runs_list_without_a_reload(
     open_page: OpenPage, owner_state: dict[str, Any], hub_server: HubServer
 ) -> None:

@@ -6,14 +6,16 @@ Screenshots of each go to ``tests/browser/artifacts/``."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.browser.conftest import PHONE, OpenPage
+from tests.browser.conftest import PHONE, OpenPage, module_hub
 from tests.browser.kit import (
     ROOT,
     HubServer,
+    StandIn,
     assert_accessible,
     no_horizontal_scroll,
     screenshot,
@@ -26,8 +28,11 @@ PAGES = [
     ("home", "/w/default/"),
     ("flows", "/w/default/flows"),
     ("flow", "/w/default/flows/new-order"),
+    ("flow-diff", "/w/default/flows/new-order?from=1&to=2"),
     ("runs", "/w/default/runs"),
     ("run", "/w/default/runs/{run}"),
+    ("run-failed", "/w/default/runs/{failed}"),
+    ("run-recovered", "/w/default/runs/{recovered}"),
     ("connections", "/w/default/connections"),
     ("connection-form", "/w/default/connections/new?connector=hubspot"),
     ("connectors", "/w/default/connectors"),
@@ -37,16 +42,71 @@ PAGES = [
     ("audit", "/w/default/audit"),
     ("profile", "/w/default/profile"),
 ]
-STREAMING = {"run"}  # pages that may keep an event stream open (a running run's)
+FULL_PAGE = {"flow", "flow-diff", "run", "run-failed", "run-recovered", "connection-form"}
+STREAMING = {
+    "run",
+    "run-failed",
+    "run-recovered",
+}  # pages that may keep an event stream open (a running run's)
+
+
+# The screenshots of these pages are the docs' (docs/ui.md): a hub of their own, whose data
+# no other module's tests add to.
+hub_server = pytest.fixture(scope="module")(module_hub)
 
 
 @pytest.fixture(scope="module")
-def runs(hub_server: HubServer) -> dict[str, str]:
-    """Finished runs: an order priced through the webhook."""
-    run_id = hub_server.webhook("new-order", ORDER)
-    record = hub_server.wait_run(run_id)
-    assert record["status"] == "succeeded", record
-    return {"run": run_id}
+def runs(hub_server: HubServer) -> Iterator[dict[str, str]]:
+    """A workspace that looks used: orders priced through the webhook, a second version of
+    new-order (for the diff), a run that recovered after retries, a run that failed on a
+    service (a loopback stand-in answering 500), a connection, and three more members."""
+    with StandIn(fail_first={"/contacts": 1}) as service, hub_server.api() as api:
+        flow = api.get("/api/w/default/flows/new-order").json()["document"]
+        flow["description"] = "Prices each line of an order, totals it, flags large ones."
+        flow["steps"][2]["when"] = "{{ steps.total.output > 500 }}"
+        saved = api.put(
+            "/api/w/default/flows/new-order",
+            json={"document": flow, "message": "Review orders over 500", "publish": True},
+        )
+        assert saved.status_code in (200, 201), saved.text
+        run_ids = [
+            hub_server.webhook("new-order", {**ORDER, "order_id": f"A-100{n}"}) for n in range(3)
+        ]
+        hub_server.save_flow(
+            {
+                "id": "sync-contact",
+                "name": "Sync a contact to the CRM",
+                "trigger": {"type": "webhook"},
+                "steps": [
+                    {
+                        "id": "lookup",
+                        "action": "http.request",
+                        "input": {"url": f"{service.base}/contacts"},
+                    },
+                    {"id": "store", "action": "data.set", "input": {"value": "stored"}},
+                ],
+            }
+        )
+        failed = hub_server.webhook("sync-contact", {"email": "ada@example.com"})
+        recovered = hub_server.start_run("retry-and-recover", {"customer": "Ada"})
+        for run_id in [*run_ids, failed, recovered]:
+            hub_server.wait_run(run_id)
+        created = api.post(
+            "/api/w/default/connections",
+            json={
+                "name": "crm",
+                "connector": "hubspot",
+                "values": {"access_token": "pat-na1-example", "base_url": service.base},
+            },
+        )
+        assert created.status_code in (200, 201), created.text
+    for email, role in [
+        ("grace@example.com", "owner"),
+        ("edsger@example.com", "editor"),
+        ("barbara@example.com", "viewer"),
+    ]:
+        hub_server.add_member(email, role, email.split("@")[0].title())
+    yield {"run": run_ids[0], "failed": failed, "recovered": recovered}
 
 
 def path_of(template: str, runs: dict[str, str]) -> str:
@@ -71,7 +131,8 @@ def test_a_main_page_is_accessible_and_fits_1280x800(
     page, _ = open_page(storage_state=owner_state)
     visit(page, name, path_of(template, runs))
     screenshot(page, f"{name}")
-    screenshot(page, f"{name}-full", full_page=True)
+    if name in FULL_PAGE:
+        screenshot(page, f"{name}-full", full_page=True)
     assert_accessible(page, name)
     assert no_horizontal_scroll(page), f"{name} scrolls sideways at 1280x800"
 

@@ -68,7 +68,12 @@ def test_hostile_text_renders_as_text_everywhere(
 ) -> None:
     page, _ = open_page(storage_state=owner_state)
     dialogs: list[str] = []
-    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+
+    def on_dialog(dialog: Any) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", on_dialog)
     run = f"/w/default/runs/{hostile_run['run']}"
     for where in (
         "/w/default/flows",  # the flow's name
