@@ -10,6 +10,7 @@ ended by pushed events.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -38,6 +39,7 @@ def only_pushed(monkeypatch: pytest.MonkeyPatch) -> None:
     """Streams that never read the run again on their own (an hour between safety polls)."""
     monkeypatch.setattr(live, "SAFETY_POLL_SECONDS", 3600.0)
     monkeypatch.setattr(live, "DOWN_POLL_SECONDS", 3600.0)
+    monkeypatch.setattr(live, "SETTLE_SECONDS", 3600.0)  # queue mode: no read after a watch
 
 
 def sse_events(text: str) -> list[tuple[str, dict[str, Any]]]:
@@ -194,6 +196,7 @@ async def test_a_step_a_hub_worker_finishes_reaches_the_stream_through_redis(
 
     reader = asyncio.create_task(stream())
     await until(lambda: bool(api.hub.engine.watchers))  # read before any step ran
+    await until(lambda: bus.subscribed(run_id))
     assert (await api.hub.get_run(run_id))["steps"][0]["status"] == "queued"
     async with worker_process(settings, log):
         async with asyncio.timeout(60):
@@ -205,3 +208,45 @@ async def test_a_step_a_hub_worker_finishes_reaches_the_stream_through_redis(
     assert done["first"]["output"] == "from the worker", log.read_text()[-2000:]
     assert done["large"]["output"] == big  # trimmed from the event, read alone
     assert events[-1][0] == "run" and events[-1][1]["status"] == "succeeded"
+
+
+async def test_a_run_nobody_watches_goes_quiet_for_a_moment(redis_server: Any) -> None:
+    """A publish that reached nobody drops that run's next events for QUIET_SECONDS (what a
+    worker saves when no live view is open); once a view watches, events arrive again."""
+    import time
+
+    import redis.asyncio
+
+    from hub.engine import events as bus_module
+
+    client = redis.asyncio.Redis.from_url(redis_server.url)
+    publisher = bus_module.EventBus(client, "worker")
+    viewer = bus_module.EventBus(client, "api")
+    heard: list[dict[str, Any]] = []
+    listening = asyncio.create_task(viewer.listen(heard.append))
+    run_id = "r" + str(time.time_ns())
+
+    def event(n: int) -> dict[str, Any]:
+        return {"type": "step", "run_id": run_id, "key": f"s{n}", "attempt": 1, "status": "done"}
+
+    try:
+        await until(lambda: viewer.connected)
+        publisher.publish(event(1))  # nobody watches: the run goes quiet
+        await publisher.flush()
+        quiet_until = time.monotonic() + bus_module.QUIET_SECONDS
+        viewer.watch(run_id)
+        await until(lambda: viewer.subscribed(run_id))
+        publisher.publish(event(2))  # dropped: still quiet
+        await publisher.flush()
+        await until(lambda: time.monotonic() > quiet_until)
+        publisher.publish(event(3))
+        await publisher.flush()
+        await until(lambda: bool(heard))
+        assert [e["key"] for e in heard] == ["s3"]
+        viewer.unwatch(run_id)
+        await until(lambda: not viewer.subscribed(run_id))
+    finally:
+        listening.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await listening
+        await client.aclose()

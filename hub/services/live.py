@@ -26,12 +26,14 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from hub.db import runs as run_store
+from hub.engine.events import QUIET_SECONDS
 
 if TYPE_CHECKING:
     from hub.services.runs import RunsService
 
 SAFETY_POLL_SECONDS = 5.0  # how often a live view reads the run in case an event was lost
 DOWN_POLL_SECONDS = 1.0  # the same while the Redis subscription is down (queue mode)
+SETTLE_SECONDS = QUIET_SECONDS + 0.2  # queue mode: the read after a watch starts
 FINAL = frozenset({"succeeded", "failed", "cancelled"})
 # a step event's status as its attempt's row stores it (a failed attempt to be retried)
 STORED_STATUS = {"retrying": "failed"}
@@ -184,19 +186,29 @@ async def follow_run(
     with service.watch(heard, run_id):
         state = RunState.of(await service.get_run(run_id))
         yield state.all_changes()
-        deadline = time.monotonic() + max_seconds
+        now = time.monotonic()
+        deadline = now + max_seconds
+        # in queue mode, a worker that found nobody watching drops the run's events for a
+        # moment (hub.engine.events): read once more when that moment is over
+        settle_at = None if service.hub.engine.events is None else now + SETTLE_SECONDS
         while state.run["status"] not in FINAL:
-            remaining = deadline - time.monotonic()
+            now = time.monotonic()
+            remaining = deadline - now
             if remaining <= 0:
                 return
+            wait = min(poll_interval(service), remaining)
+            if settle_at is not None:
+                wait = max(0.0, min(wait, settle_at - now))
             wake.clear()
             if not events:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), min(poll_interval(service), remaining))
-            if events:
-                changes = await _apply(service, state, events)
-            else:  # nothing pushed for a while: read, in case an event was lost
-                changes = state.differences(await service.get_run(run_id))
+                    await asyncio.wait_for(wake.wait(), wait)
+            pushed = bool(events)
+            changes = await _apply(service, state, events) if pushed else []
+            settling = settle_at is not None and time.monotonic() >= settle_at
+            if settling or not pushed:  # settling, or nothing pushed for a while: read
+                settle_at = None if settling else settle_at
+                changes += state.differences(await service.get_run(run_id))
             if changes:
                 yield changes
         last = state.differences(await service.get_run(run_id))

@@ -188,10 +188,11 @@ class RunsService(WorkspaceScope):
 
         An event is a dict: ``{"type": "run", "run_id", "status", ...}`` or ``{"type":
         "step", "run_id", "key", "step_id", "item_index", "attempt", "status", "error",
-        "input", "output", "started_at", "finished_at", ...}``. In queue mode the events of
-        the other processes arrive too, through Redis (:mod:`hub.engine.events`): an event
-        lost there is not seen, so a face that must see every change also reads the run
-        now and then (:func:`hub.services.live.follow_run` does).
+        "input", "output", "started_at", "finished_at", ...}``. In queue mode, with a
+        ``run_id``, the events of the other processes arrive too, through Redis
+        (:mod:`hub.engine.events`): an event lost there (or dropped by a publisher that
+        found nobody watching a moment before) is not seen, so a face that must see every
+        change also reads the run now and then (:func:`hub.services.live.follow_run` does).
         """
         if run_id is None:
             chosen = listener
@@ -203,8 +204,13 @@ class RunsService(WorkspaceScope):
 
         listeners = self.hub.engine.watchers
         listeners.append(chosen)
+        bus = self.hub.engine.events if run_id is not None else None
+        if bus is not None:
+            bus.watch(run_id)  # type: ignore[arg-type]
         try:
             yield
         finally:
             if chosen in listeners:
                 listeners.remove(chosen)
+            if bus is not None:
+                bus.unwatch(run_id)  # type: ignore[arg-type]
