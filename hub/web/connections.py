@@ -169,12 +169,12 @@ class ConnectionPages(WorkspacePage):
         connector = ws.connector(fields.get("connector", "")[:100])
         name = fields.get("name", "")[:200]
         schema = form_schema(connector)
-        submission = parse_form(schema or {}, pairs, limits=limits_of(ws)) if schema else None
+        submission = None if schema is None else parse_form(schema, pairs, limits=limits_of(ws))
         if submission is not None and submission.op:
             return await self.redraw(request, ws, connector, submission, creating=True, name=name)
         value = submission.value if submission is not None else {}
         errors = dict(submission.errors) if submission is not None else {}
-        if schema is not None and not errors and submission is not None:
+        if schema is not None and submission is not None and not errors:
             errors = validation_errors(schema, value, secrets=submission.secret_texts())
         name_error = ""
         try:
