@@ -512,7 +512,8 @@ class Engine(CapacityMixin, ReadsMixin, RunsMixin, RecoveryMixin):
         output: Any = None,
         error: Any = None,
     ) -> None:
-        if self.listeners or self.watchers or self.events is not None:
+        bus = self.events
+        if self.listeners or self.watchers or (bus is not None and bus.wants(run.id)):
             event = self._attempt_event(run, claimed, status)
             event.update(input=input, output=output, error=error, finished_at=now_us())
             if status in ("waiting", "retrying"):

@@ -79,6 +79,12 @@ class EventBus:
 
     # -- publishing -------------------------------------------------------------------------
 
+    def wants(self, run_id: str) -> bool:
+        """Whether an event of ``run_id`` would be published now (its run is not quiet): the
+        engine builds no event that would be dropped."""
+        until = self._quiet.get(run_id)
+        return until is None or time.monotonic() >= until
+
     def publish(self, event: dict[str, Any]) -> None:
         """Queue an event for the other processes (sent at the next turn of the loop), unless
         its run is quiet (nobody watched it a moment ago)."""
