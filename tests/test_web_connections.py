@@ -294,6 +294,7 @@ async def test_the_viewer_sees_no_write_control_and_its_forged_writes_answer_403
         f"{BASE}/new",
         f"{BASE}/vault-main/edit",
         f"{BASE}/vault-main/test",
+        f"{BASE}/vault-main/refresh",
         f"{BASE}/vault-main/delete",
     ):
         forged = await post_pairs(
@@ -340,8 +341,14 @@ async def test_connect_completes_the_authorization_and_returns_to_the_page(
         page = await client.get(returned.headers["location"])
         assert "The service authorized the connection." in page.text
         assert "Connected" in page.text and "Connect again" in page.text
+        first, _ = await api.hub.engine.connection_values("default", "crm")
+        refreshed = await post_form(client, f"{BASE}/crm/refresh")
+        assert refreshed.headers["location"] == f"{BASE}/crm?notice=refreshed"
         values, _ = await api.hub.engine.connection_values("default", "crm")
-        for secret in (values["access_token"], CLIENT_SECRET):
+        assert values["access_token"] != first["access_token"]
+        page = await client.get(refreshed.headers["location"])
+        assert "The access token was refreshed." in page.text
+        for secret in (first["access_token"], values["access_token"], CLIENT_SECRET):
             assert secret not in page.text
             assert secret not in (await client.get(BASE)).text
 

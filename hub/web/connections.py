@@ -49,6 +49,7 @@ NOTICES = {
     "created": "The connection was created. Test it to check that the service accepts it.",
     "updated": "The connection was saved.",
     "connected": "The service authorized the connection.",
+    "refreshed": "The access token was refreshed.",
 }
 NAME_RULE = "a letter or digit first, then letters, digits, '_', '.' or '-' (at most 100)"
 NAME_HELP = f"Flows refer to the connection by this name: {NAME_RULE}. It cannot be changed."
@@ -381,6 +382,14 @@ class ConnectionPages(WorkspacePage):
         callback = links.oauth2_redirect_uri(ws.hub.settings, str(request.base_url))
         back = connection_path(ws, name) + "?notice=connected"
         return Redirect(await ws.authorize_url(name, callback, back), status_code=303)
+
+    @post("/{name:str}/refresh", name="web_connection_refresh", opt=EDITOR)
+    async def refresh(
+        self, request: Request[Any, Any, Any], ws: NamedDependency[WorkspaceHub], name: NamePath
+    ) -> Response[Any]:
+        """Refresh the OAuth2 access token now (the service's refusal: an error page)."""
+        await ws.refresh_oauth2(name)
+        return done(request, connection_path(ws, name) + "?notice=refreshed")
 
     @get("/{name:str}/delete", name="web_connection_delete_confirm", opt=EDITOR)
     async def confirm_delete(
