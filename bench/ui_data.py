@@ -507,9 +507,11 @@ def fill(
         write(conn, flow_versions, version_rows)
         write(conn, runs, run_rows_all)
         write(conn, steps, step_rows)
-        if engine.dialect.name == "postgresql":
-            # The statistics autovacuum would gather within a minute of such inserts.
-            conn.execute(text("ANALYZE runs, steps, flows, flow_versions"))
+    if engine.dialect.name == "postgresql":
+        # What autovacuum does within minutes of such inserts (statistics, the visibility
+        # map): done now, so that it does not run in the middle of the measurements.
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("VACUUM (ANALYZE) runs, steps, flows, flow_versions"))
     return Filled(
         flows=len(flow_rows),
         runs=len(run_rows_all),
