@@ -242,6 +242,7 @@ class Lane:
     item: bool
     y: float
     bars: list[Bar]
+    anchor: str  # the id of its step's section
 
 
 @dataclasses.dataclass
@@ -300,7 +301,7 @@ def timeline(run: dict[str, Any], groups: list[StepGroup], now: int) -> Timeline
             label = key.key if key.item_index is None else f"[{key.item_index}]"
             if len(label) > LABEL_CHARS:
                 label = label[: LABEL_CHARS - 1] + "…"
-            lanes.append(Lane(label, key.item_index is not None, y, bars))
+            lanes.append(Lane(label, key.item_index is not None, y, bars, group.anchor))
             y += ROW_HEIGHT
     ticks = [
         (round(LABEL_WIDTH + CHART_WIDTH * i / 4, 1), _seconds_label(span / 1e6 * i / 4))
