@@ -155,6 +155,19 @@ async def test_the_list_polls_while_runs_are_running_and_the_rows_fragment_stops
     assert "every 2s" not in rows.text and 'hx-trigger="every 10s"' in rows.text
 
 
+async def test_the_first_pages_poll_brings_new_runs_to_the_top(api: Api) -> None:
+    older = await finished_run(api, echo_flow("fresh"), {"v": 1})
+    client = await signed_in(api, api.viewer)
+    page = (await client.get("/w/default/runs")).text
+    assert run_ids(page) == [older] and "sse-connect" not in page  # no stream on a list
+    poll = re.search(r'<tbody id="run-rows" hx-get="([^"]+)" hx-trigger="every 10s"', page)
+    assert poll is not None
+    newer = await api.hub.start_run("fresh", {"v": 2})
+    await api.hub.wait_for_run(newer, 30)
+    rows = await client.get(html.unescape(poll.group(1)), headers={"hx-request": "true"})
+    assert run_ids(rows.text) == [newer, older]
+
+
 # -- a run ------------------------------------------------------------------------------
 
 
