@@ -250,3 +250,54 @@ async def test_a_run_nobody_watches_goes_quiet_for_a_moment(redis_server: Any) -
         with contextlib.suppress(asyncio.CancelledError):
             await listening
         await client.aclose()
+
+
+@pytest.mark.parametrize("backend", ["queue"])
+async def test_a_follower_reads_once_more_for_what_a_quiet_worker_dropped(
+    api: Api, settings: Settings, only_pushed: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker (a second hub of this process, publishing through Redis) that found nobody
+    watching a run drops its events for a while: the follower's one read after it starts
+    watching (SETTLE_SECONDS) finds what was dropped."""
+    from hub.engine import events as bus_module
+    from hub.engine.executors.arq import PRIORITIES, run_worker
+    from tests.conftest import make_hub
+
+    monkeypatch.setattr(bus_module, "QUIET_SECONDS", 3600.0)  # the worker never publishes
+    monkeypatch.setattr(live, "SETTLE_SECONDS", 3.0)
+    document = {
+        "id": "quiet",
+        "trigger": {"type": "manual"},
+        "steps": [{"id": "hold", "action": "test.gate", "input": {"name": "quiet", "value": 5}}],
+    }
+    saved = await api.hub.save_flow(document, publish=True)
+    worker_hub = make_hub(settings)
+    await worker_hub.start(migrate=False)
+    stop = asyncio.Event()
+    worker = asyncio.create_task(run_worker(worker_hub, queues=PRIORITIES, stop=stop))
+    try:
+        run_id = await api.hub.start_run(saved.flow_id)
+        await until(lambda: kit.CALLS["gate:quiet"] > 0)
+        worker_bus = worker_hub.engine.events
+        assert worker_bus is not None
+        worker_bus.publish({"type": "run", "run_id": run_id, "status": "running"})
+        await worker_bus.flush()  # nobody watched: the run is quiet on the worker
+        assert not worker_bus.wants(run_id)
+        seen: list[tuple[str, str, str]] = []
+
+        async def follow() -> None:
+            async for changes in api.hub.service.follow_run(run_id):
+                for change in changes:
+                    seen.append((change.kind, change.data.get("key", ""), change.data["status"]))
+
+        follower = asyncio.create_task(follow())
+        await until(lambda: ("step", "hold", "running") in seen)
+        kit.GATES.setdefault("quiet", asyncio.Event()).set()
+        async with asyncio.timeout(30):
+            await follower
+        assert ("step", "hold", "done") in seen
+        assert seen[-1] == ("run", "", "succeeded")
+    finally:
+        stop.set()
+        await worker
+        await worker_hub.stop(grace=1.0)
