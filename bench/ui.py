@@ -26,12 +26,15 @@ With 1,000 flows and 100,000 runs (about 200,000 steps) written in bulk by
   Target: <= 250 ms.
 
 PostgreSQL: a throwaway database on ``--pg-url``'s server (trust auth), created for the run
-and dropped afterwards.
+and dropped afterwards. With ``--queue``, PostgreSQL's live latency is also measured in queue
+mode: a throwaway Redis (``redis-server``, as the tests start it) and one ``hub worker``
+that runs the steps, their events reaching the server through Redis.
 
     .venv/bin/python bench/ui.py                 # SQLite: about 2 minutes
     .venv/bin/python bench/ui.py --postgres      # SQLite, then PostgreSQL
     .venv/bin/python bench/ui.py --quick         # 20,000 runs, 20 requests a page
     .venv/bin/python bench/ui.py --no-live       # without the browser
+    .venv/bin/python bench/ui.py --queue         # and PostgreSQL + Redis + a worker, live
 """
 
 from __future__ import annotations
@@ -43,8 +46,11 @@ import dataclasses
 import datetime as dt
 import gzip
 import logging
+import os
 import shutil
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -68,7 +74,7 @@ from hub.db.migrate import upgrade
 from hub.runtime import Hub, settle_gc
 from hub.security.accounts import hash_password
 from hub.settings import Settings
-from hub.testing.hostile import serve
+from hub.testing.hostile import hub_command, stop_process
 
 BASE = "http://bench.local"
 PG_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -315,15 +321,87 @@ def epoch_us(value: str) -> int:
     return int(moment.timestamp() * 1_000_000)
 
 
-def measure_live(folder: Path, database_url: str, runs: int, steps: int) -> tuple[list[float], int]:
+@dataclasses.dataclass
+class Served:
+    """A ``hub serve`` process on a free loopback port, and the bench person's API token."""
+
+    base: str
+    token: str
+
+
+@contextlib.contextmanager
+def hub_serve(folder: Path, settings: dict[str, str]) -> Iterator[Served]:
+    """``hub serve`` over ``folder`` with ``settings`` (this process's ``HUB_*`` dropped),
+    once it answers ``/healthz``; stopped (SIGTERM, then SIGKILL) when the block ends."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    env.update({"HUB_DATA_DIR": str(folder), **settings})
+    made = subprocess.run(
+        [hub_command(), "tokens", "create", "--email", ui_data.EMAIL, "--name", "ui bench"],
+        env=env,
+        check=True,
+        capture_output=True,
+        encoding="utf-8",
+        timeout=60,
+    )
+    token = next(word for word in made.stdout.split() if word.startswith("hub_"))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with (folder / "serve.log").open("wb") as out:
+        process = subprocess.Popen(
+            [hub_command(), "serve", "--port", str(port)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    served = Served(f"http://127.0.0.1:{port}", token)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise SystemExit(f"hub serve exited:\n{(folder / 'serve.log').read_text()}")
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{served.base}/healthz", timeout=1).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise SystemExit("hub serve did not answer /healthz in 60 s")
+            time.sleep(0.05)
+        yield served
+    finally:
+        stop_process(process)
+
+
+@contextlib.contextmanager
+def queue_worker(folder: Path, settings: dict[str, str]) -> Iterator[None]:
+    """A ``hub worker`` process with ``settings`` (its output in the data folder)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    env.update({"HUB_DATA_DIR": str(folder), **settings})
+    with (folder / "worker.log").open("wb") as out:
+        worker = subprocess.Popen(
+            [hub_command(), "worker"], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        yield
+    finally:
+        stop_process(worker)
+
+
+def measure_live(
+    folder: Path, database_url: str, runs: int, steps: int, redis_url: str = ""
+) -> tuple[list[float], int]:
     """Latencies (seconds) from a step's finished_at to the DOM showing it done; and how
-    many steps were already done when the page was ready (not counted)."""
+    many steps were already done when the page was ready (not counted). With
+    ``redis_url``: queue mode, the steps run by one ``hub worker`` process, their events
+    reaching the server through Redis."""
     from playwright.sync_api import sync_playwright
 
     extra = {"HUB_DATABASE_URL": database_url} if database_url else {}
+    if redis_url:
+        extra |= {"HUB_REDIS_URL": redis_url, "HUB_QUEUE_NAME": f"q{uuid.uuid4().hex[:8]}"}
     latencies: list[float] = []
     missed = 0
-    with serve(folder, extra) as served:
+    worker = queue_worker(folder, extra) if redis_url else contextlib.nullcontext()
+    with hub_serve(folder, extra) as served, worker:
         api = httpx.Client(
             base_url=served.base, headers={"authorization": f"Bearer {served.token}"}
         )
@@ -370,6 +448,34 @@ def measure_live(folder: Path, database_url: str, runs: int, steps: int) -> tupl
 # -- the whole --------------------------------------------------------------------------------
 
 
+def live_rows(name: str, latencies: list[float]) -> list[tuple[str, str, str]]:
+    """The table's rows of live latencies."""
+    if not latencies:
+        return []
+    name = f"{name}, a step's end -> the page shows it"
+    return [
+        (f"{name}, p50 (ms)", ms(statistics.median(latencies)), ""),
+        (f"{name}, p95 (ms)", ms(percentile(latencies, 95)), LIVE_TARGET),
+        (f"{name}, max (ms)", ms(max(latencies)), ""),
+    ]
+
+
+def live_in_queue_mode(
+    folder: Path, url: str, args: argparse.Namespace
+) -> list[tuple[str, str, str]]:
+    """The live latency in queue mode: a throwaway Redis and one ``hub worker``."""
+    from tests.services import RedisServer
+
+    redis = RedisServer()
+    redis.start()
+    try:
+        latencies, missed = measure_live(folder, url, args.live_runs, args.live_steps, redis.url)
+    finally:
+        redis.stop()
+    print(f"  live in queue mode: {len(latencies)} steps measured ({missed} missed)", flush=True)
+    return live_rows("postgres + Redis, queue mode: live", latencies)
+
+
 def run_backend(backend: str, args: argparse.Namespace) -> list[tuple[str, str, str]]:
     """Fill, measure and report one backend; the rows of its table."""
     with database(backend, args.pg_url) as (folder, url):
@@ -407,11 +513,9 @@ def run_backend(backend: str, args: argparse.Namespace) -> list[tuple[str, str, 
                 f"ready), min {ms(min(latencies or [0]))} ms",
                 flush=True,
             )
-            if latencies:
-                name = f"{backend}: live, a step's end -> the page shows it"
-                rows.append((f"{name}, p50 (ms)", ms(statistics.median(latencies)), ""))
-                rows.append((f"{name}, p95 (ms)", ms(percentile(latencies, 95)), LIVE_TARGET))
-                rows.append((f"{name}, max (ms)", ms(max(latencies)), ""))
+            rows += live_rows(f"{backend}: live", latencies)
+            if backend == "postgres" and args.queue:
+                rows += live_in_queue_mode(folder, url, args)
         return rows
 
 
@@ -425,18 +529,17 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=100_000)
     parser.add_argument("--requests", type=int, default=50)
     parser.add_argument("--no-live", action="store_true", help="no browser")
+    parser.add_argument(
+        "--queue", action="store_true", help="PostgreSQL's live part in queue mode too"
+    )
     parser.add_argument("--live-runs", type=int, default=3)
     parser.add_argument("--live-steps", type=int, default=10)
     args = parser.parse_args()
     if args.quick:
         args.runs, args.requests, args.live_runs = 20_000, 20, 1
-    backends = (
-        ["postgres"]
-        if args.postgres_only
-        else ["sqlite", "postgres"]
-        if args.postgres
-        else ["sqlite"]
-    )
+    backends = ["sqlite"] if not args.postgres_only else []
+    if args.postgres or args.postgres_only or args.queue:
+        backends.append("postgres")
     rows: list[tuple[str, str, str]] = []
     for backend in backends:
         rows += run_backend(backend, args)
