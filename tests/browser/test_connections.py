@@ -42,7 +42,7 @@ def test_a_connection_from_the_generated_form_is_tested_and_its_secret_never_sen
     assert secret.get_attribute("type") == "password"
     secret.fill(SECRET)
     page.get_by_label("Base url").fill(service.base)
-    screenshot(page, "connection-form")
+    screenshot(page, "connection-form-filled")
     page.get_by_role("button", name="Create connection").click()
     page.wait_for_url("**/connections/crm*")
     settle(page)
@@ -55,7 +55,7 @@ def test_a_connection_from_the_generated_form_is_tested_and_its_secret_never_sen
     assert service.count(CONTACTS) == 1
     assert service.headers[CONTACTS]["authorization"] == f"Bearer {SECRET}"
     settle(page)
-    screenshot(page, "connection")
+    screenshot(page, "connection-tested")
 
     # Every page that shows the connection, and its edit form: never the secret.
     page.goto("/w/default/connections")

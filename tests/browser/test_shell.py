@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+from playwright.sync_api import expect
+
 from tests.browser.conftest import OpenPage
 from tests.browser.kit import (
     HubServer,
@@ -44,6 +46,12 @@ def test_sign_in_by_keyboard_with_a_visible_focus(
     assert link["visible"], "the menu's focus is not visible"
     page.keyboard.press("Enter")
     page.wait_for_url("**/w/default/flows")
+    settle(page)
+    action = tab_to(page, "a", "New flow")  # the page's main action, by keyboard
+    assert action["visible"], "the New flow button's focus is not visible"
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r"/w/default/flows/_?new$"))
+    expect(page.get_by_label("Flow document (YAML or JSON)")).to_be_visible()
 
 
 def test_a_wrong_password_says_so_and_keeps_the_address(
