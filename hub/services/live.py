@@ -142,7 +142,13 @@ class RunState:
 
 
 def _run_fields(record: dict[str, Any]) -> tuple[Any, ...]:
-    return (record["status"], record["started_at"], record["finished_at"], record["error"])
+    return (
+        record["status"],
+        record["started_at"],
+        record["finished_at"],
+        record["error"],
+        record.get("output"),  # a run event too big to publish whole came without it
+    )
 
 
 def _new_attempt(event: dict[str, Any]) -> dict[str, Any]:
