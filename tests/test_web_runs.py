@@ -218,6 +218,25 @@ async def test_a_runs_page_has_a_bar_per_attempt_and_groups_items_under_their_st
     assert "every 2s" not in page and "sse-connect" not in page  # final: nothing live
 
 
+async def test_a_step_links_the_run_it_started_and_the_child_links_back(api: Api) -> None:
+    await api.hub.save_flow(echo_flow("child"), publish=True)
+    parent = {
+        "id": "parent",
+        "trigger": {"type": "manual"},
+        "steps": [{"id": "sub", "action": "flow.call", "input": {"flow": "child", "input": {}}}],
+    }
+    run_id = await finished_run(api, parent)
+    children = await api.hub.service.child_runs(run_id)
+    assert len(children) == 1
+    child_id = children[0]["id"]
+    client = await signed_in(api, api.viewer)
+    page = (await client.get(f"/w/default/runs/{run_id}")).text
+    sub = page[page.index('id="step-sub"') :]
+    assert f'href="/w/default/runs/{child_id}"' in sub
+    back = (await client.get(f"/w/default/runs/{child_id}")).text
+    assert f'href="/w/default/runs/{run_id}"' in back and "Parent run" in back
+
+
 async def test_retry_from_the_failed_step_runs_only_that_step_again(api: Api) -> None:
     document = {
         "id": "again",

@@ -92,6 +92,17 @@ def child_run(conn: Connection, parent_run_id: str, parent_step_key: str) -> dic
     return None if row is None else dict(row._mapping)
 
 
+def child_runs(conn: Connection, parent_run_id: str) -> list[dict[str, Any]]:
+    """The runs a run's steps started (``id``, ``parent_step_key``, ``status``), oldest
+    first."""
+    rows = conn.execute(
+        select(runs.c.id, runs.c.parent_step_key, runs.c.status)
+        .where(runs.c.parent_run_id == parent_run_id)
+        .order_by(runs.c.created_at, runs.c.id)
+    )
+    return [dict(r._mapping) for r in rows]
+
+
 def runs_page(
     conn: Connection,
     workspace_id: str,

@@ -135,6 +135,11 @@ class RunsService(WorkspaceScope):
             record["steps"] = await self.hub.db.read(lambda c: run_store.run_steps(c, run_id))
         return record
 
+    async def child_runs(self, run_id: str) -> list[dict[str, Any]]:
+        """The runs a run's steps started (``id``, ``parent_step_key``, ``status``); the
+        run is the caller's to have checked (:meth:`get_run`)."""
+        return await self.hub.db.read(lambda c: run_store.child_runs(c, run_id))
+
     async def wait_for_run(self, run_id: str, timeout: float | None = None) -> dict[str, Any]:
         """Wait for a run's final status and return its record (``TimeoutError`` after
         ``timeout`` seconds).

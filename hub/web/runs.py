@@ -44,7 +44,10 @@ ROW_HEIGHT = 20
 AXIS_HEIGHT = 24
 MIN_BAR = 2.0
 LABEL_CHARS = 24  # a lane's label on the timeline
-PREVIEW_CHARS = 160  # an item's output or error in its row
+PREVIEW_CHARS = 160
+MAX_STARTED = (
+    50  # the runs a step started, linked from its section  # an item's output or error in its row
+)
 
 
 # -- the list ---------------------------------------------------------------------------
@@ -310,8 +313,24 @@ def timeline(run: dict[str, Any], groups: list[StepGroup], now: int) -> Timeline
     return Timeline(lanes, LABEL_WIDTH + CHART_WIDTH + 40, int(y) + 4, ticks)
 
 
+def started_runs(children: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """The runs a run's steps started, by step id (an item's under its step), at most
+    :data:`MAX_STARTED` a step."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    for child in children:
+        step_id = str(child["parent_step_key"] or "").split("[", 1)[0]
+        shown = found.setdefault(step_id, [])
+        if len(shown) < MAX_STARTED:
+            shown.append(child)
+    return found
+
+
 def run_context(
-    ws_base: str, record: dict[str, Any], steps: list[dict[str, Any]], role: str
+    ws_base: str,
+    record: dict[str, Any],
+    steps: list[dict[str, Any]],
+    role: str,
+    children: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """What the run section shows (the page, the live fragments, the final swap)."""
     groups = group_steps(steps)
@@ -319,6 +338,7 @@ def run_context(
     return {
         "run": record,
         "groups": groups,
+        "started": started_runs(children or []),
         "timeline": timeline(record, groups, int(time.time() * 1_000_000)),
         "live": not final,
         "run_url": f"{ws_base}/runs/{quote(record['id'], safe='')}",
@@ -378,7 +398,8 @@ class RunPages(WorkspacePage):
         record = await ws.get_run(run_id[:64])
         steps = record.pop("steps")
         base = f"/w/{quote(ws.workspace)}"
-        context = run_context(base, record, steps, ws.role)
+        children = await ws.child_runs(record["id"])
+        context = run_context(base, record, steps, ws.role, children)
         notice = NOTICES.get(done)
         return await page(
             request,
@@ -447,10 +468,13 @@ async def live_fragments(
     state: dict[str, Any] = {}
     shown: set[str] = set()  # the steps the page has a section for
     first = True
+    children: list[dict[str, Any]] = []
     async for changes in ws.follow_run(run_id, max_seconds=LIVE_SECONDS):
         steps_changed = _absorb(state, changes)
         record, steps = state["run"], list(state["steps"].values())
-        context = {**common, **run_context(ws_base, record, steps, ws.role)}
+        if first or any(s["status"] == "waiting" for s in steps_changed):
+            children = await ws.child_runs(run_id)  # a step waiting may have started one
+        context = {**common, **run_context(ws_base, record, steps, ws.role, children)}
         if record["status"] in FINAL:
             continue  # the final read comes last: sent once the feed ends
         if first:
@@ -465,7 +489,8 @@ async def live_fragments(
         yield ServerSentEventMessage(data=html, event="step")
     if state and state["run"]["status"] in FINAL:  # else the time limit: the browser reconnects
         steps = list(state["steps"].values())
-        context = {**common, **run_context(ws_base, state["run"], steps, ws.role)}
+        children = await ws.child_runs(run_id)
+        context = {**common, **run_context(ws_base, state["run"], steps, ws.role, children)}
         yield ServerSentEventMessage(data=section.render(**context), event="done")
 
 
