@@ -343,8 +343,10 @@ def no_horizontal_scroll(page: Page) -> bool:
     return bool(page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"))
 
 
-AXE_RUN = """async () => {
-  const result = await window.axe.run(document, {resultTypes: ["violations"]});
+AXE_RUN = """async (rules) => {
+  const options = {resultTypes: ["violations"]};
+  if (rules) options.runOnly = {type: "rule", values: rules};
+  const result = await window.axe.run(document, options);
   return result.violations.map((v) => ({
     id: v.id, impact: v.impact, help: v.help,
     nodes: v.nodes.slice(0, 5).map((n) => n.target.join(" ") + " :: " + n.failureSummary),
@@ -352,19 +354,20 @@ AXE_RUN = """async () => {
 }"""
 
 
-def axe_violations(page: Page) -> list[dict[str, Any]]:
-    """axe-core's violations on the page as it is now. axe is evaluated by the driver
-    (``page.evaluate``), never added as a script tag: the page's CSP would block it, and
-    the policy is never loosened for a test."""
+def axe_violations(page: Page, rules: list[str] | None = None) -> list[dict[str, Any]]:
+    """axe-core's violations on the page as it is now (only ``rules`` when given). axe is
+    evaluated by the driver (``page.evaluate``), never added as a script tag: the page's
+    CSP would block it, and the policy is never loosened for a test."""
     if not page.evaluate("typeof window.axe === 'object'"):
         page.evaluate(f"() => {{ {AXE.read_text()}\n }}")
-    found: list[dict[str, Any]] = page.evaluate(AXE_RUN)
+    found: list[dict[str, Any]] = page.evaluate(AXE_RUN, rules)
     return found
 
 
-def assert_accessible(page: Page, name: str) -> None:
-    """No serious or critical axe violation on the page; the others are printed."""
-    found = axe_violations(page)
+def assert_accessible(page: Page, name: str, rules: list[str] | None = None) -> None:
+    """No serious or critical axe violation on the page (of ``rules`` when given); the
+    others are printed."""
+    found = axe_violations(page, rules)
     minor = [v for v in found if v["impact"] not in ("serious", "critical")]
     bad = [v for v in found if v["impact"] in ("serious", "critical")]
     for v in minor:

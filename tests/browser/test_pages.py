@@ -5,9 +5,11 @@ Screenshots of each go to ``tests/browser/artifacts/``."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Iterator
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -160,7 +162,7 @@ def test_the_main_pages_render_in_dark_mode(
         screenshot(page, f"dark-{name}")
         background = page.evaluate("getComputedStyle(document.body).backgroundColor")
         assert is_dark(background), f"{name}: the body's background is {background} in dark mode"
-    assert_accessible(page, "dark mode: the last page")
+        assert_accessible(page, f"{name} in dark mode", rules=["color-contrast"])
 
 
 def is_dark(color: str) -> bool:
@@ -180,3 +182,17 @@ def test_the_sign_in_page_fits_a_phone_and_dark_mode(open_page: OpenPage) -> Non
     screenshot(page, "phone-dark-sign-in")
     assert no_horizontal_scroll(page)
     assert_accessible(page, "sign-in (phone, dark)")
+
+
+def test_times_are_shown_in_the_browsers_time_zone(
+    open_page: OpenPage, owner_state: dict[str, Any], runs: dict[str, str]
+) -> None:
+    zone = "Pacific/Auckland"  # far from UTC, whatever the machine's zone
+    page, _ = open_page(storage_state=owner_state, timezone_id=zone, locale="en-US")
+    visit(page, "run", f"/w/default/runs/{runs['run']}")
+    first = page.locator("time[datetime]").first
+    moment = dt.datetime.fromisoformat(first.get_attribute("datetime") or "")
+    local = moment.astimezone(ZoneInfo(zone))
+    shown = first.inner_text()
+    assert local.strftime("%I:%M:%S") in shown, (moment, shown)
+    assert moment.astimezone(dt.UTC).strftime("%I:%M:%S") not in shown
