@@ -141,8 +141,15 @@ def viewer_state(browser: Any, hub_server: HubServer) -> dict[str, Any]:
 
 
 def test_a_viewer_sees_no_write_control(
-    open_page: OpenPage, viewer_state: dict[str, Any], hostile_run: dict[str, str]
+    open_page: OpenPage,
+    owner_state: dict[str, Any],
+    viewer_state: dict[str, Any],
+    hostile_run: dict[str, str],
 ) -> None:
+    owner, _ = open_page(storage_state=owner_state)
+    owner.goto("/w/default/flows/new-order")
+    settle(owner)
+    assert owner.evaluate(WRITE_CONTROLS), "the check finds no write control even for an owner"
     page, _ = open_page(storage_state=viewer_state)
     for template in READ_PAGES:
         path = template.format(**hostile_run)
