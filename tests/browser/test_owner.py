@@ -1,0 +1,82 @@
+"""An owner's pages in the browser: a member added by e-mail gets a one-time password shown
+once, and signs in with it; an API token made on the profile page is shown once, works
+against the API, and stops working once revoked (after the confirmation)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from playwright.sync_api import expect
+
+from tests.browser.conftest import OpenPage
+from tests.browser.kit import HubServer, screenshot, settle, sign_in
+
+NEWCOMER = "ada.newcomer@example.com"
+
+
+def test_a_member_added_in_the_page_signs_in_with_the_password_shown_once(
+    open_page: OpenPage, owner_state: dict[str, Any], hub_server: HubServer
+) -> None:
+    page, _ = open_page(storage_state=owner_state)
+    page.goto("/w/default/members")
+    settle(page)
+    page.get_by_label("E-mail address").fill(NEWCOMER)
+    page.get_by_label("Name (optional)").fill("Ada Newcomer")
+    page.get_by_label("Role", exact=True).select_option("editor")
+    page.get_by_role("button", name="Add member").click()
+    settle(page)
+    expect(page.get_by_role("heading", level=1)).to_contain_text(f"{NEWCOMER} was added")
+    password = page.locator("#one-time-password").inner_text().strip()
+    assert len(password) >= 12
+    screenshot(page, "member-added")
+    page.goto("/w/default/members")
+    settle(page)
+    assert password not in page.content(), "the one-time password is shown again"
+    expect(page.get_by_label(f"Role of {NEWCOMER}")).to_have_value("editor")
+
+    newcomer, _ = open_page()
+    sign_in(newcomer, hub_server.base, NEWCOMER, password)
+    expect(
+        newcomer.get_by_role("navigation", name="Main").get_by_role("link", name="Flows")
+    ).to_be_visible()
+    expect(newcomer.get_by_role("link", name="Members")).to_have_count(0)  # an editor
+
+
+def test_a_token_made_on_the_profile_page_is_shown_once_and_revoked(
+    open_page: OpenPage, owner_state: dict[str, Any], hub_server: HubServer
+) -> None:
+    page, found = open_page(storage_state=owner_state, record_bodies=True)
+    page.goto("/w/default/profile")
+    settle(page)
+    page.get_by_label("Name", exact=True).fill("nightly export")
+    page.get_by_label("Scope").select_option(label="Read only")
+    page.get_by_role("button", name="Create token").click()
+    settle(page)
+    token = page.locator("#new-token").inner_text().strip()
+    assert token.startswith("hub_"), token
+    screenshot(page, "token-created")
+    api = f"{hub_server.base}/api/w/default/flows"
+    bearer = {"authorization": f"Bearer {token}"}
+    assert httpx.get(api, headers=bearer).status_code == 200
+    assert httpx.post(f"{api}/new-order/disable", headers=bearer).status_code == 403  # read only
+
+    page.goto("/w/default/profile")
+    settle(page)
+    revoke = page.get_by_role("button", name="Revoke the token nightly export")
+    dialogs: list[str] = []
+
+    def answer(dialog: Any) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss() if len(dialogs) == 1 else dialog.accept()
+
+    page.on("dialog", answer)
+    revoke.click()  # dismissed: nothing happens
+    assert dialogs and httpx.get(api, headers=bearer).status_code == 200
+    revoke.click()  # accepted
+    page.wait_for_load_state("load")
+    settle(page)
+    expect(page.get_by_role("button", name="Revoke the token nightly export")).to_have_count(0)
+    assert httpx.get(api, headers=bearer).status_code == 401
+    shown = [url for url, text in found.bodies if token in text]
+    assert len(shown) == 1, f"the token was sent {len(shown)} times: {shown}"
