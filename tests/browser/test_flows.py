@@ -7,10 +7,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import httpx
 from playwright.sync_api import expect
 
 from tests.browser.conftest import OpenPage
-from tests.browser.kit import screenshot, settle
+from tests.browser.kit import HubServer, screenshot, settle, sign_in
 
 BROKEN = """id: hello-ui
 name: Hello from the editor
@@ -54,3 +55,56 @@ def test_a_flow_written_in_the_editor_is_checked_at_its_line_then_saved(
     settle(page)
     expect(page.get_by_role("heading", level=1)).to_have_text("Hello from the editor")
     expect(page.get_by_role("cell", name="First version, from the browser")).to_be_visible()
+
+
+TOGGLE = {
+    "id": "toggle-me",
+    "name": "Toggle me",
+    "trigger": {"type": "webhook"},
+    "steps": [{"id": "noop", "action": "data.set", "input": {"value": 1}}],
+}
+
+
+def test_disabling_a_flow_swaps_its_state_in_place_and_stops_its_webhook(
+    open_page: OpenPage, owner_state: dict[str, Any], hub_server: HubServer
+) -> None:
+    hub_server.save_flow(TOGGLE)
+    page, _ = open_page(storage_state=owner_state)
+    page.goto("/w/default/flows/toggle-me")
+    settle(page)
+    page.evaluate("window.__notReloaded = true")
+    toggle = page.locator("#enabled-toggle")
+    expect(toggle).to_contain_text("enabled")
+    toggle.get_by_role("button", name="Disable").click()
+    expect(toggle).to_contain_text("disabled")
+    expect(toggle.get_by_role("button", name="Enable")).to_be_visible()
+    assert page.evaluate("window.__notReloaded === true"), "the page was reloaded"
+    refused = httpx.post(hub_server.url("/hooks/default/toggle-me"), json={})
+    assert refused.status_code != 202, refused.text
+    toggle.get_by_role("button", name="Enable").click()
+    expect(toggle.get_by_role("button", name="Disable")).to_be_visible()
+    assert httpx.post(hub_server.url("/hooks/default/toggle-me"), json={}).status_code == 202
+
+
+def test_an_htmx_request_after_the_session_ended_goes_to_sign_in_and_back(
+    open_page: OpenPage, hub_server: HubServer
+) -> None:
+    hub_server.save_flow({**TOGGLE, "id": "toggle-me-too", "name": "Toggle me too"})
+    page, _ = open_page()
+    sign_in(page, hub_server.base, hub_server.owner_email, hub_server.owner_password)
+    page.goto("/w/default/flows/toggle-me-too")
+    settle(page)
+    other = page.context.new_page()  # another tab of the same browser signs out
+    other.goto("/w/default/")
+    other.locator(".account summary").last.click()
+    other.get_by_role("button", name="Sign out").click()
+    other.wait_for_url("**/login")
+    other.close()
+
+    page.locator("#enabled-toggle").get_by_role("button", name="Disable").click()
+    page.wait_for_url(re.compile(r"/login\?next=/w/default/flows/toggle-me-too$"))
+    page.get_by_label("E-mail address").fill(hub_server.owner_email)
+    page.get_by_label("Password").fill(hub_server.owner_password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(re.compile(r"/w/default/flows/toggle-me-too$"))
+    expect(page.locator("#enabled-toggle")).to_contain_text("enabled")  # nothing was changed
