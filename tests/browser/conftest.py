@@ -74,8 +74,9 @@ def browser() -> Iterator[Any]:
         missing("Playwright (the Python package, in the test extras) is not installed")
     if not CHROMIUM.exists():
         missing(f"{CHROMIUM} is missing")
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=30_000)  # a deadline, not a duration: two cores are shared
     playwright = sync_playwright().start()
     try:
         chromium = playwright.chromium.launch(

@@ -165,5 +165,5 @@ def test_a_new_run_appears_on_the_open_runs_list_without_a_reload(
     mark_page(page)
     run_id = hub_server.webhook("new-order", ORDER)
     row = page.get_by_role("row").filter(has=page.get_by_role("link", name=run_id))
-    expect(row).to_contain_text("succeeded", timeout=15_000)
+    expect(row).to_contain_text("succeeded", timeout=TIMEOUT)
     assert still_the_same_document(page), "the runs list was reloaded"
