@@ -28,14 +28,13 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.browser.kit import HubServer, Watch, hub_serve, sign_in, watch
+from tests.browser.kit import HubServer, Watch, hub_serve, missing, sign_in, watch
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -57,14 +56,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if here in Path(str(item.path)).parents:
             item.add_marker(pytest.mark.browser)
-
-
-def missing(what: str) -> None:
-    """Skip, or under ``CI=true`` fail, naming what is missing and how to get it."""
-    message = f"{what}: the browser tests need it (`make tools` installs Chromium as root)"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 @pytest.fixture(scope="package")

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from playwright.sync_api import ConsoleMessage, Page, Response
 
 from tests.services import free_port
@@ -37,6 +38,14 @@ PASSWORD_FILE = "initial-owner.txt"
 DEADLINE = 30.0  # seconds: every wait on a condition (two cores shared with a browser)
 # Roles as the API spells them; the one the tests give each person they add.
 ROLES = ("viewer", "editor", "owner")
+
+
+def missing(what: str) -> None:
+    """Skip, or under ``CI=true`` fail, naming what is missing and how to get it."""
+    message = f"{what}: the browser tests need it (`make tools` installs Chromium as root)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
 
 
 # -- the hub ----------------------------------------------------------------------------------

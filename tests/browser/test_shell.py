@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import OpenPage
@@ -12,6 +13,7 @@ from tests.browser.kit import (
     HubServer,
     assert_accessible,
     focused,
+    missing,
     screenshot,
     settle,
     sign_in,
@@ -91,3 +93,14 @@ def test_sign_in_helper_lands_on_home(open_page: OpenPage, hub_server: HubServer
     page, _ = open_page()
     sign_in(page, hub_server.base, hub_server.owner_email, hub_server.owner_password)
     assert page.url.endswith("/w/default/")
+
+
+def test_a_missing_browser_fails_under_ci_and_is_skipped_elsewhere(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="make tools"):
+        missing("/usr/bin/chromium is missing")
+    monkeypatch.setenv("CI", "false")
+    with pytest.raises(pytest.skip.Exception, match="make tools"):
+        missing("/usr/bin/chromium is missing")
