@@ -27,7 +27,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -61,12 +60,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
     """One headless Chromium for every browser test of the run."""
-    if importlib.util.find_spec("playwright") is None:
+    try:
+        from playwright.sync_api import expect, sync_playwright
+    except ImportError:
         missing("Playwright (the Python package, in the test extras) is not installed")
     if not CHROMIUM.exists():
         missing(f"{CHROMIUM} is missing")
-    from playwright.sync_api import expect, sync_playwright
-
     expect.set_options(timeout=30_000)  # a deadline, not a duration: two cores are shared
     playwright = sync_playwright().start()
     try:

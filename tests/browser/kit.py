@@ -21,13 +21,19 @@ import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-from playwright.sync_api import ConsoleMessage, Page, Response
 
 from tests.services import free_port
+
+if TYPE_CHECKING:
+    from playwright.sync_api import ConsoleMessage, Page, Response
+try:  # without Playwright the modules still import: the browser fixture says what is missing
+    from playwright.sync_api import expect as expect
+except ImportError:  # pragma: no cover
+    expect = None  # type: ignore[assignment]
 
 ROOT = Path(__file__).resolve().parents[2]
 HUB = str(Path(sys.executable).parent / "hub")

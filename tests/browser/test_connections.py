@@ -8,10 +8,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from playwright.sync_api import expect
 
 from tests.browser.conftest import OpenPage
-from tests.browser.kit import StandIn, assert_accessible, screenshot, settle
+from tests.browser.kit import StandIn, assert_accessible, expect, screenshot, settle
 
 SECRET = "pat-na1-0b5cd5-do-not-show-me-again"
 CONTACTS = "/crm/v3/objects/contacts"

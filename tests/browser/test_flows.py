@@ -8,10 +8,9 @@ import re
 from typing import Any
 
 import httpx
-from playwright.sync_api import expect
 
 from tests.browser.conftest import OpenPage
-from tests.browser.kit import HubServer, screenshot, settle, sign_in
+from tests.browser.kit import HubServer, expect, screenshot, settle, sign_in
 
 BROKEN = """id: hello-ui
 name: Hello from the editor

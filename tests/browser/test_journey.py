@@ -17,7 +17,6 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import expect
 
 from tests.browser.conftest import OpenPage
 from tests.browser.kit import (
@@ -25,6 +24,7 @@ from tests.browser.kit import (
     ROOT,
     HubServer,
     StandIn,
+    expect,
     screenshot,
     settle,
     sign_in,

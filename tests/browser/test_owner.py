@@ -7,10 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from playwright.sync_api import expect
 
 from tests.browser.conftest import OpenPage
-from tests.browser.kit import HubServer, screenshot, settle, sign_in
+from tests.browser.kit import HubServer, expect, screenshot, settle, sign_in
 
 NEWCOMER = "ada.newcomer@example.com"
 

@@ -8,10 +8,9 @@ import re
 from typing import Any
 
 import pytest
-from playwright.sync_api import expect
 
 from tests.browser.conftest import OpenPage, signed_in_state
-from tests.browser.kit import HubServer, settle, sign_in
+from tests.browser.kit import HubServer, expect, settle, sign_in
 
 # Markup that would run script (or add an element) if a page ever wrote it unescaped.
 PAYLOAD = "<script>alert(1)</script><img src=x onerror=alert(2)><svg onload=alert(3)>"

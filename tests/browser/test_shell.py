@@ -6,12 +6,12 @@ from __future__ import annotations
 import re
 
 import pytest
-from playwright.sync_api import expect
 
 from tests.browser.conftest import OpenPage
 from tests.browser.kit import (
     HubServer,
     assert_accessible,
+    expect,
     focused,
     missing,
     screenshot,
