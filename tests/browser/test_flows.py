@@ -5,12 +5,13 @@ published, and opens on its page."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from tests.browser.conftest import OpenPage
-from tests.browser.kit import HubServer, expect, screenshot, settle, sign_in
+from tests.browser.kit import ROOT, HubServer, expect, screenshot, settle, sign_in
 
 BROKEN = """id: hello-ui
 name: Hello from the editor
@@ -107,3 +108,28 @@ def test_an_htmx_request_after_the_session_ended_goes_to_sign_in_and_back(
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(re.compile(r"/w/default/flows/toggle-me-too$"))
     expect(page.locator("#enabled-toggle")).to_contain_text("enabled")  # nothing was changed
+
+
+def test_a_flow_file_is_imported_from_the_browser_and_exported_back(
+    open_page: OpenPage, owner_state: dict[str, Any], tmp_path: Path
+) -> None:
+    source = (
+        (ROOT / "examples" / "send-reminder.yaml")
+        .read_text()
+        .replace("id: send-reminder", "id: imported-reminder")
+    )
+    upload = tmp_path / "imported-reminder.yaml"
+    upload.write_text(source)
+    page, _ = open_page(storage_state=owner_state)
+    page.goto("/w/default/flows")
+    settle(page)
+    page.get_by_role("link", name="Import a file").click()
+    settle(page)
+    page.get_by_label("Flow file (.yaml, .yml or .json)").set_input_files(str(upload))
+    page.get_by_role("button", name="Import").click()
+    page.wait_for_url(re.compile(r"/w/default/flows/imported-reminder"))
+    settle(page)
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Export YAML").click()
+    exported = Path(download.value.path()).read_text()
+    assert "id: imported-reminder" in exported
