@@ -167,3 +167,74 @@ def test_a_new_run_appears_on_the_open_runs_list_without_a_reload(
     row = page.get_by_role("row").filter(has=page.get_by_role("link", name=run_id))
     expect(row).to_contain_text("succeeded", timeout=TIMEOUT)
     assert still_the_same_document(page), "the runs list was reloaded"
+
+
+def accept_dialogs(page: Any) -> list[str]:
+    """Accept every confirmation the page asks for; return their messages as they come."""
+    asked: list[str] = []
+
+    def accept(dialog: Any) -> None:
+        asked.append(dialog.message)
+        dialog.accept()
+
+    page.on("dialog", accept)
+    return asked
+
+
+def test_a_running_run_is_cancelled_and_a_finished_one_replayed_after_confirming(
+    open_page: OpenPage, owner_state: dict[str, Any], hub_server: HubServer
+) -> None:
+    hub_server.save_flow(
+        {
+            "id": "long-wait",
+            "name": "A long wait",
+            "trigger": {"type": "webhook"},
+            "steps": [{"id": "wait", "action": "flow.delay", "input": {"seconds": 60}}],
+        }
+    )
+    run_id = hub_server.webhook("long-wait", {"n": 1})
+    page, _ = open_page(storage_state=owner_state)
+    asked = accept_dialogs(page)
+    page.goto(f"/w/default/runs/{run_id}")
+    page.get_by_role("button", name="Cancel run").click()
+    page.wait_for_url(re.compile(rf"{run_id}\?done=cancelled"))
+    expect(page.get_by_role("heading", level=1)).to_contain_text("cancelled")
+    assert asked and "Cancel this run" in asked[0], asked
+    assert hub_server.run(run_id)["status"] == "cancelled"
+
+    done = hub_server.webhook("new-order", ORDER)
+    hub_server.wait_run(done)
+    page.goto(f"/w/default/runs/{done}")
+    page.get_by_role("button", name="Replay").click()
+    page.wait_for_url(re.compile(r"\?done=replayed"))
+    replayed = page.url.split("/runs/")[1].split("?")[0]
+    assert replayed != done
+    expect(page.get_by_text("This is a new run with the same trigger data")).to_be_visible()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("succeeded")
+    assert hub_server.run(replayed)["trigger"]["body"] == ORDER
+
+
+def test_the_runs_list_is_filtered_in_the_url(
+    open_page: OpenPage, owner_state: dict[str, Any], hub_server: HubServer
+) -> None:
+    hub_server.wait_run(hub_server.webhook("new-order", ORDER))
+    page, _ = open_page(storage_state=owner_state)
+    page.goto("/w/default/runs")
+    settle(page)
+    page.get_by_label("Flow").fill("new-order")
+    page.get_by_label("Status").select_option("succeeded")
+    page.get_by_role("button", name="Filter").click()
+    page.wait_for_url(
+        re.compile(r"flow=new-order.*status=succeeded|status=succeeded.*flow=new-order")
+    )
+    settle(page)
+    rows = page.locator("#run-rows tr")
+    expect(rows.first).to_be_visible()
+    for text in rows.all_inner_texts():
+        assert "new-order" in text and "succeeded" in text, text
+    shared = page.url  # a filtered list is a link to share
+    other, _ = open_page(storage_state=owner_state)
+    other.goto(shared)
+    settle(other)
+    expect(other.get_by_label("Flow")).to_have_value("new-order")
+    expect(other.get_by_label("Status")).to_have_value("succeeded")
