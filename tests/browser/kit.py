@@ -390,15 +390,22 @@ def assert_accessible(page: Page, name: str, rules: list[str] | None = None) -> 
     assert not bad, f"axe ({name}): " + json.dumps(bad, indent=1)
 
 
-def wait_for(condition: Callable[[], Any], what: str, timeout: float = DEADLINE) -> Any:
-    """Wait until ``condition()`` is truthy (polled), and return it."""
+def wait_for(
+    condition: Callable[[], Any], what: str, timeout: float = DEADLINE, page: Page | None = None
+) -> Any:
+    """Wait until ``condition()`` is truthy (polled), and return it. Playwright delivers a
+    page's events (console, requests, responses) only while a call into it waits: give the
+    ``page`` when the condition depends on them, and the wait goes through it."""
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
         if value:
             return value
         assert time.monotonic() < deadline, f"still not {what} after {timeout}s"
-        time.sleep(0.1)
+        if page is not None:
+            page.wait_for_timeout(100)
+        else:
+            time.sleep(0.1)
 
 
 FOCUSED = """() => {

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.browser.conftest import OpenPage, signed_in_state
-from tests.browser.kit import HubServer, expect, settle, sign_in
+from tests.browser.kit import CSP_CONSOLE, HubServer, expect, settle, sign_in
 
 # Markup that would run script (or add an element) if a page ever wrote it unescaped.
 PAYLOAD = "<script>alert(1)</script><img src=x onerror=alert(2)><svg onload=alert(3)>"
@@ -96,13 +96,14 @@ def test_the_csp_watch_sees_a_violation(open_page: OpenPage, owner_state: dict[s
     page, found = open_page(storage_state=owner_state)
     page.goto("/w/default/flows")
     settle(page)
-    page.evaluate(
-        """() => {
-          const s = document.createElement("script");
-          s.textContent = "window.__ran = true";
-          document.body.append(s);
-        }"""
-    )
+    with page.expect_console_message(lambda message: bool(CSP_CONSOLE.search(message.text))):
+        page.evaluate(
+            """() => {
+              const s = document.createElement("script");
+              s.textContent = "window.__ran = true";
+              document.body.append(s);
+            }"""
+        )
     page.wait_for_function("window.__cspViolations.length > 0")
     assert page.evaluate("window.__ran === undefined"), "an inline script ran"
     assert any("script-src" in v for v in found.violations()), found.violations()
