@@ -172,7 +172,7 @@ class RunRow(Base):
         # status last: the flows list counts a page's runs by status from this index alone
         Index("ix_runs_list", "workspace_id", "flow_id", "created_at", "id", "status"),
         Index("ix_runs_workspace_created", "workspace_id", "created_at", "id"),
-        Index("ix_runs_status", "status"),
+        Index("ix_runs_status", "status", "workspace_id", "created_at", "flow_id"),
         Index("ix_runs_parent", "parent_run_id", "parent_step_key"),
     )
 
