@@ -4,13 +4,14 @@ the browser receives afterwards (pages and htmx fragments) is searched for it.""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from tests.browser.conftest import OpenPage
-from tests.browser.kit import StandIn, assert_accessible, expect, screenshot, settle
+from tests.browser.kit import HubServer, StandIn, assert_accessible, expect, screenshot, settle
 
 SECRET = "pat-na1-0b5cd5-do-not-show-me-again"
 CONTACTS = "/crm/v3/objects/contacts"
@@ -69,3 +70,48 @@ def test_a_connection_from_the_generated_form_is_tested_and_its_secret_never_sen
     assert found.bodies, "no response was recorded"
     assert bodies == [], f"the secret came back in {bodies}"
     assert SECRET not in page.content()
+
+
+def test_deleting_a_connection_first_lists_the_flows_that_use_it(
+    open_page: OpenPage, owner_state: dict[str, Any], hub_server: HubServer, service: StandIn
+) -> None:
+    with hub_server.api() as api:
+        made = api.post(
+            "/api/w/default/connections",
+            json={
+                "name": "crm-old",
+                "connector": "hubspot",
+                "values": {"access_token": "pat-old", "base_url": service.base},
+            },
+        )
+        assert made.status_code in (200, 201), made.text
+    hub_server.save_flow(
+        {
+            "id": "uses-crm-old",
+            "name": "Look a contact up",
+            "trigger": {"type": "manual"},
+            "steps": [
+                {
+                    "id": "find",
+                    "action": "hubspot.get_contact",
+                    "connection": "crm-old",
+                    "input": {"id": "ada@example.com", "id_property": "email"},
+                }
+            ],
+        }
+    )
+    page, _ = open_page(storage_state=owner_state)
+    page.goto("/w/default/connections/crm-old")
+    settle(page)
+    page.get_by_role("link", name="Delete").click()
+    settle(page)
+    warning = page.get_by_role("alert")
+    expect(warning).to_contain_text("1 flow uses this connection")
+    expect(page.get_by_role("link", name="Look a contact up")).to_be_visible()
+    screenshot(page, "connection-delete")
+    page.get_by_role("button", name="Delete crm-old").click()
+    page.wait_for_url(re.compile(r"/w/default/connections/?(\?.*)?$"))
+    settle(page)
+    expect(page.get_by_role("link", name="crm-old", exact=True)).to_have_count(0)
+    with hub_server.api() as api:
+        assert api.get("/api/w/default/connections/crm-old").status_code == 404
