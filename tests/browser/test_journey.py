@@ -238,3 +238,22 @@ def test_the_runs_list_is_filtered_in_the_url(
     settle(other)
     expect(other.get_by_label("Flow")).to_have_value("new-order")
     expect(other.get_by_label("Status")).to_have_value("succeeded")
+
+
+def test_the_runs_list_finds_text_in_the_trigger_data_and_says_what_it_searched(
+    open_page: OpenPage, owner_state: dict[str, Any], hub_server: HubServer
+) -> None:
+    wanted = hub_server.webhook("new-order", {**ORDER, "order_id": "NEEDLE-4242"})
+    other = hub_server.webhook("new-order", {**ORDER, "order_id": "HAY-1"})
+    for run_id in (wanted, other):
+        hub_server.wait_run(run_id)
+    page, _ = open_page(storage_state=owner_state)
+    page.goto("/w/default/runs")
+    settle(page)
+    page.get_by_label("Trigger data contains").fill("NEEDLE-4242")
+    page.get_by_role("button", name="Filter").click()
+    page.wait_for_url(re.compile(r"q=NEEDLE-4242"))
+    settle(page)
+    expect(page.get_by_role("link", name=wanted)).to_be_visible()
+    expect(page.get_by_role("link", name=other)).to_have_count(0)
+    expect(page.locator("#scan-note")).to_contain_text("Searched the trigger data of")
