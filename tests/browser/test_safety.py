@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -26,6 +27,8 @@ INJECTED = """() => {
     svgs: document.querySelectorAll("svg[onload]").length,
   };
 }"""
+
+CLEAN = {"handlers": [], "inline_scripts": [], "images": 0, "svgs": 0}
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +61,7 @@ def assert_inert(page: Any, where: str, dialogs: list[str]) -> None:
     """The payload shows as text, and nothing of it became markup."""
     expect(page.get_by_text(VISIBLE).first).to_be_visible()
     found = page.evaluate(INJECTED)
-    assert found == {"handlers": [], "inline_scripts": [], "images": 0, "svgs": 0}, (where, found)
+    assert found == CLEAN, (where, found)
     assert not dialogs, f"{where}: a dialog opened: {dialogs}"
 
 
@@ -83,6 +86,15 @@ def test_hostile_text_renders_as_text_everywhere(
         page.goto(where)
         settle(page)
         assert_inert(page, where, dialogs)
+    for where, field in (  # searches: the text comes back in the search field, as its value
+        (f"/w/default/flows?q={quote(PAYLOAD)}", "Search flows"),
+        (f"/w/default/runs?q={quote(PAYLOAD)}", "Trigger data contains"),
+    ):
+        page.goto(where)
+        settle(page)
+        expect(page.get_by_label(field)).to_have_value(PAYLOAD)
+        assert page.evaluate(INJECTED) == CLEAN, where
+        assert not dialogs, f"{where}: a dialog opened: {dialogs}"
     page.goto(run)
     settle(page)
     for part in ("#step-echo", "#step-boom"):
