@@ -42,7 +42,7 @@ from hub.web.forms import (
     validation_errors,
     value_at,
 )
-from hub.web.pages import WorkspacePage, is_htmx, page
+from hub.web.pages import WorkspacePage, after_post, is_htmx, page, ws_path
 
 NamePath = Annotated[str, PathParameter(max_length=100)]
 NOTICES = {
@@ -57,7 +57,7 @@ NAME_HELP = f"Flows refer to the connection by this name: {NAME_RULE}. It cannot
 
 def base_of(ws: WorkspaceHub) -> str:
     """The address of the workspace's Connections pages."""
-    return f"/w/{quote(ws.workspace, safe='')}/connections"
+    return ws_path(ws.workspace, "/connections")
 
 
 def connection_path(ws: WorkspaceHub, name: str) -> str:
@@ -100,13 +100,6 @@ async def form_pairs(request: Request[Any, Any, Any]) -> list[tuple[str, str]]:
     """The submitted form's name-value pairs, in order (without the CSRF token)."""
     data = await request.form()
     return [(k, str(v)) for k, v in data.multi_items() if k != "_csrf_token"]
-
-
-def done(request: Request[Any, Any, Any], target: str) -> Response[Any]:
-    """After a change: to ``target`` (303, or ``HX-Redirect`` for htmx)."""
-    if is_htmx(request):
-        return Response(b"", status_code=200, headers={"HX-Redirect": target})
-    return Redirect(target, status_code=303)
 
 
 class ConnectionPages(WorkspacePage):
@@ -190,7 +183,7 @@ class ConnectionPages(WorkspacePage):
             except Invalid as exc:
                 errors = {(): [i["message"] for i in exc.details or []] or [exc.message]}
             else:
-                return done(request, connection_path(ws, name) + "?notice=created")
+                return after_post(request, connection_path(ws, name) + "?notice=created")
         tree = submission.tree if submission is not None else MISSING
         return await self.edit_form(
             request, ws, connector, creating=True, value=tree, errors=errors,
@@ -254,7 +247,7 @@ class ConnectionPages(WorkspacePage):
         connector = ws.connector(row["connector"])
         schema = form_schema(connector)
         if schema is None:
-            return done(request, connection_path(ws, name))
+            return after_post(request, connection_path(ws, name))
         pairs = await form_pairs(request)
         submission = parse_form(schema, pairs, limits=limits_of(ws))
         if submission.op:
@@ -281,7 +274,7 @@ class ConnectionPages(WorkspacePage):
             except Invalid as exc:
                 errors = {(): [i["message"] for i in exc.details or []] or [exc.message]}
             else:
-                return done(request, connection_path(ws, name) + "?notice=updated")
+                return after_post(request, connection_path(ws, name) + "?notice=updated")
         return await self.edit_form(
             request, ws, connector, creating=False, value=submission.tree, errors=errors,
             row=row, status_code=422, retype=True,
@@ -389,7 +382,7 @@ class ConnectionPages(WorkspacePage):
     ) -> Response[Any]:
         """Refresh the OAuth2 access token now (the service's refusal: an error page)."""
         await ws.refresh_oauth2(name)
-        return done(request, connection_path(ws, name) + "?notice=refreshed")
+        return after_post(request, connection_path(ws, name) + "?notice=refreshed")
 
     @get("/{name:str}/delete", name="web_connection_delete_confirm", opt=EDITOR)
     async def confirm_delete(
@@ -406,7 +399,7 @@ class ConnectionPages(WorkspacePage):
             row=row,
             flows=flows,
             here=connection_path(ws, name),
-            flows_base=f"/w/{quote(ws.workspace, safe='')}/flows",
+            flows_base=ws_path(ws.workspace, "/flows"),
         )
 
     @post("/{name:str}/delete", name="web_connection_delete", opt=EDITOR)
@@ -415,4 +408,4 @@ class ConnectionPages(WorkspacePage):
     ) -> Response[Any]:
         """Delete the connection."""
         await ws.delete_connection(name)
-        return done(request, f"{base_of(ws)}?deleted={quote(name, safe='')}")
+        return after_post(request, f"{base_of(ws)}?deleted={quote(name, safe='')}")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from typing import Annotated, Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 from litestar import Request, Response, get, post
 from litestar.datastructures import UploadFile
@@ -28,13 +28,13 @@ from hub.services import links
 from hub.services.errors import Conflict, Invalid, NotFound
 from hub.services.workspace import WorkspaceHub
 from hub.web.flow_lines import locate
-from hub.web.pages import WorkspacePage, is_htmx, page
+from hub.web.form_checks import form_text
+from hub.web.pages import FORM, WorkspacePage, is_htmx, page, query_link, ws_path
 
 FLOW_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,99}")
 PER_PAGE = 50
 RECENT_RUNS = 10
 FIRE_TIMES = 5
-FORM = Body(media_type=RequestEncodingType.URL_ENCODED)
 MULTIPART = Body(media_type=RequestEncodingType.MULTI_PART)
 VersionQuery = Annotated[int | None, QueryParameter(ge=1, le=2**31 - 1)]
 
@@ -53,7 +53,7 @@ steps:
 
 def flow_href(workspace: str, flow_id: str, tail: str = "") -> str:
     """The address of a flow's page (or one of its actions)."""
-    return f"/w/{quote(workspace, safe='')}/flows/{quote(flow_id, safe='')}{tail}"
+    return ws_path(workspace, f"/flows/{quote(flow_id, safe='')}{tail}")
 
 
 def diff_lines(unified: str) -> list[tuple[str, str]]:
@@ -73,12 +73,6 @@ def diff_lines(unified: str) -> list[tuple[str, str]]:
             kind = ""
         lines.append((kind, line))
     return lines
-
-
-def form_text(data: dict[str, Any], key: str, limit: int) -> str:
-    """A form field as text, cut to ``limit`` characters."""
-    value = data.get(key, "")
-    return (value if isinstance(value, str) else "")[:limit]
 
 
 async def checked(
@@ -118,10 +112,7 @@ class FlowPages(WorkspacePage):
         pages = max(1, -(-total // PER_PAGE))
 
         def page_link(number: int) -> str:
-            query = {"q": search} if search else {}
-            if number > 1:
-                query["page"] = str(number)
-            return "?" + urlencode(query) if query else "?"
+            return query_link({"q": search, "page": str(number) if number > 1 else ""})
 
         return await page(
             request,
@@ -448,5 +439,5 @@ class FlowPages(WorkspacePage):
             await ws.delete_flow(flow_id)
         except Conflict as exc:
             return await self._confirm(request, ws, flow_id, error=exc.message, status_code=409)
-        target = f"/w/{quote(ws.workspace, safe='')}/flows?" + urlencode({"deleted": flow_id})
+        target = ws_path(ws.workspace, "/flows" + query_link({"deleted": flow_id}))
         return Redirect(target, status_code=303)

@@ -7,9 +7,8 @@ when it is empty. Read-only: a viewer sees all of it.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from litestar import Request, get
 from litestar.di import NamedDependency
@@ -17,14 +16,8 @@ from litestar.response import Template
 
 from hub.services import overview
 from hub.services.workspace import WorkspaceHub
-from hub.web.pages import WorkspacePage, page
-
-
-def iso_utc(micros: int) -> str:
-    """Epoch microseconds as the runs list's ``since`` takes it: an ISO 8601 date and time
-    without a zone, read as UTC (what its ``datetime-local`` field shows)."""
-    when = dt.datetime.fromtimestamp(micros / 1_000_000, tz=dt.UTC)
-    return when.strftime("%Y-%m-%dT%H:%M:%S")
+from hub.web.form_checks import utc_text
+from hub.web.pages import WorkspacePage, page, ws_path
 
 
 def runs_link(base: str, **filters: str) -> str:
@@ -33,7 +26,7 @@ def runs_link(base: str, **filters: str) -> str:
 
 
 class HomePages(WorkspacePage):
-    """Home."""
+    """Home: what needs attention in the workspace."""
 
     path = "/w/{workspace:str}"
 
@@ -41,12 +34,14 @@ class HomePages(WorkspacePage):
     async def index(
         self, request: Request[Any, Any, Any], ws: NamedDependency[WorkspaceHub]
     ) -> Template:
-        """The Home page."""
+        """Failed runs of the last 24 hours, running runs, the flows failing most over 7
+        days, and the queues in queue mode (each a link to the runs list filtered)."""
         found = await overview.attention(ws)
         queue = await overview.queue_overview(ws.hub)
-        base = f"/w/{quote(ws.workspace)}"
-        since_recent = iso_utc(found["since_recent"])
-        since_window = iso_utc(found["since_window"])
+        base = ws_path(ws.workspace)
+        # as the runs list's ``since`` takes it (what its ``datetime-local`` field shows)
+        since_recent = utc_text(found["since_recent"], seconds=True)
+        since_window = utc_text(found["since_window"], seconds=True)
         return await page(
             request,
             "pages/home/index.html",

@@ -12,25 +12,23 @@ target, a time range in UTC), 50 a page, keyset-paginated on the entry id both w
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from typing import Annotated, Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 from litestar import Request, get, post
 from litestar.di import NamedDependency
-from litestar.enums import RequestEncodingType
-from litestar.params import Body, QueryParameter
+from litestar.params import PathParameter, QueryParameter
 from litestar.response import Redirect, Template
 
 from hub.api.deps import OWNER
 from hub.api.models import MemberPut
 from hub.services.errors import Conflict, NotFound
 from hub.services.workspace import WorkspaceHub
-from hub.web.form_checks import checked
-from hub.web.pages import WorkspacePage, page, principal
+from hub.web.form_checks import checked, utc_micros, utc_text
+from hub.web.pages import FORM, WorkspacePage, notice_of, page, principal, query_link, ws_path
 
-FORM = Body(media_type=RequestEncodingType.URL_ENCODED)
+UserPath = Annotated[str, PathParameter(max_length=100)]
 ROLES = [
     ("viewer", "Viewer: sees flows, runs and connections"),
     ("editor", "Editor: also changes flows and connections, runs flows"),
@@ -56,7 +54,7 @@ TARGET_PAGES = {"flow": "flows", "run": "runs", "connection": "connections"}
 
 def members_path(ws: WorkspaceHub) -> str:
     """The address of the Members page of ``ws``'s workspace."""
-    return f"/w/{quote(ws.workspace, safe='')}/members"
+    return ws_path(ws.workspace, "/members")
 
 
 async def members_page(
@@ -70,7 +68,6 @@ async def members_page(
     """The Members page (with an error, or the add form's errors and values, when given)."""
     members = await ws.members()
     owners = sum(1 for m in members if m["role"] == "owner")
-    notice = NOTICES.get(str(request.query_params.get("notice", "")), "")
     return await page(
         request,
         "pages/members/index.html",
@@ -80,7 +77,7 @@ async def members_page(
         members=members,
         owners=owners,
         roles=ROLES,
-        notice=notice,
+        notice=notice_of(request, NOTICES),
         error=error,
         **{"add_errors": {}, "add_form": {}, **context},
     )
@@ -153,7 +150,7 @@ class MemberPages(WorkspacePage):
         self,
         request: Request[Any, Any, Any],
         ws: NamedDependency[WorkspaceHub],
-        user_id: str,
+        user_id: UserPath,
         data: Annotated[dict[str, str], FORM],
     ) -> Redirect | Template:
         """Change a member's role (the last owner keeps theirs). An owner who makes
@@ -168,13 +165,16 @@ class MemberPages(WorkspacePage):
         except Conflict as exc:
             return await members_page(request, ws, status_code=409, error=refusal(exc))
         if user_id == principal(request).user_id and form.role != "owner":
-            return Redirect(f"/w/{quote(ws.workspace, safe='')}/", status_code=303)
+            return Redirect(ws_path(ws.workspace, "/"), status_code=303)
         notice = "role" if member["role"] != form.role else "unchanged"
         return Redirect(f"{members_path(ws)}?notice={notice}", status_code=303)
 
     @post("/{user_id:str}/remove", name="web_members_remove", opt=OWNER, status_code=303)
     async def remove(
-        self, request: Request[Any, Any, Any], ws: NamedDependency[WorkspaceHub], user_id: str
+        self,
+        request: Request[Any, Any, Any],
+        ws: NamedDependency[WorkspaceHub],
+        user_id: UserPath,
     ) -> Redirect | Template:
         """Remove a member (their tokens here are revoked; the last owner stays)."""
         try:
@@ -186,35 +186,18 @@ class MemberPages(WorkspacePage):
         return Redirect(f"{members_path(ws)}?notice=removed", status_code=303)
 
 
-def utc_micros(text: str, *, end: bool = False) -> int | None:
-    """Epoch microseconds of a time typed in a filter (``YYYY-MM-DDTHH:MM`` as a
-    ``datetime-local`` input sends it, or a date; UTC unless it names its offset), or None
-    when empty. A date alone as the ``end`` of a range includes that whole day. ValueError
-    when it is not a time."""
-    text = text.strip()
-    if not text:
-        return None
-    moment = dt.datetime.fromisoformat(text)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    if end and len(text) == 10:  # a date: up to the end of that day
-        moment += dt.timedelta(days=1)
-    return int(moment.timestamp() * 1_000_000)
-
-
 def time_filters(
     filters: dict[str, str],
 ) -> tuple[dict[str, int | None], dict[str, str], dict[str, str]]:
-    """The ``since`` and ``until`` filters as epoch microseconds; the filters as the form
-    shows them (times as a ``datetime-local`` input holds them, in UTC); the errors."""
+    """The ``since`` and ``until`` filters (stripped) as epoch microseconds; the filters
+    as the form shows them (times as a ``datetime-local`` input holds them, in UTC); the errors."""
     times: dict[str, int | None] = {}
     shown, errors = dict(filters), {}
     for key in ("since", "until"):
         try:
             moment = utc_micros(filters[key], end=key == "until")
             if moment is not None:
-                utc = dt.datetime.fromtimestamp(moment / 1e6, tz=dt.UTC)
-                shown[key] = utc.strftime("%Y-%m-%dT%H:%M")
+                shown[key] = utc_text(moment)
         except (ValueError, OverflowError):
             moment = None
             errors[key] = "Not a time: use YYYY-MM-DD HH:MM (UTC), or pick one."
@@ -278,9 +261,9 @@ class AuditPages(WorkspacePage):
         query = {k: v for k, v in filters.items() if v}
 
         def link(**cursor: Any) -> str:
-            return "?" + urlencode({**query, **cursor})
+            return query_link({**query, **cursor})
 
-        base = f"/w/{quote(ws.workspace, safe='')}"
+        base = ws_path(ws.workspace)
         for row in rows:
             row["details_text"] = details_text(row["details"])
             area = TARGET_PAGES.get(str(row["action"]).split(".", 1)[0])

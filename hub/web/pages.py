@@ -10,19 +10,24 @@ viewer's forged write answers 403 here as it does there.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
-from litestar import Controller, Request
+from litestar import Controller, Request, Response
 from litestar.connection import ASGIConnection
+from litestar.enums import RequestEncodingType
 from litestar.handlers import BaseRouteHandler
-from litestar.response import Template
+from litestar.params import Body
+from litestar.response import Redirect, Template
 
 from hub.api.auth import resolve_principal
 from hub.api.deps import WORKSPACE_DEPENDENCIES, Principal, hub_of, workspace_guard
 from hub.services import accounts
 
 ROLE_RANK = {"viewer": 0, "editor": 1, "owner": 2}
+#: A handler's ``data`` posted by a plain HTML form.
+FORM = Body(media_type=RequestEncodingType.URL_ENCODED)
 
 
 class SignInRequired(Exception):
@@ -76,6 +81,29 @@ async def signed_in(
     connection.scope["user"] = principal
 
 
+def ws_path(workspace: str, tail: str = "") -> str:
+    """The address of a workspace's page: ``/w/{workspace}`` then ``tail`` (``/flows``)."""
+    return f"/w/{quote(workspace, safe='')}{tail}"
+
+
+def query_link(values: Mapping[str, Any]) -> str:
+    """A link to the same page with the query ``values`` (empty ones left out): ``?...``."""
+    return "?" + urlencode({k: v for k, v in values.items() if v})
+
+
+def notice_of(request: Request[Any, Any, Any], notices: Mapping[str, str]) -> str:
+    """The message of the page's ``?notice=`` key (set by the redirect after a change), or
+    "" (only a known key shows anything: the text itself never comes from the URL)."""
+    return notices.get(str(request.query_params.get("notice", "")), "")
+
+
+def after_post(request: Request[Any, Any, Any], target: str) -> Response[Any]:
+    """After a change: to ``target`` (303, or ``HX-Redirect`` for htmx)."""
+    if is_htmx(request):
+        return Response(b"", status_code=200, headers={"HX-Redirect": target})
+    return Redirect(target, status_code=303)
+
+
 def can(role: str, needed: str) -> bool:
     """Whether ``role`` is at least ``needed``."""
     return ROLE_RANK.get(role, -1) >= ROLE_RANK[needed]
@@ -83,7 +111,7 @@ def can(role: str, needed: str) -> bool:
 
 async def menu_of(request: Request[Any, Any, Any], workspace: str, role: str) -> list[MenuItem]:
     """The menu of a workspace's pages for ``role``, then the plugins' entries."""
-    base = f"/w/{quote(workspace)}"
+    base = ws_path(workspace)
     items = [
         MenuItem("Home", f"{base}/", "home"),
         MenuItem("Flows", f"{base}/flows", "flows"),
@@ -145,7 +173,7 @@ async def page(
             "menu": menu,
             "section": section,
             "title": title,
-            "ws_base": f"/w/{quote(workspace)}",
+            "ws_base": ws_path(workspace),
             **context,
         },
         status_code=status_code,

@@ -13,13 +13,11 @@ from __future__ import annotations
 import datetime as dt
 import time
 from typing import Annotated, Any
-from urllib.parse import quote
 
 from litestar import Request, get, post
 from litestar.di import NamedDependency
-from litestar.enums import RequestEncodingType
 from litestar.exceptions import HTTPException
-from litestar.params import Body
+from litestar.params import PathParameter
 from litestar.response import Redirect, Template
 
 from hub.api.auth import password_change
@@ -29,9 +27,9 @@ from hub.services.errors import Invalid, NotFound
 from hub.services.links import link
 from hub.services.workspace import WorkspaceHub
 from hub.web.form_checks import checked
-from hub.web.pages import WorkspacePage, page, principal
+from hub.web.pages import FORM, WorkspacePage, notice_of, page, principal, ws_path
 
-FORM = Body(media_type=RequestEncodingType.URL_ENCODED)
+TokenPath = Annotated[str, PathParameter(max_length=100)]
 NOTICES = {
     "password": "Your password was changed. Your other sessions were signed out; this one "
     "continues.",
@@ -62,7 +60,7 @@ TOKEN_MESSAGES = {
 
 def profile_path(ws: WorkspaceHub) -> str:
     """The address of the profile page in ``ws``'s workspace."""
-    return f"/w/{quote(ws.workspace, safe='')}/profile"
+    return ws_path(ws.workspace, "/profile")
 
 
 async def profile_page(
@@ -75,7 +73,6 @@ async def profile_page(
 ) -> Template:
     """The profile page (with a form's errors and values when given in ``context``)."""
     tokens = await ws.tokens(mine=True)
-    notice = NOTICES.get(str(request.query_params.get("notice", "")), "")
     return await page(
         request,
         "pages/profile/index.html",
@@ -87,7 +84,7 @@ async def profile_page(
         now_us=time.time_ns() // 1000,
         scopes=SCOPES,
         expiries=EXPIRIES,
-        notice=notice,
+        notice=notice_of(request, NOTICES),
         **{"password_errors": {}, "token_errors": {}, "token_form": {}, **context},
     )
 
@@ -194,7 +191,10 @@ class ProfilePages(WorkspacePage):
 
     @post("/tokens/{token_id:str}/revoke", name="web_profile_token_revoke", status_code=303)
     async def revoke_token(
-        self, request: Request[Any, Any, Any], ws: NamedDependency[WorkspaceHub], token_id: str
+        self,
+        request: Request[Any, Any, Any],
+        ws: NamedDependency[WorkspaceHub],
+        token_id: TokenPath,
     ) -> Redirect:
         """Revoke one of your tokens (404 when it is not yours or is gone)."""
         await ws.delete_token(token_id, mine=True)

@@ -14,22 +14,23 @@ run's page (summary, timeline, steps; retry, replay, cancel) and its live fragme
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import json
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
 from litestar import Request, get, post
 from litestar.di import NamedDependency
+from litestar.params import QueryParameter
 from litestar.response import Redirect, ServerSentEvent, ServerSentEventMessage, Template
 
 from hub.api.deps import EDITOR
-from hub.api.runs import FINAL, decode_cursor, encode_cursor
+from hub.api.runs import FINAL, RunPath, decode_cursor, encode_cursor
 from hub.services.live import Change
 from hub.services.workspace import WorkspaceHub
-from hub.web.pages import WorkspacePage, can, page
+from hub.web.form_checks import utc_micros
+from hub.web.pages import WorkspacePage, can, page, ws_path
 
 PAGE_SIZE = 50
 STATUSES = ("queued", "running", "waiting", "succeeded", "failed", "cancelled")
@@ -44,10 +45,12 @@ ROW_HEIGHT = 20
 AXIS_HEIGHT = 24
 MIN_BAR = 2.0
 LABEL_CHARS = 24  # a lane's label on the timeline
-PREVIEW_CHARS = 160
-MAX_STARTED = (
-    50  # the runs a step started, linked from its section  # an item's output or error in its row
-)
+PREVIEW_CHARS = 160  # an item's output or error in its row
+MAX_STARTED = 50  # the runs a step started, linked from its section
+FlowQuery = Annotated[str, QueryParameter(max_length=100)]
+StatusQuery = Annotated[str, QueryParameter(max_length=20)]
+TimeQuery = Annotated[str, QueryParameter(max_length=40)]
+CursorQuery = Annotated[str, QueryParameter(max_length=200)]
 
 
 # -- the list ---------------------------------------------------------------------------
@@ -76,24 +79,13 @@ class RunFilters:
         return bool(self.flow or self.status or self.since or self.until or self.q)
 
 
-def to_micros(value: str) -> int | None:
-    """An ISO date or date and time (UTC unless it says) in epoch microseconds; None for
-    empty; ValueError for anything else."""
-    if not value:
-        return None
-    moment = dt.datetime.fromisoformat(value)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    return int(moment.timestamp() * 1_000_000)
-
-
 async def list_context(ws: WorkspaceHub, filters: RunFilters) -> dict[str, Any]:
     """What the list and its rows fragment show for ``filters``."""
     problems: list[str] = []
     bounds: dict[str, int | None] = {}
     for name in ("since", "until"):
         try:
-            bounds[name] = to_micros(getattr(filters, name))
+            bounds[name] = utc_micros(getattr(filters, name))
         except ValueError:
             problems.append(f"“{getattr(filters, name)}” is not a date and time (2026-01-31T09:30)")
             bounds[name] = None
@@ -358,15 +350,15 @@ class RunPages(WorkspacePage):
         self,
         request: Request[Any, Any, Any],
         ws: NamedDependency[WorkspaceHub],
-        flow: str = "",
-        status: str = "",
-        since: str = "",
-        until: str = "",
-        q: str = "",
-        cursor: str = "",
+        flow: FlowQuery = "",
+        status: StatusQuery = "",
+        since: TimeQuery = "",
+        until: TimeQuery = "",
+        q: Annotated[str, QueryParameter(max_length=200)] = "",
+        cursor: CursorQuery = "",
     ) -> Template:
         """The runs, newest first, with the filters of the URL."""
-        filters = RunFilters(flow[:100], status[:20], since[:40], until[:40], q[:200], cursor[:200])
+        filters = RunFilters(flow, status, since, until, q, cursor)
         context = await list_context(ws, filters)
         return await page(request, "pages/runs/list.html", section="runs", title="Runs", **context)
 
@@ -375,14 +367,15 @@ class RunPages(WorkspacePage):
         self,
         request: Request[Any, Any, Any],
         ws: NamedDependency[WorkspaceHub],
-        flow: str = "",
-        status: str = "",
-        since: str = "",
-        until: str = "",
-        cursor: str = "",
+        flow: FlowQuery = "",
+        status: StatusQuery = "",
+        since: TimeQuery = "",
+        until: TimeQuery = "",
+        cursor: CursorQuery = "",
     ) -> Template:
-        """The list's rows again (what the list polls while runs in it are not final)."""
-        filters = RunFilters(flow[:100], status[:20], since[:40], until[:40], "", cursor[:200])
+        """The list's rows again (what the list polls while runs in it are not final; never
+        for a text search)."""
+        filters = RunFilters(flow, status, since, until, "", cursor)
         context = await list_context(ws, filters)
         return await page(request, "partials/runs/rows.html", **context)
 
@@ -391,15 +384,14 @@ class RunPages(WorkspacePage):
         self,
         request: Request[Any, Any, Any],
         ws: NamedDependency[WorkspaceHub],
-        run_id: str,
-        done: str = "",
+        run_id: RunPath,
+        done: Annotated[str, QueryParameter(max_length=20)] = "",
     ) -> Template:
-        """A run: summary, timeline, steps, actions."""
-        record = await ws.get_run(run_id[:64])
+        """A run: summary, timeline, steps, actions (``?done=``: what a change just did)."""
+        record = await ws.get_run(run_id)
         steps = record.pop("steps")
-        base = f"/w/{quote(ws.workspace)}"
         children = await ws.child_runs(record["id"])
-        context = run_context(base, record, steps, ws.role, children)
+        context = run_context(ws_path(ws.workspace), record, steps, ws.role, children)
         notice = NOTICES.get(done)
         return await page(
             request,
@@ -412,35 +404,35 @@ class RunPages(WorkspacePage):
 
     @get("/{run_id:str}/live", name="web_run_live")
     async def live(
-        self, request: Request[Any, Any, Any], ws: NamedDependency[WorkspaceHub], run_id: str
+        self, request: Request[Any, Any, Any], ws: NamedDependency[WorkspaceHub], run_id: RunPath
     ) -> ServerSentEvent:
         """The run's changes as HTML fragments (server-sent events ``step`` and ``done``)."""
-        await ws.get_run(run_id[:64], with_steps=False)  # 404 before the stream starts
-        return ServerSentEvent(live_fragments(request, ws, run_id[:64]))
+        await ws.get_run(run_id, with_steps=False)  # 404 before the stream starts
+        return ServerSentEvent(live_fragments(request, ws, run_id))
 
     @post("/{run_id:str}/retry", name="web_run_retry", opt=EDITOR, status_code=303)
-    async def retry(self, ws: NamedDependency[WorkspaceHub], run_id: str) -> Redirect:
+    async def retry(self, ws: NamedDependency[WorkspaceHub], run_id: RunPath) -> Redirect:
         """Retry a failed run from its failed step(s)."""
-        await ws.retry_run(run_id[:64])
+        await ws.retry_run(run_id)
         return Redirect(self._run_url(ws, run_id, "retried"), status_code=303)
 
     @post("/{run_id:str}/replay", name="web_run_replay", opt=EDITOR, status_code=303)
-    async def replay(self, ws: NamedDependency[WorkspaceHub], run_id: str) -> Redirect:
+    async def replay(self, ws: NamedDependency[WorkspaceHub], run_id: RunPath) -> Redirect:
         """Start a new run with the same trigger data and flow version; go to it."""
-        new_id = await ws.replay_run(run_id[:64])
+        new_id = await ws.replay_run(run_id)
         return Redirect(self._run_url(ws, new_id, "replayed"), status_code=303)
 
     @post("/{run_id:str}/cancel", name="web_run_cancel", opt=EDITOR, status_code=303)
-    async def cancel(self, ws: NamedDependency[WorkspaceHub], run_id: str) -> Redirect:
+    async def cancel(self, ws: NamedDependency[WorkspaceHub], run_id: RunPath) -> Redirect:
         """Cancel a run and its child runs."""
-        cancelled = await ws.cancel_run(run_id[:64])
+        cancelled = await ws.cancel_run(run_id)
         return Redirect(
             self._run_url(ws, run_id, "cancelled" if cancelled else "final"), status_code=303
         )
 
     @staticmethod
     def _run_url(ws: WorkspaceHub, run_id: str, done: str) -> str:
-        return f"/w/{quote(ws.workspace)}/runs/{quote(run_id, safe='')}?done={done}"
+        return ws_path(ws.workspace, f"/runs/{quote(run_id, safe='')}?done={done}")
 
 
 NOTICES = {
@@ -462,7 +454,7 @@ async def live_fragments(
     env = request.app.template_engine.engine  # type: ignore[union-attr]
     section = env.get_template("partials/runs/run.html")
     oob = env.get_template("partials/runs/changes.html")
-    ws_base = f"/w/{quote(ws.workspace)}"
+    ws_base = ws_path(ws.workspace)
     # the request: the template engine's csrf_token() reads the token from it
     common = {"request": request, "ws_base": ws_base, "role": ws.role}
     state: dict[str, Any] = {}
@@ -472,11 +464,11 @@ async def live_fragments(
     async for changes in ws.follow_run(run_id, max_seconds=LIVE_SECONDS):
         steps_changed = _absorb(state, changes)
         record, steps = state["run"], list(state["steps"].values())
+        if record["status"] in FINAL:
+            continue  # the final read comes last: sent once the feed ends
         if first or any(s["status"] == "waiting" for s in steps_changed):
             children = await ws.child_runs(run_id)  # a step waiting may have started one
         context = {**common, **run_context(ws_base, record, steps, ws.role, children)}
-        if record["status"] in FINAL:
-            continue  # the final read comes last: sent once the feed ends
         if first:
             first = False
             html = section.render(**context, oob_run=True)

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
-from urllib.parse import quote
 
 from litestar import Controller, Request, Response, get, post
-from litestar.enums import RequestEncodingType
 from litestar.exceptions import HTTPException
-from litestar.params import Body, QueryParameter
+from litestar.params import QueryParameter
 from litestar.response import Redirect, Template
 
 from hub.api.auth import (
@@ -19,9 +17,8 @@ from hub.api.auth import (
 )
 from hub.api.deps import hub_of
 from hub.services import accounts
-from hub.web.pages import SignInRequired, safe_next, signed_in
-
-FORM = Body(media_type=RequestEncodingType.URL_ENCODED)
+from hub.web.form_checks import form_text
+from hub.web.pages import FORM, principal, safe_next, signed_in, ws_path
 
 
 def sign_in_page(
@@ -66,8 +63,8 @@ class SessionPages(Controller):
         data: Annotated[dict[str, str], FORM],
     ) -> Response[Any]:
         """Check the password, start a session, and go back to the page asked for."""
-        email = str(data.get("email", ""))[:320]
-        password = str(data.get("password", ""))[:1024]
+        email = form_text(data, "email", 320)
+        password = form_text(data, "password", 1024)
         next_url = safe_next(data.get("next"))
         if not email or not password:
             return sign_in_page(
@@ -103,10 +100,7 @@ class SessionPages(Controller):
     @get("/", exclude_from_auth=True, guards=[signed_in], name="web_root")
     async def root(self, request: Request[Any, Any, Any]) -> Response[Any]:
         """The home page of the person's first workspace."""
-        user = request.scope.get("user")
-        if user is None:
-            raise SignInRequired()
-        rows = await accounts.workspaces_of(hub_of(request), user.user_id)
+        rows = await accounts.workspaces_of(hub_of(request), principal(request).user_id)
         if not rows:
             return Template(
                 template_name="errors/error.html",
@@ -120,4 +114,4 @@ class SessionPages(Controller):
                 },
                 status_code=403,
             )
-        return Redirect(f"/w/{quote(rows[0]['id'])}/", status_code=303)
+        return Redirect(ws_path(rows[0]["id"], "/"), status_code=303)
