@@ -108,13 +108,18 @@ def test_a_running_run_finishes_live_on_its_page(
     )
     page, _ = open_page(storage_state=owner_state)
     run_id = hub_server.webhook("slow-order", {"n": 1})
-    page.goto(f"/w/default/runs/{run_id}")
+    with page.expect_response(lambda r: r.url.endswith(f"/runs/{run_id}/live")) as stream:
+        answer = page.goto(f"/w/default/runs/{run_id}")
     heading = page.get_by_role("heading", level=1)
     expect(heading).not_to_contain_text("succeeded")  # it is still running
     mark_page(page)
     expect(heading).to_contain_text("succeeded", timeout=TIMEOUT)
     expect(page.locator("#step-done")).to_contain_text("done waiting", timeout=TIMEOUT)
     assert still_the_same_document(page), "the run's page was reloaded"
+    # The page is compressed; its event stream is not (gzip would hold its events back).
+    assert answer is not None and answer.headers.get("content-encoding") == "gzip"
+    assert stream.value.headers["content-type"].startswith("text/event-stream")
+    assert "content-encoding" not in stream.value.headers
 
 
 def calling_flow(stand_in: StandIn) -> dict[str, Any]:
