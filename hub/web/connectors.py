@@ -25,6 +25,13 @@ from hub.web.pages import WorkspacePage, page
 NamePath = Annotated[str, PathParameter(max_length=100)]
 
 
+async def reference_page(
+    request: Request[Any, Any, Any], template: str, ref: dict[str, Any]
+) -> Template:
+    """An action's or a trigger's reference page (``ref`` from :mod:`hub.services.overview`)."""
+    return await page(request, template, section="connectors", title=ref["full_name"], ref=ref)
+
+
 class ConnectorPages(WorkspacePage):
     """Connectors: the catalog, a connector, an action's or a trigger's reference."""
 
@@ -94,13 +101,7 @@ class ConnectorPages(WorkspacePage):
     ) -> Template:
         """An action's reference: policies, input and output fields, examples."""
         ref = overview.action_reference(ws.hub.registry, connector, action)
-        return await page(
-            request,
-            "pages/connectors/action.html",
-            section="connectors",
-            title=ref["full_name"],
-            ref=ref,
-        )
+        return await reference_page(request, "pages/connectors/action.html", ref)
 
     @get("/{connector:str}/triggers/{trigger:str}", name="web_connector_trigger")
     async def trigger(
@@ -112,10 +113,4 @@ class ConnectorPages(WorkspacePage):
     ) -> Template:
         """A trigger's reference: config and event fields, a flow's trigger using it."""
         ref = overview.trigger_reference(ws.hub.registry, connector, trigger)
-        return await page(
-            request,
-            "pages/connectors/trigger.html",
-            section="connectors",
-            title=ref["full_name"],
-            ref=ref,
-        )
+        return await reference_page(request, "pages/connectors/trigger.html", ref)
