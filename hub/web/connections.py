@@ -71,6 +71,12 @@ def form_schema(connector: Connector) -> dict[str, Any] | None:
     return connector.connection_schema or None
 
 
+def public(row: dict[str, Any]) -> dict[str, Any]:
+    """A stored connection without its encrypted secrets and OAuth2 tokens: what a page's
+    template may see (it shows their names from :func:`connection_info`, never values)."""
+    return {k: v for k, v in row.items() if k not in {"secrets", "oauth_tokens"}}
+
+
 def limits_of(ws: WorkspaceHub) -> FormLimits:
     """The form bounds of the hub's settings."""
     return FormLimits.of(ws.hub.settings)
@@ -116,7 +122,7 @@ class ConnectionPages(WorkspacePage):
     ) -> Template:
         """Every connection: its connector, when it was made and changed, OAuth2 state."""
         rows = await ws.list_connections()
-        items = [(row, connection_info(ws, row)) for row in rows]
+        items = [(public(row), connection_info(ws, row)) for row in rows]
         return await page(
             request,
             "pages/connections/index.html",
@@ -218,7 +224,7 @@ class ConnectionPages(WorkspacePage):
             "pages/connections/show.html",
             section="connections",
             title=f"Connection {name}",
-            row=row,
+            row=public(row),
             info=connection_info(ws, row),
             connector=connector,
             notice=notice,
@@ -396,7 +402,7 @@ class ConnectionPages(WorkspacePage):
             "pages/connections/delete.html",
             section="connections",
             title=f"Delete connection {name}",
-            row=row,
+            row=public(row),
             flows=flows,
             here=connection_path(ws, name),
             flows_base=ws_path(ws.workspace, "/flows"),
