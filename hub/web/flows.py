@@ -316,7 +316,10 @@ class FlowPages(WorkspacePage):
         diff between any two, its last 7 days and its recent runs."""
         flow = await ws.get_flow(flow_id)
         versions = await ws.versions(flow_id)
-        document = await ws.flow_document(flow_id)
+        # the published version's document, else the latest's (what ws.flow_document reads,
+        # without reading the flow again)
+        shown = flow["published_version"] or flow["latest_version"]
+        document = dict((await ws.version(flow_id, shown))["document"])
         trigger = document.get("trigger") or {}
         kind = ws.hub.registry.triggers.get(str(trigger.get("type", "")))
         webhook = None
@@ -326,10 +329,11 @@ class FlowPages(WorkspacePage):
             )
         fire_times: list[Any] = []
         schedule_error = ""
-        try:
-            fire_times = await ws.next_fire_times(flow_id, FIRE_TIMES)
-        except Invalid as exc:
-            schedule_error = exc.message
+        if trigger.get("type") == "schedule":  # (none for other triggers: no reads)
+            try:
+                fire_times = await ws.next_fire_times(flow_id, FIRE_TIMES)
+            except Invalid as exc:
+                schedule_error = exc.message
         stats = (await ws.run_stats([flow_id])).get(flow_id, {})
         runs = await ws.runs_page(flow_id=flow_id, limit=RECENT_RUNS)
         diff = None
