@@ -111,3 +111,34 @@ def test_a_person_in_two_workspaces_switches_between_them(
     expect(page.get_by_text("New order -> priced lines")).to_have_count(0)  # default's flows
     expect(page.get_by_role("link", name="New flow").first).to_be_visible()  # what to do next
     screenshot(page, "empty-flows")
+
+
+def test_a_role_is_changed_in_the_page_and_the_last_owner_is_kept(
+    open_page: OpenPage, owner_state: dict[str, Any], hub_server: HubServer
+) -> None:
+    hub_server.add_member("role.change@example.com", "editor")
+    page, _ = open_page(storage_state=owner_state)
+    asked: list[str] = []
+
+    def accept(dialog: Any) -> None:
+        asked.append(dialog.message)
+        dialog.accept()
+
+    page.on("dialog", accept)
+    page.goto("/w/default/members")
+    settle(page)
+    role = page.get_by_label("Role of role.change@example.com")
+    role.select_option("viewer")
+    page.get_by_role("row").filter(has=role).get_by_role("button", name="Change role").click()
+    settle(page)
+    expect(page.get_by_label("Role of role.change@example.com")).to_have_value("viewer")
+
+    mine = page.get_by_label(f"Role of {hub_server.owner_email}")
+    mine.select_option("viewer")
+    page.get_by_role("row").filter(has=mine).get_by_role("button", name="Change role").click()
+    settle(page)
+    assert asked and "your own role" in asked[-1], asked  # asked first, being oneself
+    expect(page.get_by_text("the last owner of a workspace cannot be demoted")).to_be_visible()
+    page.goto("/w/default/members")
+    settle(page)
+    expect(page.get_by_label(f"Role of {hub_server.owner_email}")).to_have_value("owner")
