@@ -1,4 +1,4 @@
-"""Fixtures of the browser tests: one Chromium, a new context per test, a real hub per module.
+"""Fixtures of the browser tests: one Chromium, a new context per test, a real hub serve.
 
 - **The browser**: Debian's Chromium (``/usr/bin/chromium``) driven by Playwright from PyPI,
   headless, with the flags that keep it off the network (no QUIC, no background networking,
