@@ -21,7 +21,7 @@ from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
 from litestar import Request, get, post
-from litestar.di import NamedDependency
+from litestar.di import NamedDependency, Provide
 from litestar.params import QueryParameter
 from litestar.response import Redirect, ServerSentEvent, ServerSentEventMessage, Template
 
@@ -76,6 +76,18 @@ class RunFilters:
     def any(self) -> bool:
         """Whether anything narrows the list (beyond the page)."""
         return bool(self.flow or self.status or self.since or self.until or self.q)
+
+
+def run_filters(
+    flow: FlowQuery = "",
+    status: StatusQuery = "",
+    since: TimeQuery = "",
+    until: TimeQuery = "",
+    q: Annotated[str, QueryParameter(max_length=200)] = "",
+    cursor: CursorQuery = "",
+) -> RunFilters:
+    """The list's filters from the URL's query (the list's and its rows' dependency)."""
+    return RunFilters(flow, status, since, until, q, cursor)
 
 
 async def list_context(ws: WorkspaceHub, filters: RunFilters) -> dict[str, Any]:
@@ -169,38 +181,31 @@ class RunPages(WorkspacePage):
 
     path = "/w/{workspace:str}/runs"
 
-    @get("/", name="web_runs")
+    @get("/", name="web_runs", dependencies={"filters": Provide(run_filters, sync_to_thread=False)})
     async def index(
         self,
         request: Request[Any, Any, Any],
         ws: NamedDependency[WorkspaceHub],
-        flow: FlowQuery = "",
-        status: StatusQuery = "",
-        since: TimeQuery = "",
-        until: TimeQuery = "",
-        q: Annotated[str, QueryParameter(max_length=200)] = "",
-        cursor: CursorQuery = "",
+        filters: NamedDependency[RunFilters],
     ) -> Template:
         """The runs, newest first, with the filters of the URL."""
-        filters = RunFilters(flow, status, since, until, q, cursor)
         context = await list_context(ws, filters)
         return await page(request, "pages/runs/list.html", section="runs", title="Runs", **context)
 
-    @get("/rows", name="web_runs_rows")
+    @get(
+        "/rows",
+        name="web_runs_rows",
+        dependencies={"filters": Provide(run_filters, sync_to_thread=False)},
+    )
     async def rows(
         self,
         request: Request[Any, Any, Any],
         ws: NamedDependency[WorkspaceHub],
-        flow: FlowQuery = "",
-        status: StatusQuery = "",
-        since: TimeQuery = "",
-        until: TimeQuery = "",
-        cursor: CursorQuery = "",
+        filters: NamedDependency[RunFilters],
     ) -> Template:
         """The list's rows again (what the list polls while runs in it are not final; never
-        for a text search)."""
-        filters = RunFilters(flow, status, since, until, "", cursor)
-        context = await list_context(ws, filters)
+        for a text search: ``q`` is left out)."""
+        context = await list_context(ws, dataclasses.replace(filters, q=""))
         return await page(request, "partials/runs/rows.html", **context)
 
     @get("/{run_id:str}", name="web_run")
