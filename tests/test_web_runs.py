@@ -90,6 +90,23 @@ async def test_the_list_filters_by_flow_status_and_time(api: Api) -> None:
     assert 'value="alpha"' in (await client.get("/w/default/runs?flow=alpha")).text
 
 
+async def test_the_rows_fragment_filters_like_the_list_but_never_searches(api: Api) -> None:
+    a = await finished_run(api, echo_flow("alpha"), {"v": "needle"})
+    b = await finished_run(api, echo_flow("beta"), {"v": "hay"})
+    client = await signed_in(api, api.viewer)
+    htmx = {"hx-request": "true"}
+
+    rows = await client.get("/w/default/runs/rows?flow=beta", headers=htmx)
+    assert rows.status_code == 200 and run_ids(rows.text) == [b]
+    # a text search is the list's alone (it reads too much to poll): the rows leave it out
+    searched = await client.get("/w/default/runs/rows?q=needle", headers=htmx)
+    assert run_ids(searched.text) == [b, a]
+    assert run_ids((await client.get("/w/default/runs?q=needle")).text) == [a]
+    # the filters are bounded (the list's and its rows' alike)
+    assert (await client.get("/w/default/runs?q=" + "x" * 201)).status_code == 400
+    assert (await client.get("/w/default/runs/rows?flow=" + "x" * 101)).status_code == 400
+
+
 async def test_the_list_pages_with_a_keyset_cursor(api: Api) -> None:
     saved = await api.hub.save_flow(echo_flow("many"), publish=True)
     started = [await api.hub.start_run(saved.flow_id, {"v": i}) for i in range(57)]
