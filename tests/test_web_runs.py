@@ -46,6 +46,17 @@ async def finished_run(api: Api, document: dict[str, Any], data: Any = None) -> 
     return run_id
 
 
+async def held_run(api: Api, flow_id: str, gate: str) -> str:
+    """A run of a new flow ``flow_id`` whose one step waits at the test gate ``gate``."""
+    document = {
+        "id": flow_id,
+        "trigger": {"type": "manual"},
+        "steps": [{"id": "wait", "action": "test.gate", "input": {"name": gate}}],
+    }
+    saved = await api.hub.save_flow(document, publish=True)
+    return await api.hub.start_run(saved.flow_id)
+
+
 def run_ids(page: str) -> list[str]:
     """The run ids the list shows, in order."""
     return re.findall(r'<a class="mono" href="/w/default/runs/([^"?]+)">', page)
@@ -153,13 +164,7 @@ async def test_the_text_search_is_bounded_and_says_where_it_stopped(
 async def test_the_list_polls_while_runs_are_running_and_the_rows_fragment_stops(
     api: Api,
 ) -> None:
-    gated = {
-        "id": "held",
-        "trigger": {"type": "manual"},
-        "steps": [{"id": "wait", "action": "test.gate", "input": {"name": "list"}}],
-    }
-    saved = await api.hub.save_flow(gated, publish=True)
-    run_id = await api.hub.start_run(saved.flow_id)
+    run_id = await held_run(api, "held", "list")
     client = await signed_in(api, api.viewer)
     page = (await client.get("/w/default/runs")).text
     assert 'hx-trigger="every 2s"' in page and "/w/default/runs/rows" in page
@@ -291,13 +296,7 @@ async def test_replay_starts_a_new_run_with_the_same_trigger_data(api: Api) -> N
 
 
 async def test_cancel_stops_a_running_run(api: Api) -> None:
-    held = {
-        "id": "stopme",
-        "trigger": {"type": "manual"},
-        "steps": [{"id": "wait", "action": "test.gate", "input": {"name": "cancel"}}],
-    }
-    saved = await api.hub.save_flow(held, publish=True)
-    run_id = await api.hub.start_run(saved.flow_id)
+    run_id = await held_run(api, "stopme", "cancel")
     client = await signed_in(api, api.editor)
     async with asyncio.timeout(30):
         while kit.CALLS["gate:cancel"] == 0:
