@@ -1,4 +1,6 @@
-"""What every page shares: who is signed in, the workspace, the menu, and the render call.
+"""What every page shares: who is signed in, the workspace, the menu, the render call, and
+the small helpers of the pages' handlers (a workspace's address, a same-page query link, the
+``?notice=`` message, the redirect after a change, the form body's type).
 
 Page handlers live under ``/w/{workspace}/...`` and are guarded by :func:`signed_in` (a
 browser session, else a redirect to the sign-in page) and then by the API's

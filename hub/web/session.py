@@ -22,7 +22,6 @@ from hub.web.pages import FORM, principal, safe_next, signed_in, ws_path
 
 
 def sign_in_page(
-    request: Request[Any, Any, Any],
     *,
     next_url: str,
     email: str = "",
@@ -54,7 +53,7 @@ class SessionPages(Controller):
         """The sign-in form; a signed-in person goes straight on."""
         if await resolve_principal(request) is not None:
             return Redirect(safe_next(next), status_code=303)
-        return sign_in_page(request, next_url=next)
+        return sign_in_page(next_url=next)
 
     @post("/login", exclude_from_auth=True, name="web_login", status_code=303)
     async def login(
@@ -68,7 +67,6 @@ class SessionPages(Controller):
         next_url = safe_next(data.get("next"))
         if not email or not password:
             return sign_in_page(
-                request,
                 next_url=next_url,
                 email=email,
                 error="Enter your e-mail address and your password.",
@@ -81,7 +79,6 @@ class SessionPages(Controller):
             if exc.status_code == 401:
                 message = "Wrong e-mail address or password."
             return sign_in_page(
-                request,
                 next_url=next_url,
                 email=email,
                 error=message,
