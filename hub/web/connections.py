@@ -217,6 +217,8 @@ class ConnectionPages(WorkspacePage):
         notice: str | None = None,
         result: tuple[bool, str] | None = None,
     ) -> Template:
+        """A connection's page, with a change's ``notice`` or a test's ``result`` (passed,
+        what the service said)."""
         row = await ws.get_connection(name)
         connector = ws.hub.registry.connectors.get(row["connector"])
         return await page(
