@@ -277,3 +277,24 @@ async def test_every_page_sends_a_visitor_without_a_session_to_sign_in(api: Api)
             assert answer.headers["location"].startswith("/login?next=/w/default")
         checked += 1
     assert checked >= 20
+
+
+class StrayMenuPlugin:
+    """A plugin whose menu entries lead off the site (a backslash is a slash to browsers)."""
+
+    @hookimpl
+    def hub_menu_items(self, workspace: str, role: str) -> list[dict[str, str]]:
+        return [
+            {"label": "Away", "href": "https://elsewhere.example/"},
+            {"label": "Slashed", "href": "//elsewhere.example/"},
+            {"label": "Backslashed", "href": "/\\elsewhere.example/"},
+            {"label": "Here", "href": f"/w/{workspace}/here"},
+        ]
+
+
+async def test_a_plugin_menu_entry_off_the_site_is_left_out(api: Api) -> None:
+    api.hub.pm.register(StrayMenuPlugin())
+    page = (await (await signed_in(api, api.viewer)).get("/w/default/flows")).text
+    assert '<a href="/w/default/here">Here</a>' in page
+    assert "elsewhere.example" not in page
+    assert "Away" not in page and "Slashed" not in page

@@ -128,7 +128,7 @@ async def menu_of(request: Request[Any, Any, Any], workspace: str, role: str) ->
     for entries in hub.pm.hook.hub_menu_items(workspace=workspace, role=role):
         for entry in entries or []:
             label, href = str(entry.get("label", "")), str(entry.get("href", ""))
-            if label and href.startswith("/") and not href.startswith("//"):
+            if label and safe_next(href) == href:  # a path of this site only
                 items.append(MenuItem(label, href, str(entry.get("key", ""))))
     return items
 
