@@ -2,10 +2,10 @@
 form (server-side, Jinja2 templates under ``ui/templates/forms/``), and the submitted form
 (``application/x-www-form-urlencoded``, multi-valued) becomes the JSON value again.
 
-Connections use it for their connector's connection schema; the flow builder reuses it for
-an action's input schema and extends it through :class:`FormHooks` (a field's ``widget`` is
-the template that draws it, ``forms/widgets/<widget>.html``, so a hook, a plugin or a
-deployment's templates add or replace widgets).
+Connections use it for their connector's connection schema (the flow builder, when it
+lands, is meant to reuse it for an action's input schema). :class:`FormHooks` extends it: a
+field's ``widget`` is the template that draws it, ``forms/widgets/<widget>.html``, so a
+hook, a plugin or a deployment's templates add or replace widgets.
 
 **Field names** encode the JSON path: the root is ``v``; an object's property adds
 ``.<name>`` (the name with every character other than ``A-Z a-z 0-9 _`` percent-encoded as
