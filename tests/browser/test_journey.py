@@ -262,3 +262,21 @@ def test_the_runs_list_finds_text_in_the_trigger_data_and_says_what_it_searched(
     expect(page.get_by_role("link", name=wanted)).to_be_visible()
     expect(page.get_by_role("link", name=other)).to_have_count(0)
     expect(page.locator("#scan-note")).to_contain_text("Searched the trigger data of")
+
+
+def test_a_run_links_the_runs_its_steps_started(
+    open_page: OpenPage, owner_state: dict[str, Any], hub_server: HubServer
+) -> None:
+    parent = hub_server.start_run("invoice-reminders")
+    assert hub_server.wait_run(parent)["status"] == "succeeded"
+    page, _ = open_page(storage_state=owner_state)
+    page.goto(f"/w/default/runs/{parent}")
+    page.wait_for_load_state("load")
+    remind = page.locator("#step-remind")
+    expect(remind).to_contain_text("Runs it started")
+    children = remind.get_by_role("link", name=re.compile(r"^[0-9a-f]{32}$"))
+    expect(children).to_have_count(2)  # the two invoices overdue by 7 days or more
+    children.first.click()
+    page.wait_for_url(re.compile(r"/w/default/runs/[0-9a-f]{32}$"))
+    page.wait_for_load_state("load")
+    expect(page.get_by_role("link", name="send-reminder")).to_be_visible()
