@@ -8,7 +8,6 @@ when it is empty. Read-only: a viewer sees all of it.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlencode
 
 from litestar import Request, get
 from litestar.di import NamedDependency
@@ -17,12 +16,12 @@ from litestar.response import Template
 from hub.services import overview
 from hub.services.workspace import WorkspaceHub
 from hub.web.form_checks import utc_text
-from hub.web.pages import WorkspacePage, page, ws_path
+from hub.web.pages import WorkspacePage, page, query_link, ws_path
 
 
 def runs_link(base: str, **filters: str) -> str:
     """The runs list with filters (a filtered list is a link)."""
-    return f"{base}/runs?{urlencode(filters)}"
+    return f"{base}/runs" + query_link(filters)
 
 
 class HomePages(WorkspacePage):
