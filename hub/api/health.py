@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, get
+from litestar.di import NamedDependency
 
 from hub.runtime import Hub
 from hub.services import system
@@ -22,6 +23,6 @@ class HealthController(Controller):
         return {"status": "ok"}
 
     @get("/readyz", name="readyz", operation_id="readyz", exclude_from_auth=True)
-    async def readyz(self, hub: Hub) -> dict[str, Any]:
+    async def readyz(self, hub: NamedDependency[Hub]) -> dict[str, Any]:
         """The database answers, and Redis too when one is configured (queue mode)."""
         return {"status": "ok", **await system.check_ready(hub)}

@@ -25,6 +25,7 @@ from typing import Any
 
 from cachetools import LRUCache
 from litestar import Response, get
+from litestar.di import NamedDependency
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.exposition import generate_latest
@@ -179,7 +180,7 @@ def metrics_of(hub: Hub) -> Metrics:
     media_type=CONTENT_TYPE,
     summary="Prometheus metrics",
 )
-async def metrics_endpoint(hub: Hub) -> Response[bytes]:
+async def metrics_endpoint(hub: NamedDependency[Hub]) -> Response[bytes]:
     """Runs, steps, durations, queue depth, cache and webhook counters (Prometheus text)."""
     body = await metrics_of(hub).render()
     return Response(body, media_type=CONTENT_TYPE)

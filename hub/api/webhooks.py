@@ -37,6 +37,7 @@ from urllib.parse import parse_qsl
 
 import msgspec
 from litestar import Request, Response, route
+from litestar.params import FromPath
 
 from hub.api import webhook_forms
 from hub.api.errors import CODES, ApiError, error_body, error_responses
@@ -346,7 +347,9 @@ def _outcome(exc: ApiError) -> str:
     tags=["webhooks"],
     responses=error_responses(400, 401, 404, 405, 409, 413, 415, 422, 502, 503),
 )
-async def webhook(request: Request[Any, Any, Any], workspace: str, flow_id: str) -> Response[Any]:
+async def webhook(
+    request: Request[Any, Any, Any], workspace: FromPath[str], flow_id: FromPath[str]
+) -> Response[Any]:
     """Start a run of the flow from an HTTP request (see the module docstring for the rules).
 
     202 ``{run_id, status}``; 200 with the first run on an ``Idempotency-Key`` replay, or
