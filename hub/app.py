@@ -19,6 +19,7 @@ from hub.api.app import build_app
 from hub.api.errors import http_exception_handler
 from hub.runtime import Hub
 from hub.web.errors import error_page, wants_html
+from hub.web.headers import SECURITY_HEADER_VALUES
 from hub.web.routes import web_handlers
 from hub.web.templates import environment
 
@@ -37,7 +38,9 @@ def compression() -> CompressionConfig:
 def not_found_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     """An address no route serves: a page for a browser, the API's error shape otherwise."""
     if wants_html(request):
-        return error_page(request, exc.status_code, str(exc.detail))
+        return error_page(
+            request, exc.status_code, str(exc.detail), headers=dict(SECURITY_HEADER_VALUES)
+        )
     return http_exception_handler(request, exc)
 
 

@@ -142,6 +142,7 @@ async def test_errors_on_pages_are_pages(api: Api) -> None:
     assert "ask an owner" in owners_only.text
     nowhere = await client.get("/no/such/page", headers={"accept": "text/html"})
     assert nowhere.status_code == 404 and nowhere.headers["content-type"].startswith("text/html")
+    assert nowhere.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
     api_404 = await client.get("/api/no/such/thing")
     assert api_404.headers["content-type"].startswith("application/json")
 
@@ -298,3 +299,87 @@ async def test_a_plugin_menu_entry_off_the_site_is_left_out(api: Api) -> None:
     assert '<a href="/w/default/here">Here</a>' in page
     assert "elsewhere.example" not in page
     assert "Away" not in page and "Slashed" not in page
+
+
+PLUGIN_WITH_A_PAGE = """
+from typing import Any
+
+from litestar import Request, get, post
+from litestar.response import Template
+
+from hub import hookimpl
+from hub.api.deps import EDITOR
+from hub.web.pages import WorkspacePage, page
+
+
+class Reports(WorkspacePage):
+    path = "/w/{workspace:str}/reports"
+
+    @get("/", name="acme_reports")
+    async def index(self, request: Request[Any, Any, Any]) -> Template:
+        return await page(request, "acme/reports.html", section="reports", title="Reports")
+
+    @post("/", name="acme_reports_make", opt=EDITOR, status_code=200)
+    async def make(self, request: Request[Any, Any, Any]) -> Template:
+        return await page(request, "acme/reports.html", section="reports", title="Made")
+
+
+@hookimpl
+def hub_routes() -> list[Any]:
+    return [Reports]
+
+
+@hookimpl
+def hub_menu_items(workspace: str, role: str) -> list[dict[str, str]]:
+    return [{"label": "Reports", "href": f"/w/{workspace}/reports", "key": "reports"}]
+"""
+
+
+async def test_a_plugin_adds_a_page_with_its_template_and_menu_entry(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """docs/plugin-guide.md's "Pages in the web UI": a module plugin's page is guarded like
+    the hub's own (sign-in, membership, role), renders its own template inside the hub's
+    layout, and its menu entry is marked current on it."""
+    import importlib.util
+    import sys
+
+    from hub.runtime import Hub
+    from tests import kit
+    from tests.api_kit import ApiPlugin, make_api
+
+    package = tmp_path / "acme_reports"
+    (package / "templates" / "acme").mkdir(parents=True)
+    (package / "__init__.py").write_text(PLUGIN_WITH_A_PAGE)
+    (package / "templates" / "acme" / "reports.html").write_text(
+        '{% extends "base.html" %}{% block content %}<h1>{{ title }} of {{ workspace }}</h1>'
+        "{% endblock %}"
+    )
+    spec = importlib.util.spec_from_file_location("acme_reports", package / "__init__.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["acme_reports"] = module
+    spec.loader.exec_module(module)
+    try:
+        hub = Hub(settings, plugins=[kit, ApiPlugin(), module], entry_points=False)
+        await hub.start(migrate=False)
+        try:
+            async for web in make_api(hub):
+                editor = await signed_in(web, web.editor)
+                shown = await editor.get("/w/default/reports")
+                assert shown.status_code == 200
+                assert "<h1>Reports of default</h1>" in shown.text
+                assert '<a href="/w/default/reports" aria-current="page">Reports</a>' in shown.text
+                assert shown.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+                made = await post_form(editor, "/w/default/reports")
+                assert made.status_code == 200 and "<h1>Made of default</h1>" in made.text
+                viewer = await signed_in(web, web.viewer)
+                refused = await post_form(viewer, "/w/default/reports")
+                assert refused.status_code == 403
+                assert refused.headers["content-type"].startswith("text/html")
+                assert (await browser(web).get("/w/default/reports")).status_code == 303
+                assert (await editor.get("/w/other/reports")).status_code == 404
+        finally:
+            await hub.stop(grace=1.0)
+    finally:
+        sys.modules.pop("acme_reports", None)

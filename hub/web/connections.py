@@ -42,7 +42,8 @@ from hub.web.forms import (
     validation_errors,
     value_at,
 )
-from hub.web.pages import WorkspacePage, after_post, is_htmx, page, ws_path
+from hub.web.navigation import is_htmx
+from hub.web.pages import WorkspacePage, after_post, page, ws_path
 
 NamePath = Annotated[str, PathParameter(max_length=100)]
 NOTICES = {

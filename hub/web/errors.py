@@ -17,7 +17,7 @@ from litestar.response import Redirect, Template
 from hub.api.errors import flow_issues, status_of
 from hub.flows import FlowError
 from hub.services.errors import ServiceError
-from hub.web.pages import SignInRequired, is_htmx, sign_in_url
+from hub.web.navigation import SignInRequired, is_htmx, sign_in_url
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,8 @@ from hub.services.errors import Conflict, Invalid, NotFound
 from hub.services.workspace import WorkspaceHub
 from hub.web.flow_lines import locate
 from hub.web.form_checks import form_text
-from hub.web.pages import FORM, WorkspacePage, is_htmx, page, query_link, ws_path
+from hub.web.navigation import is_htmx
+from hub.web.pages import FORM, WorkspacePage, page, query_link, ws_path
 
 FLOW_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,99}")
 PER_PAGE = 50

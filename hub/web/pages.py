@@ -26,14 +26,13 @@ from litestar.response import Redirect, Template
 from hub.api.auth import resolve_principal
 from hub.api.deps import WORKSPACE_DEPENDENCIES, Principal, hub_of, workspace_guard
 from hub.services import accounts
+from hub.web.errors import PAGE_EXCEPTION_HANDLERS
+from hub.web.headers import SECURITY_HEADERS
+from hub.web.navigation import SignInRequired, is_htmx, safe_next
 
 ROLE_RANK = {"viewer": 0, "editor": 1, "owner": 2}
 #: A handler's ``data`` posted by a plain HTML form.
 FORM = Body(media_type=RequestEncodingType.URL_ENCODED)
-
-
-class SignInRequired(Exception):
-    """The request needs a browser session it does not have."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,31 +42,6 @@ class MenuItem:
     label: str
     href: str
     key: str = ""  # the ``section`` of the pages it leads to (marks it current)
-
-
-def is_htmx(request: ASGIConnection[Any, Any, Any, Any]) -> bool:
-    """Whether htmx sent the request (it wants a fragment, or an ``HX-Redirect``)."""
-    return request.headers.get("hx-request") == "true"
-
-
-def safe_next(target: str | None) -> str:
-    """A same-site path to return to after signing in (anything else: the home page)."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return "/"
-    return target
-
-
-def sign_in_url(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
-    """The sign-in page, returning to the page asked for (an htmx request: the page it was
-    made from)."""
-    here = connection.url.path
-    if connection.url.query:
-        here += "?" + connection.url.query
-    if is_htmx(connection):
-        current = connection.headers.get("hx-current-url", "")
-        path = current.split("://", 1)[-1]
-        here = "/" + path.split("/", 1)[1] if "/" in path else "/"
-    return "/login?next=" + quote(safe_next(here), safe="/")
 
 
 async def signed_in(
@@ -186,9 +160,13 @@ async def page(
 class WorkspacePage(Controller):
     """The base of every workspace's pages: ``/w/{workspace}/...``, signed in, a member
     (404 otherwise), the role a handler's ``opt`` asks for (403), and ``ws``: the
-    :class:`~hub.services.workspace.WorkspaceHub` acting as the person."""
+    :class:`~hub.services.workspace.WorkspaceHub` acting as the person; the pages' security
+    headers and HTML errors, also for a plugin's pages that subclass it."""
 
     include_in_schema = False
     opt = {"exclude_from_auth": True}  # signed_in authenticates pages
     guards = [signed_in, workspace_guard]
     dependencies = WORKSPACE_DEPENDENCIES
+    # Set here, not only on the hub's Router, so that a plugin's pages (hub_routes) get them.
+    response_headers = SECURITY_HEADERS
+    exception_handlers = PAGE_EXCEPTION_HANDLERS

@@ -11,13 +11,14 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Router
-from litestar.datastructures import CacheControlHeader, ResponseHeader
+from litestar.datastructures import CacheControlHeader
 from litestar.static_files import create_static_files_router
 
 from hub.web.connections import ConnectionPages
 from hub.web.connectors import ConnectorPages
 from hub.web.errors import PAGE_EXCEPTION_HANDLERS
 from hub.web.flows import FlowPages
+from hub.web.headers import CONTENT_SECURITY_POLICY, SECURITY_HEADERS
 from hub.web.home import HomePages
 from hub.web.members import AuditPages, MemberPages
 from hub.web.profile import ProfilePages
@@ -25,27 +26,8 @@ from hub.web.runs import RunPages
 from hub.web.session import SessionPages
 from hub.web.templates import STATIC_ROOT
 
-CONTENT_SECURITY_POLICY = "; ".join(
-    [
-        "default-src 'none'",
-        "script-src 'self'",
-        "style-src 'self'",
-        "img-src 'self' data:",
-        "font-src 'self'",
-        "connect-src 'self'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
-        "base-uri 'none'",
-        "manifest-src 'self'",
-    ]
-)
-SECURITY_HEADERS = [
-    ResponseHeader(name="Content-Security-Policy", value=CONTENT_SECURITY_POLICY),
-    ResponseHeader(name="X-Content-Type-Options", value="nosniff"),
-    ResponseHeader(name="Referrer-Policy", value="same-origin"),
-    ResponseHeader(name="X-Frame-Options", value="DENY"),
-    ResponseHeader(name="Cache-Control", value="no-store"),
-]
+__all__ = ["CONTENT_SECURITY_POLICY", "PAGE_CONTROLLERS", "web_handlers"]
+
 PAGE_CONTROLLERS: list[Any] = [
     SessionPages,
     HomePages,

@@ -18,7 +18,8 @@ from hub.api.auth import (
 from hub.api.deps import hub_of
 from hub.services import accounts
 from hub.web.form_checks import form_text
-from hub.web.pages import FORM, principal, safe_next, signed_in, ws_path
+from hub.web.navigation import safe_next
+from hub.web.pages import FORM, principal, signed_in, ws_path
 
 
 def sign_in_page(
