@@ -79,7 +79,9 @@ def test_swagger_ui_renders_the_document_offline_without_any_violation(
     login = page.locator(".opblock-summary-path", has_text="/api/auth/login").first
     login.wait_for()
     screenshot(page, "api-reference-swagger")
-    wait_for(lambda: hub_server.base + "/schema/openapi.json" in urls, "the document fetched")
+    wait_for(
+        lambda: hub_server.base + "/schema/openapi.json" in urls, "the document fetched", page=page
+    )
     foreign = [u for u in urls if not u.startswith(hub_server.base + "/")]
     assert not foreign, f"requests outside the hub: {foreign}"
     # The fixture fails the test on any CSP violation or script error at its end.
