@@ -557,3 +557,44 @@ def test_issues_are_found_at_their_line_in_yaml_and_json_text() -> None:
     )
     assert [i["line"] for i in unknown] == [None, None]
     assert locate("id: [", [{"location": "line 1, column 5", "message": "m"}])[0]["line"] == 1
+
+
+async def test_an_editor_runs_a_flow_now_with_json_trigger_data(api: Api) -> None:
+    """The flow's page has a "Run now" form: its JSON is the run's trigger data and the
+    answer goes to the new run's page; bad JSON comes back naming the problem; a viewer
+    sees no form and a forged post is refused."""
+    await create(api, flow_document("greet"))
+    editor = await signed_in(api, api.editor)
+    html = (await editor.get(f"{FLOWS}/greet")).text
+    assert f'action="{FLOWS}/greet/run"' in html
+    assert '<label for="run-input">Trigger data (JSON)</label>' in html
+    started = await post_form(editor, f"{FLOWS}/greet/run", {"input": '{"name": "Ada"}'})
+    assert started.status_code == 303, started.text
+    match = re.fullmatch(r"/w/default/runs/([0-9a-f]{32})", started.headers["location"])
+    assert match, started.headers["location"]
+    run = await api.hub.wait_for_run(match.group(1), 30)
+    assert run["status"] == "succeeded"
+    detail = await api.call("GET", f"/api/w/default/runs/{match.group(1)}", api.viewer)
+    assert detail.json()["trigger"] == {"name": "Ada"}
+
+    bad = await post_form(editor, f"{FLOWS}/greet/run", {"input": '{"name": <b>x</b>'})
+    assert bad.status_code == 422
+    assert "The trigger data is not valid JSON: invalid character (byte 9)." in bad.text
+    assert 'aria-invalid="true"' in bad.text and "&lt;b&gt;x&lt;/b&gt;" in bad.text
+
+    viewer = await signed_in(api, api.viewer)
+    assert "/greet/run" not in (await viewer.get(f"{FLOWS}/greet")).text
+    forged = await post_form(viewer, f"{FLOWS}/greet/run", {"input": "{}"})
+    assert forged.status_code == 403
+    runs_now = await api.call("GET", "/api/w/default/runs", api.viewer, params={"flow_id": "greet"})
+    assert len(runs_now.json()["items"]) == 1
+
+
+async def test_run_now_of_a_flow_without_a_published_version_says_why(api: Api) -> None:
+    await create(api, flow_document("draft"), publish=False)
+    editor = await signed_in(api, api.editor)
+    html = (await editor.get(f"{FLOWS}/draft")).text
+    assert "Publish a version first: a run uses the published version." in html
+    refused = await post_form(editor, f"{FLOWS}/draft/run", {"input": ""})
+    assert refused.status_code == 409
+    assert "has no published version" in refused.text and 'role="alert"' in refused.text

@@ -14,6 +14,7 @@ import re
 from typing import Annotated, Any
 from urllib.parse import quote
 
+import msgspec
 from litestar import Request, Response, get, post
 from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency
@@ -314,7 +315,21 @@ class FlowPages(WorkspacePage):
         to_version: Annotated[int | None, QueryParameter(name="to", ge=1, le=2**31 - 1)] = None,
     ) -> Template:
         """A flow: its state and trigger (webhook URL, next fire times), its versions with a
-        diff between any two, its last 7 days and its recent runs."""
+        diff between any two, its last 7 days and its recent runs; editors can run it now."""
+        return await self._flow_page(request, ws, flow_id, from_version, to_version)
+
+    async def _flow_page(
+        self,
+        request: Request[Any, Any, Any],
+        ws: WorkspaceHub,
+        flow_id: str,
+        from_version: int | None = None,
+        to_version: int | None = None,
+        *,
+        run_input: str = "",
+        run_error: str = "",
+        status_code: int = 200,
+    ) -> Template:
         flow = await ws.get_flow(flow_id)
         versions = await ws.versions(flow_id)
         # the published version's document, else the latest's (what ws.flow_document reads,
@@ -359,6 +374,51 @@ class FlowPages(WorkspacePage):
             diff=diff,
             from_version=from_version or (latest - 1 if latest > 1 else latest),
             to_version=to_version or latest,
+            run_input=run_input,
+            run_error=run_error,
+            status_code=status_code,
+        )
+
+    @post("/{flow_id:str}/run", name="web_flows_run", opt=EDITOR, status_code=303)
+    async def run_now(
+        self,
+        request: Request[Any, Any, Any],
+        ws: NamedDependency[WorkspaceHub],
+        flow_id: FlowPath,
+        data: Annotated[dict[str, Any], FORM],
+    ) -> Response[Any]:
+        """Start a run of the published version with the form's JSON as its trigger data
+        (``POST /runs`` does the same), then go to the run's page. Bad JSON, or a flow that
+        cannot run, comes back on the flow's page with the reason."""
+        limit = ws.hub.settings.max_request_bytes
+        raw = data.get("input", "")
+        text = raw if isinstance(raw, str) else ""
+        error = ""
+        value: Any = None
+        if len(text.encode()) > limit:
+            error = f"The trigger data is larger than {limit} bytes."
+        elif text.strip():
+            try:  # the API's decoder: the same values (no NaN) as POST /runs takes
+                value = msgspec.json.decode(text)
+            except msgspec.DecodeError as exc:
+                reason = str(exc).removeprefix("JSON is malformed: ")
+                error = f"The trigger data is not valid JSON: {reason}."
+        if not error:
+            try:
+                run_id = await ws.start_run(flow_id, value)
+            except Conflict as exc:
+                error = exc.message
+            else:
+                return Redirect(
+                    ws_path(ws.workspace, f"/runs/{quote(run_id, safe='')}"), status_code=303
+                )
+        return await self._flow_page(
+            request,
+            ws,
+            flow_id,
+            run_input=text[:limit],
+            run_error=error,
+            status_code=422 if error.startswith("The trigger data") else 409,
         )
 
     @post("/{flow_id:str}/enable", name="web_flows_enable", opt=EDITOR, status_code=200)
