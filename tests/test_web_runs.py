@@ -226,6 +226,11 @@ async def test_a_runs_page_has_a_bar_per_attempt_and_groups_items_under_their_st
     started = [s for s in record["steps"] if s["started_at"] is not None]
     assert len(bars) == len(started) == 6, svg[:1500]  # each, 3 items, shaky twice
     assert bars.count("failed") == 1
+    # a fixed pixel size (a phone scrolls it rather than shrinking its 12 px labels), and
+    # the last axis label ends at its tick (not clipped on the right)
+    assert re.search(r'<svg [^>]*width="\d+" height="\d+"', svg), svg[:300]
+    ticks = re.findall(r'<text x="[\d.]+" y="12"( text-anchor="end")?>', svg)
+    assert len(ticks) == 5 and ticks[-1] and not any(ticks[:-1])
     assert "style=" not in page
     # the items are under their step's section, by index
     each = page[page.index('id="step-each"') : page.index('id="step-shaky"')]
