@@ -278,6 +278,13 @@ async def test_retry_from_the_failed_step_runs_only_that_step_again(api: Api) ->
     client = await signed_in(api, api.editor)
     page = (await client.get(f"/w/default/runs/{run_id}")).text
     assert "Retry from the failed step" in page
+    # the error comes first, right under the title, naming and linking the failed step
+    error = page.index('class="flash flash-error run-error"')
+    assert page.index('id="run-head"') < error < page.index('id="timeline"')
+    assert page.index('id="h-trigger"') > error
+    shown_error = page[error : page.index("</div>", error)]
+    assert re.search(r'Step <a href="#step-second">second</a> failed:</strong>', shown_error)
+    assert 'id="step-second"' in page
     answer = await post_form(client, f"/w/default/runs/{run_id}/retry")
     assert answer.status_code == 303
     assert answer.headers["location"] == f"/w/default/runs/{run_id}?done=retried"
