@@ -88,6 +88,11 @@ async def test_the_list_filters_by_flow_status_and_time(api: Api) -> None:
     everything = (await client.get("/w/default/runs")).text
     assert run_ids(everything) == [c, b, a]  # newest first
     assert "test.boom" not in everything  # a list shows no step data
+    # the status badge opens the run too, and says which run it opens
+    assert (
+        f'<a class="status-link" href="/w/default/runs/{c}" aria-label="Run {c}: failed">'
+        in everything
+    )
     assert run_ids((await client.get("/w/default/runs?flow=alpha")).text) == [a]
     assert run_ids((await client.get("/w/default/runs?status=failed")).text) == [c]
     page = (await client.get("/w/default/runs?flow=gamma&status=succeeded")).text
