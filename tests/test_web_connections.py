@@ -412,3 +412,22 @@ async def test_with_htmx_the_form_is_swapped_in_place_and_a_save_redirects(api: 
         client, f"{BASE}/new", form_of(page.text, name="h", **typed), headers=headers
     )
     assert saved.status_code == 200 and saved.headers["hx-redirect"] == f"{BASE}/h?notice=created"
+
+
+async def test_the_new_form_is_titled_by_the_connectors_title_and_says_required_first(
+    api: Api,
+) -> None:
+    """The form's title uses the connector's title (its name when it has none), and the
+    note on required fields comes before the first field (the connection's name), once."""
+    api.hub.registry.connectors["vault"].title = "Vault <Pro>"
+    client = await signed_in(api, api.editor)
+    html = (await client.get(f"{BASE}/new?connector=vault")).text
+    assert "<h1>New Vault &lt;Pro&gt; connection</h1>" in html
+    note = "Fields marked with an asterisk"
+    assert html.count(note) == 1
+    assert html.index(note) < html.index('<label for="connection-name">')
+    untitled = (await client.get(f"{BASE}/new?connector=oauthy")).text
+    assert "<h1>New oauthy connection</h1>" in untitled
+    await create_vault(client)
+    edit = (await client.get(f"{BASE}/vault-main/edit")).text
+    assert edit.count(note) == 1  # editing: the generated fields' own note

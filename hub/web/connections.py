@@ -345,7 +345,9 @@ class ConnectionPages(WorkspacePage):
             request,
             template,
             section="connections",
-            title=f"New {connector.name} connection" if creating else f"Edit connection {name}",
+            title=f"New {connector.title or connector.name} connection"
+            if creating
+            else f"Edit connection {name}",
             status_code=status_code,
             form=form,
             connector=connector,
