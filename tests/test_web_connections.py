@@ -431,3 +431,28 @@ async def test_the_new_form_is_titled_by_the_connectors_title_and_says_required_
     await create_vault(client)
     edit = (await client.get(f"{BASE}/vault-main/edit")).text
     assert edit.count(note) == 1  # editing: the generated fields' own note
+
+
+async def test_a_connection_with_its_own_access_token_is_not_shown_as_waiting_for_oauth2(
+    api: Api,
+) -> None:
+    """An OAuth2 connector whose connections may also hold an access token of their own
+    (HubSpot's private app token): such a connection shows no pending OAuth2 state and no
+    "Connect"; one without it still does."""
+    connector = api.hub.registry.connectors["oauthy"]
+    schema = copy.deepcopy(connector.connection_schema or {})
+    schema["properties"]["access_token"] = {"type": "string", "writeOnly": True}
+    schema["required"] = []
+    connector.connection_schema = schema
+    token = "pat-na1-0f1e2d3c"
+    for name, values in (("own", {"access_token": token}), ("bare", {"client_id": "abc"})):
+        body = {"name": name, "connector": "oauthy", "values": values}
+        created = await api.call("POST", f"/api{BASE}", api.editor, json=body)
+        assert created.status_code == 201, created.text
+    client = await signed_in(api, api.editor)
+    own = (await client.get(f"{BASE}/own")).text
+    assert f'href="{BASE}/own/connect"' not in own and "Not connected yet" not in own
+    assert "It uses the access token stored with its values" in own
+    assert token not in own
+    bare = (await client.get(f"{BASE}/bare")).text
+    assert f'href="{BASE}/bare/connect"' in bare and "Not connected yet" in bare

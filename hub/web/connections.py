@@ -27,7 +27,7 @@ from hub.api.models import Name
 from hub.connectors import Connector
 from hub.security.secrets import secret_values
 from hub.services import links
-from hub.services.connections import secret_names
+from hub.services.connections import OAUTH_SECRET_FIELDS, secret_names
 from hub.services.errors import Conflict, Invalid
 from hub.services.workspace import WorkspaceHub
 from hub.web.forms import (
@@ -222,13 +222,18 @@ class ConnectionPages(WorkspacePage):
         what the service said)."""
         row = await ws.get_connection(name)
         connector = ws.hub.registry.connectors.get(row["connector"])
+        info = connection_info(ws, row)
         return await page(
             request,
             "pages/connections/show.html",
             section="connections",
             title=f"Connection {name}",
             row=public(row),
-            info=connection_info(ws, row),
+            info=info,
+            # An access token typed into its values (such as HubSpot's private app token):
+            # the connection needs no OAuth2 authorization, so it is not shown as pending.
+            own_token=info.oauth2 is not None
+            and not OAUTH_SECRET_FIELDS.isdisjoint(info.secrets_set),
             connector=connector,
             notice=notice,
             result=result,
