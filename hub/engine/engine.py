@@ -54,6 +54,8 @@ from hub.settings import Settings
 log = logging.getLogger("hub.engine")
 
 Listener = Callable[[dict[str, Any]], None]
+# A step attempt's statuses after which it goes on (its event has no ``finished_at``)
+_GOING_ON = frozenset(("waiting", "retrying"))
 
 
 class _Claimed:
@@ -514,11 +516,7 @@ class Engine(CapacityMixin, ReadsMixin, RunsMixin, RecoveryMixin):
     ) -> None:
         bus = self.events
         if self.listeners or self.watchers or (bus is not None and bus.wants(run.id)):
-            event = self._attempt_event(run, claimed, status)
-            event.update(input=input, output=output, error=error, finished_at=now_us())
-            if status in ("waiting", "retrying"):
-                event["finished_at"] = None
-            self._emit(event)
+            self._emit(self._attempt_event(run, claimed, status, input, output, error))
         if self._observe_steps and ctx is not None:
             result = {"status": status, "output": output, "error": error}
             await call_observers(
@@ -526,10 +524,17 @@ class Engine(CapacityMixin, ReadsMixin, RunsMixin, RecoveryMixin):
             )
 
     @staticmethod
-    def _attempt_event(run: RunInfo, claimed: _Claimed, status: str) -> dict[str, Any]:
+    def _attempt_event(
+        run: RunInfo, claimed: _Claimed, status: str, input: Any, output: Any, error: Any
+    ) -> dict[str, Any]:
         """A step event: the attempt that changed, as a watcher shows it (the input and
         output it is given are those stored, redacted; times in epoch microseconds, as
-        this process saw them)."""
+        this process saw them: an attempt that will go on, waiting or retrying, has no
+        ``finished_at``).
+
+        Built for every step of every run while any listener exists (the metrics' always
+        does), so it is one dict literal and one clock read: no copies, no updates."""
+        now = now_us()
         seconds = time.monotonic() - claimed.started  # since this process claimed it
         return {
             "type": "step",
@@ -539,9 +544,11 @@ class Engine(CapacityMixin, ReadsMixin, RunsMixin, RecoveryMixin):
             "item_index": claimed.item_index,
             "attempt": claimed.attempt,
             "status": status,
-            "error": None,
-            "started_at": now_us() - int(seconds * 1_000_000),
-            "finished_at": None,
+            "error": error,
+            "input": input,
+            "output": output,
+            "started_at": now - int(seconds * 1_000_000),
+            "finished_at": None if status in _GOING_ON else now,
             "seconds": seconds,
         }
 
@@ -557,8 +564,10 @@ class Engine(CapacityMixin, ReadsMixin, RunsMixin, RecoveryMixin):
         self._notify(self.watchers, event)
 
     def _emit(self, event: dict[str, Any]) -> None:
-        self._notify(self.listeners, event)
-        self._notify(self.watchers, event)
+        if self.listeners:
+            self._notify(self.listeners, event)
+        if self.watchers:  # usually none: nobody follows a run live
+            self._notify(self.watchers, event)
         if self.events is not None:
             self.events.publish(event)
 
