@@ -100,6 +100,36 @@ async def test_a_step_event_carries_the_attempt_that_changed_as_stored(api: Api)
     assert [e["status"] for e in runs] == ["running", "succeeded"]
 
 
+async def test_a_retried_attempt_event_has_its_error_and_no_end_and_the_next_one_ends(
+    api: Api,
+) -> None:
+    heard: list[dict[str, Any]] = []
+    document = {
+        "id": "again",
+        "trigger": {"type": "manual"},
+        "steps": [
+            {
+                "id": "f",
+                "action": "test.flaky",
+                "retry": {"max_attempts": 2, "backoff": "constant", "initial": "10ms"},
+                "input": {"succeed_on": 2},
+            }
+        ],
+    }
+    saved = await api.hub.save_flow(document, publish=True)
+    with api.hub.service.watch(heard.append):
+        run_id = await api.hub.start_run(saved.flow_id)
+        await api.hub.wait_for_run(run_id, 30)
+    steps = [e for e in heard if e["type"] == "step"]
+    assert [(e["attempt"], e["status"]) for e in steps] == [(1, "retrying"), (2, "done")]
+    retrying, done = steps
+    assert retrying["finished_at"] is None and "attempt 1" in retrying["error"]["message"]
+    assert retrying["input"] == {"succeed_on": 2} and retrying["output"] is None
+    assert done["error"] is None and done["output"] == {"attempt": 2}
+    assert done["started_at"] <= done["finished_at"] and done["seconds"] >= 0
+    assert retrying["run_id"] == done["run_id"] == run_id and done["step_id"] == "f"
+
+
 async def test_a_follower_sees_a_fan_out_end_before_its_run_does(
     api: Api, only_pushed: None
 ) -> None:
