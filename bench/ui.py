@@ -74,20 +74,11 @@ from hub.db.migrate import upgrade
 from hub.runtime import Hub, settle_gc
 from hub.security.accounts import hash_password
 from hub.settings import Settings
+from hub.testing.browser import CHROMIUM, CHROMIUM_ARGS
 from hub.testing.hostile import hub_command, stop_process
 
 BASE = "http://bench.local"
 PG_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 LIVE_FLOW = "ui-bench-live"
 RENDER_TARGET = "p95 <= 100"
 WEIGHT_TARGET = "< 150"
@@ -407,7 +398,7 @@ def measure_live(
         )
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(
-                executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+                executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
             )
             context = browser.new_context(base_url=served.base)
             page = context.new_page()

@@ -33,18 +33,9 @@ from typing import Any
 
 import pytest
 
+from hub.testing.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.browser.kit import HubServer, Watch, hub_serve, missing, sign_in, watch
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 VIEWPORT = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 
