@@ -79,12 +79,12 @@ def test_a_newcomer_signs_in_triggers_an_example_and_watches_it_live(
     run_id = answer.json()["run_id"]
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Runs").click()
     settle(page)
-    row = page.get_by_role("row").filter(has=page.get_by_role("link", name=run_id))
+    row = page.get_by_role("row").filter(has=page.get_by_role("link", name=run_id, exact=True))
     expect(row).to_contain_text("succeeded", timeout=TIMEOUT)
     screenshot(page, "journey-runs")
 
     # The run, and a step's output.
-    row.get_by_role("link", name=run_id).click()
+    row.get_by_role("link", name=run_id, exact=True).click()
     page.wait_for_load_state("load")
     expect(page.get_by_role("heading", level=1)).to_contain_text("succeeded")
     total = page.locator("#step-total")
@@ -146,7 +146,7 @@ def test_a_failed_run_is_retried_from_its_failed_step_in_the_page(
     page, _ = open_page(storage_state=owner_state)
     page.goto(f"/w/default/runs?flow={flow_id}&status=failed")
     settle(page)
-    page.get_by_role("link", name=run_id).click()
+    page.get_by_role("link", name=run_id, exact=True).click()
     page.wait_for_load_state("load")
     expect(page.get_by_role("heading", level=1)).to_contain_text("failed")
     expect(page.locator("#step-flaky")).to_contain_text("500")
@@ -169,7 +169,7 @@ def test_a_new_run_appears_on_the_open_runs_list_without_a_reload(
     settle(page)
     mark_page(page)
     run_id = hub_server.webhook("new-order", ORDER)
-    row = page.get_by_role("row").filter(has=page.get_by_role("link", name=run_id))
+    row = page.get_by_role("row").filter(has=page.get_by_role("link", name=run_id, exact=True))
     expect(row).to_contain_text("succeeded", timeout=TIMEOUT)
     assert still_the_same_document(page), "the runs list was reloaded"
 
@@ -259,8 +259,8 @@ def test_the_runs_list_finds_text_in_the_trigger_data_and_says_what_it_searched(
     page.get_by_role("button", name="Filter").click()
     page.wait_for_url(re.compile(r"q=NEEDLE-4242"))
     settle(page)
-    expect(page.get_by_role("link", name=wanted)).to_be_visible()
-    expect(page.get_by_role("link", name=other)).to_have_count(0)
+    expect(page.get_by_role("link", name=wanted, exact=True)).to_be_visible()
+    expect(page.get_by_role("link", name=other, exact=True)).to_have_count(0)
     expect(page.locator("#scan-note")).to_contain_text("Searched the trigger data of")
 
 
