@@ -10,14 +10,15 @@ A value from a flow document (scalar, string, list, dict, nested) is compiled on
 Templates run in the sandbox of :mod:`hub.expressions.sandbox` (a bounded
 :class:`~jinja2.sandbox.ImmutableSandboxedEnvironment`, with the bounds of :class:`Limits`);
 this module compiles values against it, renders them, and finds the steps an expression
-reads (``step_refs``). See ``docs/expressions.md``.
+reads (``step_refs``) and the constant paths it reads in them (``step_paths``). See
+``docs/expressions.md``.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, ItemsView, Iterator, KeysView, Mapping, ValuesView
-from typing import Any
+from typing import Any, TypeVar
 
 from cachetools import LRUCache
 from jinja2 import nodes
@@ -33,7 +34,7 @@ from hub.expressions.sandbox import (
     SandboxEnvironment,
 )
 
-__all__ = ["Compiled", "ExpressionError", "Expressions", "Limits", "Render"]
+__all__ = ["Compiled", "ExpressionError", "Expressions", "Limits", "Render", "StepPath"]
 
 
 class ExpressionError(ValueError):
@@ -124,6 +125,65 @@ def _step_refs(tree: nodes.Node) -> frozenset[str] | None:
     return frozenset(refs)
 
 
+StepPath = tuple[str, tuple[str | int, ...]]  # a step id, and the constant keys read after it
+
+
+def _const_key(node: nodes.Node) -> str | int | None:
+    """The key of ``x[key]`` when it is a constant string or integer (``-1`` too), else None."""
+    if isinstance(node, nodes.Neg):
+        inner = _const_key(node.node)
+        return -inner if isinstance(inner, int) else None
+    if isinstance(node, nodes.Const):
+        value = node.value
+        if isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)):
+            return value
+    return None
+
+
+def _chain(node: nodes.Node) -> list[str | int] | None:
+    """``steps.a['b'][0]`` as ``['a', 'b', 0]``: the constant keys read from ``steps``,
+    outermost last; None when ``node`` is no such chain."""
+    keys: list[str | int] = []
+    while True:
+        if isinstance(node, nodes.Getattr):
+            keys.append(node.attr)
+        elif isinstance(node, nodes.Getitem):
+            key = _const_key(node.arg)
+            if key is None:
+                return None
+            keys.append(key)
+        elif _is_steps(node):
+            return keys[::-1]
+        else:
+            return None
+        node = node.node
+
+
+def _step_paths(tree: nodes.Node) -> frozenset[StepPath]:
+    """Every ``steps.X.<path>`` read: the step id and the constant keys after it, up to the
+    first key computed at run time (``steps.x.output[item.key]`` gives ``('output',)``) or
+    the method called (``steps.x.output.get('a')`` gives ``('output',)``).
+
+    Meaningful only when :func:`_step_refs` is not None (``steps`` read only by constant
+    ids)."""
+    paths: set[StepPath] = set()
+    stack: list[tuple[nodes.Node, nodes.Node | None]] = [(tree, None)]
+    while stack:
+        node, parent = stack.pop()
+        keys = _chain(node) if isinstance(node, (nodes.Getattr, nodes.Getitem)) else None
+        extended = (
+            isinstance(parent, nodes.Getattr)
+            or (isinstance(parent, nodes.Getitem) and _const_key(parent.arg) is not None)
+        ) and parent.node is node
+        if keys and not extended:
+            if isinstance(parent, nodes.Call) and parent.node is node and len(keys) > 1:
+                keys = keys[:-1]  # a method: steps.x.output.get('a')
+            if isinstance(keys[0], str):
+                paths.add((keys[0], tuple(keys[1:])))
+        stack.extend((child, node) for child in node.iter_child_nodes())
+    return frozenset(paths)
+
+
 def _single_expression(tree: nodes.Template) -> nodes.Expr | None:
     """The expression of a template that is exactly one ``{{ ... }}``, else None."""
     if len(tree.body) != 1 or not isinstance(tree.body[0], nodes.Output):
@@ -155,7 +215,9 @@ def _as_path(expr: nodes.Expr) -> tuple[str, tuple[tuple[bool, Any], ...]] | Non
 
 
 Render = Callable[[Mapping[str, Any]], Any]
-_Entry = tuple[Render, frozenset[str] | None]  # a compiled source: its renderer, its step refs
+# A compiled source: its renderer, its step refs and its step paths (see Compiled).
+_Entry = tuple[Render, frozenset[str] | None, frozenset[StepPath] | None]
+_Parts = tuple[Render | None, frozenset[str] | None, frozenset[StepPath] | None]
 
 
 class Compiled:
@@ -163,11 +225,27 @@ class Compiled:
 
     ``render`` returns the stored value itself when ``is_static`` and shares static parts
     of partly dynamic values: callers must not mutate what it returns.
+
+    ``step_refs`` are the step ids read (``steps.X``), None when ``steps`` is read in
+    another way (``steps[name]``, ``steps.items()``). ``step_paths`` are the reads
+    themselves: ``(X, path)`` for each ``steps.X.<path>``, the path being the constant keys
+    after ``steps.X`` up to the first one computed at run time or the method called
+    (``steps.x.output.rows[0]['id']`` gives ``('x', ('output', 'rows', 0, 'id'))``); None
+    exactly when ``step_refs`` is None.
     """
 
-    __slots__ = ("_limits", "_render", "_value", "is_static", "location", "step_refs")
+    __slots__ = (
+        "_limits",
+        "_render",
+        "_value",
+        "is_static",
+        "location",
+        "step_paths",
+        "step_refs",
+    )
 
     step_refs: frozenset[str] | None
+    step_paths: frozenset[StepPath] | None
     is_static: bool
     location: str
 
@@ -178,11 +256,13 @@ class Compiled:
         step_refs: frozenset[str] | None,
         location: str,
         limits: Limits,
+        step_paths: frozenset[StepPath] | None = frozenset(),
     ) -> None:
         self._render = render
         self._value = value
         self._limits = limits
         self.step_refs = step_refs
+        self.step_paths = None if step_refs is None else step_paths
         self.is_static = render is None
         self.location = location
 
@@ -213,7 +293,10 @@ def _child(location: str, key: Any) -> str:
     return f"{location}[{key!r}]"
 
 
-def _union(a: frozenset[str] | None, b: frozenset[str] | None) -> frozenset[str] | None:
+_T = TypeVar("_T")
+
+
+def _union(a: frozenset[_T] | None, b: frozenset[_T] | None) -> frozenset[_T] | None:
     return None if a is None or b is None else a | b
 
 
@@ -239,34 +322,40 @@ class Expressions:
 
     def compile(self, value: Any, location: str) -> Compiled:
         """Compile every template string inside ``value``."""
-        render, refs = self._compile(value, location, 0)
-        return Compiled(render, value, refs, location, self.limits)
+        render, refs, paths = self._compile(value, location, 0)
+        return Compiled(render, value, refs, location, self.limits, paths)
 
-    def _compile(
-        self, value: Any, location: str, depth: int
-    ) -> tuple[Render | None, frozenset[str] | None]:
+    def _compile(self, value: Any, location: str, depth: int) -> _Parts:
         if depth > self.limits.max_nesting:
             raise ExpressionError(location, f"nested deeper than {self.limits.max_nesting}")
         if isinstance(value, str):
             if "{{" not in value and "{%" not in value:
-                return None, frozenset()
+                return None, frozenset(), frozenset()
             entry = self._entry(value, location)
-            return self._leaf(entry[0], location), entry[1]
+            return self._leaf(entry[0], location), entry[1], entry[2]
         if isinstance(value, (dict, list, tuple)):
             pairs = value.items() if isinstance(value, dict) else enumerate(value)
             parts: list[tuple[Any, Render | None, Any]] = []
             refs: frozenset[str] | None = frozenset()
+            paths: frozenset[StepPath] | None = frozenset()
             for key, item in pairs:
-                render, item_refs = self._compile(item, _child(location, key), depth + 1)
+                render, item_refs, item_paths = self._compile(
+                    item, _child(location, key), depth + 1
+                )
                 refs = _union(refs, item_refs)
+                paths = _union(paths, item_paths)
                 parts.append((key, render, item))
             if all(render is None for _, render, _ in parts):
-                return None, frozenset()
+                return None, frozenset(), frozenset()
             if isinstance(value, dict):
-                return lambda ctx: {k: v if r is None else r(ctx) for k, r, v in parts}, refs
+                return (
+                    lambda ctx: {k: v if r is None else r(ctx) for k, r, v in parts},
+                    refs,
+                    paths,
+                )
             kind = tuple if isinstance(value, tuple) else list
-            return lambda ctx: kind([v if r is None else r(ctx) for _, r, v in parts]), refs
-        return None, frozenset()
+            return lambda ctx: kind([v if r is None else r(ctx) for _, r, v in parts]), refs, paths
+        return None, frozenset(), frozenset()
 
     @staticmethod
     def _leaf(render: Render, location: str) -> Render:
@@ -288,6 +377,7 @@ class Expressions:
         try:
             tree = self.env.parse(source)
             refs = _step_refs(tree)
+            paths = None if refs is None else _step_paths(tree)
             expr = _single_expression(tree)
             path = _as_path(expr) if expr is not None else None
             if path is not None:
@@ -303,7 +393,7 @@ class Expressions:
             raise ExpressionError(location, f"{exc.message} (line {exc.lineno})") from None
         except Exception as exc:
             raise ExpressionError(location, f"cannot compile: {_describe(exc)}") from None
-        entry = (render, refs)
+        entry = (render, refs, paths)
         with self._lock:
             self.cache[source] = entry
         return entry
