@@ -24,6 +24,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
     literal_column,
     text,
 )
@@ -168,11 +169,15 @@ class RunRow(Base):
     created_at: Mapped[int] = mapped_column(BigInteger)
     started_at: Mapped[int | None] = mapped_column(BigInteger)
     finished_at: Mapped[int | None] = mapped_column(BigInteger)
+    # A trial of a draft (the flow builder's "try it"; flow_version 0, its flow in
+    # trial_documents): left out of the runs lists, the counts and the metrics.
+    trial: Mapped[bool] = mapped_column(Boolean, server_default=false())
     __table_args__ = (
-        # status last: the flows list counts a page's runs by status from this index alone
-        Index("ix_runs_list", "workspace_id", "flow_id", "created_at", "id", "status"),
-        Index("ix_runs_workspace_created", "workspace_id", "created_at", "id"),
-        Index("ix_runs_status", "status", "workspace_id", "created_at", "flow_id"),
+        # status, then trial, last: the flows list counts a page's production runs by
+        # status from this index alone (the lists skip trials on each index's last column)
+        Index("ix_runs_list", "workspace_id", "flow_id", "created_at", "id", "status", "trial"),
+        Index("ix_runs_workspace_created", "workspace_id", "created_at", "id", "trial"),
+        Index("ix_runs_status", "status", "workspace_id", "created_at", "flow_id", "trial"),
         Index("ix_runs_parent", "parent_run_id", "parent_step_key"),
     )
 
@@ -288,6 +293,20 @@ class FlowTombstone(Base):
     deleted_at: Mapped[int] = mapped_column(BigInteger)
 
 
+class TrialDocument(Base):
+    """What a trial run runs: the draft document as it was tried, the pinned outputs
+    (``{step id: output}``: those steps are not called) and the step it stops after (None:
+    the whole flow). One row per trial run (:mod:`hub.db.trials`)."""
+
+    __tablename__ = "trial_documents"
+    run_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    workspace_id: Mapped[str] = mapped_column(String(64))
+    document: Mapped[dict[str, Any]] = mapped_column(JSON)
+    pins: Mapped[dict[str, Any]] = mapped_column(JSON)
+    stop_after: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
 class AuditEntry(Base):
     """Who changed what, when."""
 
@@ -312,6 +331,7 @@ webhook_keys = cast(Table, WebhookKey.__table__)
 flow_tombstones = cast(Table, FlowTombstone.__table__)
 api_tokens = cast(Table, ApiToken.__table__)
 audit_log = cast(Table, AuditEntry.__table__)
+trial_documents = cast(Table, TrialDocument.__table__)
 
 
 def opaque_status(value: str) -> str:
