@@ -198,6 +198,7 @@ class FlowsController(Controller):
         must_exist: bool | None,
         parsed: tuple[dict[str, Any], str] | None = None,
     ) -> tuple[SavedFlow, dict[str, Any]]:
+        base_version: int | None = None,
         document, source = parsed or await document_of(data, ws.hub.settings)
         saved = await ws.save_flow(
             document,
@@ -205,6 +206,7 @@ class FlowsController(Controller):
             message=data.message,
             publish=data.publish,
             must_exist=must_exist,
+            base_version=base_version,
         )
         changes = (
             diff_documents(saved.previous, document)
@@ -280,12 +282,18 @@ class FlowsController(Controller):
         name="flows_update",
         operation_id="flows_update",
         opt=EDITOR,
-        responses=error_responses(400, 401, 403, 404, 422),
+        responses=error_responses(400, 401, 403, 404, 409, 422),
     )
     async def update_flow(
         self, ws: NamedDependency[WorkspaceHub], flow_id: FlowPath, data: JSONBody[FlowSave]
     ) -> SavedFlow:
-        """Save a new version of a flow (nothing new when the document is unchanged)."""
+        """Save a new version of a flow (nothing new when the document is unchanged).
+
+        With ``base_version`` (the version the edit started from), a save made after
+        another version was saved answers 409 ``version_conflict``: nothing is written, and
+        the details hold ``base_version``, ``latest_version``, what the newer versions
+        changed (``changes``) and the unified diff from the latest to this document
+        (``diff``)."""
         parsed = await document_of(data, ws.hub.settings)
         document = parsed[0]
         if document["id"] != flow_id:
@@ -293,7 +301,9 @@ class FlowsController(Controller):
                 f"the document's id {document['id']!r} is not the flow {flow_id!r}",
                 [{"location": "id", "message": f"must be {flow_id!r}"}],
             )
-        answer, _doc = await self._save(ws, data, must_exist=True, parsed=parsed)
+        answer, _doc = await self._save(
+            ws, data, must_exist=True, parsed=parsed, base_version=data.base_version
+        )
         return answer
 
     @delete(

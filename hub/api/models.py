@@ -186,6 +186,9 @@ class FlowSave(msgspec.Struct):
     source: Annotated[str, msgspec.Meta(max_length=2_000_000)] | None = None
     message: Annotated[str, msgspec.Meta(max_length=2000)] = ""
     publish: bool = False
+    #: The version this edit started from (an update only): when another version was saved
+    #: since, nothing is saved and the answer is 409 ``version_conflict`` with the diff.
+    base_version: Annotated[int, msgspec.Meta(ge=0)] | None = None
 
 
 class FlowImport(msgspec.Struct):

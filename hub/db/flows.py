@@ -18,6 +18,7 @@ from sqlalchemy import Connection, and_, case, delete, func, or_, select, update
 
 from hub.db.models import (
     api_tokens,
+    flow_drafts,
     flow_tombstones,
     flow_versions,
     flows,
@@ -407,7 +408,7 @@ def delete_flow(conn: Connection, workspace_id: str, flow_id: str) -> DeletedFlo
     removed_runs = conn.execute(
         delete(runs).where(runs.c.workspace_id == workspace_id, runs.c.flow_id == flow_id)
     ).rowcount
-    for table in (trigger_state, webhook_keys):
+    for table in (trigger_state, webhook_keys, flow_drafts):
         conn.execute(
             delete(table).where(table.c.workspace_id == workspace_id, table.c.flow_id == flow_id)
         )

@@ -293,6 +293,36 @@ class FlowTombstone(Base):
     deleted_at: Mapped[int] = mapped_column(BigInteger)
 
 
+class FlowDraft(Base):
+    """The flow builder's draft: one per person and flow, the document being edited.
+
+    ``document`` is the document now (valid or not); ``source`` its YAML text, edited with
+    it so that comments and key order survive (:mod:`hub.flows.yaml_text`); ``undo`` and
+    ``redo`` are stacks of edits, each ``{"label", "ops", "inverse"}`` (RFC 6902 JSON
+    Patches); ``base_version`` is the version the draft started from (None for a flow not
+    saved yet), sent with the save so that a newer version refuses it; ``saved_checksum``
+    is the checksum of the document last saved (unsaved changes when it differs); ``pins``
+    (``{step id: output}``) and ``sample`` (the trigger's sample data) live here, never in
+    the flow document. ``revision`` counts the edits (a second tab's stale edit is refused).
+    """
+
+    __tablename__ = "flow_drafts"
+    workspace_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    flow_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    base_version: Mapped[int | None] = mapped_column(Integer)
+    document: Mapped[dict[str, Any]] = mapped_column(JSON)
+    source: Mapped[str] = mapped_column(Text, default="")
+    undo: Mapped[Any] = mapped_column(JSON)
+    redo: Mapped[Any] = mapped_column(JSON)
+    pins: Mapped[Any] = mapped_column(JSON)
+    sample: Mapped[Any] = mapped_column(JSON(none_as_null=True), nullable=True)
+    saved_checksum: Mapped[str] = mapped_column(String(64), default="")
+    revision: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+
+
 class TrialDocument(Base):
     """What a trial run runs: the draft document as it was tried, the pinned outputs
     (``{step id: output}``: those steps are not called) and the step it stops after (None:
@@ -329,6 +359,7 @@ connections = cast(Table, Connection.__table__)
 trigger_state = cast(Table, TriggerState.__table__)
 webhook_keys = cast(Table, WebhookKey.__table__)
 flow_tombstones = cast(Table, FlowTombstone.__table__)
+flow_drafts = cast(Table, FlowDraft.__table__)
 api_tokens = cast(Table, ApiToken.__table__)
 audit_log = cast(Table, AuditEntry.__table__)
 trial_documents = cast(Table, TrialDocument.__table__)

@@ -13,9 +13,12 @@ This module is the one to import: it re-exports the types of :mod:`hub.flows.mod
 
 from __future__ import annotations
 
+import difflib
 import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
+
+import yaml
 
 from hub.expressions import Expressions
 from hub.flows import bounds
@@ -210,3 +213,26 @@ def diff_documents(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
         if old.get(key) != new.get(key):
             lines.append(f"{key} changed")
     return lines
+
+
+def unified_text_diff(
+    old: Mapping[str, Any], new: Mapping[str, Any], fromfile: str, tofile: str
+) -> str:
+    """The unified diff of two documents written as YAML (what a version conflict and the
+    versions' comparison show)."""
+    return "".join(
+        difflib.unified_diff(
+            document_text(old).splitlines(keepends=True),
+            document_text(new).splitlines(keepends=True),
+            fromfile=fromfile,
+            tofile=tofile,
+        )
+    )
+
+
+def document_text(document: Mapping[str, Any]) -> str:
+    """A document as YAML text: its key order kept, no line wrapped (so an expression is
+    never split)."""
+    return yaml.safe_dump(
+        dict(document), sort_keys=False, allow_unicode=True, width=1_000_000_000
+    )

@@ -28,6 +28,7 @@ from hub.db import flows as flow_store
 from hub.db.flows import DeletedFlow, FlowBusy, SavedVersion
 from hub.db.models import now_us
 from hub.flows import Flow, load_flow
+from hub.flows.document import diff_documents, unified_text_diff
 from hub.services.base import WorkspaceScope
 from hub.services.errors import Conflict, Invalid, NotFound
 from hub.services.events import enabled_cache_key
@@ -52,6 +53,39 @@ def document_limiter() -> anyio.CapacityLimiter:
     if limiter is None:
         limiter = _LIMITERS[loop] = anyio.CapacityLimiter(DOCUMENT_THREADS)
     return limiter
+
+
+def check_base_version(
+    conn: Any, workspace: str, flow_id: str, base_version: int, document: dict[str, Any]
+) -> None:
+    """Refuse a save that started from ``base_version`` when the flow's latest version is
+    another one: :class:`Conflict` (code ``version_conflict``) whose details hold the
+    versions, what the newer versions changed since the base (``changes``) and the unified
+    diff from the latest saved document to the one refused (``diff``)."""
+    flow = flow_store.get_flow(conn, workspace, flow_id)
+    latest = flow["latest_version"] if flow is not None else 0
+    if latest == base_version:
+        return
+    latest_doc = flow_store.version_document(conn, workspace, flow_id, latest) if latest else {}
+    base_doc = (
+        flow_store.version_document(conn, workspace, flow_id, base_version)
+        if 0 < base_version < latest
+        else {}
+    )
+    raise Conflict(
+        f"flow {flow_id!r} was saved as version {latest} since version {base_version}, "
+        "which this edit started from: nothing was saved (merge the changes, then save "
+        f"with base_version {latest})",
+        {
+            "base_version": base_version,
+            "latest_version": latest,
+            "changes": diff_documents(base_doc or {}, latest_doc or {}),
+            "diff": unified_text_diff(
+                latest_doc or {}, document, f"{flow_id}@v{latest}", f"{flow_id} (yours)"
+            ),
+        },
+        code="version_conflict",
+    )
 
 
 def published_cache_key(workspace: str, flow_id: str) -> str:
@@ -202,12 +236,16 @@ class FlowsService(WorkspaceScope):
         publish: bool = False,
         must_exist: bool | None = None,
         author: str | None = None,
+        base_version: int | None = None,
     ) -> SavedVersion:
         """Validate and save a new version (if it changed); maybe publish it.
 
         ``must_exist``: True for an update (:class:`NotFound` if there is no such flow),
         False for a create (:class:`Conflict` if there is). ``author`` is recorded with the
-        version (the actor by default).
+        version (the actor by default). ``base_version``: the version the edit started
+        from; when another version was saved since, nothing is written and
+        :class:`Conflict` (code ``version_conflict``) answers with what changed
+        (:func:`version_conflict`), never a silent overwrite.
         """
         self.require("editor")
         await self.validate(document)
@@ -221,6 +259,8 @@ class FlowsService(WorkspaceScope):
                 raise Conflict(f"a flow {flow_id!r} exists already")
             if must_exist and not exists:
                 raise NotFound(f"no flow {flow_id!r}")
+            if base_version is not None:
+                check_base_version(conn, ws, flow_id, base_version, document)
             saved = flow_store.save_version(
                 conn,
                 ws,

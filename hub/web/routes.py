@@ -14,6 +14,7 @@ from litestar import Router
 from litestar.datastructures import CacheControlHeader
 from litestar.static_files import create_static_files_router
 
+from hub.web.builder.page import BuilderPages, NewFlowPages
 from hub.web.connections import ConnectionPages
 from hub.web.connectors import ConnectorPages
 from hub.web.errors import PAGE_EXCEPTION_HANDLERS
@@ -32,6 +33,8 @@ PAGE_CONTROLLERS: list[Any] = [
     SessionPages,
     HomePages,
     FlowPages,
+    NewFlowPages,
+    BuilderPages,
     RunPages,
     ConnectionPages,
     ConnectorPages,

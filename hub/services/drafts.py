@@ -1,0 +1,390 @@
+"""The flow builder's drafts: the document a person is editing, kept on the server.
+
+A draft belongs to one person and one flow (:class:`~hub.db.models.FlowDraft`). Every change
+is an RFC 6902 JSON Patch (:meth:`DraftsService.edit_draft`); its inverse is computed and
+kept, so that undo and redo walk one stack of exact edits and give back the document byte
+for byte. The YAML text is edited with the document (comments and key order kept), or
+replaced when the person types in the YAML tab (:meth:`DraftsService.replace_draft_text`).
+
+Saving makes a version with the version the draft started from (``base_version``): when
+someone saved another version since, the save is refused with the diff
+(:func:`hub.services.flows.check_base_version`), never a silent overwrite. The try-it data
+(pinned step outputs, the trigger's sample) live in the draft, never in the flow document
+or its export.
+
+A draft may be invalid (that is what editing looks like); only the save validates.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from typing import Any
+
+import jsonpatch
+import jsonpointer
+
+from hub.db import drafts as draft_store
+from hub.db import flows as flow_store
+from hub.db.flows import SavedVersion, checksum
+from hub.flows.bounds import BoundExceeded, DocumentLimits, measure_value
+from hub.flows.checks import TextError, read_yaml
+from hub.flows.document import document_text
+from hub.services.errors import Conflict, Invalid, NotFound
+from hub.services.flows import FlowsService
+
+#: The most edits a draft remembers for undo (the oldest are forgotten first).
+MAX_UNDO = 200
+#: The most operations one edit may hold.
+MAX_OPS = 1_000
+
+
+@dataclasses.dataclass
+class Draft:
+    """A person's draft of a flow, as the builder shows it."""
+
+    flow_id: str
+    document: dict[str, Any]
+    source: str
+    base_version: int | None
+    revision: int
+    undo_labels: list[str]
+    redo_labels: list[str]
+    pins: dict[str, Any]
+    sample: Any
+    saved_checksum: str
+
+    @property
+    def dirty(self) -> bool:
+        """True when the document differs from the one last saved (or was never saved)."""
+        return checksum(self.document) != self.saved_checksum
+
+    @property
+    def is_new(self) -> bool:
+        """True for a flow that has no saved version yet."""
+        return self.base_version is None
+
+    @classmethod
+    def of_row(cls, row: dict[str, Any]) -> Draft:
+        """The draft of a ``flow_drafts`` row."""
+        return cls(
+            flow_id=row["flow_id"],
+            document=row["document"],
+            source=row["source"] or "",
+            base_version=row["base_version"],
+            revision=row["revision"],
+            undo_labels=[str(entry.get("label", "")) for entry in row["undo"] or []],
+            redo_labels=[str(entry.get("label", "")) for entry in row["redo"] or []],
+            pins=dict(row["pins"] or {}),
+            sample=row["sample"],
+            saved_checksum=row["saved_checksum"] or "",
+        )
+
+
+def new_flow_document(flow_id: str, name: str = "", trigger_type: str = "manual") -> dict[str, Any]:
+    """The document a new flow starts from in the builder: an id, a name, a trigger and
+    no steps yet (not valid until a step is added)."""
+    document: dict[str, Any] = {"id": flow_id, "name": name or flow_id}
+    document["trigger"] = {"type": trigger_type}
+    document["steps"] = []
+    return document
+
+
+def patch_document(document: dict[str, Any], ops: list[dict[str, Any]]) -> dict[str, Any]:
+    """``document`` with the JSON Patch ``ops`` applied (a copy); :class:`Invalid` naming
+    the operation that cannot apply, and for an operation that would change the flow's id
+    (a draft is the draft of one flow)."""
+    if len(ops) > MAX_OPS:
+        raise Invalid(
+            f"an edit holds at most {MAX_OPS} operations ({len(ops)} given)",
+            [{"location": "ops", "message": f"at most {MAX_OPS} operations"}],
+        )
+    for index, op in enumerate(ops):
+        path = op.get("path") if isinstance(op, dict) else None
+        if path in ("", "/id") or op.get("from") == "/id":
+            raise Invalid(
+                "the flow's id cannot change in the builder (it names the draft and the "
+                "flow's runs): export the flow and import it under another id",
+                [{"location": f"ops[{index}]", "message": "the id is fixed"}],
+            )
+    try:
+        patched = jsonpatch.apply_patch(document, ops, in_place=False)
+    except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException) as exc:
+        raise Invalid(
+            f"the edit does not apply to the draft: {exc}",
+            [{"location": "ops", "message": str(exc)}],
+        ) from None
+    except (TypeError, KeyError, AttributeError) as exc:
+        raise Invalid(
+            f"the edit is not a JSON Patch: {exc}", [{"location": "ops", "message": str(exc)}]
+        ) from None
+    if not isinstance(patched, dict):
+        raise Invalid("a flow document is an object", [{"location": "", "message": "object"}])
+    return patched
+
+
+def inverse_of(before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]]:
+    """The JSON Patch that turns ``after`` back into ``before``."""
+    return list(jsonpatch.make_patch(after, before).patch)
+
+
+def text_after(source: str, ops: list[dict[str, Any]], document: dict[str, Any]) -> str:
+    """The YAML text of the draft after ``ops`` (giving ``document``): the text patched in
+    place when it reads as that document, comments and key order kept, else written anew."""
+    try:
+        from hub.flows.yaml_text import apply_patch_to_yaml
+    except ImportError:  # pragma: no cover - until the round trip module lands
+        return document_text(document)
+    if source.strip():
+        try:
+            return str(apply_patch_to_yaml(source, ops))
+        except Exception:  # a text that no longer reads is written anew
+            pass
+    return document_text(document)
+
+
+class DraftsService(FlowsService):
+    """The builder's drafts of the caller (editors): open, edit, undo, redo, save."""
+
+    def _limits(self) -> DocumentLimits:
+        return DocumentLimits.from_settings(self.hub.settings)
+
+    def _bounded(self, document: dict[str, Any]) -> None:
+        try:
+            measure_value(document, self._limits())
+        except BoundExceeded as exc:
+            raise Invalid(
+                exc.message, [{"location": exc.location, "message": exc.message}]
+            ) from None
+
+    async def draft(self, flow_id: str) -> Draft:
+        """The caller's draft of a flow: the one kept, else a new one from the flow's
+        latest version (:class:`NotFound` when there is neither)."""
+        self.require("editor")
+        ws, user = self.workspace, self.user_id
+
+        def open_draft(conn: Any) -> Draft:
+            row = draft_store.get_draft(conn, ws, flow_id, user)
+            if row is not None:
+                return Draft.of_row(row)
+            flow = flow_store.get_flow(conn, ws, flow_id)
+            if flow is None:
+                raise NotFound(f"no flow {flow_id!r}")
+            latest = flow["latest_version"]
+            found = flow_store.get_version(conn, ws, flow_id, latest)
+            if found is None:
+                raise NotFound(f"flow {flow_id!r} has no version {latest}")
+            document = dict(found["document"])
+            source = found["source"] or ""
+            if not source.strip() or source.lstrip().startswith("{"):
+                source = document_text(document)
+            values = self._row(flow_id, document, source, latest, checksum(document))
+            draft_store.put_draft(conn, values)
+            return Draft.of_row(values)
+
+        return await self.hub.db.write(open_draft)
+
+    def _row(
+        self,
+        flow_id: str,
+        document: dict[str, Any],
+        source: str,
+        base_version: int | None,
+        saved: str,
+    ) -> dict[str, Any]:
+        return {
+            "workspace_id": self.workspace,
+            "flow_id": flow_id,
+            "user_id": self.user_id,
+            "base_version": base_version,
+            "document": document,
+            "source": source,
+            "undo": [],
+            "redo": [],
+            "pins": {},
+            "sample": None,
+            "saved_checksum": saved,
+            "revision": 0,
+        }
+
+    async def start_draft(self, document: dict[str, Any]) -> Draft:
+        """A draft of a new flow (:class:`Conflict` when a flow or a draft of the caller
+        has its id already)."""
+        self.require("editor")
+        self._bounded(document)
+        flow_id = str(document["id"])
+        ws, user = self.workspace, self.user_id
+
+        def start(conn: Any) -> Draft:
+            if flow_store.get_flow(conn, ws, flow_id) is not None:
+                raise Conflict(f"a flow {flow_id!r} exists already")
+            if draft_store.get_draft(conn, ws, flow_id, user) is not None:
+                raise Conflict(f"you have a draft of a flow {flow_id!r} already")
+            values = self._row(flow_id, document, document_text(document), None, "")
+            draft_store.put_draft(conn, values)
+            return Draft.of_row(values)
+
+        return await self.hub.db.write(start)
+
+    async def _change(self, flow_id: str, change: Any) -> Draft:
+        """Run ``change(row)`` on the caller's draft row (locked) and write what it
+        returns; :class:`NotFound` when there is no draft."""
+        self.require("editor")
+        ws, user = self.workspace, self.user_id
+
+        def write(conn: Any) -> Draft:
+            row = draft_store.get_draft(conn, ws, flow_id, user, for_update=True)
+            if row is None:
+                raise NotFound(f"no draft of flow {flow_id!r}: open it in the builder first")
+            values = change(row)
+            values["revision"] = row["revision"] + 1
+            draft_store.put_draft(conn, values)
+            return Draft.of_row(values)
+
+        return await self.hub.db.write(write)
+
+    async def edit_draft(
+        self,
+        flow_id: str,
+        ops: list[dict[str, Any]],
+        *,
+        label: str = "edit",
+        revision: int | None = None,
+    ) -> Draft:
+        """Apply one edit (a JSON Patch) to the draft and remember it for undo (the redo
+        stack is dropped). ``revision``: the draft's revision the edit was made on; when
+        the draft changed since (another tab), :class:`Conflict`. An edit that changes
+        nothing is not remembered."""
+
+        def change(row: dict[str, Any]) -> dict[str, Any]:
+            if revision is not None and row["revision"] != revision:
+                raise Conflict(
+                    "the draft changed in another tab or window since this page loaded: "
+                    "reload to see it",
+                    code="draft_changed",
+                )
+            before = row["document"]
+            after = patch_document(before, ops)
+            if after == before:
+                return row
+            self._bounded(after)
+            entry = {"label": label[:200], "ops": ops, "inverse": inverse_of(before, after)}
+            undo = [*(row["undo"] or []), entry][-MAX_UNDO:]
+            source = text_after(row["source"] or "", ops, after)
+            return {**row, "document": after, "source": source, "undo": undo, "redo": []}
+
+        return await self._change(flow_id, change)
+
+    async def undo_draft(self, flow_id: str) -> Draft:
+        """Take back the last edit (nothing when there is none)."""
+
+        def change(row: dict[str, Any]) -> dict[str, Any]:
+            undo = list(row["undo"] or [])
+            if not undo:
+                return row
+            entry = undo.pop()
+            after = patch_document(row["document"], entry["inverse"])
+            source = text_after(row["source"] or "", entry["inverse"], after)
+            redo = [*(row["redo"] or []), entry]
+            return {**row, "document": after, "source": source, "undo": undo, "redo": redo}
+
+        return await self._change(flow_id, change)
+
+    async def redo_draft(self, flow_id: str) -> Draft:
+        """Make again the last edit taken back (nothing when there is none)."""
+
+        def change(row: dict[str, Any]) -> dict[str, Any]:
+            redo = list(row["redo"] or [])
+            if not redo:
+                return row
+            entry = redo.pop()
+            after = patch_document(row["document"], entry["ops"])
+            source = text_after(row["source"] or "", entry["ops"], after)
+            undo = [*(row["undo"] or []), entry][-MAX_UNDO:]
+            return {**row, "document": after, "source": source, "undo": undo, "redo": redo}
+
+        return await self._change(flow_id, change)
+
+    async def replace_draft_text(self, flow_id: str, text: str) -> Draft:
+        """The YAML tab's text becomes the draft: read with the hub's bounded reader
+        (:class:`Invalid` with the line of a YAML error, the draft unchanged), kept as
+        typed, and remembered for undo as the patch from the document before."""
+        try:
+            document = read_yaml(text, self._limits())
+        except TextError as exc:
+            raise Invalid(str(exc), [{"location": exc.location, "message": exc.message}]) from None
+        if not isinstance(document, dict):
+            raise Invalid(
+                "a flow document is a mapping (id, name, trigger, steps)",
+                [{"location": "", "message": "must be a mapping"}],
+            )
+        if document.get("id") != flow_id:
+            raise Invalid(
+                f"the id must stay {flow_id!r} (the draft is that flow's)",
+                [{"location": "id", "message": f"must be {flow_id!r}"}],
+            )
+
+        def change(row: dict[str, Any]) -> dict[str, Any]:
+            before = row["document"]
+            ops = list(jsonpatch.make_patch(before, document).patch)
+            if not ops:
+                return {**row, "source": text}
+            entry = {"label": "YAML edit", "ops": ops, "inverse": inverse_of(before, document)}
+            undo = [*(row["undo"] or []), entry][-MAX_UNDO:]
+            return {**row, "document": document, "source": text, "undo": undo, "redo": []}
+
+        return await self._change(flow_id, change)
+
+    async def discard_draft(self, flow_id: str) -> bool:
+        """Drop the caller's draft (the saved versions stay); False when there was none."""
+        self.require("editor")
+        ws, user = self.workspace, self.user_id
+        return await self.hub.db.write(lambda c: draft_store.delete_draft(c, ws, flow_id, user))
+
+    async def pin_output(self, flow_id: str, step_id: str, output: Any) -> Draft:
+        """Pin a step's output in the draft (tried runs use it instead of calling the
+        step); it is bounded like a document."""
+        self._bounded({"pin": output})
+
+        def change(row: dict[str, Any]) -> dict[str, Any]:
+            pins = {**(row["pins"] or {}), step_id: copy.deepcopy(output)}
+            self._bounded({"pins": pins})
+            return {**row, "pins": pins}
+
+        return await self._change(flow_id, change)
+
+    async def unpin_output(self, flow_id: str, step_id: str) -> Draft:
+        """Remove a step's pinned output."""
+
+        def change(row: dict[str, Any]) -> dict[str, Any]:
+            pins = {k: v for k, v in (row["pins"] or {}).items() if k != step_id}
+            return {**row, "pins": pins}
+
+        return await self._change(flow_id, change)
+
+    async def set_sample(self, flow_id: str, sample: Any) -> Draft:
+        """The trigger's sample data the builder tries steps with (None: none)."""
+        self._bounded({"sample": sample})
+        return await self._change(flow_id, lambda row: {**row, "sample": sample})
+
+    async def save_draft(
+        self, flow_id: str, *, message: str = "", publish: bool = False
+    ) -> SavedVersion:
+        """Save the draft as a new version, with the version it started from: validated
+        like any save (:class:`~hub.flows.FlowError`), refused with the diff when another
+        version was saved since (:class:`Conflict`, code ``version_conflict``)."""
+        draft = await self.draft(flow_id)
+        saved = await self.save_flow(
+            draft.document,
+            source=draft.source,
+            message=message,
+            publish=publish,
+            must_exist=not draft.is_new,
+            base_version=draft.base_version,
+        )
+        digest = checksum(draft.document)
+        await self._change(
+            flow_id,
+            lambda row: {**row, "base_version": saved.version, "saved_checksum": digest},
+        )
+        return saved

@@ -1,0 +1,33 @@
+"""The builder's side panel: which part draws it, for what is selected.
+
+``?step=<id>`` is the step's panel (its form, settings, data and try-it); ``?panel=`` names
+another: ``trigger``, ``flow`` (the flow-level fields), ``catalog`` (add a step), ``try``.
+Nothing selected: the overview (the flow's summary and what to do next). Each panel is a
+template and its context; the parts that own them provide the functions called here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request
+
+from hub.services.workspace import WorkspaceHub
+from hub.web.builder.state import BuilderState
+
+#: A panel: the template that draws it, and its context.
+Panel = tuple[str, dict[str, Any]]
+
+
+async def panel_for(
+    request: Request[Any, Any, Any],
+    ws: WorkspaceHub,
+    state: BuilderState,
+    *,
+    step: str | None,
+    panel: str,
+) -> Panel:
+    """The side panel for the selected ``step`` or the named ``panel``."""
+    if step is not None and state.selected == step:
+        return "builder/_panel_step.html", {"step_id": step}
+    return "builder/_panel_overview.html", {}

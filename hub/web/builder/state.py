@@ -1,0 +1,219 @@
+"""What every part of the builder shares: its address, the draft with its issues, and the
+answer to an edit.
+
+The builder edits the person's server-side draft (:mod:`hub.services.drafts`); every edit is
+a JSON Patch, and after each the page gets back, in one htmx response, the parts that show
+the document (:func:`refreshed`): the canvas and the list view, the toolbar (undo, redo,
+unsaved changes), the issues, and the side panel when the edit asks for it. The issues are
+the server's own validation (the same as ``hub flows validate`` and the API's), never a
+second implementation in the browser.
+
+The parts of the builder are separate controllers on :data:`BUILD_PATH` (the page, the step
+panel, the catalog, try-it, the YAML tab): each imports what it needs from here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote
+
+from litestar import Request
+from litestar.response import Template
+
+from hub.flows import FlowError
+from hub.services.drafts import Draft
+from hub.services.workspace import WorkspaceHub
+from hub.web.pages import page, ws_path
+
+#: The builder's address; its parts' controllers use it as their ``path``.
+BUILD_PATH = "/w/{workspace:str}/flows/{flow_id:str}/build"
+#: The layouts the canvas offers: left to right, top to bottom.
+DIRECTIONS = ("LR", "TB")
+#: The views of the document: the graph, the list of steps, the YAML text.
+VIEWS = ("canvas", "list", "yaml")
+_STEP_LOCATION = re.compile(r"^steps\[(\d+)\]")
+
+
+def build_href(workspace: str, flow_id: str, tail: str = "") -> str:
+    """The address of a flow's builder (or of one of its parts: ``tail``)."""
+    return ws_path(workspace, f"/flows/{quote(flow_id, safe='')}/build{tail}")
+
+
+@dataclasses.dataclass
+class Issue:
+    """One validation issue, with the step it belongs to (None: the flow or the trigger)."""
+
+    location: str
+    message: str
+    step: str | None = None
+
+    @property
+    def field(self) -> str:
+        """The location inside its step (``input.email``), or the whole location."""
+        if self.step is None:
+            return self.location
+        return _STEP_LOCATION.sub("", self.location).lstrip(".") or "step"
+
+
+def step_ids(document: Mapping[str, Any]) -> list[str]:
+    """The ids of the document's steps, in order ("" for a step without a string id)."""
+    steps = document.get("steps")
+    if not isinstance(steps, list):
+        return []
+    return [
+        str(s.get("id")) if isinstance(s, dict) and isinstance(s.get("id"), str) else ""
+        for s in steps
+    ]
+
+
+def step_index(document: Mapping[str, Any], step_id: str) -> int | None:
+    """The index of the step ``step_id`` in ``steps``, or None."""
+    ids = step_ids(document)
+    return ids.index(step_id) if step_id in ids else None
+
+
+def step_of(document: Mapping[str, Any], step_id: str) -> dict[str, Any] | None:
+    """The step ``step_id`` of the document, or None."""
+    index = step_index(document, step_id)
+    if index is None:
+        return None
+    step = document["steps"][index]
+    return step if isinstance(step, dict) else None
+
+
+def issues_of(document: Mapping[str, Any], error: FlowError | None) -> list[Issue]:
+    """The issues of a validation, each with the id of the step it is about."""
+    if error is None:
+        return []
+    ids = step_ids(document)
+    out = []
+    for issue in error.issues:
+        match = _STEP_LOCATION.match(issue.location)
+        step = None
+        if match and int(match.group(1)) < len(ids) and ids[int(match.group(1))]:
+            step = ids[int(match.group(1))]
+        out.append(Issue(issue.location, issue.message, step))
+    return out
+
+
+async def validate_draft(ws: WorkspaceHub, document: dict[str, Any]) -> list[Issue]:
+    """The server's validation of the draft's document (what a save would say)."""
+    try:
+        await ws.validate(document)
+    except FlowError as exc:
+        return issues_of(document, exc)
+    return []
+
+
+@dataclasses.dataclass
+class BuilderState:
+    """The draft as the builder shows it: the document, its issues, what is selected."""
+
+    workspace: str
+    draft: Draft
+    issues: list[Issue]
+    selected: str | None = None
+    direction: str = "LR"
+
+    @property
+    def flow_id(self) -> str:
+        return self.draft.flow_id
+
+    @property
+    def document(self) -> dict[str, Any]:
+        return self.draft.document
+
+    @property
+    def href(self) -> str:
+        """The builder's address."""
+        return build_href(self.workspace, self.flow_id)
+
+    def href_to(self, tail: str) -> str:
+        """The address of one of the builder's parts (``/edit``, ``/steps/x``...)."""
+        return build_href(self.workspace, self.flow_id, tail)
+
+    def issues_for(self, step: str | None) -> list[Issue]:
+        """The issues of one step (None: those of no step)."""
+        return [i for i in self.issues if i.step == step]
+
+    def issue_counts(self) -> dict[str, int]:
+        """How many issues each step has."""
+        counts: dict[str, int] = {}
+        for issue in self.issues:
+            if issue.step is not None:
+                counts[issue.step] = counts.get(issue.step, 0) + 1
+        return counts
+
+    def field_errors(self, step: str | None, prefix: str) -> dict[str, list[str]]:
+        """The messages of a step's issues under ``prefix`` (``input``), by the location
+        after it (``email``, ``items[0].name``; ``""`` for the prefix itself)."""
+        out: dict[str, list[str]] = {}
+        for issue in self.issues_for(step):
+            where = issue.field
+            if where == prefix or where.startswith((prefix + ".", prefix + "[")):
+                rest = where[len(prefix) :].lstrip(".")
+                out.setdefault(rest, []).append(issue.message)
+        return out
+
+
+async def state_of(
+    ws: WorkspaceHub, flow_id: str, *, selected: str | None = None, direction: str = "LR"
+) -> BuilderState:
+    """The caller's draft of ``flow_id`` (opened from the latest version when new) with its
+    issues."""
+    draft = await ws.draft(flow_id)
+    return await state_for(ws, draft, selected=selected, direction=direction)
+
+
+async def state_for(
+    ws: WorkspaceHub, draft: Draft, *, selected: str | None = None, direction: str = "LR"
+) -> BuilderState:
+    """The builder's state of a draft just read or changed."""
+    issues = await validate_draft(ws, draft.document)
+    if selected is not None and step_index(draft.document, selected) is None:
+        selected = None
+    return BuilderState(
+        ws.workspace,
+        draft,
+        issues,
+        selected=selected,
+        direction=direction if direction in DIRECTIONS else "LR",
+    )
+
+
+def read_ops(text: str) -> list[dict[str, Any]]:
+    """A JSON Patch posted as text (a list of operations), or ValueError saying why not."""
+    try:
+        ops = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"ops is not JSON: {exc}") from None
+    if not isinstance(ops, list) or not all(isinstance(op, dict) for op in ops):
+        raise ValueError("ops must be a JSON Patch: a list of operations")
+    return ops
+
+
+async def refreshed(
+    request: Request[Any, Any, Any],
+    state: BuilderState,
+    *,
+    panel: str | None = None,
+    notice: str = "",
+    status_code: int = 200,
+    **context: Any,
+) -> Template:
+    """The answer to an edit: the builder's regions that show the document, swapped out of
+    band (canvas, list, toolbar, issues), and ``panel`` (a template name, rendered with
+    ``context``) as the side panel when given."""
+    return await page(
+        request,
+        "builder/_refresh.html",
+        state=state,
+        panel=panel,
+        notice=notice,
+        status_code=status_code,
+        **context,
+    )

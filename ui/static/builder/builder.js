@@ -1,0 +1,87 @@
+// The flow builder's shell: what the server-rendered builder cannot do alone.
+// - Ctrl+Z / Ctrl+Shift+Z (or Ctrl+Y) press Undo / Redo when the focus is not in a text field.
+// - Every edit posted to the builder carries the draft's revision (a stale tab is refused).
+// - The selection on the canvas and in the list follows the side panel's step.
+// - Leaving the builder with unsaved changes asks first (moving inside it does not).
+// No inline handlers (the content security policy forbids them); wired by data attributes.
+(function () {
+  "use strict";
+
+  var root = document.getElementById("builder");
+  if (!root) return;
+  var buildUrl = root.getAttribute("data-build-url");
+  var inside = false;
+
+  function toolbar() { return document.getElementById("builder-toolbar"); }
+
+  function isTextField(el) {
+    if (!el) return false;
+    var tag = el.tagName;
+    return tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT" || el.isContentEditable;
+  }
+
+  document.addEventListener("keydown", function (event) {
+    if (!(event.ctrlKey || event.metaKey) || event.altKey) return;
+    if (isTextField(document.activeElement)) return;
+    var key = event.key.toLowerCase();
+    var which = null;
+    if (key === "z" && !event.shiftKey) which = "[data-builder-undo]";
+    else if ((key === "z" && event.shiftKey) || key === "y") which = "[data-builder-redo]";
+    if (!which) return;
+    var button = document.querySelector(which);
+    if (button && !button.disabled) {
+      event.preventDefault();
+      button.click();
+    }
+  });
+
+  document.body.addEventListener("htmx:configRequest", function (event) {
+    var path = event.detail.path || "";
+    if (event.detail.verb !== "post" || path.indexOf(buildUrl) !== 0) return;
+    var bar = toolbar();
+    if (bar && event.detail.parameters.revision === undefined && /\/edit$/.test(path)) {
+      event.detail.parameters.revision = bar.getAttribute("data-revision");
+    }
+  });
+
+  // The selected step: the side panel says which (data-selected-step), the canvas and the
+  // list mark it.
+  function markSelected() {
+    var panel = document.getElementById("builder-panel");
+    var marked = panel && panel.querySelector("[data-selected-step]");
+    var selected = marked ? marked.getAttribute("data-selected-step") : "";
+    root.setAttribute("data-selected", selected);
+    document.querySelectorAll("#builder [data-step]").forEach(function (el) {
+      var on = selected !== "" && el.getAttribute("data-step") === selected;
+      el.classList.toggle("selected", on);
+      if (el.tagName.toLowerCase() === "a") {
+        if (on) el.setAttribute("aria-current", "true");
+        else el.removeAttribute("aria-current");
+      }
+    });
+  }
+  document.body.addEventListener("htmx:afterSettle", function (event) {
+    var target = event.detail.target;
+    if (target && target.id === "builder-panel") {
+      markSelected();
+      target.focus({ preventScroll: true });
+    } else if (target && /builder-(canvas|list)-region|builder-panel/.test(target.id || "")) {
+      markSelected();
+    }
+  });
+  document.body.addEventListener("htmx:oobAfterSwap", markSelected);
+
+  // Leaving with unsaved changes: the browser asks (a move inside the builder does not).
+  document.addEventListener("click", function (event) {
+    var link = event.target.closest && event.target.closest("a[href]");
+    if (!link) return;
+    var url = new URL(link.href, window.location.href);
+    inside = url.origin === window.location.origin && url.pathname.indexOf(buildUrl) === 0;
+  }, true);
+  window.addEventListener("beforeunload", function (event) {
+    var bar = toolbar();
+    if (inside || !bar || bar.getAttribute("data-dirty") !== "true") return;
+    event.preventDefault();
+    event.returnValue = "";
+  });
+})();
