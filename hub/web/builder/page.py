@@ -17,19 +17,19 @@ from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 from litestar.response import Redirect, Template
 
-from hub.api.deps import EDITOR, hub_of
+from hub.api.deps import EDITOR
 from hub.api.flows import FlowPath
 from hub.flows import FlowError
 from hub.services.drafts import new_flow_document
 from hub.services.errors import Conflict, Invalid
 from hub.services.workspace import WorkspaceHub
-from hub.web.builder.canvas import CanvasView
 from hub.web.builder.panels import panel_for
 from hub.web.builder.state import (
     BUILD_PATH,
     VIEWS,
     BuilderState,
     build_href,
+    canvas_view,
     read_ops,
     refreshed,
     state_for,
@@ -43,18 +43,6 @@ from hub.web.pages import FORM, WorkspacePage, page, ws_path
 StepQuery = Annotated[str, QueryParameter(max_length=100)]
 PanelQuery = Annotated[str, QueryParameter(max_length=40)]
 PANEL_TARGET = "builder-panel"
-
-
-def canvas_view(request: Request[Any, Any, Any], state: BuilderState) -> CanvasView:
-    """The laid-out graph of the draft (the canvas and the list view render from it)."""
-    return CanvasView.from_document(
-        state.document,
-        hub_of(request).expressions,
-        state.href,
-        selected=state.selected,
-        direction="TB" if state.direction == "TB" else "LR",
-        issues=[issue.location for issue in state.issues],
-    )
 
 
 async def builder_page(
@@ -73,9 +61,7 @@ async def builder_page(
         request, ws, state, step=state.selected, panel=panel
     )
     if is_htmx(request) and request.headers.get("hx-target") == PANEL_TARGET:
-        return await page(
-            request, panel_template, state=state, section="flows", **panel_context
-        )
+        return await page(request, panel_template, state=state, section="flows", **panel_context)
     return await page(
         request,
         "builder/page.html",
@@ -153,14 +139,7 @@ class BuilderPages(WorkspacePage):
             panel_template, context = await panel_for(
                 request, ws, state, step=state.selected, panel="" if wanted == "step" else wanted
             )
-        return await refreshed(
-            request,
-            state,
-            panel=panel_template,
-            notice=notice,
-            canvas=canvas_view(request, state),
-            **context,
-        )
+        return await refreshed(request, state, panel=panel_template, notice=notice, **context)
 
     @post("/undo", name="web_builder_undo", opt=EDITOR, status_code=200)
     async def undo(
@@ -208,7 +187,6 @@ class BuilderPages(WorkspacePage):
                 request,
                 state,
                 panel="builder/_save_refused.html",
-                canvas=canvas_view(request, state),
                 refusal=str(exc),
                 status_code=422,
             )
@@ -221,7 +199,6 @@ class BuilderPages(WorkspacePage):
                 request,
                 state,
                 panel="builder/_conflict.html",
-                canvas=canvas_view(request, state),
                 refusal=exc.message,
                 changes=details.get("changes", []),
                 diff=diff_lines(str(details.get("diff", ""))),
@@ -233,7 +210,7 @@ class BuilderPages(WorkspacePage):
             if saved.created
             else f"Nothing changed since version {saved.version}."
         )
-        return await refreshed(request, state, notice=notice, canvas=canvas_view(request, state))
+        return await refreshed(request, state, notice=notice)
 
     @post("/publish", name="web_builder_publish", opt=EDITOR, status_code=200)
     async def publish(
@@ -249,7 +226,7 @@ class BuilderPages(WorkspacePage):
             raise Invalid("save the changes first: publishing publishes a saved version")
         await ws.publish(flow_id, state.draft.base_version)
         notice = f"Version {state.draft.base_version} is published: it runs from now on."
-        return await refreshed(request, state, notice=notice, canvas=canvas_view(request, state))
+        return await refreshed(request, state, notice=notice)
 
     @post("/enable", name="web_builder_enable", opt=EDITOR, status_code=200)
     async def enable(
@@ -264,7 +241,7 @@ class BuilderPages(WorkspacePage):
         await ws.set_enabled(flow_id, on)
         state = await state_of(ws, flow_id)
         notice = "The trigger is on." if on else "The trigger is off."
-        return await refreshed(request, state, notice=notice, canvas=canvas_view(request, state))
+        return await refreshed(request, state, notice=notice)
 
     @post("/discard", name="web_builder_discard", opt=EDITOR, status_code=303)
     async def discard(
@@ -275,9 +252,7 @@ class BuilderPages(WorkspacePage):
         draft = await ws.draft(flow_id)
         await ws.discard_draft(flow_id)
         target = (
-            ws_path(ws.workspace, "/flows")
-            if draft.is_new
-            else flow_href(ws.workspace, flow_id)
+            ws_path(ws.workspace, "/flows") if draft.is_new else flow_href(ws.workspace, flow_id)
         )
         if is_htmx(request):
             return Response(b"", status_code=200, headers={"HX-Redirect": target})
@@ -328,4 +303,3 @@ class NewFlowPages(WorkspacePage):
                 status_code=422,
             )
         return Redirect(build_href(ws.workspace, flow_id), status_code=303)
-

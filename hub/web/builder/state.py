@@ -21,12 +21,15 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
+import jsonpatch
 from litestar import Request
 from litestar.response import Template
 
+from hub.api.deps import hub_of
 from hub.flows import FlowError
 from hub.services.drafts import Draft
 from hub.services.workspace import WorkspaceHub
+from hub.web.builder.canvas import CanvasView
 from hub.web.pages import page, ws_path
 
 #: The builder's address; its parts' controllers use it as their ``path``.
@@ -196,6 +199,42 @@ def read_ops(text: str) -> list[dict[str, Any]]:
     return ops
 
 
+def pointer(*parts: str | int) -> str:
+    """A JSON Pointer of ``parts`` (``pointer("steps", 2, "input")`` is ``/steps/2/input``)."""
+    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
+
+
+def ops_for_step(
+    document: Mapping[str, Any], step_id: str, new_step: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    """The JSON Patch that turns the step ``step_id`` of ``document`` into ``new_step``
+    (the smallest changes, at paths inside the document); ValueError for no such step."""
+    index = step_index(document, step_id)
+    if index is None:
+        raise ValueError(f"no step {step_id!r} in the draft")
+    prefix = pointer("steps", index)
+    ops = []
+    for op in jsonpatch.make_patch(document["steps"][index], dict(new_step)).patch:
+        op = dict(op)
+        op["path"] = prefix + op["path"]
+        if "from" in op:
+            op["from"] = prefix + op["from"]
+        ops.append(op)
+    return ops
+
+
+def canvas_view(request: Request[Any, Any, Any], state: BuilderState) -> CanvasView:
+    """The laid-out graph of the draft (the canvas and the list view render from it)."""
+    return CanvasView.from_document(
+        state.document,
+        hub_of(request).expressions,
+        state.href,
+        selected=state.selected,
+        direction="TB" if state.direction == "TB" else "LR",
+        issues=[issue.location for issue in state.issues],
+    )
+
+
 async def refreshed(
     request: Request[Any, Any, Any],
     state: BuilderState,
@@ -207,7 +246,8 @@ async def refreshed(
 ) -> Template:
     """The answer to an edit: the builder's regions that show the document, swapped out of
     band (canvas, list, toolbar, issues), and ``panel`` (a template name, rendered with
-    ``context``) as the side panel when given."""
+    ``context``) as the side panel when given (else the request should say
+    ``hx-swap="none"``)."""
     return await page(
         request,
         "builder/_refresh.html",
@@ -215,5 +255,25 @@ async def refreshed(
         panel=panel,
         notice=notice,
         status_code=status_code,
+        canvas=canvas_view(request, state),
         **context,
     )
+
+
+async def apply_edit(
+    request: Request[Any, Any, Any],
+    ws: WorkspaceHub,
+    flow_id: str,
+    ops: list[dict[str, Any]],
+    *,
+    label: str,
+    revision: int | None = None,
+    select: str | None = None,
+    panel: str | None = None,
+    **context: Any,
+) -> Template:
+    """Apply one edit to the caller's draft and answer with the refreshed regions (and
+    ``panel`` with ``context``, rendered after the edit: it sees the new ``state``)."""
+    draft = await ws.edit_draft(flow_id, ops, label=label, revision=revision)
+    state = await state_for(ws, draft, selected=select)
+    return await refreshed(request, state, panel=panel, **context)
