@@ -1,0 +1,1 @@
+"""The flow builder: the page, its graph model, layout and canvas."""
