@@ -9,12 +9,14 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from hub.expressions import Compiled, ExpressionError, Expressions
 from hub.flows import checks as flowcheck
+from hub.flows import output_refs
 from hub.flows.model import (
     Flow,
     FlowError,
@@ -238,14 +240,19 @@ class FlowChecker:
 
     def locate_ref(self, value: Any, base: str, ref: str) -> str:
         """The location of the string inside ``value`` that reads ``steps.<ref>``."""
+        return self.locate(value, base, lambda c: c.step_refs is not None and ref in c.step_refs)
+
+    def locate(self, value: Any, base: str, reads: Callable[[Compiled], bool]) -> str:
+        """The location of the first string inside ``value`` whose compiled form ``reads``
+        (``base`` when ``value`` is a string itself, or when none does)."""
         if isinstance(value, str):
             return base
         for location, text in flowcheck.iter_leaves(value, base):
             try:
-                refs = self.expressions.compile(text, location).step_refs
+                compiled = self.expressions.compile(text, location)
             except ExpressionError:
                 continue
-            if refs is not None and ref in refs:
+            if reads(compiled):
                 return location
         return base
 
@@ -289,6 +296,49 @@ class FlowChecker:
             handled = ", ".join(f"'{s}'" for s in self.handles[step_id])
             return message + f" (a handler reads what precedes the step it handles: {handled})"
         return message + f"; add '{ref}' to its needs if it must run first"
+
+    def check_output_refs(self) -> None:
+        """Each ``steps.X.output.<path>`` read (by a step, or by the flow's output) names a
+        field that X's action declares in its output schema (:mod:`hub.flows.output_refs`):
+        a for_each step's output is the list of its items' outputs; keys computed at run
+        time, and what an open schema (``{}``, ``additionalProperties``) holds, are not
+        checked. Reads that :meth:`check_refs` refuses are not checked again."""
+        if self.registry is None:
+            return
+        for step_id, pieces in self.compiled.items():
+            step = self.steps[step_id]
+            allowed = self.ancestors.get(step_id, frozenset())
+            for field, compiled in pieces.items():
+                raw = step.data.get(field, {})
+                self.check_output_paths(compiled, raw, f"{step.location}.{field}", allowed)
+        if self.output is not None:
+            readable = frozenset(s for s in self.steps if s not in self.handles)
+            self.check_output_paths(self.output, self.document.get("output"), "output", readable)
+
+    def check_output_paths(
+        self, compiled: Compiled, raw: Any, base: str, readable: frozenset[str]
+    ) -> None:
+        """Check the output reads of one compiled field (``raw`` as written at ``base``)."""
+        for ref, path in sorted(compiled.step_paths or (), key=repr):
+            if ref not in readable or len(path) < 2 or path[0] != "output":
+                continue
+            step = self.steps[ref]
+            action_name = step.data.get("action")
+            if self.registry is None or not isinstance(action_name, str):
+                continue
+            action = self.registry.action(action_name)
+            if action is None:
+                continue  # an unknown action is reported by check_actions
+            problem = output_refs.undeclared_read(
+                ref,
+                action_name,
+                action.output_schema,
+                path[1:],
+                for_each=step.data.get("for_each") is not None,
+            )
+            if problem is not None:
+                wanted = functools.partial(output_refs.reads_path, (ref, path))
+                self.add(self.locate(raw, base, wanted), problem)
 
     def check_trigger(self) -> TriggerSpec:
         """Check the trigger's type and config against the registry; return its spec."""
@@ -524,6 +574,7 @@ class FlowChecker:
         self.check_refs()
         trigger = self.check_trigger()
         self.check_actions()
+        self.check_output_refs()
         specs = self.build_steps()
         if self.issues:
             unique = list(dict.fromkeys(self.issues))
