@@ -217,6 +217,19 @@
       else zoom(what === "in" ? 1 / ZOOM_STEP : ZOOM_STEP);
     });
 
+    // htmx boosts HTML links only: a step's SVG link inside a boosted region (the builder
+    // opens a step in its side panel) is sent through htmx the same way, with the region's
+    // hx-target and hx-push-url. Without htmx, or with a modifier key, it is a plain link.
+    svg.addEventListener("click", function (event) {
+      var link = event.target.closest ? event.target.closest("a.node") : null;
+      var boosted = link ? link.closest("[hx-boost]") : null;
+      if (!link || !window.htmx || !boosted || boosted.getAttribute("hx-boost") !== "true") return;
+      if (event.defaultPrevented || event.button !== 0) return;
+      if (event.ctrlKey || event.metaKey || event.shiftKey || event.altKey) return;
+      event.preventDefault();
+      window.htmx.ajax("GET", link.getAttribute("href"), { source: link });
+    });
+
     svg.addEventListener("keydown", function (event) {
       if (event.altKey || event.ctrlKey || event.metaKey) return;
       var key = event.key;
