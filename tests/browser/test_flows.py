@@ -33,7 +33,7 @@ def test_a_flow_written_in_the_editor_is_checked_at_its_line_then_saved(
     page, _ = open_page(storage_state=owner_state)
     page.goto("/w/default/flows")
     settle(page)
-    page.get_by_role("link", name="New flow").click()
+    page.get_by_role("link", name="Write YAML").click()
     settle(page)
     editor = page.get_by_label("Flow document (YAML or JSON)")
     editor.fill(BROKEN)

@@ -142,7 +142,10 @@ WRITE_CONTROLS = """() => {
   const htmx = [...document.querySelectorAll("[hx-post],[hx-put],[hx-patch],[hx-delete]")];
   return [...forms, ...htmx].map((e) => e.outerHTML.slice(0, 120));
 }"""
-WRITE_LINKS = re.compile(r"^(New flow|Import|Edit|Delete|Retry|Replay|Cancel|New connection)", re.I)
+WRITE_LINKS = re.compile(
+    r"^(New flow|Write YAML|Open in the builder|Import|Edit|Delete|Retry|Replay|Cancel|New connection)",
+    re.I,
+)
 
 
 @pytest.fixture(scope="module")
