@@ -355,6 +355,20 @@ def test_when_for_each_and_the_flow_output_are_checked_too() -> None:
     ]
 
 
+def test_a_step_is_read_only_through_its_output() -> None:
+    [(location, message)] = issues({"v": "{{ steps.fetch.ouput.body }}"})
+    assert location == "steps[7].input.v"
+    assert message == (
+        "steps.fetch.ouput: steps.fetch holds only its output: read steps.fetch.output; "
+        "did you mean 'output'?"
+    )
+    assert valid("{{ steps.fetch is defined and steps.fetch.output.body }}")
+    # No registry is needed to know it.
+    use = {"id": "use", "action": "shop.anything", "input": {"v": "{{ steps.fetch.status }}"}}
+    with pytest.raises(FlowError, match=r"steps\.fetch holds only its output"):
+        load_flow(flow(LOOKUPS[1], dict(use, needs=["fetch"])), expressions=EXPRESSIONS)
+
+
 def test_reads_other_checks_refuse_are_not_reported_twice() -> None:
     use = {"id": "use", "action": "shop.anything", "input": {"v": "{{ steps.fetch.output.x }}"}}
     fetch = {"id": "fetch", "action": "shop.fetch", "needs": ["use"]}

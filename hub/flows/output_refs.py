@@ -24,6 +24,14 @@ def reads_path(wanted: StepPath, compiled: Compiled) -> bool:
     return compiled.step_paths is not None and wanted in compiled.step_paths
 
 
+def not_output(step_id: str, key: str | int) -> str:
+    """Why ``steps.<step_id>.<key>`` reads nothing: at run time ``steps.X`` holds only
+    ``output`` (:meth:`hub.engine.engine.Engine._context`)."""
+    read = join_location(f"steps.{step_id}", [key])
+    hint = suggest(key, ["output"]) if isinstance(key, str) else ""
+    return f"{read}: steps.{step_id} holds only its output: read steps.{step_id}.output{hint}"
+
+
 def undeclared_read(
     step_id: str,
     action_name: str,

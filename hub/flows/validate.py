@@ -298,13 +298,12 @@ class FlowChecker:
         return message + f"; add '{ref}' to its needs if it must run first"
 
     def check_output_refs(self) -> None:
-        """Each ``steps.X.output.<path>`` read (by a step, or by the flow's output) names a
-        field that X's action declares in its output schema (:mod:`hub.flows.output_refs`):
-        a for_each step's output is the list of its items' outputs; keys computed at run
-        time, and what an open schema (``{}``, ``additionalProperties``) holds, are not
-        checked. Reads that :meth:`check_refs` refuses are not checked again."""
-        if self.registry is None:
-            return
+        """Each ``steps.X.<path>`` read (by a step, or by the flow's output) reads X's
+        ``output`` (the only key of ``steps.X`` at run time) and, with a registry, a field
+        that X's action declares in its output schema (:mod:`hub.flows.output_refs`): a
+        for_each step's output is the list of its items' outputs; keys computed at run time,
+        and what an open schema (``{}``, ``additionalProperties``) holds, are not checked.
+        Reads that :meth:`check_refs` refuses are not checked again."""
         for step_id, pieces in self.compiled.items():
             step = self.steps[step_id]
             allowed = self.ancestors.get(step_id, frozenset())
@@ -320,25 +319,31 @@ class FlowChecker:
     ) -> None:
         """Check the output reads of one compiled field (``raw`` as written at ``base``)."""
         for ref, path in sorted(compiled.step_paths or (), key=repr):
-            if ref not in readable or len(path) < 2 or path[0] != "output":
+            if ref not in readable or not path:
                 continue
-            step = self.steps[ref]
-            action_name = step.data.get("action")
-            if self.registry is None or not isinstance(action_name, str):
-                continue
-            action = self.registry.action(action_name)
-            if action is None:
-                continue  # an unknown action is reported by check_actions
-            problem = output_refs.undeclared_read(
-                ref,
-                action_name,
-                action.output_schema,
-                path[1:],
-                for_each=step.data.get("for_each") is not None,
-            )
+            problem = self.output_read_problem(ref, path)
             if problem is not None:
                 wanted = functools.partial(output_refs.reads_path, (ref, path))
                 self.add(self.locate(raw, base, wanted), problem)
+
+    def output_read_problem(self, ref: str, path: tuple[str | int, ...]) -> str | None:
+        """What is wrong with reading ``steps.<ref>`` + ``path``, or None."""
+        if path[0] != "output":
+            return output_refs.not_output(ref, path[0])
+        step = self.steps[ref]
+        action_name = step.data.get("action")
+        if len(path) < 2 or self.registry is None or not isinstance(action_name, str):
+            return None
+        action = self.registry.action(action_name)
+        if action is None:
+            return None  # an unknown action is reported by check_actions
+        return output_refs.undeclared_read(
+            ref,
+            action_name,
+            action.output_schema,
+            path[1:],
+            for_each=step.data.get("for_each") is not None,
+        )
 
     def check_trigger(self) -> TriggerSpec:
         """Check the trigger's type and config against the registry; return its spec."""
