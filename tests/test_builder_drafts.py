@@ -282,3 +282,22 @@ async def test_a_new_flow_starts_from_a_name(api: Api) -> None:
     assert made.headers["location"] == "/w/default/flows/new-one/build"
     page = await client.get(made.headers["location"])
     assert page.status_code == 200 and "not saved yet" in page.text
+
+
+async def test_an_edit_that_draws_nothing_new_sends_no_canvas(api: Api) -> None:
+    """Typing in a field changes no node or edge: the page says what it draws (view and
+    signature), and the answer leaves the canvas out; a new step sends it again, and only
+    the view the page shows."""
+    await create(api, flow_document())
+    client = await signed_in(api, api.editor)
+    page = await client.get(BUILD)
+    signature = page.text.split('id="builder-canvas-region" data-signature="')[1].split('"')[0]
+    typed = [{"op": "replace", "path": "/steps/0/input/name", "value": "{{ trigger.who }}"}]
+    headers = {**htmx_headers(client, BUILD), "x-builder-shown": f"canvas:{signature}"}
+    same = await post_form(client, f"{BUILD}/edit", {"ops": json.dumps(typed)}, headers=headers)
+    assert same.status_code == 200, same.text
+    assert "builder-canvas-region" not in same.text and "builder-toolbar" in same.text
+    added = [{"op": "add", "path": "/steps/-", "value": {"id": "more", "action": "test.echo"}}]
+    grown = await post_form(client, f"{BUILD}/edit", {"ops": json.dumps(added)}, headers=headers)
+    assert 'id="builder-canvas-region" hx-swap-oob="true"' in grown.text
+    assert "builder-list-region" not in grown.text  # the page shows the canvas, not the list

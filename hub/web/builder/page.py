@@ -30,6 +30,8 @@ from hub.web.builder.state import (
     BuilderState,
     build_href,
     canvas_view,
+    graph_of,
+    graph_signature,
     read_ops,
     refreshed,
     state_for,
@@ -60,6 +62,7 @@ async def builder_page(
     panel_template, panel_context = await panel_for(
         request, ws, state, step=state.selected, panel=panel
     )
+    graph = graph_of(request, state)
     if is_htmx(request) and request.headers.get("hx-target") == PANEL_TARGET:
         return await page(request, panel_template, state=state, section="flows", **panel_context)
     return await page(
@@ -68,7 +71,8 @@ async def builder_page(
         section="flows",
         title=f"Build {state.document.get('name') or state.flow_id}",
         state=state,
-        canvas=canvas_view(request, state),
+        canvas=canvas_view(request, state, graph),
+        signature=graph_signature(graph, state.direction),
         view=view if view in VIEWS else "canvas",
         panel_template=panel_template,
         notice=notice,

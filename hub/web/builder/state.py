@@ -15,6 +15,7 @@ panel, the catalog, try-it, the YAML tab): each imports what it needs from here.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import re
 from collections.abc import Mapping
@@ -30,6 +31,7 @@ from hub.flows import FlowError
 from hub.services.drafts import Draft
 from hub.services.workspace import WorkspaceHub
 from hub.web.builder.canvas import CanvasView
+from hub.web.builder.graph import Graph, build_graph
 from hub.web.pages import page, ws_path
 
 #: The builder's address; its parts' controllers use it as their ``path``.
@@ -38,6 +40,8 @@ BUILD_PATH = "/w/{workspace:str}/flows/{flow_id:str}/build"
 DIRECTIONS = ("LR", "TB")
 #: The views of the document: the graph, the list of steps, the YAML text.
 VIEWS = ("canvas", "list", "yaml")
+#: The header in which the page says which drawing it shows (:func:`graph_signature`).
+SHOWN_HEADER = "x-builder-shown"
 _STEP_LOCATION = re.compile(r"^steps\[(\d+)\]")
 
 
@@ -223,15 +227,31 @@ def ops_for_step(
     return ops
 
 
-def canvas_view(request: Request[Any, Any, Any], state: BuilderState) -> CanvasView:
-    """The laid-out graph of the draft (the canvas and the list view render from it)."""
-    return CanvasView.from_document(
+def graph_of(request: Request[Any, Any, Any], state: BuilderState) -> Graph:
+    """The graph of the draft (with each node's issue count)."""
+    return build_graph(
         state.document,
         hub_of(request).expressions,
+        [issue.location for issue in state.issues],
+    )
+
+
+def graph_signature(graph: Graph, direction: str) -> str:
+    """A short digest of what the canvas and the list view draw (nodes, edges, issue
+    counts, direction; not the selection, which the page marks itself)."""
+    drawn = repr((graph.nodes, graph.edges, direction)).encode()
+    return hashlib.blake2b(drawn, digest_size=8).hexdigest()
+
+
+def canvas_view(
+    request: Request[Any, Any, Any], state: BuilderState, graph: Graph | None = None
+) -> CanvasView:
+    """The laid-out graph of the draft (the canvas and the list view render from it)."""
+    return CanvasView(
+        graph if graph is not None else graph_of(request, state),
         state.href,
         selected=state.selected,
         direction="TB" if state.direction == "TB" else "LR",
-        issues=[issue.location for issue in state.issues],
     )
 
 
@@ -247,7 +267,18 @@ async def refreshed(
     """The answer to an edit: the builder's regions that show the document, swapped out of
     band (canvas, list, toolbar, issues), and ``panel`` (a template name, rendered with
     ``context``) as the side panel when given (else the request should say
-    ``hx-swap="none"``)."""
+    ``hx-swap="none"``).
+
+    The canvas or the list is sent only when what it draws changed, and only the one the
+    page shows: the page says which view it shows and the signature of its drawing
+    (header ``X-Builder-Shown: <view>:<signature>``, set by builder.js), so typing in a
+    field costs no layout and no SVG. Without the header both are sent."""
+    graph = graph_of(request, state)
+    signature = graph_signature(graph, state.direction)
+    view, _, shown = request.headers.get(SHOWN_HEADER, "").partition(":")
+    drawn = view if view in VIEWS else "both"
+    if shown == signature or view == "yaml":
+        drawn = "none"
     return await page(
         request,
         "builder/_refresh.html",
@@ -255,7 +286,9 @@ async def refreshed(
         panel=panel,
         notice=notice,
         status_code=status_code,
-        canvas=canvas_view(request, state),
+        canvas=None if drawn == "none" else canvas_view(request, state, graph),
+        drawn=drawn,
+        signature=signature,
         **context,
     )
 

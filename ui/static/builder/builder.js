@@ -42,6 +42,14 @@
     if (bar && event.detail.parameters.revision === undefined && /\/edit$/.test(path)) {
       event.detail.parameters.revision = bar.getAttribute("data-revision");
     }
+    // What the page draws now: the server leaves the canvas out of its answer when the
+    // edit did not change it (typing in a field).
+    var canvas = document.getElementById("builder-canvas-region");
+    var list = document.getElementById("builder-list-region");
+    var region = canvas || list;
+    var view = canvas ? "canvas" : list ? "list" : "yaml";
+    event.detail.headers["X-Builder-Shown"] =
+      view + ":" + ((region && region.getAttribute("data-signature")) || "");
   });
 
   // The selected step: the side panel says which (data-selected-step), the canvas and the
@@ -78,6 +86,12 @@
     var url = new URL(link.href, window.location.href);
     inside = url.origin === window.location.origin && url.pathname.indexOf(buildUrl) === 0;
   }, true);
+  // Every deferred script has run by DOMContentLoaded: the builder is wired (bench/builder.py
+  // reads this stamp).
+  document.addEventListener("DOMContentLoaded", function () {
+    document.documentElement.setAttribute("data-builder-ready", String(performance.now()));
+  });
+
   window.addEventListener("beforeunload", function (event) {
     var bar = toolbar();
     if (inside || !bar || bar.getAttribute("data-dirty") !== "true") return;
