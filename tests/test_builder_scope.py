@@ -285,3 +285,15 @@ def test_completion_is_fast_on_300_steps() -> None:
         assert len(completions(scope, "{{ steps.")[1]) == 299
         assert completions(scope, "{{ steps.s0.output.customer.em")[1][0].label == "email"
     assert (time.perf_counter() - began) / 40 < 0.02
+
+
+def test_steps_x_holds_only_its_output() -> None:
+    scopes = DraftScopes(
+        flow({"id": "a", "action": "shop.fetch"}, {"id": "b", "action": "shop.fetch"}),
+        EXPRESSIONS,
+        REGISTRY,
+    )
+    assert labels(scopes, "b", "{{ steps.a.") == ["output"]
+    compiled = EXPRESSIONS.compile("{{ steps.a.outptu }}", "x")
+    [(ref, message)] = scopes.problems(scopes.scope("b"), compiled)
+    assert ref == "a" and "read steps.a.output" in message

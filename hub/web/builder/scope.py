@@ -26,7 +26,7 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from hub.expressions import Compiled, Expressions
-from hub.flows import output_refs, output_schema
+from hub.flows import output_schema
 from hub.flows.checks import suggest
 from hub.flows.validate import FlowChecker
 from hub.services.overview import example_value
@@ -467,16 +467,10 @@ class DraftScopes:
         for ref in sorted(refs - allowed):
             found.append((ref, self._ref_message(scope.step, ref)))
         for ref, path in sorted(compiled.step_paths or (), key=repr):
-            if ref not in allowed or len(path) < 2 or path[0] != "output":
-                continue
-            info = self.steps[ref]
-            if info.schema is None:
-                continue
-            problem = output_refs.undeclared_read(
-                ref, info.action, info.schema, path[1:], for_each=info.for_each
-            )
-            if problem is not None:
-                found.append((ref, problem))
+            if ref in allowed and path:
+                problem = self.checker.output_read_problem(ref, path)
+                if problem is not None:
+                    found.append((ref, problem))
         return found
 
     def _ref_message(self, step: str | None, ref: str) -> str:
