@@ -79,7 +79,8 @@ def hub_run_finished(run: dict[str, Any]) -> None:
     """Called when a run reaches a final status (succeeded, failed, cancelled).
 
     ``run`` is the run record as the API shows it (id, flow_id, status, output, error,
-    timings). May be ``async def``; awaited like :func:`hub_before_step`.
+    timings). May be ``async def``; awaited like :func:`hub_before_step`. Not called for
+    trial runs (the flow builder's tests, :mod:`hub.engine.trials`).
     """
 
 

@@ -58,6 +58,7 @@ from hub.api.metrics import metrics_endpoint, metrics_of
 from hub.api.reference_pages import ScalarPage, SwaggerPage
 from hub.api.runs import RunsController
 from hub.api.steps import StepTestsController
+from hub.api.trials import TrialsController
 from hub.api.webhooks import webhook
 from hub.flows import FlowError
 from hub.runtime import Hub, settle_gc
@@ -73,6 +74,7 @@ API_CONTROLLERS: list[Any] = [
     FlowsController,
     RunsController,
     StepTestsController,
+    TrialsController,
     ConnectorsController,
     ConnectionsController,
     OAuth2Controller,

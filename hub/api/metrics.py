@@ -12,6 +12,9 @@ What is counted where:
   ``timed_out``, ``run_failed``, or the error code of a refusal such as
   ``invalid_signature:mismatch`` or ``payload_too_large``).
 
+Trial runs (the flow builder's tests: their events say ``"trial": true``) are not counted,
+nor their steps, nor timed; nor are they among the runs ``running``.
+
 Labels carry statuses and outcomes only, never flow ids, workspace names or request data.
 The route is public like ``/healthz`` (no credentials, so that Prometheus can scrape it).
 """
@@ -132,7 +135,9 @@ class Metrics:
         self._child(self.webhooks, outcome).inc()
 
     def on_event(self, event: dict[str, Any]) -> None:
-        """The engine listener: count runs and steps, time them."""
+        """The engine listener: count runs and steps, time them (not a trial's)."""
+        if event.get("trial"):
+            return
         if event.get("type") == "step":
             status = str(event.get("status"))
             self._child(self.steps_finished, status).inc()

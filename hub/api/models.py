@@ -319,6 +319,8 @@ class RunSummary(msgspec.Struct):
     finished_at: dt.datetime | None
     duration_ms: float | None
     error: Any = None
+    #: A trial run (the flow builder's "try it"): listed only with ``trial=true``.
+    trial: bool = False
 
 
 class RunPage(msgspec.Struct):
@@ -365,6 +367,9 @@ class RunDetail(msgspec.Struct):
     finished_at: dt.datetime | None
     duration_ms: float | None
     steps: list[StepAttempt]
+    #: A trial run: its flow (version 0) is the document it was started with (see
+    #: ``GET /api/w/{workspace}/flows/{flow_id}/trials/{run_id}``).
+    trial: bool = False
 
 
 class RunCancelled(msgspec.Struct):
@@ -531,3 +536,24 @@ class AuditPage(msgspec.Struct):
 
     items: list[AuditItem]
     next_cursor: str | None = None
+
+
+class TrialStart(msgspec.Struct):
+    """A trial run of a draft: the document (its ``id`` is the flow's, which need not be
+    saved), the trigger data, pinned outputs (``{step id: output}``: those steps are not
+    called) and the step to stop after (only it and its ancestors run)."""
+
+    document: dict[str, Any]
+    trigger: Any = None
+    pins: dict[str, Any] | None = None
+    stop_after: Annotated[str, msgspec.Meta(max_length=100)] | None = None
+
+
+class TrialDetail(msgspec.Struct):
+    """What a trial run ran: the document, its pins and the step it stopped after."""
+
+    run_id: str
+    flow_id: str
+    document: dict[str, Any]
+    pins: dict[str, Any]
+    stop_after: str | None

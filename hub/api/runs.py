@@ -91,6 +91,7 @@ def run_summary(row: dict[str, Any]) -> RunSummary:
         finished_at=ts(row["finished_at"]),
         duration_ms=ms_between(row["started_at"], row["finished_at"]),
         error=row["error"],
+        trial=bool(row.get("trial")),
     )
 
 
@@ -132,6 +133,7 @@ def run_detail(record: dict[str, Any]) -> RunDetail:
         finished_at=ts(record["finished_at"]),
         duration_ms=ms_between(record["started_at"], record["finished_at"]),
         steps=[step_attempt(s) for s in record.get("steps", [])],
+        trial=bool(record.get("trial")),
     )
 
 
@@ -187,9 +189,12 @@ class RunsController(Controller):
         until: Annotated[str | None, QueryParameter(pattern=ISO_TIME, max_length=40)] = None,
         cursor: Annotated[str | None, QueryParameter(max_length=200)] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
+        trial: Annotated[bool, QueryParameter()] = False,
     ) -> RunPage:
         """Runs newest first; filter by flow, status and creation time (``since`` <= t <
-        ``until``); pass ``next_cursor`` back as ``cursor`` for the next page."""
+        ``until``); pass ``next_cursor`` back as ``cursor`` for the next page. Trial runs
+        (the flow builder's tests) are listed only with ``trial=true`` (and then only
+        they)."""
         rows = await ws.runs_page(
             flow_id=flow_id,
             status=status,
@@ -197,6 +202,7 @@ class RunsController(Controller):
             until=to_us("until", until),
             cursor=decode_cursor(cursor) if cursor else None,
             limit=limit + 1,
+            trial=trial,
         )
         more = len(rows) > limit
         rows = rows[:limit]

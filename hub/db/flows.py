@@ -28,6 +28,8 @@ from hub.db.models import (
     trigger_state,
     webhook_keys,
 )
+from hub.db.runs import PRODUCTION, trial_filter
+from hub.db.trials import delete_trials
 
 FINAL_RUN_STATUSES = ("succeeded", "failed", "cancelled")
 
@@ -293,14 +295,18 @@ def run_stats(
     created time, id, status): each flow's newest run is one step down the index from its
     end, and the counts read the index entries of the window only, never the rows (1,000
     flows and 100,000 runs: about 2 ms for a page on SQLite; two flows of 50,000 runs each:
-    about 22 ms).
+    about 22 ms). Trial runs are left out (``trial`` is the index's last column).
     """
     if not flow_ids:
         return {}
     ids = list(flow_ids)
     newest = (
         select(runs.c.id)
-        .where(runs.c.workspace_id == flows.c.workspace_id, runs.c.flow_id == flows.c.id)
+        .where(
+            runs.c.workspace_id == flows.c.workspace_id,
+            runs.c.flow_id == flows.c.id,
+            PRODUCTION,
+        )
         .order_by(runs.c.created_at.desc(), runs.c.id.desc())
         .limit(1)
         .correlate(flows)
@@ -322,6 +328,7 @@ def run_stats(
             runs.c.workspace_id == workspace_id,
             runs.c.flow_id.in_(ids),
             runs.c.created_at >= since,
+            PRODUCTION,
         )
         .group_by(runs.c.flow_id)
         .subquery("counts")
@@ -351,14 +358,20 @@ def run_stats(
     return found
 
 
-def run_counts(conn: Connection, workspace_id: str, flow_id: str) -> tuple[int, int]:
-    """How many runs a flow has, and how many of them are still active (not finished)."""
-    row = conn.execute(
-        select(
-            func.count(),
-            func.coalesce(func.sum(case((runs.c.status.in_(FINAL_RUN_STATUSES), 0), else_=1)), 0),
-        ).where(runs.c.workspace_id == workspace_id, runs.c.flow_id == flow_id)
-    ).one()
+def run_counts(
+    conn: Connection, workspace_id: str, flow_id: str, *, trial: bool | None = False
+) -> tuple[int, int]:
+    """How many runs a flow has, and how many of them are still active (not finished):
+    production runs only, unless ``trial`` says otherwise (see
+    :func:`hub.db.runs.trial_filter`; None: trial runs too)."""
+    stmt = select(
+        func.count(),
+        func.coalesce(func.sum(case((runs.c.status.in_(FINAL_RUN_STATUSES), 0), else_=1)), 0),
+    ).where(runs.c.workspace_id == workspace_id, runs.c.flow_id == flow_id)
+    trial_only = trial_filter(trial)
+    if trial_only is not None:
+        stmt = stmt.where(trial_only)
+    row = conn.execute(stmt).one()
     return int(row[0]), int(row[1])
 
 
@@ -385,7 +398,7 @@ def delete_flow(conn: Connection, workspace_id: str, flow_id: str) -> DeletedFlo
     versions, its runs and their step attempts, its triggers' state (a schedule's last
     tick, a poll's cursor), its webhooks' stored keys, and the API tokens limited to it.
     None when there is no such flow; :class:`FlowBusy` (nothing deleted) while any of its
-    runs has not finished.
+    runs has not finished. Trial runs of the flow go with it (and their documents).
 
     Its id is remembered with its last version number (``flow_tombstones``): a flow created
     again with that id numbers its versions on from there. Runs of other flows that it
@@ -398,13 +411,14 @@ def delete_flow(conn: Connection, workspace_id: str, flow_id: str) -> DeletedFlo
     ).first()
     if flow is None:
         return None
-    _total, active = run_counts(conn, workspace_id, flow_id)
+    _total, active = run_counts(conn, workspace_id, flow_id, trial=None)
     if active:
         raise FlowBusy(active)
     own_runs = select(runs.c.id).where(
         runs.c.workspace_id == workspace_id, runs.c.flow_id == flow_id
     )
     removed_steps = conn.execute(delete(steps).where(steps.c.run_id.in_(own_runs))).rowcount
+    delete_trials(conn, own_runs)
     removed_runs = conn.execute(
         delete(runs).where(runs.c.workspace_id == workspace_id, runs.c.flow_id == flow_id)
     ).rowcount

@@ -15,7 +15,9 @@ take an index that gives the order or the grouping than the one with the most eq
 hence the expressions.
 
 Times are epoch microseconds; a window starts at a run's ``created_at`` (as the runs list's
-``since`` filter does).
+``since`` filter does). Trial runs (the flow builder's tests) are never counted nor listed
+here: every query says :data:`~hub.db.runs.PRODUCTION`, read from the indexes' last column
+(migration 0008).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any
 from sqlalchemy import Connection, case, func, select
 
 from hub.db.models import flows, runs
+from hub.db.runs import PRODUCTION
 
 LATEST_COLUMNS = (
     runs.c.id,
@@ -55,6 +58,7 @@ def failures_by_flow(
             # workspace's indexes would read all its runs of the window (or of all time)
             runs.c.workspace_id.concat("") == workspace_id,
             runs.c.created_at + 0 >= since,
+            PRODUCTION,
         )
         .group_by(runs.c.flow_id)
         .order_by(func.count().desc(), runs.c.flow_id)
@@ -77,6 +81,7 @@ def runs_by_flow(
             runs.c.workspace_id == workspace_id,
             runs.c.flow_id.in_(flow_ids),
             runs.c.created_at >= since,
+            PRODUCTION,
         )
         .group_by(runs.c.flow_id)
     )
@@ -94,6 +99,7 @@ def recent_runs(
             runs.c.workspace_id == workspace_id,
             runs.c.created_at >= since,
             runs.c.status == status,
+            PRODUCTION,
         )
         .order_by(runs.c.created_at.desc(), runs.c.id.desc())
         .limit(limit)
@@ -108,7 +114,7 @@ def active_runs(
     index (the workspace's time index would be read back to the first such run)."""
     stmt = (
         select(*LATEST_COLUMNS)
-        .where(runs.c.status == status, runs.c.workspace_id.concat("") == workspace_id)
+        .where(runs.c.status == status, runs.c.workspace_id.concat("") == workspace_id, PRODUCTION)
         .order_by(runs.c.created_at.desc(), runs.c.id.desc())
         .limit(limit)
     )
@@ -120,7 +126,7 @@ def count_runs(conn: Connection, workspace_id: str, status: str) -> int:
     stmt = (
         select(func.count())
         .select_from(runs)
-        .where(runs.c.status == status, runs.c.workspace_id == workspace_id)
+        .where(runs.c.status == status, runs.c.workspace_id == workspace_id, PRODUCTION)
     )
     return int(conn.execute(stmt).scalar_one())
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from sqlalchemy import Connection, or_, select, update
+from sqlalchemy import Connection, false, or_, select, true, update
+from sqlalchemy.sql.elements import ColumnElement
 
 from hub.db.models import lease_expired, runs, status_is, steps
 
@@ -34,7 +35,20 @@ RUN_COLUMNS = (
     runs.c.created_at,
     runs.c.started_at,
     runs.c.finished_at,
+    runs.c.trial,
 )
+
+
+#: Production runs only: not trial runs (what every list and count shows by default).
+PRODUCTION: ColumnElement[bool] = runs.c.trial == false()
+
+
+def trial_filter(trial: bool | None) -> ColumnElement[bool] | None:
+    """The condition on ``runs.trial`` of a list: production runs only (False, what every
+    list and count shows by default), trial runs only (True), or none (None: both)."""
+    if trial is None:
+        return None
+    return runs.c.trial == true() if trial else PRODUCTION
 
 
 def run_record(
@@ -114,12 +128,14 @@ def runs_page(
     cursor: tuple[int, str] | None = None,
     limit: int = 50,
     with_data: bool = True,
+    trial: bool | None = False,
 ) -> list[dict[str, Any]]:
     """Runs newest first, keyset-paginated on (created_at, id); times in epoch microseconds.
 
     ``since`` is inclusive and ``until`` exclusive; ``cursor`` is the (created_at, id) of the
     last run of the previous page. Without ``with_data``, a run's trigger data and output
-    are left out (what a list shows).
+    are left out (what a list shows). Trial runs are left out too unless ``trial`` is
+    True (only them) or None (every run): see :func:`trial_filter`.
     """
     stmt = select(*(RUN_COLUMNS if with_data else LIST_COLUMNS)).where(
         runs.c.workspace_id == workspace_id
@@ -128,6 +144,9 @@ def runs_page(
         stmt = stmt.where(runs.c.flow_id == flow_id)
     if status:
         stmt = stmt.where(runs.c.status == status)
+    trial_only = trial_filter(trial)
+    if trial_only is not None:
+        stmt = stmt.where(trial_only)
     if since is not None:
         stmt = stmt.where(runs.c.created_at >= since)
     if until is not None:

@@ -35,7 +35,8 @@ from hub.db.runstate.claims import Claim
 from hub.db.runstate.completions import Completion, ItemCompletion, is_batchable_item
 from hub.db.runstate.output import output_renderer, write_finishing
 from hub.db.runstate.transitions import Transitions
-from hub.db.runstate.types import Outcome, RunInfo, StepJob
+from hub.db.runstate.types import Outcome, RunInfo, RunNotFound, StepJob
+from hub.db.trials import TRIAL_VERSION, mark_pinned
 from hub.engine.capacity import CapacityMixin
 from hub.engine.events import EventBus
 from hub.engine.executors.base import Executor, cancel_requested
@@ -44,6 +45,7 @@ from hub.engine.reads import ReadsMixin
 from hub.engine.recovery import RecoveryMixin
 from hub.engine.runs import RunsMixin
 from hub.engine.step_call import StepFailure, call_step, step_logger
+from hub.engine.trials import TrialsMixin
 from hub.expressions import ExpressionError, Expressions
 from hub.expressions.offload import Renders
 from hub.flows import Flow, StepSpec
@@ -74,13 +76,14 @@ class _Claimed:
         self.started = time.monotonic()
 
 
-class Engine(CapacityMixin, ReadsMixin, RunsMixin, RecoveryMixin):
+class Engine(CapacityMixin, ReadsMixin, RunsMixin, TrialsMixin, RecoveryMixin):
     """Executes steps of runs; one per hub process.
 
     Starting, cancelling and waiting for runs is in :class:`~hub.engine.runs.RunsMixin`, its
     capacity and shedding in :class:`~hub.engine.capacity.CapacityMixin`, its cached reads
     of flows, runs and outputs in :class:`~hub.engine.reads.ReadsMixin`, the sweeper, leases
-    and hand-back in :class:`~hub.engine.recovery.RecoveryMixin`.
+    and hand-back in :class:`~hub.engine.recovery.RecoveryMixin`, trial runs (a draft's
+    flow, pins, stopping after a step) in :class:`~hub.engine.trials.TrialsMixin`.
     """
 
     def __init__(
@@ -116,6 +119,7 @@ class Engine(CapacityMixin, ReadsMixin, RunsMixin, RecoveryMixin):
             limiter or LocalLimiter(), settings.default_step_timeout + settings.lease_seconds
         )
         self._init_reads()
+        self._init_trials()
         # row id -> (claimed at, job, the task running it): for heartbeats, hand-back, cancel
         self._running: dict[int, tuple[float, StepJob, asyncio.Task[Any] | None]] = {}
         self._waiters: dict[str, list[asyncio.Future[dict[str, Any]]]] = {}
@@ -148,7 +152,7 @@ class Engine(CapacityMixin, ReadsMixin, RunsMixin, RecoveryMixin):
 
     async def _execute_claimed(self, job: StepJob, row: dict[str, Any]) -> None:
         run = await self._run_info(job.run_id)
-        flow = await self.get_flow(run.workspace_id, run.flow_id, run.flow_version)
+        flow = await self.flow_of(run)
         claimed = _Claimed(job, row, flow.steps[row["step_id"]])
         self._running[claimed.row_id] = (claimed.started, job, asyncio.current_task())
         try:
@@ -164,8 +168,12 @@ class Engine(CapacityMixin, ReadsMixin, RunsMixin, RecoveryMixin):
         redactor = NO_SECRETS
         ctx: StepContext | None = None
         try:
-            context = await self._context(run, flow, spec, claimed)
             first_look = not is_item and not is_handler and claimed.attempt == 1
+            if run.flow_version == TRIAL_VERSION and not is_item and not is_handler:
+                pins = (await self.trial_of(run.id)).pins
+                if spec.id in pins:
+                    return await self._pinned(run, flow, claimed, pins[spec.id])
+            context = await self._context(run, flow, spec, claimed)
             render = self.renders.render
             if spec.when is not None and first_look and not await render(spec.when, context):
                 return await self._complete(run, flow, claimed, "skipped", None, None)
@@ -381,6 +389,11 @@ class Engine(CapacityMixin, ReadsMixin, RunsMixin, RecoveryMixin):
                 raise
         return outcome
 
+    async def _pinned(self, run: RunInfo, flow: Flow, claimed: _Claimed, output: Any) -> Outcome:
+        """A trial's pinned step: not called; done with the pinned output, marked pinned."""
+        await self.db.write(lambda c: mark_pinned(c, claimed.row_id, self.boot_id), lane=run.id)
+        return await self._complete(run, flow, claimed, "done", None, output)
+
     async def _expand(self, run: RunInfo, claimed: _Claimed, items: Any) -> Outcome:
         spec = claimed.spec
         if not isinstance(items, list):
@@ -395,7 +408,7 @@ class Engine(CapacityMixin, ReadsMixin, RunsMixin, RecoveryMixin):
                 kind="expression",
             )
         if not items:
-            flow = await self.get_flow(run.workspace_id, run.flow_id, run.flow_version)
+            flow = await self.flow_of(run)
             return await self._complete(run, flow, claimed, "done", None, [])
         outcome = await self.db.write(
             lambda c: self.transitions.expand(
@@ -494,14 +507,25 @@ class Engine(CapacityMixin, ReadsMixin, RunsMixin, RecoveryMixin):
         for finished in outcome.finished:
             if finished["status"] != "succeeded":
                 self.interrupt_run(finished["id"])  # siblings still running here stop now
-            self._emit({"type": "run", "run_id": finished["id"], "at": now_us(), **finished})
+            event = {"type": "run", "run_id": finished["id"], "at": now_us(), **finished}
+            trial = await self._is_trial(finished["id"])
+            if trial:
+                event["trial"] = True
+            self._emit(event)
             for future in self._waiters.get(finished["id"], []):
                 if not future.done():
                     future.set_result(finished)
-            if self._observe_runs:
+            if self._observe_runs and not trial:  # a trial's outcome is no production one
                 await call_observers(
                     self.pm, "hub_run_finished", self.settings.observer_timeout, run=finished
                 )
+
+    async def _is_trial(self, run_id: str) -> bool:
+        """Whether a run is a trial run (from its facts: cached where its steps ran)."""
+        try:
+            return (await self._run_info(run_id)).flow_version == TRIAL_VERSION
+        except RunNotFound:  # deleted since: it finished; nobody counts it any more
+            return False
 
     async def _step_event(
         self,
@@ -516,7 +540,10 @@ class Engine(CapacityMixin, ReadsMixin, RunsMixin, RecoveryMixin):
     ) -> None:
         bus = self.events
         if self.listeners or self.watchers or (bus is not None and bus.wants(run.id)):
-            self._emit(self._attempt_event(run, claimed, status, input, output, error))
+            event = self._attempt_event(run, claimed, status, input, output, error)
+            if run.flow_version == TRIAL_VERSION:
+                event["trial"] = True
+            self._emit(event)
         if self._observe_steps and ctx is not None:
             result = {"status": status, "output": output, "error": error}
             await call_observers(
@@ -587,7 +614,7 @@ class Engine(CapacityMixin, ReadsMixin, RunsMixin, RecoveryMixin):
 
     async def _priority(self, run_id: str) -> str:
         run = await self._run_info(run_id)
-        flow = await self.get_flow(run.workspace_id, run.flow_id, run.flow_version)
+        flow = await self.flow_of(run)
         return str(flow.document.get("priority") or "default")
 
 

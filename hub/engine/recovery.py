@@ -40,7 +40,7 @@ class RecoveryMixin:
     async def _run_info(self, run_id: str) -> RunInfo:
         raise NotImplementedError
 
-    async def get_flow(self, workspace_id: str, flow_id: str, version: int) -> Flow:
+    async def flow_of(self, run: RunInfo) -> Flow:
         raise NotImplementedError
 
     async def _after(self, outcome: Outcome) -> None:
@@ -71,7 +71,7 @@ class RecoveryMixin:
 
     async def _expire(self, expired: dict[str, Any]) -> Outcome:
         run = await self._run_info(expired["run_id"])
-        flow = await self.get_flow(run.workspace_id, run.flow_id, run.flow_version)
+        flow = await self.flow_of(run)
         spec = flow.steps[expired["step_id"]]
         error = {
             "message": "the worker running this step stopped (its lease expired)",

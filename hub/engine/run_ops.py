@@ -11,7 +11,8 @@ Both keep the run protocol's guarantees (see ``ARCHITECTURE.md``):
   submitted only after the transaction commits. A manual retry is one more attempt: the
   step's own retry policy is not restarted, so if it fails again the run fails again.
 - **Replay** (:func:`replay_run`) starts a new run of the same flow version with the same
-  trigger data, through the engine's ``start_run``.
+  trigger data, through the engine's ``start_run``; a trial run's replay is a new trial of
+  the same document, pins and ``stop_after`` (:mod:`hub.engine.trials`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from hub.db import runs as run_store
+from hub.db import trials as trial_store
 from hub.db.runstate.retry import RunStateError, retry_transition
 from hub.db.runstate.types import RunNotFound
 from hub.engine.engine import Engine
@@ -44,6 +46,19 @@ async def replay_run(engine: Engine, workspace_id: str, run_id: str) -> str:
     record = await engine.db.read(lambda c: run_store.run_record(c, run_id, workspace_id))
     if record is None:
         raise RunNotFound(f"no run {run_id!r}")
+    if record["trial"]:
+        trial = await engine.db.read(lambda c: trial_store.trial_of(c, run_id))
+        if trial is None:
+            raise RunNotFound(f"run {run_id!r} has lost its trial document")
+        return await engine.start_trial(
+            workspace_id,
+            record["flow_id"],
+            trial["document"],
+            record["trigger"],
+            pins=trial["pins"],
+            stop_after=trial["stop_after"],
+            trigger_type="replay",
+        )
     return await engine.start_run(
         workspace_id,
         record["flow_id"],

@@ -16,11 +16,13 @@ from cachetools import LRUCache
 
 from hub.connectors import ActionError
 from hub.context import StepContext, Suspend
+from hub.db import flows as flow_store
 from hub.db import runs as run_store
 from hub.db.database import Database, WriteFn
 from hub.db.models import now_us
 from hub.db.runstate.rows import create_runs
 from hub.db.runstate.types import Outcome, RunInfo, RunNotFound
+from hub.db.trials import TRIAL_VERSION
 from hub.flows import Flow
 
 if TYPE_CHECKING:
@@ -47,6 +49,23 @@ class RunsMixin:
         async def get_flow(self, workspace_id: str, flow_id: str, version: int) -> Flow: ...
 
         async def published_version(self, workspace_id: str, flow_id: str) -> int | None: ...
+
+        async def _run_info(self, run_id: str) -> RunInfo: ...
+
+        async def start_trial(
+            self,
+            workspace_id: str,
+            flow_id: str,
+            document: dict[str, Any],
+            trigger: Any = None,
+            *,
+            pins: dict[str, Any] | None = None,
+            stop_after: str | None = None,
+            trigger_type: str = "trial",
+            parent: tuple[str, str, int] | None = None,
+            also: WriteFn | None = None,
+            run_id: str | None = None,
+        ) -> str: ...
 
         def _emit(self, event: dict[str, Any]) -> None: ...
 
@@ -101,6 +120,35 @@ class RunsMixin:
             if version is None:
                 raise RunNotFound(f"flow {flow_id!r} has no published version")
         flow = await self.get_flow(workspace_id, flow_id, version)
+        return await self._insert_runs(
+            workspace_id,
+            flow_id,
+            version,
+            flow,
+            triggers,
+            trigger_type=trigger_type,
+            parent=parent,
+            also=also,
+            run_ids=run_ids,
+        )
+
+    async def _insert_runs(
+        self,
+        workspace_id: str,
+        flow_id: str,
+        version: int,
+        flow: Flow,
+        triggers: list[Any],
+        *,
+        trigger_type: str,
+        parent: tuple[str, str, int] | None,
+        also: WriteFn | None,
+        run_ids: list[str] | None,
+        trial: bool = False,
+    ) -> list[str]:
+        """Insert the runs of ``flow`` (and their root steps) in one transaction with
+        ``also(conn)``, announce them and submit their root steps; ``trial`` marks them
+        trial runs (:mod:`hub.engine.trials`)."""
         now = now_us()
         rows = [
             {
@@ -119,6 +167,9 @@ class RunsMixin:
             }
             for i, trigger in enumerate(triggers)
         ]
+        if trial:  # only then: a production run's INSERT stays as it was (the default)
+            for row in rows:
+                row["trial"] = True
 
         def write(conn: Any) -> Outcome:
             outcome = create_runs(conn, rows, flow)
@@ -139,9 +190,10 @@ class RunsMixin:
                 parent_step_key=row["parent_step_key"],
                 created_at=now,
             )
-            self._emit(
-                {"type": "run", "run_id": row["id"], "status": "running", "flow_id": flow_id}
-            )
+            event = {"type": "run", "run_id": row["id"], "status": "running", "flow_id": flow_id}
+            if trial:
+                event["trial"] = True
+            self._emit(event)
         await self._after(outcome)
         return [row["id"] for row in rows]
 
@@ -192,14 +244,14 @@ class RunsMixin:
                     f"sub-flow depth limit reached ({self.settings.max_subflow_depth}): "
                     f"{flow_id!r} not started"
                 )
+            parent = (ctx.run_id, ctx.step_key, ctx.depth + 1)
             try:
-                run_id = await self.start_run(
-                    ctx.workspace_id,
-                    flow_id,
-                    input,
-                    trigger_type="flow",
-                    parent=(ctx.run_id, ctx.step_key, ctx.depth + 1),
-                )
+                if (await self._run_info(ctx.run_id)).flow_version == TRIAL_VERSION:
+                    run_id = await self._start_child_trial(ctx.workspace_id, flow_id, input, parent)
+                else:
+                    run_id = await self.start_run(
+                        ctx.workspace_id, flow_id, input, trigger_type="flow", parent=parent
+                    )
             except RunNotFound as exc:
                 raise ActionError(str(exc)) from exc
             child = {"id": run_id, "status": "running", "output": None, "error": None}
@@ -215,3 +267,19 @@ class RunsMixin:
         suspend = Suspend(None, ctx.state)
         suspend.child_run = child["id"]  # type: ignore[attr-defined]
         raise suspend
+
+    async def _start_child_trial(
+        self, workspace_id: str, flow_id: str, input: Any, parent: tuple[str, str, int]
+    ) -> str:
+        """A trial's sub-flow: a trial run too, of the sub-flow's published version."""
+        version = await self.published_version(workspace_id, flow_id)
+        document = None
+        if version is not None:
+            document = await self.db.read(
+                lambda c: flow_store.version_document(c, workspace_id, flow_id, version)
+            )
+        if document is None:
+            raise RunNotFound(f"flow {flow_id!r} has no published version")
+        return await self.start_trial(
+            workspace_id, flow_id, document, input, trigger_type="flow", parent=parent
+        )

@@ -17,7 +17,10 @@ from hub.services.connections import ConnectionsService
 from hub.services.flows import FlowsService
 from hub.services.members import MembersService
 from hub.services.runs import RunsService
+from hub.services.trials import TrialsService
 
 
-class WorkspaceHub(FlowsService, RunsService, ConnectionsService, MembersService, AuditService):
+class WorkspaceHub(
+    TrialsService, FlowsService, RunsService, ConnectionsService, MembersService, AuditService
+):
     """One workspace of a hub, acting for one caller (named in the audit log)."""
