@@ -98,7 +98,7 @@ def test_delete_reverts_on_error_and_leaves_expressions_to_the_validator() -> No
     assert needs(after) == {"a": (), "b": ("a",)}
     after = apply(document, commands.delete_step(document, "b"))
     assert after["output"] == {"y": "{{ steps.b.output }}"}
-    with pytest.raises(FlowError, match="steps.b"):
+    with pytest.raises(FlowError, match=r"steps\.b"):
         load_flow(after, expressions=EXPRESSIONS)
 
 
