@@ -256,6 +256,21 @@ def test_walker_stops_on_ref_cycles() -> None:
     deep = ["kids", 0] * 200 + ["kid"]
     assert walker.walk(tree, deep) == Undeclared("kid", ("kids",))
     assert walker.walk({"$ref": "https://example.com/x.json"}, ["a"]) is OPEN
+    # Unions and allOf that lead back to themselves are read once each, not 2**depth times.
+    tangled = {
+        "$ref": "#/$defs/A",
+        "$defs": {
+            "A": {"anyOf": [{"$ref": "#/$defs/A"}, {"$ref": "#/$defs/B"}, {"$ref": "#/$defs/A"}]},
+            "B": {
+                "allOf": [{"$ref": "#/$defs/A"}, {"$ref": "#/$defs/B"}],
+                "properties": {"x": {"type": "string"}},
+            },
+        },
+    }
+    x = walker.walk(tangled, ["x"])
+    assert isinstance(x, Found) and len(x.nodes) == 1
+    assert walker.walk(tangled, ["y"]) == Undeclared("y", ("x",))
+    assert [f.name for f in walker.fields(tangled)] == ["x"]
 
 
 def test_fields_lists_what_may_follow_with_descriptions_and_types() -> None:

@@ -48,8 +48,8 @@ __all__ = [
     "walk",
 ]
 
-# How many $refs and nested allOf/anyOf/oneOf one answer follows: a recursive schema
-# (a tree type, "#" inside itself) stops there and answers OPEN.
+# How many $refs in a chain, and nested allOf/anyOf/oneOf, one answer follows (a cycle stops
+# at once): a deeper schema answers OPEN there.
 MAX_DEPTH: Final = 32
 _Key = str | int
 _NO_STRUCTURE = object()  # an answer of a schema that says nothing about the key
@@ -65,9 +65,15 @@ class Node:
 
 @dataclasses.dataclass(frozen=True)
 class Found:
-    """The key is declared: its schemas (several when a union declares it more than once)."""
+    """The key is declared: its schemas (several when a union declares it more than once;
+    each schema once)."""
 
     nodes: tuple[Node, ...]
+
+    def __post_init__(self) -> None:
+        unique = {(id(n.root), id(n.schema)): n for n in self.nodes}
+        if len(unique) < len(self.nodes):
+            object.__setattr__(self, "nodes", tuple(unique.values()))
 
 
 class Open:
@@ -137,10 +143,10 @@ class _Walker:
                 return True
             seen.append(schema)
             schema = self.pointer(schema["$ref"])
-        if not seen:
-            return schema if isinstance(schema, (dict, bool)) else True
         if not isinstance(schema, dict):
-            schema = {} if schema is True else {"not": {}}
+            return schema is not False  # a target that is not a schema: open
+        if not seen:
+            return schema
         merged = dict(schema)
         for outer in reversed(seen):  # the outermost siblings win
             for k, v in outer.items():
@@ -167,28 +173,29 @@ class _Walker:
 
     # Answers ---------------------------------------------------------------------------
 
-    def child(self, schema: Any, key: _Key, depth: int = 0) -> Any:
+    def child(self, schema: Any, key: _Key, inside: frozenset[int] = frozenset()) -> Any:
         """The answer for ``key`` under ``schema``: Found, OPEN, Undeclared, or
-        _NO_STRUCTURE when the schema says nothing about it."""
-        if depth > MAX_DEPTH:
-            return OPEN
+        _NO_STRUCTURE when the schema says nothing about it. ``inside`` are the schemas
+        whose allOf/anyOf/oneOf led here: meeting one again (a cycle) says nothing."""
         s = self.resolve(schema)
-        if s is True:
+        if s is True or id(s) in inside:
             return _NO_STRUCTURE
         if s is False:
             return Undeclared(key, ())
+        if len(inside) >= MAX_DEPTH:
+            return OPEN
+        inside = inside | {id(s)}
         answer = self._own(s, key)
-        for part in s.get("allOf") or ():
-            answer = _compose(answer, self.child(part, key, depth + 1), key)
+        for part in _parts(s, "allOf"):
+            answer = _compose(answer, self.child(part, key, inside), key)
         for union in ("anyOf", "oneOf"):
-            branches = s.get(union)
-            if isinstance(branches, list):
-                answer = _compose(answer, self._union(branches, key, depth + 1), key)
+            if isinstance(s.get(union), list):
+                answer = _compose(answer, self._union(s[union], key, inside), key)
         return answer
 
-    def _union(self, branches: list[Any], key: _Key, depth: int) -> Any:
+    def _union(self, branches: list[Any], key: _Key, inside: frozenset[int]) -> Any:
         answers = [
-            self.child(b, key, depth)
+            self.child(b, key, inside)
             for b in branches
             if self.kinds(self.resolve(b)) != ("null",)  # `X | None`: read when present
         ]
@@ -261,11 +268,13 @@ class _Walker:
             return tuple(str(k) for k in kind)
         return ()
 
-    def fields(self, schema: Any, depth: int = 0) -> dict[str, Field]:
-        """The declared fields under ``schema``, through ``$ref``, allOf and unions."""
+    def fields(self, schema: Any, inside: frozenset[int] = frozenset()) -> dict[str, Field]:
+        """The declared fields under ``schema``, through ``$ref``, allOf and unions
+        (``inside``: the schemas that led here, as in :meth:`child`)."""
         s = self.resolve(schema)
-        if not isinstance(s, dict) or depth > MAX_DEPTH:
+        if not isinstance(s, dict) or id(s) in inside or len(inside) >= MAX_DEPTH:
             return {}
+        inside = inside | {id(s)}
         found: dict[str, Field] = {}
         props = s.get("properties")
         if isinstance(props, dict):
@@ -274,8 +283,8 @@ class _Walker:
                 text = (r.get("description") or r.get("title") or "") if isinstance(r, dict) else ""
                 found[name] = Field(name, Node(self.root, sub), str(text), self.type_text(sub))
         for keyword in ("allOf", "anyOf", "oneOf"):
-            for part in s.get(keyword) or ():
-                for name, f in self.fields(part, depth + 1).items():
+            for part in _parts(s, keyword):
+                for name, f in self.fields(part, inside).items():
                     found.setdefault(name, f)
         return found
 
@@ -308,6 +317,12 @@ class _Walker:
             parts.append(kind)
         text = " or ".join(parts) or "any"
         return f"{text} ({s['format']})" if isinstance(s.get("format"), str) else text
+
+
+def _parts(s: dict[str, Any], keyword: str) -> list[Any]:
+    """The subschemas of ``allOf``/``anyOf``/``oneOf`` (none when it is not a list)."""
+    parts = s.get(keyword)
+    return parts if isinstance(parts, list) else []
 
 
 def _json_type(value: Any) -> str:
