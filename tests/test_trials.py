@@ -303,10 +303,15 @@ async def test_the_trials_api_checks_the_document_and_the_role(api: Api) -> None
     assert pins.status_code == 422, pins.text
     assert pins.json()["error"]["details"] == [{"location": "pins.nope", "message": "no such step"}]
     # Never saved: the flow does not exist, and the trial runs all the same.
-    started_ = await api.call("POST", path, api.editor, json={"document": document, "trigger": 5})
+    body = {"document": document, "trigger": 5, "pins": {"one": "pinned"}}
+    started_ = await api.call("POST", path, api.editor, json=body)
     assert started_.status_code == 202, started_.text
     record = await api.hub.wait_for_run(started_.json()["run_id"], 30)
-    assert record["status"] == "succeeded"
+    assert record["status"] == "succeeded" and record["output"] == "pinned"
+    shown = await api.call("GET", f"{RUNS}/{started_.json()['run_id']}", api.viewer)
+    assert [(s["key"], s["pinned"], s["output"]) for s in shown.json()["steps"]] == [
+        ("one", True, "pinned")
+    ]
     logged = await api.hub.db.read(
         lambda c: c.execute(
             select(audit_log.c.actor, audit_log.c.target, audit_log.c.details).where(

@@ -346,6 +346,8 @@ class StepAttempt(msgspec.Struct):
     started_at: dt.datetime | None
     finished_at: dt.datetime | None
     duration_ms: float | None
+    #: A trial run's pinned step (``GET /runs/{id}`` only): not called, its output pinned.
+    pinned: bool = False
 
 
 class RunDetail(msgspec.Struct):

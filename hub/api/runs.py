@@ -95,8 +95,9 @@ def run_summary(row: dict[str, Any]) -> RunSummary:
     )
 
 
-def step_attempt(row: dict[str, Any]) -> StepAttempt:
-    """A step row as the API shows it (stored redacted)."""
+def step_attempt(row: dict[str, Any], pinned: frozenset[str] = frozenset()) -> StepAttempt:
+    """A step row as the API shows it (stored redacted); ``pinned``: a trial's pinned step
+    ids (the engine pins a step's own key only, never an item or a handler's key)."""
     return StepAttempt(
         key=row["key"],
         step_id=row["step_id"],
@@ -111,11 +112,12 @@ def step_attempt(row: dict[str, Any]) -> StepAttempt:
         started_at=ts(row["started_at"]),
         finished_at=ts(row["finished_at"]),
         duration_ms=ms_between(row["started_at"], row["finished_at"]),
+        pinned=row["key"] in pinned,
     )
 
 
-def run_detail(record: dict[str, Any]) -> RunDetail:
-    """A run record with its steps."""
+def run_detail(record: dict[str, Any], pinned: frozenset[str] = frozenset()) -> RunDetail:
+    """A run record with its steps (``pinned``: a trial's pinned step ids)."""
     return RunDetail(
         id=record["id"],
         flow_id=record["flow_id"],
@@ -132,7 +134,7 @@ def run_detail(record: dict[str, Any]) -> RunDetail:
         started_at=ts(record["started_at"]),
         finished_at=ts(record["finished_at"]),
         duration_ms=ms_between(record["started_at"], record["finished_at"]),
-        steps=[step_attempt(s) for s in record.get("steps", [])],
+        steps=[step_attempt(s, pinned) for s in record.get("steps", [])],
         trial=bool(record.get("trial")),
     )
 
@@ -231,8 +233,11 @@ class RunsController(Controller):
         responses=error_responses(400, 401, 404),
     )
     async def get_run(self, ws: NamedDependency[WorkspaceHub], run_id: RunPath) -> RunDetail:
-        """A run with every step attempt: inputs, outputs, errors, timings (secrets redacted)."""
-        return run_detail(await ws.get_run(run_id))
+        """A run with every step attempt: inputs, outputs, errors, timings (secrets redacted);
+        a trial run's pinned steps say ``pinned``."""
+        record = await ws.get_run(run_id)
+        pins = (await ws.get_trial(run_id))["pins"] if record.get("trial") else {}
+        return run_detail(record, frozenset(pins))
 
     @post(
         "/{run_id:str}/cancel",

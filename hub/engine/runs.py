@@ -65,6 +65,7 @@ class RunsMixin:
             parent: tuple[str, str, int] | None = None,
             also: WriteFn | None = None,
             run_id: str | None = None,
+            flow: Flow | None = None,
         ) -> str: ...
 
         def _emit(self, event: dict[str, Any]) -> None: ...

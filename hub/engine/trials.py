@@ -139,6 +139,7 @@ class TrialsMixin:
         parent: tuple[str, str, int] | None = None,
         also: WriteFn | None = None,
         run_id: str | None = None,
+        flow: Flow | None = None,
     ) -> str:
         """Start a trial run of ``document`` (flow ``flow_id``) with ``trigger`` as its
         trigger data; return its id.
@@ -146,10 +147,13 @@ class TrialsMixin:
         The document, ``pins`` and ``stop_after`` are stored with the run, in the
         transaction that creates it (with ``also(conn)``). The caller validated the
         document; :class:`~hub.flows.FlowError` or ``ValueError`` (``stop_after``) if not.
+        ``flow`` is the trial's flow when the caller compiled it already
+        (:func:`compile_trial`, off the event loop).
         """
-        flow = compile_trial(
-            document, stop_after, expressions=self.expressions, registry=self.registry
-        )
+        if flow is None:
+            flow = compile_trial(
+                document, stop_after, expressions=self.expressions, registry=self.registry
+            )
         pinned = dict(pins or {})
         trial = Trial(flow, pinned, stop_after)
 

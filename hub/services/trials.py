@@ -17,13 +17,17 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
+
 from hub.db import audit
 from hub.db import runs as run_store
 from hub.db import trials as trial_store
 from hub.engine import new_run_id
+from hub.engine.trials import trial_document
+from hub.flows import load_flow
 from hub.flows.bounds import BoundExceeded, DocumentLimits, measure_value
 from hub.services.errors import Invalid, NotFound
-from hub.services.flows import FlowsService
+from hub.services.flows import FlowsService, document_limiter
 
 
 class TrialsService(FlowsService):
@@ -72,6 +76,14 @@ class TrialsService(FlowsService):
                 issues.append({"location": "stop_after", "message": message})
         if issues:
             raise Invalid(f"the trial is invalid ({len(issues)} issue(s))", issues)
+        if stop_after is not None:  # the steps it runs, compiled off the event loop too
+            pruned = trial_document(flow, stop_after)
+            flow = await anyio.to_thread.run_sync(
+                lambda: load_flow(
+                    pruned, expressions=self.hub.expressions, registry=self.hub.registry
+                ),
+                limiter=document_limiter(),
+            )
         ws, actor, run_id = self.workspace, self.actor, new_run_id()
         details = {"run_id": run_id, "pins": sorted(pins or {}), "stop_after": stop_after}
         return await self.hub.engine.start_trial(
@@ -82,6 +94,7 @@ class TrialsService(FlowsService):
             pins=pins,
             stop_after=stop_after,
             run_id=run_id,
+            flow=flow,
             also=lambda c: audit.record(c, ws, actor, "flow.trial", flow.id, details),
         )
 
