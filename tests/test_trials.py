@@ -196,6 +196,9 @@ async def test_stop_after_runs_only_that_step_its_ancestors_and_their_handlers(
     assert ran == {"b", "c", "h"}, ran
     handler = next(s for s in record["steps"] if s["step_id"] == "h")
     assert "kaboom" in handler["output"], handler
+    assert record["output"] is None  # c's: handled, its output is null (not h's)
+    only_b = await hub.service.start_trial(document, trigger=None, pins=None, stop_after="b")
+    assert (await hub.wait_for_run(only_b, 30))["output"] == 2
 
     whole = await finished_run(
         hub, await hub.service.start_trial(document, trigger=None, pins=None, stop_after=None)
@@ -425,3 +428,19 @@ async def test_a_trial_never_calls_hub_run_finished(settings: Settings) -> None:
             assert asyncio.get_running_loop().time() < deadline, "hub_run_finished not called"
             await asyncio.sleep(0.01)
         assert finished == [production]
+
+
+async def test_replaying_a_trial_starts_a_trial_of_the_same_draft_and_pins(
+    hub: Hub, service: CountingServer
+) -> None:
+    document = fetch_flow(service.url, "replayed")
+    first = await hub.service.start_trial(
+        document, trigger={"add": 3}, pins={"fetch": PINNED_FETCH}, stop_after=None
+    )
+    await hub.wait_for_run(first, 30)
+    again = await hub.service.replay_run(first)
+    record = await finished_run(hub, again)
+    assert record["trial"] is True and record["trigger_type"] == "replay"
+    assert record["output"] == 1003
+    assert (await hub.service.get_trial(again))["pins"] == {"fetch": PINNED_FETCH}
+    assert service.requests == 0

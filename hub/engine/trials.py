@@ -10,7 +10,7 @@ goes through the cache of versions, nor the layered (Redis) cache.
 
 - ``stop_after``: only that step and its ancestors run, with the error handlers those steps
   name (:func:`trial_document`); the run's output is then the output of that step (the
-  document's ``output`` goes: it may read steps that do not run).
+  document's ``output`` may read steps that do not run).
 - ``pins`` (``{step id: output}``): a pinned step is not called (nor its ``when``,
   ``for_each`` or input rendered): it is recorded done with the pinned value as its output
   and ``{"pinned": true}`` as its state. A pin on a ``for_each`` step is its whole output
@@ -52,7 +52,8 @@ class Trial:
 def trial_document(flow: Flow, stop_after: str | None) -> dict[str, Any]:
     """The document a trial with ``stop_after`` runs: that step, its ancestors and the
     error handlers they name, each kept step's ``needs`` written out (a step without
-    ``needs`` follows the one before it, which may be gone), and no ``output``.
+    ``needs`` follows the one before it, which may be gone), and as its ``output`` that
+    step's (the document's may read steps that do not run).
 
     ``ValueError`` when ``stop_after`` names no step, or an error handler (those run only
     when the step they handle fails: stop after that step instead)."""
@@ -79,6 +80,7 @@ def trial_document(flow: Flow, stop_after: str | None) -> dict[str, Any]:
             steps.append(dict(raw))
     document = {k: v for k, v in flow.document.items() if k not in ("steps", "output")}
     document["steps"] = steps
+    document["output"] = "{{ steps.%s.output }}" % stop_after  # noqa: UP031 (braces)
     return document
 
 
