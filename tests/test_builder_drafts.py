@@ -13,8 +13,13 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+import jsonpatch
+import jsonpointer
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from hub.services.drafts import apply_with_inverse
 from hub.services.errors import Conflict, Invalid, NotFound
 from hub.services.workspace import WorkspaceHub
 from hub.settings import Settings
@@ -93,7 +98,7 @@ async def test_bad_edits_are_refused_and_change_nothing(api: Api) -> None:
         await ws.edit_draft("greet", [{"op": "remove", "path": "/steps/7"}])
     with pytest.raises(Invalid, match="id cannot change"):
         await ws.edit_draft("greet", [{"op": "replace", "path": "/id", "value": "other"}])
-    with pytest.raises(Invalid, match="not a JSON Patch|does not apply"):
+    with pytest.raises(Invalid, match=r"not a JSON Patch|does not apply"):
         await ws.edit_draft("greet", [{"op": "frobnicate", "path": "/name"}])
     draft = await ws.edit_draft("greet", [{"op": "replace", "path": "/name", "value": "A"}])
     with pytest.raises(Conflict, match="another tab"):
@@ -130,8 +135,11 @@ async def test_yaml_text_is_kept_as_typed_and_edits_reach_it(api: Api) -> None:
     draft = await ws.replace_draft_text("greet", text)
     assert draft.source == text
     draft = await ws.edit_draft("greet", [{"op": "replace", "path": "/name", "value": "Hi"}])
-    assert "# Greets whoever asks" in draft.source and "# the only step" in draft.source
-    assert "name: Hi" in draft.source
+    assert not draft.text_is_current  # the text is brought up to date when shown
+    shown = await ws.draft_text("greet")
+    assert "# Greets whoever asks" in shown and "# the only step" in shown
+    assert "name: Hi" in shown
+    assert (await ws.draft("greet")).revision == draft.revision  # a tab's edits stay valid
     with pytest.raises(Invalid) as refused:
         await ws.replace_draft_text("greet", "id: greet\nsteps: [\n")
     assert "line" in str(refused.value)
@@ -301,3 +309,79 @@ async def test_an_edit_that_draws_nothing_new_sends_no_canvas(api: Api) -> None:
     grown = await post_form(client, f"{BUILD}/edit", {"ops": json.dumps(added)}, headers=headers)
     assert 'id="builder-canvas-region" hx-swap-oob="true"' in grown.text
     assert "builder-list-region" not in grown.text  # the page shows the canvas, not the list
+
+
+JSON_LEAF = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.text("ab", max_size=3))
+JSON_TREE = st.recursive(
+    JSON_LEAF,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.sampled_from("abcd"), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+def pointers(value: Any, base: str = "") -> list[str]:
+    """Every JSON Pointer inside ``value`` (not the root)."""
+    found = []
+    if isinstance(value, dict):
+        for key, child in value.items():
+            found.append(f"{base}/{key}")
+            found += pointers(child, f"{base}/{key}")
+    elif isinstance(value, list):
+        for index, child in enumerate(value):
+            found.append(f"{base}/{index}")
+            found += pointers(child, f"{base}/{index}")
+    return found
+
+
+@st.composite
+def edits(draw: st.DrawFn) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A document and a sequence of operations that apply to it one after another."""
+    document = {"id": "x", "body": draw(JSON_TREE)}
+    current: Any = copy.deepcopy(document)
+    ops = []
+    for _ in range(draw(st.integers(1, 4))):
+        places = pointers(current["body"], "/body")
+        kind = draw(st.sampled_from(["add", "remove", "replace", "move", "copy"]))
+        if kind == "add" or not places:
+            containers = ["/body"] + [
+                p
+                for p in places
+                if isinstance(jsonpointer.resolve_pointer(current, p), dict | list)
+            ]
+            parent = draw(st.sampled_from(containers))
+            target = jsonpointer.resolve_pointer(current, parent)
+            if isinstance(target, list):
+                key = draw(st.sampled_from(["-", *map(str, range(len(target) + 1))]))
+            elif isinstance(target, dict):
+                key = draw(st.sampled_from("abcde"))
+            else:
+                continue
+            op = {"op": "add", "path": f"{parent}/{key}", "value": draw(JSON_LEAF)}
+        elif kind in ("remove", "replace"):
+            op = {"op": kind, "path": draw(st.sampled_from(places))}
+            if kind == "replace":
+                op["value"] = draw(JSON_TREE)
+        else:
+            source = draw(st.sampled_from(places))
+            targets = [p for p in places if not p.startswith(source)]
+            if not targets:
+                continue
+            op = {"op": kind, "from": source, "path": draw(st.sampled_from(targets))}
+        try:
+            current = jsonpatch.apply_patch(current, [op])
+        except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException):
+            continue
+        ops.append(op)
+    return document, ops
+
+
+@settings(max_examples=300, deadline=None)
+@given(edits())
+def test_the_inverse_of_any_edit_gives_the_document_back(case: Any) -> None:
+    document, ops = case
+    after, inverse = apply_with_inverse(document, ops)
+    assert after == jsonpatch.apply_patch(document, ops)
+    restored, _ = apply_with_inverse(after, inverse)
+    assert restored == document

@@ -296,8 +296,10 @@ class FlowTombstone(Base):
 class FlowDraft(Base):
     """The flow builder's draft: one per person and flow, the document being edited.
 
-    ``document`` is the document now (valid or not); ``source`` its YAML text, edited with
-    it so that comments and key order survive (:mod:`hub.flows.yaml_text`); ``undo`` and
+    ``document`` is the document now (valid or not); ``source`` its YAML text as last typed
+    or brought up to date, which reads as ``source_document`` (edits do not rewrite it: it is
+    patched to the document, comments and key order kept, when shown or saved:
+    :mod:`hub.flows.yaml_text`); ``undo`` and
     ``redo`` are stacks of edits, each ``{"label", "ops", "inverse"}`` (RFC 6902 JSON
     Patches); ``base_version`` is the version the draft started from (None for a flow not
     saved yet), sent with the save so that a newer version refuses it; ``saved_checksum``
@@ -313,6 +315,7 @@ class FlowDraft(Base):
     base_version: Mapped[int | None] = mapped_column(Integer)
     document: Mapped[dict[str, Any]] = mapped_column(JSON)
     source: Mapped[str] = mapped_column(Text, default="")
+    source_document: Mapped[Any] = mapped_column(JSON(none_as_null=True), nullable=True)
     undo: Mapped[Any] = mapped_column(JSON)
     redo: Mapped[Any] = mapped_column(JSON)
     pins: Mapped[Any] = mapped_column(JSON)

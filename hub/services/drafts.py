@@ -29,7 +29,7 @@ from hub.db import flows as flow_store
 from hub.db.flows import SavedVersion, checksum
 from hub.flows.bounds import BoundExceeded, DocumentLimits, measure_value
 from hub.flows.checks import TextError, read_yaml
-from hub.flows.document import document_text
+from hub.flows.yaml_text import apply_patch_to_yaml, dump_yaml
 from hub.services.errors import Conflict, Invalid, NotFound
 from hub.services.flows import FlowsService
 
@@ -46,6 +46,7 @@ class Draft:
     flow_id: str
     document: dict[str, Any]
     source: str
+    source_document: Any
     base_version: int | None
     revision: int
     undo_labels: list[str]
@@ -60,6 +61,12 @@ class Draft:
         return checksum(self.document) != self.saved_checksum
 
     @property
+    def text_is_current(self) -> bool:
+        """True when ``source`` reads as the document now (else
+        :meth:`DraftsService.draft_text` brings it up to date)."""
+        return bool(self.source_document == self.document)
+
+    @property
     def is_new(self) -> bool:
         """True for a flow that has no saved version yet."""
         return self.base_version is None
@@ -71,6 +78,7 @@ class Draft:
             flow_id=row["flow_id"],
             document=row["document"],
             source=row["source"] or "",
+            source_document=row["source_document"],
             base_version=row["base_version"],
             revision=row["revision"],
             undo_labels=[str(entry.get("label", "")) for entry in row["undo"] or []],
@@ -90,57 +98,108 @@ def new_flow_document(flow_id: str, name: str = "", trigger_type: str = "manual"
     return document
 
 
-def patch_document(document: dict[str, Any], ops: list[dict[str, Any]]) -> dict[str, Any]:
-    """``document`` with the JSON Patch ``ops`` applied (a copy); :class:`Invalid` naming
-    the operation that cannot apply, and for an operation that would change the flow's id
-    (a draft is the draft of one flow)."""
+def _refuse_id_change(ops: list[dict[str, Any]]) -> None:
+    """A draft is the draft of one flow: no operation may change its id."""
     if len(ops) > MAX_OPS:
         raise Invalid(
             f"an edit holds at most {MAX_OPS} operations ({len(ops)} given)",
             [{"location": "ops", "message": f"at most {MAX_OPS} operations"}],
         )
     for index, op in enumerate(ops):
-        path = op.get("path") if isinstance(op, dict) else None
-        if path in ("", "/id") or op.get("from") == "/id":
+        if not isinstance(op, dict):
+            raise Invalid(
+                "the edit is not a JSON Patch: each operation is an object",
+                [{"location": f"ops[{index}]", "message": "must be an object"}],
+            )
+        if op.get("path") in ("", "/id") or op.get("from") in ("", "/id"):
             raise Invalid(
                 "the flow's id cannot change in the builder (it names the draft and the "
                 "flow's runs): export the flow and import it under another id",
                 [{"location": f"ops[{index}]", "message": "the id is fixed"}],
             )
-    try:
-        patched = jsonpatch.apply_patch(document, ops, in_place=False)
-    except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException) as exc:
-        raise Invalid(
-            f"the edit does not apply to the draft: {exc}",
-            [{"location": "ops", "message": str(exc)}],
-        ) from None
-    except (TypeError, KeyError, AttributeError) as exc:
-        raise Invalid(
-            f"the edit is not a JSON Patch: {exc}", [{"location": "ops", "message": str(exc)}]
-        ) from None
+
+
+def _inverse_of_op(document: Any, op: dict[str, Any]) -> list[dict[str, Any]]:
+    """The operations that undo ``op`` on ``document`` (read before ``op`` applies)."""
+    kind, path = op.get("op"), op.get("path")
+    if not isinstance(path, str):
+        raise jsonpatch.InvalidJsonPatch(f"operation without a path: {op}")
+    if kind == "add":
+        parent, last = path.rsplit("/", 1) if "/" in path else ("", path)
+        target = jsonpointer.resolve_pointer(document, parent)
+        if isinstance(target, list):
+            index = len(target) if last == "-" else int(last)
+            return [{"op": "remove", "path": f"{parent}/{index}"}]
+        key = jsonpointer.JsonPointer(path).parts[-1]
+        if isinstance(target, dict) and key in target:
+            return [{"op": "replace", "path": path, "value": copy.deepcopy(target[key])}]
+        return [{"op": "remove", "path": path}]
+    if kind in ("remove", "replace"):
+        old = copy.deepcopy(jsonpointer.resolve_pointer(document, path))
+        return [{"op": "add" if kind == "remove" else "replace", "path": path, "value": old}]
+    if kind == "move":
+        source = op.get("from")
+        if not isinstance(source, str):
+            raise jsonpatch.InvalidJsonPatch(f"move without from: {op}")
+        undo_move: list[dict[str, Any]] = []
+        try:  # moving onto an existing member replaces it: give it back too
+            target = jsonpointer.resolve_pointer(document, path)
+            parent = jsonpointer.resolve_pointer(document, path.rsplit("/", 1)[0])
+            if isinstance(parent, dict):
+                undo_move.append({"op": "add", "path": path, "value": copy.deepcopy(target)})
+        except jsonpointer.JsonPointerException:
+            pass
+        return [{"op": "move", "from": path, "path": source}, *undo_move]
+    if kind == "copy":
+        return _inverse_of_op(document, {"op": "add", "path": path, "value": None})
+    if kind == "test":
+        return []
+    raise jsonpatch.InvalidJsonPatch(f"unknown operation {kind!r}")
+
+
+def apply_with_inverse(
+    document: dict[str, Any], ops: list[dict[str, Any]]
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """``document`` with the JSON Patch ``ops`` applied (a copy), and the patch that undoes
+    it, computed operation by operation (no diff of whole documents: an edit of one field
+    of a 300-step flow costs what that field costs). :class:`Invalid` naming the operation
+    that cannot apply; nothing is changed then."""
+    _refuse_id_change(ops)
+    patched: Any = copy.deepcopy(document)
+    undo: list[dict[str, Any]] = []
+    for index, op in enumerate(ops):
+        try:
+            inverse = _inverse_of_op(patched, op)
+            patched = jsonpatch.apply_patch(patched, [op], in_place=True)
+        except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException) as exc:
+            raise Invalid(
+                f"the edit does not apply to the draft: operation {index}: {exc}",
+                [{"location": f"ops[{index}]", "message": str(exc)}],
+            ) from None
+        except (TypeError, KeyError, ValueError, AttributeError) as exc:
+            raise Invalid(
+                f"the edit is not a JSON Patch: operation {index}: {exc}",
+                [{"location": f"ops[{index}]", "message": str(exc)}],
+            ) from None
+        undo[:0] = inverse
     if not isinstance(patched, dict):
         raise Invalid("a flow document is an object", [{"location": "", "message": "object"}])
-    return patched
+    return patched, undo
 
 
-def inverse_of(before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]]:
-    """The JSON Patch that turns ``after`` back into ``before``."""
-    return list(jsonpatch.make_patch(after, before).patch)
-
-
-def text_after(source: str, ops: list[dict[str, Any]], document: dict[str, Any]) -> str:
-    """The YAML text of the draft after ``ops`` (giving ``document``): the text patched in
-    place when it reads as that document, comments and key order kept, else written anew."""
-    try:
-        from hub.flows.yaml_text import apply_patch_to_yaml
-    except ImportError:  # pragma: no cover - until the round trip module lands
-        return document_text(document)
-    if source.strip():
+def text_of(source: str, source_document: Any, document: dict[str, Any]) -> str:
+    """The YAML text of ``document``: ``source`` (which reads as ``source_document``)
+    patched with the difference, comments and key order kept; written anew when there is
+    no text or it cannot be patched."""
+    if source_document == document and source.strip():
+        return source
+    if source.strip() and isinstance(source_document, dict):
         try:
-            return str(apply_patch_to_yaml(source, ops))
+            ops = list(jsonpatch.make_patch(source_document, document).patch)
+            return apply_patch_to_yaml(source, ops)
         except Exception:  # a text that no longer reads is written anew
             pass
-    return document_text(document)
+    return dump_yaml(document)
 
 
 class DraftsService(FlowsService):
@@ -177,7 +236,7 @@ class DraftsService(FlowsService):
             document = dict(found["document"])
             source = found["source"] or ""
             if not source.strip() or source.lstrip().startswith("{"):
-                source = document_text(document)
+                source = dump_yaml(document)
             values = self._row(flow_id, document, source, latest, checksum(document))
             draft_store.put_draft(conn, values)
             return Draft.of_row(values)
@@ -199,6 +258,7 @@ class DraftsService(FlowsService):
             "base_version": base_version,
             "document": document,
             "source": source,
+            "source_document": document,
             "undo": [],
             "redo": [],
             "pins": {},
@@ -220,7 +280,7 @@ class DraftsService(FlowsService):
                 raise Conflict(f"a flow {flow_id!r} exists already")
             if draft_store.get_draft(conn, ws, flow_id, user) is not None:
                 raise Conflict(f"you have a draft of a flow {flow_id!r} already")
-            values = self._row(flow_id, document, document_text(document), None, "")
+            values = self._row(flow_id, document, dump_yaml(document), None, "")
             draft_store.put_draft(conn, values)
             return Draft.of_row(values)
 
@@ -237,7 +297,10 @@ class DraftsService(FlowsService):
             if row is None:
                 raise NotFound(f"no draft of flow {flow_id!r}: open it in the builder first")
             values = change(row)
-            values["revision"] = row["revision"] + 1
+            # The revision counts changes of the document (a text brought up to date, a pin
+            # or a save leaves a tab's edits valid).
+            changed = values["document"] != row["document"]
+            values["revision"] = row["revision"] + (1 if changed else 0)
             draft_store.put_draft(conn, values)
             return Draft.of_row(values)
 
@@ -264,14 +327,13 @@ class DraftsService(FlowsService):
                     code="draft_changed",
                 )
             before = row["document"]
-            after = patch_document(before, ops)
+            after, inverse = apply_with_inverse(before, ops)
             if after == before:
                 return row
             self._bounded(after)
-            entry = {"label": label[:200], "ops": ops, "inverse": inverse_of(before, after)}
+            entry = {"label": label[:200], "ops": ops, "inverse": inverse}
             undo = [*(row["undo"] or []), entry][-MAX_UNDO:]
-            source = text_after(row["source"] or "", ops, after)
-            return {**row, "document": after, "source": source, "undo": undo, "redo": []}
+            return {**row, "document": after, "undo": undo, "redo": []}
 
         return await self._change(flow_id, change)
 
@@ -283,10 +345,9 @@ class DraftsService(FlowsService):
             if not undo:
                 return row
             entry = undo.pop()
-            after = patch_document(row["document"], entry["inverse"])
-            source = text_after(row["source"] or "", entry["inverse"], after)
+            after, _ = apply_with_inverse(row["document"], entry["inverse"])
             redo = [*(row["redo"] or []), entry]
-            return {**row, "document": after, "source": source, "undo": undo, "redo": redo}
+            return {**row, "document": after, "undo": undo, "redo": redo}
 
         return await self._change(flow_id, change)
 
@@ -298,10 +359,9 @@ class DraftsService(FlowsService):
             if not redo:
                 return row
             entry = redo.pop()
-            after = patch_document(row["document"], entry["ops"])
-            source = text_after(row["source"] or "", entry["ops"], after)
+            after, _ = apply_with_inverse(row["document"], entry["ops"])
             undo = [*(row["undo"] or []), entry][-MAX_UNDO:]
-            return {**row, "document": after, "source": source, "undo": undo, "redo": redo}
+            return {**row, "document": after, "undo": undo, "redo": redo}
 
         return await self._change(flow_id, change)
 
@@ -326,14 +386,35 @@ class DraftsService(FlowsService):
 
         def change(row: dict[str, Any]) -> dict[str, Any]:
             before = row["document"]
+            typed = {**row, "source": text, "source_document": document}
             ops = list(jsonpatch.make_patch(before, document).patch)
             if not ops:
-                return {**row, "source": text}
-            entry = {"label": "YAML edit", "ops": ops, "inverse": inverse_of(before, document)}
+                return typed
+            _, inverse = apply_with_inverse(before, ops)
+            entry = {"label": "YAML edit", "ops": ops, "inverse": inverse}
             undo = [*(row["undo"] or []), entry][-MAX_UNDO:]
-            return {**row, "document": document, "source": text, "undo": undo, "redo": []}
+            return {**typed, "document": document, "undo": undo, "redo": []}
 
         return await self._change(flow_id, change)
+
+    async def draft_text(self, flow_id: str) -> str:
+        """The draft's YAML text, brought up to date with its document (comments and key
+        order of the text kept: :func:`text_of`) and kept so. Edits do not rewrite the text
+        (a round trip of a 300-step document takes a second): this does, when the text is
+        shown or saved."""
+        draft = await self.draft(flow_id)
+        if draft.text_is_current:
+            return draft.source
+        text = text_of(draft.source, draft.source_document, draft.document)
+        document = draft.document
+
+        def change(row: dict[str, Any]) -> dict[str, Any]:
+            if row["document"] != document:  # edited meanwhile: the text waits
+                return row
+            return {**row, "source": text, "source_document": document}
+
+        await self._change(flow_id, change)
+        return text
 
     async def discard_draft(self, flow_id: str) -> bool:
         """Drop the caller's draft (the saved versions stay); False when there was none."""
@@ -373,10 +454,11 @@ class DraftsService(FlowsService):
         """Save the draft as a new version, with the version it started from: validated
         like any save (:class:`~hub.flows.FlowError`), refused with the diff when another
         version was saved since (:class:`Conflict`, code ``version_conflict``)."""
+        source = await self.draft_text(flow_id)
         draft = await self.draft(flow_id)
         saved = await self.save_flow(
             draft.document,
-            source=draft.source,
+            source=source if draft.text_is_current else dump_yaml(draft.document),
             message=message,
             publish=publish,
             must_exist=not draft.is_new,

@@ -31,6 +31,7 @@ def upgrade() -> None:
         sa.Column("base_version", sa.Integer(), nullable=True),
         sa.Column("document", sa.JSON(), nullable=False),
         sa.Column("source", sa.Text(), nullable=False),
+        sa.Column("source_document", sa.JSON(none_as_null=True), nullable=True),
         sa.Column("undo", sa.JSON(), nullable=False),
         sa.Column("redo", sa.JSON(), nullable=False),
         sa.Column("pins", sa.JSON(), nullable=False),
