@@ -15,6 +15,7 @@ from litestar.datastructures import CacheControlHeader
 from litestar.static_files import create_static_files_router
 
 from hub.web.builder.page import BuilderPages, NewFlowPages
+from hub.web.builder.tryit import TryPages
 from hub.web.connections import ConnectionPages
 from hub.web.connectors import ConnectorPages
 from hub.web.errors import PAGE_EXCEPTION_HANDLERS
@@ -35,6 +36,7 @@ PAGE_CONTROLLERS: list[Any] = [
     FlowPages,
     NewFlowPages,
     BuilderPages,
+    TryPages,
     RunPages,
     ConnectionPages,
     ConnectorPages,

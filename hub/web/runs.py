@@ -58,7 +58,8 @@ NOTICES = {
 @dataclasses.dataclass
 class RunFilters:
     """The list's filters as the URL carries them (``flow``, ``status``, ``since``,
-    ``until``: ISO dates and times in UTC, ``q``: text in the trigger data, ``cursor``)."""
+    ``until``: ISO dates and times in UTC, ``q``: text in the trigger data, ``cursor``,
+    ``trial``: ``true`` for the builder's test runs only, hidden otherwise)."""
 
     flow: str = ""
     status: str = ""
@@ -66,6 +67,7 @@ class RunFilters:
     until: str = ""
     q: str = ""
     cursor: str = ""
+    trial: str = ""
 
     def query(self, **changes: str) -> str:
         """The query string of these filters with ``changes`` (empty values left out)."""
@@ -75,7 +77,7 @@ class RunFilters:
     @property
     def any(self) -> bool:
         """Whether anything narrows the list (beyond the page)."""
-        return bool(self.flow or self.status or self.since or self.until or self.q)
+        return bool(self.flow or self.status or self.since or self.until or self.q or self.trial)
 
 
 def run_filters(
@@ -85,9 +87,10 @@ def run_filters(
     until: TimeQuery = "",
     q: Annotated[str, QueryParameter(max_length=200)] = "",
     cursor: CursorQuery = "",
+    trial: Annotated[str, QueryParameter(max_length=10)] = "",
 ) -> RunFilters:
     """The list's filters from the URL's query (the list's and its rows' dependency)."""
-    return RunFilters(flow, status, since, until, q, cursor)
+    return RunFilters(flow, status, since, until, q, cursor, "true" if trial == "true" else "")
 
 
 async def list_context(ws: WorkspaceHub, filters: RunFilters) -> dict[str, Any]:
@@ -107,6 +110,7 @@ async def list_context(ws: WorkspaceHub, filters: RunFilters) -> dict[str, Any]:
         "since": bounds["since"],
         "until": bounds["until"],
         "cursor": decode_cursor(filters.cursor) if filters.cursor else None,
+        "trial": filters.trial == "true",
     }
     stopped_at = None
     scanned = 0

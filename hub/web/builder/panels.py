@@ -14,6 +14,7 @@ from litestar import Request
 
 from hub.services.workspace import WorkspaceHub
 from hub.web.builder.state import BuilderState
+from hub.web.builder.tryit import try_panel
 
 #: A panel: the template that draws it, and its context.
 Panel = tuple[str, dict[str, Any]]
@@ -30,4 +31,6 @@ async def panel_for(
     """The side panel for the selected ``step`` or the named ``panel``."""
     if step is not None and state.selected == step:
         return "builder/_panel_step.html", {"step_id": step}
+    if panel == "try":
+        return "builder/_panel_try.html", await try_panel(ws, state)
     return "builder/_panel_overview.html", {}
