@@ -137,19 +137,20 @@ def _inverse_of_op(document: Any, op: dict[str, Any]) -> list[dict[str, Any]]:
     if kind in ("remove", "replace"):
         old = copy.deepcopy(jsonpointer.resolve_pointer(document, path))
         return [{"op": "add" if kind == "remove" else "replace", "path": path, "value": old}]
-    if kind == "move":
+    if kind == "move":  # undone as the remove and the add it is, backwards
         source = op.get("from")
         if not isinstance(source, str):
             raise jsonpatch.InvalidJsonPatch(f"move without from: {op}")
-        undo_move: list[dict[str, Any]] = []
-        try:  # moving onto an existing member replaces it: give it back too
-            target = jsonpointer.resolve_pointer(document, path)
+        moved = copy.deepcopy(jsonpointer.resolve_pointer(document, source))
+        undo_move: list[dict[str, Any]] = [{"op": "remove", "path": path}]
+        try:  # moving onto an existing member of an object replaces it: give it back too
             parent = jsonpointer.resolve_pointer(document, path.rsplit("/", 1)[0])
             if isinstance(parent, dict):
+                target = jsonpointer.resolve_pointer(document, path)
                 undo_move.append({"op": "add", "path": path, "value": copy.deepcopy(target)})
         except jsonpointer.JsonPointerException:
             pass
-        return [{"op": "move", "from": path, "path": source}, *undo_move]
+        return [*undo_move, {"op": "add", "path": source, "value": moved}]
     if kind == "copy":
         return _inverse_of_op(document, {"op": "add", "path": path, "value": None})
     if kind == "test":
