@@ -14,6 +14,7 @@ from litestar import Router
 from litestar.datastructures import CacheControlHeader
 from litestar.static_files import create_static_files_router
 
+from hub.web.builder.command_pages import CommandPages
 from hub.web.builder.page import BuilderPages, NewFlowPages
 from hub.web.builder.tryit import TryPages
 from hub.web.connections import ConnectionPages
@@ -36,6 +37,7 @@ PAGE_CONTROLLERS: list[Any] = [
     FlowPages,
     NewFlowPages,
     BuilderPages,
+    CommandPages,
     TryPages,
     RunPages,
     ConnectionPages,

@@ -80,15 +80,27 @@ class CanvasView:
         return self.layout.height
 
     @property
+    def _keep(self) -> str:
+        """What the canvas's links carry of its view (``&direction=TB``; LR is the default)."""
+        return "&direction=TB" if self.direction == "TB" else ""
+
+    @property
     def trigger_href(self) -> str:
         """The link that opens the trigger's panel."""
-        return f"{self.base_url}?panel=trigger"
+        return f"{self.base_url}?panel=trigger{self._keep}"
 
     def step_href(self, step_id: str) -> str:
         """The link that selects step ``step_id`` (the trigger's panel for the trigger)."""
         if step_id == TRIGGER_ID:
             return self.trigger_href
-        return f"{self.base_url}?step={quote(step_id, safe='')}"
+        return f"{self.base_url}?step={quote(step_id, safe='')}{self._keep}"
+
+    def direction_href(self, direction: Direction) -> str:
+        """The builder laid out in ``direction``, with the selected step kept."""
+        selected = ""
+        if self.selected is not None and self.selected != TRIGGER_ID:
+            selected = f"&step={quote(self.selected, safe='')}"
+        return f"{self.base_url}?direction={direction}{selected}"
 
     def is_selected(self, node_id: str) -> bool:
         """True for the selected node."""

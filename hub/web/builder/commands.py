@@ -97,6 +97,31 @@ def _by_id(document: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return out
 
 
+def step_data(document: Mapping[str, Any], step_id: str) -> dict[str, Any] | None:
+    """The step ``step_id`` as written (the first of duplicates), or None."""
+    return _by_id(document).get(step_id)
+
+
+def handler_choices(document: Mapping[str, Any], step_id: str) -> list[str]:
+    """The steps that may become the error handler of ``step_id`` (in document order):
+    not itself, without a handler of their own, and needed explicitly by no step."""
+    by_id = _by_id(document)
+    needed = {
+        name
+        for step in by_id.values()
+        if isinstance(step.get("needs"), list)
+        for name in step["needs"]
+        if isinstance(name, str)
+    }
+    choices = []
+    for other, step in by_id.items():
+        target = step.get("on_error", "fail")
+        own = isinstance(target, str) and target not in ON_ERROR_KEYWORDS
+        if other != step_id and STEP_ID_RE.match(other) and not own and other not in needed:
+            choices.append(other)
+    return choices
+
+
 def patch_between(before: Mapping[str, Any], after: Mapping[str, Any]) -> Ops:
     """The JSON Patch from ``before`` to ``after`` (checked: when the computed patch does
     not give ``after`` exactly, the changed top-level fields are replaced whole)."""

@@ -20,7 +20,7 @@ import json
 import re
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote, urlsplit
 
 import jsonpatch
 from litestar import Request
@@ -243,6 +243,12 @@ def graph_signature(graph: Graph, direction: str) -> str:
     return hashlib.blake2b(drawn, digest_size=8).hexdigest()
 
 
+def page_direction(request: Request[Any, Any, Any]) -> str:
+    """The layout of the page an htmx request comes from (its ``?direction=``), else LR."""
+    query = parse_qs(urlsplit(request.headers.get("hx-current-url", "")).query)
+    return "TB" if query.get("direction") == ["TB"] else "LR"
+
+
 def canvas_view(
     request: Request[Any, Any, Any], state: BuilderState, graph: Graph | None = None
 ) -> CanvasView:
@@ -273,6 +279,8 @@ async def refreshed(
     page shows: the page says which view it shows and the signature of its drawing
     (header ``X-Builder-Shown: <view>:<signature>``, set by builder.js), so typing in a
     field costs no layout and no SVG. Without the header both are sent."""
+    if state.direction != "TB" and page_direction(request) == "TB":
+        state.direction = "TB"  # an edit from a page laid out top to bottom keeps its layout
     graph = graph_of(request, state)
     signature = graph_signature(graph, state.direction)
     view, _, shown = request.headers.get(SHOWN_HEADER, "").partition(":")
