@@ -94,6 +94,23 @@ def published_cache_key(workspace: str, flow_id: str) -> str:
     return f"published:{workspace}:{flow_id}"
 
 
+def schedule_ticks(
+    config: dict[str, Any], count: int = 5, now: dt.datetime | None = None
+) -> list[dt.datetime]:
+    """The next ``count`` ticks after ``now`` of a schedule trigger's ``config`` (its
+    ``cron`` in its ``timezone``), as the scheduler fires them. :class:`Invalid` for a cron
+    expression or time zone the scheduler cannot read."""
+    ticks: list[dt.datetime] = []
+    moment = now or dt.datetime.now(dt.UTC)
+    try:
+        for _ in range(count):
+            moment = next_tick(str(config["cron"]), str(config.get("timezone", "UTC")), moment)
+            ticks.append(moment)
+    except (KeyError, ValueError, zoneinfo.ZoneInfoNotFoundError) as exc:
+        raise Invalid(f"the schedule cannot be read: {exc}") from None
+    return ticks
+
+
 class FlowsService(WorkspaceScope):
     """Validate, save, publish, enable and read flows."""
 
@@ -162,16 +179,7 @@ class FlowsService(WorkspaceScope):
         trigger = (await self.flow_document(flow_id)).get("trigger") or {}
         if trigger.get("type") != "schedule":
             return []
-        config = trigger.get("config") or {}
-        ticks: list[dt.datetime] = []
-        moment = dt.datetime.now(dt.UTC)
-        try:
-            for _ in range(count):
-                moment = next_tick(str(config["cron"]), str(config.get("timezone", "UTC")), moment)
-                ticks.append(moment)
-        except (KeyError, ValueError, zoneinfo.ZoneInfoNotFoundError) as exc:
-            raise Invalid(f"the schedule cannot be read: {exc}") from None
-        return ticks
+        return schedule_ticks(trigger.get("config") or {}, count)
 
     async def delete_flow(self, flow_id: str) -> DeletedFlow:
         """Delete a flow with its versions, runs (and their steps), triggers' state,

@@ -14,8 +14,11 @@ from litestar import Router
 from litestar.datastructures import CacheControlHeader
 from litestar.static_files import create_static_files_router
 
+from hub.web.builder.catalog import CatalogPages
 from hub.web.builder.command_pages import CommandPages
+from hub.web.builder.flow_panel import FlowPanelPages
 from hub.web.builder.page import BuilderPages, NewFlowPages
+from hub.web.builder.trigger_panel import TriggerPanelPages
 from hub.web.builder.tryit import TryPages
 from hub.web.connections import ConnectionPages
 from hub.web.connectors import ConnectorPages
@@ -38,6 +41,9 @@ PAGE_CONTROLLERS: list[Any] = [
     NewFlowPages,
     BuilderPages,
     CommandPages,
+    CatalogPages,
+    TriggerPanelPages,
+    FlowPanelPages,
     TryPages,
     RunPages,
     ConnectionPages,

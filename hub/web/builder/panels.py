@@ -13,7 +13,10 @@ from typing import Any
 from litestar import Request
 
 from hub.services.workspace import WorkspaceHub
+from hub.web.builder.catalog import catalog_panel
+from hub.web.builder.flow_panel import flow_panel
 from hub.web.builder.state import BuilderState
+from hub.web.builder.trigger_panel import trigger_panel
 from hub.web.builder.tryit import try_panel
 
 #: A panel: the template that draws it, and its context.
@@ -33,4 +36,10 @@ async def panel_for(
         return "builder/_panel_step.html", {"step_id": step}
     if panel == "try":
         return "builder/_panel_try.html", await try_panel(ws, state)
+    if panel == "catalog":
+        return await catalog_panel(request, state)
+    if panel == "trigger":
+        return await trigger_panel(request, ws, state)
+    if panel == "flow":
+        return await flow_panel(state)
     return "builder/_panel_overview.html", {}
