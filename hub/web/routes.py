@@ -16,6 +16,7 @@ from litestar.static_files import create_static_files_router
 
 from hub.web.builder.catalog import CatalogPages
 from hub.web.builder.command_pages import CommandPages
+from hub.web.builder.expressions import ExpressionPages
 from hub.web.builder.flow_panel import FlowPanelPages
 from hub.web.builder.page import BuilderPages, NewFlowPages
 from hub.web.builder.trigger_panel import TriggerPanelPages
@@ -40,6 +41,7 @@ PAGE_CONTROLLERS: list[Any] = [
     FlowPages,
     NewFlowPages,
     BuilderPages,
+    ExpressionPages,
     CommandPages,
     CatalogPages,
     TriggerPanelPages,

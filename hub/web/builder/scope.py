@@ -25,6 +25,8 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
+from jinja2 import TemplateSyntaxError, meta
+
 from hub.expressions import Compiled, Expressions
 from hub.flows import output_schema
 from hub.flows.checks import suggest
@@ -328,6 +330,8 @@ class DraftScopes:
             for step_id, info in self.steps.items()
         }
         self._scopes: dict[tuple[str | None, str], Scope] = {}
+        #: What the caller built these scopes of (compared to reuse them).
+        self.made_of: Any = None
 
     # Places --------------------------------------------------------------------------
 
@@ -504,14 +508,20 @@ class DraftScopes:
                 context[name] = None if place.value is MISSING else place.value
         return context
 
-    def sources(self, scope: Scope, compiled: Compiled | None) -> list[str]:
-        """Where the values an expression reads come from (distinct, in reading order)."""
+    def sources(self, scope: Scope, compiled: Compiled, text: str) -> list[str]:
+        """Where the values that ``text`` (compiled: ``compiled``) reads come from
+        (distinct, in reading order: the steps read, then the trigger)."""
         labels: list[str] = []
-        refs = compiled.step_refs if compiled is not None else None
+        refs = compiled.step_refs
         names = scope.readable if refs is None else tuple(r for r in scope.readable if r in refs)
         for step_id in names:
             labels.append(self._outputs[step_id].source)
-        labels.append(scope.roots["trigger"].source)
+        try:
+            read = meta.find_undeclared_variables(self.expressions.env.parse(text))
+        except TemplateSyntaxError:
+            read = {"trigger"}
+        if "trigger" in read:
+            labels.append(scope.roots["trigger"].source)
         return [label for label in dict.fromkeys(labels) if label]
 
 
