@@ -19,6 +19,7 @@ from hub.web.builder.command_pages import CommandPages
 from hub.web.builder.expressions import ExpressionPages
 from hub.web.builder.flow_panel import FlowPanelPages
 from hub.web.builder.page import BuilderPages, NewFlowPages
+from hub.web.builder.step_panel import StepPanelPages
 from hub.web.builder.trigger_panel import TriggerPanelPages
 from hub.web.builder.tryit import TryPages
 from hub.web.connections import ConnectionPages
@@ -47,6 +48,7 @@ PAGE_CONTROLLERS: list[Any] = [
     TriggerPanelPages,
     FlowPanelPages,
     TryPages,
+    StepPanelPages,
     RunPages,
     ConnectionPages,
     ConnectorPages,

@@ -16,6 +16,7 @@ from hub.services.workspace import WorkspaceHub
 from hub.web.builder.catalog import catalog_panel
 from hub.web.builder.flow_panel import flow_panel
 from hub.web.builder.state import BuilderState
+from hub.web.builder.step_panel import step_panel
 from hub.web.builder.trigger_panel import trigger_panel
 from hub.web.builder.tryit import try_panel
 
@@ -33,7 +34,7 @@ async def panel_for(
 ) -> Panel:
     """The side panel for the selected ``step`` or the named ``panel``."""
     if step is not None and state.selected == step:
-        return "builder/_panel_step.html", {"step_id": step}
+        return await step_panel(request, ws, state, step)
     if panel == "try":
         return "builder/_panel_try.html", await try_panel(ws, state)
     if panel == "catalog":
