@@ -73,7 +73,7 @@ async def builder_page(
         state=state,
         canvas=canvas_view(request, state, graph),
         signature=graph_signature(graph, state.direction),
-        view=view if view in VIEWS else "canvas",
+        builder_view=view if view in VIEWS else "canvas",
         panel_template=panel_template,
         notice=notice,
         flow_href=flow_href(state.workspace, state.flow_id),
