@@ -50,6 +50,7 @@ def test_a_pinned_step_is_not_called_by_a_test_run_up_to_a_later_step(
         page.get_by_label("Sample (JSON)").fill('{"add": 5}')
         page.get_by_role("button", name="Keep as sample").click()
         expect(page.get_by_text("The sample is kept.")).to_be_visible()
+        screenshot(page, "builder-try-panel")
 
         # Test the step "fetch": the stand-in is called once; pin its output.
         page.goto(f"{BUILD}?step=fetch")
@@ -78,5 +79,6 @@ def test_a_pinned_step_is_not_called_by_a_test_run_up_to_a_later_step(
         run.get_by_role("link", name=re.compile(r"^Test run ")).click()
         page.wait_for_url(re.compile(rf"/runs/{run_id}$"))
         expect(page.get_by_text("Test run (from the builder)")).to_be_visible()
+        screenshot(page, "builder-try-run-page")
         wait_for(lambda: hub_server.run(run_id)["status"] == "succeeded", "succeeded")
         assert service.count("/thing") == 1
