@@ -121,6 +121,9 @@ async def test_a_pasted_sample_is_read_with_the_bounded_reader(
     shown = await client.get(f"{BUILD}/try/sample", headers=htmx_headers(client, BUILD))
     assert shown.status_code == 200 and 'id="trigger-sample"' in shown.text
     assert "Sample (JSON)" in shown.text
+    panel_headers = {**htmx_headers(client, BUILD), "hx-target": "builder-panel"}
+    trigger = await client.get(f"{BUILD}/?panel=trigger", headers=panel_headers)
+    assert f'hx-get="{BUILD}/try/sample" hx-trigger="load"' in trigger.text  # loads it
 
     good = await htmx_post(client, f"{BUILD}/try/sample", {"sample": '{"add": 7}'})
     assert good.status_code == 200, good.text
@@ -173,6 +176,8 @@ async def test_a_pinned_step_is_not_called_in_test_runs_and_production_ignores_t
     await htmx_post(client, f"{BUILD}/try/sample", {"sample": '{"add": 5}'})
 
     # Test the step: the stand-in is called once; the output is shown with "Pin".
+    step_page = await client.get(f"{BUILD}/?step=fetch")
+    assert f'hx-get="{BUILD}/steps/fetch/try" hx-trigger="load"' in step_page.text
     slot = await client.get(f"{BUILD}/steps/fetch/try", headers=htmx_headers(client, BUILD))
     assert slot.status_code == 200 and "Test this step" in slot.text
     assert "Run the flow up to here" in slot.text

@@ -9,10 +9,32 @@ import re
 from typing import Any
 
 from tests.browser.conftest import OpenPage
-from tests.browser.kit import HubServer, StandIn, expect, screenshot, settle, wait_for
+from tests.browser.kit import (
+    HubServer,
+    StandIn,
+    assert_accessible,
+    expect,
+    screenshot,
+    settle,
+    wait_for,
+)
 
 FLOW = "try-pin"
 BUILD = f"/w/default/flows/{FLOW}/build"
+#: The axe rules the try-it's parts answer for (the canvas's own are its tests').
+AXE_RULES = [
+    "label",
+    "button-name",
+    "link-name",
+    "select-name",
+    "color-contrast",
+    "list",
+    "listitem",
+    "aria-allowed-attr",
+    "aria-valid-attr-value",
+    "aria-prohibited-attr",
+    "duplicate-id-aria",
+]
 
 
 def fetch_flow(base: str) -> dict[str, Any]:
@@ -51,6 +73,7 @@ def test_a_pinned_step_is_not_called_by_a_test_run_up_to_a_later_step(
         page.get_by_role("button", name="Keep as sample").click()
         expect(page.get_by_text("The sample is kept.")).to_be_visible()
         screenshot(page, "builder-try-panel")
+        assert_accessible(page, "builder try panel", AXE_RULES)
 
         # Test the step "fetch": the stand-in is called once; pin its output.
         page.goto(f"{BUILD}?step=fetch")
@@ -72,6 +95,7 @@ def test_a_pinned_step_is_not_called_by_a_test_run_up_to_a_later_step(
         expect(run.get_by_label("Step use")).to_contain_text("105")
         assert service.count("/thing") == 1
         screenshot(page, "builder-try-run")
+        assert_accessible(page, "builder step with a test run", AXE_RULES)
         run_id = run.get_attribute("data-run")
         assert run_id
 
