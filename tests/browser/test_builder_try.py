@@ -106,3 +106,12 @@ def test_a_pinned_step_is_not_called_by_a_test_run_up_to_a_later_step(
         screenshot(page, "builder-try-run-page")
         wait_for(lambda: hub_server.run(run_id)["status"] == "succeeded", "succeeded")
         assert service.count("/thing") == 1
+
+        # The runs list leaves it out, unless "Test runs" is ticked.
+        page.goto("/w/default/runs")
+        expect(page.get_by_role("link", name=run_id, exact=True)).to_have_count(0)
+        page.get_by_label("Test runs").check()
+        page.get_by_role("button", name="Filter").click()
+        page.wait_for_url(re.compile(r"/runs\?.*trial=true"))
+        expect(page.get_by_role("link", name=run_id, exact=True)).to_be_visible()
+        screenshot(page, "runs-test-runs")
