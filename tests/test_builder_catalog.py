@@ -474,3 +474,23 @@ async def test_an_untouched_config_form_writes_no_config(api: Api) -> None:
         draft = await editor_ws(api).draft(f"hook{len(config)}")
         assert draft.document["trigger"] == trigger
         assert draft.undo_labels == []
+
+
+async def test_an_edit_from_a_stale_page_is_refused(api: Api) -> None:
+    client, ws = await builder(api)
+    revision = (await ws.draft("greet")).revision
+    await post(client, "/flow", {"name": "First", "revision": str(revision)})
+    for tail, data in (
+        ("/flow", {"name": "Second"}),
+        ("/steps", {"action": "test.echo"}),
+        ("/trigger", {"_part": "type", "type": "webhook"}),
+    ):
+        stale = await post_form(
+            client,
+            BUILD + tail,
+            {**data, "revision": str(revision)},
+            headers=htmx_headers(client, BUILD),
+        )
+        assert stale.status_code == 409, (tail, stale.text)
+    document = (await ws.draft("greet")).document
+    assert document["name"] == "First" and len(document["steps"]) == 1

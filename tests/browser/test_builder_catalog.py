@@ -11,10 +11,25 @@ import re
 from typing import Any
 
 from tests.browser.conftest import OpenPage
-from tests.browser.kit import HubServer, expect, focused, screenshot, settle
+from tests.browser.kit import HubServer, axe_violations, expect, focused, screenshot, settle
 
 FLOW = "catalog-built"
 BUILD = f"/w/default/flows/{FLOW}/build"
+
+
+PANEL_AXE = """async () => {
+  const result = await window.axe.run("#builder-panel", {resultTypes: ["violations"]});
+  return result.violations.filter((v) => v.impact === "serious" || v.impact === "critical")
+    .map((v) => v.id + ": " + v.nodes.slice(0, 3).map((n) => n.target.join(" ")).join(", "));
+}"""
+
+
+def panel_accessible(page: Any, name: str) -> None:
+    """No serious or critical axe violation in the side panel (the panels of this part;
+    the canvas beside it is checked by its own tests)."""
+    axe_violations(page, ["region"])  # loads axe-core into the page (evaluated, not a tag)
+    found = page.evaluate(PANEL_AXE)
+    assert not found, f"axe ({name}): {found}"
 
 
 def set_input(page: Any, step: str, value: dict[str, Any]) -> None:
@@ -54,7 +69,9 @@ def test_a_flow_built_from_the_catalog_saves_what_was_chosen(
         re.compile(rf"/hooks/default/{FLOW}$")
     )
     expect(panel.get_by_role("button", name="Copy the URL")).to_be_visible()
+    panel.locator("#trigger-webhook-url").scroll_into_view_if_needed()
     screenshot(page, "builder-trigger-webhook")
+    panel_accessible(page, "builder-trigger")
 
     # http.request from the catalog, found by searching.
     page.get_by_role("link", name="Add a step").first.click()
@@ -64,6 +81,7 @@ def test_a_flow_built_from_the_catalog_saves_what_was_chosen(
     expect(panel.locator('button[data-action="data.set"]')).to_have_count(0)
     expect(panel.locator("#catalog-count")).to_contain_text("match")
     screenshot(page, "builder-catalog-search")
+    panel_accessible(page, "builder-catalog")
     panel.locator('button[data-action="http.request"]').click()
     expect(panel.locator('[data-selected-step="http_request"]')).to_be_visible()
     expect(page).to_have_url(re.compile(r"\?step=http_request$"))
@@ -88,6 +106,7 @@ def test_a_flow_built_from_the_catalog_saves_what_was_chosen(
     assert now and now["tag"] == "input", now
     assert page.evaluate("document.activeElement.id") == "flow-name"
     screenshot(page, "builder-flow-panel")
+    panel_accessible(page, "builder-flow-panel")
 
     # The steps' inputs (the step panel's part), then save from the toolbar.
     set_input(page, "http_request", {"method": "GET", "url": "http://127.0.0.1:9/x"})
@@ -151,6 +170,7 @@ def test_a_schedule_shows_its_errors_at_the_field_and_its_next_runs(
     expect(panel.locator("#trigger-schedule")).to_contain_text("cannot be read")
     assert page.evaluate("document.activeElement.id") == "f-v-cron"
     screenshot(page, "builder-trigger-bad-cron")
+    panel_accessible(page, "builder-trigger-schedule")
 
     # A preset fixes it; a time zone from the select; the next runs follow.
     panel.get_by_role("button", name=re.compile("^Weekdays at 09:00")).click()

@@ -248,6 +248,13 @@ def add_step_ops(
     return ops
 
 
+def posted_revision(data: Mapping[str, Any]) -> int | None:
+    """The draft's revision a form says it was drawn from (``revision``), or None: an edit
+    from a stale page is then refused, as the shell's edits are."""
+    text = form_text(data, "revision", 12)
+    return int(text) if text.isdigit() else None
+
+
 # -- the panel -------------------------------------------------------------------------------
 
 
@@ -332,12 +339,8 @@ class CatalogPages(WorkspacePage):
             ops = add_step_ops(draft.document, step, ws.hub.expressions, after=after, branch=branch)
         except ValueError as exc:
             raise Invalid(str(exc), [{"location": "after", "message": str(exc)}]) from None
-        revision_text = form_text(data, "revision", 12)
         draft = await ws.edit_draft(
-            flow_id,
-            ops,
-            label=f"add {step['id']} ({action})",
-            revision=int(revision_text) if revision_text.isdigit() else None,
+            flow_id, ops, label=f"add {step['id']} ({action})", revision=posted_revision(data)
         )
         state = await state_for(ws, draft, selected=step["id"])
         target = state.href + f"?step={step['id']}"

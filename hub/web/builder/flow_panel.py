@@ -22,6 +22,7 @@ from litestar.response import Redirect
 from hub.api.deps import EDITOR
 from hub.api.flows import FlowPath
 from hub.services.workspace import WorkspaceHub
+from hub.web.builder.catalog import posted_revision
 from hub.web.builder.state import BUILD_PATH, BuilderState, pointer, refreshed, state_for
 from hub.web.connections import form_pairs
 from hub.web.navigation import is_htmx
@@ -140,7 +141,9 @@ class FlowPanelPages(WorkspacePage):
         ops = flow_ops(draft.document, values)
         if ops:
             changed = ", ".join(op["path"].lstrip("/") for op in ops)
-            draft = await ws.edit_draft(flow_id, ops, label=f"flow: {changed}")
+            draft = await ws.edit_draft(
+                flow_id, ops, label=f"flow: {changed}", revision=posted_revision(fields)
+            )
         state = await state_for(ws, draft)
         if not is_htmx(request):
             return Redirect(state.href + "?panel=flow", status_code=303)

@@ -41,6 +41,7 @@ from hub.services import links
 from hub.services.errors import Invalid
 from hub.services.flows import schedule_ticks
 from hub.services.workspace import WorkspaceHub
+from hub.web.builder.catalog import posted_revision
 from hub.web.builder.state import BUILD_PATH, BuilderState, pointer, refreshed, state_for
 from hub.web.connections import form_pairs, limits_of
 from hub.web.flows import FIRE_TIMES
@@ -324,6 +325,7 @@ class TriggerPanelPages(WorkspacePage):
                     flow_id,
                     trigger_ops(draft.document, {"type": wanted}),
                     label=f"trigger: {wanted}",
+                    revision=posted_revision(fields),
                 )
                 state = await state_for(ws, draft)
             return await self._answer(request, ws, state, whole=True)
@@ -353,7 +355,9 @@ class TriggerPanelPages(WorkspacePage):
                 new.pop("connection", None)
         ops = [] if read_errors else trigger_ops(draft.document, new)
         if ops:
-            draft = await ws.edit_draft(flow_id, ops, label="trigger settings")
+            draft = await ws.edit_draft(
+                flow_id, ops, label="trigger settings", revision=posted_revision(fields)
+            )
         state = await state_for(ws, draft)
         whole = bool(fields.get("preset"))
         return await self._answer(request, ws, state, whole=whole, errors=read_errors)

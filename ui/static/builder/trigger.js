@@ -1,4 +1,7 @@
-// The builder's trigger panel: after an out-of-band answer to a change of the trigger's
+// The builder's catalog, trigger and flow panels.
+// - Their edits (POST {build}/steps, /trigger, /flow) carry the draft's revision, as the
+//   shell's /edit does: an edit from a stale tab is refused.
+// - The trigger panel: after an out-of-band answer to a change of the trigger's
 // config, place the server's errors under their fields (the form itself is not swapped, so
 // the field being typed in keeps its focus). The answer carries them in the hidden
 // #trigger-live-errors: one [data-error-for=<control id>] per field with errors.
@@ -42,6 +45,18 @@
       if (control.tagName !== "FIELDSET") control.setAttribute("aria-invalid", "true");
     });
   }
+
+  document.addEventListener("htmx:configRequest", function (event) {
+    var root = document.getElementById("builder");
+    var bar = document.getElementById("builder-toolbar");
+    if (!root || !bar || event.detail.verb !== "post") return;
+    var path = event.detail.path || "";
+    var base = root.getAttribute("data-build-url");
+    if (path !== base + "/steps" && path !== base + "/trigger" && path !== base + "/flow") return;
+    if (event.detail.parameters.revision === undefined) {
+      event.detail.parameters.revision = bar.getAttribute("data-revision");
+    }
+  });
 
   document.addEventListener("htmx:oobAfterSwap", place);
   document.addEventListener("htmx:afterSettle", place);
