@@ -69,6 +69,13 @@ class CatalogAction:
     description: str
     needs_connection: bool
 
+    @property
+    def summary(self) -> str:
+        """The description's first sentence (the catalog stays scannable; the search reads
+        the whole description, and the action's reference page shows it)."""
+        first = re.split(r"(?<=[.!?])\s", self.description.strip(), maxsplit=1)[0]
+        return first if len(first) <= 200 else first[:199].rstrip() + "…"
+
 
 @dataclasses.dataclass(frozen=True)
 class CatalogGroup:
