@@ -44,7 +44,6 @@ from hub.web.builder.state import (
     pointer,
     refreshed,
     state_for,
-    state_of,
     step_ids,
     step_index,
 )
@@ -314,8 +313,9 @@ class CatalogPages(WorkspacePage):
         after: StepQuery = "",
         branch: StepQuery = "",
     ) -> Template:
-        """The catalog's results for the search ``q`` (what htmx swaps as one types)."""
-        state = await state_of(ws, flow_id)
+        """The catalog's results for the search ``q`` (what htmx swaps as one types; the
+        draft is read, not validated: the results show no issue)."""
+        state = BuilderState(ws.workspace, await ws.draft(flow_id), [])
         context = catalog_context(ws.hub.registry, state, query=q, after=after, branch=branch)
         return await page(request, "builder/_catalog_results.html", state=state, **context)
 
