@@ -50,6 +50,8 @@
     if (!section || section.getAttribute("data-commands-step") !== step) return false;
     var field = document.getElementById(id);
     if (!field) return false;
+    var more = field.closest("details");
+    if (more) more.open = true;
     field.focus();
     if (field.select) field.select();
     return true;
