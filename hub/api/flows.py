@@ -7,7 +7,6 @@ import difflib
 from typing import Annotated, Any
 
 import anyio
-import yaml
 from litestar import Controller, Response, delete, get, post, put
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
@@ -33,6 +32,7 @@ from hub.api.models import (
 )
 from hub.flows import FlowError, FlowIssue, diff_documents, parse_document
 from hub.flows.bounds import BoundExceeded, DocumentLimits, measure_value
+from hub.flows.yaml_text import dump_yaml
 from hub.services.flows import document_limiter
 from hub.services.workspace import WorkspaceHub
 from hub.settings import Settings
@@ -68,8 +68,9 @@ def version_info(row: dict[str, Any], published: int | None) -> VersionInfo:
 
 
 def to_yaml(document: dict[str, Any]) -> str:
-    """A document as block-style YAML, keys in document order."""
-    return yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=100)
+    """A document as block-style YAML, keys in document order, no line ever wrapped (an
+    expression stays whole on its line) and ``|`` blocks for multi-line strings."""
+    return dump_yaml(document)
 
 
 # Text longer than this is parsed in a worker thread: about 15 ms of parsing on the event

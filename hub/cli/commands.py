@@ -21,11 +21,11 @@ from typing import Any, TypeVar
 
 import click
 import msgspec
-import yaml
 
 from hub.connectors import RegistrationError
 from hub.flows import FlowError, diff_documents, parse_document
 from hub.flows.bounds import DocumentLimits, json_too_deep, line_column
+from hub.flows.yaml_text import dump_yaml
 from hub.runtime import Hub, settle_gc
 from hub.security.secrets import SecretKeyError
 from hub.services import links
@@ -351,7 +351,7 @@ def flows_export(ctx: click.Context, flow_id: str, version: int | None, fmt: str
     if fmt == "json":
         click.echo(json.dumps(document, indent=2))
     else:
-        click.echo(yaml.safe_dump(document, sort_keys=False, allow_unicode=True), nl=False)
+        click.echo(dump_yaml(document), nl=False)
 
 
 @flows.command("list")
