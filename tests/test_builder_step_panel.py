@@ -231,8 +231,16 @@ async def test_every_construct_lands_in_the_document_exactly(api: Api) -> None:
 
 async def test_one_field_changed_is_one_edit_named_after_it(api: Api) -> None:
     client = await editor(api)
-    form = [("step.input", "1"), ("v.url", "https://example.com/new"), *SETTINGS_UNTOUCHED]
-    await save(client, form)
+    untouched = [  # as the browser sends fields left alone: a box, a choice, empty texts
+        ("v.enabled", ""),
+        ("v.note", ""),
+        ("v.content.__choice__", "0"),
+        ("v.content.kind", "template"),
+        ("v.content.name", ""),
+        ("v.tags.__set__", "1"),
+    ]
+    form = [("step.input", "1"), ("v.url", "https://example.com/new"), *untouched]
+    await save(client, [*form, *SETTINGS_UNTOUCHED])
     saved = await step(api)
     assert saved["input"] == {"url": "https://example.com/new"}
     assert (await person(api).draft("forms-flow")).undo_labels == ["edit every.input.url"]
@@ -376,6 +384,8 @@ async def test_add_and_remove_rows_redraw_the_panel(api: Api) -> None:
 async def test_options_and_connections_come_from_the_connector(api: Api) -> None:
     client = await editor(api)
     text = await panel(client)
+    whole = await client.get(f"{BUILD}?step=every")  # the whole page draws the panel too
+    assert whole.status_code == 200 and 'data-selected-step="every"' in whole.text
     assert f'hx-post="{SAVE}/options/pipeline?status=f-v-pipeline-options"' in text
     assert re.search(r'<option value="main" selected>main</option>', text)
     assert 'href="/w/default/connections/new?connector=forms"' in text

@@ -372,6 +372,34 @@ def test_a_choice_shows_the_chosen_alternatives_fields() -> None:
     assert 'name="v.auth.user"' in html and 'name="v.auth.key"' not in html
 
 
+def test_an_optional_choice_of_tagged_objects_left_alone_stays_absent() -> None:
+    tagged = {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "content": {
+                "oneOf": [
+                    {
+                        "type": "object",
+                        "properties": {"kind": {"const": "a"}, "x": {"type": "string"}},
+                        "required": ["kind", "x"],
+                    },
+                    {
+                        "type": "object",
+                        "properties": {"kind": {"const": "b"}, "y": {"type": "string"}},
+                        "required": ["kind", "y"],
+                    },
+                ]
+            },
+        },
+    }
+    html = html_of(tagged, {"name": "n"})
+    assert 'name="v.content.kind"' in html  # the const's hidden input is sent
+    assert parse_form(tagged, submitted(html)).value == {"name": "n"}
+    typed = [(k, "1" if k == "v.content.x" else v) for k, v in submitted(html)]
+    assert parse_form(tagged, typed).value == {"name": "n", "content": {"kind": "a", "x": "1"}}
+
+
 def test_names_escape_property_names_that_look_like_markers() -> None:
     schema = {
         "type": "object",

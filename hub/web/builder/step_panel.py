@@ -27,7 +27,7 @@ import json
 import re
 from collections.abc import Mapping
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from litestar import Request, get, post
 from litestar.di import NamedDependency
@@ -148,15 +148,26 @@ class StepHooks(FormHooks):
         if form.get(f"{name}.{EXPR}"):
             text = (form.get(name) or [""])[-1].replace("\r\n", "\n").replace("\r", "\n")
             return text if text != "" else Raw("")
-        if (
-            form.get(name) == [""]
-            and self.root is not None
-            and _is_property(name)
-            and kind_of(schema, self.root) == "string"
-            and not is_secret(schema)
-        ):
+        if form.get(name) != [""] or self.root is None or not _is_property(name):
+            return MISSING
+        kind = kind_of(schema, self.root)
+        if kind == "string" and not is_secret(schema):
             return Raw("")
+        if kind == "boolean":
+            # A box left unticked writes false only where the document had the property.
+            path = _path_of(name)
+            if path is not None and value_at(self.value, path) is MISSING:
+                return Raw("")
         return MISSING
+
+
+def _path_of(name: str) -> Path | None:
+    """The JSON path of a field name made of object properties only (None when it goes
+    through a list's row or a key-value row, whose numbers are the form's own)."""
+    parts = name.split(".")[1:]
+    if any(p.isdigit() or p.startswith("__") for p in parts):
+        return None
+    return tuple(unquote(p) for p in parts)
 
 
 def _is_property(name: str) -> bool:
@@ -416,7 +427,7 @@ async def step_panel(
     path = request.url.path
     return TEMPLATE, {
         "step_id": step_id,
-        "view": view,
+        "sv": view,
         "panel_oob": path.endswith(("/undo", "/redo")),
         "connectors_base": ws_path(ws.workspace, "/connectors"),
         "connections_base": ws_path(ws.workspace, "/connections"),
@@ -699,7 +710,7 @@ class StepPanelPages(WorkspacePage):
                 state,
                 panel=TEMPLATE,
                 step_id=step_id,
-                view=view,
+                sv=view,
                 panel_oob=False,
                 connectors_base=ws_path(ws.workspace, "/connectors"),
                 connections_base=ws_path(ws.workspace, "/connections"),
@@ -708,7 +719,9 @@ class StepPanelPages(WorkspacePage):
         view = await step_view(request, ws, state, step_id)
         for slot, messages in reading.errors.items():
             view.issues.setdefault(slot, [])[:0] = messages
-        return await refreshed(request, state, panel=SAVED, step_id=step_id, view=view)
+        if not ops:  # nothing changed: the slots only (the notice of a save stays)
+            return await page(request, SAVED, state=state, step_id=step_id, sv=view)
+        return await refreshed(request, state, panel=SAVED, step_id=step_id, sv=view)
 
     @post(
         "/steps/{step_id:str}/options/{field:str}",
@@ -768,4 +781,4 @@ class StepPanelPages(WorkspacePage):
         own chosen): the list again after one was created in another tab."""
         state = await state_of(ws, flow_id, selected=step_id)
         view = await step_view(request, ws, state, step_id)
-        return await page(request, "builder/_step_connections.html", view=view)
+        return await page(request, "builder/_step_connections.html", sv=view)

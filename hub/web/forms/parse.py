@@ -282,10 +282,16 @@ class _Reader:
 
     def read_object(self, s: Schema, path: Path, name: str, label: str, req: bool, d: int) -> Any:
         self.paths[name] = path
-        if not req and not self.filled(name):
-            return MISSING  # an optional object left empty
         required = set(s.get("required") or [])
         props = s.get("properties") or {}
+        # A const property is a hidden input always sent: it fills nothing by itself.
+        consts = {
+            child_name(name, key)
+            for key, sub in props.items()
+            if kind_of(resolve(sub, self.root), self.root) == "const"
+        }
+        if not req and not self.filled(name, consts):
+            return MISSING  # an optional object left empty
         out: dict[str, Any] = {}
         for key, sub in props.items():
             item = self.read(sub, (*path, key), child_name(name, key), humanize(key),
@@ -312,13 +318,14 @@ class _Reader:
                 out[key] = item
         return out if out or req else MISSING
 
-    def filled(self, name: str) -> bool:
-        """Whether anything was typed, ticked or chosen in the field ``name`` or under it."""
+    def filled(self, name: str, ignore: set[str] | frozenset[str] = frozenset()) -> bool:
+        """Whether anything was typed, ticked or chosen in the field ``name`` or under it
+        (the fields named in ``ignore`` left aside)."""
         prefix = name + "."
         return any(
             (k == name or k.startswith(prefix)) and any(v != "" for v in values)
             for k, values in self.form.items()
-            if not k.endswith((ROW, KV, SET, CHOICE))
+            if not k.endswith((ROW, KV, SET, CHOICE)) and k not in ignore
         )
 
     def read_choice(self, s: Schema, path: Path, name: str, label: str, req: bool, d: int) -> Any:

@@ -20,6 +20,7 @@
 
   function save(form, now) {
     if (timer) { clearTimeout(timer); timer = null; }
+    form.setAttribute("data-pending", "true"); // until the answer (tests wait on it)
     if (now) {
       htmx.trigger(form, "step-save");
       return;
@@ -105,6 +106,13 @@
         event.detail.parameters.select = panel.getAttribute("data-selected-step");
         event.detail.parameters.panel = "step";
       }
+    }
+  });
+
+  document.body.addEventListener("htmx:afterRequest", function (event) {
+    var form = event.detail.elt;
+    if (form && form.hasAttribute && form.hasAttribute("data-step-form") && !timer) {
+      form.removeAttribute("data-pending");
     }
   });
 
