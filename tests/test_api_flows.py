@@ -127,7 +127,7 @@ async def test_diff_between_two_versions_has_summary_and_unified_yaml(api: Api) 
     assert diff.status_code == 200
     body = diff.json()
     assert body["changes"] == ["step added: bye (test.echo)"]
-    assert "+- id: bye" in body["unified"] and body["unified"].startswith("--- greet@v1")
+    assert "+  - id: bye" in body["unified"] and body["unified"].startswith("--- greet@v1")
 
 
 async def test_publish_roll_back_and_runs_use_the_published_version(api: Api) -> None:

@@ -3,7 +3,6 @@ roll back, enable and disable, import and export as YAML, validate."""
 
 from __future__ import annotations
 
-import difflib
 from typing import Annotated, Any
 
 import anyio
@@ -32,6 +31,7 @@ from hub.api.models import (
 )
 from hub.flows import FlowError, FlowIssue, diff_documents, parse_document
 from hub.flows.bounds import BoundExceeded, DocumentLimits, measure_value
+from hub.flows.document import unified_text_diff
 from hub.flows.yaml_text import dump_yaml
 from hub.services.flows import document_limiter
 from hub.services.workspace import WorkspaceHub
@@ -154,13 +154,11 @@ async def export_text(ws: WorkspaceHub, flow_id: str, version: int | None = None
 def unified_diff(flow_id: str, old: dict[str, Any], new: dict[str, Any]) -> str:
     """The unified diff of two versions' documents written as YAML (rows with ``version``
     and ``document``)."""
-    return "".join(
-        difflib.unified_diff(
-            to_yaml(old["document"]).splitlines(keepends=True),
-            to_yaml(new["document"]).splitlines(keepends=True),
-            fromfile=f"{flow_id}@v{old['version']}",
-            tofile=f"{flow_id}@v{new['version']}",
-        )
+    return unified_text_diff(
+        old["document"],
+        new["document"],
+        f"{flow_id}@v{old['version']}",
+        f"{flow_id}@v{new['version']}",
     )
 
 
@@ -198,16 +196,16 @@ class FlowsController(Controller):
         data: FlowSave | FlowImport,
         must_exist: bool | None,
         parsed: tuple[dict[str, Any], str] | None = None,
-    ) -> tuple[SavedFlow, dict[str, Any]]:
         base_version: int | None = None,
+    ) -> tuple[SavedFlow, dict[str, Any]]:
         document, source = parsed or await document_of(data, ws.hub.settings)
         saved = await ws.save_flow(
             document,
             source=source,
             message=data.message,
             publish=data.publish,
-            must_exist=must_exist,
             base_version=base_version,
+            must_exist=must_exist,
         )
         changes = (
             diff_documents(saved.previous, document)

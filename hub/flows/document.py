@@ -18,8 +18,6 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 from hub.expressions import Expressions
 from hub.flows import bounds
 from hub.flows import checks as flowcheck
@@ -35,6 +33,7 @@ from hub.flows.model import (
     parse_duration,
 )
 from hub.flows.validate import ACTION_RE, ON_ERROR_KEYWORDS, STEP_ID_RE, FlowChecker
+from hub.flows.yaml_text import dump_yaml
 
 if TYPE_CHECKING:
     from hub.connectors import Registry
@@ -222,17 +221,9 @@ def unified_text_diff(
     versions' comparison show)."""
     return "".join(
         difflib.unified_diff(
-            document_text(old).splitlines(keepends=True),
-            document_text(new).splitlines(keepends=True),
+            dump_yaml(dict(old)).splitlines(keepends=True),
+            dump_yaml(dict(new)).splitlines(keepends=True),
             fromfile=fromfile,
             tofile=tofile,
         )
-    )
-
-
-def document_text(document: Mapping[str, Any]) -> str:
-    """A document as YAML text: its key order kept, no line wrapped (so an expression is
-    never split)."""
-    return yaml.safe_dump(
-        dict(document), sort_keys=False, allow_unicode=True, width=1_000_000_000
     )
