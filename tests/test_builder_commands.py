@@ -364,13 +364,19 @@ async def test_refused_commands_answer_the_reason_and_change_nothing(api: Api) -
     client = await signed_in(api, api.editor)
     await client.get(BUILD)
     before = await _draft(api)
-    for tail, form, message in [
-        ("/steps/fetch/rename", {"new_id": "9x"}, "letters, digits"),
-        ("/steps/format/needs", {"connect": "log"}, "needs form a cycle"),
+    for tail, form, message, kept in [
+        ("/steps/fetch/rename", {"new_id": "9x"}, "letters, digits", 'value="9x"'),
+        (
+            "/steps/format/needs",
+            {"connect": "log"},
+            "needs form a cycle",
+            '<option value="log" selected="selected">',
+        ),
     ]:
         answer = await post_form(client, BUILD + tail, form, headers=htmx_headers(client, BUILD))
         assert answer.status_code == 422
-        assert message in answer.text
+        assert message in answer.text and kept in answer.text
+        assert answer.headers["hx-retarget"] == "#step-commands"
     assert await _draft(api) == before
     # A move that changes needs asks first, naming the changes.
     answer = await post_form(

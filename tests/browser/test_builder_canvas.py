@@ -214,6 +214,42 @@ def test_zoom_buttons_layout_toggle_and_moving_in_the_list(
     expect(page.locator("#builder-canvas")).to_have_attribute("data-direction", "TB")
     screenshot(page, "builder-canvas-top-to-bottom")
 
+    # a and b open the catalog to add after, or beside, the focused step.
+    node(page, "notify").focus()
+    page.keyboard.press("a")
+    expect(page.get_by_role("heading", name="Add a step after notify")).to_be_visible()
+    node(page, "notify").focus()
+    page.keyboard.press("b")
+    expect(page.get_by_role("heading", name="Add a step as a branch from notify")).to_be_visible()
+
+    # c: connect from; a cycle is refused with the validator's words, the field kept.
+    node(page, "fetch").focus()
+    page.keyboard.press("c")
+    source = page.get_by_label("Connect from…")
+    expect(source).to_be_focused()
+    page.keyboard.type("log")
+    expect(source).to_have_value("log")
+    page.keyboard.press("Enter")
+    expect(page.locator("#step-commands-error")).to_contain_text(
+        "needs form a cycle: fetch -> log -> notify -> format -> fetch"
+    )
+    expect(page.get_by_label("Connect from…")).to_be_focused()
+    expect(page.get_by_label("Connect from…")).to_have_value("log")
+    screenshot(page, "builder-commands-refused")
+    page.keyboard.press("Escape")
+    expect(node(page, "fetch")).to_be_focused()
+    node(page, "log").focus()
+    page.keyboard.press("c")
+    expect(page.get_by_label("Connect from…")).to_be_focused()
+    page.keyboard.type("format_copy")
+    page.keyboard.press("Enter")
+    expect(node(page, "log")).to_be_focused()
+    expect(node(page, "log")).to_have_attribute(
+        "aria-label", re.compile("needs notify, format_copy")
+    )
+    page.keyboard.press("Control+z")
+    expect(node(page, "log")).to_have_attribute("aria-label", re.compile("needs notify$"))
+
     # The list view: move log up above notify after the question, keeping dependencies.
     page.goto(build + "?view=list")
     settle(page)

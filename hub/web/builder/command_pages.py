@@ -125,14 +125,17 @@ class CommandPages(WorkspacePage):
         flow_id: str,
         step_id: str,
         error: CommandError,
+        data: dict[str, Any] | None = None,
     ) -> Template:
-        """The commands section with the reason, swapped in place of the section."""
+        """The commands section with the reason, swapped in place of the section (with
+        what was asked for still in its field)."""
         state = await state_of(ws, flow_id, selected=step_id)
         return await page(
             request,
             COMMANDS_TEMPLATE,
             state=state,
             command_error=str(error),
+            attempt={k: form_text(data or {}, k, 100) for k in ("new_id", "connect", "handler")},
             status_code=422,
             headers={"HX-Retarget": "#step-commands", "HX-Reswap": "outerHTML"},
             **commands_context(state, step_id),
@@ -155,7 +158,7 @@ class CommandPages(WorkspacePage):
         try:
             ops = commands.delete_step(document, step_id)
         except CommandError as exc:
-            return await self._refused(request, ws, flow_id, step_id, exc)
+            return await self._refused(request, ws, flow_id, step_id, exc, data)
         ids = [s for s in step_ids(document) if s]
         at = ids.index(step_id)
         rest = ids[:at] + ids[at + 1 :]
@@ -184,7 +187,7 @@ class CommandPages(WorkspacePage):
         try:
             ops, new_id = commands.duplicate_step(document, step_id)
         except CommandError as exc:
-            return await self._refused(request, ws, flow_id, step_id, exc)
+            return await self._refused(request, ws, flow_id, step_id, exc, data)
         return await self._edit(
             request, ws, flow_id, data, ops, label=f"duplicate step {step_id}", select=new_id
         )
@@ -206,7 +209,7 @@ class CommandPages(WorkspacePage):
         try:
             ops = commands.rename_step(document, step_id, new_id)
         except CommandError as exc:
-            return await self._refused(request, ws, flow_id, step_id, exc)
+            return await self._refused(request, ws, flow_id, step_id, exc, data)
         return await self._edit(
             request,
             ws,
@@ -241,7 +244,7 @@ class CommandPages(WorkspacePage):
             else:
                 raise CommandError("choose a step to connect from")
         except CommandError as exc:
-            return await self._refused(request, ws, flow_id, step_id, exc)
+            return await self._refused(request, ws, flow_id, step_id, exc, data)
         return await self._edit(request, ws, flow_id, data, ops, label=label, select=step_id)
 
     @post(
@@ -269,7 +272,7 @@ class CommandPages(WorkspacePage):
                 ops = commands.remove_handler(document, step_id)
                 label = f"remove the error handler of {step_id}"
         except CommandError as exc:
-            return await self._refused(request, ws, flow_id, step_id, exc)
+            return await self._refused(request, ws, flow_id, step_id, exc, data)
         return await self._edit(request, ws, flow_id, data, ops, label=label, select=step_id)
 
     @post("/steps/{step_id:str}/move", name="web_builder_step_move", opt=EDITOR, status_code=200)
