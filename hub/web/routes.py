@@ -22,6 +22,7 @@ from hub.web.builder.page import BuilderPages, NewFlowPages
 from hub.web.builder.step_panel import StepPanelPages
 from hub.web.builder.trigger_panel import TriggerPanelPages
 from hub.web.builder.tryit import TryPages
+from hub.web.builder.yaml_tab import YamlPages
 from hub.web.connections import ConnectionPages
 from hub.web.connectors import ConnectorPages
 from hub.web.errors import PAGE_EXCEPTION_HANDLERS
@@ -49,6 +50,7 @@ PAGE_CONTROLLERS: list[Any] = [
     FlowPanelPages,
     TryPages,
     StepPanelPages,
+    YamlPages,
     RunPages,
     ConnectionPages,
     ConnectorPages,

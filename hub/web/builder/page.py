@@ -37,6 +37,7 @@ from hub.web.builder.state import (
     state_for,
     state_of,
 )
+from hub.web.builder.yaml_region import yaml_context
 from hub.web.flows import FLOW_ID, diff_lines, flow_href
 from hub.web.form_checks import form_text
 from hub.web.navigation import is_htmx
@@ -56,15 +57,19 @@ async def builder_page(
     panel: str = "",
     notice: str = "",
     status_code: int = 200,
+    view_context: dict[str, Any] | None = None,
 ) -> Template:
     """The whole builder page (or, for an htmx request aimed at the side panel, the
-    panel alone)."""
+    panel alone). ``view_context``: what the view draws when the caller has it (the YAML
+    view's text as typed and its error); else the YAML view's from the draft."""
     panel_template, panel_context = await panel_for(
         request, ws, state, step=state.selected, panel=panel
     )
     graph = graph_of(request, state)
     if is_htmx(request) and request.headers.get("hx-target") == PANEL_TARGET:
         return await page(request, panel_template, state=state, section="flows", **panel_context)
+    if view_context is None and view == "yaml":
+        view_context = await yaml_context(ws, state)
     return await page(
         request,
         "builder/page.html",
@@ -79,6 +84,7 @@ async def builder_page(
         flow_href=flow_href(state.workspace, state.flow_id),
         status_code=status_code,
         **panel_context,
+        **(view_context or {}),
     )
 
 
