@@ -137,25 +137,28 @@ def _inverse_of_op(document: Any, op: dict[str, Any]) -> list[dict[str, Any]]:
     if kind in ("remove", "replace"):
         old = copy.deepcopy(jsonpointer.resolve_pointer(document, path))
         return [{"op": "add" if kind == "remove" else "replace", "path": path, "value": old}]
-    if kind == "move":  # undone as the remove and the add it is, backwards
-        source = op.get("from")
-        if not isinstance(source, str):
-            raise jsonpatch.InvalidJsonPatch(f"move without from: {op}")
-        moved = copy.deepcopy(jsonpointer.resolve_pointer(document, source))
-        undo_move: list[dict[str, Any]] = [{"op": "remove", "path": path}]
-        try:  # moving onto an existing member of an object replaces it: give it back too
-            parent = jsonpointer.resolve_pointer(document, path.rsplit("/", 1)[0])
-            if isinstance(parent, dict):
-                target = jsonpointer.resolve_pointer(document, path)
-                undo_move.append({"op": "add", "path": path, "value": copy.deepcopy(target)})
-        except jsonpointer.JsonPointerException:
-            pass
-        return [*undo_move, {"op": "add", "path": source, "value": moved}]
-    if kind == "copy":
-        return _inverse_of_op(document, {"op": "add", "path": path, "value": None})
     if kind == "test":
         return []
     raise jsonpatch.InvalidJsonPatch(f"unknown operation {kind!r}")
+
+
+def _expanded(document: Any, op: dict[str, Any]) -> list[dict[str, Any]]:
+    """``op`` as the operations whose inverses are exact: a move is the remove then the add
+    it stands for, a copy the add of the value copied (RFC 6902, 4.4 and 4.5)."""
+    kind = op.get("op")
+    if kind not in ("move", "copy"):
+        return [op]
+    source, path = op.get("from"), op.get("path")
+    if not isinstance(source, str) or not isinstance(path, str):
+        raise jsonpatch.InvalidJsonPatch(f"{kind} needs from and path: {op}")
+    value = copy.deepcopy(jsonpointer.resolve_pointer(document, source))
+    if kind == "copy":
+        return [{"op": "add", "path": path, "value": value}]
+    if path == source:
+        return []
+    if path.startswith(source + "/"):
+        raise jsonpatch.JsonPatchConflict("Cannot move values into their own children")
+    return [{"op": "remove", "path": source}, {"op": "add", "path": path, "value": value}]
 
 
 def apply_with_inverse(
@@ -170,8 +173,9 @@ def apply_with_inverse(
     undo: list[dict[str, Any]] = []
     for index, op in enumerate(ops):
         try:
-            inverse = _inverse_of_op(patched, op)
-            patched = jsonpatch.apply_patch(patched, [op], in_place=True)
+            for part in _expanded(patched, op):
+                undo[:0] = _inverse_of_op(patched, part)
+                patched = jsonpatch.apply_patch(patched, [part], in_place=True)
         except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException) as exc:
             raise Invalid(
                 f"the edit does not apply to the draft: operation {index}: {exc}",
@@ -182,7 +186,6 @@ def apply_with_inverse(
                 f"the edit is not a JSON Patch: operation {index}: {exc}",
                 [{"location": f"ops[{index}]", "message": str(exc)}],
             ) from None
-        undo[:0] = inverse
     if not isinstance(patched, dict):
         raise Invalid("a flow document is an object", [{"location": "", "message": "object"}])
     return patched, undo
