@@ -19,6 +19,8 @@ import pytest
 
 from tests.browser.conftest import OpenPage
 from tests.browser.kit import (
+    ARTIFACTS,
+    AXE,
     ROOT,
     HubServer,
     expect,
@@ -95,6 +97,23 @@ def type_expression(page: Any, label: str, text: str) -> None:
     expect(field).to_have_value(text)
 
 
+PANEL_AXE = """async () => {
+  const result = await window.axe.run(document.querySelector("#step-form"),
+                                      {resultTypes: ["violations"]});
+  return result.violations.filter((v) => v.impact === "serious" || v.impact === "critical")
+    .map((v) => v.id + ": " + v.nodes.map((n) => n.target.join(" ")).join(", "));
+}"""
+
+
+def panel_axe(page: Any) -> list[str]:
+    """axe-core's serious and critical violations inside the step panel's form (evaluated by the
+    driver: the page's CSP is never loosened)."""
+    if not page.evaluate("typeof window.axe === 'object'"):
+        page.evaluate(f"() => {{ {AXE.read_text()}\n }}")
+    found: list[str] = page.evaluate(PANEL_AXE)
+    return found
+
+
 def idle(page: Any) -> None:
     """Wait until the panel has no save pending (typing saves after a pause) or in flight."""
     expect(page.locator("form[data-step-form]")).not_to_have_attribute("data-pending", "true")
@@ -105,7 +124,7 @@ def test_every_construct_typed_lands_in_the_saved_document(
     open_page: OpenPage, owner_state: dict[str, Any], hub_server: HubServer
 ) -> None:
     hub_server.save_flow(document(FLOW))
-    page, _watch = open_page(storage_state=owner_state)
+    page, _watch = open_page(storage_state=owner_state, viewport={"width": 1280, "height": 3200})
     page.goto(f"{BUILD}?step=every")
     settle(page)
     panel = page.locator("#builder-panel")
@@ -152,8 +171,9 @@ def test_every_construct_typed_lands_in_the_saved_document(
     panel.get_by_label("Timeout", exact=True).fill("30s")
     panel.get_by_label("When it fails").select_option(label="Run Rescue (rescue)")
     idle(page)
-    screenshot(page, "builder-forms-filled", full_page=True)
     expect(panel.locator("#step-issues")).to_be_empty()
+    panel.screenshot(path=str(ARTIFACTS / "builder-forms-panel.png"))
+    assert not panel_axe(page), panel_axe(page)
 
     page.get_by_role("button", name="Save", exact=True).click()
     expect(page.locator("#builder-state")).to_contain_text("Saved as version 2")
@@ -226,4 +246,10 @@ def test_keyboard_only_tab_to_a_field_type_and_the_draft_changes(
     every = next(s for s in saved["steps"] if s["id"] == "every")
     assert every["name"] == "Fetch it all"
     assert every["input"] == {"url": "https://example.com/{{ trigger.path }}"}
+    # Undo takes the URL's edit back, and the panel shows the value it gives back.
+    page.get_by_role("button", name="Undo").click()
+    expect(page.locator("#f-v-url-text")).not_to_have_value(
+        "https://example.com/{{ trigger.path }}"
+    )
+    expect(page.locator("#builder-panel [data-selected-step=every]")).to_be_visible()
     screenshot(page, "builder-forms-keyboard")

@@ -8,7 +8,8 @@
 // - Choosing another alternative of a choice (oneOf) asks the server to draw its fields
 //   (the choice's "Show its fields" button); ticking a step under "Runs after" picks
 //   "After these steps"; Enter in a field saves (never Add or Remove).
-// - Saves carry the draft's revision; Undo and Redo ask for the step panel back.
+// - Saves carry the draft's revision; Undo and Redo ask for the step panel back; the
+//   toolbar's Save (which answers no panel) leaves it in place.
 // No inline handlers (the content security policy forbids them); wired by data attributes.
 (function () {
   "use strict";
@@ -107,6 +108,15 @@
         event.detail.parameters.panel = "step";
       }
     }
+  });
+
+  // The toolbar's Save answers the refreshed regions out of band and no panel (a refusal
+  // or a conflict comes as an error status, with its panel): the step panel stays.
+  document.body.addEventListener("htmx:beforeSwap", function (event) {
+    var xhr = event.detail.xhr;
+    var path = (event.detail.requestConfig && event.detail.requestConfig.path) || "";
+    if (!xhr || xhr.status !== 200 || !/\/build\/save$/.test(path)) return;
+    if (document.querySelector("#builder-panel [data-panel=step]")) event.detail.swapOverride = "none";
   });
 
   document.body.addEventListener("htmx:afterRequest", function (event) {
