@@ -215,11 +215,15 @@ class StandIn:
     """A tiny HTTP server in a thread on a free loopback port that counts calls per path.
 
     ``fail_first`` maps a path to how many of its first calls answer 500; every other call
-    answers 200 with ``{"path": ..., "call": n}``.
+    answers 200 with ``{"path": ..., "call": n}``. While ``hold`` is cleared, each call waits
+    (at most ``DEADLINE``) before answering: a test sees a run that is still running, then
+    sets it.
     """
 
     def __init__(self, fail_first: dict[str, int] | None = None) -> None:
         self.fail_first = dict(fail_first or {})
+        self.hold = threading.Event()
+        self.hold.set()
         self.calls: dict[str, int] = {}
         self.headers: dict[str, dict[str, str]] = {}  # the last call's headers, per path
         self.lock = threading.Lock()
@@ -236,6 +240,7 @@ class StandIn:
                 length = int(self.headers.get("content-length") or 0)
                 if length:
                     self.rfile.read(length)
+                stand_in.hold.wait(DEADLINE)
                 path = self.path.split("?", 1)[0]
                 with stand_in.lock:
                     count = stand_in.calls[path] = stand_in.calls.get(path, 0) + 1
