@@ -385,3 +385,32 @@ def test_the_inverse_of_any_edit_gives_the_document_back(case: Any) -> None:
     assert after == jsonpatch.apply_patch(document, ops)
     restored, _ = apply_with_inverse(after, inverse)
     assert restored == document
+
+
+async def test_save_publish_and_enable_from_the_toolbar(api: Api) -> None:
+    """Publishing and enabling are explicit: a save publishes nothing; Publish publishes the
+    version saved (refused with unsaved changes); the trigger is turned on and off."""
+    await create(api, flow_document())
+    client = await signed_in(api, api.editor)
+    await client.get(BUILD)
+    headers = htmx_headers(client, BUILD)
+    ops = [{"op": "replace", "path": "/name", "value": "Greet v2"}]
+    await post_form(client, f"{BUILD}/edit", {"ops": json.dumps(ops)}, headers=headers)
+    early = await post_form(client, f"{BUILD}/publish", headers=headers)
+    assert early.status_code == 422 and "save the changes first" in early.text
+    saved = await post_form(client, f"{BUILD}/save", {"message": "v2"}, headers=headers)
+    assert saved.status_code == 200 and "Saved as version 2" in saved.text
+    assert saved.headers.get("hx-reswap") == "none"  # the side panel stays as it is
+    flow = (await api.call("GET", f"{API}/greet", api.editor)).json()["flow"]
+    assert flow["latest_version"] == 2 and flow["published_version"] is None
+    published = await post_form(client, f"{BUILD}/publish", headers=headers)
+    assert published.status_code == 200 and "Version 2 runs" in published.text
+    assert "Publish version" not in published.text
+    flow = (await api.call("GET", f"{API}/greet", api.editor)).json()["flow"]
+    assert flow["published_version"] == 2
+    off = await post_form(client, f"{BUILD}/enable", {"enabled": "false"}, headers=headers)
+    assert "Trigger off" in off.text
+    assert (await api.call("GET", f"{API}/greet", api.editor)).json()["flow"]["enabled"] is False
+    on = await post_form(client, f"{BUILD}/enable", {"enabled": "true"}, headers=headers)
+    assert "Trigger on" in on.text
+    assert (await api.call("GET", f"{API}/greet", api.editor)).json()["flow"]["enabled"] is True

@@ -236,7 +236,7 @@ class BuilderPages(WorkspacePage):
             raise Invalid("save the changes first: publishing publishes a saved version")
         await ws.publish(flow_id, state.draft.base_version)
         notice = f"Version {state.draft.base_version} is published: it runs from now on."
-        return await refreshed(request, state, notice=notice)
+        return await refreshed(request, await state_of(ws, flow_id), notice=notice)
 
     @post("/enable", name="web_builder_enable", opt=EDITOR, status_code=200)
     async def enable(

@@ -29,6 +29,7 @@ from litestar.response import Template
 from hub.api.deps import hub_of
 from hub.flows import FlowError
 from hub.services.drafts import Draft
+from hub.services.errors import NotFound
 from hub.services.workspace import WorkspaceHub
 from hub.web.builder.canvas import CanvasView
 from hub.web.builder.graph import Graph, build_graph
@@ -125,6 +126,9 @@ class BuilderState:
     issues: list[Issue]
     selected: str | None = None
     direction: str = "LR"
+    #: The saved flow's row (``enabled``, ``published_version``...); None before its
+    #: first save.
+    flow: dict[str, Any] | None = None
 
     @property
     def flow_id(self) -> str:
@@ -183,12 +187,17 @@ async def state_for(
     issues = await validate_draft(ws, draft.document)
     if selected is not None and step_index(draft.document, selected) is None:
         selected = None
+    try:
+        flow = None if draft.is_new else await ws.get_flow(draft.flow_id)
+    except NotFound:
+        flow = None
     return BuilderState(
         ws.workspace,
         draft,
         issues,
         selected=selected,
         direction=direction if direction in DIRECTIONS else "LR",
+        flow=flow,
     )
 
 
@@ -297,6 +306,8 @@ async def refreshed(
         canvas=None if drawn == "none" else canvas_view(request, state, graph),
         drawn=drawn,
         signature=signature,
+        # No panel: the element that asked keeps its target as it is.
+        headers=None if panel else {"HX-Reswap": "none"},
         **context,
     )
 
