@@ -148,6 +148,7 @@ async def test_an_invalid_text_is_refused_at_its_line_and_changes_nothing(api: A
     lines = {d["line"] for d in diagnostics}
     assert lines and all(d["severity"] == "error" for d in diagnostics)
     assert lines <= {8, 9, 10, 11}, diagnostics  # where the unclosed [ is found
+    assert 8 in lines, diagnostics  # and where it opened
     assert re.search(r'data-yaml-line="\d+">Line \d+</button>', answer.text)
     after = await ws.draft("greet")
     assert after.document == before.document and after.source == COMMENTED

@@ -11,6 +11,7 @@ Kept apart from the controller (:mod:`hub.web.builder.yaml_tab`) so that the pag
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from hub.services.errors import Invalid
@@ -20,6 +21,7 @@ from hub.web.flow_lines import LINE, locate
 
 #: The status region under the editor (swapped by every post of the text).
 STATUS_TEMPLATE = "builder/_yaml_status.html"
+_AT_LINE = re.compile(r"\bat line (\d+), column (\d+)")
 
 
 def error_issues(error: Invalid) -> list[dict[str, str]]:
@@ -50,6 +52,25 @@ def diagnostic(issue: dict[str, Any], severity: str) -> dict[str, Any] | None:
     return found
 
 
+def context_marks(located: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The other places a YAML error's message names (``... while parsing a flow sequence
+    at line 17, column 9``: where the unclosed ``[`` opened), marked with the message too."""
+    marks = []
+    for issue in located:
+        for match in _AT_LINE.finditer(str(issue.get("message") or "")):
+            line, column = int(match.group(1)), int(match.group(2))
+            if line != issue.get("line"):
+                marks.append(
+                    {
+                        "line": line,
+                        "column": column,
+                        "message": issue["message"],
+                        "severity": "error",
+                    }
+                )
+    return marks
+
+
 def yaml_status(state: BuilderState, text: str, error: Invalid | None = None) -> dict[str, Any]:
     """The status under the editor: a refused text's error (the draft unchanged), else the
     validation issues of the draft's document, each at its line of ``text``."""
@@ -61,6 +82,8 @@ def yaml_status(state: BuilderState, text: str, error: Invalid | None = None) ->
         located = locate(text, issues)
         severity = "warning"
     diagnostics = [d for d in (diagnostic(i, severity) for i in located) if d is not None]
+    if error is not None:
+        diagnostics.extend(context_marks(located))
     return {
         "yaml_error": located if error is not None else [],
         "yaml_issues": [] if error is not None else located,
