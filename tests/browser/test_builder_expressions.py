@@ -65,10 +65,13 @@ def test_complete_preview_save_and_map_from_the_data_tree(
     panel.get_by_role("switch", name=re.compile(r"Value: Expression")).check()
     field = panel.locator('textarea[data-expression-field][data-pointer="/value"]')
     expect(field).to_be_visible()
-    field.focus()
+    expect(field).to_have_value("x")  # the fixed text became the expression's first text
+    # Filled as a script would (focus, select, insert): the editor takes it in place.
+    field.fill("{{ trigger }}")
     editor = panel.get_by_role("textbox", name=re.compile(r"Value \(expression\)"))
     expect(editor).to_be_focused()
     expect(field).to_be_hidden()
+    expect(field).to_have_value("{{ trigger }}")
     page.keyboard.press("ControlOrMeta+a")
     page.keyboard.press("Delete")
 

@@ -24,6 +24,7 @@
     timer: null,
     seq: 0,
     lastField: null, // the field last focused (an expression or a fixed control)
+    onSelect: null, // the field's "select" listener
   };
 
   function builder() { return document.getElementById("builder"); }
@@ -142,6 +143,7 @@
     if (state.timer) { clearTimeout(state.timer); state.timer = null; }
     var field = state.field;
     if (state.changed && field && document.body.contains(field)) fire(field, "change");
+    if (field && state.onSelect) field.removeEventListener("select", state.onSelect);
     state.editor.destroy();
     if (state.holder) state.holder.remove();
     if (state.preview) state.preview.remove();
@@ -213,6 +215,15 @@
       complete: completeSource(field),
     });
     state.editor = editor;
+    // The field's own selection follows into the editor (a script's select() before it types).
+    state.onSelect = function () {
+      if (state.field !== field) return;
+      var length = editor.view.state.doc.length;
+      var anchor = Math.min(field.selectionStart || 0, length);
+      var head = Math.min(field.selectionEnd || 0, length);
+      editor.view.dispatch({ selection: { anchor: anchor, head: head } });
+    };
+    field.addEventListener("select", state.onSelect);
     field.hidden = true;
     var described = field.getAttribute("aria-describedby");
     if (described) editor.view.contentDOM.setAttribute("aria-describedby", described);
@@ -223,6 +234,18 @@
       event.preventDefault();
       event.stopPropagation();
       leave(event.shiftKey);
+    }, true);
+    // Text inserted over a selection is replaced here, not by the browser's own editing
+    // (which would add an inline style the content security policy refuses).
+    holder.addEventListener("beforeinput", function (event) {
+      var view = editor.view;
+      var range = view.state.selection.main;
+      if (range.empty || typeof event.data !== "string") return;
+      if (event.inputType !== "insertText" && event.inputType !== "insertReplacementText") return;
+      event.preventDefault();
+      view.dispatch(Object.assign(view.state.replaceSelection(event.data), {
+        userEvent: "input.type", scrollIntoView: true,
+      }));
     }, true);
     schedulePreview();
     return editor;
