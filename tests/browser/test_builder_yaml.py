@@ -147,3 +147,44 @@ def test_a_step_typed_in_yaml_reaches_the_canvas_and_the_save(
     expect(page.locator("#builder-yaml .cm-content")).not_to_contain_text("id: second")
     expect(page.locator("#builder-yaml .cm-content")).to_contain_text("id: first")
     assert yaml.safe_load(editor_text(page)) == one_step()
+
+    # A step's panel open beside the editor is drawn anew once the editor loses the focus.
+    page.goto(f"{BUILD}?view=yaml&step=first")
+    value = page.locator('#builder-panel [data-step="first"][data-pointer="/value"]')
+    expect(value).to_have_value("hello")
+    shown_revision = page.locator("#builder-toolbar").get_attribute("data-revision")
+    page.locator("#builder-yaml .cm-content").click()
+    page.keyboard.press("Control+End")
+    page.keyboard.press("Backspace")  # the last line's newline: the caret after "hello"
+    for _ in "hello":
+        page.keyboard.press("Backspace")
+    page.keyboard.type("bye")
+    expect(page.locator("#builder-toolbar")).not_to_have_attribute("data-revision", shown_revision)
+    expect(value).to_have_value("hello")  # not while typing
+    page.locator("#builder-toolbar h1").click()
+    expect(value).to_have_value("bye")
+
+
+def test_without_javascript_the_textarea_posts_and_an_error_comes_back(
+    open_page: OpenPage, owner_state: dict[str, Any], hub_server: HubServer
+) -> None:
+    flow = "yaml-plain"
+    build = f"/w/default/flows/{flow}/build"
+    hub_server.save_flow({**one_step(), "id": flow})
+    page, _ = open_page(storage_state=owner_state, java_script_enabled=False)
+    page.goto(f"{build}?view=yaml")
+    area = page.get_by_label("The flow as YAML")
+    expect(area).to_be_visible()
+    text = area.input_value()
+    broken = text + "  - id: [broken\n"
+    area.fill(broken)
+    page.get_by_role("button", name="Apply to the draft").click()
+    expect(page.locator("#builder-yaml-status [role=alert]")).to_contain_text("Not applied")
+    expect(page.get_by_label("The flow as YAML")).to_have_value(broken)  # kept as typed
+    fixed = text.replace("value: hello", "value: plain  # typed without scripts")
+    page.get_by_label("The flow as YAML").fill(fixed)
+    page.get_by_role("button", name="Apply to the draft").click()
+    page.wait_for_url(re.compile(r"\?view=yaml$"))
+    expect(page.get_by_label("The flow as YAML")).to_have_value(fixed)
+    expect(page.locator("#builder-toolbar")).to_contain_text("Unsaved changes")
+    screenshot(page, "builder-yaml-no-script")

@@ -10,7 +10,8 @@
 //   the steps list are refused with a message; a link followed with a post pending waits
 //   for its answer first.
 // - An edit from elsewhere (Undo, Redo, the side panel) that changed the draft reloads the
-//   region (GET {build}/yaml), so the editor shows the draft's text.
+//   region (GET {build}/yaml), so the editor shows the draft's text; a text that changed the
+//   document has the side panel drawn anew (once the focus is out of the editor).
 // No inline handlers, no styles set from here (the content security policy forbids them).
 (function () {
   "use strict";
@@ -19,7 +20,15 @@
   var BLOCKED =
     "The YAML does not read: fix the error first (the canvas and the steps list show the " +
     "draft, which keeps its last valid document until then).";
-  var st = { editor: null, timer: null, sending: null, again: false, lastSent: null, known: null };
+  var st = {
+    editor: null, // the HubEditor
+    timer: null, // the post waiting for a pause in the typing
+    sending: null, // the post in flight (a promise)
+    again: false, // post again when it is answered
+    lastSent: null, // the text last posted
+    known: null, // the draft's revision the editor's text is
+    panelStale: false, // the side panel was drawn before the text changed the document
+  };
 
   function region() { return document.getElementById("builder-yaml"); }
   function form() { var r = region(); return r && r.querySelector("[data-yaml-form]"); }
@@ -86,9 +95,12 @@
     f.elements.text.value = now;
     var revision = toolbarRevision();
     if (revision !== null) f.elements.revision.value = revision;
+    var before = st.known;
     function done() {
       st.sending = null;
       applyStatus();
+      if (st.known !== before) st.panelStale = true;
+      refreshPanel();
       if (st.again) {
         st.again = false;
         return send();
@@ -103,6 +115,22 @@
       })
       .then(done, done);
     return st.sending;
+  }
+
+  // The side panel draws the document as it was: drawn anew once a text that changed the
+  // document is applied, unless the focus is in the editor (it is then drawn when the
+  // editor loses it) or in the panel (a field there is not taken away from under the person).
+  function refreshPanel() {
+    var panel = document.getElementById("builder-panel");
+    if (!st.panelStale || !panel || st.sending || st.timer) return;
+    if (panel.contains(document.activeElement)) return;
+    if (st.editor && st.editor.view.hasFocus) return;
+    st.panelStale = false;
+    window.htmx.ajax("GET", window.location.href, {
+      source: panel,
+      target: "#builder-panel",
+      swap: "innerHTML",
+    });
   }
 
   function pending() { return st.timer !== null || st.sending !== null || text() !== st.lastSent; }
@@ -133,7 +161,10 @@
           clearTimeout(st.timer);
           st.timer = setTimeout(send, DELAY);
         },
-        onBlur: send,
+        onBlur: function () {
+          send();
+          refreshPanel();
+        },
       });
     }
     f.addEventListener("submit", function (event) {
