@@ -236,3 +236,23 @@ async def test_a_viewer_gets_nothing(api: Api) -> None:
     answer = await viewer.get(BUILD + "/scope", params={"step": "shape"})
     await viewer.aclose()
     assert answer.status_code == 403
+
+
+async def test_the_flow_output_and_for_each_items(api: Api, client: httpx.AsyncClient) -> None:
+    ws = as_editor(api)
+    await ws.pin_output("shop", "fetch", PINNED)
+    # The flow's output (the flow panel's field: no step, pointer /output) reads any step.
+    text = "{{ steps.shape.output }} {{ steps.fetch.output.json.n }}"
+    found = await post(client, "/preview", step="", pointer="/output", text=text)
+    assert found["error"] is None and found["value"].endswith(" 5")
+    found = await post(client, "/complete", step="", pointer="/output", text="{{ steps.")
+    assert [o["label"] for o in found["options"]] == ["fetch", "hello", "shape"]
+    # A for_each step reads item (and index) in its input and when, not in for_each.
+    ops = [{"op": "add", "path": "/steps/2/for_each", "value": [{"sku": "A-1"}, {"sku": "B"}]}]
+    await ws.edit_draft("shop", ops)
+    found = await post(client, "/complete", step="shape", pointer="/value", text="{{ item.")
+    assert [o["label"] for o in found["options"]] == ["sku"]
+    found = await post(client, "/preview", step="shape", setting="when", text="{{ item.sku }}")
+    assert found["value"] == "A-1" and found["error"] is None
+    found = await post(client, "/complete", step="shape", setting="for_each", text="{{ it")
+    assert "item" not in [o["label"] for o in found["options"]]

@@ -497,10 +497,9 @@ class DraftScopes:
         trigger = scope.roots["trigger"].value
         context["trigger"] = {} if trigger is MISSING else trigger
         steps: dict[str, Any] = {}
-        for step_id in scope.readable:
+        for step_id in scope.readable:  # an output not known reads as null
             value = self._outputs[step_id].value
-            if value is not MISSING:
-                steps[step_id] = {"output": value}
+            steps[step_id] = {"output": None if value is MISSING else value}
         context["steps"] = steps
         for name in ("item", "index", "error"):
             place = scope.roots.get(name)
