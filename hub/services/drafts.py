@@ -191,6 +191,15 @@ def apply_with_inverse(
     return patched, undo
 
 
+def _check_revision(row: dict[str, Any], revision: int | None) -> None:
+    """Refuse an edit made on another revision of the draft (a second tab's)."""
+    if revision is not None and row["revision"] != revision:
+        raise Conflict(
+            "the draft changed in another tab or window since this page loaded: reload to see it",
+            code="draft_changed",
+        )
+
+
 def text_of(source: str, source_document: Any, document: dict[str, Any]) -> str:
     """The YAML text of ``document``: ``source`` (which reads as ``source_document``)
     patched with the difference, comments and key order kept; written anew when there is
@@ -324,12 +333,7 @@ class DraftsService(FlowsService):
         nothing is not remembered."""
 
         def change(row: dict[str, Any]) -> dict[str, Any]:
-            if revision is not None and row["revision"] != revision:
-                raise Conflict(
-                    "the draft changed in another tab or window since this page loaded: "
-                    "reload to see it",
-                    code="draft_changed",
-                )
+            _check_revision(row, revision)
             before = row["document"]
             after, inverse = apply_with_inverse(before, ops)
             if after == before:
@@ -369,10 +373,13 @@ class DraftsService(FlowsService):
 
         return await self._change(flow_id, change)
 
-    async def replace_draft_text(self, flow_id: str, text: str) -> Draft:
+    async def replace_draft_text(
+        self, flow_id: str, text: str, *, revision: int | None = None
+    ) -> Draft:
         """The YAML tab's text becomes the draft: read with the hub's bounded reader
         (:class:`Invalid` with the line of a YAML error, the draft unchanged), kept as
-        typed, and remembered for undo as the patch from the document before."""
+        typed, and remembered for undo as the patch from the document before.
+        ``revision`` as for :meth:`edit_draft` (checked in the same transaction)."""
         try:
             document = read_yaml(text, self._limits())
         except TextError as exc:
@@ -389,6 +396,7 @@ class DraftsService(FlowsService):
             )
 
         def change(row: dict[str, Any]) -> dict[str, Any]:
+            _check_revision(row, revision)
             before = row["document"]
             typed = {**row, "source": text, "source_document": document}
             ops = list(jsonpatch.make_patch(before, document).patch)

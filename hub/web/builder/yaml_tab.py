@@ -81,13 +81,7 @@ class YamlPages(WorkspacePage):
         try:
             text = posted_text(data)
             revision = posted_revision(data)
-            if revision is not None and (await ws.draft(flow_id)).revision != revision:
-                raise Conflict(
-                    "the draft changed in another tab or window since this page loaded: "
-                    "reload to see it (copy your text first)",
-                    code="draft_changed",
-                )
-            draft = await ws.replace_draft_text(flow_id, text)
+            draft = await ws.replace_draft_text(flow_id, text, revision=revision)
         except (Invalid, Conflict) as exc:
             refusal = exc if isinstance(exc, Invalid) else Invalid(exc.message)
             status = 409 if isinstance(exc, Conflict) else 422

@@ -1,6 +1,7 @@
 // The flow builder's shell: what the server-rendered builder cannot do alone.
 // - Ctrl+Z / Ctrl+Shift+Z (or Ctrl+Y) press Undo / Redo when the focus is not in a text field.
-// - Every edit posted to the builder carries the draft's revision (a stale tab is refused).
+// - Every post to the builder carries the draft's revision (an edit from a stale tab is
+//   refused by the parts that take it).
 // - The selection on the canvas and in the list follows the side panel's step.
 // - Leaving the builder with unsaved changes asks first (moving inside it does not).
 // No inline handlers (the content security policy forbids them); wired by data attributes.
@@ -39,7 +40,7 @@
     var path = event.detail.path || "";
     if (event.detail.verb !== "post" || path.indexOf(buildUrl) !== 0) return;
     var bar = toolbar();
-    if (bar && event.detail.parameters.revision === undefined && /\/edit$/.test(path)) {
+    if (bar && event.detail.parameters.revision === undefined) {
       event.detail.parameters.revision = bar.getAttribute("data-revision");
     }
     // What the page draws now: the server leaves the canvas out of its answer when the
