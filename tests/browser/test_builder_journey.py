@@ -192,3 +192,196 @@ def test_a_newcomer_builds_publishes_triggers_and_watches_a_flow(
         assert steps["http_request"]["output"]["json"] == answered
         assert steps["data_set"]["output"] == answered
         assert crm.count(CRM_PATH) == 1
+
+
+# -- the builder's tour (docs/ui.md, "The flow builder"): each part the docs show, at work ----
+
+
+def tour_flow(base: str) -> dict[str, Any]:
+    """fetch -> (score, tag) -> update: a branch and a join, expressions, a setting."""
+    return {
+        "id": TOUR,
+        "name": "Score and tag a CRM contact",
+        "description": "Fetches a contact, scores and tags it, and writes both back.",
+        "trigger": {"type": "webhook"},
+        "steps": [
+            {
+                "id": "fetch",
+                "name": "Fetch the contact",
+                "action": "http.request",
+                "input": {"method": "GET", "url": base + "/contacts/{{ trigger.body.id }}"},
+            },
+            {
+                "id": "score",
+                "name": "Score the lead",
+                "action": "data.set",
+                "input": {"value": "{{ steps.fetch.output.json.call * 10 }}"},
+            },
+            {
+                "id": "tag",
+                "name": "Tag it",
+                "action": "data.set",
+                "needs": ["fetch"],
+                "input": {"value": "lead"},
+            },
+            {
+                "id": "update",
+                "name": "Update the CRM",
+                "action": "http.request",
+                "needs": ["score", "tag"],
+                "timeout": "10s",
+                "retry": {"max_attempts": 3, "initial": "1s"},
+                "input": {
+                    "method": "POST",
+                    "url": base + "/contacts",
+                    "json": {"score": "{{ steps.score.output }}", "tag": "{{ steps.tag.output }}"},
+                },
+            },
+        ],
+    }
+
+
+TOUR = "crm-tour"
+TOUR_BUILD = f"/w/default/flows/{TOUR}/build"
+
+
+def type_in_editor(page: Any, pointer: str, text: str) -> None:
+    """Focus the expression field at ``pointer`` (the code editor takes its place), replace
+    its text with ``text`` and leave it with Tab (the form saves the field)."""
+    field = page.locator(
+        f'#builder-panel textarea[data-expression-field][data-pointer="{pointer}"]'
+    )
+    if field.is_hidden():  # the code editor is on it already (the field was edited)
+        page.locator("#builder-panel .cm-content").first.click()
+    else:
+        field.focus()
+    page.keyboard.press("ControlOrMeta+a")
+    page.keyboard.press("Delete")
+    page.keyboard.type(text)
+    page.keyboard.press("Escape")  # closes the completion list
+    expect(field).to_have_value(text)
+    page.keyboard.press("Tab")
+    idle(page)
+
+
+def test_the_builders_tour(
+    open_page: OpenPage, owner_state: dict[str, Any], hub_server: HubServer
+) -> None:
+    with StandIn() as crm:
+        hub_server.save_flow(tour_flow(crm.base))
+        page, _ = open_page(storage_state=owner_state)
+        panel = page.locator("#builder-panel")
+        toolbar = page.locator("#builder-toolbar")
+
+        # The canvas: the trigger and the steps laid out, a step selected beside it.
+        page.goto(f"{TOUR_BUILD}?step=update")
+        settle(page)
+        canvas = page.locator("#builder-canvas-region")
+        for step in ("fetch", "score", "tag", "update"):
+            expect(canvas.locator(f'[data-step="{step}"]').first).to_be_visible()
+        expect(panel.get_by_role("heading", name="Update the CRM", level=2)).to_be_visible()
+        screenshot(page, "builder-tour-canvas")
+
+        # The list view of the same steps, with what each needs.
+        page.get_by_role("link", name="Steps list").click()
+        steps = page.locator("#builder-steps")
+        expect(steps).to_be_visible()
+        expect(steps.locator('li[data-step="update"]')).to_contain_text("needs score, tag")
+        screenshot(page, "builder-tour-list")
+
+        # The step's settings, each with its explanation.
+        page.goto(f"{TOUR_BUILD}?step=update")
+        settle(page)
+        panel.get_by_text("Step settings", exact=True).click()
+        settings = panel.locator("#step-settings, details.step-settings").first
+        expect(panel.locator("#step-when")).to_be_visible()
+        settings.scroll_into_view_if_needed()
+        screenshot(page, "builder-tour-settings")
+
+        # The data that reaches the step, as a tree to drag from.
+        tree = panel.get_by_role("tree")
+        expect(tree).to_be_visible()
+        expect(
+            tree.get_by_role("treeitem", name=re.compile(r"^steps\.score\.output"))
+        ).to_be_visible()
+        tree.scroll_into_view_if_needed()
+        screenshot(page, "builder-tour-data")
+
+        # The catalog, opened after a step, searched.
+        page.goto(f"{TOUR_BUILD}?step=tag")
+        settle(page)
+        panel.get_by_role("link", name="Add after").click()
+        panel.get_by_label("Search the actions").press_sequentially("contact")
+        expect(panel.locator("#catalog-count")).to_contain_text("match")
+        screenshot(page, "builder-tour-catalog")
+
+        # Validation as one types: a misspelt output field, under its field.
+        page.goto(f"{TOUR_BUILD}?step=score")
+        settle(page)
+        type_in_editor(page, "/value", "{{ steps.fetch.output.jsn.call * 10 }}")
+        expect(panel).to_contain_text("declares no output field 'jsn'")
+        expect(toolbar).to_contain_text("1 issue")
+        screenshot(page, "builder-tour-validation")
+        type_in_editor(page, "/value", "{{ steps.fetch.output.status }}")
+        expect(toolbar).to_contain_text("Valid")
+
+        # The trigger: a schedule with the cron helper and its next runs; then undone.
+        page.goto(f"{TOUR_BUILD}?panel=trigger")
+        settle(page)
+        panel.get_by_text("Change the trigger", exact=True).click()
+        panel.get_by_role("radio", name=re.compile(r"^Schedule schedule")).check()
+        panel.get_by_role("button", name="Use this trigger").click()
+        expect(panel.get_by_role("heading", level=2)).to_contain_text("schedule")
+        settle(page)
+        panel.get_by_role("button", name=re.compile("^Weekdays at 09:00")).click()
+        expect(panel.get_by_label(re.compile("^Cron"))).to_have_value("0 9 * * 1-5")
+        expect(panel.locator("#trigger-schedule li")).to_have_count(5)
+        panel.locator("#trigger-schedule").scroll_into_view_if_needed()
+        screenshot(page, "builder-tour-schedule")
+        undo = toolbar.get_by_role("button", name=re.compile("^Undo"))
+        undo.click()
+        expect(toolbar.get_by_role("button", name=re.compile("^Redo"))).to_be_enabled()
+        undo.click()
+        page.goto(f"{TOUR_BUILD}?panel=trigger")
+        expect(panel.get_by_role("heading", level=2)).to_contain_text("webhook")
+
+        # Try it: a sample, a step tested and pinned, a test run up to a later step.
+        page.goto(f"{TOUR_BUILD}?panel=try")
+        settle(page)
+        page.get_by_label("Sample (JSON)").fill('{"body": {"id": 42}}')
+        page.get_by_role("button", name="Keep as sample").click()
+        expect(page.get_by_text("The sample is kept.")).to_be_visible()
+        page.goto(f"{TOUR_BUILD}?step=fetch")
+        page.get_by_role("button", name="Test this step").click()
+        page.get_by_role("button", name="Pin this output of fetch").click()
+        expect(page.get_by_role("button", name="Unpin the output of fetch")).to_be_visible()
+        page.goto(f"{TOUR_BUILD}?step=update")
+        page.get_by_role("button", name="Run the flow up to here").click()
+        run = page.locator("#try-run")
+        expect(run).to_have_attribute("data-status", "succeeded", timeout=TIMEOUT)
+        expect(run.get_by_label("Step fetch")).to_contain_text("pinned: not called")
+        run.scroll_into_view_if_needed()
+        screenshot(page, "builder-tour-try")
+        assert crm.count("/contacts/42") == 1, "the pinned step was called again"
+        assert crm.count("/contacts") == 1
+
+        # The YAML tab: the same document as text.
+        page.goto(f"{TOUR_BUILD}?view=yaml")
+        settle(page)
+        expect(page.locator("#builder-views")).to_contain_text(f"id: {TOUR}")
+        screenshot(page, "builder-tour-yaml")
+
+        # Someone else saves a version meanwhile: Save answers 409 with the difference.
+        with hub_server.api() as api:
+            other = tour_flow(crm.base)
+            other["description"] = "Changed by someone else."
+            saved = api.put(
+                f"/api/w/default/flows/{TOUR}",
+                json={"document": other, "message": "Another person's change"},
+            )
+            assert saved.status_code in (200, 201), saved.text
+        page.goto(f"{TOUR_BUILD}?step=score")
+        settle(page)
+        toolbar.get_by_role("button", name="Save", exact=True).click()
+        expect(panel.get_by_role("heading", name="Not saved: the flow changed")).to_be_visible()
+        screenshot(page, "builder-tour-conflict")
