@@ -705,7 +705,7 @@ class StepPanelPages(WorkspacePage):
             view = await step_view(
                 request, ws, state, step_id, value=reading.tree, focus=reading.focus
             )
-            return await refreshed(
+            answer = await refreshed(
                 request,
                 state,
                 panel=TEMPLATE,
@@ -714,8 +714,10 @@ class StepPanelPages(WorkspacePage):
                 panel_oob=False,
                 connectors_base=ws_path(ws.workspace, "/connectors"),
                 connections_base=ws_path(ws.workspace, "/connections"),
-                headers={"HX-Retarget": "#builder-panel", "HX-Reswap": "innerHTML"},
             )
+            # The form asked with hx-swap="none": the panel drawn again goes in its place.
+            answer.headers.update({"HX-Retarget": "#builder-panel", "HX-Reswap": "innerHTML"})
+            return answer
         view = await step_view(request, ws, state, step_id)
         for slot, messages in reading.errors.items():
             view.issues.setdefault(slot, [])[:0] = messages

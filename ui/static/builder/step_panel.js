@@ -8,8 +8,7 @@
 // - Choosing another alternative of a choice (oneOf) asks the server to draw its fields
 //   (the choice's "Show its fields" button); ticking a step under "Runs after" picks
 //   "After these steps"; Enter in a field saves (never Add or Remove).
-// - Saves carry the draft's revision; Undo and Redo ask for the step panel back; the
-//   toolbar's Save (which answers no panel) leaves it in place.
+// - Saves carry the draft's revision; Undo and Redo ask for the step panel back.
 // No inline handlers (the content security policy forbids them); wired by data attributes.
 (function () {
   "use strict";
@@ -83,6 +82,20 @@
     save(form, false);
   });
 
+  // Add, Remove and "Show its fields" are submit buttons (they work without script): here
+  // their operation goes in the form's hidden _form_op, so that a save already in flight
+  // (the field just left) and this one are queued in order and none loses it.
+  document.addEventListener("click", function (event) {
+    var form = panelForm();
+    var button = event.target instanceof Element ? event.target.closest("button[name=_form_op]") : null;
+    if (!form || !button || !form.contains(button)) return;
+    var op = form.querySelector("input[data-form-op]");
+    if (!op) return;
+    event.preventDefault();
+    op.value = button.value;
+    save(form, true);
+  });
+
   document.addEventListener("keydown", function (event) {
     var form = panelForm();
     var el = event.target;
@@ -97,9 +110,11 @@
     var path = event.detail.path || "";
     var form = panelForm();
     var bar = document.getElementById("builder-toolbar");
-    if (form && event.detail.elt === form && bar) {
+    if (form && event.detail.elt === form) {
       if (timer) { clearTimeout(timer); timer = null; }
-      event.detail.parameters.revision = bar.getAttribute("data-revision");
+      if (bar) event.detail.parameters.revision = bar.getAttribute("data-revision");
+      var op = form.querySelector("input[data-form-op]");
+      if (op) op.value = ""; // sent with this request only
     }
     if (event.detail.verb === "post" && /\/build\/(undo|redo)$/.test(path)) {
       var panel = document.querySelector("#builder-panel [data-panel=step][data-selected-step]");
@@ -108,15 +123,6 @@
         event.detail.parameters.panel = "step";
       }
     }
-  });
-
-  // The toolbar's Save answers the refreshed regions out of band and no panel (a refusal
-  // or a conflict comes as an error status, with its panel): the step panel stays.
-  document.body.addEventListener("htmx:beforeSwap", function (event) {
-    var xhr = event.detail.xhr;
-    var path = (event.detail.requestConfig && event.detail.requestConfig.path) || "";
-    if (!xhr || xhr.status !== 200 || !/\/build\/save$/.test(path)) return;
-    if (document.querySelector("#builder-panel [data-panel=step]")) event.detail.swapOverride = "none";
   });
 
   document.body.addEventListener("htmx:afterRequest", function (event) {
