@@ -175,3 +175,46 @@ def test_typing_in_the_editor_makes_no_long_task(
     settle(page)
     long_tasks = page.evaluate("window.__longTasks")
     assert long_tasks == [], f"tasks of 50 ms or more while typing: {long_tasks}"
+
+
+def test_a_leaf_dropped_on_a_fixed_field_maps_it(
+    open_page: OpenPage, owner_state: dict[str, Any], hub_server: HubServer
+) -> None:
+    """A leaf dropped on a field in Fixed mode switches it to an expression holding exactly
+    the leaf's expression (the fixed text is not kept), and the step saves it."""
+    flow = document()
+    flow["id"] = "expr-drop"
+    flow["steps"].append(
+        {
+            "id": "send",
+            "action": "http.request",
+            "input": {"method": "POST", "url": "http://127.0.0.1:9/fixed"},
+        }
+    )
+    hub_server.save_flow(flow)
+    page, _watch = open_page(storage_state=owner_state, viewport={"width": 1280, "height": 2400})
+    page.goto("/w/default/flows/expr-drop/build?step=send")
+    settle(page)
+    panel = page.locator("#builder-panel")
+    switch = panel.get_by_role("switch", name=re.compile(r"^Url: Expression"))
+    expect(switch).not_to_be_checked()
+    field_id = str(switch.get_attribute("id")).removesuffix("-expr")
+    fixed = panel.locator(f"#{field_id}-fixed input")
+    expect(fixed).to_have_value("http://127.0.0.1:9/fixed")
+    tree = panel.get_by_role("tree")
+    # fetch is upstream of send; so is shape (data.set: nothing declared, no value known).
+    leaf = tree.get_by_role("treeitem", name=re.compile(r"^steps\.fetch\.output\.status "))
+    leaf.drag_to(fixed)
+    expect(switch).to_be_checked()
+    url = panel.locator('textarea[data-expression-field][data-pointer="/url"]')
+    expect(url).to_have_value("{{ steps.fetch.output.status }}")
+    expect(panel.locator(".expr-preview")).to_contain_text("Preview (schema example)")
+    screenshot(page, "builder-expressions-dropped")
+    idle(page)
+    page.get_by_role("button", name="Save", exact=True).click()
+    expect(page.locator("#builder-notice")).to_contain_text("Saved as version 2")
+    with hub_server.api() as api:
+        answer = api.get("/api/w/default/flows/expr-drop/versions/2")
+    assert answer.status_code == 200, answer.text
+    send = next(s for s in answer.json()["document"]["steps"] if s["id"] == "send")
+    assert send["input"] == {"method": "POST", "url": "{{ steps.fetch.output.status }}"}
