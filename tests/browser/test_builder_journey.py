@@ -14,6 +14,10 @@ step's output is what the CRM answered.
 The API is used only to read results (the saved document, the run) and the webhook is sent
 by the test; everything else is a click or a keystroke on a page, found by what a person
 reads. Screenshots of each main moment go to ``tests/browser/artifacts/builder-journey-*``.
+
+The second test is the builder's tour of ``docs/ui.md``: each part it describes, at work on
+a flow of four steps. Its screenshots (``builder-tour-*``) and some of the journey's are the
+docs' images: ``docs/images/`` holds them as taken here, reduced with ``pngquant``.
 """
 
 from __future__ import annotations
