@@ -94,6 +94,7 @@ def test_canvas_commands_by_keyboard_and_undo_redo_restore_exactly(
     expect(page.locator("#step-commands[data-commands-step=format_copy]")).to_be_visible()
 
     # r: the step panel's id field; type the new id, Enter; back on the canvas.
+    idle(page)
     page.keyboard.press("r")
     rename = page.get_by_label("Id", exact=True)
     expect(rename).to_be_focused()
@@ -106,9 +107,11 @@ def test_canvas_commands_by_keyboard_and_undo_redo_restore_exactly(
     screenshot(page, "builder-canvas-renamed")
 
     # Delete on notify (arrow keys across the layers), after the question.
+    idle(page)
     page.keyboard.press("ArrowRight")
     expect_focus_on(page, "notify")
     page.once("dialog", lambda dialog: dialog.accept())
+    idle(page)
     page.keyboard.press("Delete")
     expect(node(page, "notify")).to_have_count(0)
     expect(page.locator("[data-builder-undo]")).to_contain_text("delete step notify")
@@ -137,6 +140,7 @@ def test_canvas_commands_by_keyboard_and_undo_redo_restore_exactly(
     assert saved(hub_server) == (first_version, first_document)
 
     # Ctrl+Shift+Z three times: the edited document again, saved as a new version.
+    idle(page)
     node(page, "fetch").focus()
     for _ in range(3):
         redo = page.locator("[data-builder-redo]")
@@ -211,6 +215,7 @@ def test_zoom_buttons_layout_toggle_and_moving_in_the_list(
     steps_tab = page.get_by_role("link", name="Steps list")
     expect(steps_tab).to_have_attribute("href", re.compile(r"direction=TB"))
     expect(node(page, "format")).to_have_attribute("href", re.compile(r"direction=TB"))
+    idle(page)
     node(page, "format").focus()
     page.keyboard.press("d")
     expect(node(page, "format_copy")).to_be_visible()
@@ -218,20 +223,24 @@ def test_zoom_buttons_layout_toggle_and_moving_in_the_list(
     screenshot(page, "builder-canvas-top-to-bottom")
 
     # a and b open the catalog to add after, or beside, the focused step.
+    idle(page)
     node(page, "notify").focus()
     page.keyboard.press("a")
     expect(page.get_by_role("heading", name="Add a step after notify")).to_be_visible()
+    idle(page)
     node(page, "notify").focus()
     page.keyboard.press("b")
     expect(page.get_by_role("heading", name="Add a step as a branch from notify")).to_be_visible()
 
     # c: connect from; a cycle is refused with the validator's words, the field kept.
+    idle(page)
     node(page, "fetch").focus()
     page.keyboard.press("c")
     source = page.get_by_label("Connect from…")
     expect(source).to_be_focused()
     page.keyboard.type("log")
     expect(source).to_have_value("log")
+    idle(page)
     page.keyboard.press("Enter")
     expect(page.locator("#step-commands-error")).to_contain_text(
         "needs form a cycle: fetch -> log -> notify -> format -> fetch"
@@ -241,27 +250,34 @@ def test_zoom_buttons_layout_toggle_and_moving_in_the_list(
     screenshot(page, "builder-commands-refused")
     page.keyboard.press("Escape")
     expect(node(page, "fetch")).to_be_focused()
+    idle(page)
     node(page, "log").focus()
+    idle(page)
     page.keyboard.press("c")
     expect(page.get_by_label("Connect from…")).to_be_focused()
     page.keyboard.type("format_copy")
+    idle(page)
     page.keyboard.press("Enter")
     expect(node(page, "log")).to_be_focused()
     expect(node(page, "log")).to_have_attribute(
         "aria-label", re.compile("needs notify, format_copy")
     )
+    idle(page)
     page.keyboard.press("Control+z")
     expect(node(page, "log")).to_have_attribute("aria-label", re.compile("needs notify$"))
 
     # The list view: move log up above notify after the question, keeping dependencies.
     page.goto(build + "?view=list")
     settle(page)
+    idle(page)
     page.get_by_role("button", name="Move log up").focus()
+    idle(page)
     page.keyboard.press("Enter")
     confirm = page.locator(".move-confirm")
     expect(confirm).to_contain_text("'log' will need 'format_copy' instead of 'notify'")
     screenshot(page, "builder-list-move-confirm")
     expect(page.get_by_role("button", name="Move", exact=True)).to_be_focused()
+    idle(page)
     page.keyboard.press("Tab")
     keep = page.get_by_role("button", name="Keep explicit dependencies")
     expect(keep).to_be_focused()
