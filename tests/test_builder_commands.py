@@ -386,6 +386,12 @@ async def test_refused_commands_answer_the_reason_and_change_nothing(api: Api) -
     assert "&#39;notify&#39; will need &#39;fetch&#39; instead of &#39;format&#39;" in answer.text
     assert "Keep explicit dependencies" in answer.text
     assert await _draft(api) == before
+    # A move past the end (a list older than the draft): the reason, the step's panel kept.
+    answer = await post_form(
+        client, BUILD + "/steps/log/move", {"offset": "1"}, headers=htmx_headers(client, BUILD)
+    )
+    assert answer.status_code == 422
+    assert "already the last step" in answer.text and 'data-selected-step="log"' in answer.text
     answer = await client.get(BUILD + "/steps/format/commands", headers=htmx_headers(client, BUILD))
     assert answer.status_code == 200
     assert "Disconnect from" in answer.text and "?panel=catalog&amp;after=format" in answer.text

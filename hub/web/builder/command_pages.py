@@ -305,9 +305,12 @@ class CommandPages(WorkspacePage):
                     changes=changes,
                 )
             ops = commands.move_step(draft.document, step_id, offset, keep=mode == "keep")
-        except CommandError as exc:
+        except CommandError as exc:  # a list older than the draft: the step's panel again
             state = await state_of(ws, flow_id, selected=step_id)
-            return await refreshed(request, state, notice=str(exc), status_code=422)
+            template, context = await panel_for(request, ws, state, step=state.selected, panel="")
+            return await refreshed(
+                request, state, panel=template, notice=str(exc), status_code=422, **context
+            )
         where = "up" if offset < 0 else "down"
         return await self._edit(
             request, ws, flow_id, data, ops, label=f"move step {step_id} {where}", select=step_id
