@@ -142,7 +142,7 @@ def slot(text: str, slot_id: str) -> str:
 def textarea(text: str, control_id: str) -> str:
     """A textarea's content as the browser reads it (the newline after the tag dropped)."""
     match = re.search(
-        rf'<textarea id="{re.escape(control_id)}"[^>]*>\n(.*?)</textarea>', text, re.S
+        rf'<textarea[^>]* id="{re.escape(control_id)}"[^>]*>\n(.*?)</textarea>', text, re.S
     )
     assert match, f"no textarea {control_id}"
     return html.unescape(match.group(1))
@@ -412,3 +412,25 @@ async def test_options_and_connections_come_from_the_connector(api: Api) -> None
         f"{SAVE}/options/pipeline?status=f-v-pipeline-options", headers=htmx_headers(client, BUILD)
     )
     assert 'class="field-error"' in answer.text and "connection" in answer.text
+
+
+async def test_an_action_of_any_input_is_one_json_field(api: Api) -> None:
+    client = await editor(api)
+    text = await panel(client, "first")
+    assert textarea(text, "f-v") == '{\n  "a": 1\n}'
+    first = f"{BUILD}/steps/first"
+    value = '{"a": 2, "b": [true, null, 1.5], "c": {"d": "{{ trigger.x }}"}}'
+    await save(client, [("step.input", "1"), ("v", value)], path=first)
+    assert (await step(api, "first"))["input"] == {
+        "a": 2,
+        "b": [True, None, 1.5],
+        "c": {"d": "{{ trigger.x }}"},
+    }
+    await save(client, [("step.input", "1"), ("v", "")], path=first)
+    assert "input" not in await step(api, "first")
+    # The whole input as an expression.
+    await save(
+        client, [("step.input", "1"), ("v.__expr__", "1"), ("v", "{{ trigger }}")], path=first
+    )
+    assert (await step(api, "first"))["input"] == "{{ trigger }}"
+    assert textarea(await panel(client, "first"), "f-v-text") == "{{ trigger }}"

@@ -151,7 +151,7 @@ class StepHooks(FormHooks):
         if form.get(name) != [""] or self.root is None or not _is_property(name):
             return MISSING
         kind = kind_of(schema, self.root)
-        if kind == "string" and not is_secret(schema):
+        if kind in ("string", "json") and not is_secret(schema):
             return Raw("")
         if kind == "boolean":
             # A box left unticked writes false only where the document had the property.
@@ -388,7 +388,7 @@ async def step_view(
     action = registry.action(name) if name else None
     connector = registry.connectors.get(name.split(".", 1)[0]) if "." in name else None
     form = None
-    if action is not None and action.input_schema:
+    if action is not None:  # an open schema ({}) is one JSON field
         shown = step.get("input", MISSING) if value is MISSING else value
         hooks = StepHooks(
             template_check(request),
@@ -635,7 +635,7 @@ def read_panel(
     tree: Any = MISSING
     name = old.get("action") if isinstance(old.get("action"), str) else ""
     action = ws.hub.registry.action(name) if name else None
-    if action is not None and action.input_schema and "step.input" in form:
+    if action is not None and "step.input" in form:
         hooks = StepHooks(
             template_check(request),
             old.get("input", MISSING),
