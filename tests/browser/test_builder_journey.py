@@ -6,10 +6,11 @@ in the builder, an ``http.request`` step found in the catalog by searching "http
 method and URL typed in the form generated from its input schema, a ``data.set`` step added
 after it whose value is an expression picked from the completion list (``{{ steps.`` offers
 the http step, ``.output.`` offers the fields of http.request's **output schema**), then
-**Save**, **Publish** and the flow turned on. The test then sends the webhook to the URL the
-trigger panel shows (as the CRM would), opens the run from the runs list while the CRM still
-holds its answer, watches it finish live (no reload), and reads its outputs: the data.set
-step's output is what the CRM answered.
+**Save** and **Publish**, the toolbar saying which version runs and that the trigger is on
+(a flow is enabled from its first save: there is no Enable to press). The test then sends
+the webhook to the URL the trigger panel shows (as the CRM would), opens the run from the
+runs list while the CRM still holds its answer, watches it finish live (no reload), and
+reads its outputs: the data.set step's output is what the CRM answered.
 
 The API is used only to read results (the saved document, the run) and the webhook is sent
 by the test; everything else is a click or a keystroke on a page, found by what a person
@@ -130,11 +131,19 @@ def test_a_newcomer_builds_publishes_triggers_and_watches_a_flow(
         expect(toolbar).to_contain_text("Valid")
         screenshot(page, "builder-journey-data-step")
 
-        # Save, then Publish, from the toolbar.
+        # Save, then Publish, from the toolbar: it says which version runs.
         toolbar.get_by_role("button", name="Save", exact=True).click()
         expect(page.locator("#builder-notice")).to_contain_text("Saved as version 1")
+        expect(toolbar).to_contain_text("Nothing published yet")
         toolbar.get_by_role("button", name="Publish version 1").click()
         expect(page.locator("#builder-notice")).to_contain_text("Version 1 is published")
+        expect(toolbar).to_contain_text("Version 1 runs")
+        expect(toolbar.get_by_role("button", name=re.compile("^Publish"))).to_have_count(0)
+
+        # The trigger's switch, in the toolbar: a flow is enabled from its first save (it
+        # started nothing before a version was published), so it reads "Trigger on".
+        expect(toolbar.locator("#builder-trigger-state")).to_have_text(re.compile("Trigger on"))
+        expect(toolbar.get_by_role("button", name="Disable trigger")).to_be_visible()
         screenshot(page, "builder-journey-published")
 
         # What was saved is exactly what was chosen and typed.
@@ -149,15 +158,6 @@ def test_a_newcomer_builds_publishes_triggers_and_watches_a_flow(
             ("http_request", "http.request", {"method": "GET", "url": crm.base + CRM_PATH}),
             ("data_set", "data.set", {"value": EXPRESSION}),
         ]
-
-        # The flow turned on: the builder has no control of its own for it (yet), the flow's
-        # page does. A flow is enabled from its first save, so the page says so.
-        page.goto(f"/w/default/flows/{FLOW}")
-        settle(page)
-        toggle = page.locator("#enabled-toggle")
-        expect(toggle.get_by_role("button", name="Disable")).to_be_visible()
-        expect(toggle).to_contain_text("enabled")
-        screenshot(page, "builder-journey-flow-page")
 
         # The CRM calls the webhook URL the trigger panel showed, and holds its answer.
         page.goto(f"{BUILD}?panel=trigger")
