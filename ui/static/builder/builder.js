@@ -32,6 +32,9 @@
     var button = document.querySelector(which);
     if (button && !button.disabled) {
       event.preventDefault();
+      // A button swapped in by the last edit may not be wired by htmx yet (it settles
+      // ~20 ms later): wire it now, so that a quick second Ctrl+Z is not lost.
+      if (window.htmx) window.htmx.process(button);
       button.click();
     }
   });
