@@ -7,6 +7,11 @@ the tarball's integrity hash. ``tests/vendor/`` takes libraries the tests use on
 
     python scripts/vendor_ui.py            # all of them
     python scripts/vendor_ui.py htmx.org   # one
+
+The code editor is not one package but a bundle built from several (CodeMirror 6):
+``BUNDLES`` records it, and ``python scripts/vendor_ui.py codemirror`` rebuilds it (``npm ci``
+and ``node build.mjs`` in its folder, scripts/codemirror/README.md), writing its LICENSE and
+VERSION (each bundled package with its version and integrity hash) beside the bundle.
 """
 
 from __future__ import annotations
@@ -48,6 +53,13 @@ LIBRARIES: dict[str, tuple[str, str, dict[str, str], Path]] = {
     ),
     # The browser tests' accessibility checks (injected with page.evaluate; never served).
     "axe-core": ("4.14.1", "axe-core", {"axe.min.js": "axe.min.js"}, TEST_VENDOR),
+}
+# bundle -> (its build folder, the folder it is written to): built with esbuild from packages
+# pinned by the folder's package-lock.json (not `npm pack`ed one by one as LIBRARIES are).
+BUNDLES: dict[str, tuple[Path, Path]] = {
+    # The code editor (hub-editor.js, window.HubEditor): CodeMirror 6, its YAML and JSON
+    # modes and the hub's Jinja expression mode, in one file (the flow editor's pages).
+    "codemirror": (ROOT / "scripts" / "codemirror", UI_VENDOR / "codemirror"),
 }
 LICENCE_NAMES = ("LICENSE", "LICENSE.md", "LICENSE.txt", "LICENCE", "license")
 # Files an Apache-2.0 package asks to be redistributed beside its licence.
@@ -126,10 +138,21 @@ def vendor(package: str) -> None:
     print(f"{package}@{version} -> {target.relative_to(ROOT)}")
 
 
+def build(bundle: str) -> None:
+    """Rebuild one bundle from its lockfile (``npm ci``, then its ``build.mjs``)."""
+    folder, target = BUNDLES[bundle]
+    subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=folder, check=True)
+    subprocess.run(["node", "build.mjs"], cwd=folder, check=True)
+    print(f"{bundle} -> {target.relative_to(ROOT)}")
+
+
 def main(argv: list[str]) -> None:
-    """Vendor the packages named (all when none)."""
-    for package in argv or list(LIBRARIES):
-        vendor(package)
+    """Vendor the packages and build the bundles named (all when none)."""
+    for name in argv or [*LIBRARIES, *BUNDLES]:
+        if name in BUNDLES:
+            build(name)
+        else:
+            vendor(name)
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ from ruamel.yaml.scalarstring import (
 )
 
 from hub.flows.bounds import DocumentLimits
-from hub.flows.checks import TextError, read_yaml, shorten
+from hub.flows.checks import read_yaml, shorten
 
 #: Lines are never wrapped: an expression stays on its line, whatever its length.
 NO_WRAP = 1 << 30
@@ -492,13 +492,15 @@ def apply_patch_to_yaml(
                     raise error from None  # the tree's message names the path better
                 tree = None  # the two readings diverged: the data goes on alone
                 continue
+            except Exception:  # ruamel's own bookkeeping of comments failed
+                tree = None
         data = _apply_to_data(data, op, index)
     if tree is not None:
-        text = _dump(tree.root, instance)
         try:
+            text = _dump(tree.root, instance)
             if same_data(read_yaml(text, limits), data):
                 return text
-        except TextError:
+        except Exception:  # ruamel refused its own tree, or wrote what does not read back
             pass
     return dump_yaml(data)
 
