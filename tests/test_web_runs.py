@@ -195,6 +195,27 @@ async def test_the_first_pages_poll_brings_new_runs_to_the_top(api: Api) -> None
     assert run_ids(rows.text) == [newer, older]
 
 
+async def test_an_empty_first_page_polls_for_its_first_run(api: Api) -> None:
+    """With no run to show, the list's region asks for the list again and takes its own
+    region from it: a new flow's first run appears on a list opened before it."""
+    client = await signed_in(api, api.viewer)
+    page = (await client.get("/w/default/runs?flow=first")).text
+    assert run_ids(page) == [] and "No runs match" in page
+    poll = re.search(
+        r'<div id="runs-results" hx-get="([^"]+)" hx-trigger="every 10s" '
+        r'hx-select="#runs-results" hx-swap="outerHTML">',
+        page,
+    )
+    assert poll is not None, page
+    first = await finished_run(api, echo_flow("first"), {"v": 1})
+    again = (await client.get(html.unescape(poll.group(1)), headers={"hx-request": "true"})).text
+    assert run_ids(again) == [first]
+    assert 'id="runs-results">' in again  # runs shown: the rows poll themselves now
+    # A text search is never repeated, empty or not.
+    searched = (await client.get("/w/default/runs?flow=none&q=x")).text
+    assert 'id="runs-results">' in searched
+
+
 # -- a run ------------------------------------------------------------------------------
 
 
