@@ -335,3 +335,14 @@ def test_list_view_shows_the_same_steps_in_order_with_their_needs() -> None:
     assert [a.get("href") for a in current] == ["/b?step=b"]
     canvas_ids = {n.id for n in view.nodes} - {TRIGGER_ID}
     assert canvas_ids == {li.get("data-step") for li in items}
+
+
+def test_a_pinned_step_is_marked() -> None:
+    document = {
+        "id": "f",
+        "trigger": {"type": "manual"},
+        "steps": [{"id": "a", "action": "data.set"}, {"id": "b", "action": "data.set"}],
+    }
+    graph = build_graph(document, EXPRESSIONS, pinned={"b"})
+    assert [n.pinned for n in graph.steps] == [False, True]
+    assert "output pinned (test runs do not call it)" in graph.steps[1].traits

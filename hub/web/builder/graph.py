@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any, Literal
 
 from hub.expressions import Expressions
@@ -56,6 +56,7 @@ class Node:
     retry: int = 1
     issues: int = 0
     needs: tuple[str, ...] = ()
+    pinned: bool = False
 
     @property
     def label(self) -> str:
@@ -95,6 +96,8 @@ class Node:
             )
         if self.retry > 1:
             words.append(f"up to {self.retry} attempts")
+        if self.pinned:
+            words.append("output pinned (test runs do not call it)")
         if self.issues:
             words.append(f"{self.issues} issue{'s' if self.issues != 1 else ''}")
         return tuple(words)
@@ -170,12 +173,16 @@ def _int(value: Any) -> int | None:
 
 
 def build_graph(
-    document: Any, expressions: Expressions, issues: Iterable[FlowIssue | str] = ()
+    document: Any,
+    expressions: Expressions,
+    issues: Iterable[FlowIssue | str] = (),
+    pinned: Collection[str] = (),
 ) -> Graph:
     """The graph of ``document`` (any value: a non-mapping gives the trigger alone).
 
     ``issues`` (validation issues, or their locations) are counted per node by location
-    (``steps[3].input.url`` counts for the step at index 3).
+    (``steps[3].input.url`` counts for the step at index 3); ``pinned`` names the steps
+    whose output the draft pins (try-it).
     """
     per_step, trigger_issues = _issue_counts(issues)
     if not isinstance(document, Mapping):
@@ -211,6 +218,7 @@ def build_graph(
             retry=max(attempts or 1, 1),
             issues=per_step.get(step.index, 0),
             needs=needs,
+            pinned=step.id in pinned,
         )
         steps.append(node)
         if not needs and not node.is_handler:

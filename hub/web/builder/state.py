@@ -242,6 +242,7 @@ def graph_of(request: Request[Any, Any, Any], state: BuilderState) -> Graph:
         state.document,
         hub_of(request).expressions,
         [issue.location for issue in state.issues],
+        pinned=state.draft.pins.keys(),
     )
 
 
