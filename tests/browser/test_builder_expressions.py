@@ -80,6 +80,10 @@ def test_complete_preview_save_and_map_from_the_data_tree(
     options = page.locator(".cm-tooltip-autocomplete [role=option]")
     expect(options.filter(has_text="fetch")).to_be_visible()
     screenshot(page, "builder-expressions-steps")
+    page.keyboard.press("Escape")  # closes the list, stays in the editor
+    expect(options.first).to_be_hidden()
+    expect(editor).to_be_focused()
+    page.keyboard.press("Control+Space")  # opens it again
     options.filter(has_text="fetch").click()
     page.keyboard.type(".output.")
     expect(options.filter(has_text=re.compile(r"^status"))).to_be_visible()

@@ -224,6 +224,7 @@
       editor.view.dispatch({ selection: { anchor: anchor, head: head } });
     };
     field.addEventListener("select", state.onSelect);
+    state.onSelect(); // where the field's caret or selection was when it got the focus
     field.hidden = true;
     var described = field.getAttribute("aria-describedby");
     if (described) editor.view.contentDOM.setAttribute("aria-describedby", described);
