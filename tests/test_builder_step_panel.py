@@ -434,3 +434,29 @@ async def test_an_action_of_any_input_is_one_json_field(api: Api) -> None:
     )
     assert (await step(api, "first"))["input"] == "{{ trigger }}"
     assert textarea(await panel(client, "first"), "f-v-text") == "{{ trigger }}"
+
+
+async def test_a_value_its_control_cannot_show_is_kept_as_an_expression(api: Api) -> None:
+    client = await editor(api)
+    odd = {"url": "x", "count": "many", "method": "FETCH", "tags": "a,b"}
+    await person(api).draft("forms-flow")
+    await person(api).edit_draft(
+        "forms-flow", [{"op": "replace", "path": "/steps/1/input", "value": odd}]
+    )
+    text = await panel(client)
+    for name in ("count", "method", "tags"):
+        assert re.search(rf'id="f-v-{name}-expr"[^>]*checked', text), name
+    assert textarea(text, "f-v-count-text") == "many"
+    pairs = [
+        ("step.input", "1"),
+        ("v.url", "x"),
+        ("v.count.__expr__", "1"),
+        ("v.count", "many"),
+        ("v.method.__expr__", "1"),
+        ("v.method", "FETCH"),
+        ("v.tags.__expr__", "1"),
+        ("v.tags", "a,b"),
+        ("v.note", "now"),
+    ]
+    await save(client, pairs)
+    assert (await step(api))["input"] == {**odd, "note": "now"}

@@ -121,7 +121,7 @@ class StepHooks(FormHooks):
             # The chosen alternative has the choice's path: the choice carries the switch.
             field.children[0].extras.pop("template", None)
         value = value_at(self.value, field.path)
-        expression = isinstance(value, str) and self.is_template(value)
+        expression = isinstance(value, str) and (self.is_template(value) or _misfit(field, value))
         field.extras.update(
             template="builder/_step_field.html",
             expression=expression,
@@ -168,6 +168,17 @@ def _path_of(name: str) -> Path | None:
     if any(p.isdigit() or p.startswith("__") for p in parts):
         return None
     return tuple(unquote(p) for p in parts)
+
+
+def _misfit(field: Field, text: str) -> bool:
+    """Whether a (static) string cannot be shown by the field's fixed control (a number
+    field holding letters, an enum holding none of its options): it is shown as an
+    expression, so that its text is kept as it is rather than lost."""
+    if field.widget in ("number", "boolean", "object", "array", "checkboxes"):
+        return True
+    if field.widget == "enum":
+        return not any(option.selected for option in field.options)
+    return False
 
 
 def _is_property(name: str) -> bool:
