@@ -222,3 +222,11 @@ def test_a_leaf_dropped_on_a_fixed_field_maps_it(
     assert answer.status_code == 200, answer.text
     send = next(s for s in answer.json()["document"]["steps"] if s["id"] == "send")
     assert send["input"] == {"method": "POST", "url": "{{ steps.fetch.output.status }}"}
+
+    # Its needs changed (from the trigger only): the data tree follows, fetch is not upstream.
+    panel.get_by_text("Step settings", exact=True).click()
+    panel.get_by_label("Starts from the trigger (waits for no step)").check()
+    expect(tree.get_by_role("treeitem", name=re.compile(r"^steps\.fetch\.output "))).to_have_count(
+        0
+    )
+    expect(tree.get_by_role("treeitem", name=re.compile(r"^trigger"))).to_be_visible()

@@ -281,6 +281,20 @@
     if (state.lastField && !document.body.contains(state.lastField)) state.lastField = null;
   });
 
+  // After the step's form is saved (its needs may have changed what it reads), the data
+  // tree is loaded again, unless the focus is in it.
+  var staleTimer = null;
+  document.body.addEventListener("htmx:afterRequest", function (event) {
+    var elt = event.detail.elt;
+    if (!event.detail.successful || !(elt instanceof Element) || !elt.matches("form[data-step-form]")) return;
+    if (staleTimer) clearTimeout(staleTimer);
+    staleTimer = setTimeout(function () {
+      staleTimer = null;
+      var data = document.getElementById("step-data");
+      if (data && !data.contains(document.activeElement)) htmx.trigger(data, "hub-data-stale");
+    }, 800);
+  });
+
   // --- Inserting an expression (the data tree) ---------------------------------------------
 
   function expressionFieldOf(wrap) {
