@@ -59,10 +59,10 @@ async def test_undo_and_redo_give_the_document_back_exactly(api: Api) -> None:
         [{"op": "remove", "path": "/steps/1/input"}],
     ]
     seen = [original]
-    for ops in edits:
-        draft = await ws.edit_draft("greet", ops, label="edit")
+    for number, ops in enumerate(edits):
+        draft = await ws.edit_draft("greet", ops, label=f"edit {number}")
         seen.append(copy.deepcopy(draft.document))
-    assert draft.undo_labels == ["edit"] * 5
+    assert draft.undo_labels == [f"edit {n}" for n in range(5)]
     for expected in reversed(seen[:-1]):
         draft = await ws.undo_draft("greet")
         assert draft.document == expected
@@ -414,3 +414,24 @@ async def test_save_publish_and_enable_from_the_toolbar(api: Api) -> None:
     on = await post_form(client, f"{BUILD}/enable", {"enabled": "true"}, headers=headers)
     assert "Trigger on" in on.text
     assert (await api.call("GET", f"{API}/greet", api.editor)).json()["flow"]["enabled"] is True
+
+
+async def test_a_burst_of_edits_with_one_label_is_one_undo_entry(api: Api) -> None:
+    """Typing in a field saves after each pause: the edits of one field close together are
+    undone together (and redone together), exactly."""
+    await create(api, flow_document())
+    ws = as_person(api, api.editor)
+    original = copy.deepcopy((await ws.draft("greet")).document)
+    for text in ("A", "Ad", "Ada"):
+        ops = [{"op": "replace", "path": "/steps/0/input/name", "value": text}]
+        draft = await ws.edit_draft("greet", ops, label="edit hello input")
+    assert draft.undo_labels == ["edit hello input"]
+    draft = await ws.edit_draft(
+        "greet", [{"op": "replace", "path": "/name", "value": "N"}], label="edit flow"
+    )
+    assert draft.undo_labels == ["edit hello input", "edit flow"]
+    await ws.undo_draft("greet")
+    undone = await ws.undo_draft("greet")
+    assert undone.document == original
+    redone = await ws.redo_draft("greet")
+    assert redone.document["steps"][0]["input"]["name"] == "Ada"

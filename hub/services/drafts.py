@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import time
 from typing import Any
 
 import jsonpatch
@@ -37,6 +38,9 @@ from hub.services.flows import FlowsService
 MAX_UNDO = 200
 #: The most operations one edit may hold.
 MAX_OPS = 1_000
+#: Edits with the same label this close together are one undo entry (a field typed in
+#: saves a moment after each pause: undo takes back the burst, not a keystroke).
+COALESCE_SECONDS = 2.0
 
 
 @dataclasses.dataclass
@@ -339,8 +343,22 @@ class DraftsService(FlowsService):
             if after == before:
                 return row
             self._bounded(after)
-            entry = {"label": label[:200], "ops": ops, "inverse": inverse}
-            undo = [*(row["undo"] or []), entry][-MAX_UNDO:]
+            now = time.time()
+            entry = {"label": label[:200], "ops": ops, "inverse": inverse, "at": now}
+            undo = list(row["undo"] or [])
+            last = undo[-1] if undo else None
+            if (
+                last is not None
+                and not row["redo"]
+                and last.get("label") == entry["label"]
+                and now - float(last.get("at", 0)) < COALESCE_SECONDS
+            ):
+                # Typing in one field: one undo entry for the burst, not one a keystroke.
+                entry["ops"] = [*last["ops"], *ops]
+                entry["inverse"] = [*inverse, *last["inverse"]]
+                undo[-1] = entry
+            else:
+                undo = [*undo, entry][-MAX_UNDO:]
             return {**row, "document": after, "undo": undo, "redo": []}
 
         return await self._change(flow_id, change)
