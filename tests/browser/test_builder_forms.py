@@ -159,7 +159,24 @@ def test_every_construct_typed_lands_in_the_saved_document(
     text.fill("hi")
     # Options listed by the connector with the step's connection.
     expect(panel.get_by_role("status").filter(has_text="2 options listed")).to_be_visible()
-    panel.get_by_label("Pipeline", exact=True).select_option(label="Sales (eu)")
+    pipeline = panel.get_by_label("Pipeline", exact=True)
+    pipeline.select_option(label="Sales (eu)")
+    idle(page)
+    # A connection made in another tab: Refresh lists it; choosing it lists the options
+    # again, with it; back to the first.
+    with hub_server.api() as api:
+        made = api.post(
+            "/api/w/default/connections",
+            json={"name": "second", "connector": "forms", "values": {"region": "us"}},
+        )
+        assert made.status_code == 201, made.text
+    panel.get_by_role("button", name="Refresh the connections").click()
+    connection = panel.get_by_label("Connection", exact=True)
+    expect(connection.locator("option", has_text="second")).to_have_count(1)
+    connection.select_option("second")
+    expect(pipeline.locator("option:checked")).to_have_text("Sales (us)")
+    connection.select_option("main")
+    expect(pipeline.locator("option:checked")).to_have_text("Sales (eu)")
     idle(page)
 
     # The settings.

@@ -7,7 +7,8 @@
 //   part shown is submitted), then saves.
 // - Choosing another alternative of a choice (oneOf) asks the server to draw its fields
 //   (the choice's "Show its fields" button); ticking a step under "Runs after" picks
-//   "After these steps"; Enter in a field saves (never Add or Remove).
+//   "After these steps"; Enter in a field saves (never Add or Remove); another connection
+//   lists the options of the fields that have them again.
 // - Saves carry the draft's revision; Undo and Redo ask for the step panel back.
 // No inline handlers (the content security policy forbids them); wired by data attributes.
 (function () {
@@ -15,6 +16,7 @@
 
   var DELAY = 400;
   var timer = null;
+  var reloadOptions = false; // the connection changed: list the options again after the save
 
   function panelForm() { return document.querySelector("form[data-step-form]"); }
 
@@ -67,6 +69,7 @@
       var show = el.closest(".field").querySelector("button[name=_form_op][value=refresh]");
       if (show) { show.click(); return; }
     }
+    if (el.name === "step.connection") reloadOptions = true; // once the step has it
     if (el.hasAttribute("data-needs-step") && el.checked) {
       var steps = document.getElementById("step-needs-steps");
       if (steps) steps.checked = true;
@@ -127,8 +130,11 @@
 
   document.body.addEventListener("htmx:afterRequest", function (event) {
     var form = event.detail.elt;
-    if (form && form.hasAttribute && form.hasAttribute("data-step-form") && !timer) {
-      form.removeAttribute("data-pending");
+    if (!form || !form.hasAttribute || !form.hasAttribute("data-step-form")) return;
+    if (!timer) form.removeAttribute("data-pending");
+    if (reloadOptions) {
+      reloadOptions = false;
+      form.querySelectorAll("[data-options-refresh]").forEach(function (button) { button.click(); });
     }
   });
 
