@@ -227,6 +227,10 @@ async def test_every_construct_lands_in_the_document_exactly(api: Api) -> None:
     await save(client, again + SETTINGS_UNTOUCHED)
     assert (await step(api))["input"] == EVERY_INPUT
     assert (await person(api).draft("forms-flow")).undo_labels == ["edit step every"]
+    # The secret is never shown; it says it is stored, and can be removed.
+    assert "tok-1" not in text and "Stored — leave empty to keep it." in text
+    await save(client, [*again, ("v.token.__clear__", "1"), *SETTINGS_UNTOUCHED])
+    assert "token" not in (await step(api))["input"]
 
 
 async def test_one_field_changed_is_one_edit_named_after_it(api: Api) -> None:

@@ -125,7 +125,10 @@ class StepHooks(FormHooks):
         field.extras.update(
             template="builder/_step_field.html",
             expression=expression,
-            expression_text=value if isinstance(value, str) else "",
+            # A secret's text is shown only as an expression (never a literal secret).
+            expression_text=value
+            if isinstance(value, str) and (expression or not field.secret)
+            else "",
             pointer=pointer(*field.path),
             step=self.step_id,
         )
@@ -262,6 +265,23 @@ class StepView:
         """A retry field as its text field shows it."""
         retry = self.step.get("retry")
         return setting_text(retry.get(key, MISSING) if isinstance(retry, dict) else MISSING)
+
+
+def value_paths(value: Any, limit: int = 10_000) -> set[Path]:
+    """Every path inside a value (a secret field at one of them says its value is stored:
+    left empty, it keeps it; "Remove the stored value" takes it out)."""
+    found: set[Path] = set()
+    todo: list[tuple[Path, Any]] = [((), value)]
+    while todo and len(found) < limit:
+        path, item = todo.pop()
+        if item is MISSING:
+            continue
+        found.add(path)
+        if isinstance(item, dict):
+            todo.extend(((*path, str(k)), v) for k, v in item.items())
+        elif isinstance(item, list):
+            todo.extend(((*path, i), v) for i, v in enumerate(item))
+    return found
 
 
 def setting_text(value: Any) -> str:
@@ -409,7 +429,12 @@ async def step_view(
             state.href_to(f"/steps/{quote(step_id, safe='')}/options"),
         )
         form = render_form(
-            action.input_schema, shown, limits=limits_of(ws), hooks=hooks, focus=focus
+            action.input_schema,
+            shown,
+            limits=limits_of(ws),
+            hooks=hooks,
+            focus=focus,
+            stored=value_paths(shown),
         )
     connections: list[str] = []
     if connector is not None:
