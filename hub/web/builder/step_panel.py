@@ -13,10 +13,13 @@ reaches the document byte for byte (line breaks as LF).
 The form posts the whole step on change (and, debounced, on input: ``step_panel.js``) to
 ``POST {build}/steps/{step_id}``: the form is read back into the step (the input through
 :func:`~hub.web.forms.parse_form` with :class:`StepHooks`, the settings by
-:func:`read_settings`), and the difference is one JSON Patch through
-:func:`~hub.web.builder.state.apply_edit` (so undo and redo cover it). The answer swaps the
-builder's regions and the panel's issue slots out of band, never the field being typed in;
-adding or removing a row, or choosing another alternative, re-renders the panel.
+:func:`read_settings`), and the difference (:func:`~hub.web.builder.state.ops_for_step`)
+is one edit of the draft (``ws.edit_draft``: undo and redo cover it, labelled
+``edit <step>.input.url`` for one field, else ``edit step <step>``). The answer swaps the
+builder's regions and the panel's issue slots out of band (a save that changes nothing: the
+slots only), never the field being typed in; adding or removing a row, or choosing another
+alternative, draws the panel again (``HX-Retarget: #builder-panel``). Undo and redo (asked
+with ``panel=step`` by ``step_panel.js``) bring the panel back out of band.
 """
 
 from __future__ import annotations
