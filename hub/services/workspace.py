@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from hub.services.audit import AuditService
 from hub.services.connections import ConnectionsService
+from hub.services.drafts import DraftsService
 from hub.services.flows import FlowsService
 from hub.services.members import MembersService
 from hub.services.runs import RunsService
@@ -21,6 +22,12 @@ from hub.services.trials import TrialsService
 
 
 class WorkspaceHub(
-    TrialsService, FlowsService, RunsService, ConnectionsService, MembersService, AuditService
+    DraftsService,
+    TrialsService,
+    FlowsService,
+    RunsService,
+    ConnectionsService,
+    MembersService,
+    AuditService,
 ):
     """One workspace of a hub, acting for one caller (named in the audit log)."""
