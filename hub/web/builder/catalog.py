@@ -41,7 +41,9 @@ from hub.services.workspace import WorkspaceHub
 from hub.web.builder.state import (
     BUILD_PATH,
     BuilderState,
+    StepQuery,
     pointer,
+    posted_revision,
     refreshed,
     state_for,
     step_ids,
@@ -53,7 +55,6 @@ from hub.web.navigation import is_htmx
 from hub.web.pages import FORM, WorkspacePage, page
 
 SearchQuery = Annotated[str, QueryParameter(max_length=200)]
-StepQuery = Annotated[str, QueryParameter(max_length=100)]
 #: The panel's name in ``?panel=``.
 PANEL = "catalog"
 _NOT_ID = re.compile(r"[^A-Za-z0-9_]")
@@ -252,13 +253,6 @@ def add_step_ops(
                 {"op": "add", "path": pointer("steps", index, "needs"), "value": list(desired[sid])}
             )
     return ops
-
-
-def posted_revision(data: Mapping[str, Any]) -> int | None:
-    """The draft's revision a form says it was drawn from (``revision``), or None: an edit
-    from a stale page is then refused, as the shell's edits are."""
-    text = form_text(data, "revision", 12)
-    return int(text) if text.isdigit() else None
 
 
 # -- the panel -------------------------------------------------------------------------------

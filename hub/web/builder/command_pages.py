@@ -21,7 +21,6 @@ from typing import Annotated, Any
 
 from litestar import Request, get, post
 from litestar.di import NamedDependency
-from litestar.params import PathParameter
 from litestar.response import Template
 
 from hub.api.deps import EDITOR
@@ -34,6 +33,8 @@ from hub.web.builder.state import (
     BUILD_PATH,
     DIRECTIONS,
     BuilderState,
+    StepPath,
+    posted_revision,
     refreshed,
     state_for,
     state_of,
@@ -42,7 +43,6 @@ from hub.web.builder.state import (
 from hub.web.form_checks import form_text
 from hub.web.pages import FORM, WorkspacePage, page
 
-StepPath = Annotated[str, PathParameter(max_length=100)]
 #: The fragment of the commands section (also the answer to a refused command).
 COMMANDS_TEMPLATE = "builder/_step_commands.html"
 MOVE_TEMPLATE = "builder/_move_confirm.html"
@@ -111,9 +111,7 @@ class CommandPages(WorkspacePage):
     ) -> Template:
         """Apply one command's ops (one undo entry) and answer the refreshed regions with
         the side panel of ``select`` (the overview when None), rendered after the edit."""
-        revision_text = form_text(data, "revision", 12)
-        revision = int(revision_text) if revision_text.isdigit() else None
-        draft = await ws.edit_draft(flow_id, ops, label=label, revision=revision)
+        draft = await ws.edit_draft(flow_id, ops, label=label, revision=posted_revision(data))
         state = await state_for(ws, draft, selected=select, direction=_direction(request, data))
         template, context = await panel_for(request, ws, state, step=state.selected, panel="")
         return await refreshed(request, state, panel=template, **context)

@@ -31,7 +31,7 @@ from typing import Annotated, Any, Final
 from cachetools import TTLCache
 from litestar import Request, get, post
 from litestar.di import NamedDependency
-from litestar.params import PathParameter, QueryParameter
+from litestar.params import QueryParameter
 from litestar.response import Template
 
 from hub.api.deps import EDITOR, hub_of
@@ -48,12 +48,11 @@ from hub.web.builder.scope import (
     completions,
     expression_path,
 )
-from hub.web.builder.state import BUILD_PATH, build_href, step_index
+from hub.web.builder.state import BUILD_PATH, StepPath, build_href, step_index
 from hub.web.pages import WorkspacePage, page
 
 __all__ = ["ExpressionPages", "field_of", "scopes_of"]
 
-StepPath = Annotated[str, PathParameter(max_length=100)]
 NameQuery = Annotated[str, QueryParameter(max_length=100)]
 #: Seconds a draft revision's scopes are kept (the latest run's outputs may change).
 SCOPE_TTL: Final = 30.0

@@ -22,8 +22,14 @@ from litestar.response import Redirect
 from hub.api.deps import EDITOR
 from hub.api.flows import FlowPath
 from hub.services.workspace import WorkspaceHub
-from hub.web.builder.catalog import posted_revision
-from hub.web.builder.state import BUILD_PATH, BuilderState, pointer, refreshed, state_for
+from hub.web.builder.state import (
+    BUILD_PATH,
+    BuilderState,
+    pointer,
+    posted_revision,
+    refreshed,
+    state_for,
+)
 from hub.web.connections import form_pairs
 from hub.web.navigation import is_htmx
 from hub.web.pages import WorkspacePage

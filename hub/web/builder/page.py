@@ -28,10 +28,12 @@ from hub.web.builder.state import (
     BUILD_PATH,
     VIEWS,
     BuilderState,
+    StepQuery,
     build_href,
     canvas_view,
     graph_of,
     graph_signature,
+    posted_revision,
     read_ops,
     refreshed,
     state_for,
@@ -43,7 +45,6 @@ from hub.web.form_checks import form_text
 from hub.web.navigation import is_htmx
 from hub.web.pages import FORM, WorkspacePage, page, ws_path
 
-StepQuery = Annotated[str, QueryParameter(max_length=100)]
 PanelQuery = Annotated[str, QueryParameter(max_length=40)]
 PANEL_TARGET = "builder-panel"
 
@@ -125,9 +126,7 @@ class BuilderPages(WorkspacePage):
         except ValueError as exc:
             raise Invalid(str(exc), [{"location": "ops", "message": str(exc)}]) from None
         label = form_text(data, "label", 200) or "edit"
-        revision_text = form_text(data, "revision", 12)
-        revision = int(revision_text) if revision_text.isdigit() else None
-        draft = await ws.edit_draft(flow_id, ops, label=label, revision=revision)
+        draft = await ws.edit_draft(flow_id, ops, label=label, revision=posted_revision(data))
         select = form_text(data, "select", 100) or None
         state = await state_for(ws, draft, selected=select)
         return await self._answer(request, ws, state, data)

@@ -19,11 +19,12 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 import jsonpatch
 from litestar import Request
+from litestar.params import PathParameter, QueryParameter
 from litestar.response import Template
 
 from hub.api.deps import hub_of
@@ -33,6 +34,7 @@ from hub.services.errors import NotFound
 from hub.services.workspace import WorkspaceHub
 from hub.web.builder.canvas import CanvasView
 from hub.web.builder.graph import Graph, build_graph
+from hub.web.form_checks import form_text
 from hub.web.pages import page, ws_path
 
 #: The builder's address; its parts' controllers use it as their ``path``.
@@ -44,6 +46,10 @@ VIEWS = ("canvas", "list", "yaml")
 #: The header in which the page says which drawing it shows (:func:`graph_signature`).
 SHOWN_HEADER = "x-builder-shown"
 _STEP_LOCATION = re.compile(r"^steps\[(\d+)\]")
+#: A step's id in a route's path (``{build}/steps/{step_id}/...``).
+StepPath = Annotated[str, PathParameter(max_length=100)]
+#: A step's id in a query (``?step=``, ``?after=``).
+StepQuery = Annotated[str, QueryParameter(max_length=100)]
 
 
 def build_href(workspace: str, flow_id: str, tail: str = "") -> str:
@@ -212,6 +218,13 @@ def read_ops(text: str) -> list[dict[str, Any]]:
     return ops
 
 
+def posted_revision(data: Mapping[str, Any]) -> int | None:
+    """The draft's revision a form says it was drawn from (``revision``), or None: an edit
+    from a stale page is then refused (:meth:`~hub.services.drafts.DraftsService.edit_draft`)."""
+    text = form_text(data, "revision", 12)
+    return int(text) if text.isdigit() else None
+
+
 def pointer(*parts: str | int) -> str:
     """A JSON Pointer of ``parts`` (``pointer("steps", 2, "input")`` is ``/steps/2/input``)."""
     return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
@@ -225,9 +238,14 @@ def ops_for_step(
     index = step_index(document, step_id)
     if index is None:
         raise ValueError(f"no step {step_id!r} in the draft")
-    prefix = pointer("steps", index)
+    return patch_at(pointer("steps", index), document["steps"][index], dict(new_step))
+
+
+def patch_at(prefix: str, old: Any, new: Any) -> list[dict[str, Any]]:
+    """The JSON Patch turning ``old`` (the value at the pointer ``prefix``) into ``new``, at
+    paths of the whole document."""
     ops = []
-    for op in jsonpatch.make_patch(document["steps"][index], dict(new_step)).patch:
+    for op in jsonpatch.make_patch(old, new).patch:
         op = dict(op)
         op["path"] = prefix + op["path"]
         if "from" in op:

@@ -48,14 +48,17 @@ from hub.services.workspace import WorkspaceHub
 from hub.web.builder.state import (
     BUILD_PATH,
     BuilderState,
+    StepPath,
     ops_for_step,
     pointer,
+    posted_revision,
     refreshed,
     state_for,
     state_of,
     step_ids,
     step_of,
 )
+from hub.web.connections import form_pairs
 from hub.web.forms import (
     MISSING,
     FormHooks,
@@ -77,7 +80,6 @@ from hub.web.forms.render import Field, Form
 from hub.web.forms.schema import VALUE, is_secret
 from hub.web.pages import WorkspacePage, page, ws_path
 
-StepPath = Annotated[str, PathParameter(max_length=100)]
 FieldPath = Annotated[str, PathParameter(max_length=200)]
 TEMPLATE = "builder/_panel_step.html"
 SAVED = "builder/_step_saved.html"
@@ -725,14 +727,11 @@ class StepPanelPages(WorkspacePage):
         """Write the posted panel into the step: one edit (the JSON Patch of the
         difference). The answer swaps the builder's regions and the panel's issue slots
         out of band; Add, Remove or another alternative re-render the panel."""
-        data = await request.form()
-        pairs = [(k, str(v)) for k, v in data.multi_items() if k != "_csrf_token"]
+        pairs = await form_pairs(request)
         state = await state_of(ws, flow_id, selected=step_id)
         reading = read_panel(request, ws, state.document, step_id, pairs)
         ops = ops_for_step(state.document, step_id, reading.step)
-        fields = dict(pairs)
-        revision_text = fields.get("revision", "")[:12]
-        revision = int(revision_text) if revision_text.isdigit() else None
+        revision = posted_revision(dict(pairs))
         restructure = reading.submission is not None and bool(reading.submission.op)
         if ops:
             index = step_ids(state.document).index(step_id)

@@ -29,7 +29,6 @@ import zoneinfo
 from collections.abc import Mapping
 from typing import Any
 
-import jsonpatch
 from litestar import Request, Response, post
 from litestar.di import NamedDependency
 from litestar.response import Redirect
@@ -41,8 +40,15 @@ from hub.services import links
 from hub.services.errors import Invalid
 from hub.services.flows import schedule_ticks
 from hub.services.workspace import WorkspaceHub
-from hub.web.builder.catalog import posted_revision
-from hub.web.builder.state import BUILD_PATH, BuilderState, pointer, refreshed, state_for
+from hub.web.builder.state import (
+    BUILD_PATH,
+    BuilderState,
+    patch_at,
+    pointer,
+    posted_revision,
+    refreshed,
+    state_for,
+)
 from hub.web.connections import form_pairs, limits_of
 from hub.web.flows import FIRE_TIMES
 from hub.web.forms import (
@@ -273,19 +279,6 @@ async def trigger_panel(
 ) -> tuple[str, dict[str, Any]]:
     """The trigger panel (``?panel=trigger``)."""
     return PANEL_TEMPLATE, await trigger_context(request, ws, state)
-
-
-def patch_at(prefix: str, old: Any, new: Any) -> list[dict[str, Any]]:
-    """The JSON Patch turning ``old`` (the value at ``prefix``) into ``new``, at paths of the
-    whole document."""
-    ops = []
-    for op in jsonpatch.make_patch(old, new).patch:
-        op = dict(op)
-        op["path"] = prefix + op["path"]
-        if "from" in op:
-            op["from"] = prefix + op["from"]
-        ops.append(op)
-    return ops
 
 
 def trigger_ops(document: Mapping[str, Any], new: Mapping[str, Any]) -> list[dict[str, Any]]:

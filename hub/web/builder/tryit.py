@@ -25,7 +25,6 @@ from typing import Annotated, Any
 
 from litestar import Request, get, post
 from litestar.di import NamedDependency
-from litestar.params import PathParameter, QueryParameter
 from litestar.response import Template
 
 from hub.api.deps import EDITOR
@@ -41,6 +40,8 @@ from hub.services.workspace import WorkspaceHub
 from hub.web.builder.state import (
     BUILD_PATH,
     BuilderState,
+    StepPath,
+    StepQuery,
     refreshed,
     state_for,
     state_of,
@@ -50,8 +51,6 @@ from hub.web.builder.state import (
 from hub.web.form_checks import form_text
 from hub.web.pages import FORM, WorkspacePage, page
 
-StepQuery = Annotated[str, QueryParameter(max_length=100)]
-StepPath = Annotated[str, PathParameter(max_length=100)]
 SAMPLE = "builder/_try_sample.html"
 STEP = "builder/_try_step.html"
 RUN = "builder/_try_run.html"

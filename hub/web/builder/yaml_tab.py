@@ -23,9 +23,8 @@ from hub.api.deps import EDITOR
 from hub.api.flows import FlowPath
 from hub.services.errors import Conflict, Invalid
 from hub.services.workspace import WorkspaceHub
-from hub.web.builder.catalog import posted_revision
 from hub.web.builder.page import builder_page
-from hub.web.builder.state import BUILD_PATH, refreshed, state_for, state_of
+from hub.web.builder.state import BUILD_PATH, posted_revision, refreshed, state_for, state_of
 from hub.web.builder.yaml_region import STATUS_TEMPLATE, yaml_context, yaml_status
 from hub.web.navigation import is_htmx
 from hub.web.pages import FORM, WorkspacePage, page
