@@ -265,6 +265,7 @@ class StandIn:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.hold.set()  # a call still held (a test that failed meanwhile) answers now
         self.server.shutdown()
         self.server.server_close()
 
