@@ -104,7 +104,8 @@ def chain_flow(flow_id: str, steps: int) -> dict[str, Any]:
         if n == 1:
             step["input"] = {"value": "{{ trigger.name }}"}
         else:
-            step["input"] = {"value": f"{{{{ steps.s{before}.output | string | truncate(20) }}}} {n}"}
+            reads = f"steps.s{before}.output | string | truncate(20)"
+            step["input"] = {"value": f"{{{{ {reads} }}}} {n}"}
         if before == n - 2:
             step["needs"] = [f"s{before}"]
         items.append(step)

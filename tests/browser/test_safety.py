@@ -143,7 +143,8 @@ WRITE_CONTROLS = """() => {
   return [...forms, ...htmx].map((e) => e.outerHTML.slice(0, 120));
 }"""
 WRITE_LINKS = re.compile(
-    r"^(New flow|Write YAML|Open in the builder|Import|Edit|Delete|Retry|Replay|Cancel|New connection)",
+    r"^(New flow|Write YAML|Open in the builder|Import|Edit|Delete|Retry|Replay|Cancel"
+    r"|New connection)",
     re.I,
 )
 
