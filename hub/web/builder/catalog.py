@@ -44,7 +44,6 @@ from hub.web.builder.state import (
     StepQuery,
     pointer,
     posted_revision,
-    refreshed,
     state_for,
     step_ids,
     step_index,
@@ -323,7 +322,7 @@ class CatalogPages(WorkspacePage):
     ) -> Response[Any]:
         """Add a step using ``action``: at the end, ``after`` a step, or as a ``branch``
         from one; one edit (``add <id> (<action>)``), then the new step is selected."""
-        from hub.web.builder.panels import panel_for  # (panels imports this module)
+        from hub.web.builder.panels import refreshed_with_panel  # (panels imports this module)
 
         action = form_text(data, "action", 201)
         act = ws.hub.registry.action(action)
@@ -347,7 +346,6 @@ class CatalogPages(WorkspacePage):
         target = state.href + f"?step={step['id']}"
         if not is_htmx(request):
             return Redirect(target, status_code=303)
-        template, context = await panel_for(request, ws, state, step=step["id"], panel="")
-        answer = await refreshed(request, state, panel=template, **context)
+        answer = await refreshed_with_panel(request, ws, state)
         answer.headers["HX-Push-Url"] = target
         return answer

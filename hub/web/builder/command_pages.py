@@ -17,6 +17,7 @@ answers 422 with the commands section and the reason, swapped in place of the se
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from litestar import Request, get, post
@@ -28,14 +29,13 @@ from hub.api.flows import FlowPath
 from hub.services.workspace import WorkspaceHub
 from hub.web.builder import commands
 from hub.web.builder.commands import CommandError, Ops
-from hub.web.builder.panels import panel_for
+from hub.web.builder.panels import refreshed_with_panel
 from hub.web.builder.state import (
     BUILD_PATH,
     DIRECTIONS,
     BuilderState,
     StepPath,
     posted_revision,
-    refreshed,
     state_for,
     state_of,
     step_ids,
@@ -46,6 +46,9 @@ from hub.web.pages import FORM, WorkspacePage, page
 #: The fragment of the commands section (also the answer to a refused command).
 COMMANDS_TEMPLATE = "builder/_step_commands.html"
 MOVE_TEMPLATE = "builder/_move_confirm.html"
+#: A command computed on the document: its JSON Patch, the label undo names, the step to
+#: select after it (None: the overview).
+Command = tuple[Ops, str, str | None]
 
 
 def commands_context(state: BuilderState, step_id: str) -> dict[str, Any]:
@@ -113,8 +116,26 @@ class CommandPages(WorkspacePage):
         the side panel of ``select`` (the overview when None), rendered after the edit."""
         draft = await ws.edit_draft(flow_id, ops, label=label, revision=posted_revision(data))
         state = await state_for(ws, draft, selected=select, direction=_direction(request, data))
-        template, context = await panel_for(request, ws, state, step=state.selected, panel="")
-        return await refreshed(request, state, panel=template, **context)
+        return await refreshed_with_panel(request, ws, state)
+
+    async def _command(
+        self,
+        request: Request[Any, Any, Any],
+        ws: WorkspaceHub,
+        flow_id: str,
+        step_id: str,
+        data: dict[str, Any],
+        command: Callable[[dict[str, Any]], Command],
+    ) -> Template:
+        """Compute a command on the draft's document (``command``: its ops, the label undo
+        names and the step to select after it) and apply it (:meth:`_edit`); a command
+        refused (:class:`CommandError`) answers :meth:`_refused`."""
+        document = (await ws.draft(flow_id)).document
+        try:
+            ops, label, select = command(document)
+        except CommandError as exc:
+            return await self._refused(request, ws, flow_id, step_id, exc, data)
+        return await self._edit(request, ws, flow_id, data, ops, label=label, select=select)
 
     async def _refused(
         self,
@@ -152,18 +173,16 @@ class CommandPages(WorkspacePage):
     ) -> Template:
         """Delete the step (its dependents keep a connected chain); the step that took its
         place is selected (the one before it when it was the last)."""
-        document = (await ws.draft(flow_id)).document
-        try:
+
+        def delete(document: dict[str, Any]) -> Command:
             ops = commands.delete_step(document, step_id)
-        except CommandError as exc:
-            return await self._refused(request, ws, flow_id, step_id, exc, data)
-        ids = [s for s in step_ids(document) if s]
-        at = ids.index(step_id)
-        rest = ids[:at] + ids[at + 1 :]
-        select = rest[min(at, len(rest) - 1)] if rest else None
-        return await self._edit(
-            request, ws, flow_id, data, ops, label=f"delete step {step_id}", select=select
-        )
+            ids = [s for s in step_ids(document) if s]
+            at = ids.index(step_id)
+            rest = ids[:at] + ids[at + 1 :]
+            select = rest[min(at, len(rest) - 1)] if rest else None
+            return ops, f"delete step {step_id}", select
+
+        return await self._command(request, ws, flow_id, step_id, data, delete)
 
     @post(
         "/steps/{step_id:str}/duplicate",
@@ -181,14 +200,12 @@ class CommandPages(WorkspacePage):
     ) -> Template:
         """Copy the step (a new id, right after it, on a branch of its own); the copy is
         selected."""
-        document = (await ws.draft(flow_id)).document
-        try:
+
+        def duplicate(document: dict[str, Any]) -> Command:
             ops, new_id = commands.duplicate_step(document, step_id)
-        except CommandError as exc:
-            return await self._refused(request, ws, flow_id, step_id, exc, data)
-        return await self._edit(
-            request, ws, flow_id, data, ops, label=f"duplicate step {step_id}", select=new_id
-        )
+            return ops, f"duplicate step {step_id}", new_id
+
+        return await self._command(request, ws, flow_id, step_id, data, duplicate)
 
     @post(
         "/steps/{step_id:str}/rename", name="web_builder_step_rename", opt=EDITOR, status_code=200
@@ -203,20 +220,12 @@ class CommandPages(WorkspacePage):
     ) -> Template:
         """Give the step a new id (``new_id``), updating every reference to it."""
         new_id = form_text(data, "new_id", 100).strip()
-        document = (await ws.draft(flow_id)).document
-        try:
+
+        def rename(document: dict[str, Any]) -> Command:
             ops = commands.rename_step(document, step_id, new_id)
-        except CommandError as exc:
-            return await self._refused(request, ws, flow_id, step_id, exc, data)
-        return await self._edit(
-            request,
-            ws,
-            flow_id,
-            data,
-            ops,
-            label=f"rename step {step_id} to {new_id}",
-            select=new_id,
-        )
+            return ops, f"rename step {step_id} to {new_id}", new_id
+
+        return await self._command(request, ws, flow_id, step_id, data, rename)
 
     @post("/steps/{step_id:str}/needs", name="web_builder_step_needs", opt=EDITOR, status_code=200)
     async def needs(
@@ -229,21 +238,19 @@ class CommandPages(WorkspacePage):
     ) -> Template:
         """Connect the step from ``connect`` (it will need it), or disconnect it from
         ``disconnect``."""
-        document = (await ws.draft(flow_id)).document
         source = form_text(data, "connect", 100)
         gone = form_text(data, "disconnect", 100)
-        try:
+
+        def needs(document: dict[str, Any]) -> Command:
             if source:
                 ops = commands.connect(document, source, step_id)
-                label = f"connect {step_id} from {source}"
-            elif gone:
+                return ops, f"connect {step_id} from {source}", step_id
+            if gone:
                 ops = commands.disconnect(document, gone, step_id)
-                label = f"disconnect {step_id} from {gone}"
-            else:
-                raise CommandError("choose a step to connect from")
-        except CommandError as exc:
-            return await self._refused(request, ws, flow_id, step_id, exc, data)
-        return await self._edit(request, ws, flow_id, data, ops, label=label, select=step_id)
+                return ops, f"disconnect {step_id} from {gone}", step_id
+            raise CommandError("choose a step to connect from")
+
+        return await self._command(request, ws, flow_id, step_id, data, needs)
 
     @post(
         "/steps/{step_id:str}/on-error",
@@ -260,18 +267,16 @@ class CommandPages(WorkspacePage):
         data: Annotated[dict[str, Any], FORM],
     ) -> Template:
         """Make ``handler`` the step's error handler (empty: take its handler away)."""
-        document = (await ws.draft(flow_id)).document
         handler = form_text(data, "handler", 100)
-        try:
+
+        def on_error(document: dict[str, Any]) -> Command:
             if handler:
                 ops = commands.set_handler(document, step_id, handler)
-                label = f"handle errors of {step_id} with {handler}"
-            else:
-                ops = commands.remove_handler(document, step_id)
-                label = f"remove the error handler of {step_id}"
-        except CommandError as exc:
-            return await self._refused(request, ws, flow_id, step_id, exc, data)
-        return await self._edit(request, ws, flow_id, data, ops, label=label, select=step_id)
+                return ops, f"handle errors of {step_id} with {handler}", step_id
+            ops = commands.remove_handler(document, step_id)
+            return ops, f"remove the error handler of {step_id}", step_id
+
+        return await self._command(request, ws, flow_id, step_id, data, on_error)
 
     @post("/steps/{step_id:str}/move", name="web_builder_step_move", opt=EDITOR, status_code=200)
     async def move(
@@ -305,10 +310,7 @@ class CommandPages(WorkspacePage):
             ops = commands.move_step(draft.document, step_id, offset, keep=mode == "keep")
         except CommandError as exc:  # a list older than the draft: the step's panel again
             state = await state_of(ws, flow_id, selected=step_id)
-            template, context = await panel_for(request, ws, state, step=state.selected, panel="")
-            return await refreshed(
-                request, state, panel=template, notice=str(exc), status_code=422, **context
-            )
+            return await refreshed_with_panel(request, ws, state, notice=str(exc), status_code=422)
         where = "up" if offset < 0 else "down"
         return await self._edit(
             request, ws, flow_id, data, ops, label=f"move step {step_id} {where}", select=step_id

@@ -20,10 +20,10 @@ from litestar.response import Redirect, Template
 from hub.api.deps import EDITOR
 from hub.api.flows import FlowPath
 from hub.flows import FlowError
-from hub.services.drafts import new_flow_document
+from hub.services.drafts import Draft, new_flow_document
 from hub.services.errors import Conflict, Invalid
 from hub.services.workspace import WorkspaceHub
-from hub.web.builder.panels import panel_for
+from hub.web.builder.panels import panel_for, refreshed_with_panel
 from hub.web.builder.state import (
     BUILD_PATH,
     VIEWS,
@@ -63,9 +63,7 @@ async def builder_page(
     """The whole builder page (or, for an htmx request aimed at the side panel, the
     panel alone). ``view_context``: what the view draws when the caller has it (the YAML
     view's text as typed and its error); else the YAML view's from the draft."""
-    panel_template, panel_context = await panel_for(
-        request, ws, state, step=state.selected, panel=panel
-    )
+    panel_template, panel_context = await panel_for(request, ws, state, panel=panel)
     graph = graph_of(request, state)
     if is_htmx(request) and request.headers.get("hx-target") == PANEL_TARGET:
         return await page(request, panel_template, state=state, section="flows", **panel_context)
@@ -127,28 +125,25 @@ class BuilderPages(WorkspacePage):
             raise Invalid(str(exc), [{"location": "ops", "message": str(exc)}]) from None
         label = form_text(data, "label", 200) or "edit"
         draft = await ws.edit_draft(flow_id, ops, label=label, revision=posted_revision(data))
-        select = form_text(data, "select", 100) or None
-        state = await state_for(ws, draft, selected=select)
-        return await self._answer(request, ws, state, data)
+        return await self._answer(request, ws, draft, data)
 
     async def _answer(
         self,
         request: Request[Any, Any, Any],
         ws: WorkspaceHub,
-        state: BuilderState,
+        draft: Draft,
         data: dict[str, Any],
-        notice: str = "",
     ) -> Template:
-        """The refreshed regions, with the side panel when the request asks for it
-        (``panel`` in the form: ``step`` for the selected step's, or a panel's name)."""
+        """The refreshed regions of the draft after an edit, undo or redo, with the step
+        ``select`` (in the form) selected and the side panel when the form asks for it
+        (``panel``: ``step`` for the selected step's, or a panel's name)."""
+        state = await state_for(ws, draft, selected=form_text(data, "select", 100) or None)
         wanted = form_text(data, "panel", 40)
-        panel_template = None
-        context: dict[str, Any] = {}
-        if wanted:
-            panel_template, context = await panel_for(
-                request, ws, state, step=state.selected, panel="" if wanted == "step" else wanted
-            )
-        return await refreshed(request, state, panel=panel_template, notice=notice, **context)
+        if not wanted:
+            return await refreshed(request, state)
+        return await refreshed_with_panel(
+            request, ws, state, panel="" if wanted == "step" else wanted
+        )
 
     @post("/undo", name="web_builder_undo", opt=EDITOR, status_code=200)
     async def undo(
@@ -159,9 +154,7 @@ class BuilderPages(WorkspacePage):
         data: Annotated[dict[str, Any], FORM],
     ) -> Template:
         """Take back the last edit."""
-        draft = await ws.undo_draft(flow_id)
-        state = await state_for(ws, draft, selected=form_text(data, "select", 100) or None)
-        return await self._answer(request, ws, state, data)
+        return await self._answer(request, ws, await ws.undo_draft(flow_id), data)
 
     @post("/redo", name="web_builder_redo", opt=EDITOR, status_code=200)
     async def redo(
@@ -172,9 +165,7 @@ class BuilderPages(WorkspacePage):
         data: Annotated[dict[str, Any], FORM],
     ) -> Template:
         """Make again the last edit taken back."""
-        draft = await ws.redo_draft(flow_id)
-        state = await state_for(ws, draft, selected=form_text(data, "select", 100) or None)
-        return await self._answer(request, ws, state, data)
+        return await self._answer(request, ws, await ws.redo_draft(flow_id), data)
 
     @post("/save", name="web_builder_save", opt=EDITOR, status_code=200)
     async def save(

@@ -11,11 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request
+from litestar.response import Template
 
 from hub.services.workspace import WorkspaceHub
 from hub.web.builder.catalog import catalog_panel
 from hub.web.builder.flow_panel import flow_panel
-from hub.web.builder.state import BuilderState
+from hub.web.builder.state import BuilderState, refreshed
 from hub.web.builder.step_panel import step_panel
 from hub.web.builder.trigger_panel import trigger_panel
 from hub.web.builder.tryit import try_panel
@@ -29,12 +30,12 @@ async def panel_for(
     ws: WorkspaceHub,
     state: BuilderState,
     *,
-    step: str | None,
-    panel: str,
+    panel: str = "",
 ) -> Panel:
-    """The side panel for the selected ``step`` or the named ``panel``."""
-    if step is not None and state.selected == step:
-        return await step_panel(request, ws, state, step)
+    """The side panel of the selected step (``state.selected``), else the one named
+    ``panel``, else the overview."""
+    if state.selected is not None:
+        return await step_panel(request, ws, state, state.selected)
     if panel == "try":
         return "builder/_panel_try.html", await try_panel(ws, state)
     if panel == "catalog":
@@ -44,3 +45,20 @@ async def panel_for(
     if panel == "flow":
         return await flow_panel(state)
     return "builder/_panel_overview.html", {}
+
+
+async def refreshed_with_panel(
+    request: Request[Any, Any, Any],
+    ws: WorkspaceHub,
+    state: BuilderState,
+    *,
+    panel: str = "",
+    notice: str = "",
+    status_code: int = 200,
+) -> Template:
+    """The answer to an edit (:func:`hub.web.builder.state.refreshed`) with the side panel
+    drawn anew for the draft after it (:func:`panel_for`)."""
+    template, context = await panel_for(request, ws, state, panel=panel)
+    return await refreshed(
+        request, state, panel=template, notice=notice, status_code=status_code, **context
+    )
