@@ -232,8 +232,11 @@ def measure_size(context: Any, size: int, repeats: int) -> list[tuple[str, str, 
             ms(max(times)),
             INTERACTIVE_TARGET.get(size, ""),
         ),
-        (f"{name}: time to first byte, median (ms)", ms(statistics.median(
-            [f["ttfb"] / 1000 for f in opened])), ""),
+        (
+            f"{name}: time to first byte, median (ms)",
+            ms(statistics.median([f["ttfb"] / 1000 for f in opened])),
+            "",
+        ),
         (f"{name}: page HTML (KB, as sent)", f"{opened[0]['html'] / 1024:.0f}", ""),
         (
             f"{name}: longest task over 50 keystrokes (ms)",

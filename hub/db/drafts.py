@@ -50,4 +50,3 @@ def delete_draft(conn: Connection, workspace_id: str, flow_id: str, user_id: str
     """Remove a draft; False when there was none."""
     done = conn.execute(delete(flow_drafts).where(_where(workspace_id, flow_id, user_id)))
     return bool(done.rowcount)
-
