@@ -12,35 +12,37 @@ reaches the document byte for byte (line breaks as LF).
 
 The form posts the whole step on change (and, debounced, on input: ``step_panel.js``) to
 ``POST {build}/steps/{step_id}``: the form is read back into the step (the input through
-:func:`~hub.web.forms.parse_form` with :class:`StepHooks`, the settings by
-:func:`read_settings`), and the difference (:func:`~hub.web.builder.state.ops_for_step`)
-is one edit of the draft (``ws.edit_draft``: undo and redo cover it, labelled
-``edit <step>.input.url`` for one field, else ``edit step <step>``). The answer swaps the
+:func:`~hub.web.forms.parse_form` with :class:`~hub.web.builder.step_form.StepHooks`,
+the settings by :func:`~hub.web.builder.step_settings.read_settings`), and the difference
+(:func:`~hub.web.builder.state.ops_for_step`) is one edit of the draft (``ws.edit_draft``:
+undo and redo cover it, labelled ``edit <step>.input.url`` for one field, else
+``edit step <step>``). The answer swaps the
 builder's regions and the panel's issue slots out of band (a save that changes nothing: the
 slots only), never the field being typed in; adding or removing a row, or choosing another
 alternative, draws the panel again (``HX-Retarget: #builder-panel``). Undo and redo (asked
 with ``panel=step`` by ``step_panel.js``) bring the panel back out of band.
+
+The input form's hooks and what a read-back keeps are in :mod:`hub.web.builder.step_form`,
+the settings in :mod:`hub.web.builder.step_settings`; this module draws the panel
+(:class:`StepView`), places the issues, reads a posted panel back and holds the routes.
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
-import json
 import re
 from collections.abc import Mapping
 from typing import Annotated, Any
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 
 from litestar import Request, get, post
 from litestar.di import NamedDependency
 from litestar.params import PathParameter
 from litestar.response import Template
 
-from hub.api.deps import EDITOR, hub_of
+from hub.api.deps import EDITOR
 from hub.api.flows import FlowPath
 from hub.connectors import Action, Connector
-from hub.expressions import ExpressionError
 from hub.flows.locations import join_location
 from hub.services import actions
 from hub.services.errors import Invalid, NotFound, UpstreamFailed
@@ -58,163 +60,42 @@ from hub.web.builder.state import (
     step_ids,
     step_of,
 )
-from hub.web.connections import form_pairs
+from hub.web.builder.step_form import (
+    StepHooks,
+    input_locations,
+    keep_secrets,
+    keep_unknown,
+    keep_unreadable,
+    template_check,
+    value_paths,
+)
+from hub.web.builder.step_settings import (
+    SETTINGS,
+    needs_choices,
+    on_error_choices,
+    read_settings,
+    setting_text,
+)
+from hub.web.connections import form_pairs, limits_of
 from hub.web.forms import (
     MISSING,
-    FormHooks,
-    FormLimits,
     Path,
-    Raw,
     Submission,
     apply_op,
     field_id,
-    kind_of,
     name_of,
     parse_form,
     plain,
     render_form,
-    resolve,
     value_at,
 )
-from hub.web.forms.render import Field, Form
-from hub.web.forms.schema import VALUE, is_secret
+from hub.web.forms.render import Form
 from hub.web.pages import WorkspacePage, page, ws_path
 
 FieldPath = Annotated[str, PathParameter(max_length=200)]
 TEMPLATE = "builder/_panel_step.html"
 SAVED = "builder/_step_saved.html"
-#: The marker posted with a field in expression mode (``<field name>.__expr__``).
-EXPR = "__expr__"
-#: The settings the panel edits, in the order it shows them.
-SETTINGS = ("needs", "when", "for_each", "concurrency", "retry", "timeout", "on_error")
-ON_ERROR_KEYWORDS = ("fail", "continue")
-NUMBER = re.compile(r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$")
-INTEGER = re.compile(r"^\s*\+?\d{1,9}\s*$")
 REQUIRED = re.compile(r"^'((?:[^'\\]|\\.)*)' is a required property$")
-MAX_TEXT = 100_000  # characters of one setting's text
-
-
-# -- the input form: expressions and dynamic options ----------------------------------------
-
-
-class StepHooks(FormHooks):
-    """The builder's additions to the generated form: every field may be an expression
-    (drawn by ``builder/_step_field.html``), and a field the action lists options for is a
-    select loaded from the connector (``builder/_step_options.html``)."""
-
-    def __init__(
-        self,
-        is_template: Any,
-        value: Any,
-        step_id: str,
-        options: Mapping[str, Any] | None = None,
-        options_href: str = "",
-        root: Any = None,
-    ) -> None:
-        self.root = root
-        self.is_template = is_template
-        self.value = value
-        self.step_id = step_id
-        self.options = options or {}
-        self.options_href = options_href
-
-    def field(self, field: Field) -> Field:
-        """Wrap the field in the Fixed | Expression switch; mark dynamic options."""
-        if field.widget in ("const", "absent", "kv_row"):
-            return field
-        if field.widget == "choice" and field.children:
-            # The chosen alternative has the choice's path: the choice carries the switch.
-            field.children[0].extras.pop("template", None)
-        value = value_at(self.value, field.path)
-        expression = isinstance(value, str) and (self.is_template(value) or _misfit(field, value))
-        field.extras.update(
-            template="builder/_step_field.html",
-            expression=expression,
-            # A secret's text is shown only as an expression (never a literal secret).
-            expression_text=value
-            if isinstance(value, str) and (expression or not field.secret)
-            else "",
-            pointer=pointer(*field.path),
-            step=self.step_id,
-        )
-        if (
-            len(field.path) == 1
-            and field.path[0] in self.options
-            and field.widget in ("string", "number")
-        ):
-            field.extras["fixed_template"] = "builder/_step_options.html"
-            field.extras["options_href"] = (
-                f"{self.options_href}/{quote(str(field.path[0]), safe='')}"
-            )
-        return field
-
-    def parse(self, schema: dict[str, Any], name: str, form: Mapping[str, list[str]]) -> Any:
-        """A field in expression mode is its text, exactly (an empty one: absent). A text
-        property left empty is absent too, required or not (so that the server's
-        "required" message is shown at a required one); a row of a list or a value of a
-        key-value row keeps its empty text."""
-        if form.get(f"{name}.{EXPR}"):
-            text = (form.get(name) or [""])[-1].replace("\r\n", "\n").replace("\r", "\n")
-            return text if text != "" else Raw("")
-        if form.get(name) != [""] or self.root is None or not _is_property(name):
-            return MISSING
-        kind = kind_of(schema, self.root)
-        if kind in ("string", "json") and not is_secret(schema):
-            return Raw("")
-        if kind == "boolean":
-            # A box left unticked writes false only where the document had the property.
-            path = _path_of(name)
-            if path is not None and value_at(self.value, path) is MISSING:
-                return Raw("")
-        return MISSING
-
-
-def _path_of(name: str) -> Path | None:
-    """The JSON path of a field name made of object properties only (None when it goes
-    through a list's row or a key-value row, whose numbers are the form's own)."""
-    parts = name.split(".")[1:]
-    if any(p.isdigit() or p.startswith("__") for p in parts):
-        return None
-    return tuple(unquote(p) for p in parts)
-
-
-def _misfit(field: Field, text: str) -> bool:
-    """Whether a (static) string cannot be shown by the field's fixed control (a number
-    field holding letters, an enum holding none of its options): it is shown as an
-    expression, so that its text is kept as it is rather than lost."""
-    if field.widget in ("number", "boolean", "object", "array", "checkboxes"):
-        return True
-    if field.widget == "enum":
-        return not any(option.selected for option in field.options)
-    return False
-
-
-def _is_property(name: str) -> bool:
-    """Whether a field name is an object's property (not a list's row, not the value of a
-    key-value row)."""
-    last = name.rsplit(".", 1)[-1]
-    return not last.isdigit() and f".{VALUE}." not in name
-
-
-def template_check(request: Request[Any, Any, Any]) -> Any:
-    """Whether a string holds a template, by the hub's expressions (one that does not
-    compile is a template too: it is shown as typed, with its error)."""
-    expressions = hub_of(request).expressions
-
-    def is_template(text: str) -> bool:
-        if "{{" not in text and "{%" not in text:
-            return False
-        try:
-            return not expressions.compile(text, "").is_static
-        except ExpressionError:
-            return True
-
-    return is_template
-
-
-def limits_of(ws: WorkspaceHub) -> FormLimits:
-    """The form bounds of the hub's settings."""
-    return FormLimits.of(ws.hub.settings)
 
 
 # -- what the panel shows -------------------------------------------------------------------
@@ -270,105 +151,6 @@ class StepView:
         """A retry field as its text field shows it."""
         retry = self.step.get("retry")
         return setting_text(retry.get(key, MISSING) if isinstance(retry, dict) else MISSING)
-
-
-def value_paths(value: Any, limit: int = 10_000) -> set[Path]:
-    """Every path inside a value (a secret field at one of them says its value is stored:
-    left empty, it keeps it; "Remove the stored value" takes it out)."""
-    found: set[Path] = set()
-    todo: list[tuple[Path, Any]] = [((), value)]
-    while todo and len(found) < limit:
-        path, item = todo.pop()
-        if item is MISSING:
-            continue
-        found.add(path)
-        if isinstance(item, dict):
-            todo.extend(((*path, str(k)), v) for k, v in item.items())
-        elif isinstance(item, list):
-            todo.extend(((*path, i), v) for i, v in enumerate(item))
-    return found
-
-
-def setting_text(value: Any) -> str:
-    """A setting's value as text: strings as they are, numbers and booleans as JSON."""
-    if value is MISSING or value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return repr(value)
-    if isinstance(value, int):
-        return str(value)
-    return json.dumps(value, ensure_ascii=False)
-
-
-def handlers_of(document: Mapping[str, Any]) -> set[str]:
-    """The ids of the steps that another step's ``on_error`` names (the error handlers)."""
-    ids = set(step_ids(document))
-    found = set()
-    for step in document.get("steps") or []:
-        if isinstance(step, dict):
-            target = step.get("on_error")
-            if isinstance(target, str) and target in ids and target != step.get("id"):
-                found.add(target)
-    return found
-
-
-def needs_choices(
-    document: Mapping[str, Any], step: Mapping[str, Any]
-) -> list[tuple[str, str, bool]]:
-    """The steps this one may need (the others, error handlers left out), plus any name its
-    ``needs`` holds that is not one of them (kept until unticked)."""
-    step_id = step.get("id")
-    handlers = handlers_of(document)
-    current: list[Any] = step["needs"] if isinstance(step.get("needs"), list) else []
-    out = []
-    for other in document.get("steps") or []:
-        if not isinstance(other, dict) or not isinstance(other.get("id"), str):
-            continue
-        other_id = other["id"]
-        if other_id == step_id or other_id in handlers:
-            continue
-        name = other.get("name") if isinstance(other.get("name"), str) else ""
-        label = f"{name} ({other_id})" if name else other_id
-        out.append((other_id, label, other_id in current))
-    known = {choice[0] for choice in out}
-    for name in current:
-        if isinstance(name, str) and name not in known:
-            out.append((name, f"{name} (not a step this one can wait for)", True))
-    return out
-
-
-def on_error_choices(document: Mapping[str, Any], step: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """What ``on_error`` may be: fail (the default: no key), continue, or a step that can
-    handle the error (another step that is not itself handling with a handler)."""
-    step_id = step.get("id")
-    current = step.get("on_error")
-    out = [("", "Fail the run (default)")]
-    if current == "fail":
-        out.append(("fail", "Fail the run (written out)"))
-    out.append(("continue", "Continue: the step's output is its error"))
-    for other in document.get("steps") or []:
-        if not isinstance(other, dict) or not isinstance(other.get("id"), str):
-            continue
-        if other["id"] == step_id:
-            continue
-        own = other.get("on_error")
-        if isinstance(own, str) and own not in ON_ERROR_KEYWORDS:
-            continue  # a step that hands its own errors to a handler cannot be one
-        name = other.get("name") if isinstance(other.get("name"), str) else ""
-        label = f"Run {name} ({other['id']})" if name else f"Run {other['id']}"
-        out.append((other["id"], label))
-    if isinstance(current, str) and current not in {value for value, _ in out}:
-        out.append((current, f"{current} (not a step of this flow)"))
-    return out
-
-
-def input_locations(form: Form) -> dict[str, Path]:
-    """Each field's location as the server's issues write it (``input.headers['X-A']``)."""
-    return {join_location("input", list(path)): path for path in form.index}
 
 
 def place_issues(state: BuilderState, step_id: str, form: Form | None) -> dict[str, list[str]]:
@@ -476,159 +258,6 @@ async def step_panel(
 
 
 # -- reading the form back ------------------------------------------------------------------
-
-
-def _last(form: Mapping[str, list[str]], key: str) -> str | None:
-    values = form.get(key)
-    return values[-1][:MAX_TEXT] if values else None
-
-
-def duration_value(text: str) -> Any:
-    """A duration as typed: a number of seconds when it is one, else the text itself."""
-    if NUMBER.match(text):
-        number = float(text)
-        return int(number) if INTEGER.match(text) else number
-    return text
-
-
-def read_settings(
-    form: Mapping[str, list[str]], old: Mapping[str, Any], document: Mapping[str, Any]
-) -> tuple[dict[str, Any], dict[str, list[str]]]:
-    """The step with the panel's heading and settings fields read back (a field not in the
-    form leaves its key alone; an empty one removes it), and what could not be read, by
-    setting."""
-    step = copy.deepcopy(dict(old))
-    errors: dict[str, list[str]] = {}
-
-    def put(key: str, value: Any) -> None:
-        if value is MISSING:
-            step.pop(key, None)
-        else:
-            step[key] = value
-
-    name = _last(form, "step.name")
-    if name is not None:
-        put("name", name if name != "" else MISSING)
-    connection = _last(form, "step.connection")
-    if connection is not None:
-        put("connection", connection if connection != "" else MISSING)
-    mode = _last(form, "step.needs_mode")
-    if mode is not None:
-        if mode == "default":
-            put("needs", MISSING)
-        elif mode == "trigger":
-            put("needs", [])
-        else:
-            ticked = [n for n in dict.fromkeys(form.get("step.needs") or []) if n]
-            before: list[Any] = old["needs"] if isinstance(old.get("needs"), list) else []
-            kept = [n for n in before if n in ticked]
-            order = step_ids(document)
-            added = sorted(
-                (n for n in ticked if n not in kept),
-                key=lambda n: order.index(n) if n in order else len(order),
-            )
-            put("needs", kept + added)
-    when = _last(form, "step.when")
-    if when is not None:
-        text = when.replace("\r\n", "\n")
-        put("when", MISSING if text == "" else {"true": True, "false": False}.get(text, text))
-    for_each = _last(form, "step.for_each")
-    if for_each is not None:
-        text = for_each.replace("\r\n", "\n")
-        value: Any = text if text != "" else MISSING
-        if text.lstrip().startswith("["):
-            try:
-                parsed = json.loads(text)
-            except ValueError:
-                parsed = None
-            if isinstance(parsed, list):
-                value = parsed
-        put("for_each", value)
-    concurrency = _last(form, "step.concurrency")
-    if concurrency is not None:
-        if concurrency.strip() == "":
-            put("concurrency", MISSING)
-        elif INTEGER.match(concurrency):
-            put("concurrency", int(concurrency))
-        else:
-            errors.setdefault("concurrency", []).append(
-                f"{concurrency[:40]!r} is not a whole number (like 4)"
-            )
-    if _last(form, "step.retry") is not None:
-        retry = dict(old["retry"]) if isinstance(old.get("retry"), dict) else {}
-        attempts = _last(form, "step.retry.max_attempts") or ""
-        if attempts.strip() == "":
-            retry.pop("max_attempts", None)
-        elif INTEGER.match(attempts):
-            retry["max_attempts"] = int(attempts)
-        else:
-            errors.setdefault("retry", []).append(
-                f"max attempts: {attempts[:40]!r} is not a whole number (like 3)"
-            )
-        backoff = _last(form, "step.retry.backoff") or ""
-        if backoff:
-            retry["backoff"] = backoff
-        else:
-            retry.pop("backoff", None)
-        for key in ("initial", "max"):
-            text = _last(form, f"step.retry.{key}") or ""
-            if text == "":
-                retry.pop(key, None)
-            else:
-                retry[key] = duration_value(text)
-        put("retry", retry if retry else MISSING)
-    timeout = _last(form, "step.timeout")
-    if timeout is not None:
-        put("timeout", MISSING if timeout == "" else duration_value(timeout))
-    on_error = _last(form, "step.on_error")
-    if on_error is not None:
-        put("on_error", on_error if on_error else MISSING)
-    return step, errors
-
-
-def keep_secrets(value: Any, kept: set[Path], old: Any) -> Any:
-    """Put back the secrets left empty (a secret field is never filled in: empty keeps the
-    document's value)."""
-    for path in sorted(kept, key=len):
-        previous = value_at(old, path)
-        if previous is MISSING:
-            continue
-        if not path:
-            return copy.deepcopy(previous)
-        parent = value_at(value, path[:-1])
-        if isinstance(parent, dict) and isinstance(path[-1], str):
-            parent[path[-1]] = copy.deepcopy(previous)
-    return value
-
-
-def keep_unreadable(value: Any, errors: Mapping[Path, list[str]], old: Any) -> Any:
-    """Keep the document's value where the submitted text could not be read (a number
-    field holding letters): the field shows the error, the document keeps what it had."""
-    for path in errors:
-        previous = value_at(old, path)
-        if previous is MISSING or not path:
-            continue
-        parent = value_at(value, path[:-1])
-        if isinstance(parent, dict) and isinstance(path[-1], str):
-            parent[path[-1]] = copy.deepcopy(previous)
-    return value
-
-
-def keep_unknown(value: Any, old: Any, schema: Any) -> Any:
-    """Keep the input's top-level keys the form does not show (not in the schema's
-    properties): the form must not drop what it cannot draw."""
-    if not isinstance(value, dict) or not isinstance(old, dict):
-        return value
-    resolved = resolve(schema, schema)
-    if isinstance(resolved.get("additionalProperties"), dict):
-        return value
-    known = set(resolved.get("properties") or {})
-    if not known:
-        return value
-    for key, item in old.items():
-        if key not in known and key not in value:
-            value[key] = copy.deepcopy(item)
-    return value
 
 
 def edit_label(step_id: str, ops: list[dict[str, Any]], index: int) -> str:
