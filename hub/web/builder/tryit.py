@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 from litestar import Request, get, post
@@ -97,6 +98,16 @@ def read_sample(text: str, limits: DocumentLimits) -> Any:
             f"the sample is not valid JSON: {message}",
             [{"location": exc.location or "sample", "message": exc.message}],
         ) from None
+
+
+def posted_json_text(
+    ws: WorkspaceHub, data: Mapping[str, Any], key: str
+) -> tuple[str, DocumentLimits]:
+    """The form's JSON text ``key`` and the hub's document bounds to read it with
+    (:func:`read_sample`). The text is cut only well past the byte bound, so that a text
+    too long is refused for its size, never read cut."""
+    limits = DocumentLimits.from_settings(ws.hub.settings)
+    return form_text(data, key, limits.max_bytes * 4 + 1), limits
 
 
 def preview(value: Any) -> str:
@@ -218,8 +229,7 @@ class TryPages(WorkspacePage):
     ) -> Template:
         """Keep the pasted JSON as the trigger's sample (empty: no sample); bad JSON, or
         JSON past the bounds, comes back in the form with the reason (422)."""
-        limits = DocumentLimits.from_settings(ws.hub.settings)
-        text = form_text(data, "sample", limits.max_bytes * 4 + 1)
+        text, limits = posted_json_text(ws, data, "sample")
         try:
             value = read_sample(text, limits)
         except Invalid as exc:
@@ -321,9 +331,7 @@ class TryPages(WorkspacePage):
     ) -> Template:
         """Pin ``output`` (JSON text: an output the page shows) as the step's: trial runs
         use it instead of calling the step."""
-        limits = DocumentLimits.from_settings(ws.hub.settings)
-        text = form_text(data, "output", limits.max_bytes * 4 + 1)
-        output = read_sample(text, limits)
+        output = read_sample(*posted_json_text(ws, data, "output"))
         state = await state_of(ws, flow_id)
         step_or_404(state, step_id)
         draft = await ws.pin_output(flow_id, step_id, output)
@@ -339,10 +347,8 @@ class TryPages(WorkspacePage):
         data: Annotated[dict[str, Any], FORM],
     ) -> Template:
         """Remove the step's pin: trial runs call it again."""
-        limits = DocumentLimits.from_settings(ws.hub.settings)
-        text = form_text(data, "output", limits.max_bytes * 4 + 1)
         try:
-            output = read_sample(text, limits)
+            output = read_sample(*posted_json_text(ws, data, "output"))
         except Invalid:
             output = None  # the control then offers to pin nothing: harmless
         draft = await ws.unpin_output(flow_id, step_id)
@@ -353,7 +359,7 @@ class TryPages(WorkspacePage):
         request: Request[Any, Any, Any],
         ws: WorkspaceHub,
         draft: Draft,
-        step_id: StepPath,
+        step_id: str,
         output: Any,
         notice: str,
     ) -> Template:
