@@ -63,7 +63,7 @@
     var marked = panel && panel.querySelector("[data-selected-step]");
     var selected = marked ? marked.getAttribute("data-selected-step") : "";
     root.setAttribute("data-selected", selected);
-    document.querySelectorAll("#builder [data-step]").forEach(function (el) {
+    document.querySelectorAll("#builder-views [data-step]").forEach(function (el) {
       var on = selected !== "" && el.getAttribute("data-step") === selected;
       el.classList.toggle("selected", on);
       if (el.tagName.toLowerCase() === "a") {
