@@ -247,11 +247,17 @@ async def step_panel(
     answers for ``?step=``). After undo or redo it is swapped out of band (those buttons
     swap nothing themselves)."""
     view = await step_view(request, ws, state, step_id)
-    path = request.url.path
-    return TEMPLATE, {
-        "step_id": step_id,
+    oob = request.url.path.endswith(("/undo", "/redo"))
+    return TEMPLATE, panel_context(ws, view, oob=oob)
+
+
+def panel_context(ws: WorkspaceHub, view: StepView, *, oob: bool) -> dict[str, Any]:
+    """What ``builder/_panel_step.html`` reads: the step's view, whether the panel is
+    swapped out of band (``oob``), the addresses its connector and connection links use."""
+    return {
+        "step_id": view.step_id,
         "sv": view,
-        "panel_oob": path.endswith(("/undo", "/redo")),
+        "panel_oob": oob,
         "connectors_base": ws_path(ws.workspace, "/connectors"),
         "connections_base": ws_path(ws.workspace, "/connections"),
     }
@@ -373,14 +379,7 @@ class StepPanelPages(WorkspacePage):
                 request, ws, state, step_id, value=reading.tree, focus=reading.focus
             )
             answer = await refreshed(
-                request,
-                state,
-                panel=TEMPLATE,
-                step_id=step_id,
-                sv=view,
-                panel_oob=False,
-                connectors_base=ws_path(ws.workspace, "/connectors"),
-                connections_base=ws_path(ws.workspace, "/connections"),
+                request, state, panel=TEMPLATE, **panel_context(ws, view, oob=False)
             )
             # The form asked with hx-swap="none": the panel drawn again goes in its place.
             answer.headers.update({"HX-Retarget": "#builder-panel", "HX-Reswap": "innerHTML"})
