@@ -76,6 +76,8 @@ def test_a_newcomer_builds_publishes_triggers_and_watches_a_flow(
 
         # http.request from the catalog, found by searching "http".
         page.get_by_role("link", name="Add a step").first.click()
+        expect(panel.get_by_role("heading", name="Add a step", exact=True)).to_be_visible()
+        settle(page)  # the swapped-in search form is wired before one types
         search = panel.get_by_label("Search the actions")
         search.press_sequentially("http")
         expect(panel.locator("#catalog-count")).to_contain_text("match")
@@ -100,6 +102,7 @@ def test_a_newcomer_builds_publishes_triggers_and_watches_a_flow(
         expect(
             panel.get_by_role("heading", name=re.compile("Add a step after http_request"))
         ).to_be_visible()
+        settle(page)
         panel.get_by_label("Search the actions").press_sequentially("set")
         panel.get_by_role("button", name=re.compile(r"data\.set")).click()
         expect(panel.locator('[data-selected-step="data_set"]')).to_be_visible()
@@ -315,6 +318,10 @@ def test_the_builders_tour(
         page.goto(f"{TOUR_BUILD}?step=tag")
         settle(page)
         panel.get_by_role("link", name="Add after").click()
+        expect(
+            panel.get_by_role("heading", name=re.compile("Add a step after tag"))
+        ).to_be_visible()
+        settle(page)  # the swapped-in search form is wired before one types
         panel.get_by_label("Search the actions").press_sequentially("contact")
         expect(panel.locator("#catalog-count")).to_contain_text("match")
         screenshot(page, "builder-tour-catalog")
