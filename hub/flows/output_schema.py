@@ -31,6 +31,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Final, NamedTuple
 from urllib.parse import unquote
 
+import jsonpointer
 from cachetools import LRUCache
 
 __all__ = [
@@ -162,7 +163,7 @@ class _Walker:
             return True
         target = self.root
         for part in ref[1:].split("/")[1:]:
-            part = unquote(part).replace("~1", "/").replace("~0", "~")
+            part = jsonpointer.unescape(unquote(part))
             if isinstance(target, dict):
                 target = target.get(part, True)
             elif isinstance(target, list) and part.isdigit() and int(part) < len(target):

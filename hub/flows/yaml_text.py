@@ -301,7 +301,7 @@ def _parts(path: str, index: int, op: str) -> list[str]:
         return []
     if not path.startswith("/"):
         raise PatchError(index, op, path, "a JSON Pointer starts with '/' (or is '' for all)")
-    return [p.replace("~1", "/").replace("~0", "~") for p in path[1:].split("/")]
+    return [jsonpointer.unescape(p) for p in path[1:].split("/")]
 
 
 class _Tree:
@@ -314,7 +314,7 @@ class _Tree:
         node = self.root
         walked = ""
         for part in parts[:-1]:
-            walked += "/" + part.replace("~", "~0").replace("/", "~1")
+            walked += "/" + jsonpointer.escape(part)
             if isinstance(node, MutableMapping):
                 if part not in node:
                     raise PatchError(index, op, path, f"'{walked}' does not exist")

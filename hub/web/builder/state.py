@@ -23,6 +23,7 @@ from typing import Annotated, Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 import jsonpatch
+import jsonpointer
 from litestar import Request
 from litestar.params import PathParameter, QueryParameter
 from litestar.response import Template
@@ -227,7 +228,7 @@ def posted_revision(data: Mapping[str, Any]) -> int | None:
 
 def pointer(*parts: str | int) -> str:
     """A JSON Pointer of ``parts`` (``pointer("steps", 2, "input")`` is ``/steps/2/input``)."""
-    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
+    return "".join("/" + jsonpointer.escape(str(p)) for p in parts)
 
 
 def ops_for_step(

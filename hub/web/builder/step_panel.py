@@ -35,6 +35,7 @@ from collections.abc import Mapping
 from typing import Annotated, Any
 from urllib.parse import quote
 
+import jsonpointer
 from litestar import Request, get, post
 from litestar.di import NamedDependency
 from litestar.params import PathParameter
@@ -272,7 +273,7 @@ def edit_label(step_id: str, ops: list[dict[str, Any]], index: int) -> str:
     prefix = pointer("steps", index)
     paths = {str(op.get("path", ""))[len(prefix) :] for op in ops}
     if len(paths) == 1:
-        parts = [p.replace("~1", "/").replace("~0", "~") for p in next(iter(paths)).split("/")]
+        parts = [jsonpointer.unescape(p) for p in next(iter(paths)).split("/")]
         where = ".".join(p for p in parts if p)
         if where:
             return f"edit {step_id}.{where}"[:200]
