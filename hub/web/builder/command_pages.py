@@ -39,6 +39,7 @@ from hub.web.builder.state import (
     state_for,
     state_of,
     step_ids,
+    step_of,
 )
 from hub.web.form_checks import form_text
 from hub.web.pages import FORM, WorkspacePage, page
@@ -55,7 +56,7 @@ def commands_context(state: BuilderState, step_id: str) -> dict[str, Any]:
     """What ``_step_commands.html`` reads for ``step_id``: its resolved needs (and whether
     they are implicit), the steps it may connect from, its handler and the candidates."""
     wiring = commands.wiring(state.document)
-    step = commands.step_data(state.document, step_id)
+    step = step_of(state.document, step_id)
     needs = wiring.needs.get(step_id, ())
     ids = [s for s in step_ids(state.document) if s and s in wiring.needs]
     on_error = step.get("on_error") if step else None

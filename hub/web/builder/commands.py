@@ -97,11 +97,6 @@ def _by_id(document: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def step_data(document: Mapping[str, Any], step_id: str) -> dict[str, Any] | None:
-    """The step ``step_id`` as written (the first of duplicates), or None."""
-    return _by_id(document).get(step_id)
-
-
 def handler_choices(document: Mapping[str, Any], step_id: str) -> list[str]:
     """The steps that may become the error handler of ``step_id`` (in document order):
     not itself, without a handler of their own, and needed explicitly by no step."""

@@ -34,7 +34,7 @@ from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 from litestar.response import Template
 
-from hub.api.deps import EDITOR, hub_of
+from hub.api.deps import EDITOR
 from hub.api.flows import FlowPath
 from hub.expressions import ExpressionError
 from hub.services.drafts import Draft
@@ -96,10 +96,11 @@ async def last_run(ws: WorkspaceHub, flow_id: str) -> tuple[dict[str, Any], Any]
     return outputs, record.get("trigger", MISSING)
 
 
-async def scopes_of(ws: WorkspaceHub, hub: Any, draft: Draft) -> DraftScopes:
+async def scopes_of(ws: WorkspaceHub, draft: Draft) -> DraftScopes:
     """The scopes of the caller's draft at its revision (built once, kept a little while;
     a pin or a sample does not change the revision: they are compared)."""
     key = (ws.workspace, draft.flow_id, ws.user_id, draft.revision, draft.base_version)
+    hub = ws.hub
     cache = _cache_of(hub)
     found = cache.get(key)
     if found is not None and found.made_of == (draft.document, draft.pins, draft.sample):
@@ -284,8 +285,7 @@ class ExpressionPages(WorkspacePage):
         field: NameQuery = "input",
     ) -> dict[str, Any]:
         """What the field ``field`` of ``step`` (none: the flow's output) may read."""
-        hub = hub_of(request)
-        scopes = await scopes_of(ws, hub, await ws.draft(flow_id))
+        scopes = await scopes_of(ws, await ws.draft(flow_id))
         scope = _scope_for(scopes, step, field if field in (*FIELDS, "output") else "input")
         budget = _Budget(MAX_TREE_NODES)
         return {
@@ -311,7 +311,7 @@ class ExpressionPages(WorkspacePage):
         pos_text = _text(data, "pos", 12)
         pos = int(pos_text) if pos_text.isdigit() else len(text)
         field = field_of(_text(data, "pointer", 2000), _text(data, "setting", 40))
-        scopes = await scopes_of(ws, hub_of(request), await ws.draft(flow_id))
+        scopes = await scopes_of(ws, await ws.draft(flow_id))
         scope = _scope_for(scopes, _text(data, "step", 100), field)
         start, options = completions(scope, text[: min(pos, len(text))])
         return {"from": start, "options": [o.as_json() for o in options]}
@@ -327,7 +327,7 @@ class ExpressionPages(WorkspacePage):
         why it cannot be saved (see :func:`preview`)."""
         data = await _read(request)
         field = field_of(_text(data, "pointer", 2000), _text(data, "setting", 40))
-        scopes = await scopes_of(ws, hub_of(request), await ws.draft(flow_id))
+        scopes = await scopes_of(ws, await ws.draft(flow_id))
         scope = _scope_for(scopes, _text(data, "step", 100), field)
         return await preview(scopes, scope, _text(data, "text"))
 
@@ -342,7 +342,7 @@ class ExpressionPages(WorkspacePage):
         """The data tree of a step (a fragment for the step panel): what its input may
         read, with the values the preview uses."""
         draft = await ws.draft(flow_id)
-        scopes = await scopes_of(ws, hub_of(request), draft)
+        scopes = await scopes_of(ws, draft)
         known = step_index(draft.document, step_id) is not None and step_id in scopes.steps
         tree = data_tree(scopes, scopes.scope(step_id, "input")) if known else []
         return await page(
