@@ -16,7 +16,6 @@ from cachetools import LRUCache
 
 from hub.connectors import ActionError
 from hub.context import StepContext, Suspend
-from hub.db import flows as flow_store
 from hub.db import runs as run_store
 from hub.db.database import Database, WriteFn
 from hub.db.models import now_us
@@ -52,20 +51,8 @@ class RunsMixin:
 
         async def _run_info(self, run_id: str) -> RunInfo: ...
 
-        async def start_trial(
-            self,
-            workspace_id: str,
-            flow_id: str,
-            document: dict[str, Any],
-            trigger: Any = None,
-            *,
-            pins: dict[str, Any] | None = None,
-            stop_after: str | None = None,
-            trigger_type: str = "trial",
-            parent: tuple[str, str, int] | None = None,
-            also: WriteFn | None = None,
-            run_id: str | None = None,
-            flow: Flow | None = None,
+        async def _start_child_trial(
+            self, workspace_id: str, flow_id: str, input: Any, parent: tuple[str, str, int]
         ) -> str: ...
 
         def _emit(self, event: dict[str, Any]) -> None: ...
@@ -268,19 +255,3 @@ class RunsMixin:
         suspend = Suspend(None, ctx.state)
         suspend.child_run = child["id"]  # type: ignore[attr-defined]
         raise suspend
-
-    async def _start_child_trial(
-        self, workspace_id: str, flow_id: str, input: Any, parent: tuple[str, str, int]
-    ) -> str:
-        """A trial's sub-flow: a trial run too, of the sub-flow's published version."""
-        version = await self.published_version(workspace_id, flow_id)
-        document = None
-        if version is not None:
-            document = await self.db.read(
-                lambda c: flow_store.version_document(c, workspace_id, flow_id, version)
-            )
-        if document is None:
-            raise RunNotFound(f"flow {flow_id!r} has no published version")
-        return await self.start_trial(
-            workspace_id, flow_id, document, input, trigger_type="flow", parent=parent
-        )

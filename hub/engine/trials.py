@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from cachetools import LRUCache
 
 from hub.connectors import Registry
+from hub.db import flows as flow_store
 from hub.db import trials as trial_store
 from hub.db.database import Database, WriteFn
 from hub.db.models import now_us
@@ -109,6 +110,8 @@ class TrialsMixin:
     if TYPE_CHECKING:  # the engine's, from its other parts
 
         async def get_flow(self, workspace_id: str, flow_id: str, version: int) -> Flow: ...
+
+        async def published_version(self, workspace_id: str, flow_id: str) -> int | None: ...
 
         async def _insert_runs(
             self,
@@ -207,3 +210,19 @@ class TrialsMixin:
             )
             found = self._trials[run_id] = Trial(flow, row["pins"] or {}, row["stop_after"])
         return found
+
+    async def _start_child_trial(
+        self, workspace_id: str, flow_id: str, input: Any, parent: tuple[str, str, int]
+    ) -> str:
+        """A trial's sub-flow: a trial run too, of the sub-flow's published version."""
+        version = await self.published_version(workspace_id, flow_id)
+        document = None
+        if version is not None:
+            document = await self.db.read(
+                lambda c: flow_store.version_document(c, workspace_id, flow_id, version)
+            )
+        if document is None:
+            raise RunNotFound(f"flow {flow_id!r} has no published version")
+        return await self.start_trial(
+            workspace_id, flow_id, document, input, trigger_type="flow", parent=parent
+        )
