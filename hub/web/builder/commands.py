@@ -49,10 +49,6 @@ class Wiring:
         """True for a step named by another's ``on_error``."""
         return step_id in self.handles
 
-    def needed_by(self, step_id: str) -> list[str]:
-        """The steps that need ``step_id`` (explicitly or not), in document order."""
-        return [s for s, needs in self.needs.items() if step_id in needs]
-
 
 @functools.cache
 def _expressions() -> Expressions:

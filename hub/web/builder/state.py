@@ -9,7 +9,11 @@ the server's own validation (the same as ``hub flows validate`` and the API's), 
 second implementation in the browser.
 
 The parts of the builder are separate controllers on :data:`BUILD_PATH` (the page, the step
-panel, the catalog, try-it, the YAML tab): each imports what it needs from here.
+panel, the trigger and flow panels, the catalog, the graph commands, the expression
+services, try-it, the YAML view): each imports what it needs from here (the route
+annotations, :func:`posted_revision`, the step lookups, :func:`pointer` and
+:func:`ops_for_step`, :func:`state_for`, :func:`refreshed`). The answer with the side panel
+drawn anew is :func:`hub.web.builder.panels.refreshed_with_panel`.
 """
 
 from __future__ import annotations
@@ -157,14 +161,6 @@ class BuilderState:
     def issues_for(self, step: str | None) -> list[Issue]:
         """The issues of one step (None: those of no step)."""
         return [i for i in self.issues if i.step == step]
-
-    def issue_counts(self) -> dict[str, int]:
-        """How many issues each step has."""
-        counts: dict[str, int] = {}
-        for issue in self.issues:
-            if issue.step is not None:
-                counts[issue.step] = counts.get(issue.step, 0) + 1
-        return counts
 
     def field_errors(self, step: str | None, prefix: str) -> dict[str, list[str]]:
         """The messages of a step's issues under ``prefix`` (``input``), by the location
@@ -330,22 +326,3 @@ async def refreshed(
         headers=None if panel else {"HX-Reswap": "none"},
         **context,
     )
-
-
-async def apply_edit(
-    request: Request[Any, Any, Any],
-    ws: WorkspaceHub,
-    flow_id: str,
-    ops: list[dict[str, Any]],
-    *,
-    label: str,
-    revision: int | None = None,
-    select: str | None = None,
-    panel: str | None = None,
-    **context: Any,
-) -> Template:
-    """Apply one edit to the caller's draft and answer with the refreshed regions (and
-    ``panel`` with ``context``, rendered after the edit: it sees the new ``state``)."""
-    draft = await ws.edit_draft(flow_id, ops, label=label, revision=revision)
-    state = await state_for(ws, draft, selected=select)
-    return await refreshed(request, state, panel=panel, **context)
