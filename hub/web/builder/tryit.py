@@ -77,17 +77,18 @@ class Known:
     run_id: str | None = None
 
 
-def read_sample(text: str, limits: DocumentLimits) -> Any:
-    """The JSON ``text`` pasted as the trigger's sample, within the document bounds;
-    :class:`Invalid` naming the line and column or the bound passed (empty: None)."""
+def read_sample(text: str, limits: DocumentLimits, name: str = "sample") -> Any:
+    """The JSON ``text`` posted as the field ``name`` (the trigger's sample, or an output
+    to pin), within the document bounds; :class:`Invalid` naming the line and column or the
+    bound passed (empty: None)."""
     size = len(text.encode())
     over = too_large(size, limits)
     if over is not None:
         message = (
-            f"the sample is {size} bytes, over the limit of {limits.max_bytes} "
+            f"the {name} is {size} bytes, over the limit of {limits.max_bytes} "
             "(HUB_MAX_DOCUMENT_BYTES)"
         )
-        raise Invalid(message, [{"location": "sample", "message": message}])
+        raise Invalid(message, [{"location": name, "message": message}])
     if not text.strip():
         return None
     try:
@@ -95,8 +96,8 @@ def read_sample(text: str, limits: DocumentLimits) -> Any:
     except TextError as exc:
         message = f"{exc.location}: {exc.message}" if exc.location else exc.message
         raise Invalid(
-            f"the sample is not valid JSON: {message}",
-            [{"location": exc.location or "sample", "message": exc.message}],
+            f"the {name} is not valid JSON: {message}",
+            [{"location": exc.location or name, "message": exc.message}],
         ) from None
 
 
@@ -331,7 +332,7 @@ class TryPages(WorkspacePage):
     ) -> Template:
         """Pin ``output`` (JSON text: an output the page shows) as the step's: trial runs
         use it instead of calling the step."""
-        output = read_sample(*posted_json_text(ws, data, "output"))
+        output = read_sample(*posted_json_text(ws, data, "output"), "output")
         state = await state_of(ws, flow_id)
         step_or_404(state, step_id)
         draft = await ws.pin_output(flow_id, step_id, output)
@@ -348,7 +349,7 @@ class TryPages(WorkspacePage):
     ) -> Template:
         """Remove the step's pin: trial runs call it again."""
         try:
-            output = read_sample(*posted_json_text(ws, data, "output"))
+            output = read_sample(*posted_json_text(ws, data, "output"), "output")
         except Invalid:
             output = None  # the control then offers to pin nothing: harmless
         draft = await ws.unpin_output(flow_id, step_id)
