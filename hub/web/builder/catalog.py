@@ -35,7 +35,7 @@ from hub.api.deps import EDITOR, hub_of
 from hub.api.flows import FlowPath
 from hub.connectors import Action, Registry
 from hub.expressions import Expressions
-from hub.flows.validate import ON_ERROR_KEYWORDS, FlowChecker
+from hub.flows.validate import ON_ERROR_KEYWORDS
 from hub.services.errors import Invalid
 from hub.services.workspace import WorkspaceHub
 from hub.web.builder.state import (
@@ -48,6 +48,7 @@ from hub.web.builder.state import (
     step_ids,
     step_index,
 )
+from hub.web.builder.wiring import resolved_checker
 from hub.web.form_checks import form_text
 from hub.web.forms import resolve
 from hub.web.navigation import is_htmx
@@ -186,10 +187,7 @@ def resolved_needs(
 ) -> tuple[dict[str, tuple[str, ...]], set[str]]:
     """Each step's needs as the validator resolves them (explicit, ``[]``, or absent: the
     previous non-handler step), and the ids of the error handlers."""
-    checker = FlowChecker(document, expressions, None, None)
-    checker.collect_steps()
-    checker.resolve_handlers()
-    checker.resolve_needs()
+    checker = resolved_checker(document, expressions)
     return dict(checker.needs), set(checker.handles)
 
 

@@ -25,8 +25,9 @@ from jinja2.exceptions import TemplateSyntaxError
 
 from hub.expressions import Expressions
 from hub.flows import checks as flowcheck
-from hub.flows.validate import ON_ERROR_KEYWORDS, STEP_ID_RE, FlowChecker
+from hub.flows.validate import ON_ERROR_KEYWORDS, STEP_ID_RE
 from hub.web.builder.state import pointer, step_index
+from hub.web.builder.wiring import resolved_checker
 
 Ops = list[dict[str, Any]]
 #: The fields of a step that hold expressions (``steps.X`` reads), as the validator reads.
@@ -65,10 +66,7 @@ def _lexer_env() -> Environment:
 def wiring(document: Mapping[str, Any]) -> Wiring:
     """The document's resolved needs and handlers (a half-written document: what can be
     read of it)."""
-    checker = FlowChecker(document, _expressions(), None, None)
-    checker.collect_steps()
-    checker.resolve_handlers()
-    checker.resolve_needs()
+    checker = resolved_checker(document, _expressions())
     return Wiring(dict(checker.needs), {k: list(v) for k, v in checker.handles.items()})
 
 

@@ -20,6 +20,7 @@ from typing import Any, Literal
 from hub.expressions import Expressions
 from hub.flows import FlowIssue
 from hub.flows.validate import FlowChecker
+from hub.web.builder.wiring import resolved_checker
 
 EdgeKind = Literal["needs", "ref", "on_error", "trigger"]
 NodeKind = Literal["trigger", "step"]
@@ -187,10 +188,7 @@ def build_graph(
     per_step, trigger_issues = _issue_counts(issues)
     if not isinstance(document, Mapping):
         return Graph(_trigger_node({}, trigger_issues), (), ())
-    checker = FlowChecker(document, expressions, None, None)
-    checker.collect_steps()
-    checker.resolve_handlers()
-    checker.resolve_needs()
+    checker = resolved_checker(document, expressions)
     steps: list[Node] = []
     edges: list[Edge] = []
     ref_edges: list[Edge] = []

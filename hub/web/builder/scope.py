@@ -30,8 +30,8 @@ from jinja2 import TemplateSyntaxError, meta
 from hub.expressions import Compiled, Expressions
 from hub.flows import output_schema
 from hub.flows.checks import suggest
-from hub.flows.validate import FlowChecker
 from hub.services.overview import example_value
+from hub.web.builder.wiring import resolved_checker
 
 if TYPE_CHECKING:
     from hub.connectors import Registry
@@ -304,10 +304,7 @@ class DraftScopes:
         self.document = document
         self.expressions = expressions
         self.registry = registry
-        checker = FlowChecker(document, expressions, registry, None)
-        checker.collect_steps()
-        checker.resolve_handlers()
-        checker.resolve_needs()
+        checker = resolved_checker(document, expressions, registry)
         checker.compute_ancestors()
         self.checker = checker
         self.filters = filter_docs(expressions)
