@@ -33,7 +33,7 @@ from litestar import Request, Response, post
 from litestar.di import NamedDependency
 from litestar.response import Redirect
 
-from hub.api.deps import EDITOR, hub_of
+from hub.api.deps import EDITOR
 from hub.api.flows import FlowPath
 from hub.connectors import Registry, Trigger
 from hub.services import links
@@ -211,7 +211,7 @@ async def trigger_context(
     """What the trigger panel draws (``value``: a config to show instead of the draft's,
     such as a form with a row added; ``errors``: errors of reading the form, beside the
     server's issues)."""
-    registry = hub_of(request).registry
+    registry = ws.hub.registry
     trigger = trigger_of(state.document)
     current = type_of(trigger)
     kind = registry.triggers.get(current)
