@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 from collections import deque
+from collections.abc import Iterator
 from typing import Literal
 
 from hub.web.builder.graph import Edge, Graph, Node
@@ -160,24 +161,39 @@ def _layers(n: int, pairs: list[tuple[int, int]]) -> list[int]:
     return layer
 
 
-def _order(
-    rows: list[list[int]], up: list[list[int]], down: list[list[int]], pos: list[int]
-) -> None:
-    """Barycenter sweeps over ``rows`` (each a layer's vertices), in place; ``pos`` follows."""
+def _sweeps(
+    rows: list[list[int]], up: list[list[int]], down: list[list[int]]
+) -> Iterator[tuple[list[int], list[list[int]]]]:
+    """The rows visited by :data:`SWEEPS` alternate sweeps (down from the second row, then
+    up from the one before last...), each with the neighbours it is placed against (the
+    row above on the way down, the row below on the way up)."""
     for sweep in range(SWEEPS):
         downward = sweep % 2 == 0
         indexes = range(1, len(rows)) if downward else range(len(rows) - 2, -1, -1)
         neighbours = up if downward else down
         for index in indexes:
-            row = rows[index]
-            keys: dict[int, tuple[float, int]] = {}
-            for vertex in row:
-                near = neighbours[vertex]
-                here = pos[vertex]
-                keys[vertex] = (sum(pos[w] for w in near) / len(near) if near else here, here)
-            row.sort(key=keys.__getitem__)
-            for position, vertex in enumerate(row):
-                pos[vertex] = position
+            yield rows[index], neighbours
+
+
+def _gap(a: int, b: int) -> float:
+    """The distance between the centres of two neighbours of a row, of sizes ``a`` and
+    ``b`` (0: a dummy vertex of a long edge)."""
+    return (a + b) / 2 + (NODE_GAP if a and b else DUMMY_GAP)
+
+
+def _order(
+    rows: list[list[int]], up: list[list[int]], down: list[list[int]], pos: list[int]
+) -> None:
+    """Barycenter sweeps over ``rows`` (each a layer's vertices), in place; ``pos`` follows."""
+    for row, neighbours in _sweeps(rows, up, down):
+        keys: dict[int, tuple[float, int]] = {}
+        for vertex in row:
+            near = neighbours[vertex]
+            here = pos[vertex]
+            keys[vertex] = (sum(pos[w] for w in near) / len(near) if near else here, here)
+        row.sort(key=keys.__getitem__)
+        for position, vertex in enumerate(row):
+            pos[vertex] = position
 
 
 def _place_row(row: list[int], wanted: list[float], size: list[int], cross: list[float]) -> None:
@@ -188,8 +204,7 @@ def _place_row(row: list[int], wanted: list[float], size: list[int], cross: list
         return
     gaps = [0.0] * count
     for i in range(1, count):
-        a, b = size[row[i - 1]], size[row[i]]
-        gaps[i] = (a + b) / 2 + (NODE_GAP if a and b else DUMMY_GAP)
+        gaps[i] = _gap(size[row[i - 1]], size[row[i]])
     forward = [0.0] * count
     for i in range(count):
         forward[i] = wanted[i] if i == 0 else max(wanted[i], forward[i - 1] + gaps[i])
@@ -209,24 +224,16 @@ def _coordinates(
         start = 0.0
         for i, vertex in enumerate(row):
             if i:
-                a, b = size[row[i - 1]], size[vertex]
-                start += (a + b) / 2 + (NODE_GAP if a and b else DUMMY_GAP)
+                start += _gap(size[row[i - 1]], size[vertex])
             cross[vertex] = start
         for vertex in row:
             cross[vertex] -= start / 2
-    for sweep in range(SWEEPS):
-        downward = sweep % 2 == 0
-        indexes = range(1, len(rows)) if downward else range(len(rows) - 2, -1, -1)
-        neighbours = up if downward else down
-        for index in indexes:
-            row = rows[index]
-            wanted = [
-                sum(cross[w] for w in neighbours[v]) / len(neighbours[v])
-                if neighbours[v]
-                else cross[v]
-                for v in row
-            ]
-            _place_row(row, wanted, size, cross)
+    for row, neighbours in _sweeps(rows, up, down):
+        wanted = [
+            sum(cross[w] for w in neighbours[v]) / len(neighbours[v]) if neighbours[v] else cross[v]
+            for v in row
+        ]
+        _place_row(row, wanted, size, cross)
     return cross
 
 
