@@ -57,6 +57,7 @@ from hub.web.pages import FORM, WorkspacePage, page
 SearchQuery = Annotated[str, QueryParameter(max_length=200)]
 #: The panel's name in ``?panel=``.
 PANEL = "catalog"
+PANEL_TEMPLATE = "builder/_panel_catalog.html"
 _NOT_ID = re.compile(r"[^A-Za-z0-9_]")
 
 
@@ -286,7 +287,7 @@ async def catalog_panel(
         after=str(params.get("after", ""))[:100],
         branch=str(params.get("branch", ""))[:100],
     )
-    return "builder/_panel_catalog.html", context
+    return PANEL_TEMPLATE, context
 
 
 class CatalogPages(WorkspacePage):

@@ -14,12 +14,9 @@ from litestar import Request
 from litestar.response import Template
 
 from hub.services.workspace import WorkspaceHub
-from hub.web.builder.catalog import catalog_panel
-from hub.web.builder.flow_panel import flow_panel
+from hub.web.builder import catalog, flow_panel, trigger_panel, tryit
 from hub.web.builder.state import BuilderState, refreshed
 from hub.web.builder.step_panel import step_panel
-from hub.web.builder.trigger_panel import trigger_panel
-from hub.web.builder.tryit import try_panel
 
 #: A panel: the template that draws it, and its context.
 Panel = tuple[str, dict[str, Any]]
@@ -36,14 +33,14 @@ async def panel_for(
     ``panel``, else the overview."""
     if state.selected is not None:
         return await step_panel(request, ws, state, state.selected)
-    if panel == "try":
-        return "builder/_panel_try.html", await try_panel(ws, state)
-    if panel == "catalog":
-        return await catalog_panel(request, state)
-    if panel == "trigger":
-        return await trigger_panel(request, ws, state)
-    if panel == "flow":
-        return await flow_panel(state)
+    if panel == tryit.PANEL:
+        return await tryit.try_panel(ws, state)
+    if panel == catalog.PANEL:
+        return await catalog.catalog_panel(request, state)
+    if panel == trigger_panel.PANEL:
+        return await trigger_panel.trigger_panel(request, ws, state)
+    if panel == flow_panel.PANEL:
+        return await flow_panel.flow_panel(state)
     return "builder/_panel_overview.html", {}
 
 

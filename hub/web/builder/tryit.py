@@ -56,7 +56,9 @@ SAMPLE = "builder/_try_sample.html"
 STEP = "builder/_try_step.html"
 RUN = "builder/_try_run.html"
 PIN = "builder/_try_pin.html"
-PANEL = "builder/_panel_try.html"
+#: The panel's name in ``?panel=``, and its template.
+PANEL = "try"
+PANEL_TEMPLATE = "builder/_panel_try.html"
 #: How many of the flow's recent runs the sample section offers.
 RECENT_RUNS = 10
 #: How many recent runs the known outputs of the steps are read from (newest first).
@@ -196,15 +198,15 @@ async def latest_trial(ws: WorkspaceHub, state: BuilderState) -> str | None:
     return str(rows[0]["id"]) if rows else None
 
 
-async def try_panel(ws: WorkspaceHub, state: BuilderState) -> dict[str, Any]:
-    """The context of the ``?panel=try`` side panel: the sample, the pins, the form of a
-    trial run and the newest trial run."""
+async def try_panel(ws: WorkspaceHub, state: BuilderState) -> tuple[str, dict[str, Any]]:
+    """The ``?panel=try`` side panel: the sample, the pins, the form of a trial run and the
+    newest trial run."""
     context = await sample_context(ws, state)
     context["stop_choices"] = [s for s in step_ids(state.document) if s]
     run_id = await latest_trial(ws, state)
     if run_id is not None:
         context.update(await trial_context(ws, state, run_id))
-    return context
+    return PANEL_TEMPLATE, context
 
 
 class TryPages(WorkspacePage):
