@@ -31,6 +31,13 @@ TRIGGER_ID = ":trigger"
 SUB_FLOW_ACTION = "flow.call"
 EXPRESSION_FIELDS = ("input", "when", "for_each")
 _STEP_LOCATION = re.compile(r"^steps\[(\d+)\]")
+# Characters XML (so SVG) cannot hold; a document being typed may have them in a name.
+_NOT_IN_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _printable(value: Any) -> str:
+    """A name or an action as the canvas can draw it ('' for a non-string)."""
+    return _NOT_IN_XML.sub("\ufffd", value) if isinstance(value, str) else ""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -136,7 +143,7 @@ class Graph:
 def _trigger_node(document: Mapping[str, Any], issues: int) -> Node:
     raw = document.get("trigger")
     kind = raw.get("type") if isinstance(raw, dict) else None
-    return Node(TRIGGER_ID, "trigger", name=kind if isinstance(kind, str) else "", issues=issues)
+    return Node(TRIGGER_ID, "trigger", name=_printable(kind), issues=issues)
 
 
 def _step_refs(checker: FlowChecker, index: int, data: Mapping[str, Any]) -> frozenset[str]:
@@ -204,8 +211,8 @@ def build_graph(
         node = Node(
             id=step.id,
             kind="step",
-            name=name if isinstance(name, str) else "",
-            action=action if isinstance(action, str) else "",
+            name=_printable(name),
+            action=_printable(action),
             index=step.index,
             for_each=data.get("for_each") is not None,
             concurrency=_int(data.get("concurrency")),
