@@ -69,7 +69,9 @@ _CACHES = weakref.WeakKeyDictionary()
 _CACHES_LOCK = threading.Lock()
 
 
-def _cache_of(hub: Any) -> TTLCache[tuple[Any, ...], DraftScopes]:
+def _cache_of(hub: object) -> TTLCache[tuple[Any, ...], DraftScopes]:
+    """The scopes cache of one hub (a hub made and dropped, as tests do, takes its cache
+    with it)."""
     with _CACHES_LOCK:
         cache = _CACHES.get(hub)
         if cache is None:

@@ -8,7 +8,7 @@ empty, values that could not be read, keys the form does not show).
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -33,7 +33,7 @@ class StepHooks(FormHooks):
 
     def __init__(
         self,
-        is_template: Any,
+        is_template: Callable[[str], bool],
         value: Any,
         step_id: str,
         options: Mapping[str, Any] | None = None,
@@ -125,7 +125,7 @@ def _is_property(name: str) -> bool:
     return not last.isdigit() and f".{VALUE}." not in name
 
 
-def template_check(request: Request[Any, Any, Any]) -> Any:
+def template_check(request: Request[Any, Any, Any]) -> Callable[[str], bool]:
     """Whether a string holds a template, by the hub's expressions (one that does not
     compile is a template too: it is shown as typed, with its error)."""
     expressions = hub_of(request).expressions
