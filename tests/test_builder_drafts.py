@@ -435,3 +435,18 @@ async def test_a_burst_of_edits_with_one_label_is_one_undo_entry(api: Api) -> No
     assert undone.document == original
     redone = await ws.redo_draft("greet")
     assert redone.document["steps"][0]["input"]["name"] == "Ada"
+
+
+async def test_a_flow_built_in_the_builder_starts_with_its_trigger_off(api: Api) -> None:
+    """Saving a new flow from the builder creates it disabled (enable is explicit there);
+    the API's create still enables it."""
+    ws = as_person(api, api.editor)
+    document = {"id": "quiet", "name": "Quiet", "trigger": {"type": "webhook"}, "steps": []}
+    await ws.start_draft(document)
+    await ws.edit_draft(
+        "quiet", [{"op": "add", "path": "/steps/-", "value": {"id": "a", "action": "test.echo"}}]
+    )
+    await ws.save_draft("quiet", publish=True)
+    assert (await api.call("GET", f"{API}/quiet", api.editor)).json()["flow"]["enabled"] is False
+    await create(api, flow_document("loud"))
+    assert (await api.call("GET", f"{API}/loud", api.editor)).json()["flow"]["enabled"] is True

@@ -50,15 +50,17 @@ class SavedVersion:
     previous: dict[str, Any] | None
 
 
-def _insert_flow(conn: Connection, workspace_id: str, document: dict[str, Any], now: int) -> None:
-    """The row of a new flow, enabled, with no version yet."""
+def _insert_flow(
+    conn: Connection, workspace_id: str, document: dict[str, Any], now: int, enabled: bool = True
+) -> None:
+    """The row of a new flow (enabled unless said otherwise), with no version yet."""
     flow_id = document["id"]
     conn.execute(
         flows.insert().values(
             workspace_id=workspace_id,
             id=flow_id,
             name=document.get("name") or flow_id,
-            enabled=True,
+            enabled=enabled,
             trigger_type=(document.get("trigger") or {}).get("type", "manual"),
             published_version=None,
             latest_version=0,
@@ -77,8 +79,10 @@ def save_version(
     author: str = "",
     message: str = "",
     publish: bool = False,
+    enabled: bool = True,
 ) -> SavedVersion:
-    """Save a document as a new version unless it equals the latest; optionally publish it."""
+    """Save a document as a new version unless it equals the latest; optionally publish it.
+    ``enabled``: whether a flow created by this save starts with its trigger on."""
     flow_id = document["id"]
     now = now_us()
     digest = checksum(document)
@@ -87,7 +91,7 @@ def save_version(
     ).first()
     previous = None
     if flow is None:
-        _insert_flow(conn, workspace_id, document, now)
+        _insert_flow(conn, workspace_id, document, now, enabled)
         latest = _reuse_deleted_id(conn, workspace_id, flow_id)
     else:
         latest = flow.latest_version

@@ -493,6 +493,9 @@ class DraftsService(FlowsService):
             publish=publish,
             must_exist=not draft.is_new,
             base_version=draft.base_version,
+            # A flow built in the builder starts with its trigger off: publishing and
+            # enabling are explicit steps there.
+            enabled=not draft.is_new,
         )
         digest = checksum(draft.document)
         await self._change(

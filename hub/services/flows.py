@@ -74,8 +74,8 @@ def check_base_version(
     )
     raise Conflict(
         f"flow {flow_id!r} was saved as version {latest} since version {base_version}, "
-        "which this edit started from: nothing was saved (merge the changes, then save "
-        f"with base_version {latest})",
+        f"which this edit started from: nothing was saved (bring the changes into the edit "
+        f"and save it on version {latest})",
         {
             "base_version": base_version,
             "latest_version": latest,
@@ -245,6 +245,7 @@ class FlowsService(WorkspaceScope):
         must_exist: bool | None = None,
         author: str | None = None,
         base_version: int | None = None,
+        enabled: bool = True,
     ) -> SavedVersion:
         """Validate and save a new version (if it changed); maybe publish it.
 
@@ -253,7 +254,9 @@ class FlowsService(WorkspaceScope):
         version (the actor by default). ``base_version``: the version the edit started
         from; when another version was saved since, nothing is written and
         :class:`Conflict` (code ``version_conflict``) answers with what changed
-        (:func:`version_conflict`), never a silent overwrite.
+        (:func:`check_base_version`), never a silent overwrite. ``enabled``: whether a flow
+        this save creates starts with its trigger on (the API's and the CLI's do; the
+        builder's starts off: enabling is a step of its own there).
         """
         self.require("editor")
         await self.validate(document)
@@ -277,6 +280,7 @@ class FlowsService(WorkspaceScope):
                 author=written_by,
                 message=message,
                 publish=publish,
+                enabled=enabled,
             )
             if saved.created or saved.published:
                 details = {"version": saved.version, "published": saved.published}

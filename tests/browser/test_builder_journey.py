@@ -6,8 +6,8 @@ in the builder, an ``http.request`` step found in the catalog by searching "http
 method and URL typed in the form generated from its input schema, a ``data.set`` step added
 after it whose value is an expression picked from the completion list (``{{ steps.`` offers
 the http step, ``.output.`` offers the fields of http.request's **output schema**), then
-**Save** and **Publish**, the toolbar saying which version runs and that the trigger is on
-(a flow is enabled from its first save: there is no Enable to press). The test then sends
+**Save**, **Publish** and **Enable** (a flow built in the builder starts with its trigger off:
+each is an explicit step), the toolbar saying which version runs. The test then sends
 the webhook to the URL the trigger panel shows (as the CRM would), opens the run from the
 runs list while the CRM still holds its answer, watches it finish live (no reload), and
 reads its outputs: the data.set step's output is what the CRM answered.
@@ -143,8 +143,10 @@ def test_a_newcomer_builds_publishes_triggers_and_watches_a_flow(
         expect(toolbar).to_contain_text("Version 1 runs")
         expect(toolbar.get_by_role("button", name=re.compile("^Publish"))).to_have_count(0)
 
-        # The trigger's switch, in the toolbar: a flow is enabled from its first save (it
-        # started nothing before a version was published), so it reads "Trigger on".
+        # The trigger's switch, in the toolbar: a flow built here starts off; Enable is a
+        # step of its own.
+        expect(toolbar.locator("#builder-trigger-state")).to_have_text(re.compile("Trigger off"))
+        toolbar.get_by_role("button", name="Enable trigger").click()
         expect(toolbar.locator("#builder-trigger-state")).to_have_text(re.compile("Trigger on"))
         expect(toolbar.get_by_role("button", name="Disable trigger")).to_be_visible()
         screenshot(page, "builder-journey-published")

@@ -76,6 +76,7 @@
     var target = event.detail.target;
     if (target && target.id === "builder-panel") {
       markSelected();
+      target.scrollTop = 0; // a new panel starts at its heading
       target.focus({ preventScroll: true });
     } else if (target && /builder-(canvas|list)-region|builder-panel/.test(target.id || "")) {
       markSelected();
