@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from hub.flows.validate import ON_ERROR_KEYWORDS
+from hub.web.builder.commands import wiring
 from hub.web.builder.state import step_ids
 from hub.web.forms import MISSING
 
@@ -38,25 +39,13 @@ def setting_text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def handlers_of(document: Mapping[str, Any]) -> set[str]:
-    """The ids of the steps that another step's ``on_error`` names (the error handlers)."""
-    ids = set(step_ids(document))
-    found = set()
-    for step in document.get("steps") or []:
-        if isinstance(step, dict):
-            target = step.get("on_error")
-            if isinstance(target, str) and target in ids and target != step.get("id"):
-                found.add(target)
-    return found
-
-
 def needs_choices(
     document: Mapping[str, Any], step: Mapping[str, Any]
 ) -> list[tuple[str, str, bool]]:
     """The steps this one may need (the others, error handlers left out), plus any name its
     ``needs`` holds that is not one of them (kept until unticked)."""
     step_id = step.get("id")
-    handlers = handlers_of(document)
+    handlers = wiring(document).handles
     current: list[Any] = step["needs"] if isinstance(step.get("needs"), list) else []
     out = []
     for other in document.get("steps") or []:
