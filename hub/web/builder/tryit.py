@@ -124,6 +124,16 @@ async def recent_runs(ws: WorkspaceHub, flow_id: str, limit: int) -> list[dict[s
     return await ws.runs_page(flow_id=flow_id, trial=None, limit=limit, with_data=True)
 
 
+def own_attempts(steps: list[dict[str, Any]], *, done: bool = False) -> dict[str, dict[str, Any]]:
+    """Each step's last attempt on its own key (not an item of its ``for_each``), by step
+    id, in the order the steps first ran; ``done``: its last attempt that is done."""
+    latest: dict[str, dict[str, Any]] = {}
+    for attempt in sorted(steps, key=lambda s: s["attempt"]):
+        if attempt["key"] == attempt["step_id"] and (not done or attempt["status"] == "done"):
+            latest[attempt["step_id"]] = attempt
+    return latest
+
+
 async def run_outputs(ws: WorkspaceHub, flow_id: str) -> dict[str, Known]:
     """The newest output of each step over the flow's :data:`OUTPUT_RUNS` newest runs
     (production and trial): a step's own key, its last attempt that is done."""
@@ -131,12 +141,8 @@ async def run_outputs(ws: WorkspaceHub, flow_id: str) -> dict[str, Known]:
     known: dict[str, Known] = {}
     for row in rows:
         record = await ws.get_run(row["id"])
-        found: dict[str, Known] = {}
-        for attempt in sorted(record["steps"], key=lambda s: s["attempt"]):
-            if attempt["key"] == attempt["step_id"] and attempt["status"] == "done":
-                found[attempt["step_id"]] = Known(attempt["output"], "run", row["id"])
-        for step_id, value in found.items():
-            known.setdefault(step_id, value)
+        for step_id, attempt in own_attempts(record["steps"], done=True).items():
+            known.setdefault(step_id, Known(attempt["output"], "run", row["id"]))
     return known
 
 
@@ -177,10 +183,7 @@ async def trial_context(ws: WorkspaceHub, state: BuilderState, run_id: str) -> d
     if trial["flow_id"] != state.flow_id:
         raise NotFound(f"no trial run {run_id!r} of this flow")
     record = await ws.get_run(run_id)
-    latest: dict[str, dict[str, Any]] = {}
-    for attempt in sorted(record.pop("steps"), key=lambda s: s["attempt"]):
-        if attempt["key"] == attempt["step_id"]:
-            latest[attempt["step_id"]] = attempt
+    latest = own_attempts(record.pop("steps"))
     final = record["status"] in FINAL
     return {
         "trial_run": record,
