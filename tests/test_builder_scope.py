@@ -9,7 +9,6 @@ Pure: a real registry and the hub's real Expressions, no database.
 from __future__ import annotations
 
 import dataclasses
-import time
 from typing import Any
 
 import msgspec
@@ -274,17 +273,15 @@ def test_paths_read_and_written() -> None:
     )
 
 
-def test_completion_is_fast_on_300_steps() -> None:
+def test_completion_on_300_steps() -> None:
+    """Every upstream step of the last of 300 is offered, and a nested field completes (how
+    fast: bench/builder.py)."""
     steps = [{"id": "s0", "action": "shop.order"}]
     steps += [{"id": f"s{i}", "action": "shop.fetch"} for i in range(1, 300)]
     scopes = DraftScopes(flow(*steps), EXPRESSIONS, REGISTRY)
     scope = scopes.scope("s299")
-    completions(scope, "{{ steps.")  # warm
-    began = time.perf_counter()
-    for _ in range(20):
-        assert len(completions(scope, "{{ steps.")[1]) == 299
-        assert completions(scope, "{{ steps.s0.output.customer.em")[1][0].label == "email"
-    assert (time.perf_counter() - began) / 40 < 0.02
+    assert len(completions(scope, "{{ steps.")[1]) == 299
+    assert completions(scope, "{{ steps.s0.output.customer.em")[1][0].label == "email"
 
 
 def test_steps_x_holds_only_its_output() -> None:

@@ -52,8 +52,8 @@ def test_sign_in_by_keyboard_with_a_visible_focus(
     action = tab_to(page, "a", "New flow")  # the page's main action, by keyboard
     assert action["visible"], "the New flow button's focus is not visible"
     page.keyboard.press("Enter")
-    page.wait_for_url(re.compile(r"/w/default/flows/_?new$"))
-    expect(page.get_by_label("Flow document (YAML or JSON)")).to_be_visible()
+    page.wait_for_url(re.compile(r"/w/default/flows/_build$"))  # the builder's first form
+    expect(page.get_by_label("Name")).to_be_visible()
 
 
 def test_a_wrong_password_says_so_and_keeps_the_address(
