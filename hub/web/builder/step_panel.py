@@ -364,17 +364,19 @@ class StepPanelPages(WorkspacePage):
         difference). The answer swaps the builder's regions and the panel's issue slots
         out of band; Add, Remove or another alternative re-render the panel."""
         pairs = await form_pairs(request)
-        state = await state_of(ws, flow_id, selected=step_id)
-        reading = read_panel(request, ws, state.document, step_id, pairs)
-        ops = ops_for_step(state.document, step_id, reading.step)
+        # The draft as it is (not validated: the answer validates the document once, after
+        # the edit; a 300-step document takes ~30 ms).
+        draft = await ws.draft(flow_id)
+        reading = read_panel(request, ws, draft.document, step_id, pairs)
+        ops = ops_for_step(draft.document, step_id, reading.step)
         revision = posted_revision(dict(pairs))
         restructure = reading.submission is not None and bool(reading.submission.op)
         if ops:
-            index = step_ids(state.document).index(step_id)
+            index = step_ids(draft.document).index(step_id)
             draft = await ws.edit_draft(
                 flow_id, ops, label=edit_label(step_id, ops, index), revision=revision
             )
-            state = await state_for(ws, draft, selected=step_id)
+        state = await state_for(ws, draft, selected=step_id)
         if restructure:
             view = await step_view(
                 request, ws, state, step_id, value=reading.tree, focus=reading.focus

@@ -1,6 +1,6 @@
 // The flow builder's step panel (builder/_panel_step.html): what the server-rendered form
 // cannot do alone.
-// - The form saves itself: a change saves at once, typing saves after a 60 ms pause (the
+// - The form saves itself: a change saves at once, typing saves after a 40 ms pause (the
 //   event "step-save" on the form: its hx-trigger). The answer swaps only issue slots, so
 //   the field being typed in keeps its focus and caret.
 // - The Fixed | Expression switch of a field shows one part and disables the other (only the
@@ -14,7 +14,7 @@
 (function () {
   "use strict";
 
-  var DELAY = 60;
+  var DELAY = 40;
   var timer = null;
   var reloadOptions = false; // the connection changed: list the options again after the save
 
