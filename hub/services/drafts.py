@@ -22,6 +22,7 @@ import dataclasses
 import time
 from typing import Any
 
+import anyio
 import jsonpatch
 import jsonpointer
 
@@ -32,7 +33,7 @@ from hub.flows.bounds import BoundExceeded, DocumentLimits, measure_value
 from hub.flows.checks import TextError, read_yaml
 from hub.flows.yaml_text import apply_patch_to_yaml, dump_yaml
 from hub.services.errors import Conflict, Invalid, NotFound
-from hub.services.flows import FlowsService
+from hub.services.flows import FlowsService, document_limiter
 
 #: The most edits a draft remembers for undo (the oldest are forgotten first).
 MAX_UNDO = 200
@@ -435,16 +436,31 @@ class DraftsService(FlowsService):
         draft = await self.draft(flow_id)
         if draft.text_is_current:
             return draft.source
-        text = text_of(draft.source, draft.source_document, draft.document)
-        document = draft.document
+        text = await self._text_now(draft)
+        await self._change(flow_id, self._keep_text(draft.document, text))
+        return text
+
+    @staticmethod
+    async def _text_now(draft: Draft) -> str:
+        """The draft's text patched to its document, in a worker thread (ruamel.yaml's round
+        trip of a large document takes a second: never on the event loop)."""
+        if draft.text_is_current:
+            return draft.source
+        return await anyio.to_thread.run_sync(
+            text_of, draft.source, draft.source_document, draft.document, limiter=document_limiter()
+        )
+
+    @staticmethod
+    def _keep_text(document: dict[str, Any], text: str) -> Any:
+        """The change that keeps ``text`` as the draft's, unless the draft was edited since
+        (then the text waits for the next time it is shown)."""
 
         def change(row: dict[str, Any]) -> dict[str, Any]:
-            if row["document"] != document:  # edited meanwhile: the text waits
+            if row["document"] != document:
                 return row
             return {**row, "source": text, "source_document": document}
 
-        await self._change(flow_id, change)
-        return text
+        return change
 
     async def discard_draft(self, flow_id: str) -> bool:
         """Drop the caller's draft (the saved versions stay); False when there was none."""
@@ -484,11 +500,11 @@ class DraftsService(FlowsService):
         """Save the draft as a new version, with the version it started from: validated
         like any save (:class:`~hub.flows.FlowError`), refused with the diff when another
         version was saved since (:class:`Conflict`, code ``version_conflict``)."""
-        source = await self.draft_text(flow_id)
         draft = await self.draft(flow_id)
+        source = await self._text_now(draft)
         saved = await self.save_flow(
             draft.document,
-            source=source if draft.text_is_current else dump_yaml(draft.document),
+            source=source,
             message=message,
             publish=publish,
             must_exist=not draft.is_new,
@@ -498,8 +514,10 @@ class DraftsService(FlowsService):
             enabled=not draft.is_new,
         )
         digest = checksum(draft.document)
-        await self._change(
-            flow_id,
-            lambda row: {**row, "base_version": saved.version, "saved_checksum": digest},
-        )
+        keep_text = self._keep_text(draft.document, source)
+
+        def saved_as(row: dict[str, Any]) -> dict[str, Any]:
+            return {**keep_text(row), "base_version": saved.version, "saved_checksum": digest}
+
+        await self._change(flow_id, saved_as)
         return saved
