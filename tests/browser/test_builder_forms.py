@@ -135,6 +135,10 @@ def test_every_construct_typed_lands_in_the_saved_document(
     type_expression(page, "Url (expression)", EXPRESSION)
     panel.get_by_label("Count", exact=True).fill("7")
     panel.get_by_label("Ratio", exact=True).fill("0.25")
+    # Each field saves a moment after it is typed in and its issues are placed above the
+    # next fields: the checkbox is clicked once the panel is still (a click aimed while an
+    # issue slot above it changes lands elsewhere).
+    idle(page)
     panel.get_by_label("Enabled", exact=True).check()
     panel.get_by_label("Method", exact=True).select_option("POST")
     panel.get_by_label("Note", exact=True).fill("line one\nline two")
